@@ -117,6 +117,8 @@ LMDEF const char *lm_simd_name(void);        /* "avx512", "avx2", "neon" or "sca
 /* Log hook: every message the library prints goes through it (default: stderr). */
 typedef void (*lm_log_fn)(void *user, const char *msg);
 LMDEF void lm_set_log(lm_log_fn fn, void *user);
+/* Format a message (%s %d %u %ld %lu %zu %lld %llu %x %g %c) and send it to the hook. */
+LMDEF void lm_log(const char *fmt, ...);
 
 /* A small, fast generator (splitmix64) whose stream is the same on every platform. The
    whole state is one integer, so a checkpoint can carry it. */
@@ -382,6 +384,72 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
                           int *out);
 
 /* ---------------------------------------------------------------------------------------
+   Public API: bidirectional encoder (BERT-style pretraining, then fine-tuning)
+   The same blocks as the GPT without the causal mask; a padding mask hides positions past
+   each text's length. Heads: masked-LM (tied to the token embedding, plus a bias), and a
+   classifier on the mean of the valid positions (n_class logits, or one logit for a
+   binary task trained with BCE-with-logits).
+   --------------------------------------------------------------------------------------- */
+typedef struct lm_encoder_config {
+    int n_layer, n_head, n_embd, n_ctx;   /* as lm_gpt_config (defaults 4, 4, 128, 64)     */
+    int vocab;               /* including the special ids below (default 256 + 2)         */
+    int mask_id;             /* the [MASK] token of masked-LM      (default vocab - 2)    */
+    int pad_id;              /* filler after a text's end          (default vocab - 1)    */
+    int n_class;             /* classifier outputs; 1 = binary (BCE) (default 2)          */
+} lm_encoder_config;
+
+typedef struct lm_encoder {
+    lm_encoder_config cfg;
+    lm_tensor *wte, *wpe;            /* (V, C) (n_ctx, C)                                 */
+    lm_gpt_block *h;                 /* (n_layer)                                         */
+    lm_tensor *ln_f_w, *ln_f_b;      /* (C) (C)                                           */
+    lm_tensor *mlm_b;                /* (V) masked-LM output bias                         */
+    lm_tensor *cls_w, *cls_b;        /* (C, n_class) (n_class) classifier                 */
+    lm_params params;
+    lm_arena arena, work;
+} lm_encoder;
+
+LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed);
+LMDEF void lm_encoder_free(lm_encoder *e);
+/* Hidden states (B, T, C) of tokens (B, T); lens[b] valid positions in row b. */
+LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *tokens,
+                                    const int *lens, int B, int T);
+/* Masked-LM step, BERT's recipe: 15% of the valid positions chosen (at least one per
+   row); of those 80% become mask_id, 10% a random token below n_random (e.g. 256 for
+   bytes), 10% stay; the loss counts only chosen positions. Draws from rng. Returns the
+   loss before the update, NAN on error. train: 0 = loss only. */
+LMDEF float lm_encoder_mlm_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                const int *lens, int B, int T, int n_random, lm_rng *rng,
+                                int step, int train);
+/* Classification step: cross-entropy over n_class (or BCE for n_class 1, labels 0/1).
+   train: 0 = loss only. */
+LMDEF float lm_encoder_cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                const int *lens, const int *labels, int B, int T, int step,
+                                int train);
+/* Class scores (B, n_class): probabilities (sigmoid for n_class 1). */
+LMDEF int lm_encoder_predict(lm_encoder *e, const int *tokens, const int *lens, int B, int T,
+                             float *probs);
+/* Mean over the first lens[b] positions of each row of x (B, T, C) -> (B, C). */
+LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens);
+
+/* ---------------------------------------------------------------------------------------
+   Public API: evaluation metrics
+   --------------------------------------------------------------------------------------- */
+typedef struct lm_metrics {
+    int n_class;
+    long n;                  /* items counted                                             */
+    double accuracy, macro_f1;
+    double *precision, *recall, *f1;  /* (n_class) each; caller-provided storage          */
+    long *support;           /* (n_class) true items per class                            */
+} lm_metrics;
+/* confusion (n_class x n_class, row = true class, column = predicted), counted from
+   truth[n] and pred[n]; then per-class precision, recall, F1 (0 where undefined), macro
+   F1 and accuracy into m (whose arrays the caller provides). */
+LMDEF int lm_confusion(const int *truth, const int *pred, long n, int n_class, long *confusion);
+LMDEF int lm_metrics_from_confusion(const long *confusion, int n_class, lm_metrics *m);
+LMDEF double lm_perplexity(double mean_loss);
+
+/* ---------------------------------------------------------------------------------------
    Public API: data order (DESIGN 3.3)
    --------------------------------------------------------------------------------------- */
 enum { LM_ORDER_RANDOM = 0, LM_ORDER_SEQUENTIAL = 1 };
@@ -586,7 +654,7 @@ LMDEF void lm_set_log(lm_log_fn fn, void *user) {
     lm__log_fn = fn ? fn : lm__default_log;
     lm__log_user = user;
 }
-static void lm__log(const char *fmt, ...) {
+LMDEF void lm_log(const char *fmt, ...) {
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
