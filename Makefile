@@ -28,20 +28,37 @@ demo: lm
 	    --batch 12 --steps 600 --warmup 50 --eval-every 200 --val-frac 0.05
 	./lm generate --model demo.safetensors --prompt "static " --tokens 400 --temperature 0.7
 
+# ARM: the whole suite cross-compiled for aarch64 and armhf (NEON), run under qemu-user;
+# then the scalar path (LM_NO_SIMD) natively. Needs gcc-aarch64-linux-gnu,
+# gcc-arm-linux-gnueabihf and qemu-user (see .ci/run).
+ARM_TEST = -std=c99 -Wall -Wextra -pedantic -O2 -DLM_TEST_NO_CLI -I. lm_test.c -lm -lpthread
+test-arm:
+	aarch64-linux-gnu-gcc $(ARM_TEST) -o lm_test_aarch64
+	@n=$$(aarch64-linux-gnu-objdump -d lm_test_aarch64 | grep -cE 'fmla[[:space:]]+v[0-9]+\.4s'); \
+	  echo "aarch64: $$n NEON vector FMAs (fmla v.4s)"; test $$n -gt 0
+	qemu-aarch64 -L /usr/aarch64-linux-gnu ./lm_test_aarch64
+	arm-linux-gnueabihf-gcc -mfpu=neon-vfpv4 -mfloat-abi=hard $(ARM_TEST) -o lm_test_armhf
+	@n=$$(arm-linux-gnueabihf-objdump -d lm_test_armhf | grep -cE 'vfma\.f32[[:space:]]+q'); \
+	  echo "armhf: $$n NEON vector FMAs (vfma.f32 q)"; test $$n -gt 0
+	qemu-arm -L /usr/arm-linux-gnueabihf ./lm_test_armhf
+	$(CC) $(WARN) -O2 -DLM_NO_SIMD -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_scalar $(LDLIBS)
+	./lm_test_scalar
+
 # The header compiles warning-free as C99 with gcc and clang, as C++, with tcc, and with
 # each config macro; two translation units link (implementation in one only).
 CHECK_DEFS = "" "-DLM_NO_SIMD" "-DLM_NO_THREADS" "-DLM_NO_STDIO" "-DLM_STATIC"
 compile-check:
-	@set -e; for cc in gcc clang; do for d in $(CHECK_DEFS); do \
-	  echo "$$cc $$d"; \
-	  $$cc -std=c99 -Wall -Wextra -pedantic -Werror -O1 -march=native $$d -I. tests/compile_a.c tests/compile_b.c -o /tmp/lm_compile_check -lm -lpthread; \
+	@set -e; for cc in gcc clang "g++ -x c++"; do for d in $(CHECK_DEFS); do \
+	  echo "$$cc $$d"; f="tests/compile_a.c tests/compile_b.c"; \
+	  case "$$d" in *STATIC*) f=tests/compile_a.c;; esac; \
+	  std=-std=c99; case "$$cc" in g++*) std=;; esac; \
+	  $$cc $$std -Wall -Wextra -pedantic -Werror -O1 -march=native $$d -I. $$f -o /tmp/lm_compile_check -lm -lpthread; \
 	  /tmp/lm_compile_check; done; done
-	@set -e; for d in $(CHECK_DEFS); do echo "g++ -x c++ $$d"; \
-	  g++ -x c++ -Wall -Wextra -Werror -O1 -march=native $$d -I. tests/compile_a.c tests/compile_b.c -o /tmp/lm_compile_check -lm -lpthread; done
 	@if command -v tcc >/dev/null; then echo tcc; tcc -I. tests/compile_a.c tests/compile_b.c -o /tmp/lm_compile_check -lm -lpthread && /tmp/lm_compile_check; fi
 	@rm -f /tmp/lm_compile_check
 
 clean:
-	rm -f lm lm_test $(EXAMPLES) demo.safetensors demo.safetensors.state
+	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) \
+	    demo.safetensors demo.safetensors.state
 
-.PHONY: all test demo clean compile-check
+.PHONY: all test demo clean compile-check test-arm

@@ -70,7 +70,11 @@
 #include <stdint.h>
 
 #ifdef LM_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LMDEF static __attribute__((unused))  /* a program need not call every function */
+#else
 #define LMDEF static
+#endif
 #else
 #define LMDEF extern
 #endif
@@ -344,6 +348,8 @@ typedef struct lm_gpt {
     lm_arena work;                   /* per-step graph and activations, reset each step   */
     float *k_cache, *v_cache;        /* (n_layer, n_ctx, C) for generation                */
     int cache_len;                   /* positions held in the cache                       */
+    float *gen_logits;               /* (V) generation scratch: logits,                   */
+    int *gen_sort, *gen_window;      /* (V) sort order, (n_ctx) the tokens in view        */
 } lm_gpt;
 
 /* Zero fields of cfg take the defaults above. Fresh init of DESIGN 3.1. NULL on error. */
