@@ -196,6 +196,9 @@ typedef struct lm_graph {
     int no_grad;             /* record nothing: inference                                 */
     lm_rng rng;
     int failed;              /* sticky: an op ran out of memory or got bad shapes         */
+    int n_spare;             /* backward recycles dead gradient buffers:                  */
+    float *spare[16];        /*   free buffers, and                                       */
+    size_t spare_len[16];    /*   their sizes in floats                                   */
 } lm_graph;
 
 /* An op is a forward and a backward function over a node. */
