@@ -897,6 +897,8 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 
 #include "parts/gemm_impl.inc" /*@@PART@@*/
 
+#include "parts/vec_impl.inc" /*@@PART@@*/
+
 #include "parts/core_impl.inc" /*@@PART@@*/
 
 #include "parts/tok_impl.inc" /*@@PART@@*/
