@@ -66,6 +66,18 @@ test-torch: lm $(TORCH_BINS)
 	    --run scalar tools/torch_check_scalar tools/lm_scalar
 
 
+# Cortex-M4F: a GPT exported to C by tools/lm2c writes text with no malloc, no threads and
+# no stdio, built with arm-none-eabi-gcc and run under qemu-system-arm (mps2-an386,
+# semihosting); the same program built for the host must print the same bytes. Prints the
+# image's flash and RAM use. Needs gcc-arm-none-eabi, libnewlib-arm-none-eabi and
+# qemu-system-arm (see .ci/run).
+test-cortex-m:
+	sh tests/cortex_m.sh
+
+# lm2c: a checkpoint as C source (const float arrays in flash), for programs with no files
+lm2c: tools/lm2c.c lm.h
+	$(CC) $(WARN) $(CFLAGS) -I. tools/lm2c.c -o $@ -lm
+
 # The header compiles warning-free as C99 with gcc and clang, as C++, with tcc, and with
 # each config macro; two translation units link (implementation in one only).
 CHECK_DEFS = "" "-DLM_NO_SIMD" "-DLM_NO_THREADS" "-DLM_NO_STDIO" "-DLM_STATIC"
@@ -80,7 +92,8 @@ compile-check:
 	@rm -f /tmp/lm_compile_check
 
 clean:
-	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) \
+	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state
+	rm -rf examples/cortex_m/build
 
-.PHONY: all test demo clean compile-check test-arm test-torch
+.PHONY: all test demo clean compile-check test-arm test-torch test-cortex-m

@@ -1,0 +1,179 @@
+/* lm2c - turn a GPT checkpoint into C source, so a program without a file system (a
+   microcontroller) can carry the model in flash.
+
+   Build from the repository root:
+       cc -O2 -I. tools/lm2c.c -o lm2c -lm
+   Use:
+       ./lm2c [--name NAME] [--heads N] MODEL.safetensors OUT.h
+
+   The checkpoint is read with lm_gpt_load, so anything `lm` can load works: our own
+   checkpoints and Hugging Face GPT-2 files (F32, F16 or BF16; the weights come out as
+   float32). OUT.h holds, for NAME (default "model"):
+
+       #define NAME_N_LAYER ... NAME_N_HEAD ... NAME_N_EMBD ... NAME_N_CTX ... NAME_VOCAB
+       #define NAME_N_FLOATS                      the length of the weights array
+       static const lm_gpt_config NAME_config;    the shape, as lm_gpt_config
+       static const float NAME_weights[];         every tensor, in checkpoint order
+
+   The weights are the model's tensors in the order of DESIGN 3.2 (wte, wpe, then per
+   block ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj, each weight then
+   bias, then ln_f), each tensor's floats row-major, one tensor straight after the other
+   with no padding. A table of offsets in the file's opening comment shows where each
+   starts. `const` at file scope puts the array in .rodata: flash on a microcontroller.
+   The macros are plain integer constants, so a program can size static buffers with them.
+
+   Every float is printed with 9 significant digits, which is enough to get back exactly
+   the same float32 (the C compiler rounds decimal constants correctly), so the model in
+   the C file is bit for bit the model in the checkpoint.
+
+   Include OUT.h after lm.h in one C file; examples/cortex_m/generate.c shows how to run
+   it with no malloc. The file is written beside OUT first and renamed over it, so a
+   failed run never leaves half a file. Exit status 0 on success, 2 on a usage error,
+   1 when the checkpoint cannot be read or the output cannot be written. */
+#define LM_NO_THREADS        /* a converter has no use for a thread pool */
+#define LM_IMPLEMENTATION
+#include "lm.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void) {
+    fprintf(stderr, "usage: lm2c [--name NAME] [--heads N] MODEL.safetensors OUT.h\n"
+                    "  --name NAME   prefix of the emitted names (default: model)\n"
+                    "  --heads N     attention heads, when the checkpoint does not say\n");
+}
+
+/* Print one float so that the compiler reads back exactly the same float32: 9 significant
+   digits, and always a '.' or an exponent, since "3f" is not a C constant but "3.0f" is. */
+static void put_float(FILE *f, float v) {
+    char s[48];
+    sprintf(s, "%.9g", (double)v);
+    if (!strchr(s, '.') && !strchr(s, 'e')) strcat(s, ".0");
+    fprintf(f, "%sf", s);
+}
+
+/* Write the whole C file for model m: 0 on success, 1 on an I/O error, 2 when a weight
+   is not a finite number (said on stderr). */
+static int write_c(FILE *f, const lm_gpt *m, const char *name, const char *upper,
+                   const char *source, const char *file) {
+    const lm_gpt_config *c = &m->cfg;
+    const lm_params *p = &m->params;
+    size_t total = 0, off = 0;
+    int k, i, d;
+    for (k = 0; k < p->n; k++) total += (size_t)p->t[k].size;
+
+    /* the opening comment: where it came from, its shape and the tensor table */
+    fprintf(f, "/* %s - written by tools/lm2c from %s; do not edit.\n", file, source);
+    fprintf(f, "   A GPT of %d layers, %d heads, width %d, context %d, vocabulary %d:\n",
+            c->n_layer, c->n_head, c->n_embd, c->n_ctx, c->vocab);
+    fprintf(f, "   %lu parameters, %lu bytes of const float.\n", (unsigned long)total,
+            (unsigned long)(total * sizeof(float)));
+    fprintf(f, "   %s_weights: the tensors in checkpoint order, no padding between them:\n", name);
+    fprintf(f, "       %-10s %-9s %-12s %s\n", "offset", "floats", "shape", "name");
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        char shape[64];
+        int n = 0;
+        for (d = 0; d < t->ndim; d++) n += sprintf(shape + n, d ? " x %d" : "%d", t->shape[d]);
+        fprintf(f, "       %-10lu %-9d %-12s %s\n", (unsigned long)off, t->size, shape, p->names[k]);
+        off += (size_t)t->size;
+    }
+    fprintf(f, "   Include this file after lm.h in one C file. */\n");
+    fprintf(f, "#ifndef LM_H\n#error \"include lm.h before %s\"\n#endif\n\n", file);
+
+    /* the shape as integer constants, then as an lm_gpt_config */
+    fprintf(f, "#define %s_N_LAYER %d\n", upper, c->n_layer);
+    fprintf(f, "#define %s_N_HEAD %d\n", upper, c->n_head);
+    fprintf(f, "#define %s_N_EMBD %d\n", upper, c->n_embd);
+    fprintf(f, "#define %s_N_CTX %d\n", upper, c->n_ctx);
+    fprintf(f, "#define %s_VOCAB %d\n", upper, c->vocab);
+    fprintf(f, "#define %s_N_FLOATS %lu\n\n", upper, (unsigned long)total);
+    /* positional, in the field order of lm_gpt_config: n_layer, n_head, n_embd, n_ctx, vocab */
+    fprintf(f, "static const lm_gpt_config %s_config = {\n"
+               "    %s_N_LAYER, %s_N_HEAD, %s_N_EMBD, %s_N_CTX, %s_VOCAB\n};\n\n",
+            name, upper, upper, upper, upper, upper);
+
+    /* the weights: one tensor after another, a comment line naming each */
+    fprintf(f, "static const float %s_weights[%s_N_FLOATS] = {\n", name, upper);
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        fprintf(f, "    /* %s */\n", p->names[k]);
+        for (i = 0; i < t->size; i++) {
+            if (i % 8 == 0) fputs("    ", f);
+            if (!isfinite(t->data[i])) {
+                fprintf(stderr, "lm2c: %s[%d] is not a finite number\n", p->names[k], i);
+                return 2;
+            }
+            put_float(f, t->data[i]);
+            fputs(k == p->n - 1 && i == t->size - 1 ? "\n" : (i % 8 == 7 || i == t->size - 1) ? ",\n" : ", ", f);
+        }
+    }
+    fprintf(f, "};\n");
+    return ferror(f) ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    const char *name = "model", *in = NULL, *out = NULL, *base;
+    char upper[64], tmp[4096];
+    int heads = 0, a, rc;
+    size_t i;
+    lm_gpt *m;
+    FILE *f;
+
+    for (a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) { usage(); return 0; }
+        if (strcmp(argv[a], "--name") == 0 && a + 1 < argc) { name = argv[++a]; continue; }
+        if (strcmp(argv[a], "--heads") == 0 && a + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++a], &end, 10);
+            if (*end || v < 1 || v > 65536) { fprintf(stderr, "lm2c: bad --heads '%s'\n", argv[a]); return 2; }
+            heads = (int)v;
+            continue;
+        }
+        if (argv[a][0] == '-' && argv[a][1]) { usage(); return 2; }
+        if (!in) in = argv[a];
+        else if (!out) out = argv[a];
+        else { usage(); return 2; }
+    }
+    if (!in || !out) { usage(); return 2; }
+
+    /* the name becomes C identifiers: NAME_weights, NAME_N_LAYER */
+    if (!name[0] || strlen(name) >= sizeof upper || !(isalpha((unsigned char)name[0]) || name[0] == '_')) {
+        fprintf(stderr, "lm2c: --name must be a C identifier\n");
+        return 2;
+    }
+    for (i = 0; name[i]; i++) {
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_') {
+            fprintf(stderr, "lm2c: --name must be a C identifier\n");
+            return 2;
+        }
+        upper[i] = (char)toupper((unsigned char)name[i]);
+    }
+    upper[i] = 0;
+    if (strlen(out) + 5 > sizeof tmp) { fprintf(stderr, "lm2c: output path too long\n"); return 2; }
+
+    m = lm_gpt_load(in, heads);
+    if (!m) { fprintf(stderr, "lm2c: %s\n", lm_error()); return 1; }
+
+    /* write OUT.tmp, then rename it over OUT */
+    sprintf(tmp, "%s.tmp", out);
+    f = fopen(tmp, "w");
+    if (!f) { fprintf(stderr, "lm2c: cannot write '%s'\n", tmp); lm_gpt_free(m); return 1; }
+    base = strrchr(out, '/') ? strrchr(out, '/') + 1 : out;
+    rc = write_c(f, m, name, upper, in, base);
+    if (fclose(f) != 0) rc = 1;
+    if (rc == 0 && rename(tmp, out) != 0) rc = 1;
+    if (rc != 0) {
+        remove(tmp);
+        if (rc == 1) fprintf(stderr, "lm2c: failed to write '%s'\n", out);
+        rc = 1;
+    } else {
+        fprintf(stderr, "lm2c: %s -> %s (%lu parameters)\n", in, out,
+                (unsigned long)lm_gpt_num_params(m));
+    }
+    lm_gpt_free(m);
+    return rc;
+}
