@@ -58,6 +58,95 @@
        count, and every task writes its own outputs, so results are bit-identical for any
        number of threads.
 
+   CONTENTS, in the order the file reads
+       config and portability; the API (errors, RNG, arenas, threads and GEMM, tensors and
+       autograd, parameters and optimizers, tokenizers, GPT, encoder, metrics, data order,
+       safetensors and checkpoints); then the implementation: errors and logging, RNG,
+       arena, thread pool, GEMM, vector math, the graph and every op (forward and backward
+       side by side), parameters, optimizers and schedule, the GPT, data order, the
+       encoder and metrics, tokenizers, safetensors and checkpoints, generation.
+
+   TRAINING (the GPT, DESIGN of GPT-2)
+       lm_gpt_new() makes a fresh model (weights N(0, 0.02), residual projections
+       N(0, 0.02/sqrt(2L)), LayerNorm 1 and 0). lm_gpt_train_step() runs forward,
+       cross-entropy, backward, global-norm clipping and one AdamW step (as PyTorch's
+       torch.optim.AdamW, decay on 2-D tensors only) at the learning rate of lm_lr_at():
+       linear warmup, then cosine down to min_lr at the last step. lm_data_next() gives the
+       batches: sequential, or windows at seeded random offsets. lm_gpt_eval() is the mean
+       cross-entropy over non-overlapping windows. Every op's gradient is checked against
+       finite differences, and the whole model against PyTorch (make test-torch).
+
+   GENERATION
+       lm_gpt_generate() feeds the prompt through the batched forward, keeping each
+       layer's keys and values (the KV cache), then produces one token per step from the
+       cache: greedy at temperature 0, else temperature, top-k and top-p sampling from a
+       seeded lm_sampler. When the text outgrows n_ctx the model sees the last n_ctx tokens.
+
+   CHECKPOINTS (safetensors)
+       A u64 little-endian header length N, N bytes of JSON (padded with spaces to a
+       multiple of 8), then the raw little-endian tensor data; offsets count from the start
+       of the data. Names are Hugging Face GPT-2's: wte.weight, wpe.weight,
+       h.{i}.ln_1.weight|bias, h.{i}.attn.c_attn.weight|bias (C x 3C: q, k, v columns),
+       h.{i}.attn.c_proj.weight|bias, h.{i}.ln_2.weight|bias, h.{i}.mlp.c_fc.weight|bias,
+       h.{i}.mlp.c_proj.weight|bias, ln_f.weight|bias. lm_gpt_save() writes F32 with
+       __metadata__ {format, n_layer, n_head, n_embd, n_ctx, vocab_size}, to a temporary
+       file that is flushed, synced and renamed over the target. lm_gpt_load() reads F32,
+       F16 and BF16, accepts a "transformer." prefix, ignores the attn.bias/masked_bias
+       buffers and an lm_head.weight equal to wte, takes the shape from the tensors and
+       n_head from the argument, the metadata, or C/64. Every name, dtype, shape and
+       offset is checked: a malformed or truncated file is an error and creates nothing.
+       Resume state (AdamW moments and step, schedule step, data position, RNG, and a
+       fingerprint of the weights it goes with) is a second file, MODEL.state.
+
+   TOKENIZERS
+       One type, lm_tokenizer, covers three kinds of tokenizer:
+         bytes   lm_tok_bytes(): id = byte value, vocabulary 256. The default everywhere.
+         BPE     lm_bpe_train() or lm_tok_load(): a byte-level BPE learned from your text.
+                 Ids 0..255 are the single bytes; id 256+i is the i-th merge.
+         GPT-2   lm_tok_load_gpt2(): GPT-2's own vocabulary (encoder.json + vocab.bpe),
+                 encoding exactly as GPT-2's encoder.py does (50257 ids; 50256 is
+                 <|endoftext|>, which encoding never produces and decoding spells out).
+       Every id stands for one or more bytes, so any byte string - NUL bytes and invalid
+       UTF-8 included - encodes, and decoding the ids gives back exactly the same bytes.
+
+       Both BPE kinds encode the same way. First the text is cut into pre-tokens with
+       GPT-2's pattern
+           's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+       (leftmost alternative wins, quantifiers greedy): contractions, words with their
+       leading space, numbers, runs of punctuation, and whitespace, where a run of spaces
+       before a word leaves its last space to the word. \p{L} and \p{N} are the Unicode
+       letter and number categories and \s the White_Space property, from a table of
+       Unicode 15.0 (what Python's `regex` module uses). Bytes that are not well-formed
+       UTF-8 (stray continuation bytes, overlong forms, surrogates, truncated sequences)
+       each count as one character of the "punctuation" class [^\s\p{L}\p{N}], exactly as
+       Python sees them after bytes.decode("utf-8", "surrogateescape"). Merges never cross
+       a pre-token boundary. Then each pre-token starts as its bytes and, while some
+       adjacent pair has a merge, the pair with the lowest merge rank is merged everywhere
+       in the pre-token (left to right, non-overlapping). The cost is O(L log L) for a
+       pre-token of L bytes (a heap of candidate pairs), so long runs stay fast.
+
+       Training (lm_bpe_train) counts the distinct pre-tokens of the text, then repeatedly
+       merges the most frequent adjacent pair of tokens, ties going to the pair with the
+       smaller left id, then the smaller right id: the result depends only on the text and
+       the vocabulary size. Each merge rewrites only the places where its pair occurs, so
+       training a 4096-token vocabulary on 1 MB of text takes well under a second. It
+       stops at vocab_size tokens or when no pair is left (lm_tok_vocab_size() tells),
+       and never makes a token longer than 1024 bytes.
+
+       BPE FILE FORMAT (lm_tok_save / lm_tok_load), version 1: ASCII text, '\n' line ends.
+           lm-bpe 1            magic and format version
+           pretok gpt2         the pre-tokenizer (the only one in version 1)
+           merges N            number of merges, 0 <= N <= 1048320
+           L R                 N lines: token 256+i is token L followed by token R,
+           ...                 decimal ids with L, R < 256+i, no leading zeros
+       The file ends after the last merge line; nothing else (no spaces, no comments) is
+       allowed. The loader checks every line, number, id and length and rejects a
+       duplicate pair, a token longer than 1024 bytes, or a truncated file with
+       LM_ERR_FORMAT. lm_tok_bytes() saves as a file with 0 merges. GPT-2 tokenizers are
+       not saved in this format: keep encoder.json and vocab.bpe, which are read just as
+       strictly (JSON syntax and escapes, ids 0..N-1 each once, distinct strings, and every
+       merge's two parts and its result must be tokens).
+
    LICENCE: MIT or public domain, your choice; see the end of the file.
 */
 #ifndef LM_H

@@ -1,0 +1,1783 @@
+/* lm - the command line of lm.h: train, sample, evaluate, inspect and benchmark small GPT
+   models, and train or apply byte-level BPE tokenizers.
+
+   Build from the repository root:
+       cc -O2 -I. tools/lm.c -o lm -lm -lpthread
+   (add -march=native for the AVX2 / AVX-512 kernels).
+
+   The contract is DESIGN.md section 3.5. In short:
+     - stdout carries only results: generated text, the eval line, token ids, benchmark
+       figures, model info. Everything else (progress, notes, errors) goes to stderr.
+     - Exit status 0 on success, 2 on a usage error (bad flag, bad number, missing flag),
+       1 on a runtime error (missing file, bad checkpoint, NaN loss), always with exactly
+       one line on stderr saying why.
+     - Every number on the command line is checked in full (no trailing junk, no overflow,
+       in range) before anything big is allocated.
+
+   The file reads top to bottom: messages and exits, number parsing, the option tables,
+   files, tokenizers, models, then one section per subcommand, and main() at the end. */
+#define _POSIX_C_SOURCE 200809L
+#define LM_IMPLEMENTATION
+#include "lm.h"
+#include "lm_plot.h"     /* loss curves as SVG: lm train --plot, lm plot */
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/ioctl.h>      /* TIOCGWINSZ: the terminal's width, for the live line */
+#include <sys/stat.h>
+
+/* ---------------------------------------------------------------------------------------
+   Messages and exits.
+   Every failure ends in one line "lm SUBCOMMAND: reason" on stderr and a fixed status:
+   2 when the command line itself is wrong, 1 when the command line was fine but the work
+   failed. `g_cmd` names the subcommand running, so the helpers below can say it.
+   --------------------------------------------------------------------------------------- */
+enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
+static const char *g_cmd = "lm";
+static int g_live_line = 0;  /* train's live progress line is on screen: clear it first */
+
+static void clear_live_line(void) {
+    if (g_live_line) { fputs("\r\033[K", stderr); g_live_line = 0; }
+}
+static void vsay(const char *fmt, va_list ap) {
+    clear_live_line();
+    fprintf(stderr, "%s: ", g_cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+/* A usage error: the command line is wrong. Exit 2. */
+static void die_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+    exit(EXIT_USAGE);
+}
+/* A runtime error: the work failed. Exit 1. */
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+    exit(EXIT_RUNTIME);
+}
+/* A note on stderr that does not stop anything. */
+static void note(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (%lu bytes)", (unsigned long)n);
+    return p;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Physical memory in bytes, or 0 when the system does not say. The size checks compare
+   what a configuration would need against it, so an absurd --embd is refused up front
+   instead of being killed by the kernel halfway through an allocation. */
+static double phys_mem(void) {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && size > 0) return (double)pages * (double)size;
+#endif
+    return 0;
+}
+
+static void check_fits(double bytes, const char *what) {
+    double have = phys_mem();
+    if (have <= 0) have = 1ull << 40; /* unknown: allow up to 1 TiB */
+    if (bytes > have)
+        die_usage("%s would need about %.0f MB, more than the %.0f MB of memory here", what,
+                  bytes / 1048576.0, have / 1048576.0);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Strict number parsing.
+   A value is accepted only if the whole string is a number of the right kind and in range:
+   "12abc", "", " 12", "1e3" for an integer, "nan", "inf" and overflow are all refused, and
+   the message says what was expected and what was given.
+   --------------------------------------------------------------------------------------- */
+/* What an integer option expects, as words: "a positive integer", ... */
+static void int_expect(char *buf, size_t cap, long long lo, long long hi) {
+    if (lo == 1) snprintf(buf, cap, "a positive integer");
+    else if (lo == 0) snprintf(buf, cap, "a non-negative integer");
+    else snprintf(buf, cap, "an integer from %lld to %lld", lo, hi);
+}
+
+static long long parse_int(const char *flag, const char *s, long long lo, long long hi) {
+    char want[96], *end;
+    long long v;
+    int_expect(want, sizeof want, lo, hi);
+    errno = 0;
+    if (!s[0] || !(isdigit((unsigned char)s[0]) ||
+                   ((s[0] == '-' || s[0] == '+') && isdigit((unsigned char)s[1]))))
+        die_usage("%s must be %s, got '%s'", flag, want, s);
+    v = strtoll(s, &end, 10);
+    if (*end) die_usage("%s must be %s, got '%s'", flag, want, s);
+    if (errno == ERANGE || v < lo) {
+        if (s[0] == '-' || v < lo) die_usage("%s must be %s, got '%s'", flag, want, s);
+        die_usage("%s must be at most %lld, got '%s'", flag, hi, s);
+    }
+    if (v > hi) die_usage("%s must be at most %lld, got '%s'", flag, hi, s);
+    return v;
+}
+
+static uint64_t parse_u64(const char *flag, const char *s) {
+    const char *p;
+    char *end;
+    unsigned long long v;
+    for (p = s; *p; p++)
+        if (!isdigit((unsigned char)*p)) break;
+    errno = 0;
+    if (!s[0] || *p) die_usage("%s must be a non-negative integer, got '%s'", flag, s);
+    v = strtoull(s, &end, 10);
+    if (errno == ERANGE || *end)
+        die_usage("%s must be at most 18446744073709551615, got '%s'", flag, s);
+    return (uint64_t)v;
+}
+
+/* Real numbers: [lo, hi], with either end excluded when lo_open / hi_open. */
+static double parse_num(const char *flag, const char *s, double lo, double hi, int lo_open,
+                        int hi_open) {
+    char want[96], *end;
+    double v;
+    if (lo == 0 && hi == HUGE_VAL) snprintf(want, sizeof want, lo_open ? "a positive number" : "a non-negative number");
+    else if (hi == HUGE_VAL) snprintf(want, sizeof want, "a number %s %g", lo_open ? ">" : ">=", lo);
+    else snprintf(want, sizeof want, "a number in %c%g, %g%c", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']');
+    errno = 0;
+    if (!s[0] || isspace((unsigned char)s[0])) die_usage("%s must be %s, got '%s'", flag, want, s);
+    v = strtod(s, &end);
+    if (*end || !isfinite(v) || v != v) die_usage("%s must be %s, got '%s'", flag, want, s);
+    if (v < lo || (lo_open && v == lo) || v > hi || (hi_open && v == hi))
+        die_usage("%s must be %s, got '%s'", flag, want, s);
+    /* the library takes floats: refuse what a float cannot hold */
+    if (fabs(v) > FLT_MAX) die_usage("%s is too large for a float, got '%s'", flag, s);
+    if (lo_open && lo == 0 && (float)v == 0)
+        die_usage("%s is too small for a float, got '%s'", flag, s);
+    return v;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Options.
+   Each subcommand lists its options in a small table: name, kind, default, allowed range.
+   One parser walks argv against the table, so every subcommand checks its flags the same
+   way: unknown options, missing values, options given twice and bad numbers are all usage
+   errors. `--name value` and `--name=value` are both accepted.
+   --------------------------------------------------------------------------------------- */
+enum { O_FLAG, O_INT, O_U64, O_NUM, O_STR };
+
+typedef struct cli_opt {
+    const char *name;      /* "--steps"                                                  */
+    int kind;              /* O_FLAG, O_INT, O_U64, O_NUM or O_STR                       */
+    double lo, hi;         /* allowed range of O_INT / O_NUM                              */
+    int lo_open, hi_open;  /* O_NUM: lo / hi themselves excluded                          */
+    const char *choices;   /* O_STR: "a|b|c" when only these words are allowed            */
+    int free_text;         /* O_STR: any text, even "" or "--x" (a prompt)                */
+    int seen;              /* given on the command line                                   */
+    long long i;           /* value of O_INT (and 1 for a given O_FLAG)                   */
+    uint64_t u;            /* value of O_U64                                              */
+    double d;              /* value of O_NUM                                              */
+    const char *s;         /* value of O_STR (NULL when absent and no default)            */
+} cli_opt;
+
+typedef struct cli {
+    cli_opt o[48];
+    int n;
+    const char *usage;     /* the --help text                                            */
+    const char *pos[4];    /* positional arguments                                       */
+    int npos, max_pos;
+} cli;
+
+static cli_opt *cli_add(cli *c, const char *name, int kind) {
+    cli_opt *o = &c->o[c->n++];
+    memset(o, 0, sizeof *o);
+    o->name = name;
+    o->kind = kind;
+    return o;
+}
+static void opt_int(cli *c, const char *name, long long def, long long lo, long long hi) {
+    cli_opt *o = cli_add(c, name, O_INT);
+    o->i = def; o->lo = (double)lo; o->hi = (double)hi;
+}
+static void opt_u64(cli *c, const char *name, uint64_t def) { cli_add(c, name, O_U64)->u = def; }
+static void opt_num(cli *c, const char *name, double def, double lo, double hi, int lo_open,
+                    int hi_open) {
+    cli_opt *o = cli_add(c, name, O_NUM);
+    o->d = def; o->lo = lo; o->hi = hi; o->lo_open = lo_open; o->hi_open = hi_open;
+}
+static void opt_str(cli *c, const char *name, const char *def, const char *choices) {
+    cli_opt *o = cli_add(c, name, O_STR);
+    o->s = def; o->choices = choices;
+}
+static void opt_text(cli *c, const char *name, const char *def) {
+    cli_opt *o = cli_add(c, name, O_STR);
+    o->s = def; o->free_text = 1;
+}
+static void opt_flag(cli *c, const char *name) { cli_add(c, name, O_FLAG); }
+
+static cli_opt *cli_find(cli *c, const char *name, size_t len) {
+    int k;
+    for (k = 0; k < c->n; k++)
+        if (strlen(c->o[k].name) == len && !strncmp(c->o[k].name, name, len)) return &c->o[k];
+    return NULL;
+}
+/* The option called name; asking for one the table lacks is a bug in this file. */
+static cli_opt *get(cli *c, const char *name) {
+    cli_opt *o = cli_find(c, name, strlen(name));
+    if (!o) { fprintf(stderr, "lm: internal error: no option %s\n", name); exit(EXIT_RUNTIME); }
+    return o;
+}
+static long long geti(cli *c, const char *name) { return get(c, name)->i; }
+static double getd(cli *c, const char *name) { return get(c, name)->d; }
+static const char *getstr(cli *c, const char *name) { return get(c, name)->s; }
+static int seen(cli *c, const char *name) { return get(c, name)->seen; }
+
+/* Does arg look like an option (as opposed to a value such as -5 or a file name)? */
+static int is_option(const char *a) {
+    return a[0] == '-' && a[1] && !isdigit((unsigned char)a[1]) && a[1] != '.';
+}
+
+static void opt_set(cli_opt *o, const char *v) {
+    if (o->kind == O_INT) o->i = parse_int(o->name, v, (long long)o->lo, (long long)o->hi);
+    else if (o->kind == O_U64) o->u = parse_u64(o->name, v);
+    else if (o->kind == O_NUM) o->d = parse_num(o->name, v, o->lo, o->hi, o->lo_open, o->hi_open);
+    else {
+        if (!o->free_text && !v[0]) die_usage("%s needs a value, got ''", o->name);
+        if (o->choices) {
+            /* the value must be one of the words of "a|b|c" */
+            const char *p = o->choices;
+            size_t len = strlen(v);
+            int ok = 0;
+            while (*p) {
+                size_t w = strcspn(p, "|");
+                if (w == len && !strncmp(p, v, len)) ok = 1;
+                p += w + (p[w] == '|');
+            }
+            if (!ok) die_usage("%s must be one of %s, got '%s'", o->name, o->choices, v);
+        }
+        o->s = v;
+    }
+    o->seen = 1;
+}
+
+static void cli_parse(cli *c, int argc, char **argv) {
+    int k;
+    /* --help wins over everything else on the line, so it always works */
+    for (k = 0; k < argc; k++) {
+        const char *a = argv[k];
+        cli_opt *o;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(c->usage, stdout);
+            exit(0);
+        }
+        o = is_option(a) && !strchr(a, '=') ? cli_find(c, a, strlen(a)) : NULL;
+        if (o && o->kind != O_FLAG) k++; /* skip its value: --prompt --help is a prompt */
+    }
+    for (k = 0; k < argc; k++) {
+        const char *a = argv[k], *eq, *v;
+        cli_opt *o;
+        if (!strcmp(a, "--")) { /* everything after -- is positional */
+            for (k++; k < argc; k++) {
+                if (c->npos >= c->max_pos) die_usage("unexpected argument '%s'", argv[k]);
+                c->pos[c->npos++] = argv[k];
+            }
+            break;
+        }
+        if (!is_option(a)) {
+            if (c->npos >= c->max_pos) die_usage("unexpected argument '%s'", a);
+            c->pos[c->npos++] = a;
+            continue;
+        }
+        eq = a[1] == '-' ? strchr(a, '=') : NULL;
+        o = cli_find(c, a, eq ? (size_t)(eq - a) : strlen(a));
+        if (!o) {
+            if (eq) die_usage("unknown option '%.*s' (see %s --help)", (int)(eq - a), a, g_cmd);
+            die_usage("unknown option '%s' (see %s --help)", a, g_cmd);
+        }
+        if (o->seen) die_usage("%s given twice", o->name);
+        if (o->kind == O_FLAG) {
+            if (eq) die_usage("%s takes no value", o->name);
+            o->seen = 1;
+            o->i = 1;
+            continue;
+        }
+        if (eq) v = eq + 1;
+        else {
+            if (k + 1 >= argc) die_usage("%s needs a value", o->name);
+            v = argv[++k];
+            /* "--data --steps 5": a file name that looks like an option is a missing value */
+            if (o->kind == O_STR && !o->free_text && v[0] == '-' && v[1] == '-')
+                die_usage("%s needs a value, got '%s'", o->name, v);
+        }
+        opt_set(o, v);
+    }
+}
+
+/* The options every subcommand takes. */
+static void opt_threads(cli *c) { opt_int(c, "--threads", lm_num_cores(), 1, 1024); }
+static void apply_threads(cli *c) { lm_set_threads((int)geti(c, "--threads")); }
+
+/* ---------------------------------------------------------------------------------------
+   Files.
+   Whole files are read into memory: the corpora this tool is for are megabytes. Errors
+   name the file and the system's reason.
+   --------------------------------------------------------------------------------------- */
+static unsigned char *read_stream(FILE *f, const char *name, size_t *len) {
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = (unsigned char *)xmalloc(cap);
+    for (;;) {
+        size_t got;
+        if (n == cap) {
+            unsigned char *nb;
+            if (cap > ((size_t)-1) / 2) die("%s: too large", name);
+            nb = (unsigned char *)realloc(buf, cap * 2);
+            if (!nb) die("%s: out of memory reading it", name);
+            buf = nb;
+            cap *= 2;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) die("cannot read '%s': %s", name, strerror(errno));
+    *len = n;
+    return buf;
+}
+
+static unsigned char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    if (!f) die("cannot open '%s': %s", path, strerror(errno));
+    buf = read_stream(f, path, len);
+    fclose(f);
+    return buf;
+}
+
+/* Fail early when an output file could not be created, rather than after hours of work:
+   its directory must exist and be writable. */
+static void check_writable(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    if (!slash) strcpy(dir, ".");
+    else if (n == 0) strcpy(dir, "/");
+    else {
+        if (n >= sizeof dir) die("path too long: '%s'", path);
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    if (access(dir, W_OK | X_OK) != 0)
+        die("cannot write '%s': directory '%s': %s", path, dir, strerror(errno));
+}
+
+/* Do two paths name the same file? The same text, or an existing file reached twice
+   ("./a.csv" and "a.csv", a link). Used to refuse a command line whose outputs would
+   overwrite one another or the input. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!a || !b) return 0;
+    if (!strcmp(a, b)) return 1;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Tokenizers.
+   Three kinds: raw bytes (the default: token = byte, vocab 256), a byte-level BPE file
+   trained by `lm bpe` (--tokenizer TOK), and GPT-2's own (--gpt2 DIR with encoder.json and
+   vocab.bpe). The subcommands see one small interface over the three.
+   --------------------------------------------------------------------------------------- */
+typedef struct cli_tok {
+    lm_tokenizer *t;    /* the tokenizer                                                 */
+    int vocab;          /* its number of tokens                                          */
+    int start;          /* the token an empty prompt starts from                         */
+    const char *what;   /* for messages: "bytes", the file or the directory              */
+} cli_tok;
+
+static void opt_tok(cli *c) {
+    opt_str(c, "--tokenizer", NULL, NULL);
+    opt_str(c, "--gpt2", NULL, NULL);
+}
+
+static void tok_check_opts(cli *c) {
+    if (seen(c, "--tokenizer") && seen(c, "--gpt2"))
+        die_usage("--tokenizer and --gpt2 cannot be used together");
+}
+
+/* Open the tokenizer the options ask for: --tokenizer TOK, --gpt2 DIR, or raw bytes. */
+static void tok_open(cli *c, cli_tok *k) {
+    const char *path = getstr(c, "--tokenizer"), *dir = getstr(c, "--gpt2");
+    memset(k, 0, sizeof *k);
+    if (path) {
+        FILE *f = fopen(path, "rb");
+        if (!f) die("cannot open '%s': %s", path, strerror(errno));
+        fclose(f);
+        k->t = lm_tok_load(path);
+        k->what = path;
+    } else if (dir) {
+        k->t = lm_tok_load_gpt2(dir);
+        k->what = dir;
+    } else {
+        k->t = lm_tok_bytes();
+        k->what = "bytes";
+    }
+    if (!k->t) die("cannot load the tokenizer '%s': %s", k->what, lm_error());
+    k->vocab = lm_tok_vocab_size(k->t);
+    /* An empty prompt starts from <|endoftext|> with GPT-2's tokenizer, else from "\n"
+       (a single byte, so id 10 in both the byte and our BPE vocabularies). */
+    k->start = dir && k->vocab > 50256 ? 50256 : '\n';
+}
+
+static void tok_close(cli_tok *k) { lm_tok_free(k->t); }
+
+/* The ids of text[0..n); *count receives how many. */
+static int *tok_encode(cli_tok *k, const unsigned char *text, size_t n, size_t *count) {
+    int *ids;
+    long got;
+    if (n > ((size_t)-1) / sizeof(int) - 1) die("input too large");
+    ids = (int *)xmalloc((n + 1) * sizeof(int));
+    got = lm_tok_encode(k->t, text, n, ids, n + 1);
+    if (got < 0 || (size_t)got > n + 1) die("cannot tokenize: %s", lm_error());
+    *count = (size_t)got;
+    return ids;
+}
+
+/* Write the bytes of ids[0..n) to f. Returns 0, or -1 for an id outside the vocabulary. */
+static int tok_write(cli_tok *k, const int *ids, size_t n, FILE *f) {
+    unsigned char small[4096], *buf = small;
+    long len = lm_tok_decode(k->t, ids, n, small, sizeof small);
+    if (len < 0) return -1;
+    if ((size_t)len > sizeof small) {
+        buf = (unsigned char *)xmalloc((size_t)len);
+        if (lm_tok_decode(k->t, ids, n, buf, (size_t)len) != len) die("cannot decode: %s", lm_error());
+    }
+    fwrite(buf, 1, (size_t)len, f);
+    if (buf != small) free(buf);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Models: shape options, size estimates, loading.
+   The estimates are deliberately rough (within a small factor): they exist to refuse a
+   configuration that cannot possibly fit before anything is allocated.
+   --------------------------------------------------------------------------------------- */
+static void opt_shape(cli *c) {
+    opt_int(c, "--layers", 4, 1, 1024);
+    opt_int(c, "--heads", 4, 1, 65536);
+    opt_int(c, "--embd", 128, 1, 65536);
+    opt_int(c, "--ctx", 64, 1, 1048576);
+}
+
+/* Parameters of a GPT: embeddings, L blocks of 12C^2 + 13C, the final LayerNorm. */
+static double gpt_params(double L, double C, double N, double V) {
+    return V * C + N * C + L * (12 * C * C + 13 * C) + 2 * C;
+}
+/* Bytes a training run needs: weights, gradients and two moments (16 bytes a parameter)
+   plus the activations and their gradients for a (B, T) batch, plus the KV cache. */
+static double train_bytes(double L, double H, double C, double N, double V, double B,
+                          double T) {
+    return 16 * gpt_params(L, C, N, V) + 8 * N * L * C +
+           8 * B * T * (L * (20 * C + H * T) + 2 * V + 4 * C);
+}
+/* Bytes inference needs: weights (with room for grads and moments, as the library keeps
+   them), the KV cache and one row of logits. */
+static double infer_bytes(double L, double C, double N, double V) {
+    return 16 * gpt_params(L, C, N, V) + 8 * N * L * C + 64 * V;
+}
+
+/* The library indexes tensors with int: no weight matrix may reach 2^31 elements. */
+static void check_shape(cli *c, double V) {
+    long long C = geti(c, "--embd"), H = geti(c, "--heads"), N = geti(c, "--ctx");
+    if (C % H) die_usage("--heads %lld must divide --embd %lld", H, C);
+    if (4.0 * C * C > INT_MAX || V * C > INT_MAX || (double)N * C > INT_MAX)
+        die_usage("--embd %lld is too wide: a weight matrix would reach 2^31 elements", C);
+}
+/* Nor may a step's activations: (B, T, V) logits, (B, T, 4C) MLP, (B, H, T, T) attention. */
+static void check_step(double B, double T, double C, double H, double V) {
+    double big = V > 4 * C ? V : 4 * C;
+    if (B * T * big > INT_MAX || B * H * T * T > INT_MAX)
+        die_usage("--batch %.0f with --ctx %.0f is too large for this model: a step's "
+                  "activations would reach 2^31 elements", B, T);
+}
+
+/* Load a checkpoint. heads > 0 overrides the file's n_head (for files without metadata). */
+static lm_gpt *load_model(const char *path, int heads) {
+    lm_gpt *m;
+    FILE *f = fopen(path, "rb");
+    if (!f) die("cannot open '%s': %s", path, strerror(errno));
+    fclose(f);
+    m = lm_gpt_load(path, heads);
+    if (!m) die("cannot load '%s': %s", path, lm_error());
+    return m;
+}
+
+/* --heads is for checkpoints whose metadata does not give n_head (a Hugging Face GPT-2
+   file, say): the value to pass to lm_gpt_load, 0 meaning "the file's". */
+static int heads_for(cli *c, const char *path) {
+    lm_st_file f;
+    const char *v;
+    int h;
+    if (!seen(c, "--heads")) return 0;
+    h = (int)geti(c, "--heads");
+    if (lm_st_open(&f, path) != LM_OK) return h; /* load_model reports what is wrong */
+    v = lm_st_meta(&f, "n_head");
+    if (v) {
+        if (atoi(v) != h) note("--heads %d ignored: '%s' has n_head %s", h, path, v);
+        h = 0;
+    }
+    lm_st_close(&f);
+    return h;
+}
+
+static void check_vocab(const lm_gpt *m, const cli_tok *k, const char *path) {
+    if (m->cfg.vocab != k->vocab)
+        die("'%s' has a vocabulary of %d tokens but the tokenizer (%s) has %d", path,
+            m->cfg.vocab, k->what, k->vocab);
+}
+
+/* "1:02:03" or "2:03" */
+static const char *fmt_time(double s, char *buf) {
+    long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    if (t >= 3600) sprintf(buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else sprintf(buf, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm train.
+   The loop is: draw a batch (lm_data), one lm_gpt_train_step, then the bookkeeping: an
+   eval on the validation split when due, a CSV row, a checkpoint when due, progress.
+   Exact resume: everything a step depends on is the weights, the AdamW moments and step
+   count, the data position and RNG, and the step number. A save writes all of them (the
+   state file first, then the model), and --resume restores all of them, so the resumed
+   run replays the uninterrupted one bit for bit.
+   Signals only set a flag; the loop notices it after the step in flight, saves and exits
+   with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+   --------------------------------------------------------------------------------------- */
+static const char usage_train[] =
+"usage: lm train --data FILE [options]\n"
+"\n"
+"Train a GPT language model on FILE (its bytes, or its tokens with --tokenizer/--gpt2).\n"
+"The first (1 - val-frac) of the tokens train, the rest validate.\n"
+"\n"
+"  --data FILE            training text (required)\n"
+"  --model OUT            checkpoint to write (default model.safetensors); the resume\n"
+"                         state goes beside it as OUT.state\n"
+"  --init CKPT            start a fresh run from CKPT's weights (shape from CKPT)\n"
+"  --resume CKPT          continue the run that wrote CKPT, with the same flags, up to\n"
+"                         --steps; ends with exactly the weights of an uninterrupted run\n"
+"  --layers N             blocks (4)\n"
+"  --heads N              attention heads, must divide --embd (4)\n"
+"  --embd N               width (128)\n"
+"  --ctx N                context length T (64); with --init/--resume at most CKPT's\n"
+"  --batch N              sequences per step B (12)\n"
+"  --steps N              total optimizer steps S (2000)\n"
+"  --lr X                 peak learning rate (1e-3)\n"
+"  --min-lr X             cosine floor, reached at the last step (1e-4)\n"
+"  --warmup N             linear warmup steps (100)\n"
+"  --schedule S           cosine or constant (cosine)\n"
+"  --wd X                 AdamW weight decay on matrices and embeddings (0.1)\n"
+"  --beta1 X --beta2 X    AdamW betas (0.9, 0.99)\n"
+"  --eps X                AdamW epsilon (1e-8)\n"
+"  --clip X               clip the global gradient norm to X, 0 = off (1.0)\n"
+"  --order O              random (B windows at seeded random offsets) or sequential\n"
+"                         (consecutive B*T tokens, wrapping) (random)\n"
+"  --val-frac F           validation fraction in [0, 1), 0 = no validation (0.1)\n"
+"  --eval-every N         validation loss and checkpoint every N steps, 0 = never (250)\n"
+"  --save-every N         checkpoint every N steps, 0 = never (0)\n"
+"  --seed N               seed of the initial weights and the data order (1337)\n"
+"  --log FILE.csv         one CSV row per step: step,loss,lr,tok_per_s,val_loss,elapsed_s\n"
+"                         (step counts steps done, 1..S; loss and lr are that step's;\n"
+"                         val_loss is empty except at evals); --resume keeps the rows\n"
+"                         up to the checkpoint's step and appends\n"
+"  --plot FILE.svg        draw the loss curves (train loss raw and smoothed, validation\n"
+"                         loss, learning rate) as an SVG picture, redrawn at each eval\n"
+"                         and checkpoint, at the end and on SIGINT/SIGTERM; with\n"
+"                         --resume and --log it starts from the rows logged before\n"
+"  --tokenizer TOK        a tokenizer written by `lm bpe` (default: raw bytes, vocab 256)\n"
+"  --gpt2 DIR             GPT-2's tokenizer (DIR/encoder.json, DIR/vocab.bpe)\n"
+"  --threads N            threads (default: all cores); results do not depend on it\n"
+"  --quiet                print only the final summary\n"
+"\n"
+"Progress goes to stderr: one line updated in place when stderr is a terminal (bar,\n"
+"percent, step/total, smoothed loss, lr, tokens/s, elapsed and time left), else a plain\n"
+"line about 50 times a run (its loss is the mean since the line before).\n"
+"\n"
+"The checkpoint is written at each eval, every --save-every steps, at the end, and on\n"
+"SIGINT/SIGTERM. Exit status: 0 done; 2 a bad command line; 1 a runtime error (a file\n"
+"missing or malformed, or a NaN or infinite loss, which stops the run and leaves the\n"
+"last good checkpoint as it was); 130/143 stopped by SIGINT/SIGTERM after saving.\n";
+
+static volatile sig_atomic_t g_signal = 0;
+static void on_signal(int sig) { g_signal = sig; }
+
+/* Progress: a live line redrawn in place (at most 10 times a second) when stderr is a
+   terminal; otherwise a plain line every `every` steps, which reads well in CI logs and
+   files. --quiet prints neither (only the final summary). */
+typedef struct progress {
+    int tty, quiet;
+    int total, first;        /* S, and the step this run started from                    */
+    int every;               /* plain lines: one per this many steps                     */
+    double t0;               /* when the run started                                     */
+    double win_t;            /* training seconds since the last plain line               */
+    double win_loss;         /* sum of the losses since the last plain line              */
+    int win_n;               /* steps since the last plain line                          */
+    double ema, ema_w;       /* smoothed loss (bias-corrected EMA)                       */
+    double dt_ema;           /* smoothed seconds per step                                */
+    double last_draw;
+    double tokens;           /* tokens per step, B*T                                     */
+    int cols, layout;        /* terminal width, and the live_text layout chosen for it   */
+} progress;
+
+/* Is stderr a terminal that understands "\r" and "erase to the end of the line"? */
+static int stderr_is_tty(void) {
+    const char *term = getenv("TERM");
+    return isatty(2) && !(term && !strcmp(term, "dumb"));
+}
+
+/* The terminal's width in columns: the live line must never wrap, or each redraw would
+   start a new line instead of replacing the old one. */
+static int term_cols(void) {
+    const char *env = getenv("COLUMNS");
+#ifdef TIOCGWINSZ
+    struct winsize ws;
+    if (ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+#endif
+    if (env && atoi(env) > 0) return atoi(env);
+    return 80;
+}
+
+/* A round interval giving about 50 plain lines a run: 1, 2, 5, 10, 20, 50, ... */
+static int nice_interval(int steps) {
+    int e = 1;
+    for (;;) {
+        if (e * 50 >= steps) return e;
+        if (e * 2 * 50 >= steps) return e * 2;
+        if (e * 5 * 50 >= steps) return e * 5;
+        if (e > INT_MAX / 100) return e * 10;
+        e *= 10;
+    }
+}
+
+/* "850 tok/s", "12.3k tok/s" */
+static const char *fmt_rate(double r, char *buf) {
+    if (r < 1000) sprintf(buf, "%.0f tok/s", r);
+    else sprintf(buf, "%.1fk tok/s", r / 1000);
+    return buf;
+}
+
+/* The live line in one of four layouts, from the widest (95 columns with a 4-digit step
+   count) to the narrowest (66), so a bar fits in an 80-column terminal:
+     0  [###-------------]  20.5%  410/2000 loss  1.2345 lr 9.5e-04  12.3k tok/s elapsed 0:30 left 1:56
+     1  [##--------]  20.5%  410/2000 loss  1.2345 lr 9.5e-04  12.3k tok/s elapsed 0:30 left 1:56
+     2  [#-------]  20%  410/2000 loss  1.235 lr 9.5e-04  12.3k tok/s 0:30, 1:56 left
+     3   20%  410/2000 loss  1.235 lr 9.5e-04  12.3k tok/s 0:30, 1:56 left
+   Fields have fixed widths, so the line keeps its length and nothing shifts sideways as
+   it updates. The loss is the smoothed one; "left" extrapolates the pace of the run. */
+static void live_text(char *out, size_t cap, int layout, int done, int total, double loss,
+                      double lr, double rate, double elapsed, double left) {
+    char bar[32], st[48], num[16], r[32], a[32], b[32];
+    int width = layout == 0 ? 16 : layout == 1 ? 10 : layout == 2 ? 8 : 0, pad, k;
+    int fill = (int)((double)done / total * width);
+    /* "  410/2000": the step padded to the width of the total */
+    sprintf(num, "%d", total);
+    pad = (int)strlen(num);
+    sprintf(num, "%d", done);
+    pad -= (int)strlen(num);
+    sprintf(st, "%.*s%s/%d", pad > 0 ? pad : 0, "          ", num, total);
+    bar[0] = 0;
+    if (width > 0) {
+        bar[0] = '[';
+        for (k = 0; k < width; k++) bar[1 + k] = k < fill ? '#' : '-';
+        bar[1 + width] = ']';
+        bar[2 + width] = ' ';
+        bar[3 + width] = 0;
+    }
+    /* the rate in 12 columns: "   850 tok/s", " 12.3k tok/s", "  1.2M tok/s" */
+    if (rate < 1e3) sprintf(r, "%6.0f tok/s", rate);
+    else if (rate < 1e6) sprintf(r, "%5.1fk tok/s", rate / 1e3);
+    else sprintf(r, "%5.1fM tok/s", rate / 1e6);
+    fmt_time(elapsed, a);
+    fmt_time(left, b);
+    if (layout < 2)
+        snprintf(out, cap, "%s%5.1f%% %s loss %7.4f lr %.1e %s elapsed %s left %s", bar,
+                 100.0 * done / total, st, loss, lr, r, a, b);
+    else /* whole percents, rounded down: 100% only when done */
+        snprintf(out, cap, "%s%3d%% %s loss %6.3f lr %.1e %s %s, %s left", bar,
+                 (int)(100.0 * done / total), st, loss, lr, r, a, b);
+}
+
+static void progress_step(progress *p, int done, float loss, float lr, double dt) {
+    double now = now_s(), left;
+    char a[32], b[32], r[32];
+    p->win_t += dt;
+    p->win_loss += loss;
+    p->win_n++;
+    p->ema = 0.9 * p->ema + 0.1 * loss;
+    p->ema_w = 0.9 * p->ema_w + 0.1;
+    p->dt_ema = p->dt_ema > 0 ? 0.9 * p->dt_ema + 0.1 * dt : dt;
+    /* time left: the wall-clock pace of this run so far (evals and saves included) */
+    left = (now - p->t0) / (double)(done - p->first) * (double)(p->total - done);
+    if (p->quiet) return;
+    if (p->tty) {
+        /* the line never reaches the last column (some terminals wrap there); the first
+           layout that fits, with room for the times to grow, is kept until it no longer
+           fits or the width changes, so the line does not jump about */
+        char line[256];
+        int cols = term_cols() - 1, slack = 2;
+        if (done != p->total && now - p->last_draw < 0.1) return;
+        p->last_draw = now;
+        if (cols > (int)sizeof line - 1) cols = (int)sizeof line - 1;
+        if (cols != p->cols) { p->cols = cols; p->layout = 0; }
+        for (;;) {
+            live_text(line, sizeof line, p->layout, done, p->total, p->ema / p->ema_w, lr,
+                      p->tokens / (p->dt_ema > 0 ? p->dt_ema : 1e-9), now - p->t0, left);
+            if (p->layout == 3 || (int)strlen(line) + slack <= cols) break;
+            p->layout++;
+            slack = 0;  /* a smaller layout is taken once it fits at all */
+        }
+        if (cols > 0 && (int)strlen(line) > cols) line[cols] = 0;
+        fprintf(stderr, "\r%s\033[K", line);
+        g_live_line = 1;
+        if (done == p->total) { fputc('\n', stderr); g_live_line = 0; }
+        fflush(stderr);
+    } else if (done % p->every == 0 || done == p->total) {
+        /* the loss here is the mean over the steps since the last line */
+        fprintf(stderr, "step %d/%d loss %.4f lr %.3e %s elapsed %s left %s\n", done,
+                p->total, p->win_loss / p->win_n, lr,
+                fmt_rate(p->tokens * p->win_n / (p->win_t > 0 ? p->win_t : 1e-9), r),
+                fmt_time(now - p->t0, a), fmt_time(left, b));
+        p->win_t = 0;
+        p->win_loss = 0;
+        p->win_n = 0;
+    }
+}
+
+typedef struct train_run {
+    lm_gpt *m;
+    lm_data data;
+    const char *out;         /* --model                                                  */
+    int saved_at;            /* steps done at the last save, -1 if none                  */
+} train_run;
+
+/* Save the resume state, then the weights: both written atomically by the library. */
+static void train_save(train_run *r, int done) {
+    lm_train_state st;
+    size_t i;
+    if (r->saved_at == done) return;
+    /* weights that overflowed are not worth keeping: the next loss would be NaN */
+    for (i = 0; i < r->m->params.total; i++) {
+        float w = r->m->params.data[i];
+        if (!(w == w && w <= FLT_MAX && w >= -FLT_MAX))
+            die("the weights are not finite after step %d; stopped (the last good checkpoint "
+                "is kept)", done);
+    }
+    memset(&st, 0, sizeof st);
+    st.step = done;
+    st.data_pos = (uint64_t)r->data.pos;
+    st.rng = r->data.rng.state;
+    if (lm_gpt_save_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save the training state beside '%s': %s", r->out, lm_error());
+    if (lm_gpt_save(r->m, r->out) != LM_OK) die("cannot save '%s': %s", r->out, lm_error());
+    r->saved_at = done;
+}
+
+/* --plot: the run's log kept in memory, redrawn as an SVG picture (tools/lm_plot.h) at
+   each eval and checkpoint, at the end, and when a signal stops the run. Drawing is text
+   formatting only (well under a millisecond for thousands of rows). A failed drawing is a
+   note, never the end of a run: the checkpoint matters more than the picture. */
+typedef struct train_plotter {
+    const char *path;        /* --plot, or NULL when not plotting (or given up)          */
+    lmplot_series log;       /* step, loss, lr, val_loss of every step so far            */
+    char title[512];
+    int drawn_at;            /* steps done at the last drawing, -1 if none               */
+    int failed;              /* a drawing failed: said once, then tried again quietly    */
+} train_plotter;
+
+static void train_plot(train_plotter *p, int done, int silent) {
+    char err[512];
+    if (!p->path || p->log.n == 0 || p->drawn_at == done) return;
+    if (lmplot_loss_svg(&p->log, p->title, p->path, err, sizeof err) != 0) {
+        if (!silent && !p->failed++) note("cannot draw the plot (training goes on): %s", err);
+        return;
+    }
+    p->drawn_at = done;
+}
+
+/* A count for people: "7664", "12.3k", "0.84M". */
+static const char *fmt_count(double n, char *buf) {
+    if (n < 1e4) sprintf(buf, "%.0f", n);
+    else if (n < 1e6) sprintf(buf, "%.1fk", n / 1e3);
+    else sprintf(buf, "%.2fM", n / 1e6);
+    return buf;
+}
+
+static void cmd_train(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    train_run run;
+    progress pr;
+    lm_train_opts o;
+    lm_train_state st;
+    struct sigaction sa;
+    unsigned char *bytes;
+    int *tokens, *in, *tg, B, T, S, s, start = 0, eval_every, save_every, resume;
+    size_t nbytes, n, n_train, n_val;
+    const char *data_path, *init;
+    FILE *logf = NULL;
+    train_plotter plot;
+    double t_begin, val_loss = NAN;
+    float loss = NAN;
+
+    memset(&c, 0, sizeof c);
+    c.usage = usage_train;
+    opt_str(&c, "--data", NULL, NULL);
+    opt_str(&c, "--model", "model.safetensors", NULL);
+    opt_str(&c, "--init", NULL, NULL);
+    opt_str(&c, "--resume", NULL, NULL);
+    opt_shape(&c);
+    opt_int(&c, "--batch", 12, 1, 1048576);
+    opt_int(&c, "--steps", 2000, 1, 1000000000);
+    opt_num(&c, "--lr", 1e-3, 0, HUGE_VAL, 1, 0);
+    opt_num(&c, "--min-lr", 1e-4, 0, HUGE_VAL, 0, 0);
+    opt_int(&c, "--warmup", 100, 0, 1000000000);
+    opt_str(&c, "--schedule", "cosine", "cosine|constant");
+    opt_num(&c, "--wd", 0.1, 0, HUGE_VAL, 0, 0);
+    opt_num(&c, "--beta1", 0.9, 0, 1, 0, 1);
+    opt_num(&c, "--beta2", 0.99, 0, 1, 0, 1);
+    opt_num(&c, "--eps", 1e-8, 0, HUGE_VAL, 1, 0);
+    opt_num(&c, "--clip", 1.0, 0, HUGE_VAL, 0, 0);
+    opt_str(&c, "--order", "random", "random|sequential");
+    opt_num(&c, "--val-frac", 0.1, 0, 1, 0, 1);
+    opt_int(&c, "--eval-every", 250, 0, 1000000000);
+    opt_int(&c, "--save-every", 0, 0, 1000000000);
+    opt_u64(&c, "--seed", 1337);
+    opt_threads(&c);
+    opt_str(&c, "--log", NULL, NULL);
+    opt_str(&c, "--plot", NULL, NULL);
+    opt_tok(&c);
+    opt_flag(&c, "--quiet");
+    cli_parse(&c, argc, argv);
+
+    /* the command line as a whole */
+    if (!seen(&c, "--data")) die_usage("--data FILE is required (see lm train --help)");
+    if (seen(&c, "--init") && seen(&c, "--resume"))
+        die_usage("--init and --resume cannot be used together");
+    tok_check_opts(&c);
+    {
+        /* the files this run writes must differ from each other and from its inputs
+           (but --model may be the --init checkpoint: fine-tuning it in place) */
+        static const char *const outs[3] = { "--model", "--log", "--plot" };
+        static const char *const all[6] = { "--model", "--log", "--plot", "--data",
+                                            "--tokenizer", "--init" };
+        int i, j;
+        for (i = 0; i < 3; i++)
+            for (j = i + 1; j < 6; j++)
+                if (!(i == 0 && j == 5) && same_file(getstr(&c, outs[i]), getstr(&c, all[j])))
+                    die_usage("%s and %s name the same file '%s'", outs[i], all[j], getstr(&c, outs[i]));
+    }
+    resume = seen(&c, "--resume");
+    init = resume ? getstr(&c, "--resume") : getstr(&c, "--init");
+    B = (int)geti(&c, "--batch");
+    S = (int)geti(&c, "--steps");
+    eval_every = (int)geti(&c, "--eval-every");
+    save_every = (int)geti(&c, "--save-every");
+    if (!init) {
+        check_shape(&c, 256);
+        check_step(B, (double)geti(&c, "--ctx"), (double)geti(&c, "--embd"),
+                   (double)geti(&c, "--heads"), 256);
+        check_fits(train_bytes((double)geti(&c, "--layers"), (double)geti(&c, "--heads"),
+                               (double)geti(&c, "--embd"), (double)geti(&c, "--ctx"), 256,
+                               B, (double)geti(&c, "--ctx")), "this model and batch");
+    }
+    if (getd(&c, "--min-lr") > getd(&c, "--lr"))
+        die_usage("--min-lr %g is above --lr %g", getd(&c, "--min-lr"), getd(&c, "--lr"));
+    o = lm_train_defaults();
+    o.lr = (float)getd(&c, "--lr");
+    o.min_lr = (float)getd(&c, "--min-lr");
+    o.warmup = (int)geti(&c, "--warmup");
+    o.steps = S;
+    o.schedule = !strcmp(getstr(&c, "--schedule"), "cosine") ? LM_SCHED_COSINE : LM_SCHED_CONSTANT;
+    o.wd = (float)getd(&c, "--wd");
+    o.beta1 = (float)getd(&c, "--beta1");
+    o.beta2 = (float)getd(&c, "--beta2");
+    o.eps = (float)getd(&c, "--eps");
+    o.clip = (float)getd(&c, "--clip");
+    apply_threads(&c);
+
+    /* the inputs: tokenizer, data, model */
+    tok_open(&c, &tok);
+    data_path = getstr(&c, "--data");
+    bytes = read_file(data_path, &nbytes);
+    tokens = tok_encode(&tok, bytes, nbytes, &n);
+    free(bytes);
+    check_writable(getstr(&c, "--model"));
+    memset(&plot, 0, sizeof plot);
+    plot.path = getstr(&c, "--plot");
+    plot.drawn_at = -1;
+    lmplot_init(&plot.log);
+    if (plot.path) check_writable(plot.path);
+    memset(&run, 0, sizeof run);
+    run.out = getstr(&c, "--model");
+    run.saved_at = -1;
+    if (init) {
+        static const char *const shape_flags[2] = { "--layers", "--embd" };
+        int k;
+        run.m = load_model(init, heads_for(&c, init));
+        for (k = 0; k < 2; k++) { /* (--heads: see heads_for) */
+            int have = k == 0 ? run.m->cfg.n_layer : run.m->cfg.n_embd;
+            if (seen(&c, shape_flags[k]) && geti(&c, shape_flags[k]) != have)
+                note("%s %lld ignored: '%s' has %d", shape_flags[k], geti(&c, shape_flags[k]), init, have);
+        }
+        T = seen(&c, "--ctx") ? (int)geti(&c, "--ctx") : run.m->cfg.n_ctx;
+        if (T > run.m->cfg.n_ctx)
+            die_usage("--ctx %d is longer than the context of '%s' (%d)", T, init, run.m->cfg.n_ctx);
+        check_step(B, T, run.m->cfg.n_embd, run.m->cfg.n_head, run.m->cfg.vocab);
+        check_fits(train_bytes(run.m->cfg.n_layer, run.m->cfg.n_head, run.m->cfg.n_embd,
+                               run.m->cfg.n_ctx, run.m->cfg.vocab, B, T), "this model and batch");
+        check_vocab(run.m, &tok, init);
+    } else {
+        lm_gpt_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.n_layer = (int)geti(&c, "--layers");
+        cfg.n_head = (int)geti(&c, "--heads");
+        cfg.n_embd = (int)geti(&c, "--embd");
+        cfg.n_ctx = T = (int)geti(&c, "--ctx");
+        cfg.vocab = tok.vocab;
+        check_shape(&c, cfg.vocab);
+        check_step(B, T, cfg.n_embd, cfg.n_head, cfg.vocab);
+        check_fits(train_bytes(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.n_ctx, cfg.vocab, B, T),
+                   "this model and batch");
+        run.m = lm_gpt_new(&cfg, get(&c, "--seed")->u);
+        if (!run.m) die("cannot create the model: %s", lm_error());
+    }
+
+    /* the split: the first (1 - f) of the tokens train, the rest validate */
+    n_train = getd(&c, "--val-frac") > 0 ? (size_t)((1.0 - getd(&c, "--val-frac")) * (double)n) : n;
+    if (n_train > n) n_train = n;
+    n_val = n - n_train;
+    if (n_train < (size_t)B * (size_t)T + 1)
+        die("'%s' gives %lu training tokens, fewer than --batch x --ctx + 1 = %lu", data_path,
+            (unsigned long)n_train, (unsigned long)((size_t)B * (size_t)T + 1));
+    if (n_val > 0 && n_val < (size_t)T + 1) {
+        if (eval_every > 0 && !geti(&c, "--quiet"))
+            note("the validation split has %lu tokens, fewer than --ctx + 1 = %d: no validation",
+                 (unsigned long)n_val, T + 1);
+        n_val = 0;
+    }
+    run.data = lm_data_init(tokens, n_train,
+                            !strcmp(getstr(&c, "--order"), "sequential") ? LM_ORDER_SEQUENTIAL : LM_ORDER_RANDOM,
+                            get(&c, "--seed")->u);
+    if (resume) {
+        memset(&st, 0, sizeof st);
+        if (lm_gpt_load_state(run.m, init, &st) != LM_OK)
+            die("cannot load the training state of '%s': %s", init, lm_error());
+        if (st.step < 0 || st.step > S)
+            die("'%s' has done %ld steps, more than --steps %d", init, st.step, S);
+        if (st.data_pos > (uint64_t)n_train)
+            die("the state of '%s' does not fit '%s' (data position %lu of %lu tokens)", init,
+                data_path, (unsigned long)st.data_pos, (unsigned long)n_train);
+        start = (int)st.step;
+        run.data.pos = (size_t)st.data_pos;
+        run.data.rng.state = st.rng;
+    }
+
+    /* the CSV log: a header, then a row per step. A resumed run keeps the rows up to the
+       checkpoint's step (a crashed run may have logged past it) and carries on. */
+    if (getstr(&c, "--log")) {
+        const char *lp = getstr(&c, "--log");
+        unsigned char *old = NULL;
+        size_t old_len = 0, keep = 0;
+        FILE *f = resume ? fopen(lp, "rb") : NULL;
+        if (f) {
+            old = read_stream(f, lp, &old_len);
+            fclose(f);
+            /* the header line, then rows while their step is <= start */
+            while (keep < old_len) {
+                size_t e = keep;
+                while (e < old_len && old[e] != '\n') e++;
+                if (e == old_len) break; /* a partial last line */
+                if (keep > 0 && atol((const char *)old + keep) > start) break;
+                keep = e + 1;
+            }
+        }
+        logf = fopen(lp, "wb");
+        if (!logf) die("cannot write '%s': %s", lp, strerror(errno));
+        if (keep > 0) fwrite(old, 1, keep, logf);
+        else fputs("step,loss,lr,tok_per_s,val_loss,elapsed_s\n", logf);
+        free(old);
+        fflush(logf);
+    }
+
+    if (plot.path) {
+        /* the title: the model's size and the data's file name, e.g.
+           "GPT 4 layers x 128 wide (0.83M params), ctx 64, 2000 steps - input.txt" */
+        const char *base = strrchr(data_path, '/');
+        char np[32];
+        snprintf(plot.title, sizeof plot.title,
+                 "GPT %d layer%s \xC3\x97 %d wide (%s params), ctx %d, %d steps \xE2\x80\x94 %s",
+                 run.m->cfg.n_layer, run.m->cfg.n_layer == 1 ? "" : "s", run.m->cfg.n_embd,
+                 fmt_count((double)lm_gpt_num_params(run.m), np), T, S,
+                 base ? base + 1 : data_path);
+        /* a resumed run with a log: the picture starts with the rows logged before (the
+           kept rows are flushed above, so the file is complete) */
+        if (resume && logf && lmplot_read_csv(getstr(&c, "--log"), &plot.log, NULL, 0) != 0)
+            lmplot_init(&plot.log);
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    in = (int *)xmalloc((size_t)B * T * sizeof(int));
+    tg = (int *)xmalloc((size_t)B * T * sizeof(int));
+    memset(&pr, 0, sizeof pr);
+    pr.tty = stderr_is_tty();
+    pr.quiet = (int)geti(&c, "--quiet");
+    pr.total = S;
+    pr.first = start;
+    pr.every = nice_interval(S);
+    pr.tokens = (double)B * T;
+    pr.t0 = t_begin = now_s();
+    if (!pr.quiet)
+        note("%d layers, %d heads, %d wide, context %d, vocab %d: %lu parameters; %lu train "
+             "and %lu validation tokens; %d threads (%s)%s",
+             run.m->cfg.n_layer, run.m->cfg.n_head, run.m->cfg.n_embd, run.m->cfg.n_ctx,
+             run.m->cfg.vocab, (unsigned long)lm_gpt_num_params(run.m), (unsigned long)n_train,
+             (unsigned long)n_val, lm_get_threads(), lm_simd_name(),
+             resume ? "; resuming" : "");
+
+    for (s = start; s < S; s++) {
+        int done = s + 1, due_eval, due_save, evaluated;
+        float lr = lm_lr_at(&o, s);
+        double t;
+        if (g_signal) break;
+        if (lm_data_next(&run.data, B, T, in, tg) != LM_OK) die("%s", lm_error());
+        lm_clear_error();
+        t = now_s();
+        loss = lm_gpt_train_step(run.m, &o, in, tg, B, T, s);
+        t = now_s() - t;
+        if (!(loss == loss && loss <= FLT_MAX && loss >= -FLT_MAX)) {
+            clear_live_line();
+            if (strcmp(lm_error(), "no error") && !strstr(lm_error(), "not finite"))
+                die("step %d/%d failed: %s", done, S, lm_error());
+            train_plot(&plot, s, 1); /* the curve up to the divergence, silently */
+            die("the loss is %s at step %d/%d; stopped (the last good checkpoint is kept)",
+                loss == loss ? "infinite" : "NaN", done, S);
+        }
+        progress_step(&pr, done, loss, lr, t);
+        due_eval = eval_every > 0 && (done % eval_every == 0 || done == S);
+        due_save = due_eval || (save_every > 0 && done % save_every == 0) || done == S;
+        evaluated = due_eval && n_val > 0 && !g_signal; /* when stopping, skip to the save */
+        if (evaluated) {
+            val_loss = lm_gpt_eval(run.m, tokens + n_train, n_val, T);
+            if (!pr.quiet) {
+                clear_live_line();
+                fprintf(stderr, "step %d/%d val loss %.4f ppl %.2f\n", done, S, val_loss,
+                        exp(val_loss));
+            }
+        }
+        if (logf) {
+            fprintf(logf, "%d,%.9g,%.9g,%.1f,", done, loss, lr, (double)B * T / (t > 0 ? t : 1e-9));
+            if (evaluated) fprintf(logf, "%.9g", val_loss);
+            fprintf(logf, ",%.3f\n", now_s() - t_begin);
+            fflush(logf);
+        }
+        if (plot.path && lmplot_push(&plot.log, done, loss, lr, evaluated ? val_loss : NAN) != 0) {
+            note("out of memory keeping the log for --plot: no more plotting");
+            plot.path = NULL;
+        }
+        if (due_eval || due_save) train_plot(&plot, done, 0);
+        if (due_save) train_save(&run, done);
+    }
+    if (g_signal) {
+        /* stopped by a signal: keep the work done so far and leave */
+        int sig = g_signal;
+        clear_live_line();
+        train_save(&run, s);
+        train_plot(&plot, s, 0);
+        if (logf) fclose(logf);
+        note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", s, S, run.out, run.out);
+        exit(128 + sig);
+    }
+    train_save(&run, S);
+    train_plot(&plot, S, 0);
+    lmplot_free(&plot.log);
+    if (logf && fclose(logf) != 0) die("cannot write '%s': %s", getstr(&c, "--log"), strerror(errno));
+    clear_live_line();
+    {
+        char tb[32];
+        if (start == S)
+            note("'%s' has done all %d steps already; saved '%s'", init, S, run.out);
+        else if (val_loss == val_loss)
+            note("%d steps in %s, loss %.4f, val loss %.4f; saved '%s'", S - start,
+                 fmt_time(now_s() - t_begin, tb), pr.ema / pr.ema_w,
+                 val_loss, run.out);
+        else
+            note("%d steps in %s, loss %.4f; saved '%s'", S - start, fmt_time(now_s() - t_begin, tb),
+                 pr.ema / pr.ema_w, run.out);
+    }
+    free(in);
+    free(tg);
+    free(tokens);
+    lm_gpt_free(run.m);
+    tok_close(&tok);
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm generate.
+   stdout gets exactly the prompt's bytes and then each new token's bytes as soon as it is
+   drawn; notes go to stderr. The KV-cache generator of the library slides the window once
+   the text outgrows the model's context.
+   --------------------------------------------------------------------------------------- */
+static const char usage_generate[] =
+"usage: lm generate --model CKPT [options]\n"
+"\n"
+"Continue a prompt with a trained model. stdout receives exactly the prompt's bytes, then\n"
+"the generated bytes as they come; everything else goes to stderr.\n"
+"\n"
+"  --model CKPT           checkpoint (required)\n"
+"  --prompt TEXT          text to continue (default empty). An empty prompt starts from a\n"
+"                         newline token (bytes, --tokenizer) or <|endoftext|> (50256,\n"
+"                         --gpt2); that start token is not printed\n"
+"  --tokens N             tokens to generate (256)\n"
+"  --temperature X        sampling temperature; 0 = greedy argmax (0.8)\n"
+"  --top-k N              sample among the k most likely tokens, 0 = all (0)\n"
+"  --top-p X              nucleus sampling: smallest set with mass >= p, in (0, 1] (1.0)\n"
+"  --seed N               sampling seed (1337): the same seed gives the same text\n"
+"  --heads N              heads, for a checkpoint without n_head metadata\n"
+"                         (default: the metadata, else n_embd/64)\n"
+"  --tokenizer TOK        a tokenizer written by `lm bpe` (default: raw bytes)\n"
+"  --gpt2 DIR             GPT-2's tokenizer (DIR/encoder.json, DIR/vocab.bpe)\n"
+"  --threads N            threads (default: all cores)\n"
+"\n"
+"When the text outgrows the model's context, the model sees the last n_ctx tokens.\n";
+
+typedef struct gen_out { cli_tok *tok; int failed; } gen_out;
+
+static void gen_emit(void *user, int token) {
+    gen_out *g = (gen_out *)user;
+    if (tok_write(g->tok, &token, 1, stdout) != 0) g->failed = 1;
+    fflush(stdout);
+}
+
+static void opt_heads_only(cli *c) { opt_int(c, "--heads", 0, 1, 65536); }
+
+static void cmd_generate(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    lm_gpt *m;
+    lm_sampler smp;
+    gen_out go;
+    const char *prompt, *path;
+    int *ids, ntok;
+    size_t n, plen;
+    uint64_t seed;
+
+    memset(&c, 0, sizeof c);
+    c.usage = usage_generate;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_text(&c, "--prompt", "");
+    opt_int(&c, "--tokens", 256, 0, 1000000000);
+    opt_num(&c, "--temperature", 0.8, 0, HUGE_VAL, 0, 0);
+    opt_int(&c, "--top-k", 0, 0, INT_MAX);
+    opt_num(&c, "--top-p", 1.0, 0, 1, 1, 0);
+    opt_u64(&c, "--seed", 1337);
+    opt_heads_only(&c);
+    opt_tok(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--model")) die_usage("--model CKPT is required (see lm generate --help)");
+    tok_check_opts(&c);
+    apply_threads(&c);
+
+    path = getstr(&c, "--model");
+    m = load_model(path, heads_for(&c, path));
+    tok_open(&c, &tok);
+    check_vocab(m, &tok, path);
+    prompt = getstr(&c, "--prompt");
+    plen = strlen(prompt);
+    ids = tok_encode(&tok, (const unsigned char *)prompt, plen, &n);
+    if (n == 0) { ids[0] = tok.start; n = 1; }
+    if (n > INT_MAX) die("the prompt is too long");
+    ntok = (int)geti(&c, "--tokens");
+
+    seed = get(&c, "--seed")->u;   /* fixed by default, so a run can be repeated */
+    smp = lm_sampler_defaults(seed);
+    smp.temperature = (float)getd(&c, "--temperature");
+    smp.top_k = (int)geti(&c, "--top-k");
+    smp.top_p = (float)getd(&c, "--top-p");
+
+    fwrite(prompt, 1, plen, stdout);
+    fflush(stdout);
+    go.tok = &tok;
+    go.failed = 0;
+    if (ntok > 0 && lm_gpt_generate(m, ids, (int)n, ntok, &smp, gen_emit, &go, NULL) != LM_OK)
+        die("generation failed: %s", lm_error());
+    if (go.failed) die("the model produced a token outside the tokenizer's vocabulary");
+    if (fflush(stdout) != 0 || ferror(stdout)) die("cannot write the output: %s", strerror(errno));
+    free(ids);
+    tok_close(&tok);
+    lm_gpt_free(m);
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm eval: DESIGN 3.3 windows over all the tokens of a file; the mean cross-entropy and
+   its exponential, the perplexity.
+   --------------------------------------------------------------------------------------- */
+static const char usage_eval[] =
+"usage: lm eval --model CKPT --data FILE [options]\n"
+"\n"
+"Mean cross-entropy of the model over ALL tokens of FILE, in non-overlapping windows\n"
+"i = 0 .. floor((n-1)/T)-1: inputs [iT, iT+T), targets [iT+1, iT+T+1).\n"
+"The last line on stdout is: loss <float> ppl <float>   (ppl = exp(loss)).\n"
+"\n"
+"  --model CKPT           checkpoint (required)\n"
+"  --data FILE            text to evaluate (required)\n"
+"  --ctx T                window length (default: the model's n_ctx; at most that)\n"
+"  --heads N              heads, for a checkpoint without n_head metadata\n"
+"  --tokenizer TOK        a tokenizer written by `lm bpe` (default: raw bytes)\n"
+"  --gpt2 DIR             GPT-2's tokenizer (DIR/encoder.json, DIR/vocab.bpe)\n"
+"  --threads N            threads (default: all cores)\n";
+
+static void cmd_eval(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    lm_gpt *m;
+    unsigned char *bytes;
+    int *tokens, T;
+    size_t nbytes, n;
+    float loss;
+    const char *path, *data;
+
+    memset(&c, 0, sizeof c);
+    c.usage = usage_eval;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_str(&c, "--data", NULL, NULL);
+    opt_int(&c, "--ctx", 0, 1, 1048576);
+    opt_heads_only(&c);
+    opt_tok(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--model")) die_usage("--model CKPT is required (see lm eval --help)");
+    if (!seen(&c, "--data")) die_usage("--data FILE is required (see lm eval --help)");
+    tok_check_opts(&c);
+    apply_threads(&c);
+
+    path = getstr(&c, "--model");
+    data = getstr(&c, "--data");
+    m = load_model(path, heads_for(&c, path));
+    T = seen(&c, "--ctx") ? (int)geti(&c, "--ctx") : m->cfg.n_ctx;
+    if (T > m->cfg.n_ctx) die_usage("--ctx %d is longer than the context of '%s' (%d)", T, path, m->cfg.n_ctx);
+    tok_open(&c, &tok);
+    check_vocab(m, &tok, path);
+    bytes = read_file(data, &nbytes);
+    tokens = tok_encode(&tok, bytes, nbytes, &n);
+    free(bytes);
+    if (n < (size_t)T + 1)
+        die("'%s' has %lu tokens, fewer than one window of --ctx + 1 = %d", data,
+            (unsigned long)n, T + 1);
+    loss = lm_gpt_eval(m, tokens, n, T);
+    if (loss != loss) die("evaluation failed: %s", lm_error());
+    printf("loss %.6f ppl %.6f\n", loss, exp((double)loss));
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    free(tokens);
+    tok_close(&tok);
+    lm_gpt_free(m);
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm info: what a checkpoint holds.
+   --------------------------------------------------------------------------------------- */
+static const char usage_info[] =
+"usage: lm info --model CKPT [--heads N] [--threads N]\n"
+"\n"
+"Print a checkpoint's configuration, parameter count, and each tensor's name and shape.\n";
+
+static void cmd_info(int argc, char **argv) {
+    cli c;
+    lm_gpt *m;
+    int k, d;
+    const char *path;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_info;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_heads_only(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--model")) die_usage("--model CKPT is required (see lm info --help)");
+    apply_threads(&c);
+    path = getstr(&c, "--model");
+    m = load_model(path, heads_for(&c, path));
+    printf("model %s\n", path);
+    printf("n_layer %d\nn_head %d\nn_embd %d\nn_ctx %d\nvocab %d\n", m->cfg.n_layer,
+           m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx, m->cfg.vocab);
+    printf("params %lu\n", (unsigned long)lm_gpt_num_params(m));
+    printf("tensors %d\n", m->params.n);
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        printf("%s [", m->params.names[k]);
+        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
+        printf("]\n");
+    }
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    lm_gpt_free(m);
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm bench: speed figures. Each benchmark ends with one line of numbers on stdout.
+   --------------------------------------------------------------------------------------- */
+static const char usage_bench[] =
+"usage: lm bench gemm M N K [--bt] [--threads N]\n"
+"       lm bench train [--layers 4] [--heads 4] [--embd 128] [--ctx 64] [--batch 12]\n"
+"                      [--vocab 256] [--steps 10] [--threads N]\n"
+"       lm bench generate [--model CKPT [--heads N] | --layers 4 --heads 4 --embd 128\n"
+"                      --ctx 64 --vocab 256] [--tokens N] [--threads N]\n"
+"\n"
+"gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
+"          median of repeated runs. Last line: gflops X\n"
+"train     training steps of a GPT on random tokens, after 2 warm-up steps.\n"
+"          Last line: ms_per_step X tok_per_s Y peak_rss_mb Z\n"
+"generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
+"          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
+"          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
+"\n"
+"Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+#ifdef __APPLE__
+    return (double)ru.ru_maxrss / 1048576.0; /* bytes on macOS */
+#else
+    return (double)ru.ru_maxrss / 1024.0;    /* kilobytes on Linux and the BSDs */
+#endif
+}
+
+static void bench_gemm(int argc, char **argv) {
+    cli c;
+    int M, N, K, bt, runs = 0, i;
+    double times[1000], t_total = 0;
+    float *A, *B, *C;
+    size_t na, nb, nc;
+    lm_rng rng = lm_rng_seed(1);
+    memset(&c, 0, sizeof c);
+    c.usage = usage_bench;
+    c.max_pos = 3;
+    opt_flag(&c, "--bt");
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (c.npos != 3) die_usage("needs three sizes: lm bench gemm M N K");
+    M = (int)parse_int("M", c.pos[0], 1, 1048576);
+    N = (int)parse_int("N", c.pos[1], 1, 1048576);
+    K = (int)parse_int("K", c.pos[2], 1, 1048576);
+    bt = (int)geti(&c, "--bt");
+    check_fits(4.0 * ((double)M * K + (double)K * N + (double)M * N), "these matrices");
+    if ((double)M * K > INT_MAX || (double)K * N > INT_MAX || (double)M * N > INT_MAX)
+        die_usage("each matrix must have fewer than 2^31 elements");
+    apply_threads(&c);
+    na = (size_t)M * K; nb = (size_t)K * N; nc = (size_t)M * N;
+    A = (float *)xmalloc(na * sizeof(float));
+    B = (float *)xmalloc(nb * sizeof(float));
+    C = (float *)xmalloc(nc * sizeof(float));
+    for (i = 0; i < (int)na; i++) A[i] = lm_rng_uniform(&rng) - 0.5f;
+    for (i = 0; i < (int)nb; i++) B[i] = lm_rng_uniform(&rng) - 0.5f;
+    /* one warm-up run, then runs until about half a second has passed (at least 3) */
+    lm_gemm(0, bt, M, N, K, 1.0f, A, K, B, bt ? K : N, 0.0f, C, N);
+    while (runs < 1000 && (runs < 3 || t_total < 0.5)) {
+        double t = now_s();
+        lm_gemm(0, bt, M, N, K, 1.0f, A, K, B, bt ? K : N, 0.0f, C, N);
+        t = now_s() - t;
+        times[runs++] = t;
+        t_total += t;
+    }
+    qsort(times, (size_t)runs, sizeof(double), cmp_double);
+    printf("gemm %d x %d x %d%s, %d threads, %s: median %.4f ms over %d runs\n", M, N, K,
+           bt ? " (B as N x K)" : "", lm_get_threads(), lm_simd_name(), times[runs / 2] * 1e3,
+           runs);
+    printf("gflops %.2f\n", 2.0 * M * N * K / times[runs / 2] / 1e9);
+    free(A); free(B); free(C);
+}
+
+/* A fresh model from the shape options (plus --vocab), after checking it fits. */
+static lm_gpt *bench_model(cli *c, double B, double T) {
+    lm_gpt_config cfg;
+    lm_gpt *m;
+    check_shape(c, (double)geti(c, "--vocab"));
+    if (B > 0) check_step(B, T, (double)geti(c, "--embd"), (double)geti(c, "--heads"),
+                          (double)geti(c, "--vocab"));
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n_layer = (int)geti(c, "--layers");
+    cfg.n_head = (int)geti(c, "--heads");
+    cfg.n_embd = (int)geti(c, "--embd");
+    cfg.n_ctx = (int)geti(c, "--ctx");
+    cfg.vocab = (int)geti(c, "--vocab");
+    check_fits(B > 0 ? train_bytes(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.n_ctx, cfg.vocab, B, T)
+                     : infer_bytes(cfg.n_layer, cfg.n_embd, cfg.n_ctx, cfg.vocab),
+               "this model");
+    m = lm_gpt_new(&cfg, 1);
+    if (!m) die("cannot create the model: %s", lm_error());
+    return m;
+}
+
+static void bench_train(int argc, char **argv) {
+    cli c;
+    lm_gpt *m;
+    lm_train_opts o;
+    lm_rng rng = lm_rng_seed(2);
+    int B, T, S, s, i, *in, *tg;
+    double t_sum = 0;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_bench;
+    opt_shape(&c);
+    opt_int(&c, "--batch", 12, 1, 1048576);
+    opt_int(&c, "--vocab", 256, 1, 16777216);
+    opt_int(&c, "--steps", 10, 1, 1000000);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    B = (int)geti(&c, "--batch");
+    T = (int)geti(&c, "--ctx");
+    S = (int)geti(&c, "--steps");
+    m = bench_model(&c, B, T);
+    apply_threads(&c);
+    in = (int *)xmalloc((size_t)B * T * sizeof(int));
+    tg = (int *)xmalloc((size_t)B * T * sizeof(int));
+    o = lm_train_defaults();
+    o.steps = S + 2;
+    o.warmup = 0;
+    for (s = 0; s < S + 2; s++) {
+        double t;
+        float loss;
+        for (i = 0; i < B * T; i++) {
+            in[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
+            tg[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
+        }
+        t = now_s();
+        loss = lm_gpt_train_step(m, &o, in, tg, B, T, s);
+        t = now_s() - t;
+        if (loss != loss) die("training step failed: %s", lm_error());
+        if (s >= 2) t_sum += t;  /* the first two steps warm up caches and arenas */
+    }
+    printf("train %d layers, %d heads, %d wide, context %d, vocab %d, batch %d: %lu "
+           "parameters, %d threads, %s, %d steps\n", m->cfg.n_layer, m->cfg.n_head,
+           m->cfg.n_embd, T, m->cfg.vocab, B, (unsigned long)lm_gpt_num_params(m),
+           lm_get_threads(), lm_simd_name(), S);
+    printf("ms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f\n", t_sum / S * 1e3,
+           (double)B * T * S / t_sum, peak_rss_mb());
+    free(in); free(tg);
+    lm_gpt_free(m);
+}
+
+static void bench_generate(int argc, char **argv) {
+    cli c;
+    lm_gpt *m;
+    lm_sampler smp;
+    int n, start = '\n';
+    double t;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_bench;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_shape(&c);
+    opt_int(&c, "--vocab", 256, 1, 16777216);
+    opt_int(&c, "--tokens", 256, 1, 100000000);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (seen(&c, "--model")) {
+        static const char *const shape[4] = { "--layers", "--embd", "--ctx", "--vocab" };
+        int k;
+        for (k = 0; k < 4; k++)
+            if (seen(&c, shape[k]))
+                die_usage("%s cannot be used with --model: the shape is the checkpoint's", shape[k]);
+        m = load_model(getstr(&c, "--model"), heads_for(&c, getstr(&c, "--model")));
+    } else {
+        m = bench_model(&c, 0, 0);
+    }
+    /* by default stay within the context: one prompt token, then n_ctx - 1 new ones at
+       most, each a single step through the KV cache (no window sliding) */
+    n = (int)geti(&c, "--tokens");
+    if (!seen(&c, "--tokens") && n > m->cfg.n_ctx - 1) n = m->cfg.n_ctx > 1 ? m->cfg.n_ctx - 1 : 1;
+    if (start >= m->cfg.vocab) start = 0;
+    apply_threads(&c);
+    smp = lm_sampler_defaults(1);
+    t = now_s();
+    if (lm_gpt_generate(m, &start, 1, n, &smp, NULL, NULL, NULL) != LM_OK)
+        die("generation failed: %s", lm_error());
+    t = now_s() - t;
+    printf("generate %d tokens: %d layers, %d heads, %d wide, context %d, vocab %d, %d "
+           "threads, %s\n", n, m->cfg.n_layer, m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx,
+           m->cfg.vocab, lm_get_threads(), lm_simd_name());
+    printf("tok_per_s %.1f\n", n / t);
+    lm_gpt_free(m);
+}
+
+static void cmd_bench(int argc, char **argv) {
+    static char name[64];
+    if (argc < 1) die_usage("which benchmark? gemm, train or generate (see lm bench --help)");
+    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+        fputs(usage_bench, stdout);
+        exit(0);
+    }
+    if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate"))
+        die_usage("unknown benchmark '%s': gemm, train or generate", argv[0]);
+    sprintf(name, "lm bench %s", argv[0]);
+    g_cmd = name;
+    if (!strcmp(argv[0], "gemm")) bench_gemm(argc - 1, argv + 1);
+    else if (!strcmp(argv[0], "train")) bench_train(argc - 1, argv + 1);
+    else bench_generate(argc - 1, argv + 1);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Tokenizer commands: lm bpe, lm tokenize, lm detokenize.
+   --------------------------------------------------------------------------------------- */
+static const char usage_bpe[] =
+"usage: lm bpe --data FILE --vocab N --out TOK [--threads N]\n"
+"\n"
+"Learn a byte-level BPE tokenizer of at most N tokens (256 <= N <= 1048576: the 256 bytes\n"
+"plus N-256 merges) from FILE, and write it to TOK (the lm-bpe text format).\n";
+
+static void cmd_bpe(int argc, char **argv) {
+    cli c;
+    lm_tokenizer *t;
+    unsigned char *bytes;
+    size_t n;
+    const char *out;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_bpe;
+    opt_str(&c, "--data", NULL, NULL);
+    opt_int(&c, "--vocab", 0, 256, 1048576);
+    opt_str(&c, "--out", NULL, NULL);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--data")) die_usage("--data FILE is required (see lm bpe --help)");
+    if (!seen(&c, "--vocab")) die_usage("--vocab N is required (see lm bpe --help)");
+    if (!seen(&c, "--out")) die_usage("--out TOK is required (see lm bpe --help)");
+    apply_threads(&c);
+    out = getstr(&c, "--out");
+    bytes = read_file(getstr(&c, "--data"), &n);
+    check_writable(out);
+    t = lm_bpe_train(bytes, n, (int)geti(&c, "--vocab"));
+    if (!t) die("BPE training failed: %s", lm_error());
+    if (lm_tok_save(t, out) != LM_OK) die("cannot write '%s': %s", out, lm_error());
+    note("%d tokens (%d merges) learned from %lu bytes; wrote '%s'", lm_tok_vocab_size(t),
+         lm_tok_vocab_size(t) - 256, (unsigned long)n, out);
+    lm_tok_free(t);
+    free(bytes);
+}
+
+static const char usage_tokenize[] =
+"usage: lm tokenize [--tokenizer TOK | --gpt2 DIR] [--text T] [--threads N]\n"
+"\n"
+"Print the token ids of T (or of stdin when --text is absent) on one line, separated by\n"
+"single spaces. Default tokenizer: raw bytes (id = byte value).\n";
+
+static void cmd_tokenize(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    unsigned char *text;
+    int *ids;
+    size_t n, len, i;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_tokenize;
+    opt_tok(&c);
+    opt_text(&c, "--text", NULL);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    tok_check_opts(&c);
+    apply_threads(&c);
+    tok_open(&c, &tok);
+    if (seen(&c, "--text")) {
+        len = strlen(getstr(&c, "--text"));
+        text = (unsigned char *)xmalloc(len);
+        memcpy(text, getstr(&c, "--text"), len);
+    } else {
+        text = read_stream(stdin, "stdin", &len);
+    }
+    ids = tok_encode(&tok, text, len, &n);
+    for (i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+    putchar('\n');
+    if (fflush(stdout) != 0 || ferror(stdout)) die("cannot write the output: %s", strerror(errno));
+    free(ids);
+    free(text);
+    tok_close(&tok);
+}
+
+static const char usage_detokenize[] =
+"usage: lm detokenize [--tokenizer TOK | --gpt2 DIR] [--threads N]\n"
+"\n"
+"Read token ids from stdin (decimal, separated by any whitespace) and write the bytes they\n"
+"stand for to stdout. Default tokenizer: raw bytes (id = byte value).\n";
+
+static void cmd_detokenize(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    unsigned char *text;
+    int *ids;
+    size_t len, n = 0, i = 0;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_detokenize;
+    opt_tok(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    tok_check_opts(&c);
+    apply_threads(&c);
+    tok_open(&c, &tok);
+    text = read_stream(stdin, "stdin", &len);
+    ids = (int *)xmalloc((len / 2 + 1) * sizeof(int)); /* each id takes >= 2 bytes but the last */
+    while (i < len) {
+        size_t j;
+        long v = 0;
+        if (isspace(text[i])) { i++; continue; }
+        for (j = i; j < len && !isspace(text[j]); j++) {
+            if (!isdigit(text[j]) || v > 100000000) v = -1;
+            if (v >= 0) v = v * 10 + (text[j] - '0');
+            if (v < 0) break;
+        }
+        if (v < 0 || v >= tok.vocab) {
+            size_t e = i;
+            while (e < len && !isspace(text[e]) && e - i < 40) e++;
+            die("'%.*s' is not a token id in [0, %d)", (int)(e - i), (const char *)text + i, tok.vocab);
+        }
+        ids[n++] = (int)v;
+        i = j;
+    }
+    if (tok_write(&tok, ids, n, stdout) != 0) die("cannot decode: %s", lm_error());
+    if (fflush(stdout) != 0 || ferror(stdout)) die("cannot write the output: %s", strerror(errno));
+    free(ids);
+    free(text);
+    tok_close(&tok);
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm plot: the CSV log of lm train --log as an SVG picture (tools/lm_plot.h draws it).
+   --------------------------------------------------------------------------------------- */
+static const char usage_plot[] =
+"usage: lm plot LOG.csv [--out FILE.svg] [--title TEXT] [--threads N]\n"
+"\n"
+"Draw the CSV log that lm train --log writes as an SVG picture: the train loss (faint)\n"
+"and its moving average (bold), the validation loss at each eval, and the learning rate\n"
+"on a second axis. Columns are found by name (step, loss, lr, val_loss); others are\n"
+"ignored, and empty or NaN cells are skipped.\n"
+"\n"
+"  --out FILE.svg         where to write it (default: LOG with .csv replaced by .svg)\n"
+"  --title TEXT           the title (default: the log's file name)\n"
+"  --threads N            accepted as by every subcommand (drawing uses one)\n"
+"\n"
+"Exit status: 0 drawn; 2 a bad command line; 1 the log is missing, unreadable or has\n"
+"no data rows, or the picture cannot be written (an old FILE.svg is then untouched).\n";
+
+static void cmd_plot(int argc, char **argv) {
+    cli c;
+    lmplot_series s;
+    char err[512], *out;
+    const char *log, *title, *base;
+    size_t n;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_plot;
+    c.max_pos = 1;
+    opt_str(&c, "--out", NULL, NULL);
+    opt_text(&c, "--title", NULL);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (c.npos != 1) die_usage("give the CSV log to draw (see lm plot --help)");
+    log = c.pos[0];
+    n = strlen(log);
+    out = (char *)xmalloc((getstr(&c, "--out") ? strlen(getstr(&c, "--out")) : n) + 5);
+    if (getstr(&c, "--out")) strcpy(out, getstr(&c, "--out"));
+    else {
+        strcpy(out, log);
+        if (n >= 4 && !strcmp(out + n - 4, ".csv")) out[n - 4] = 0;
+        strcat(out, ".svg");
+    }
+    if (!strcmp(out, log)) die_usage("--out '%s' is the log itself", out);
+    check_writable(out);
+    base = strrchr(log, '/');
+    title = getstr(&c, "--title") ? getstr(&c, "--title") : base ? base + 1 : log;
+    if (lmplot_read_csv(log, &s, err, sizeof err) != 0) die("%s", err);
+    if (lmplot_loss_svg(&s, title, out, err, sizeof err) != 0) die("%s", err);
+    note("%d rows of '%s' drawn to '%s'", s.n, log, out);
+    lmplot_free(&s);
+    free(out);
+}
+
+/* ---------------------------------------------------------------------------------------
+   main: pick the subcommand.
+   --------------------------------------------------------------------------------------- */
+static const char usage_main[] =
+"usage: lm COMMAND [options]        (lm COMMAND --help for each one's options)\n"
+"\n"
+"  train       train a GPT on a text file\n"
+"  generate    continue a prompt with a trained model\n"
+"  eval        loss and perplexity of a model on a text file\n"
+"  info        configuration and tensors of a checkpoint\n"
+"  bench       speed figures: gemm, train, generate\n"
+"  bpe         learn a byte-level BPE tokenizer\n"
+"  tokenize    text to token ids\n"
+"  detokenize  token ids to text\n"
+"  plot        draw a training log (lm train --log) as an SVG picture\n"
+"\n"
+"Results go to stdout; progress, notes and errors to stderr.\n"
+"Exit status: 0 success, 1 runtime error (a file missing or malformed, a NaN loss), 2\n"
+"usage error (a bad flag or value); each error is one line on stderr. lm train stopped\n"
+"by SIGINT or SIGTERM saves its checkpoint and exits with 130 or 143.\n";
+
+typedef struct command { const char *name; void (*run)(int argc, char **argv); } command;
+static const command g_commands[] = {
+    { "train", cmd_train }, { "generate", cmd_generate }, { "eval", cmd_eval },
+    { "info", cmd_info }, { "bench", cmd_bench }, { "bpe", cmd_bpe },
+    { "plot", cmd_plot }, { "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }
+};
+
+int main(int argc, char **argv) {
+    static char name[64];
+    size_t k;
+    const char *cmd;
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        /* lm help CMD is lm CMD --help */
+        if (!strcmp(cmd, "help") && argc > 2) {
+            char *help[1];
+            help[0] = (char *)"--help";
+            for (k = 0; k < sizeof g_commands / sizeof g_commands[0]; k++)
+                if (!strcmp(argv[2], g_commands[k].name)) g_commands[k].run(1, help);
+        }
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    for (k = 0; k < sizeof g_commands / sizeof g_commands[0]; k++) {
+        if (strcmp(cmd, g_commands[k].name)) continue;
+        sprintf(name, "lm %s", g_commands[k].name);
+        g_cmd = name;
+        g_commands[k].run(argc - 2, argv + 2);
+        return 0;
+    }
+    fprintf(stderr, "lm: unknown command '%s' (see lm --help)\n", cmd);
+    return EXIT_USAGE;
+}
