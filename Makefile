@@ -35,6 +35,6 @@ demo: lm
 clean:
 	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
-	rm -rf examples/cortex_m/build
+	rm -rf examples/cortex_m/build $(SAN_CLEAN)
 
-.PHONY: all test demo clean compile-check test-arm test-torch test-cortex-m
+.PHONY: all test demo clean compile-check test-arm test-torch test-cortex-m test-asan test-valgrind fuzz

@@ -818,8 +818,9 @@ LMDEF void lm_arena_init_buffer(lm_arena *a, void *buf, size_t cap) {
     uintptr_t p = (uintptr_t)buf, q = (p + 63) & ~(uintptr_t)63;
     a->base = (unsigned char *)q;
     a->cap = cap > (size_t)(q - p) ? cap - (size_t)(q - p) : 0;
-    a->used = a->peak = 0;
+    a->used = a->peak = a->want = 0;
     a->owned = 0;
+    a->raw = NULL;
 }
 LMDEF int lm_arena_init(lm_arena *a, size_t cap) {
     void *p;

@@ -49,10 +49,14 @@ static void clear_live_line(void) {
     if (g_live_line) { fputs("\r\033[K", stderr); g_live_line = 0; }
 }
 static void vsay(const char *fmt, va_list ap) {
+    char buf[1024];
+    size_t i;
     clear_live_line();
-    fprintf(stderr, "%s: ", g_cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    /* a message is one line, even when it quotes user text with control characters */
+    for (i = 0; buf[i]; i++)
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) buf[i] = '?';
+    fprintf(stderr, "%s: %s\n", g_cmd, buf);
 }
 /* A usage error: the command line is wrong. Exit 2. */
 static void die_usage(const char *fmt, ...) {
