@@ -3,18 +3,20 @@
 #   make test     run the test suite (last line: N passed, M failed)
 #   make demo     train a small GPT on lm.h's own source, then sample from it
 #   make clean
+# Extra suites (each needs Debian packages that .ci/run installs): compile-check,
+# examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, fuzz.
 CC ?= cc
 CFLAGS ?= -O2 -march=native
 WARN = -std=c99 -Wall -Wextra -pedantic
 LDLIBS = -lm -lpthread
-EXAMPLES = examples/linreg
+EXAMPLES = examples/linreg examples/xor examples/gpt examples/classify examples/binary
 
 all: lm lm_test $(EXAMPLES)
 
-lm: tools/lm.c lm.h
+lm: tools/lm.c lm.h $(wildcard parts/*.inc)
 	$(CC) $(WARN) $(CFLAGS) -I. tools/lm.c -o $@ $(LDLIBS)
 
-lm_test: lm_test.c lm.h
+lm_test: lm_test.c lm.h $(wildcard parts/*.inc)
 	$(CC) $(WARN) $(CFLAGS) -I. lm_test.c -o $@ $(LDLIBS)
 
 examples/%: examples/%.c lm.h
@@ -22,6 +24,11 @@ examples/%: examples/%.c lm.h
 
 test: lm lm_test
 	./lm_test
+
+# Every example, run as a user would (from examples/, no arguments); each checks its own
+# lesson and exits non-zero if it failed.
+examples-run: $(EXAMPLES)
+	cd examples && ./linreg && ./xor && ./binary && ./classify && ./gpt
 
 # The README's first command: a byte-level GPT trained on lm.h's own source (every checkout
 # has it), its progress and falling loss, a loss curve (demo.svg), then a sample.
@@ -32,9 +39,155 @@ demo: lm
 	@echo
 	@echo "(loss curve: demo.svg)"
 
+# ARM: the whole suite cross-compiled for aarch64 and armhf (NEON), run under qemu-user;
+# then the scalar path (LM_NO_SIMD) natively. Needs gcc-aarch64-linux-gnu,
+# gcc-arm-linux-gnueabihf and qemu-user (see .ci/run).
+ARM_TEST = -std=c99 -Wall -Wextra -pedantic -O2 -DLM_TEST_NO_CLI -I. lm_test.c -lm -lpthread
+test-arm:
+	aarch64-linux-gnu-gcc $(ARM_TEST) -o lm_test_aarch64
+	@n=$$(aarch64-linux-gnu-objdump -d lm_test_aarch64 | grep -cE 'fmla[[:space:]]+v[0-9]+\.4s'); \
+	  echo "aarch64: $$n NEON vector FMAs (fmla v.4s)"; test $$n -gt 0
+	qemu-aarch64 -L /usr/aarch64-linux-gnu ./lm_test_aarch64
+	arm-linux-gnueabihf-gcc -mfpu=neon-vfpv4 -mfloat-abi=hard $(ARM_TEST) -o lm_test_armhf
+	@n=$$(arm-linux-gnueabihf-objdump -d lm_test_armhf | grep -cE 'vfma\.f32[[:space:]]+q'); \
+	  echo "armhf: $$n NEON vector FMAs (vfma.f32 q)"; test $$n -gt 0
+	qemu-arm -L /usr/arm-linux-gnueabihf ./lm_test_armhf
+	$(CC) $(WARN) -O2 -DLM_NO_SIMD -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_scalar $(LDLIBS)
+	./lm_test_scalar
+
+# PyTorch cross-check (DESIGN 5): GPT logits, loss, every gradient and 10 AdamW steps;
+# the encoder's masked-LM and classifier heads; `lm eval` and greedy `lm generate` - for
+# the default (SIMD) build and a -DLM_NO_SIMD build, each against PyTorch and against each
+# other. Needs Debian's python3-torch and python3-numpy, so it runs with /usr/bin/python3
+# (a pyenv or venv python3 on PATH does not see them). Last line: N passed, M failed.
+TORCH_PYTHON = /usr/bin/python3
+TORCH_BINS = tools/torch_check tools/torch_check_scalar tools/lm_scalar
+
+tools/torch_check: tools/torch_check.c lm.h
+	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+tools/torch_check_scalar: tools/torch_check.c lm.h
+	$(CC) $(WARN) $(CFLAGS) -DLM_NO_SIMD -I. $< -o $@ $(LDLIBS)
+
+tools/lm_scalar: tools/lm.c lm.h
+	$(CC) $(WARN) $(CFLAGS) -DLM_NO_SIMD -I. $< -o $@ $(LDLIBS)
+
+test-torch: lm $(TORCH_BINS)
+	$(TORCH_PYTHON) tools/torch_check.py --run simd tools/torch_check ./lm \
+	    --run scalar tools/torch_check_scalar tools/lm_scalar
+
+
+# Cortex-M4F: a GPT exported to C by tools/lm2c writes text with no malloc, no threads and
+# no stdio, built with arm-none-eabi-gcc and run under qemu-system-arm (mps2-an386,
+# semihosting); the same program built for the host must print the same bytes. Prints the
+# image's flash and RAM use. Needs gcc-arm-none-eabi, libnewlib-arm-none-eabi and
+# qemu-system-arm (see .ci/run).
+test-cortex-m:
+	sh tests/cortex_m.sh
+
+# lm2c: a checkpoint as C source (const float arrays in flash), for programs with no files
+lm2c: tools/lm2c.c lm.h
+	$(CC) $(WARN) $(CFLAGS) -I. tools/lm2c.c -o $@ -lm
+
+# The header compiles warning-free as C99 with gcc and clang, as C++, with tcc, and with
+# each config macro; two translation units link (implementation in one only).
+CHECK_DEFS = "" "-DLM_NO_SIMD" "-DLM_NO_THREADS" "-DLM_NO_STDIO" "-DLM_STATIC"
+compile-check:
+	@set -e; for cc in gcc clang "g++ -x c++"; do for d in $(CHECK_DEFS); do \
+	  echo "$$cc $$d"; f="tests/compile_a.c tests/compile_b.c"; \
+	  case "$$d" in *STATIC*) f=tests/compile_a.c;; esac; \
+	  std=-std=c99; case "$$cc" in g++*) std=;; esac; \
+	  $$cc $$std -Wall -Wextra -pedantic -Werror -O1 -march=native $$d -I. $$f -o /tmp/lm_compile_check -lm -lpthread; \
+	  /tmp/lm_compile_check; done; done
+	@if command -v tcc >/dev/null; then echo tcc; tcc -I. tests/compile_a.c tests/compile_b.c -o /tmp/lm_compile_check -lm -lpthread && /tmp/lm_compile_check; fi
+	@rm -f /tmp/lm_compile_check
+
+# ---- Sanitizers, valgrind and fuzzers (issue 8) ---------------------------------------
+#   make test-asan       the test suite and the `lm` tool under AddressSanitizer and
+#                        UndefinedBehaviorSanitizer; then the fuzz regression inputs
+#   make test-valgrind   the test suite (without its CLI part), the `lm` tool on tiny runs,
+#                        and the fuzz seeds and regression inputs, under valgrind memcheck
+#   make fuzz            each libFuzzer target for FUZZ_SECONDS (default 60) after replaying
+#                        its regression inputs; needs clang with libFuzzer (FUZZ_CC)
+# Every target builds its own binaries (names below), so none disturbs `make test`.
+SAN_FLAGS = -std=c99 -Wall -Wextra -pedantic -g -O1 -march=native -fno-omit-frame-pointer \
+            -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_ENV = UBSAN_OPTIONS=print_stacktrace=1
+# valgrind cannot run AVX-512 code: the AVX2 path (or scalar) is what it checks
+VG_FLAGS = -std=c99 -Wall -Wextra -pedantic -g -O1 -march=native -mno-avx512f
+VALGRIND = valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -std=c99 -g -O1 -march=native -fsanitize=fuzzer,address,undefined \
+             -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES = safetensors tokenizer cli
+LM_PARTS = $(wildcard parts/*.inc parts/*.h tools/*.h)
+
+lm_test_asan: lm_test.c lm.h $(LM_PARTS)
+	$(CC) $(SAN_FLAGS) -I. lm_test.c -o $@ $(LDLIBS)
+lm_asan: tools/lm.c fuzz/lm_asan_options.c lm.h $(LM_PARTS)
+	$(CC) $(SAN_FLAGS) -I. tools/lm.c fuzz/lm_asan_options.c -o $@ $(LDLIBS)
+fuzz/%-replay: fuzz/fuzz_%.c fuzz/replay.c lm.h tools/lm.c $(LM_PARTS)
+	$(CC) $(SAN_FLAGS) -I. fuzz/replay.c $< -o $@ $(LDLIBS)
+
+test-asan: lm_test_asan lm_asan $(FUZZ_NAMES:%=fuzz/%-replay)
+	$(SAN_ENV) LM_BIN=./lm_asan ./lm_test_asan
+	@fail=0; for t in $(FUZZ_NAMES); do \
+	  if $(SAN_ENV) fuzz/$$t-replay fuzz/regressions/$$t >fuzz/$$t-replay.log 2>&1; then \
+	    echo "asan: fuzz/regressions/$$t: $$(tail -n 1 fuzz/$$t-replay.log)"; \
+	  else tail -n 40 fuzz/$$t-replay.log; echo "asan: a regression input of $$t FAILS"; fail=1; fi; \
+	done; exit $$fail
+
+lm_test_vg: lm_test.c lm.h $(LM_PARTS)
+	$(CC) $(VG_FLAGS) -I. lm_test.c -o $@ $(LDLIBS)
+lm_vg: tools/lm.c lm.h $(LM_PARTS)
+	$(CC) $(VG_FLAGS) -I. tools/lm.c -o $@ $(LDLIBS)
+fuzz/%-replay-vg: fuzz/fuzz_%.c fuzz/replay.c lm.h tools/lm.c $(LM_PARTS)
+	$(CC) $(VG_FLAGS) -I. fuzz/replay.c $< -o $@ $(LDLIBS)
+fuzz/make-seeds: fuzz/make_seeds.c lm.h $(LM_PARTS)
+	$(CC) $(WARN) -O1 -I. fuzz/make_seeds.c -o $@ $(LDLIBS)
+fuzz/seeds: fuzz/make-seeds
+	rm -rf fuzz/seeds && fuzz/make-seeds fuzz/seeds
+
+test-valgrind: lm_test_vg lm_vg fuzz/seeds $(FUZZ_NAMES:%=fuzz/%-replay-vg)
+	LM_TEST_SKIP_CLI=1 $(VALGRIND) ./lm_test_vg
+	sh tests/valgrind.sh ./lm_vg
+	@fail=0; for t in $(FUZZ_NAMES); do \
+	  if $(VALGRIND) fuzz/$$t-replay-vg fuzz/seeds/$$t fuzz/regressions/$$t >fuzz/$$t-replay.log 2>&1; \
+	  then echo "valgrind: fuzz/seeds/$$t fuzz/regressions/$$t: $$(tail -n 1 fuzz/$$t-replay.log)"; \
+	  else tail -n 40 fuzz/$$t-replay.log; echo "valgrind: an input of $$t FAILS"; fail=1; fi; \
+	done; exit $$fail
+
+fuzz/%-fuzz: fuzz/fuzz_%.c lm.h tools/lm.c $(LM_PARTS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -I. $< -o $@ $(LDLIBS)
+
+# Each target: its regression inputs once (-runs=0 runs a corpus and stops), then fuzzing
+# from its saved corpus and the seeds for FUZZ_SECONDS. A crash leaves the input in
+# fuzz/artifacts/ and the log in fuzz/TARGET.log; keep it under fuzz/regressions/TARGET/.
+fuzz: fuzz/seeds $(FUZZ_NAMES:%=fuzz/%-fuzz)
+	@mkdir -p fuzz/artifacts; fail=0; for t in $(FUZZ_NAMES); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  if ! fuzz/$$t-fuzz -runs=0 -artifact_prefix=fuzz/artifacts/$$t- fuzz/regressions/$$t \
+	      >fuzz/$$t.log 2>&1; then \
+	    tail -n 30 fuzz/$$t.log; echo "fuzz $$t: a regression input FAILS"; fail=1; continue; fi; \
+	  if fuzz/$$t-fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+	      -artifact_prefix=fuzz/artifacts/$$t- fuzz/corpus/$$t fuzz/seeds/$$t >fuzz/$$t.log 2>&1; \
+	  then echo "fuzz $$t: $$(sed -n 's/^stat::number_of_executed_units: *//p' fuzz/$$t.log)" \
+	    "executions in $(FUZZ_SECONDS) s, corpus of $$(ls fuzz/corpus/$$t | wc -l) inputs, nothing found"; \
+	  else tail -n 30 fuzz/$$t.log; echo "fuzz $$t: FAILED, the input is in fuzz/artifacts/"; fail=1; fi; \
+	done; exit $$fail
+
+# What these targets build (for `make clean`: rm -rf $(SAN_CLEAN)); fuzz/corpus/ is the
+# corpus the fuzzers grow from run to run, kept.
+SAN_CLEAN = lm_test_asan lm_asan lm_test_vg lm_vg fuzz/*-fuzz fuzz/*-replay fuzz/*-replay-vg \
+            fuzz/make-seeds fuzz/seeds fuzz/artifacts fuzz/*.log
+
+.PHONY: test-asan test-valgrind fuzz
+
 clean:
 	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
 	rm -rf examples/cortex_m/build $(SAN_CLEAN)
 
-.PHONY: all test demo clean compile-check test-arm test-torch test-cortex-m test-asan test-valgrind fuzz
+.PHONY: all test examples-run demo clean compile-check test-arm test-torch test-cortex-m \
+	test-asan test-valgrind fuzz
