@@ -4,7 +4,8 @@
 #   make demo     train a small GPT on lm.h's own source, then sample from it
 #   make clean
 # Extra suites (each needs Debian packages that .ci/run installs): compile-check,
-# examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, fuzz.
+# examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, fuzz;
+# `make bench` prints speed ratios against OpenBLAS and PyTorch (never part of a test).
 CC ?= cc
 CFLAGS ?= -O2 -march=native
 WARN = -std=c99 -Wall -Wextra -pedantic
@@ -184,10 +185,30 @@ SAN_CLEAN = lm_test_asan lm_asan lm_test_vg lm_vg fuzz/*-fuzz fuzz/*-replay fuzz
 
 .PHONY: test-asan test-valgrind fuzz
 
+# Speed comparison (issue 6): lm.h against OpenBLAS for GEMM (Debian's libopenblas, its own
+# kernel choice and each AVX-512 kernel forced; compared against the fastest) and against
+# Debian's PyTorch at its best thread count for training and KV-cache generation, all in one
+# run on this machine. Prints each figure, the ratio and the target; writes out/bench.txt.
+# About 5-10 minutes on an idle 2-core machine. Needs libopenblas-dev and python3-torch.
+# Never part of `make test`. BENCH_ARGS passes options to tools/bench.py, e.g.
+# BENCH_ARGS="--quick" (a smoke test), "--only gemm", "--gemm-cputime" (busy machine).
+BENCH_ARGS ?=
+
+out/bench_gemm: tools/bench_gemm.c lm.h
+	@mkdir -p out
+	$(CC) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
+
+out/bench_gemm_openblas: tools/bench_gemm.c lm.h
+	@mkdir -p out
+	$(CC) $(CFLAGS) -DLM_BENCH_OPENBLAS -I. $< -o $@ -lopenblas $(LDLIBS)
+
+bench: lm out/bench_gemm out/bench_gemm_openblas
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
+
 clean:
 	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
-	rm -rf examples/cortex_m/build $(SAN_CLEAN)
+	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 
 .PHONY: all test examples-run demo clean compile-check test-arm test-torch test-cortex-m \
-	test-asan test-valgrind fuzz
+	test-asan test-valgrind fuzz bench

@@ -1782,6 +1782,6 @@ int main(int argc, char **argv) {
         g_commands[k].run(argc - 2, argv + 2);
         return 0;
     }
-    fprintf(stderr, "lm: unknown command '%s' (see lm --help)\n", cmd);
+    die_usage("unknown command '%s' (see lm --help)", cmd);
     return EXIT_USAGE;
 }
