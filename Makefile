@@ -14,10 +14,10 @@ EXAMPLES = examples/linreg examples/xor examples/gpt examples/classify examples/
 
 all: lm lm_test $(EXAMPLES)
 
-lm: tools/lm.c lm.h $(wildcard parts/*.inc)
+lm: tools/lm.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. tools/lm.c -o $@ $(LDLIBS)
 
-lm_test: lm_test.c lm.h $(wildcard parts/*.inc)
+lm_test: lm_test.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. lm_test.c -o $@ $(LDLIBS)
 
 examples/%: examples/%.c lm.h
@@ -122,7 +122,7 @@ FUZZ_FLAGS = -std=c99 -g -O1 -march=native -fsanitize=fuzzer,address,undefined \
              -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 60
 FUZZ_NAMES = safetensors tokenizer cli
-LM_PARTS = $(wildcard parts/*.inc parts/*.h tools/*.h)
+LM_PARTS = tools/lm_plot.h
 
 lm_test_asan: lm_test.c lm.h $(LM_PARTS)
 	$(CC) $(SAN_FLAGS) -I. lm_test.c -o $@ $(LDLIBS)

@@ -258,7 +258,7 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                           int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-#include "parts/gemm_api.inc" /*@@PART@@*/
+
 
 /* ---------------------------------------------------------------------------------------
    Public API: tensors and autograd
@@ -407,7 +407,40 @@ LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr);
 /* SGD with momentum mu: v = mu v + g; p -= lr (v + wd p on decayed tensors). */
 LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd);
 
-#include "parts/tok_api.inc" /*@@PART@@*/
+/* ---------------------------------------------------------------------------------------
+   Public API: tokenizers
+   Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
+   the docs block at the top of this file for the rules and the file format.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm_tokenizer lm_tokenizer;   /* opaque: raw bytes, our BPE, or GPT-2's BPE */
+
+LMDEF lm_tokenizer *lm_tok_bytes(void);     /* vocabulary 256, id = byte; NULL if no memory */
+/* Learn a byte-level BPE of at most vocab_size tokens (256 <= vocab_size <= 1048576)
+   from text[0..n). NULL on failure, with lm_error() saying why. */
+LMDEF lm_tokenizer *lm_bpe_train(const void *text, size_t n, int vocab_size);
+LMDEF int lm_tok_vocab_size(const lm_tokenizer *t);
+/* Encode text[0..n): the first cap ids go to ids[0..cap). Returns how many ids the whole
+   text encodes to (more than cap means: call again with more room; cap = n always
+   suffices), or a negative LM_ERR_* code. */
+LMDEF long lm_tok_encode(const lm_tokenizer *t, const void *text, size_t n, int *ids,
+                         size_t cap);
+/* Decode ids[0..n): the first cap bytes go to out[0..cap). Returns how many bytes the ids
+   decode to (may exceed cap, as for encode), or LM_ERR_ARG for an id out of range. */
+LMDEF long lm_tok_decode(const lm_tokenizer *t, const int *ids, size_t n, void *out,
+                         size_t cap);
+/* The BPE file format above, in memory: returns the size of the image and writes it to
+   buf only if it fits in cap (so buf = NULL, cap = 0 asks for the size). */
+LMDEF long lm_tok_save_mem(const lm_tokenizer *t, void *buf, size_t cap);
+LMDEF lm_tokenizer *lm_tok_load_mem(const void *buf, size_t n);
+/* GPT-2's files in memory: encoder.json (n1 bytes) and vocab.bpe (n2 bytes). */
+LMDEF lm_tokenizer *lm_tok_load_gpt2_mem(const void *encoder_json, size_t n1,
+                                         const void *vocab_bpe, size_t n2);
+#ifndef LM_NO_STDIO
+LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path);   /* temp file + rename */
+LMDEF lm_tokenizer *lm_tok_load(const char *path);
+LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DIR/vocab.bpe */
+#endif
+LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
 
 /* ---------------------------------------------------------------------------------------
    Public API: GPT (decoder-only Transformer, GPT-2 layout)
@@ -562,7 +595,86 @@ LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed
 /* Fill inputs and targets (B*T each). Fails if n < B*T + 1 (sequential) or T + 1. */
 LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets);
 
-#include "parts/st_api.inc" /*@@PART@@*/
+/* ---------------------------------------------------------------------------------------
+   Public API: safetensors files (DESIGN 3.2)
+   A safetensors file is: 8 bytes, a little-endian u64 N; N bytes of JSON naming every
+   tensor with its dtype, shape and byte range; then the raw little-endian data. The reader
+   below is strict: it checks every byte of the header and every offset against the data,
+   so a malformed or truncated file is an error with a message, never a crash. It reads
+   F32, F16 and BF16 into float32; other dtypes of the format (I64, F64, BOOL, ...) are
+   parsed and checked but can only be skipped, not read.
+   --------------------------------------------------------------------------------------- */
+enum {
+    LM_DT_F32 = 0, LM_DT_F16 = 1, LM_DT_BF16 = 2,    /* readable as float32               */
+    LM_DT_F64, LM_DT_I64, LM_DT_I32, LM_DT_I16, LM_DT_I8, LM_DT_U8, LM_DT_BOOL,
+    LM_DT_U16, LM_DT_U32, LM_DT_U64, LM_DT_F8_E4M3, LM_DT_F8_E5M2, LM_DT_F8_E8M0,
+    LM_DT_C64, LM_DT_COUNT                            /* known but only skippable          */
+};
+#define LM_ST_NAME_MAX 256          /* a tensor name or metadata key: at most 255 bytes   */
+#define LM_ST_HEADER_MAX 100000000  /* largest JSON header accepted (as the reference)    */
+
+typedef struct lm_st_entry {
+    const char *name;        /* NUL-terminated, valid UTF-8, 1..LM_ST_NAME_MAX-1 bytes    */
+    int dtype;               /* LM_DT_*                                                   */
+    int ndim;                /* 0..LM_MAX_DIMS                                            */
+    int64_t shape[LM_MAX_DIMS];
+    uint64_t numel;          /* product of the shape (1 for a scalar)                     */
+    uint64_t begin, end;     /* byte range within the data section: end-begin = numel*size */
+} lm_st_entry;
+
+typedef struct lm_st_file {
+    const unsigned char *data;  /* the data section (after the header)                    */
+    size_t data_len;            /* its length in bytes                                    */
+    int n;                      /* tensors                                                */
+    lm_st_entry *entries;       /* (n) in header order                                    */
+    int nmeta;                  /* __metadata__ pairs                                     */
+    const char **meta;          /* (2*nmeta) key0, value0, key1, value1, ...             */
+    /* private */
+    char *strings;              /* names, keys and values, unescaped                      */
+    int *index;                 /* hash index of the names, for lm_st_find                */
+    int index_cap;
+    void *owned;                /* the file image, when lm_st_open read it               */
+} lm_st_file;
+
+/* Parse a file image of len bytes. Checks everything; f borrows buf (keep it alive until
+   lm_st_close). On error f is zeroed and lm_error() says what is wrong. */
+LMDEF int lm_st_parse(lm_st_file *f, const void *buf, size_t len);
+#ifndef LM_NO_STDIO
+LMDEF int lm_st_open(lm_st_file *f, const char *path);  /* read the file, then parse     */
+#endif
+LMDEF void lm_st_close(lm_st_file *f);                  /* free what parse/open made     */
+LMDEF const lm_st_entry *lm_st_find(const lm_st_file *f, const char *name); /* or NULL    */
+LMDEF const char *lm_st_meta(const lm_st_file *f, const char *key);         /* or NULL    */
+LMDEF const char *lm_st_dtype_name(int dtype);          /* "F32", "BF16", ...            */
+LMDEF int lm_st_dtype_size(int dtype);                  /* bytes per element, 0 if bad   */
+/* Convert a tensor to float32 (numel floats into out): F32, F16 (subnormals, infinities
+   and NaNs included) and BF16. Any other dtype is an error naming the tensor. */
+LMDEF int lm_st_read_f32(const lm_st_file *f, const lm_st_entry *e, float *out);
+
+/* One tensor to write: float32 data stored as dtype (F32 by default, F16 or BF16 rounded
+   to nearest even). */
+typedef struct lm_st_out {
+    const char *name;
+    int ndim;
+    int64_t shape[LM_MAX_DIMS];
+    const float *data;       /* (numel)                                                   */
+    int dtype;               /* LM_DT_F32 (0), LM_DT_F16 or LM_DT_BF16                    */
+} lm_st_out;
+/* Serialise n tensors and nmeta metadata pairs (meta_kv = key0, value0, key1, ...).
+   *size receives the bytes needed; the image is written only when buf is not NULL, and
+   then cap must be at least *size. The header is padded with spaces to a multiple of 8. */
+LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv, int nmeta,
+                          void *buf, size_t cap, size_t *size);
+#ifndef LM_NO_STDIO
+/* Write to path atomically: path.tmp is written, flushed, synced, then renamed over path.
+   On failure the temporary file is removed and an existing file at path is untouched. */
+LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
+                      const char *const *meta_kv, int nmeta);
+#endif
+
+/* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
+   *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
+LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size);
 
 /* ---------------------------------------------------------------------------------------
    Public API: GPT checkpoints (DESIGN 3.2)
@@ -985,17 +1097,6463 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
     for (i = 0; i < n; i++) fn(ctx, i);
 }
 
-#include "parts/gemm_impl.inc" /*@@PART@@*/
+/* ---------------------------------------------------------------------------------------
+   GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, in the GotoBLAS / BLIS way.
 
-#include "parts/vec_impl.inc" /*@@PART@@*/
+   Almost every FLOP of training and inference goes through here, so this is the one place
+   where the library is built for speed. The scheme:
 
-#include "parts/core_impl.inc" /*@@PART@@*/
+     * C is cut into tiles of at most TM x TN; one tile is one task of the thread pool.
+       Tile sizes come from M, N and K only, never from the thread count. Each task packs
+       its own panels, so tasks share nothing but the read-only A and B.
+     * K is cut into blocks of at most KC (evenly: K = 384 with KC = 256 gives 192 + 192).
+       For each K block a task packs its KC x TN slice of op(B) into NR-column micro-panels
+       (kept in L2), then walks its rows MR at a time: it packs an MR x KC micro-panel of
+       op(A) (kept in L1) and runs the micro-kernel against every B micro-panel of the tile.
+     * Packing absorbs both transposes: the micro-kernel always sees A as [k][MR] and B as
+       [k][NR], contiguous, so there is one micro-kernel per ISA, not four. Panels are
+       zero-padded to full MR and NR, so the micro-kernel always runs a full tile; an edge
+       tile is computed into a small temporary and only its valid part is copied out.
+     * The micro-kernel keeps an MR x NR block of C in registers and does a rank-1 update
+       per k: NR/W vector loads of B, MR broadcasts of A, MR*NR/W fused multiply-adds
+       (W = floats per vector).
 
-#include "parts/tok_impl.inc" /*@@PART@@*/
+   Determinism: every element of C is the sum over the K blocks in order, each block summed
+   over k in order by the micro-kernel, and nothing about that depends on which thread ran
+   the tile, or on the tiling of M and N at all. So results are bit-identical for any
+   thread count.
 
-#include "parts/st_impl.inc" /*@@PART@@*/
+   Few rows (M <= 4, as in generation) take a separate, unpacked path: see below.
 
-#include "parts/gen_impl.inc" /*@@PART@@*/
+   Memory: the packed panels live on the stack of whichever thread runs the task, so a call
+   never allocates. One task's frame is (KC * TN + MR * KC + MR * NR) floats plus alignment
+   slack: 404 KB with AVX-512, 394 KB with AVX2, 132 KB with NEON, 35 KB for the portable
+   path (measured with -fstack-usage). Any thread that calls lm_gemm, and the pool's
+   workers, need that much stack to spare. LM_GEMM_KC / LM_GEMM_TN, defined before
+   including, shrink it, e.g. for a microcontroller.
+   --------------------------------------------------------------------------------------- */
+
+/* A micro-kernel: acc = sum over k < kc of a[k*MR + i] * b[k*NR + j] for an MR x NR block,
+   then C[i*ldc + j] = alpha * acc + beta * C (C is not read when beta == 0). */
+typedef void (*lm__gemm_kernel_fn)(int kc, const float *a, const float *b, float *c,
+                                   size_t ldc, float alpha, float beta);
+
+/* One GEMM "architecture": a micro-kernel and the block sizes that suit it. */
+typedef struct lm__gemm_arch {
+    int mr, nr;              /* micro-tile: rows of A, columns of B per micro-kernel call */
+    int kc;                  /* K block: the depth of a packed panel                      */
+    int tn;                  /* widest tile: the packed B slice is kc x tn                */
+    int tm_floats;           /* tallest tile, times kc: the tile's rows of A fit in L2    */
+    lm__gemm_kernel_fn kernel;
+    int simd;                /* the few-rows path may use vector code (0: the reference)  */
+} lm__gemm_arch;
+
+/* ---------------------------------------------------------------------------------------
+   Block sizes per ISA. The rules that chose them (Sapphire Rapids: 48 KB L1d, 2 MB L2):
+     - MR x NR: as many accumulators as the register file holds, leaving room for one
+       k-step of B and a broadcast of A;
+     - KC: the A micro-panel, MR x KC, stays in L1 while the tile's B panels stream past
+       it, and is deep enough that loading and storing the C micro-tile once per K block
+       is noise (384 also keeps the common K = 384 in one block);
+     - TN: the packed B slice, KC x TN, stays in L2 while the tile's rows of A stream
+       past it; wider tiles re-pack A less often, but the slice lives on the stack;
+     - TMF: a tile is at most TMF / KC rows, so that its rows of A (TM x KC) stay in L2
+       while the tiles of one row run one after the other (tasks go row by row).
+   LM_GEMM_KC and LM_GEMM_TN, defined before including, override KC and TN (all paths),
+   e.g. to shrink the stack for a small embedded target.
+   --------------------------------------------------------------------------------------- */
+#if defined(LM_AVX512)
+#define LM__GEMM_MR 12
+#define LM__GEMM_NR 32
+#define LM__GEMM_KC 384
+#define LM__GEMM_TN 384
+#define LM__GEMM_TMF (192 * 1024)
+#elif defined(LM_AVX2)
+#define LM__GEMM_MR 6
+#define LM__GEMM_NR 16
+#define LM__GEMM_KC 384
+#define LM__GEMM_TN 256
+#define LM__GEMM_TMF (192 * 1024)
+#elif defined(LM_NEON) && defined(__aarch64__)
+#define LM__GEMM_MR 8
+#define LM__GEMM_NR 12
+#define LM__GEMM_KC 256
+#define LM__GEMM_TN 120
+#define LM__GEMM_TMF (64 * 1024)
+#elif defined(LM_NEON)
+#define LM__GEMM_MR 4
+#define LM__GEMM_NR 8
+#define LM__GEMM_KC 256
+#define LM__GEMM_TN 128
+#define LM__GEMM_TMF (64 * 1024)
+#endif
+
+/* The portable micro-kernel is 4 x 4: 16 accumulators fit the registers of x86-64 SSE and
+   of a Cortex-M4F's single-precision FPU alike. Small blocks: ~34 KB of stack. */
+#define LM__GEMM_SMR 4
+#define LM__GEMM_SNR 4
+#define LM__GEMM_SKC 128
+#define LM__GEMM_STN 64
+#define LM__GEMM_STMF (32 * 1024)
+
+#ifdef LM_GEMM_KC
+#undef LM__GEMM_KC
+#undef LM__GEMM_SKC
+#define LM__GEMM_KC LM_GEMM_KC
+#define LM__GEMM_SKC LM_GEMM_KC
+#endif
+#ifdef LM_GEMM_TN
+#undef LM__GEMM_TN
+#undef LM__GEMM_STN
+#define LM__GEMM_TN LM_GEMM_TN
+#define LM__GEMM_STN LM_GEMM_TN
+#endif
+
+/* Stack buffers of a task (floats), sized for the biggest compiled-in path: the B slice
+   (with TN rounded up to whole panels), the A micro-panel, and one edge micro-tile. */
+#define LM__GEMM_RUP(x, q) (((x) + (q) - 1) / (q) * (q))
+#define LM__GEMM_MAX(x, y) ((x) > (y) ? (x) : (y))
+#ifdef LM__GEMM_MR
+#define LM__GEMM_BUF_B LM__GEMM_MAX(LM__GEMM_KC * LM__GEMM_RUP(LM__GEMM_TN, LM__GEMM_NR), \
+                                    LM__GEMM_SKC * LM__GEMM_RUP(LM__GEMM_STN, LM__GEMM_SNR))
+#define LM__GEMM_BUF_A LM__GEMM_MAX(LM__GEMM_MR * LM__GEMM_KC, LM__GEMM_SMR * LM__GEMM_SKC)
+#define LM__GEMM_BUF_C LM__GEMM_MAX(LM__GEMM_MR * LM__GEMM_NR, LM__GEMM_SMR * LM__GEMM_SNR)
+#else
+#define LM__GEMM_BUF_B (LM__GEMM_SKC * LM__GEMM_RUP(LM__GEMM_STN, LM__GEMM_SNR))
+#define LM__GEMM_BUF_A (LM__GEMM_SMR * LM__GEMM_SKC)
+#define LM__GEMM_BUF_C (LM__GEMM_SMR * LM__GEMM_SNR)
+#endif
+
+/* Threads: a product big enough to share is cut into at least LM__GEMM_MIN_TILES tiles,
+   as long as each keeps LM__GEMM_TILE_MIN multiply-adds (smaller tiles re-pack too much
+   for what they compute); below LM__GEMM_PAR_MIN multiply-adds (~25 us of work) waking
+   the pool costs more than it saves. 4 tiles is a trade: every extra cut re-packs A or B
+   once more (512^3 on one thread: 172 GFLOP/s with 4 tiles, 157 with 8), while more
+   tiles let more than 4 threads share mid-sized products; big products get more tiles
+   from the cache limits anyway. */
+#define LM__GEMM_MIN_TILES 4
+#define LM__GEMM_TILE_MIN (4 << 20)
+#define LM__GEMM_PAR_MIN (4 << 20)
+
+/* ---------------------------------------------------------------------------------------
+   Portable micro-kernel, 4 x 4. Plain C with the accumulators in named locals, so that
+   any compiler (tcc included) keeps them in registers if it can.
+   --------------------------------------------------------------------------------------- */
+static void lm__gemm_store_row4(float *c, float alpha, float beta,
+                                float x0, float x1, float x2, float x3) {
+    if (beta == 0.0f) {
+        c[0] = alpha * x0; c[1] = alpha * x1; c[2] = alpha * x2; c[3] = alpha * x3;
+    } else {
+        c[0] = alpha * x0 + beta * c[0]; c[1] = alpha * x1 + beta * c[1];
+        c[2] = alpha * x2 + beta * c[2]; c[3] = alpha * x3 + beta * c[3];
+    }
+}
+
+static void lm__gemm_kernel_scalar(int kc, const float *a, const float *b, float *c,
+                                   size_t ldc, float alpha, float beta) {
+    float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+    float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+    int k;
+    for (k = 0; k < kc; k++, a += 4, b += 4) {
+        float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+        float b0 = b[0], b1 = b[1], b2 = b[2], b3 = b[3];
+        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+    }
+    lm__gemm_store_row4(c, alpha, beta, c00, c01, c02, c03);
+    lm__gemm_store_row4(c + ldc, alpha, beta, c10, c11, c12, c13);
+    lm__gemm_store_row4(c + 2 * ldc, alpha, beta, c20, c21, c22, c23);
+    lm__gemm_store_row4(c + 3 * ldc, alpha, beta, c30, c31, c32, c33);
+}
+
+/* ---------------------------------------------------------------------------------------
+   AVX-512 micro-kernel, 12 x 32: 24 zmm accumulators, 2 zmm of B per k, and the 12 values
+   of A broadcast straight from memory into the FMAs ({1to16} operands). 24 FMAs per k keep
+   both FMA ports busy for 12 cycles against 14 loads, well within the load ports.
+   --------------------------------------------------------------------------------------- */
+#if defined(LM_AVX512)
+#define LM__Z_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define LM__Z_DECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+#define LM__Z_PREF(i) _mm_prefetch((const char *)(c + (size_t)(i) * ldc), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(c + (size_t)(i) * ldc + 16), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(c + (size_t)(i) * ldc + 31), _MM_HINT_T0);
+#define LM__Z_FMA(i) { __m512 ai = _mm512_set1_ps(a[i]); \
+    c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a); c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b); }
+#define LM__Z_STORE0(i) { float *p = c + (size_t)(i) * ldc; \
+    _mm512_storeu_ps(p, _mm512_mul_ps(va, c##i##a)); \
+    _mm512_storeu_ps(p + 16, _mm512_mul_ps(va, c##i##b)); }
+#define LM__Z_STORE(i) { float *p = c + (size_t)(i) * ldc; \
+    _mm512_storeu_ps(p, _mm512_fmadd_ps(va, c##i##a, _mm512_mul_ps(vb, _mm512_loadu_ps(p)))); \
+    _mm512_storeu_ps(p + 16, \
+                     _mm512_fmadd_ps(va, c##i##b, _mm512_mul_ps(vb, _mm512_loadu_ps(p + 16)))); }
+
+static void lm__gemm_kernel_avx512(int kc, const float *a, const float *b, float *c,
+                                   size_t ldc, float alpha, float beta) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    int k;
+    LM__Z_ROWS(LM__Z_DECL)
+    LM__Z_ROWS(LM__Z_PREF)    /* C's lines arrive while the k loop runs */
+    for (k = 0; k < kc; k++, a += 12, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        LM__Z_ROWS(LM__Z_FMA)
+    }
+    if (beta == 0.0f) { LM__Z_ROWS(LM__Z_STORE0) }
+    else { LM__Z_ROWS(LM__Z_STORE) }
+}
+#define LM__GEMM_KERNEL lm__gemm_kernel_avx512
+
+/* ---------------------------------------------------------------------------------------
+   AVX2 + FMA micro-kernel, 6 x 16: 12 ymm accumulators, 2 ymm of B, 1 broadcast of A;
+   15 of the 16 registers.
+   --------------------------------------------------------------------------------------- */
+#elif defined(LM_AVX2)
+#define LM__Y_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define LM__Y_DECL(i) __m256 c##i##a = _mm256_setzero_ps(), c##i##b = _mm256_setzero_ps();
+#define LM__Y_PREF(i) _mm_prefetch((const char *)(c + (size_t)(i) * ldc), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(c + (size_t)(i) * ldc + 15), _MM_HINT_T0);
+#define LM__Y_FMA(i) { __m256 ai = _mm256_broadcast_ss(a + i); \
+    c##i##a = _mm256_fmadd_ps(ai, b0, c##i##a); c##i##b = _mm256_fmadd_ps(ai, b1, c##i##b); }
+#define LM__Y_STORE0(i) { float *p = c + (size_t)(i) * ldc; \
+    _mm256_storeu_ps(p, _mm256_mul_ps(va, c##i##a)); \
+    _mm256_storeu_ps(p + 8, _mm256_mul_ps(va, c##i##b)); }
+#define LM__Y_STORE(i) { float *p = c + (size_t)(i) * ldc; \
+    _mm256_storeu_ps(p, _mm256_fmadd_ps(va, c##i##a, _mm256_mul_ps(vb, _mm256_loadu_ps(p)))); \
+    _mm256_storeu_ps(p + 8, \
+                     _mm256_fmadd_ps(va, c##i##b, _mm256_mul_ps(vb, _mm256_loadu_ps(p + 8)))); }
+
+static void lm__gemm_kernel_avx2(int kc, const float *a, const float *b, float *c,
+                                 size_t ldc, float alpha, float beta) {
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    int k;
+    LM__Y_ROWS(LM__Y_DECL)
+    LM__Y_ROWS(LM__Y_PREF)    /* C's lines arrive while the k loop runs */
+    for (k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        LM__Y_ROWS(LM__Y_FMA)
+    }
+    if (beta == 0.0f) { LM__Y_ROWS(LM__Y_STORE0) }
+    else { LM__Y_ROWS(LM__Y_STORE) }
+}
+#define LM__GEMM_KERNEL lm__gemm_kernel_avx2
+
+/* ---------------------------------------------------------------------------------------
+   NEON micro-kernel for aarch64, 8 x 12: 24 q accumulators; per k two q of A (8 rows) and
+   three q of B, each A value used in place as a lane (vfmaq_laneq_f32): 29 of 32 registers.
+   --------------------------------------------------------------------------------------- */
+#elif defined(LM_NEON) && defined(__aarch64__)
+#define LM__N_ROWS(X) X(0, a0, 0) X(1, a0, 1) X(2, a0, 2) X(3, a0, 3) \
+                      X(4, a1, 0) X(5, a1, 1) X(6, a1, 2) X(7, a1, 3)
+#define LM__N_DECL(i, av, l) float32x4_t c##i##a = vdupq_n_f32(0.0f), \
+    c##i##b = vdupq_n_f32(0.0f), c##i##c = vdupq_n_f32(0.0f);
+#define LM__N_FMA(i, av, l) c##i##a = vfmaq_laneq_f32(c##i##a, b0, av, l); \
+    c##i##b = vfmaq_laneq_f32(c##i##b, b1, av, l); c##i##c = vfmaq_laneq_f32(c##i##c, b2, av, l);
+#define LM__N_STORE0(i, av, l) { float *p = c + (size_t)(i) * ldc; \
+    vst1q_f32(p, vmulq_f32(c##i##a, va)); vst1q_f32(p + 4, vmulq_f32(c##i##b, va)); \
+    vst1q_f32(p + 8, vmulq_f32(c##i##c, va)); }
+#define LM__N_STORE(i, av, l) { float *p = c + (size_t)(i) * ldc; \
+    vst1q_f32(p, vfmaq_f32(vmulq_f32(vld1q_f32(p), vb), c##i##a, va)); \
+    vst1q_f32(p + 4, vfmaq_f32(vmulq_f32(vld1q_f32(p + 4), vb), c##i##b, va)); \
+    vst1q_f32(p + 8, vfmaq_f32(vmulq_f32(vld1q_f32(p + 8), vb), c##i##c, va)); }
+
+static void lm__gemm_kernel_neon(int kc, const float *a, const float *b, float *c,
+                                 size_t ldc, float alpha, float beta) {
+    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+    int k;
+    LM__N_ROWS(LM__N_DECL)
+    for (k = 0; k < kc; k++, a += 8, b += 12) {
+        float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        LM__N_ROWS(LM__N_FMA)
+    }
+    if (beta == 0.0f) { LM__N_ROWS(LM__N_STORE0) }
+    else { LM__N_ROWS(LM__N_STORE) }
+}
+#define LM__GEMM_KERNEL lm__gemm_kernel_neon
+
+/* ---------------------------------------------------------------------------------------
+   NEON micro-kernel for armv7 (NEON-VFPv4), 4 x 8: 8 q accumulators out of 16 registers.
+   armv7 has no by-lane fused multiply-add, so each A value is duplicated (register to
+   register, vdup.32 q, d[x]) into a q first.
+   --------------------------------------------------------------------------------------- */
+#elif defined(LM_NEON)
+#define LM__V_ROWS(X) X(0, alo, 0) X(1, alo, 1) X(2, ahi, 0) X(3, ahi, 1)
+#define LM__V_DECL(i, h, l) float32x4_t c##i##a = vdupq_n_f32(0.0f), c##i##b = vdupq_n_f32(0.0f);
+#define LM__V_FMA(i, h, l) { float32x4_t ai = vdupq_lane_f32(h, l); \
+    c##i##a = vfmaq_f32(c##i##a, b0, ai); c##i##b = vfmaq_f32(c##i##b, b1, ai); }
+#define LM__V_STORE0(i, h, l) { float *p = c + (size_t)(i) * ldc; \
+    vst1q_f32(p, vmulq_f32(c##i##a, va)); vst1q_f32(p + 4, vmulq_f32(c##i##b, va)); }
+#define LM__V_STORE(i, h, l) { float *p = c + (size_t)(i) * ldc; \
+    vst1q_f32(p, vfmaq_f32(vmulq_f32(vld1q_f32(p), vb), c##i##a, va)); \
+    vst1q_f32(p + 4, vfmaq_f32(vmulq_f32(vld1q_f32(p + 4), vb), c##i##b, va)); }
+
+static void lm__gemm_kernel_neon(int kc, const float *a, const float *b, float *c,
+                                 size_t ldc, float alpha, float beta) {
+    float32x4_t va = vdupq_n_f32(alpha), vb = vdupq_n_f32(beta);
+    int k;
+    LM__V_ROWS(LM__V_DECL)
+    for (k = 0; k < kc; k++, a += 4, b += 8) {
+        float32x4_t av = vld1q_f32(a), b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4);
+        float32x2_t alo = vget_low_f32(av), ahi = vget_high_f32(av);
+        LM__V_ROWS(LM__V_FMA)
+    }
+    if (beta == 0.0f) { LM__V_ROWS(LM__V_STORE0) }
+    else { LM__V_ROWS(LM__V_STORE) }
+}
+#define LM__GEMM_KERNEL lm__gemm_kernel_neon
+#endif
+
+/* ---------------------------------------------------------------------------------------
+   Packing. A micro-panel of op(A) is [k][MR]: for each k, the MR values of column k of the
+   panel's rows. A micro-panel of op(B) is [k][NR]: for each k, NR values of row k. Rows or
+   columns past the matrix edge are zero, so they add nothing to the sums.
+
+   Both panels are built by one of two moves, dst[k * w + r] for k < kc and r < n:
+     copy:      from src[k * ld + r]  - the stored matrix already runs along the panel
+                                        (A transposed, B not);
+     transpose: from src[r * ld + k]  - it runs along k (A not transposed, B transposed).
+   The transpose is the expensive one; it goes 4 source rows at a time through 4 x 4
+   register transposes, 16 (AVX-512), 8 (AVX2) or 4 (NEON) values of k per step.
+   Packing reads A and B from L2, L3 or memory, and the rows it reads are far apart, so
+   software prefetches run a few rows (copy) or lines (transpose) ahead of it.
+   --------------------------------------------------------------------------------------- */
+/* A software prefetch, where the compiler has one; nothing elsewhere. */
+#if defined(LM_AVX2)
+#define LM__PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#elif defined(__GNUC__)
+#define LM__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define LM__PREFETCH(p) ((void)(p))
+#endif
+#define LM__GEMM_PFROWS 8        /* copy: rows ahead                                */
+#define LM__GEMM_PFK 64          /* transpose: floats ahead along each row          */
+
+static void lm__gemm_pack_copy(float *dst, int w, const float *src, size_t ld, int n, int kc) {
+    int k, r;
+    for (k = 0; k < kc; k++) {
+        const float *s = src + (size_t)k * ld;
+        float *d = dst + (size_t)k * w;
+        /* the rows are far apart, which the hardware prefetchers do not follow: ask for
+           the row LM__GEMM_PFROWS ahead (its first, middle and last line) */
+        if (k + LM__GEMM_PFROWS < kc) {
+            const float *f = s + LM__GEMM_PFROWS * ld;
+            LM__PREFETCH(f);
+            LM__PREFETCH(f + n / 2);
+            LM__PREFETCH(f + n - 1);
+        }
+        r = 0;
+        /* rows of a panel are short (12 to 32 floats): inline vector moves beat memcpy */
+#if defined(LM_AVX2)
+        for (; r + 8 <= n; r += 8) _mm256_storeu_ps(d + r, _mm256_loadu_ps(s + r));
+#elif defined(LM_NEON)
+        for (; r + 4 <= n; r += 4) vst1q_f32(d + r, vld1q_f32(s + r));
+#endif
+        for (; r < n; r++) d[r] = s[r];
+    }
+}
+
+/* The transpose move for rows [0, n) and k < kc (kc at most a chunk, see below):
+   dst[k * w + r] = src[r * ld + k]. Rows go four at a time; 1 to 3 rows left over (of
+   n >= 4) are done as one more group of 4 ending at the last row, which rewrites a few
+   values with themselves. pf: prefetch the rows LM__GEMM_PFK floats ahead. */
+static void lm__gemm_pack_tchunk(float *dst, int w, const float *src, size_t ld, int n,
+                                 int kc, int pf) {
+    int r = 0, k;
+    while (r + 4 <= n || (r < n && n >= 4)) {
+        int g = r + 4 <= n ? r : n - 4;                 /* first row of this group */
+        const float *s0 = src + (size_t)g * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+        float *dg = dst + g;
+        if (pf) {
+            /* four rows read side by side: help the prefetchers along each of them */
+            LM__PREFETCH(s0 + LM__GEMM_PFK); LM__PREFETCH(s1 + LM__GEMM_PFK);
+            LM__PREFETCH(s2 + LM__GEMM_PFK); LM__PREFETCH(s3 + LM__GEMM_PFK);
+        }
+        k = 0;
+#if defined(LM_AVX512)
+        /* The unmasked forms of these intrinsics read an "undefined" register that
+           g++ warns about; masked forms with an all-ones mask are the same code. */
+#define LM__ZM 0xFFFF
+        for (; k + 16 <= kc; k += 16) {
+            /* in each 128-bit lane l: t = pairs of rows, u_j = the 4 rows at k = 4l + j */
+            __m512 r0 = _mm512_loadu_ps(s0 + k), r1 = _mm512_loadu_ps(s1 + k);
+            __m512 r2 = _mm512_loadu_ps(s2 + k), r3 = _mm512_loadu_ps(s3 + k);
+            __m512 t0 = _mm512_mask_unpacklo_ps(r0, LM__ZM, r0, r1);
+            __m512 t1 = _mm512_mask_unpackhi_ps(r0, LM__ZM, r0, r1);
+            __m512 t2 = _mm512_mask_unpacklo_ps(r2, LM__ZM, r2, r3);
+            __m512 t3 = _mm512_mask_unpackhi_ps(r2, LM__ZM, r2, r3);
+            __m512 u0 = _mm512_mask_shuffle_ps(t0, LM__ZM, t0, t2, 0x44);
+            __m512 u1 = _mm512_mask_shuffle_ps(t0, LM__ZM, t0, t2, 0xEE);
+            __m512 u2 = _mm512_mask_shuffle_ps(t1, LM__ZM, t1, t3, 0x44);
+            __m512 u3 = _mm512_mask_shuffle_ps(t1, LM__ZM, t1, t3, 0xEE);
+            float *d = dg + (size_t)k * w;
+            __m128 z = _mm_setzero_ps();
+#define LM__ZLANE(l) \
+            _mm_storeu_ps(d + (4 * l) * w, _mm512_mask_extractf32x4_ps(z, 0xF, u0, l)); \
+            _mm_storeu_ps(d + (4 * l + 1) * w, _mm512_mask_extractf32x4_ps(z, 0xF, u1, l)); \
+            _mm_storeu_ps(d + (4 * l + 2) * w, _mm512_mask_extractf32x4_ps(z, 0xF, u2, l)); \
+            _mm_storeu_ps(d + (4 * l + 3) * w, _mm512_mask_extractf32x4_ps(z, 0xF, u3, l));
+            LM__ZLANE(0) LM__ZLANE(1) LM__ZLANE(2) LM__ZLANE(3)
+#undef LM__ZLANE
+        }
+#undef LM__ZM
+#endif
+#if defined(LM_AVX2)
+        for (; k + 8 <= kc; k += 8) {
+            __m256 r0 = _mm256_loadu_ps(s0 + k), r1 = _mm256_loadu_ps(s1 + k);
+            __m256 r2 = _mm256_loadu_ps(s2 + k), r3 = _mm256_loadu_ps(s3 + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            float *d = dg + (size_t)k * w;
+            _mm_storeu_ps(d, _mm256_castps256_ps128(u0));
+            _mm_storeu_ps(d + w, _mm256_castps256_ps128(u1));
+            _mm_storeu_ps(d + 2 * w, _mm256_castps256_ps128(u2));
+            _mm_storeu_ps(d + 3 * w, _mm256_castps256_ps128(u3));
+            _mm_storeu_ps(d + 4 * w, _mm256_extractf128_ps(u0, 1));
+            _mm_storeu_ps(d + 5 * w, _mm256_extractf128_ps(u1, 1));
+            _mm_storeu_ps(d + 6 * w, _mm256_extractf128_ps(u2, 1));
+            _mm_storeu_ps(d + 7 * w, _mm256_extractf128_ps(u3, 1));
+        }
+#endif
+#if defined(LM_NEON)
+        for (; k + 4 <= kc; k += 4) {
+            /* zip rows 0 with 2 and 1 with 3, then zip those: column j of the block */
+            float32x4x2_t p = vzipq_f32(vld1q_f32(s0 + k), vld1q_f32(s2 + k));
+            float32x4x2_t q = vzipq_f32(vld1q_f32(s1 + k), vld1q_f32(s3 + k));
+            float32x4x2_t lo = vzipq_f32(p.val[0], q.val[0]);
+            float32x4x2_t hi = vzipq_f32(p.val[1], q.val[1]);
+            float *d = dg + (size_t)k * w;
+            vst1q_f32(d, lo.val[0]);
+            vst1q_f32(d + w, lo.val[1]);
+            vst1q_f32(d + 2 * w, hi.val[0]);
+            vst1q_f32(d + 3 * w, hi.val[1]);
+        }
+#endif
+        for (; k < kc; k++) {
+            float *d = dg + (size_t)k * w;
+            d[0] = s0[k]; d[1] = s1[k]; d[2] = s2[k]; d[3] = s3[k];
+        }
+        r = g + 4;
+    }
+    for (; r < n; r++)                                   /* n < 4: one row at a time */
+        for (k = 0; k < kc; k++) dst[(size_t)k * w + r] = src[(size_t)r * ld + k];
+}
+
+#define LM__GEMM_TCHUNK 16
+static void lm__gemm_pack_transpose(float *dst, int w, const float *src, size_t ld, int n,
+                                    int kc) {
+    /* k in chunks of 16, so each chunk completes 16 panel rows (whole cache lines when
+       w = 32) before moving on: a panel too big for L1 is then written to it only once */
+    int k0;
+    for (k0 = 0; k0 < kc; k0 += LM__GEMM_TCHUNK)
+        lm__gemm_pack_tchunk(dst + (size_t)k0 * w, w, src + k0, ld, n,
+                             kc - k0 < LM__GEMM_TCHUNK ? kc - k0 : LM__GEMM_TCHUNK,
+                             k0 + LM__GEMM_PFK < kc);
+}
+
+/* Zero columns [n, w) of a kc x w panel. */
+static void lm__gemm_pack_pad(float *dst, int w, int n, int kc) {
+    int k, r;
+    if (n < w)
+        for (k = 0; k < kc; k++)
+            for (r = n; r < w; r++) dst[(size_t)k * w + r] = 0.0f;
+}
+
+/* The A micro-panel: op(A)[i0 .. i0+m)[p0 .. p0+kc) as [k][mr], m <= mr. */
+static void lm__gemm_pack_a(float *dst, const float *A, size_t lda, int ta, int i0, int m,
+                            int p0, int kc, int mr) {
+    if (!ta) lm__gemm_pack_transpose(dst, mr, A + (size_t)i0 * lda + p0, lda, m, kc);
+    else lm__gemm_pack_copy(dst, mr, A + (size_t)p0 * lda + i0, lda, m, kc);
+    lm__gemm_pack_pad(dst, mr, m, kc);
+}
+
+/* The B slice: op(B)[p0 .. p0+kc)[j0 .. j0+n) as ceil(n / nr) micro-panels of [k][nr],
+   one after the other (panel q, columns j0 + q*nr ..., at dst + q * kc * nr). */
+static void lm__gemm_pack_b(float *dst, const float *B, size_t ldb, int tb, int p0, int kc,
+                            int j0, int n, int nr) {
+    int q;
+    for (q = 0; q * nr < n; q++) {
+        int w = n - q * nr < nr ? n - q * nr : nr;      /* valid columns in this panel */
+        int jq = j0 + q * nr;
+        float *d = dst + (size_t)q * kc * nr;
+        if (!tb) lm__gemm_pack_copy(d, nr, B + (size_t)p0 * ldb + jq, ldb, w, kc);
+        else lm__gemm_pack_transpose(d, nr, B + (size_t)jq * ldb + p0, ldb, w, kc);
+        lm__gemm_pack_pad(d, nr, w, kc);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+   The tile task. A job describes the whole product; task t computes tile t of C:
+   rows [ti*tm, ...) and columns [tj*tn, ...), through all of K.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm__gemm_job {
+    const lm__gemm_arch *arch;
+    int ta, tb, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    size_t lda, ldb, ldc;
+    int tm, tn, ntn;         /* tile height and width, tiles per row of tiles            */
+    int kc;                  /* K block, chosen from K alone                             */
+} lm__gemm_job;
+
+/* Round p up to 64 bytes: the packed panels start on a cache line. */
+static float *lm__gemm_align(float *p) {
+    return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63);
+}
+
+static void lm__gemm_task(void *ctx, int t) {
+    const lm__gemm_job *jb = (const lm__gemm_job *)ctx;
+    const lm__gemm_arch *ar = jb->arch;
+    const int mr = ar->mr, nr = ar->nr;
+    /* stack: the B slice, one A micro-panel and one edge tile (see the top of the section) */
+    float bbuf[LM__GEMM_BUF_B + 16], abuf[LM__GEMM_BUF_A + 16], cbuf[LM__GEMM_BUF_C];
+    float *bp = lm__gemm_align(bbuf), *ap = lm__gemm_align(abuf);
+    int i0 = (t / jb->ntn) * jb->tm, j0 = (t % jb->ntn) * jb->tn;
+    int m = jb->M - i0 < jb->tm ? jb->M - i0 : jb->tm;
+    int n = jb->N - j0 < jb->tn ? jb->N - j0 : jb->tn;
+    int p0;
+    for (p0 = 0; p0 < jb->K; p0 += jb->kc) {
+        int kc = jb->K - p0 < jb->kc ? jb->K - p0 : jb->kc;
+        /* the first K block applies beta; later ones add onto what is there */
+        float beta = p0 == 0 ? jb->beta : 1.0f;
+        int i, j;
+        lm__gemm_pack_b(bp, jb->B, jb->ldb, jb->tb, p0, kc, j0, n, nr);
+        for (i = 0; i < m; i += mr) {
+            int mi = m - i < mr ? m - i : mr;
+            lm__gemm_pack_a(ap, jb->A, jb->lda, jb->ta, i0 + i, mi, p0, kc, mr);
+            for (j = 0; j < n; j += nr) {
+                int nj = n - j < nr ? n - j : nr;
+                const float *bj = bp + (size_t)(j / nr) * kc * nr;
+                float *c = jb->C + (size_t)(i0 + i) * jb->ldc + (j0 + j);
+                if (mi == mr && nj == nr) {
+                    ar->kernel(kc, ap, bj, c, jb->ldc, jb->alpha, beta);
+                } else {
+                    /* edge: full tile into cbuf, then the valid mi x nj part into C */
+                    int r, s;
+                    ar->kernel(kc, ap, bj, cbuf, (size_t)nr, jb->alpha, 0.0f);
+                    for (r = 0; r < mi; r++) {
+                        float *cr = c + (size_t)r * jb->ldc;
+                        const float *tr = cbuf + r * nr;
+                        if (beta == 0.0f) for (s = 0; s < nj; s++) cr[s] = tr[s];
+                        else for (s = 0; s < nj; s++) cr[s] = tr[s] + beta * cr[s];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+   Few rows (M <= 4): generation feeds one token at a time, so its products are M = 1.
+   There the packed path would compute whole MR-row micro-tiles that are mostly zero rows,
+   and copy all of B to use each value once. Instead, B is read once where it lies and
+   each value read serves all M rows: for B stored K x N, C's rows gather scaled rows of B
+   (axpy); for B stored N x K, each element of C is a dot product of two contiguous runs.
+   A task is a block of LM__GEMM_SW columns; K goes in chunks of LM__GEMM_SK (the M rows
+   of op(A) for a chunk are gathered first). Each element's sum runs over k in the same
+   order whatever the thread count.
+   --------------------------------------------------------------------------------------- */
+#define LM__GEMM_SMALL_M 4
+#define LM__GEMM_SW 256
+#define LM__GEMM_SK 256
+
+/* y[r * ldy + j] += a[r] * x[j] for r < m, j < n; vector code only when simd. */
+static void lm__gemm_axpy_rows(float *y, int ldy, const float *a, int m, const float *x,
+                               int n, int simd) {
+    int j = 0, r;
+#if defined(LM_AVX2)
+    for (; simd && j + 8 <= n; j += 8) {
+        __m256 xv = _mm256_loadu_ps(x + j);
+        for (r = 0; r < m; r++) {
+            float *yr = y + r * ldy + j;
+            _mm256_storeu_ps(yr, _mm256_fmadd_ps(_mm256_set1_ps(a[r]), xv, _mm256_loadu_ps(yr)));
+        }
+    }
+#elif defined(LM_NEON)
+    for (; simd && j + 4 <= n; j += 4) {
+        float32x4_t xv = vld1q_f32(x + j);
+        for (r = 0; r < m; r++) {
+            float *yr = y + r * ldy + j;
+            vst1q_f32(yr, vfmaq_f32(vld1q_f32(yr), xv, vdupq_n_f32(a[r])));
+        }
+    }
+#else
+    (void)simd;
+#endif
+    for (; j < n; j++)
+        for (r = 0; r < m; r++) y[r * ldy + j] += a[r] * x[j];
+}
+
+/* sum x[k] * y[k] over k < n, in a fixed order: lanes of a vector, then lanes in turn
+   (vector code only when simd) */
+static float lm__gemm_dot(const float *x, const float *y, int n, int simd) {
+    int k = 0;
+    float s = 0.0f;
+#if defined(LM_AVX2)
+    if (simd && n >= 16) {
+        float lane[8];
+        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+        for (; k + 16 <= n; k += 16) {
+            v0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k), v0);
+            v1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + k + 8), _mm256_loadu_ps(y + k + 8), v1);
+        }
+        _mm256_storeu_ps(lane, _mm256_add_ps(v0, v1));
+        s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) +
+            ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    }
+#elif defined(LM_NEON)
+    if (simd && n >= 8) {
+        float lane[4];
+        float32x4_t v0 = vdupq_n_f32(0.0f), v1 = vdupq_n_f32(0.0f);
+        for (; k + 8 <= n; k += 8) {
+            v0 = vfmaq_f32(v0, vld1q_f32(x + k), vld1q_f32(y + k));
+            v1 = vfmaq_f32(v1, vld1q_f32(x + k + 4), vld1q_f32(y + k + 4));
+        }
+        vst1q_f32(lane, vaddq_f32(v0, v1));
+        s = (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    }
+#else
+    (void)simd;
+#endif
+    for (; k < n; k++) s += x[k] * y[k];
+    return s;
+}
+
+static void lm__gemm_small_task(void *ctx, int t) {
+    const lm__gemm_job *jb = (const lm__gemm_job *)ctx;
+    const int M = jb->M, K = jb->K, j0 = t * LM__GEMM_SW;
+    const int n = jb->N - j0 < LM__GEMM_SW ? jb->N - j0 : LM__GEMM_SW;
+    const int simd = jb->arch->simd;
+    float acc[LM__GEMM_SMALL_M * LM__GEMM_SW];    /* (M, n) sums, rows LM__GEMM_SW apart */
+    float a[LM__GEMM_SMALL_M * LM__GEMM_SK];      /* (M, kc) of op(A), rows SK apart     */
+    float ak[LM__GEMM_SMALL_M];
+    int i, j, k, p0;
+    for (i = 0; i < M * LM__GEMM_SW; i++) acc[i] = 0.0f;
+    for (p0 = 0; p0 < K; p0 += LM__GEMM_SK) {
+        int kc = K - p0 < LM__GEMM_SK ? K - p0 : LM__GEMM_SK;
+        for (i = 0; i < M; i++)
+            for (k = 0; k < kc; k++)
+                a[i * LM__GEMM_SK + k] = jb->ta ? jb->A[(size_t)(p0 + k) * jb->lda + i]
+                                                : jb->A[(size_t)i * jb->lda + p0 + k];
+        if (!jb->tb) {
+            for (k = 0; k < kc; k++) {
+                for (i = 0; i < M; i++) ak[i] = a[i * LM__GEMM_SK + k];
+                lm__gemm_axpy_rows(acc, LM__GEMM_SW, ak, M,
+                                   jb->B + (size_t)(p0 + k) * jb->ldb + j0, n, simd);
+            }
+        } else {
+            for (j = 0; j < n; j++) {
+                const float *bj = jb->B + (size_t)(j0 + j) * jb->ldb + p0;
+                for (i = 0; i < M; i++)
+                    acc[i * LM__GEMM_SW + j] +=
+                        lm__gemm_dot(a + i * LM__GEMM_SK, bj, kc, simd);
+            }
+        }
+    }
+    for (i = 0; i < M; i++) {
+        float *c = jb->C + (size_t)i * jb->ldc + j0;
+        const float *s = acc + i * LM__GEMM_SW;
+        if (jb->beta == 0.0f) for (j = 0; j < n; j++) c[j] = jb->alpha * s[j];
+        else for (j = 0; j < n; j++) c[j] = jb->alpha * s[j] + jb->beta * c[j];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------
+   The entry points: check the arguments, dispose of the degenerate cases, choose the
+   tiling from M, N and K, and run the tiles.
+   --------------------------------------------------------------------------------------- */
+
+/* C = beta * C over M x N, without reading C when beta == 0 (alpha == 0 or K == 0). */
+static void lm__gemm_scale_c(int M, int N, float beta, float *C, size_t ldc) {
+    int i, j;
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) for (j = 0; j < N; j++) c[j] = 0.0f;
+        else if (beta != 1.0f) for (j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* x rounded up to a multiple of q */
+static int lm__gemm_roundup(int x, int q) { return (x + q - 1) / q * q; }
+
+static void lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, int K,
+                         float alpha, const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc) {
+    lm__gemm_job jb;
+    int nkc, ntm, ntn, tmt, tasks, t;
+    if (M < 0 || N < 0 || K < 0) {
+        lm__fail(LM_ERR_ARG, "gemm: negative size M=%d N=%d K=%d", M, N, K);
+        return;
+    }
+    if (M == 0 || N == 0) return;
+    if (!C || ldc < N) {
+        lm__fail(LM_ERR_ARG, "gemm: C is NULL or ldc=%d < N=%d", C ? ldc : 0, N);
+        return;
+    }
+    if (alpha == 0.0f || K == 0) { lm__gemm_scale_c(M, N, beta, C, (size_t)ldc); return; }
+    if (!A || !B || lda < (ta ? M : K) || ldb < (tb ? K : N)) {
+        lm__fail(LM_ERR_ARG, "gemm: A or B is NULL or a stride is too small (lda=%d ldb=%d)",
+                 lda, ldb);
+        return;
+    }
+    jb.arch = ar;
+    jb.ta = ta; jb.tb = tb; jb.M = M; jb.N = N; jb.K = K;
+    jb.alpha = alpha; jb.beta = beta;
+    jb.A = A; jb.B = B; jb.C = C;
+    jb.lda = (size_t)lda; jb.ldb = (size_t)ldb; jb.ldc = (size_t)ldc;
+    if (M <= LM__GEMM_SMALL_M) {
+        tasks = (N + LM__GEMM_SW - 1) / LM__GEMM_SW;
+        if (tasks > 1 && (double)M * N * K >= LM__GEMM_PAR_MIN)
+            lm_parallel_for(tasks, lm__gemm_small_task, &jb);
+        else
+            for (t = 0; t < tasks; t++) lm__gemm_small_task(&jb, t);
+        return;
+    }
+    /* K blocks: as few as KC allows, of equal depth */
+    nkc = (K + ar->kc - 1) / ar->kc;
+    jb.kc = (K + nkc - 1) / nkc;
+    /* tiles: as few as the limits allow, of equal sizes (whole micro-tiles). At most TN
+       wide; at most as high as lets a tile's rows of A (tm x kc) stay in L2 while the
+       tiles of a row of tiles run one after the other. When that leaves fewer than
+       LM__GEMM_MIN_TILES tiles to share between threads, halve the longer side of the
+       tile, while tiles keep LM__GEMM_TILE_MIN work and sides of a few micro-tiles
+       (halving keeps the count even, so two threads get equal shares). All from M, N and
+       K only. */
+    tmt = ar->tm_floats / jb.kc < 4 * ar->mr ? 4 * ar->mr : ar->tm_floats / jb.kc;
+    ntm = (M + tmt - 1) / tmt;
+    ntn = (N + ar->tn - 1) / ar->tn;
+    while (ntm * ntn < LM__GEMM_MIN_TILES &&
+           (double)M * N * K / (2.0 * ntm * ntn) >= LM__GEMM_TILE_MIN) {
+        int th = (M + ntm - 1) / ntm, tw = (N + ntn - 1) / ntn;
+        if (th >= tw && th >= 8 * ar->mr) ntm *= 2;
+        else if (tw >= 4 * ar->nr) ntn *= 2;
+        else if (th >= 8 * ar->mr) ntm *= 2;
+        else break;
+    }
+    jb.tm = lm__gemm_roundup((M + ntm - 1) / ntm, ar->mr);
+    ntm = (M + jb.tm - 1) / jb.tm;
+    jb.tn = lm__gemm_roundup((N + ntn - 1) / ntn, ar->nr);
+    ntn = (N + jb.tn - 1) / jb.tn;
+    tasks = ntm * ntn;
+
+    jb.ntn = ntn;
+    if (tasks > 1 && (double)M * N * K >= LM__GEMM_PAR_MIN)
+        lm_parallel_for(tasks, lm__gemm_task, &jb);
+    else
+        for (t = 0; t < tasks; t++) lm__gemm_task(&jb, t);
+}
+
+static const lm__gemm_arch lm__gemm_arch_scalar = {
+    LM__GEMM_SMR, LM__GEMM_SNR, LM__GEMM_SKC, LM__GEMM_RUP(LM__GEMM_STN, LM__GEMM_SNR),
+    LM__GEMM_STMF, lm__gemm_kernel_scalar, 0
+};
+#ifdef LM__GEMM_KERNEL
+static const lm__gemm_arch lm__gemm_arch_simd = {
+    LM__GEMM_MR, LM__GEMM_NR, LM__GEMM_KC, LM__GEMM_RUP(LM__GEMM_TN, LM__GEMM_NR),
+    LM__GEMM_TMF, LM__GEMM_KERNEL, 1
+};
+#endif
+
+LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                          int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+#ifdef LM__GEMM_KERNEL
+    lm__gemm_run(&lm__gemm_arch_simd, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------
+   Vector math: exp, tanh, sigmoid, GELU, softmax sums, dot products, AdamW and LayerNorm
+   over float arrays, with SIMD.
+
+   Why: libm's tanhf/expf are accurate but scalar and slow, and a training step calls them
+   for every GELU activation and every softmax and cross-entropy entry. These kernels
+   compute the same functions to within 1-3 ulp, 4 to 16 lanes at a time.
+
+   How it is organised:
+     1. A tiny SIMD abstraction: a float vector type lm__vf of LM__VW lanes, an int vector
+        lm__vi and a lane mask lm__vm, and a handful of operations on them (load, store,
+        set1, add, mul, fma, min, max, compare, select, reductions, and the integer tricks
+        that build 2^k for exp). It is defined once per ISA: AVX-512 (16 lanes), AVX2+FMA
+        (8), NEON (4, aarch64 and armv7) and plain C (1 lane, for tcc and LM_NO_SIMD).
+     2. The math, twice: as plain C on one float (lm__s_exp, ...), which is the readable
+        reference, the scalar path and the tail of every loop; and over the abstraction
+        (lm__vf_exp, ...), the same algorithm with selects instead of branches.
+     3. The array kernels (lm__vexp, lm__gelu_fwd, lm__adamw_update, ...): a vector loop
+        over whole vectors, then a scalar loop for the last n % LM__VW elements. They take
+        any n >= 0 and unaligned pointers.
+
+   lm__vec_simd = 0 sends every kernel down its scalar loop for the whole array, so tests
+   and benchmarks can compare the two paths in one binary.
+
+   Accuracy, worst case measured by the tests against double precision (test_vec.inc), the
+   same on every path:
+     exp      0.96 ulp over the whole float range: +inf above 88.7228, gradual underflow
+              into the denormals below -87.34, 0 below -103.97, NaN stays NaN.
+     tanh     1.3 ulp: odd polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) above,
+              exactly +-1 beyond |x| = 10 (tanh rounds to 1 in float from 9.01 on).
+     sigmoid  2.4 ulp, down to the denormals on both sides.
+     GELU     forward 7e-7 relative for x > -3 (2 ulp for x >= 0), and for x < -3, where
+              gelu is below 0.004 in size, an error that grows to 1e-5 relative at x = -9;
+              backward (gelu') 1e-6 relative plus 1e-8 absolute.
+   armv7 NEON flushes denormal inputs and results to zero in hardware, so on that path the
+   tails above end at FLT_MIN instead.
+   --------------------------------------------------------------------------------------- */
+#define LM__VEC_IMPL 1
+
+/* 1 = kernels use their vector loop; 0 = the scalar loop only (tests and benchmarks). */
+static int lm__vec_simd = 1;
+
+/* ---------------------------------------------------------------------------------------
+   1. The SIMD abstraction.
+   Semantics every ISA keeps:
+     lm__vf_min(a, b) = a < b ? a : b,  lm__vf_max(a, b) = a > b ? a : b  when neither is
+       NaN; a NaN in b always comes out (x86 returns b, NEON returns the NaN), so code that
+       must propagate NaN clamps with the value second: lm__vf_min(hi, x).
+     lm__vf_fma(a, b, c) = a * b + c (fused where the ISA has it, which is everywhere but
+       the plain C path).
+     lm__vf_div is a true division except on armv7, which has no vector divide: there it
+       is a reciprocal estimate refined by Newton steps (about 0.5 ulp, for finite b != 0).
+       LM__V_EXACT is 1 where lm__vf_div and lm__vf_sqrt (absent on armv7) are the
+       correctly rounded IEEE operations.
+     lm__vf_copysign(a, b) is |a| with the sign bit of b.
+     lm__vi_round(v) rounds to the nearest integer (|v| < 2^30); lm__vf_pow2(k) is 2^k as a
+       float, for k in [-126, 127], built directly from the exponent bits.
+   --------------------------------------------------------------------------------------- */
+#if defined(LM_AVX2) && !defined(LM_NO_SIMD)
+/* x86 reductions of 8 lanes (AVX-512 first folds its 16 down to 8): add the two 128-bit
+   halves, then the two pairs, then the last two lanes. */
+static inline float lm__m256_reduce_add(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+static inline float lm__m256_reduce_max(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+#if defined(LM_AVX512) && !defined(LM_NO_SIMD)
+/* AVX-512: 16 lanes; masks live in k registers. Several operations are written as their
+   zero-masking form with an all-ones mask (LM__K16): the same instruction, but g++ 12
+   warns about the undefined pass-through operand that the plain forms use. */
+#define LM__VW 16
+#define LM__V_EXACT 1
+#define LM__K16 ((__mmask16)0xffff)
+typedef __m512 lm__vf;
+typedef __m512i lm__vi;
+typedef __mmask16 lm__vm;
+static inline lm__vf lm__vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void lm__vf_store(float *p, lm__vf v) { _mm512_storeu_ps(p, v); }
+static inline lm__vf lm__vf_set1(float a) { return _mm512_set1_ps(a); }
+static inline lm__vf lm__vf_add(lm__vf a, lm__vf b) { return _mm512_add_ps(a, b); }
+static inline lm__vf lm__vf_sub(lm__vf a, lm__vf b) { return _mm512_sub_ps(a, b); }
+static inline lm__vf lm__vf_mul(lm__vf a, lm__vf b) { return _mm512_mul_ps(a, b); }
+static inline lm__vf lm__vf_div(lm__vf a, lm__vf b) { return _mm512_div_ps(a, b); }
+static inline lm__vf lm__vf_sqrt(lm__vf a) { return _mm512_maskz_sqrt_ps(LM__K16, a); }
+static inline lm__vf lm__vf_fma(lm__vf a, lm__vf b, lm__vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline lm__vf lm__vf_min(lm__vf a, lm__vf b) { return _mm512_maskz_min_ps(LM__K16, a, b); }
+static inline lm__vf lm__vf_max(lm__vf a, lm__vf b) { return _mm512_maskz_max_ps(LM__K16, a, b); }
+/* sign-bit tricks on the integer view */
+static inline lm__vf lm__vf_abs(lm__vf a) {
+    __m512i bits = _mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT_MAX));
+    return _mm512_castsi512_ps(bits);
+}
+static inline lm__vf lm__vf_neg(lm__vf a) {
+    __m512i bits = _mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT_MIN));
+    return _mm512_castsi512_ps(bits);
+}
+static inline lm__vf lm__vf_copysign(lm__vf a, lm__vf b) {
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(lm__vf_abs(a)),
+        _mm512_and_si512(_mm512_castps_si512(b), _mm512_set1_epi32(INT_MIN))));
+}
+static inline lm__vm lm__vf_lt(lm__vf a, lm__vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+static inline lm__vm lm__vf_gt(lm__vf a, lm__vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+/* m ? a : b, lane by lane */
+static inline lm__vf lm__vf_select(lm__vm m, lm__vf a, lm__vf b) {
+    return _mm512_mask_blend_ps(m, b, a);
+}
+static inline __m256 lm__vf_half(lm__vf v, int hi) {
+    __m512d d = _mm512_castps_pd(v);
+    return _mm256_castpd_ps(hi ? _mm512_maskz_extractf64x4_pd((__mmask8)0xf, d, 1)
+                               : _mm512_maskz_extractf64x4_pd((__mmask8)0xf, d, 0));
+}
+static inline float lm__vf_reduce_add(lm__vf v) {
+    return lm__m256_reduce_add(_mm256_add_ps(lm__vf_half(v, 0), lm__vf_half(v, 1)));
+}
+static inline float lm__vf_reduce_max(lm__vf v) {
+    return lm__m256_reduce_max(_mm256_max_ps(lm__vf_half(v, 0), lm__vf_half(v, 1)));
+}
+static inline lm__vi lm__vi_round(lm__vf v) {
+    return _mm512_maskz_cvt_roundps_epi32(LM__K16, v,
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+static inline lm__vf lm__vi_to_vf(lm__vi k) { return _mm512_maskz_cvtepi32_ps(LM__K16, k); }
+static inline lm__vi lm__vi_half(lm__vi k) { return _mm512_maskz_srai_epi32(LM__K16, k, 1); }
+static inline lm__vi lm__vi_sub(lm__vi a, lm__vi b) { return _mm512_sub_epi32(a, b); }
+static inline lm__vf lm__vf_pow2(lm__vi k) {
+    lm__vi e = _mm512_add_epi32(k, _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(LM__K16, e, 23));
+}
+
+#elif defined(LM_AVX2) && !defined(LM_NO_SIMD)
+/* AVX2 + FMA: 8 lanes; a mask is a vector of all-ones / all-zeros lanes. */
+#define LM__VW 8
+#define LM__V_EXACT 1
+typedef __m256 lm__vf;
+typedef __m256i lm__vi;
+typedef __m256 lm__vm;
+static inline lm__vf lm__vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void lm__vf_store(float *p, lm__vf v) { _mm256_storeu_ps(p, v); }
+static inline lm__vf lm__vf_set1(float a) { return _mm256_set1_ps(a); }
+static inline lm__vf lm__vf_add(lm__vf a, lm__vf b) { return _mm256_add_ps(a, b); }
+static inline lm__vf lm__vf_sub(lm__vf a, lm__vf b) { return _mm256_sub_ps(a, b); }
+static inline lm__vf lm__vf_mul(lm__vf a, lm__vf b) { return _mm256_mul_ps(a, b); }
+static inline lm__vf lm__vf_div(lm__vf a, lm__vf b) { return _mm256_div_ps(a, b); }
+static inline lm__vf lm__vf_sqrt(lm__vf a) { return _mm256_sqrt_ps(a); }
+static inline lm__vf lm__vf_fma(lm__vf a, lm__vf b, lm__vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline lm__vf lm__vf_min(lm__vf a, lm__vf b) { return _mm256_min_ps(a, b); }
+static inline lm__vf lm__vf_max(lm__vf a, lm__vf b) { return _mm256_max_ps(a, b); }
+/* -0.0f is the sign bit alone */
+static inline lm__vf lm__vf_abs(lm__vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+static inline lm__vf lm__vf_neg(lm__vf a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+static inline lm__vf lm__vf_copysign(lm__vf a, lm__vf b) {
+    return _mm256_or_ps(lm__vf_abs(a), _mm256_and_ps(_mm256_set1_ps(-0.0f), b));
+}
+static inline lm__vm lm__vf_lt(lm__vf a, lm__vf b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+static inline lm__vm lm__vf_gt(lm__vf a, lm__vf b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+static inline lm__vf lm__vf_select(lm__vm m, lm__vf a, lm__vf b) {
+    return _mm256_blendv_ps(b, a, m);
+}
+static inline float lm__vf_reduce_add(lm__vf v) { return lm__m256_reduce_add(v); }
+static inline float lm__vf_reduce_max(lm__vf v) { return lm__m256_reduce_max(v); }
+static inline lm__vi lm__vi_round(lm__vf v) { return _mm256_cvtps_epi32(v); } /* MXCSR: nearest */
+static inline lm__vf lm__vi_to_vf(lm__vi k) { return _mm256_cvtepi32_ps(k); }
+static inline lm__vi lm__vi_half(lm__vi k) { return _mm256_srai_epi32(k, 1); }
+static inline lm__vi lm__vi_sub(lm__vi a, lm__vi b) { return _mm256_sub_epi32(a, b); }
+static inline lm__vf lm__vf_pow2(lm__vi k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+}
+
+#elif defined(LM_NEON) && !defined(LM_NO_SIMD)
+/* NEON: 4 lanes. armv7 lacks vector divide, sqrt, round-to-nearest conversion and
+   across-vector reductions; it gets Newton steps and pairwise folds instead. */
+#define LM__VW 4
+typedef float32x4_t lm__vf;
+typedef int32x4_t lm__vi;
+typedef uint32x4_t lm__vm;
+static inline lm__vf lm__vf_load(const float *p) { return vld1q_f32(p); }
+static inline void lm__vf_store(float *p, lm__vf v) { vst1q_f32(p, v); }
+static inline lm__vf lm__vf_set1(float a) { return vdupq_n_f32(a); }
+static inline lm__vf lm__vf_add(lm__vf a, lm__vf b) { return vaddq_f32(a, b); }
+static inline lm__vf lm__vf_sub(lm__vf a, lm__vf b) { return vsubq_f32(a, b); }
+static inline lm__vf lm__vf_mul(lm__vf a, lm__vf b) { return vmulq_f32(a, b); }
+static inline lm__vf lm__vf_fma(lm__vf a, lm__vf b, lm__vf c) { return vfmaq_f32(c, a, b); }
+static inline lm__vf lm__vf_min(lm__vf a, lm__vf b) { return vminq_f32(a, b); }
+static inline lm__vf lm__vf_max(lm__vf a, lm__vf b) { return vmaxq_f32(a, b); }
+static inline lm__vf lm__vf_abs(lm__vf a) { return vabsq_f32(a); }
+static inline lm__vf lm__vf_neg(lm__vf a) { return vnegq_f32(a); }
+static inline lm__vf lm__vf_copysign(lm__vf a, lm__vf b) {
+    return vbslq_f32(vdupq_n_u32(0x80000000u), b, a);
+}
+static inline lm__vm lm__vf_lt(lm__vf a, lm__vf b) { return vcltq_f32(a, b); }
+static inline lm__vm lm__vf_gt(lm__vf a, lm__vf b) { return vcgtq_f32(a, b); }
+static inline lm__vf lm__vf_select(lm__vm m, lm__vf a, lm__vf b) { return vbslq_f32(m, a, b); }
+static inline lm__vf lm__vi_to_vf(lm__vi k) { return vcvtq_f32_s32(k); }
+static inline lm__vi lm__vi_half(lm__vi k) { return vshrq_n_s32(k, 1); }
+static inline lm__vi lm__vi_sub(lm__vi a, lm__vi b) { return vsubq_s32(a, b); }
+static inline lm__vf lm__vf_pow2(lm__vi k) {
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k, vdupq_n_s32(127)), 23));
+}
+#if defined(__aarch64__)
+#define LM__V_EXACT 1
+static inline lm__vf lm__vf_div(lm__vf a, lm__vf b) { return vdivq_f32(a, b); }
+static inline lm__vf lm__vf_sqrt(lm__vf a) { return vsqrtq_f32(a); }
+static inline float lm__vf_reduce_add(lm__vf v) { return vaddvq_f32(v); }
+static inline float lm__vf_reduce_max(lm__vf v) { return vmaxvq_f32(v); }
+static inline lm__vi lm__vi_round(lm__vf v) { return vcvtnq_s32_f32(v); }
+#else
+#define LM__V_EXACT 0
+/* a / b for finite, nonzero b (every use here divides by 1 + something). The reciprocal
+   estimate has 8 bits and each Newton step r = r (2 - b r) doubles them; then q = a r is
+   corrected once with its exact residual a - b q (fused), which leaves about 0.5 ulp. */
+static inline lm__vf lm__vf_div(lm__vf a, lm__vf b) {
+    lm__vf r = vrecpeq_f32(b), q;
+    r = vmulq_f32(r, vrecpsq_f32(b, r));
+    r = vmulq_f32(r, vrecpsq_f32(b, r));
+    q = vmulq_f32(a, r);
+    return vfmaq_f32(q, vfmsq_f32(a, b, q), r);
+}
+static inline float lm__vf_reduce_add(lm__vf v) {
+    float32x2_t s = vadd_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(vpadd_f32(s, s), 0);
+}
+static inline float lm__vf_reduce_max(lm__vf v) {
+    float32x2_t s = vmax_f32(vget_low_f32(v), vget_high_f32(v));
+    return vget_lane_f32(vpmax_f32(s, s), 0);
+}
+/* vcvtq_s32_f32 truncates, so add +-0.5 (the sign of v) first: rounds half away from 0 */
+static inline lm__vi lm__vi_round(lm__vf v) {
+    uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(v), vdupq_n_u32(0x80000000u));
+    lm__vf half = vreinterpretq_f32_u32(vorrq_u32(sign, vreinterpretq_u32_f32(vdupq_n_f32(0.5f))));
+    return vcvtq_s32_f32(vaddq_f32(v, half));
+}
+#endif
+
+#else
+/* Plain C, one lane: what tcc and LM_NO_SIMD compile. */
+#define LM__VW 1
+#define LM__V_EXACT 1
+typedef float lm__vf;
+typedef int32_t lm__vi;
+typedef int lm__vm;
+static inline lm__vf lm__vf_load(const float *p) { return *p; }
+static inline void lm__vf_store(float *p, lm__vf v) { *p = v; }
+static inline lm__vf lm__vf_set1(float a) { return a; }
+static inline lm__vf lm__vf_add(lm__vf a, lm__vf b) { return a + b; }
+static inline lm__vf lm__vf_sub(lm__vf a, lm__vf b) { return a - b; }
+static inline lm__vf lm__vf_mul(lm__vf a, lm__vf b) { return a * b; }
+static inline lm__vf lm__vf_div(lm__vf a, lm__vf b) { return a / b; }
+static inline lm__vf lm__vf_sqrt(lm__vf a) { return sqrtf(a); }
+static inline lm__vf lm__vf_fma(lm__vf a, lm__vf b, lm__vf c) { return a * b + c; }
+static inline lm__vf lm__vf_min(lm__vf a, lm__vf b) { return a < b ? a : b; }
+static inline lm__vf lm__vf_max(lm__vf a, lm__vf b) { return a > b ? a : b; }
+static inline lm__vf lm__vf_abs(lm__vf a) { return fabsf(a); }
+static inline lm__vf lm__vf_neg(lm__vf a) { return -a; }
+static inline lm__vf lm__vf_copysign(lm__vf a, lm__vf b) { return copysignf(a, b); }
+static inline lm__vm lm__vf_lt(lm__vf a, lm__vf b) { return a < b; }
+static inline lm__vm lm__vf_gt(lm__vf a, lm__vf b) { return a > b; }
+static inline lm__vf lm__vf_select(lm__vm m, lm__vf a, lm__vf b) { return m ? a : b; }
+static inline float lm__vf_reduce_add(lm__vf v) { return v; }
+static inline float lm__vf_reduce_max(lm__vf v) { return v; }
+/* round half away from zero (without a branch on the sign); NaN, which C may not
+   convert, gives 0 as on NEON */
+static inline lm__vi lm__vi_round(lm__vf v) {
+    return v == v ? (lm__vi)(v + copysignf(0.5f, v)) : 0;
+}
+static inline lm__vf lm__vi_to_vf(lm__vi k) { return (float)k; }
+/* floor(k / 2) by a shift of a non-negative number (k >= -256 here) */
+static inline lm__vi lm__vi_half(lm__vi k) { return ((k + 256) >> 1) - 128; }
+static inline lm__vi lm__vi_sub(lm__vi a, lm__vi b) { return a - b; }
+static inline lm__vf lm__vf_pow2(lm__vi k) {
+    uint32_t bits = (uint32_t)(k + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+#endif
+
+/* The lanes of v added in double: how float partial sums are folded into a double total. */
+static inline double lm__vf_sum_double(lm__vf v) {
+    float t[LM__VW];
+    double s = 0;
+    int i;
+    lm__vf_store(t, v);
+    for (i = 0; i < LM__VW; i++) s += t[i];
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------
+   2. The math functions.
+
+   exp(x): write x = n ln2 + r with n = round(x / ln2), so |r| <= ln2/2 and
+   exp(x) = 2^n exp(r). ln2 is split into a short head (0.693359375, 9 bits, so n * head is
+   exact) and a tail (Cody and Waite), which keeps r accurate for |n| up to 150. exp(r) is
+   1 + r + r^2 P(r) with Cephes' degree-5 minimax P. 2^n is built from exponent bits; to
+   reach the denormals (n down to -150) and the top (n = 128), where 2^n itself is not a
+   normal float, it is applied as two halves 2^(n/2) 2^(n - n/2). Clamping x to
+   [-104, 89] first keeps n in that range; the result still overflows to +inf above
+   88.7228 and rounds to 0 below -103.97, as it should.
+   --------------------------------------------------------------------------------------- */
+#define LM__EXP_HI 89.0f
+#define LM__EXP_LO (-104.0f)
+#define LM__LOG2E 1.44269504088896341f
+#define LM__LN2_HI 0.693359375f
+#define LM__LN2_LO (-2.12194440e-4f)
+#define LM__EXP_P0 1.9875691500e-4f
+#define LM__EXP_P1 1.3981999507e-3f
+#define LM__EXP_P2 8.3334519073e-3f
+#define LM__EXP_P3 4.1665795894e-2f
+#define LM__EXP_P4 1.6666665459e-1f
+#define LM__EXP_P5 5.0000001201e-1f
+
+/* 2^k for k in [-126, 127], from its bits */
+static float lm__s_pow2(int k) {
+    uint32_t bits = (uint32_t)(k + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static float lm__s_exp(float x) {
+    float t, n, r, p;
+    int k, k1;
+    if (x != x) return x + x;                       /* NaN */
+    if (x > LM__EXP_HI) x = LM__EXP_HI;
+    if (x < LM__EXP_LO) x = LM__EXP_LO;
+    t = x * LM__LOG2E;
+    k = (int)(t + copysignf(0.5f, t));              /* round to nearest */
+    n = (float)k;
+    r = x - n * LM__LN2_HI;                         /* exact */
+    r = r - n * LM__LN2_LO;
+    p = LM__EXP_P0;
+    p = p * r + LM__EXP_P1;
+    p = p * r + LM__EXP_P2;
+    p = p * r + LM__EXP_P3;
+    p = p * r + LM__EXP_P4;
+    p = p * r + LM__EXP_P5;
+    p = p * (r * r) + r + 1.0f;                     /* exp(r) */
+    k1 = ((k + 256) >> 1) - 128;                    /* floor(k / 2), k >= -150 */
+    return p * lm__s_pow2(k1) * lm__s_pow2(k - k1);
+}
+
+static inline lm__vf lm__vf_exp(lm__vf x) {
+    lm__vf n, r, p;
+    lm__vi k, k1;
+    x = lm__vf_max(lm__vf_set1(LM__EXP_LO), lm__vf_min(lm__vf_set1(LM__EXP_HI), x));
+    k = lm__vi_round(lm__vf_mul(x, lm__vf_set1(LM__LOG2E)));
+    n = lm__vi_to_vf(k);
+    r = lm__vf_fma(n, lm__vf_set1(-LM__LN2_HI), x);
+    r = lm__vf_fma(n, lm__vf_set1(-LM__LN2_LO), r);
+    p = lm__vf_set1(LM__EXP_P0);
+    p = lm__vf_fma(p, r, lm__vf_set1(LM__EXP_P1));
+    p = lm__vf_fma(p, r, lm__vf_set1(LM__EXP_P2));
+    p = lm__vf_fma(p, r, lm__vf_set1(LM__EXP_P3));
+    p = lm__vf_fma(p, r, lm__vf_set1(LM__EXP_P4));
+    p = lm__vf_fma(p, r, lm__vf_set1(LM__EXP_P5));
+    p = lm__vf_add(lm__vf_fma(p, lm__vf_mul(r, r), r), lm__vf_set1(1.0f));
+    k1 = lm__vi_half(k);
+    return lm__vf_mul(lm__vf_mul(p, lm__vf_pow2(k1)), lm__vf_pow2(lm__vi_sub(k, k1)));
+}
+
+/* tanh(x), computed for a = |x| with the sign put back at the end (so tanh(-0) = -0).
+   For a < 0.625, Cephes' odd polynomial a + a^3 P(a^2), accurate in relative terms right
+   down to 0. Above, tanh a = 1 - 2 / (exp(2a) + 1), which has no cancellation there.
+   Beyond a = 10 float tanh is 1, and capping a there keeps exp(2a) finite. */
+#define LM__TANH_SMALL 0.625f
+#define LM__TANH_CAP 10.0f
+#define LM__TANH_P0 (-5.70498872745e-3f)
+#define LM__TANH_P1 2.06390887954e-2f
+#define LM__TANH_P2 (-5.37397155531e-2f)
+#define LM__TANH_P3 1.33314422036e-1f
+#define LM__TANH_P4 (-3.33332819422e-1f)
+
+static float lm__s_tanh(float x) {
+    float a = fabsf(x), z, p, t;
+    if (x != x) return x + x;
+    if (a < LM__TANH_SMALL) {
+        z = a * a;
+        p = LM__TANH_P0;
+        p = p * z + LM__TANH_P1;
+        p = p * z + LM__TANH_P2;
+        p = p * z + LM__TANH_P3;
+        p = p * z + LM__TANH_P4;
+        t = (p * z) * a + a;
+    } else {
+        if (a > LM__TANH_CAP) a = LM__TANH_CAP;
+        t = 1.0f - 2.0f / (lm__s_exp(a + a) + 1.0f);
+    }
+    return copysignf(t, x);
+}
+
+static inline lm__vf lm__vf_tanh(lm__vf x) {
+    lm__vf a = lm__vf_abs(x), z = lm__vf_mul(a, a), p, small, e, big;
+    lm__vf one = lm__vf_set1(1.0f);
+    p = lm__vf_set1(LM__TANH_P0);
+    p = lm__vf_fma(p, z, lm__vf_set1(LM__TANH_P1));
+    p = lm__vf_fma(p, z, lm__vf_set1(LM__TANH_P2));
+    p = lm__vf_fma(p, z, lm__vf_set1(LM__TANH_P3));
+    p = lm__vf_fma(p, z, lm__vf_set1(LM__TANH_P4));
+    small = lm__vf_fma(lm__vf_mul(p, z), a, a);
+    e = lm__vf_min(lm__vf_set1(LM__TANH_CAP), a);      /* NaN passes through */
+    e = lm__vf_exp(lm__vf_add(e, e));
+    big = lm__vf_sub(one, lm__vf_div(lm__vf_set1(2.0f), lm__vf_add(e, one)));
+    return lm__vf_copysign(lm__vf_select(lm__vf_lt(a, lm__vf_set1(LM__TANH_SMALL)), small, big), x);
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)). With e = exp(-|x|) in (0, 1] and r = 1 / (1 + e):
+   sigmoid(x) = r and 1 - sigmoid(x) = e r for x >= 0, the other way round for x < 0. So
+   neither side overflows, and a result near 0 (on either side) keeps full relative
+   accuracy instead of coming out of a subtraction from 1. */
+static float lm__s_sigmoid(float x) {
+    float e = lm__s_exp(-fabsf(x)), r = 1.0f / (1.0f + e);
+    return x < 0 ? e * r : r;
+}
+
+static inline lm__vf lm__vf_sigmoid(lm__vf x) {
+    lm__vf e = lm__vf_exp(lm__vf_neg(lm__vf_abs(x)));
+    lm__vf r = lm__vf_div(lm__vf_set1(1.0f), lm__vf_add(lm__vf_set1(1.0f), e));
+    return lm__vf_select(lm__vf_lt(x, lm__vf_set1(0.0f)), lm__vf_mul(e, r), r);
+}
+
+/* GELU, tanh form: gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+   Since 0.5 (1 + tanh u) = sigmoid(2u) = s, with 2u = x (A + B x^2):
+       gelu(x)  = x s
+       gelu'(x) = s + x s (1 - s) (A + 3 B x^2) = s (1 + q (1 - s)),   q = x (A + 3 B x^2)
+   where A = 2 sqrt(2/pi), B = 0.044715 A, and s and 1 - s come from sigmoid's e and r.
+   Unlike 1 + tanh(u), which cancels for negative x (even double loses everything below
+   x = -6), nothing here subtracts nearly equal numbers, so both stay accurate in relative
+   terms down to the denormals. What remains is the rounding of 2u, which exp magnifies:
+   the relative error grows like 3 |2u| ulp for negative x (1e-6 at x = -3, where gelu is
+   -0.004). For gelu' x is clamped to [-13, 12]: there gelu' is already 0 and 1 in float,
+   and the clamp keeps q finite for x = +-inf. (At x = -inf the forward value is NaN, as
+   the formula's -inf * 0 is.) */
+#define LM__GELU_A 1.59576912160573071f   /* 2 sqrt(2/pi)        */
+#define LM__GELU_B 0.0713548162726002527f /* 2 sqrt(2/pi) 0.044715 */
+#define LM__GELU_LO (-13.0f)
+#define LM__GELU_HI 12.0f
+
+static float lm__s_gelu(float x) {
+    return x * lm__s_sigmoid(x * (LM__GELU_A + LM__GELU_B * (x * x)));
+}
+
+static float lm__s_gelu_grad(float x) {
+    float x2, z, e, r, s, sm, q;
+    if (x < LM__GELU_LO) x = LM__GELU_LO;
+    if (x > LM__GELU_HI) x = LM__GELU_HI;
+    x2 = x * x;
+    z = x * (LM__GELU_A + LM__GELU_B * x2);                 /* 2u */
+    e = lm__s_exp(-fabsf(z));
+    r = 1.0f / (1.0f + e);
+    s = z < 0 ? e * r : r;                                  /* sigmoid(2u)     */
+    sm = z < 0 ? r : e * r;                                 /* 1 - sigmoid(2u) */
+    q = x * (LM__GELU_A + 3.0f * LM__GELU_B * x2);
+    return s * (1.0f + q * sm);
+}
+
+static inline lm__vf lm__vf_gelu(lm__vf x) {
+    lm__vf z = lm__vf_mul(x, lm__vf_fma(lm__vf_mul(x, x), lm__vf_set1(LM__GELU_B),
+                                        lm__vf_set1(LM__GELU_A)));
+    return lm__vf_mul(x, lm__vf_sigmoid(z));
+}
+
+static inline lm__vf lm__vf_gelu_grad(lm__vf x) {
+    lm__vf one = lm__vf_set1(1.0f), x2, z, e, r, er, s, sm, q;
+    lm__vm neg;
+    x = lm__vf_min(lm__vf_set1(LM__GELU_HI), lm__vf_max(lm__vf_set1(LM__GELU_LO), x));
+    x2 = lm__vf_mul(x, x);
+    z = lm__vf_mul(x, lm__vf_fma(x2, lm__vf_set1(LM__GELU_B), lm__vf_set1(LM__GELU_A)));
+    e = lm__vf_exp(lm__vf_neg(lm__vf_abs(z)));
+    r = lm__vf_div(one, lm__vf_add(one, e));
+    er = lm__vf_mul(e, r);
+    neg = lm__vf_lt(z, lm__vf_set1(0.0f));
+    s = lm__vf_select(neg, er, r);
+    sm = lm__vf_select(neg, r, er);
+    q = lm__vf_mul(x, lm__vf_fma(x2, lm__vf_set1(3.0f * LM__GELU_B), lm__vf_set1(LM__GELU_A)));
+    return lm__vf_mul(s, lm__vf_fma(q, sm, one));
+}
+
+/* ---------------------------------------------------------------------------------------
+   3. Array kernels. Each one: a loop over whole vectors (skipped when lm__vec_simd is 0),
+   then a scalar loop for what is left. Every kernel accepts n <= 0 (it does nothing) and
+   pointers with any alignment; the elementwise ones also accept an output that is one of
+   their inputs. Not every build calls every kernel, so they are marked as possibly unused
+   (no warning then).
+   --------------------------------------------------------------------------------------- */
+#if defined(__GNUC__) || defined(__clang__)
+#define LM__VEC_FN static __attribute__((unused))
+#else
+#define LM__VEC_FN static
+#endif
+
+/* y = exp(x) (y may be x) */
+LM__VEC_FN void lm__vexp(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) lm__vf_store(y + i, lm__vf_exp(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_exp(x[i]);
+}
+
+/* y = tanh(x) */
+LM__VEC_FN void lm__vtanh(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) lm__vf_store(y + i, lm__vf_tanh(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_tanh(x[i]);
+}
+
+/* y = 1 / (1 + exp(-x)) */
+LM__VEC_FN void lm__vsigmoid(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW)
+            lm__vf_store(y + i, lm__vf_sigmoid(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_sigmoid(x[i]);
+}
+
+/* y = gelu(x) */
+LM__VEC_FN void lm__gelu_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) lm__vf_store(y + i, lm__vf_gelu(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_gelu(x[i]);
+}
+
+/* dx += dy * gelu'(x): backward accumulates into the input's gradient */
+LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_gelu_grad(lm__vf_load(x + i));
+            lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
+        }
+    for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_grad(x[i]);
+}
+
+/* max of x[0..n); -inf when n <= 0. NaN entries may be skipped. */
+LM__VEC_FN float lm__vmax(const float *x, int n) {
+    float m = -INFINITY;
+    int i = 0;
+    if (lm__vec_simd && n >= LM__VW) {
+        lm__vf m0 = lm__vf_load(x), m1 = m0;               /* two chains: twice the speed */
+        for (i = LM__VW; i + 2 * LM__VW <= n; i += 2 * LM__VW) {
+            m0 = lm__vf_max(m0, lm__vf_load(x + i));
+            m1 = lm__vf_max(m1, lm__vf_load(x + i + LM__VW));
+        }
+        for (; i + LM__VW <= n; i += LM__VW) m0 = lm__vf_max(m0, lm__vf_load(x + i));
+        m = lm__vf_reduce_max(lm__vf_max(m0, m1));
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+/* y = exp(x - shift) (y may be NULL: nothing is stored); returns the sum of them. This is
+   softmax's denominator, over up to a whole vocabulary (50257), so the sum must not drift:
+   each lane sums in float over blocks of LM__VSUM_BLOCK elements, and the blocks are added
+   in double. Each lane then adds at most 256 / LM__VW terms in float (relative error a
+   few 1e-8), and the double total adds nothing measurable. */
+#define LM__VSUM_BLOCK 256
+LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n) {
+    double total = 0;
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf sh = lm__vf_set1(shift);
+        while (i + LM__VW <= n) {
+            int end = n - i > LM__VSUM_BLOCK ? i + LM__VSUM_BLOCK : n;
+            lm__vf acc = lm__vf_set1(0.0f);
+            for (; i + LM__VW <= end; i += LM__VW) {
+                lm__vf e = lm__vf_exp(lm__vf_sub(lm__vf_load(x + i), sh));
+                if (y) lm__vf_store(y + i, e);
+                acc = lm__vf_add(acc, e);
+            }
+            total += lm__vf_sum_double(acc);
+        }
+    }
+    for (; i < n; i++) {
+        float e = lm__s_exp(x[i] - shift);
+        if (y) y[i] = e;
+        total += e;
+    }
+    return total;
+}
+
+/* sum of a[i] b[i], in float with four independent accumulators */
+LM__VEC_FN float lm__vdot(const float *a, const float *b, int n) {
+    float s = 0;
+    int i = 0;
+    if (lm__vec_simd && n >= LM__VW) {
+        lm__vf s0 = lm__vf_set1(0.0f), s1 = s0, s2 = s0, s3 = s0;
+        for (; i + 4 * LM__VW <= n; i += 4 * LM__VW) {
+            s0 = lm__vf_fma(lm__vf_load(a + i), lm__vf_load(b + i), s0);
+            s1 = lm__vf_fma(lm__vf_load(a + i + LM__VW), lm__vf_load(b + i + LM__VW), s1);
+            s2 = lm__vf_fma(lm__vf_load(a + i + 2 * LM__VW), lm__vf_load(b + i + 2 * LM__VW), s2);
+            s3 = lm__vf_fma(lm__vf_load(a + i + 3 * LM__VW), lm__vf_load(b + i + 3 * LM__VW), s3);
+        }
+        for (; i + LM__VW <= n; i += LM__VW)
+            s0 = lm__vf_fma(lm__vf_load(a + i), lm__vf_load(b + i), s0);
+        s = lm__vf_reduce_add(lm__vf_add(lm__vf_add(s0, s1), lm__vf_add(s2, s3)));
+    }
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* y += a x */
+LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf va = lm__vf_set1(a);
+        for (; i + LM__VW <= n; i += LM__VW)
+            lm__vf_store(y + i, lm__vf_fma(va, lm__vf_load(x + i), lm__vf_load(y + i)));
+    }
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* y = a + b (y may be a or b) */
+LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW)
+            lm__vf_store(y + i, lm__vf_add(lm__vf_load(a + i), lm__vf_load(b + i)));
+    for (; i < n; i++) y[i] = a[i] + b[i];
+}
+
+/* y += x */
+LM__VEC_FN void lm__vacc(const float *x, float *y, int n) { lm__vadd(y, x, y, n); }
+
+/* One AdamW step over n parameters (DESIGN 3.4), in exactly PyTorch's order of float
+   operations per element:
+       w *= decay;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
+       w -= step_size m / (sqrt(v) / bc2_sqrt + eps)
+   with decay = 1 - lr wd, step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t). Division
+   and square root are the IEEE ones (so armv7, whose NEON has neither, runs the scalar
+   loop). clang is told not to fuse a * b + c into an fma here; gcc does not fuse in its
+   ISO modes (-std=c99) but may in its GNU modes and C++, which moves a last bit. */
+LM__VEC_FN void lm__adamw_update(float *w, const float *g, float *m, float *v, int n,
+                                 float decay, float b1, float b2, float step_size,
+                                 float bc2_sqrt, float eps) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    int i = 0;
+#if LM__V_EXACT
+    if (lm__vec_simd) {
+        lm__vf vdecay = lm__vf_set1(decay), vb1 = lm__vf_set1(b1), vb2 = lm__vf_set1(b2);
+        lm__vf vc1 = lm__vf_set1(c1), vc2 = lm__vf_set1(c2), vstep = lm__vf_set1(step_size);
+        lm__vf vbc2 = lm__vf_set1(bc2_sqrt), veps = lm__vf_set1(eps);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf gi = lm__vf_load(g + i);
+            lm__vf wi = lm__vf_mul(lm__vf_load(w + i), vdecay);
+            lm__vf mi = lm__vf_add(lm__vf_mul(vb1, lm__vf_load(m + i)), lm__vf_mul(vc1, gi));
+            lm__vf vi = lm__vf_add(lm__vf_mul(vb2, lm__vf_load(v + i)),
+                                   lm__vf_mul(lm__vf_mul(vc2, gi), gi));
+            lm__vf den = lm__vf_add(lm__vf_div(lm__vf_sqrt(vi), vbc2), veps);
+            wi = lm__vf_sub(wi, lm__vf_div(lm__vf_mul(vstep, mi), den));
+            lm__vf_store(w + i, wi);
+            lm__vf_store(m + i, mi);
+            lm__vf_store(v + i, vi);
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        w[i] *= decay;
+        m[i] = b1 * m[i] + c1 * g[i];
+        v[i] = b2 * v[i] + c2 * g[i] * g[i];
+        w[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + eps);
+    }
+}
+
+/* One LayerNorm row, as PyTorch: mean, biased variance var = mean((x - mean)^2),
+   rstd = 1 / sqrt(var + eps), y = (x - mean) rstd w + b.
+   Accuracy: pass 1 finds the mean to float precision, c. Pass 2 sums the deviations
+   x - c and their squares; x - c is exact for x near c, so the remainder d = mean(x - c)
+   corrects both the mean (c + d) and the variance (mean((x - c)^2) - d^2), with none of
+   the cancellation of E[x^2] - mean^2. Pass 3 uses (x - c) - d, so rows whose mean is
+   large next to their spread stay accurate too. Sums run in float lanes over blocks of
+   LM__VSUM_BLOCK, added in double. mean_out and rstd_out may be NULL (inference); with
+   n <= 0 they are set to 0 and nothing else happens. */
+LM__VEC_FN void lm__layernorm_row(const float *x, const float *w, const float *b, float *y,
+                                  int n, float eps, float *mean_out, float *rstd_out) {
+    double sum = 0, sd = 0, ss = 0, d, var;
+    float c, fd, rstd;
+    int i = 0, j;
+    if (n <= 0) {
+        if (mean_out) *mean_out = 0;
+        if (rstd_out) *rstd_out = 0;
+        return;
+    }
+    /* pass 1: the mean, to float precision */
+    if (lm__vec_simd)
+        while (i + LM__VW <= n) {
+            int end = n - i > LM__VSUM_BLOCK ? i + LM__VSUM_BLOCK : n;
+            lm__vf acc = lm__vf_set1(0.0f);
+            for (; i + LM__VW <= end; i += LM__VW) acc = lm__vf_add(acc, lm__vf_load(x + i));
+            sum += lm__vf_sum_double(acc);
+        }
+    for (; i < n; i++) sum += x[i];
+    c = (float)(sum / n);
+    /* pass 2: deviations from c and their squares */
+    i = 0;
+    if (lm__vec_simd) {
+        lm__vf vc = lm__vf_set1(c);
+        while (i + LM__VW <= n) {
+            int end = n - i > LM__VSUM_BLOCK ? i + LM__VSUM_BLOCK : n;
+            lm__vf a1 = lm__vf_set1(0.0f), a2 = a1;
+            for (; i + LM__VW <= end; i += LM__VW) {
+                lm__vf dv = lm__vf_sub(lm__vf_load(x + i), vc);
+                a1 = lm__vf_add(a1, dv);
+                a2 = lm__vf_fma(dv, dv, a2);
+            }
+            sd += lm__vf_sum_double(a1);
+            ss += lm__vf_sum_double(a2);
+        }
+    }
+    for (; i < n; i++) {
+        float dv = x[i] - c;
+        sd += dv;
+        ss += (double)dv * dv;
+    }
+    d = sd / n;
+    var = ss / n - d * d;
+    if (var < 0) var = 0;
+    rstd = (float)(1.0 / sqrt(var + eps));
+    fd = (float)d;
+    /* pass 3: normalise, scale, shift */
+    i = 0;
+    if (lm__vec_simd) {
+        lm__vf vc = lm__vf_set1(c), vd = lm__vf_set1(fd), vr = lm__vf_set1(rstd);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf xh = lm__vf_sub(lm__vf_sub(lm__vf_load(x + i), vc), vd);
+            xh = lm__vf_mul(xh, vr);
+            lm__vf_store(y + i, lm__vf_fma(xh, lm__vf_load(w + i), lm__vf_load(b + i)));
+        }
+    }
+    for (j = i; j < n; j++) y[j] = ((x[j] - c) - fd) * rstd * w[j] + b[j];
+    if (mean_out) *mean_out = (float)(c + d);
+    if (rstd_out) *rstd_out = rstd;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Tensors and the graph.
+   Every tensor of a step lives in the graph's arena. A tensor's gradient is allocated (and
+   zeroed) the first time a backward function adds to it, so tensors that no gradient
+   reaches cost nothing extra. Parameters are leaves whose data and grad point into the
+   model's parameter blocks.
+   --------------------------------------------------------------------------------------- */
+LMDEF void lm_graph_init(lm_graph *g, lm_arena *arena) {
+    memset(g, 0, sizeof *g);
+    g->arena = arena;
+    g->rng = lm_rng_seed(0);
+}
+
+LMDEF void lm_graph_reset(lm_graph *g, size_t mark) {
+    lm_arena_reset(g->arena, mark);
+    g->last = NULL;
+    g->failed = 0;
+}
+
+static int lm__shape_size(int ndim, const int *shape, int *size) {
+    int d;
+    long long n = 1;
+    if (ndim < 1 || ndim > LM_MAX_DIMS) return lm__fail(LM_ERR_ARG, "tensor: %d dims (1 to 4 allowed)", ndim);
+    for (d = 0; d < ndim; d++) {
+        if (shape[d] < 1) return lm__fail(LM_ERR_ARG, "tensor: dim %d is %d", d, shape[d]);
+        n *= shape[d];
+        if (n > INT_MAX) return lm__fail(LM_ERR_ARG, "tensor: more than 2^31 elements");
+    }
+    *size = (int)n;
+    return LM_OK;
+}
+
+/* A tensor header (and, if with_data, its values) on the graph's arena. */
+static lm_tensor *lm__tensor(lm_graph *g, int ndim, const int *shape, int with_data) {
+    lm_tensor *t;
+    int size = 0, d;
+    if (g->failed) return NULL;
+    if (lm__shape_size(ndim, shape, &size) != LM_OK) { g->failed = 1; return NULL; }
+    t = (lm_tensor *)lm_arena_alloc(g->arena, sizeof *t);
+    if (!t) { g->failed = 1; return NULL; }
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    t->size = size;
+    if (with_data) {
+        t->data = (float *)lm_arena_alloc(g->arena, (size_t)size * sizeof(float));
+        if (!t->data) { g->failed = 1; return NULL; }
+    }
+    return t;
+}
+
+LMDEF lm_tensor *lm_tensor_new(lm_graph *g, int ndim, const int *shape) {
+    return lm__tensor(g, ndim, shape, 1);
+}
+LMDEF lm_tensor *lm_tensor_zeros(lm_graph *g, int ndim, const int *shape) {
+    lm_tensor *t = lm__tensor(g, ndim, shape, 1);
+    if (t) memset(t->data, 0, (size_t)t->size * sizeof(float));
+    return t;
+}
+LMDEF lm_tensor *lm_tensor_wrap(lm_graph *g, float *data, int ndim, const int *shape,
+                                int requires_grad) {
+    lm_tensor *t = lm__tensor(g, ndim, shape, 0);
+    if (t) { t->data = data; t->requires_grad = requires_grad; }
+    return t;
+}
+LMDEF lm_tensor *lm_tensor_2d(lm_graph *g, int rows, int cols) {
+    int s[2];
+    s[0] = rows; s[1] = cols;
+    return lm_tensor_new(g, 2, s);
+}
+
+/* Scratch buffers during backward. Once a node's backward has run, the gradient of its
+   output is dead (every consumer came later on the tape and has already run), so it goes
+   on a short spare list and the next buffer of at most that size is taken from there
+   instead of from the arena. Activation gradients then cost a few buffers, not one per
+   tensor. The smallest spare that fits is used, so the choice is deterministic. */
+static float *lm__scratch(lm_graph *g, size_t n) {
+    int k, best = -1;
+    float *p;
+    for (k = 0; k < g->n_spare; k++)
+        if (g->spare_len[k] >= n && (best < 0 || g->spare_len[k] < g->spare_len[best])) best = k;
+    if (best >= 0) {
+        p = g->spare[best];
+        g->spare[best] = g->spare[g->n_spare - 1];
+        g->spare_len[best] = g->spare_len[g->n_spare - 1];
+        g->n_spare--;
+        return p;
+    }
+    p = (float *)lm_arena_alloc(g->arena, n * sizeof(float));
+    if (!p) g->failed = 1;
+    return p;
+}
+static void lm__release(lm_graph *g, float *p, size_t n) {
+    int k, smallest = 0;
+    if (!p) return;
+    if (g->n_spare < 16) { k = g->n_spare++; }
+    else {   /* full: keep the larger buffers */
+        for (k = 1; k < 16; k++) if (g->spare_len[k] < g->spare_len[smallest]) smallest = k;
+        if (g->spare_len[smallest] >= n) return;
+        k = smallest;
+    }
+    g->spare[k] = p;
+    g->spare_len[k] = n;
+}
+
+/* The gradient buffer of t, zeroed on first use (NULL if out of memory). */
+static float *lm__grad(lm_graph *g, lm_tensor *t) {
+    if (!t->grad) {
+        t->grad = lm__scratch(g, (size_t)t->size);
+        if (t->grad) memset(t->grad, 0, (size_t)t->size * sizeof(float));
+    }
+    return t->grad;
+}
+
+LMDEF lm_node *lm_node_new(lm_graph *g, const lm_op *op, int nin, lm_tensor **in, int ndim,
+                           const int *shape) {
+    lm_node *n;
+    int k;
+    if (g->failed || nin > 4) return NULL;
+    for (k = 0; k < nin; k++) if (!in[k]) { g->failed = 1; return NULL; }
+    n = (lm_node *)lm_arena_alloc(g->arena, sizeof *n);
+    if (!n) { g->failed = 1; return NULL; }
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->g = g;
+    for (k = 0; k < nin; k++) n->in[k] = in[k];
+    n->out = lm__tensor(g, ndim, shape, 1);
+    return n->out ? n : NULL;
+}
+
+LMDEF lm_tensor *lm_node_run(lm_node *n) {
+    int k, needs = 0;
+    if (!n || n->g->failed) return NULL;
+    n->op->forward(n);
+    if (n->g->failed) return NULL;
+    for (k = 0; k < 4; k++) if (n->in[k] && n->in[k]->requires_grad) needs = 1;
+    if (needs && !n->g->no_grad) {
+        n->out->requires_grad = 1;
+        n->out->node = n;
+        n->prev = n->g->last;
+        n->g->last = n;
+    }
+    return n->out;
+}
+
+LMDEF int lm_backward(lm_graph *g, lm_tensor *out) {
+    lm_node *n;
+    if (!out || g->failed) return lm__fail(LM_ERR_ARG, "backward: the forward pass failed: %s", lm_error());
+    if (out->size != 1) return lm__fail(LM_ERR_ARG, "backward: output has %d elements, need 1", out->size);
+    if (!out->requires_grad) return lm__fail(LM_ERR_ARG, "backward: nothing requires a gradient");
+    if (!lm__grad(g, out)) return LM_ERR_MEM;
+    out->grad[0] += 1.0f;
+    for (n = g->last; n; n = n->prev) {
+        if (!n->out->grad) continue;      /* no gradient reached this node */
+        n->op->backward(n);
+        if (g->failed) return lm__fail(LM_ERR_MEM, "backward: %s", lm_error());
+        if (n->out != out) {              /* dead from here on: recycle it */
+            lm__release(g, n->out->grad, (size_t)n->out->size);
+            n->out->grad = NULL;
+        }
+    }
+    return LM_OK;
+}
+
+/* Shapes of a new op's output: same as a, or a with the last dim replaced. */
+static int *lm__shape_last(const lm_tensor *a, int last, int *buf) {
+    int d;
+    for (d = 0; d < a->ndim; d++) buf[d] = a->shape[d];
+    buf[a->ndim - 1] = last;
+    return buf;
+}
+/* The gradient of an input, or NULL if that input wants none. */
+static float *lm__in_grad(lm_node *n, int k) {
+    lm_tensor *t = n->in[k];
+    return t && t->requires_grad ? lm__grad(n->g, t) : NULL;
+}
+static lm_tensor *lm__op_fail(lm_graph *g, const char *op, const char *why) {
+    lm__fail(LM_ERR_ARG, "%s: %s", op, why);
+    g->failed = 1;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Row-parallel helpers. Row-wise ops (layernorm, softmax, losses) split their rows into
+   blocks of a fixed size; each block is one task. Rows are independent, so the split only
+   matters for reductions across rows, which are summed per block and then in block order.
+   --------------------------------------------------------------------------------------- */
+#define LM__ROWBLOCK 16
+static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLOCK; }
+
+/* ---------------------------------------------------------------------------------------
+   Elementwise ops with broadcast. b's shape is a suffix of a's (or b has one element), so
+   b repeats every nb elements of a: a bias over rows, a scalar over everything.
+   --------------------------------------------------------------------------------------- */
+static int lm__bcast_ok(const lm_tensor *a, const lm_tensor *b) {
+    int d, off;
+    if (b->size == 1) return 1;
+    if (b->ndim > a->ndim) return 0;
+    off = a->ndim - b->ndim;
+    for (d = 0; d < b->ndim; d++) if (a->shape[off + d] != b->shape[d]) return 0;
+    return 1;
+}
+
+enum { LM__ADD, LM__SUB, LM__MUL };
+static void lm__binary_fwd(lm_node *n) {
+    const float *a = n->in[0]->data, *b = n->in[1]->data;
+    float *o = n->out->data;
+    int i, j, na = n->in[0]->size, nb = n->in[1]->size;
+    for (i = 0; i < na; i += nb) {
+        switch (n->i[0]) {
+        case LM__ADD: for (j = 0; j < nb; j++) o[i + j] = a[i + j] + b[j]; break;
+        case LM__SUB: for (j = 0; j < nb; j++) o[i + j] = a[i + j] - b[j]; break;
+        default: for (j = 0; j < nb; j++) o[i + j] = a[i + j] * b[j]; break;
+        }
+    }
+}
+static void lm__binary_bwd(lm_node *n) {
+    const float *a = n->in[0]->data, *b = n->in[1]->data, *go = n->out->grad;
+    float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1);
+    int i, j, na = n->in[0]->size, nb = n->in[1]->size, kind = n->i[0];
+    if (ga) for (i = 0; i < na; i += nb) {
+        if (kind == LM__MUL) for (j = 0; j < nb; j++) ga[i + j] += go[i + j] * b[j];
+        else for (j = 0; j < nb; j++) ga[i + j] += go[i + j];
+    }
+    if (gb) for (i = 0; i < na; i += nb) {
+        if (kind == LM__MUL) for (j = 0; j < nb; j++) gb[j] += go[i + j] * a[i + j];
+        else if (kind == LM__SUB) for (j = 0; j < nb; j++) gb[j] -= go[i + j];
+        else for (j = 0; j < nb; j++) gb[j] += go[i + j];
+    }
+}
+static const lm_op lm__op_binary = { "binary", lm__binary_fwd, lm__binary_bwd };
+
+static lm_tensor *lm__binary(lm_graph *g, lm_tensor *a, lm_tensor *b, int kind, const char *name) {
+    lm_tensor *in[2];
+    lm_node *n;
+    if (!a || !b) { g->failed = 1; return NULL; }
+    if (!lm__bcast_ok(a, b)) return lm__op_fail(g, name, "b's shape must be a suffix of a's");
+    in[0] = a; in[1] = b;
+    n = lm_node_new(g, &lm__op_binary, 2, in, a->ndim, a->shape);
+    if (n) n->i[0] = kind;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_add(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__ADD, "add"); }
+LMDEF lm_tensor *lm_sub(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__SUB, "sub"); }
+LMDEF lm_tensor *lm_mul(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__MUL, "mul"); }
+
+static void lm__scale_fwd(lm_node *n) {
+    int i;
+    for (i = 0; i < n->out->size; i++) n->out->data[i] = n->in[0]->data[i] * n->f[0];
+}
+static void lm__scale_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    int i;
+    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += n->out->grad[i] * n->f[0];
+}
+static const lm_op lm__op_scale = { "scale", lm__scale_fwd, lm__scale_bwd };
+LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_scale, 1, &a, a->ndim, a->shape);
+    if (n) n->f[0] = s;
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Matrix products. a (..., K) is seen as a matrix (M, K) with M the product of its leading
+   dims. Forward and both gradients are GEMMs:
+       out = a b          da += dout b^T        db += a^T dout
+   and for b stored transposed (tb, b is (N, K)):
+       out = a b^T        da += dout b          db += dout^T a
+   linear() adds a bias row, whose gradient is the column sum of dout.
+   --------------------------------------------------------------------------------------- */
+static void lm__matmul_fwd(lm_node *n) {
+    lm_tensor *a = n->in[0], *b = n->in[1], *bias = n->in[2];
+    int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
+    int M = a->size / K, i;
+    float *o = n->out->data;
+    if (bias) {
+        for (i = 0; i < M; i++) memcpy(o + (size_t)i * N, bias->data, (size_t)N * sizeof(float));
+    }
+    lm_gemm(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, bias ? 1.0f : 0.0f, o, N);
+}
+
+/* Column sums of dout into the bias gradient, in row blocks of fixed size summed in order. */
+static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
+    int i, j;
+    for (i = 0; i < M; i++) {
+        const float *r = go + (size_t)i * N;
+        for (j = 0; j < N; j++) gbias[j] += r[j];
+    }
+}
+
+static void lm__matmul_bwd(lm_node *n) {
+    lm_tensor *a = n->in[0], *b = n->in[1];
+    int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
+    int M = a->size / K;
+    const float *go = n->out->grad;
+    float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1), *gbias = lm__in_grad(n, 2);
+    if (ga) {
+        if (tb) lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, 1.0f, ga, K);
+        else lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, 1.0f, ga, K);
+    }
+    if (gb) {
+        if (tb) lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, 1.0f, gb, K);
+        else lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, 1.0f, gb, N);
+    }
+    if (gbias) lm__colsum_acc(gbias, go, M, N);
+}
+static const lm_op lm__op_matmul = { "matmul", lm__matmul_fwd, lm__matmul_bwd };
+
+static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias, int tb,
+                             const char *name) {
+    lm_tensor *in[3];
+    lm_node *n;
+    int shape[LM_MAX_DIMS], K, N;
+    if (!a || !b) { g->failed = 1; return NULL; }
+    if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
+    K = tb ? b->shape[1] : b->shape[0];
+    N = tb ? b->shape[0] : b->shape[1];
+    if (a->shape[a->ndim - 1] != K) return lm__op_fail(g, name, "inner dimensions differ");
+    if (bias && bias->size != N) return lm__op_fail(g, name, "bias size differs from the output width");
+    in[0] = a; in[1] = b; in[2] = bias;
+    n = lm_node_new(g, &lm__op_matmul, bias ? 3 : 2, in, a->ndim, lm__shape_last(a, N, shape));
+    if (n) n->i[0] = tb;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, int tb) {
+    return lm__matmul(g, a, b, NULL, tb, "matmul");
+}
+LMDEF lm_tensor *lm_linear(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
+    return lm__matmul(g, x, w, bias, 0, "linear");
+}
+
+/* ---------------------------------------------------------------------------------------
+   Reductions to a scalar: sum and mean (accumulated in double).
+   --------------------------------------------------------------------------------------- */
+static void lm__sum_fwd(lm_node *n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) s += n->in[0]->data[i];
+    n->out->data[0] = (float)(n->i[0] ? s / n->in[0]->size : s);
+}
+static void lm__sum_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    float d = n->out->grad[0] / (n->i[0] ? (float)n->in[0]->size : 1.0f);
+    int i;
+    if (ga) for (i = 0; i < n->in[0]->size; i++) ga[i] += d;
+}
+static const lm_op lm__op_sum = { "sum", lm__sum_fwd, lm__sum_bwd };
+static lm_tensor *lm__reduce(lm_graph *g, lm_tensor *a, int mean) {
+    int one = 1;
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_sum, 1, &a, 1, &one);
+    if (n) n->i[0] = mean;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 0); }
+LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1); }
+
+/* ---------------------------------------------------------------------------------------
+   Activations. GELU is GPT-2's tanh form:
+       gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+       gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   --------------------------------------------------------------------------------------- */
+#define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define LM__GELU_C 0.044715f
+
+enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
+/* Elementwise work is cut into fixed chunks, one task each. */
+#define LM__CHUNK 16384
+typedef struct { lm_node *n; float *gx; } lm__act_job;
+static void lm__act_fwd_task(void *ctx, int c) {
+    lm_node *n = ((lm__act_job *)ctx)->n;
+    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
+    const float *x = n->in[0]->data + i0;
+    float *y = n->out->data + i0;
+    switch (n->i[0]) {
+    case LM__RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
+    case LM__GELU: lm__gelu_fwd(x, y, len); break;
+    case LM__TANH: lm__vtanh(x, y, len); break;
+    default: lm__vsigmoid(x, y, len); break;
+    }
+}
+static void lm__act_bwd_task(void *ctx, int c) {
+    lm__act_job *J = (lm__act_job *)ctx;
+    lm_node *n = J->n;
+    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
+    const float *x = n->in[0]->data + i0, *y = n->out->data + i0, *go = n->out->grad + i0;
+    float *gx = J->gx + i0;
+    switch (n->i[0]) {
+    case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
+    case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
+    case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
+    default: for (i = 0; i < len; i++) gx[i] += go[i] * y[i] * (1.0f - y[i]); break;
+    }
+}
+static void lm__act_fwd(lm_node *n) {
+    lm__act_job J;
+    J.n = n; J.gx = NULL;
+    lm_parallel_for((n->out->size + LM__CHUNK - 1) / LM__CHUNK, lm__act_fwd_task, &J);
+}
+static void lm__act_bwd(lm_node *n) {
+    lm__act_job J;
+    J.n = n; J.gx = lm__in_grad(n, 0);
+    if (J.gx) lm_parallel_for((n->out->size + LM__CHUNK - 1) / LM__CHUNK, lm__act_bwd_task, &J);
+}
+static const lm_op lm__op_act = { "activation", lm__act_fwd, lm__act_bwd };
+static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_act, 1, &a, a->ndim, a->shape);
+    if (n) n->i[0] = kind;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__RELU); }
+LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU); }
+LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__TANH); }
+LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
+
+/* ---------------------------------------------------------------------------------------
+   Softmax and log-softmax over the last dim, max-subtracted for stability.
+       softmax:     dx = y (dy - sum(dy y))
+       log_softmax: dx = dy - softmax(x) sum(dy)
+   --------------------------------------------------------------------------------------- */
+static void lm__softmax_row(const float *x, float *y, int n, int logspace) {
+    float mx = lm__vmax(x, n);
+    int j;
+    if (logspace) {
+        float lse = mx + (float)log(lm__vsum_exp_shift(x, mx, NULL, n));
+        for (j = 0; j < n; j++) y[j] = x[j] - lse;
+    } else {
+        float inv = (float)(1.0 / lm__vsum_exp_shift(x, mx, y, n));
+        for (j = 0; j < n; j++) y[j] *= inv;
+    }
+}
+static void lm__softmax_fwd(lm_node *n) {
+    int V = n->out->shape[n->out->ndim - 1], rows = n->out->size / V, r;
+    for (r = 0; r < rows; r++)
+        lm__softmax_row(n->in[0]->data + (size_t)r * V, n->out->data + (size_t)r * V, V, n->i[0]);
+}
+static void lm__softmax_bwd(lm_node *n) {
+    int V = n->out->shape[n->out->ndim - 1], rows = n->out->size / V, r, j;
+    float *gx = lm__in_grad(n, 0);
+    if (!gx) return;
+    for (r = 0; r < rows; r++) {
+        const float *y = n->out->data + (size_t)r * V, *dy = n->out->grad + (size_t)r * V;
+        float *dx = gx + (size_t)r * V;
+        double s = 0;
+        if (n->i[0]) {
+            for (j = 0; j < V; j++) s += dy[j];
+            for (j = 0; j < V; j++) dx[j] += dy[j] - expf(y[j]) * (float)s;
+        } else {
+            for (j = 0; j < V; j++) s += (double)dy[j] * y[j];
+            for (j = 0; j < V; j++) dx[j] += y[j] * (dy[j] - (float)s);
+        }
+    }
+}
+static const lm_op lm__op_softmax = { "softmax", lm__softmax_fwd, lm__softmax_bwd };
+static lm_tensor *lm__softmax(lm_graph *g, lm_tensor *a, int logspace) {
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_softmax, 1, &a, a->ndim, a->shape);
+    if (n) n->i[0] = logspace;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 0); }
+LMDEF lm_tensor *lm_log_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 1); }
+
+/* ---------------------------------------------------------------------------------------
+   LayerNorm over the last dim C: xhat = (x - mean) * rstd, y = xhat w + b, with
+   rstd = 1/sqrt(var + eps) and the biased variance, as PyTorch. Forward keeps mean and
+   rstd per row. Backward, with dxhat = dy w:
+       dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+       dw += sum_rows dy xhat     db += sum_rows dy
+   Rows run in parallel blocks; dw and db are summed per block, then over blocks in order.
+   --------------------------------------------------------------------------------------- */
+typedef struct { lm_node *n; int C, rows; float *partial; } lm__ln_job;
+
+static void lm__ln_fwd_task(void *ctx, int blk) {
+    lm__ln_job *J = (lm__ln_job *)ctx;
+    lm_node *n = J->n;
+    int C = J->C, r, r1 = (blk + 1) * LM__ROWBLOCK;
+    const float *w = n->in[1]->data, *b = n->in[2]->data;
+    if (r1 > J->rows) r1 = J->rows;
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        lm__layernorm_row(n->in[0]->data + (size_t)r * C, w, b, n->out->data + (size_t)r * C, C,
+                          n->f[0], &n->saved[2 * r], &n->saved[2 * r + 1]);
+    }
+}
+static void lm__ln_fwd(lm_node *n) {
+    lm__ln_job J;
+    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
+    lm_parallel_for(lm__nblocks(J.rows), lm__ln_fwd_task, &J);
+}
+static void lm__ln_bwd_task(void *ctx, int blk) {
+    lm__ln_job *J = (lm__ln_job *)ctx;
+    lm_node *n = J->n;
+    int C = J->C, r, j, r1 = (blk + 1) * LM__ROWBLOCK;
+    const float *w = n->in[1]->data;
+    float *gx = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
+    float *pw = J->partial + (size_t)blk * 2 * C, *pb = pw + C;
+    if (r1 > J->rows) r1 = J->rows;
+    memset(pw, 0, 2 * (size_t)C * sizeof(float));
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        const float *x = n->in[0]->data + (size_t)r * C, *dy = n->out->grad + (size_t)r * C;
+        float mean = n->saved[2 * r], rstd = n->saved[2 * r + 1];
+        double s1 = 0, s2 = 0;
+        for (j = 0; j < C; j++) {
+            float xh = (x[j] - mean) * rstd, dxh = dy[j] * w[j];
+            s1 += dxh;
+            s2 += (double)dxh * xh;
+            pw[j] += dy[j] * xh;
+            pb[j] += dy[j];
+        }
+        if (gx) {
+            float m1 = (float)(s1 / C), m2 = (float)(s2 / C);
+            float *dx = gx + (size_t)r * C;
+            for (j = 0; j < C; j++) {
+                float xh = (x[j] - mean) * rstd;
+                dx[j] += rstd * (dy[j] * w[j] - m1 - xh * m2);
+            }
+        }
+    }
+}
+static void lm__ln_bwd(lm_node *n) {
+    lm__ln_job J;
+    int blk, j, nb;
+    float *gw, *gb;
+    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
+    nb = lm__nblocks(J.rows);
+    if (n->in[0]->requires_grad && !lm__grad(n->g, n->in[0])) return;
+    gw = lm__in_grad(n, 1);
+    gb = lm__in_grad(n, 2);
+    J.partial = (float *)lm_arena_alloc(n->g->arena, (size_t)nb * 2 * J.C * sizeof(float));
+    if (!J.partial) { n->g->failed = 1; return; }
+    lm_parallel_for(nb, lm__ln_bwd_task, &J);
+    for (blk = 0; blk < nb; blk++) {
+        const float *pw = J.partial + (size_t)blk * 2 * J.C, *pb = pw + J.C;
+        if (gw) for (j = 0; j < J.C; j++) gw[j] += pw[j];
+        if (gb) for (j = 0; j < J.C; j++) gb[j] += pb[j];
+    }
+}
+static const lm_op lm__op_layernorm = { "layernorm", lm__ln_fwd, lm__ln_bwd };
+LMDEF lm_tensor *lm_layernorm(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, float eps) {
+    lm_tensor *in[3];
+    lm_node *n;
+    int C;
+    if (!x || !w || !b) { g->failed = 1; return NULL; }
+    C = x->shape[x->ndim - 1];
+    if (w->size != C || b->size != C) return lm__op_fail(g, "layernorm", "weight and bias must have the size of the last dim");
+    in[0] = x; in[1] = w; in[2] = b;
+    n = lm_node_new(g, &lm__op_layernorm, 3, in, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->f[0] = eps;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)(x->size / C) * 2 * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Embedding: rows of a table picked by ids. The gradient scatters back into the picked
+   rows; rows picked twice add up, in order.
+   --------------------------------------------------------------------------------------- */
+static void lm__embed_fwd(lm_node *n) {
+    int C = n->in[0]->shape[1], i, rows = n->out->size / C;
+    for (i = 0; i < rows; i++)
+        memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
+}
+static void lm__embed_bwd(lm_node *n) {
+    int C = n->in[0]->shape[1], i, j, rows = n->out->size / C;
+    float *gt = lm__in_grad(n, 0);
+    if (!gt) return;
+    for (i = 0; i < rows; i++) {
+        float *d = gt + (size_t)n->ids[i] * C;
+        const float *s = n->out->grad + (size_t)i * C;
+        for (j = 0; j < C; j++) d[j] += s[j];
+    }
+}
+static const lm_op lm__op_embed = { "embedding", lm__embed_fwd, lm__embed_bwd };
+LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int n) {
+    lm_node *nd;
+    int shape[2], i;
+    if (!table) { g->failed = 1; return NULL; }
+    if (table->ndim != 2 || n < 1) return lm__op_fail(g, "embedding", "needs a 2-D table and at least one id");
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= table->shape[0]) {
+            lm__fail(LM_ERR_ARG, "embedding: id %d at position %d is outside [0, %d)", ids[i], i, table->shape[0]);
+            g->failed = 1;
+            return NULL;
+        }
+    shape[0] = n; shape[1] = table->shape[1];
+    nd = lm_node_new(g, &lm__op_embed, 1, &table, 2, shape);
+    if (nd) nd->ids = ids;
+    return lm_node_run(nd);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
+   [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
+   Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
+   key j < len) and P = softmax(S):
+       y = P v
+       dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
+       dq += dS k      dk += dS^T q
+   P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
+   keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
+   forward did. Each (batch, head) pair is one task writing its own columns.
+   --------------------------------------------------------------------------------------- */
+typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
+
+/* P (T, T) of task (b, h) from S = q k^T; forward also writes the row log-sum-exps. */
+static void lm__att_probs(const lm__att_job *J, int task, float *P, int forward) {
+    lm_node *n = J->n;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
+    int causal = n->i[1], len = n->ids ? n->ids[b] : T;
+    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
+    float *lse = n->saved + (size_t)task * T;
+    lm_gemm(0, 1, T, T, J->hs, 1.0f / sqrtf((float)J->hs), q, C3, q + J->C, C3, 0.0f, P, T);
+    for (i = 0; i < T; i++) {
+        float *row = P + (size_t)i * T, L;
+        int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
+        if (lim <= 0) { memset(row, 0, (size_t)T * sizeof(float)); continue; }
+        if (forward) {
+            float mx = lm__vmax(row, lim);
+            lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, lim));
+        }
+        L = lse[i];
+        lm__vsum_exp_shift(row, L, row, lim);     /* row = exp(S - L) = P */
+        for (j = lim; j < T; j++) row[j] = 0.0f;
+    }
+}
+static void lm__att_fwd_task(void *ctx, int task) {
+    lm__att_job *J = (lm__att_job *)ctx;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C;
+    const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
+    float *P = J->scratch + (size_t)task * T * T;
+    lm__att_probs(J, task, P, 1);
+    lm_gemm(0, 0, T, J->hs, T, 1.0f, P, T, v, C3, 0.0f,
+            J->n->out->data + (size_t)b * T * J->C + h * J->hs, J->C);
+}
+static void lm__att_bwd_task(void *ctx, int task) {
+    lm__att_job *J = (lm__att_job *)ctx;
+    lm_node *n = J->n;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs;
+    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
+    const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
+    float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
+    float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
+    float sc = 1.0f / sqrtf((float)hs);
+    lm__att_probs(J, task, P, 0);
+    /* dP = dy v^T */
+    lm_gemm(0, 1, T, T, hs, 1.0f, dy, J->C, q + 2 * J->C, C3, 0.0f, dS, T);
+    /* dv += P^T dy */
+    lm_gemm(1, 0, T, hs, T, 1.0f, P, T, dy, J->C, 1.0f, dq + 2 * J->C, C3);
+    for (i = 0; i < T; i++) {
+        const float *p = P + (size_t)i * T;
+        float *d = dS + (size_t)i * T;
+        double s = 0;
+        for (j = 0; j < T; j++) s += (double)d[j] * p[j];
+        for (j = 0; j < T; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
+    }
+    /* dq += dS k ; dk += dS^T q */
+    lm_gemm(0, 0, T, hs, T, 1.0f, dS, T, q + J->C, C3, 1.0f, dq, C3);
+    lm_gemm(1, 0, T, hs, T, 1.0f, dS, T, q, C3, 1.0f, dq + J->C, C3);
+}
+static void lm__att_setup(lm__att_job *J, lm_node *n) {
+    J->n = n;
+    J->B = n->in[0]->shape[0]; J->T = n->in[0]->shape[1]; J->C = n->in[0]->shape[2] / 3;
+    J->H = n->i[0]; J->hs = J->C / J->H;
+}
+/* P scratch for every task at once (tasks run in parallel), recycled after the op. */
+static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
+    lm__att_job J;
+    size_t len;
+    lm__att_setup(&J, n);
+    len = (size_t)copies * J.B * J.H * J.T * J.T;
+    J.scratch = lm__scratch(n->g, len);
+    if (!J.scratch) return;
+    lm_parallel_for(J.B * J.H, fn, &J);
+    lm__release(n->g, J.scratch, len);
+}
+static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
+static void lm__att_bwd(lm_node *n) {
+    if (!n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
+    lm__att_run(n, 2, lm__att_bwd_task);
+}
+static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
+LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+    lm_node *n;
+    int shape[3];
+    if (!qkv) { g->failed = 1; return NULL; }
+    if (qkv->ndim != 3 || qkv->shape[2] % 3) return lm__op_fail(g, "attention", "qkv must be (B, T, 3C)");
+    if (n_head < 1 || (qkv->shape[2] / 3) % n_head) return lm__op_fail(g, "attention", "n_head must divide C");
+    shape[0] = qkv->shape[0]; shape[1] = qkv->shape[1]; shape[2] = qkv->shape[2] / 3;
+    n = lm_node_new(g, &lm__op_attention, 1, &qkv, 3, shape);
+    if (!n) return NULL;
+    n->i[0] = n_head;
+    n->i[1] = causal;
+    n->ids = lens;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Shape ops: reshape (same elements, new shape), transpose of the last two dims, a slice
+   of the last dim, and a gather of rows. Each copies; gradients flow back the same way.
+   --------------------------------------------------------------------------------------- */
+enum { LM__RESHAPE, LM__TRANSPOSE, LM__SLICE, LM__GATHER };
+/* Map output element i to the input element it copies. */
+static size_t lm__shape_src(lm_node *n, size_t i) {
+    lm_tensor *a = n->in[0];
+    int W = a->shape[a->ndim - 1];
+    switch (n->i[0]) {
+    case LM__TRANSPOSE: {
+        int R = a->shape[a->ndim - 2];
+        size_t mat = i / ((size_t)R * W), rem = i % ((size_t)R * W);
+        size_t oc = rem % R, orow = rem / R;  /* out is (W, R) */
+        return mat * R * W + oc * W + orow;
+    }
+    case LM__SLICE: {
+        int L = n->i[2];
+        return (i / L) * W + n->i[1] + i % L;
+    }
+    case LM__GATHER: {
+        int Cc = n->out->shape[n->out->ndim - 1];
+        return (size_t)n->ids[i / Cc] * Cc + i % Cc;
+    }
+    default: return i;
+    }
+}
+static void lm__shape_fwd(lm_node *n) {
+    size_t i;
+    for (i = 0; i < (size_t)n->out->size; i++) n->out->data[i] = n->in[0]->data[lm__shape_src(n, i)];
+}
+static void lm__shape_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    size_t i;
+    if (ga) for (i = 0; i < (size_t)n->out->size; i++) ga[lm__shape_src(n, i)] += n->out->grad[i];
+}
+static const lm_op lm__op_shape = { "shape", lm__shape_fwd, lm__shape_bwd };
+static lm_tensor *lm__shape_op(lm_graph *g, lm_tensor *a, int kind, int ndim, const int *shape,
+                               int p1, int p2, const int *ids) {
+    lm_node *n = lm_node_new(g, &lm__op_shape, 1, &a, ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = kind; n->i[1] = p1; n->i[2] = p2; n->ids = ids;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_reshape(lm_graph *g, lm_tensor *a, int ndim, const int *shape) {
+    int size;
+    if (!a) { g->failed = 1; return NULL; }
+    if (lm__shape_size(ndim, shape, &size) != LM_OK || size != a->size)
+        return lm__op_fail(g, "reshape", "the new shape must have as many elements");
+    return lm__shape_op(g, a, LM__RESHAPE, ndim, shape, 0, 0, NULL);
+}
+LMDEF lm_tensor *lm_transpose(lm_graph *g, lm_tensor *a) {
+    int shape[LM_MAX_DIMS], d;
+    if (!a) { g->failed = 1; return NULL; }
+    if (a->ndim < 2) return lm__op_fail(g, "transpose", "needs at least 2 dims");
+    for (d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 1] = a->shape[a->ndim - 2];
+    shape[a->ndim - 2] = a->shape[a->ndim - 1];
+    return lm__shape_op(g, a, LM__TRANSPOSE, a->ndim, shape, 0, 0, NULL);
+}
+LMDEF lm_tensor *lm_slice(lm_graph *g, lm_tensor *a, int start, int len) {
+    int shape[LM_MAX_DIMS];
+    if (!a) { g->failed = 1; return NULL; }
+    if (start < 0 || len < 1 || start > a->shape[a->ndim - 1] - len)
+        return lm__op_fail(g, "slice", "range outside the last dim");
+    return lm__shape_op(g, a, LM__SLICE, a->ndim, lm__shape_last(a, len, shape), start, len, NULL);
+}
+LMDEF lm_tensor *lm_gather_rows(lm_graph *g, lm_tensor *a, const int *idx, int n) {
+    int shape[2], i, C, rows;
+    if (!a) { g->failed = 1; return NULL; }
+    C = a->shape[a->ndim - 1];
+    rows = a->size / C;
+    if (n < 1) return lm__op_fail(g, "gather_rows", "needs at least one row");
+    for (i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= rows) return lm__op_fail(g, "gather_rows", "row index out of range");
+    shape[0] = n; shape[1] = C;
+    return lm__shape_op(g, a, LM__GATHER, 2, shape, 0, 0, idx);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Dropout: in training, zero each element with probability p and scale the rest by
+   1/(1-p) (the mask is drawn from the graph's RNG and kept for backward); at eval, or with
+   p = 0, it is the identity and records nothing.
+   --------------------------------------------------------------------------------------- */
+static void lm__dropout_fwd(lm_node *n) {
+    int i;
+    for (i = 0; i < n->out->size; i++) n->out->data[i] = n->in[0]->data[i] * n->saved[i];
+}
+static void lm__dropout_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    int i;
+    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += n->out->grad[i] * n->saved[i];
+}
+static const lm_op lm__op_dropout = { "dropout", lm__dropout_fwd, lm__dropout_bwd };
+LMDEF lm_tensor *lm_dropout(lm_graph *g, lm_tensor *a, float p) {
+    lm_node *n;
+    int i;
+    float keep;
+    if (!a) { g->failed = 1; return NULL; }
+    if (!(p >= 0.0f && p < 1.0f)) return lm__op_fail(g, "dropout", "p must be in [0, 1)");
+    if (!g->training || p == 0.0f) return a;
+    n = lm_node_new(g, &lm__op_dropout, 1, &a, a->ndim, a->shape);
+    if (!n) return NULL;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)a->size * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    keep = 1.0f / (1.0f - p);
+    for (i = 0; i < a->size; i++) n->saved[i] = lm_rng_uniform(&g->rng) < p ? 0.0f : keep;
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Losses. Each returns a scalar mean.
+   Cross-entropy over logits (N, V): loss = mean over counted rows of lse(x) - x[target],
+   rows whose target is ignore_index skipped. Backward: (softmax(x) - onehot) / count;
+   forward keeps only lse per row, and backward recomputes softmax from the logits.
+   --------------------------------------------------------------------------------------- */
+typedef struct { lm_node *n; int V, rows; double *part; int *cnt; } lm__ce_job;
+
+static void lm__ce_fwd_task(void *ctx, int blk) {
+    lm__ce_job *J = (lm__ce_job *)ctx;
+    lm_node *n = J->n;
+    int V = J->V, r, r1 = (blk + 1) * LM__ROWBLOCK, ign = n->i[0];
+    double tot = 0;
+    int cnt = 0;
+    if (r1 > J->rows) r1 = J->rows;
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        const float *x = n->in[0]->data + (size_t)r * V;
+        float mx;
+        double s;
+        if (n->ids[r] == ign) { n->saved[r] = 0; continue; }
+        mx = lm__vmax(x, V);
+        s = lm__vsum_exp_shift(x, mx, NULL, V);
+        n->saved[r] = mx + (float)log(s);
+        tot += (double)mx + log(s) - x[n->ids[r]];
+        cnt++;
+    }
+    J->part[blk] = tot;
+    J->cnt[blk] = cnt;
+}
+static void lm__ce_fwd(lm_node *n) {
+    lm__ce_job J;
+    int nb, blk, cnt = 0;
+    double tot = 0;
+    J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
+    nb = lm__nblocks(J.rows);
+    J.part = (double *)lm_arena_alloc(n->g->arena, (size_t)nb * (sizeof(double) + sizeof(int)));
+    if (!J.part) { n->g->failed = 1; return; }
+    J.cnt = (int *)(J.part + nb);
+    lm_parallel_for(nb, lm__ce_fwd_task, &J);
+    for (blk = 0; blk < nb; blk++) { tot += J.part[blk]; cnt += J.cnt[blk]; }
+    n->i[1] = cnt;
+    n->out->data[0] = cnt ? (float)(tot / cnt) : 0.0f;
+}
+static void lm__ce_bwd_task(void *ctx, int blk) {
+    lm__ce_job *J = (lm__ce_job *)ctx;
+    lm_node *n = J->n;
+    int V = J->V, r, j, r1 = (blk + 1) * LM__ROWBLOCK;
+    float d = n->out->grad[0] / (float)n->i[1];
+    if (r1 > J->rows) r1 = J->rows;
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        const float *x = n->in[0]->data + (size_t)r * V;
+        float *gx = n->in[0]->grad + (size_t)r * V, lse = n->saved[r], p[256];
+        if (n->ids[r] == n->i[0]) continue;
+        for (j = 0; j < V; j += 256) {       /* gx += softmax(x) d, 256 at a time */
+            int len = V - j < 256 ? V - j : 256;
+            lm__vsum_exp_shift(x + j, lse, p, len);
+            lm__vaxpy(d, p, gx + j, len);
+        }
+        gx[n->ids[r]] -= d;
+    }
+}
+static void lm__ce_bwd(lm_node *n) {
+    lm__ce_job J;
+    if (!n->i[1] || !n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
+    J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
+    lm_parallel_for(lm__nblocks(J.rows), lm__ce_bwd_task, &J);
+}
+static const lm_op lm__op_ce = { "cross_entropy", lm__ce_fwd, lm__ce_bwd };
+LMDEF lm_tensor *lm_cross_entropy(lm_graph *g, lm_tensor *logits, const int *targets, int ignore_index) {
+    lm_node *n;
+    int one = 1, V, rows, r;
+    if (!logits) { g->failed = 1; return NULL; }
+    V = logits->shape[logits->ndim - 1];
+    rows = logits->size / V;
+    for (r = 0; r < rows; r++)
+        if (targets[r] != ignore_index && (targets[r] < 0 || targets[r] >= V)) {
+            lm__fail(LM_ERR_ARG, "cross_entropy: target %d at row %d is outside [0, %d)", targets[r], r, V);
+            g->failed = 1;
+            return NULL;
+        }
+    n = lm_node_new(g, &lm__op_ce, 1, &logits, 1, &one);
+    if (!n) return NULL;
+    n->ids = targets;
+    n->i[0] = ignore_index;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)rows * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    return lm_node_run(n);
+}
+
+/* Binary cross-entropy on logits x with targets y in [0, 1], the stable form
+   max(x, 0) - x y + log(1 + exp(-|x|)); gradient (sigmoid(x) - y) / n. */
+static void lm__bce_fwd(lm_node *n) {
+    const float *x = n->in[0]->data, *y = n->in[1]->data;
+    double s = 0;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++)
+        s += (x[i] > 0 ? x[i] : 0) - (double)x[i] * y[i] + log1p(exp(-fabs((double)x[i])));
+    n->out->data[0] = (float)(s / n->in[0]->size);
+}
+static void lm__bce_bwd(lm_node *n) {
+    const float *x = n->in[0]->data, *y = n->in[1]->data;
+    float *gx = lm__in_grad(n, 0), *gy = lm__in_grad(n, 1);
+    float d = n->out->grad[0] / (float)n->in[0]->size;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) {
+        if (gx) gx[i] += (1.0f / (1.0f + expf(-x[i])) - y[i]) * d;
+        if (gy) gy[i] += -x[i] * d;
+    }
+}
+static const lm_op lm__op_bce = { "bce_logits", lm__bce_fwd, lm__bce_bwd };
+
+/* Mean squared error: mean (p - t)^2; gradient 2 (p - t) / n to p, the negative to t. */
+static void lm__mse_fwd(lm_node *n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) {
+        double d = (double)n->in[0]->data[i] - n->in[1]->data[i];
+        s += d * d;
+    }
+    n->out->data[0] = (float)(s / n->in[0]->size);
+}
+static void lm__mse_bwd(lm_node *n) {
+    float *gp = lm__in_grad(n, 0), *gt = lm__in_grad(n, 1);
+    float d = 2.0f * n->out->grad[0] / (float)n->in[0]->size;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) {
+        float e = (n->in[0]->data[i] - n->in[1]->data[i]) * d;
+        if (gp) gp[i] += e;
+        if (gt) gt[i] -= e;
+    }
+}
+static const lm_op lm__op_mse = { "mse", lm__mse_fwd, lm__mse_bwd };
+
+static lm_tensor *lm__pair_loss(lm_graph *g, const lm_op *op, lm_tensor *a, lm_tensor *b, const char *name) {
+    lm_tensor *in[2];
+    int one = 1;
+    if (!a || !b) { g->failed = 1; return NULL; }
+    if (a->size != b->size) return lm__op_fail(g, name, "inputs must have the same number of elements");
+    in[0] = a; in[1] = b;
+    return lm_node_run(lm_node_new(g, op, 2, in, 1, &one));
+}
+LMDEF lm_tensor *lm_bce_logits(lm_graph *g, lm_tensor *logits, lm_tensor *targets) {
+    return lm__pair_loss(g, &lm__op_bce, logits, targets, "bce_logits");
+}
+LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target) {
+    return lm__pair_loss(g, &lm__op_mse, pred, target, "mse");
+}
+
+/* ---------------------------------------------------------------------------------------
+   Parameters: one block of values, one of gradients, two of optimizer moments. Each
+   tensor starts on a 16-float boundary so SIMD loops over one tensor stay aligned.
+   --------------------------------------------------------------------------------------- */
+LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
+                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
+    size_t total = 0, off, bytes;
+    int k, size;
+    memset(p, 0, sizeof *p);
+    if (n < 1) return lm__fail(LM_ERR_ARG, "params: need at least one tensor");
+    for (k = 0; k < n; k++) {
+        if (lm__shape_size(ndims[k], shapes[k], &size) != LM_OK) return LM_ERR_ARG;
+        total += ((size_t)size + 15) & ~(size_t)15;
+    }
+    p->t = (lm_tensor *)lm_arena_calloc(a, (size_t)n * sizeof(lm_tensor));
+    p->names = (char (*)[LM_NAME_MAX])lm_arena_calloc(a, (size_t)n * LM_NAME_MAX);
+    if (!p->t || !p->names || !lm__mul_ok(total, 4 * sizeof(float), &bytes)) return LM_ERR_MEM;
+    p->data = (float *)lm_arena_calloc(a, bytes);
+    if (!p->data) return LM_ERR_MEM;
+    p->grad = p->data + total;
+    p->m = p->grad + total;
+    p->v = p->m + total;
+    p->n = n;
+    p->total = total;
+    for (k = 0, off = 0; k < n; k++) {
+        lm_tensor *t = &p->t[k];
+        int d;
+        t->ndim = ndims[k];
+        for (d = 0; d < t->ndim; d++) t->shape[d] = shapes[k][d];
+        lm__shape_size(t->ndim, t->shape, &t->size);
+        t->data = p->data + off;
+        t->grad = p->grad + off;
+        t->requires_grad = 1;
+        off += ((size_t)t->size + 15) & ~(size_t)15;
+        if (names && names[k]) {
+            strncpy(p->names[k], names[k], LM_NAME_MAX - 1);
+        }
+    }
+    return LM_OK;
+}
+
+LMDEF int lm_params_find(const lm_params *p, const char *name) {
+    int k;
+    for (k = 0; k < p->n; k++) if (strcmp(p->names[k], name) == 0) return k;
+    return -1;
+}
+
+LMDEF void lm_params_zero_grad(lm_params *p) {
+    memset(p->grad, 0, p->total * sizeof(float));
+}
+
+LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
+    double ss = 0;
+    size_t i;
+    float norm, coef;
+    for (i = 0; i < p->total; i++) ss += (double)p->grad[i] * p->grad[i];
+    norm = (float)sqrt(ss);
+    if (max_norm > 0) {
+        coef = max_norm / (norm + 1e-6f);
+        if (coef < 1.0f) for (i = 0; i < p->total; i++) p->grad[i] *= coef;
+    }
+    return norm;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Optimizers and the learning-rate schedule (DESIGN 3.4, as torch.optim.AdamW):
+       p *= 1 - lr wd                      (tensors of 2+ dims only)
+       m = b1 m + (1 - b1) g     v = b2 v + (1 - b2) g^2
+       p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+   --------------------------------------------------------------------------------------- */
+LMDEF lm_train_opts lm_train_defaults(void) {
+    lm_train_opts o;
+    o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;
+    o.schedule = LM_SCHED_COSINE; o.wd = 0.1f;
+    o.beta1 = 0.9f; o.beta2 = 0.99f; o.eps = 1e-8f; o.clip = 1.0f;
+    return o;
+}
+
+LMDEF float lm_lr_at(const lm_train_opts *o, int s) {
+    double r, W = o->warmup, S = o->steps;
+    if (o->schedule == LM_SCHED_CONSTANT) return o->lr;
+    if (s < o->warmup) return (float)((double)o->lr * (s + 1) / W);
+    r = (s - W) / (S - 1 - W > 1 ? S - 1 - W : 1);
+    if (r > 1) r = 1;
+    return (float)(o->min_lr + 0.5 * (1.0 + cos(3.14159265358979323846 * r)) * ((double)o->lr - o->min_lr));
+}
+
+LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr) {
+    int k;
+    double bc1, bc2;
+    float step_size, bc2_sqrt, b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    p->step++;
+    bc1 = 1.0 - pow((double)o->beta1, (double)p->step);
+    bc2 = 1.0 - pow((double)o->beta2, (double)p->step);
+    step_size = (float)(lr / bc1);
+    bc2_sqrt = (float)sqrt(bc2);
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        size_t off = (size_t)(t->data - p->data);
+        float *w = t->data, *g = t->grad, *m = p->m + off, *v = p->v + off;
+        float decay = t->ndim >= 2 ? 1.0f - lr * o->wd : 1.0f;
+        lm__adamw_update(w, g, m, v, t->size, decay, b1, b2, step_size, bc2_sqrt, eps);
+    }
+    return LM_OK;
+}
+
+LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd) {
+    int k, i;
+    p->step++;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        float *w = t->data, *g = t->grad, *v = p->m + (t->data - p->data);
+        float d = t->ndim >= 2 ? wd : 0.0f;
+        for (i = 0; i < t->size; i++) {
+            float gi = g[i] + d * w[i];
+            v[i] = momentum * v[i] + gi;
+            w[i] -= lr * v[i];
+        }
+    }
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+   GPT (DESIGN 3.1): token + position embeddings; L blocks of
+       x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
+   then ln_f and logits = x wte^T (the head is tied to the token embedding). The whole
+   forward is a chain of the ops above, so its backward comes for free.
+   --------------------------------------------------------------------------------------- */
+static void lm__gpt_defaults(lm_gpt_config *c) {
+    if (c->n_layer <= 0) c->n_layer = 4;
+    if (c->n_head <= 0) c->n_head = 4;
+    if (c->n_embd <= 0) c->n_embd = 128;
+    if (c->n_ctx <= 0) c->n_ctx = 64;
+    if (c->vocab <= 0) c->vocab = 256;
+}
+
+static int lm__gpt_check(const lm_gpt_config *c) {
+    if (c->n_layer > 1024 || c->n_embd > 65536 || c->n_ctx > 1048576 || c->vocab > 16777216)
+        return lm__fail(LM_ERR_ARG, "gpt: config too large (layers %d, embd %d, ctx %d, vocab %d)",
+                        c->n_layer, c->n_embd, c->n_ctx, c->vocab);
+    if (c->n_embd % c->n_head)
+        return lm__fail(LM_ERR_ARG, "gpt: n_head %d does not divide n_embd %d", c->n_head, c->n_embd);
+    if ((double)c->vocab * c->n_embd > 2e9 || (double)c->n_ctx * c->n_embd > 2e9 ||
+        (double)c->n_embd * c->n_embd * 4 > 2e9)
+        return lm__fail(LM_ERR_ARG, "gpt: a weight matrix would exceed 2^31 elements");
+    return LM_OK;
+}
+
+/* Names and shapes of the parameters, in checkpoint order (DESIGN 3.2). */
+#define LM__GPT_PER_LAYER 12
+static void lm__gpt_layout(const lm_gpt_config *c, int k, char *name, int *ndim, int *shape) {
+    int C = c->n_embd, L = c->n_layer;
+    static const char *const blk[LM__GPT_PER_LAYER] = {
+        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+        "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
+    static const int rows[LM__GPT_PER_LAYER] = { 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0 };
+    static const int cols[LM__GPT_PER_LAYER] = { 1, 1, 3, 3, 1, 1, 1, 1, 4, 4, 1, 1 };
+    if (k == 0) { strcpy(name, "wte.weight"); *ndim = 2; shape[0] = c->vocab; shape[1] = C; return; }
+    if (k == 1) { strcpy(name, "wpe.weight"); *ndim = 2; shape[0] = c->n_ctx; shape[1] = C; return; }
+    k -= 2;
+    if (k < L * LM__GPT_PER_LAYER) {
+        int j = k % LM__GPT_PER_LAYER;
+        lm__fmt(name, LM_NAME_MAX, "h.%d.%s", k / LM__GPT_PER_LAYER, blk[j]);
+        if (rows[j]) { *ndim = 2; shape[0] = rows[j] * C; shape[1] = cols[j] * C; }
+        else { *ndim = 1; shape[0] = cols[j] * C; }
+        return;
+    }
+    strcpy(name, k == L * LM__GPT_PER_LAYER ? "ln_f.weight" : "ln_f.bias");
+    *ndim = 1; shape[0] = C;
+}
+
+/* Lay out a model's parameters in a fresh arena: n tensors named and shaped by layout(),
+   plus `extra` bytes for whatever else the model keeps there. */
+typedef void (*lm__layout_fn)(const void *cfg, int k, char *name, int *ndim, int *shape);
+static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layout,
+                            const void *cfg, size_t extra) {
+    int k, l, *ndims, (*shapes)[LM_MAX_DIMS];
+    char (*names)[LM_NAME_MAX];
+    const char **np;
+    size_t bytes = extra + 4096;
+    /* one block: the pointers first, so every part is aligned for its type */
+    np = (const char **)LM_MALLOC((size_t)n * (sizeof(char *) + sizeof(*shapes) + sizeof(int) + LM_NAME_MAX));
+    if (!np) return lm__fail(LM_ERR_MEM, "model: out of memory");
+    shapes = (int (*)[LM_MAX_DIMS])(np + n);
+    ndims = (int *)(shapes + n);
+    names = (char (*)[LM_NAME_MAX])(ndims + n);
+    for (k = 0; k < n; k++) {
+        size_t s = 1;
+        layout(cfg, k, names[k], &ndims[k], shapes[k]);
+        np[k] = names[k];
+        for (l = 0; l < ndims[k]; l++) s *= (size_t)shapes[k][l];
+        bytes += (s + 16) * 4 * sizeof(float) + sizeof(lm_tensor) + LM_NAME_MAX + 128;
+    }
+    k = lm_arena_init(a, bytes);
+    if (k == LM_OK) k = lm_params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np);
+    LM_FREE(np);
+    return k;
+}
+
+static int lm__ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Fresh init (DESIGN 3.1): matrices N(0, 0.02), except each block's two residual
+   projections (c_proj) N(0, 0.02/sqrt(2L)); biases 0; LayerNorm weights 1. Drawn in
+   parameter order from one seeded stream, so a seed fixes the model everywhere. */
+static void lm__init_weights(lm_params *p, int n_layer, uint64_t seed) {
+    lm_rng rng = lm_rng_seed(seed);
+    int k, i;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        const char *nm = p->names[k];
+        if (t->ndim >= 2) {
+            float sd = lm__ends_with(nm, ".c_proj.weight") ? 0.02f / sqrtf(2.0f * n_layer) : 0.02f;
+            for (i = 0; i < t->size; i++) t->data[i] = sd * lm_rng_normal(&rng);
+        } else if (lm__ends_with(nm, "ln_1.weight") || lm__ends_with(nm, "ln_2.weight") ||
+                   lm__ends_with(nm, "ln_f.weight")) {
+            for (i = 0; i < t->size; i++) t->data[i] = 1.0f;
+        }
+    }
+}
+
+/* Point the block structs at their tensors: 12 per layer from index `first`. */
+static void lm__bind_blocks(lm_gpt_block *h, lm_tensor *t, int n_layer) {
+    int l;
+    for (l = 0; l < n_layer; l++, t += LM__GPT_PER_LAYER) {
+        lm_gpt_block *b = &h[l];
+        b->ln_1_w = t; b->ln_1_b = t + 1; b->attn_w = t + 2; b->attn_b = t + 3;
+        b->attn_proj_w = t + 4; b->attn_proj_b = t + 5; b->ln_2_w = t + 6; b->ln_2_b = t + 7;
+        b->fc_w = t + 8; b->fc_b = t + 9; b->proj_w = t + 10; b->proj_b = t + 11;
+    }
+}
+
+static void lm__gpt_layout_fn(const void *cfg, int k, char *name, int *ndim, int *shape) {
+    lm__gpt_layout((const lm_gpt_config *)cfg, k, name, ndim, shape);
+}
+
+/* A model with its memory laid out but no values yet (a loader fills them). */
+static lm_gpt *lm__gpt_alloc(const lm_gpt_config *cfg) {
+    lm_gpt *m;
+    lm_gpt_config c;
+    int n;
+    size_t cache;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    lm__gpt_defaults(&c);
+    if (lm__gpt_check(&c) != LM_OK) return NULL;
+    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
+    m = (lm_gpt *)LM_MALLOC(sizeof *m);
+    if (!m) { lm__fail(LM_ERR_MEM, "gpt: out of memory"); return NULL; }
+    memset(m, 0, sizeof *m);
+    m->cfg = c;
+    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache */
+    cache = (size_t)c.n_layer * c.n_ctx * c.n_embd * sizeof(float);
+    if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout_fn, &c,
+                         (size_t)c.n_layer * sizeof(lm_gpt_block) + 2 * cache +
+                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024) != LM_OK) goto fail;
+    m->h = (lm_gpt_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
+    m->k_cache = (float *)lm_arena_alloc(&m->arena, cache);
+    m->v_cache = (float *)lm_arena_alloc(&m->arena, cache);
+    m->gen_logits = (float *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(float));
+    m->gen_sort = (int *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(int));
+    m->gen_window = (int *)lm_arena_alloc(&m->arena, (size_t)c.n_ctx * sizeof(int));
+    if (!m->h || !m->k_cache || !m->v_cache || !m->gen_logits || !m->gen_sort || !m->gen_window) goto fail;
+    m->wte = &m->params.t[0];
+    m->wpe = &m->params.t[1];
+    lm__bind_blocks(m->h, &m->params.t[2], c.n_layer);
+    m->ln_f_w = &m->params.t[n - 2];
+    m->ln_f_b = &m->params.t[n - 1];
+    return m;
+fail:
+    lm_arena_free(&m->arena);
+    LM_FREE(m);
+    return NULL;
+}
+
+LMDEF lm_gpt *lm_gpt_new(const lm_gpt_config *cfg, uint64_t seed) {
+    lm_gpt *m = lm__gpt_alloc(cfg);
+    if (m) lm__init_weights(&m->params, m->cfg.n_layer, seed);
+    return m;
+}
+
+LMDEF void lm_gpt_free(lm_gpt *m) {
+    if (!m) return;
+    lm_arena_free(&m->arena);
+    lm_arena_free(&m->work);
+    LM_FREE(m);
+}
+
+LMDEF size_t lm_gpt_num_params(const lm_gpt *m) {
+    size_t s = 0;
+    int k;
+    for (k = 0; k < m->params.n; k++) s += (size_t)m->params.t[k].size;
+    return s;
+}
+
+/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
+static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
+    int shape[2];
+    lm_tensor *t;
+    shape[0] = rows; shape[1] = p->shape[1];
+    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad);
+    if (t) t->grad = g->no_grad ? NULL : p->grad;
+    return t;
+}
+
+/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)).
+   kv (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
+   cache of generation (batch 1). */
+static lm_tensor *lm__block(lm_graph *g, lm_gpt_block *b, lm_tensor *x, int n_head, int causal,
+                            const int *lens, float *kc, float *vc) {
+    lm_tensor *h;
+    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
+    if (h && kc) {
+        int t, T = h->shape[1], C = h->shape[2] / 3;
+        for (t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        }
+    }
+    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
+    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
+    x = lm_add(g, x, h);
+    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
+    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
+    h = lm_gelu(g, h);
+    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
+    return lm_add(g, x, h);
+}
+
+/* Embeddings and blocks, up to (not including) ln_f: (B, T, C). With cache set (B = 1),
+   the k and v of every position go into the KV cache. */
+static lm_tensor *lm__gpt_trunk(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T, int cache) {
+    const lm_gpt_config *c = &m->cfg;
+    lm_tensor *x, *pos;
+    int l;
+    if (B < 1 || T < 1 || T > c->n_ctx) {
+        lm__fail(LM_ERR_ARG, "gpt: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
+        g->failed = 1;
+        return NULL;
+    }
+    /* x = wte[inputs] + wpe[0..T), as (B, T, C) */
+    x = lm_embedding(g, m->wte, inputs, B * T);                /* (B*T, C)   */
+    if (!x) return NULL;
+    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd; /* (B, T, C) */
+    pos = lm__rows_view(g, m->wpe, T);
+    x = lm_add(g, x, pos);
+    for (l = 0; l < c->n_layer; l++) {
+        size_t off = (size_t)l * c->n_ctx * c->n_embd;
+        x = lm__block(g, &m->h[l], x, c->n_head, 1, NULL, cache ? m->k_cache + off : NULL,
+                      cache ? m->v_cache + off : NULL);
+    }
+    return x;
+}
+
+LMDEF lm_tensor *lm_gpt_forward(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T) {
+    lm_tensor *x = lm__gpt_trunk(m, g, inputs, B, T, 0);
+    x = lm_layernorm(g, x, m->ln_f_w, m->ln_f_b, 1e-5f);
+    return lm_matmul(g, x, m->wte, 1);                         /* (B, T, V)  */
+}
+
+/* ---------------------------------------------------------------------------------------
+   Running a graph on a model's per-step arena. The arena starts at an estimate of what one
+   step needs; if the graph does not fit, the arena is made bigger (at least double) and
+   the step is built again from scratch. That happens only on the first steps, so a run
+   settles at the size it really needs and then allocates nothing.
+   --------------------------------------------------------------------------------------- */
+typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
+/* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
+   unless no_grad), or NULL with lm_error() set. With backward, runs it from the output. */
+static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
+                          int no_grad, int backward) {
+    int attempt;
+    if (work->cap == 0) {
+        if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
+            return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
+    }
+    for (attempt = 0; attempt < 24; attempt++) {
+        lm_tensor *out;
+        size_t want;
+        lm_arena_reset(work, 0);
+        work->want = 0;
+        lm_graph_init(g, work);
+        g->no_grad = no_grad;
+        out = fn(g, ctx);
+        if (out && backward && !g->failed) lm_backward(g, out);
+        if (out && !g->failed) return out;
+        if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
+        if (!work->owned)                               /* the caller's buffer: keep it */
+            return lm__fail(LM_ERR_MEM, "the step needs %zu bytes of work memory, the buffer has %zu",
+                            work->want, work->cap), (lm_tensor *)NULL;
+        want = work->want > 2 * work->cap ? work->want : 2 * work->cap;
+        lm_arena_free(work);
+        if (lm_arena_init(work, want + (want >> 3)) != LM_OK) return NULL;
+    }
+    return lm__fail(LM_ERR_MEM, "the step does not fit in memory"), (lm_tensor *)NULL;
+}
+
+/* What one GPT step of (B, T) needs, roughly: activations and their gradients. */
+static double lm__gpt_estimate(const lm_gpt_config *c, int B, int T) {
+    return 4.0 * B * T * ((double)c->n_layer * (40.0 * c->n_embd + 3.0 * c->n_head * T) +
+                          3.0 * c->vocab + 8.0 * c->n_embd) + (1 << 20);
+}
+
+static int lm__check_ids(const int *ids, int n, int V, const char *what) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lm__fail(LM_ERR_ARG, "gpt: %s id %d at position %d is outside the vocabulary [0, %d)", what, ids[i], i, V);
+    return LM_OK;
+}
+
+typedef struct { lm_gpt *m; const int *inputs, *targets; int B, T; } lm__gpt_batch;
+static lm_tensor *lm__gpt_loss_graph(lm_graph *g, void *ctx) {
+    lm__gpt_batch *b = (lm__gpt_batch *)ctx;
+    return lm_cross_entropy(g, lm_gpt_forward(b->m, g, b->inputs, b->B, b->T), b->targets, -1);
+}
+
+/* Forward (and, with grads, backward into params.grad) of one batch; the loss, or NAN
+   with lm_error() set (a loss that is itself NaN or infinite is reported as such). */
+static float lm__gpt_run(lm_gpt *m, const int *inputs, const int *targets, int B, int T, int grads) {
+    lm__gpt_batch b;
+    lm_graph g;
+    lm_tensor *loss;
+    float l;
+    if (lm__check_ids(inputs, B * T, m->cfg.vocab, "input") != LM_OK ||
+        lm__check_ids(targets, B * T, m->cfg.vocab, "target") != LM_OK) return NAN;
+    lm_clear_error();
+    b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
+    if (grads) lm_params_zero_grad(&m->params);
+    loss = lm__fit(&m->work, lm__gpt_estimate(&m->cfg, B, T), &g, lm__gpt_loss_graph, &b, !grads, grads);
+    if (!loss) return NAN;
+    l = loss->data[0];
+    if (!(l - l == 0)) {   /* NaN or infinity */
+        lm__fail(LM_ERR_NUMERIC, "gpt: the loss is %s", l != l ? "NaN" : "infinite");
+        return NAN;
+    }
+    return l;
+}
+
+LMDEF float lm_gpt_loss(lm_gpt *m, const int *inputs, const int *targets, int B, int T) {
+    return lm__gpt_run(m, inputs, targets, B, T, 0);
+}
+
+LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
+                              const int *targets, int B, int T, int step) {
+    float loss = lm__gpt_run(m, inputs, targets, B, T, 1);
+    if (loss != loss) {
+        char why[256];
+        lm__fmt(why, sizeof why, "%s", lm_error());
+        lm__fail(LM_ERR_NUMERIC, "step %d: %s", step, why);
+        return NAN;   /* the parameters are untouched */
+    }
+    if (o->clip > 0) lm_clip_grad_norm(&m->params, o->clip);
+    lm_adamw_step(&m->params, o, lm_lr_at(o, step));
+    return loss;
+}
+
+LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
+    size_t nw, w;
+    double tot = 0;
+    int B = 8;
+    if (T < 1 || T > m->cfg.n_ctx) {
+        lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
+        return NAN;
+    }
+    if (n < (size_t)T + 1) {
+        lm__fail(LM_ERR_ARG, "eval: %zu tokens is fewer than one window of %d + 1", n, T);
+        return NAN;
+    }
+    nw = (n - 1) / (size_t)T;
+    /* Consecutive windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...)
+       and their targets the same run shifted by one, so b windows go in as b rows. */
+    for (w = 0; w < nw; w += (size_t)B) {
+        int b = nw - w < (size_t)B ? (int)(nw - w) : B;
+        float l = lm__gpt_run(m, tokens + w * T, tokens + w * T + 1, b, T, 0);
+        if (l != l) return NAN;
+        tot += (double)l * b;
+    }
+    return (float)(tot / (double)nw);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Data order (DESIGN 3.3). Sequential: each step reads B*T+1 consecutive tokens from pos,
+   inputs are the first B*T as B rows of T, targets the same shifted by one; then
+   pos += B*T, back to 0 when the next read would run past the end. Random: B windows at
+   offsets drawn uniformly from [0, n - T).
+   --------------------------------------------------------------------------------------- */
+LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed) {
+    lm_data d;
+    d.tokens = tokens; d.n = n; d.order = order; d.pos = 0; d.rng = lm_rng_seed(seed);
+    return d;
+}
+
+LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets) {
+    size_t bt = (size_t)B * (size_t)T;
+    int b;
+    if (B < 1 || T < 1) return lm__fail(LM_ERR_ARG, "data: batch %d and context %d must be positive", B, T);
+    if (d->order == LM_ORDER_SEQUENTIAL) {
+        if (d->n < bt + 1) return lm__fail(LM_ERR_ARG, "data: %zu tokens, need at least B*T+1 = %zu", d->n, bt + 1);
+        if (d->pos + bt + 1 > d->n) d->pos = 0;
+        memcpy(inputs, d->tokens + d->pos, bt * sizeof(int));
+        memcpy(targets, d->tokens + d->pos + 1, bt * sizeof(int));
+        d->pos += bt;
+        if (d->pos + bt + 1 > d->n) d->pos = 0;
+        return LM_OK;
+    }
+    if (d->n < (size_t)T + 1 || d->n - T > 0xFFFFFFFFu)
+        return lm__fail(LM_ERR_ARG, "data: %zu tokens, need between T+1 = %d and 2^32", d->n, T + 1);
+    for (b = 0; b < B; b++) {
+        size_t off = lm_rng_below(&d->rng, (uint32_t)(d->n - T));
+        memcpy(inputs + (size_t)b * T, d->tokens + off, (size_t)T * sizeof(int));
+        memcpy(targets + (size_t)b * T, d->tokens + off + 1, (size_t)T * sizeof(int));
+    }
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Mean pooling: the average of each row's first lens[b] positions, (B, T, C) -> (B, C).
+   Its gradient spreads dy / len evenly over those positions.
+   --------------------------------------------------------------------------------------- */
+static void lm__pool_fwd(lm_node *n) {
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], C = n->in[0]->shape[2], b, t, j;
+    for (b = 0; b < B; b++) {
+        int len = n->ids ? n->ids[b] : T;
+        float *y = n->out->data + (size_t)b * C;
+        for (j = 0; j < C; j++) {
+            double s = 0;
+            for (t = 0; t < len; t++) s += n->in[0]->data[((size_t)b * T + t) * C + j];
+            y[j] = (float)(s / len);
+        }
+    }
+}
+static void lm__pool_bwd(lm_node *n) {
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], C = n->in[0]->shape[2], b, t, j;
+    float *gx = lm__in_grad(n, 0);
+    if (!gx) return;
+    for (b = 0; b < B; b++) {
+        int len = n->ids ? n->ids[b] : T;
+        const float *dy = n->out->grad + (size_t)b * C;
+        for (t = 0; t < len; t++)
+            for (j = 0; j < C; j++) gx[((size_t)b * T + t) * C + j] += dy[j] / (float)len;
+    }
+}
+static const lm_op lm__op_pool = { "mean_pool", lm__pool_fwd, lm__pool_bwd };
+LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens) {
+    lm_node *n;
+    int shape[2], b;
+    if (!x) { g->failed = 1; return NULL; }
+    if (x->ndim != 3) return lm__op_fail(g, "mean_pool", "needs (B, T, C)");
+    for (b = 0; lens && b < x->shape[0]; b++)
+        if (lens[b] < 1 || lens[b] > x->shape[1]) return lm__op_fail(g, "mean_pool", "lengths must be in [1, T]");
+    shape[0] = x->shape[0]; shape[1] = x->shape[2];
+    n = lm_node_new(g, &lm__op_pool, 1, &x, 2, shape);
+    if (n) n->ids = lens;
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   The encoder: GPT's blocks without the causal mask, a padding mask from the lengths, and
+   two heads. Masked-LM logits reuse the token embedding (tied) plus a bias; the classifier
+   reads the mean of the valid positions after ln_f.
+   --------------------------------------------------------------------------------------- */
+static void lm__enc_layout(const void *cfgp, int k, char *name, int *ndim, int *shape) {
+    const lm_encoder_config *e = (const lm_encoder_config *)cfgp;
+    lm_gpt_config c;
+    int base;
+    c.n_layer = e->n_layer; c.n_head = e->n_head; c.n_embd = e->n_embd; c.n_ctx = e->n_ctx; c.vocab = e->vocab;
+    base = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
+    if (k < base) { lm__gpt_layout(&c, k, name, ndim, shape); return; }
+    *ndim = 1;
+    if (k == base) { strcpy(name, "mlm.bias"); shape[0] = e->vocab; }
+    else if (k == base + 1) { strcpy(name, "cls.weight"); *ndim = 2; shape[0] = e->n_embd; shape[1] = e->n_class; }
+    else { strcpy(name, "cls.bias"); shape[0] = e->n_class; }
+}
+
+LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
+    lm_encoder *e;
+    lm_encoder_config c;
+    lm_gpt_config gc;
+    int n;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    if (c.vocab <= 0) c.vocab = 256 + 2;
+    if (c.mask_id == 0) c.mask_id = c.vocab - 2;    /* zero means default */
+    if (c.pad_id == 0) c.pad_id = c.vocab - 1;
+    if (c.n_class <= 0) c.n_class = 2;
+    gc.n_layer = c.n_layer; gc.n_head = c.n_head; gc.n_embd = c.n_embd; gc.n_ctx = c.n_ctx; gc.vocab = c.vocab;
+    lm__gpt_defaults(&gc);
+    if (lm__gpt_check(&gc) != LM_OK) return NULL;
+    c.n_layer = gc.n_layer; c.n_head = gc.n_head; c.n_embd = gc.n_embd; c.n_ctx = gc.n_ctx;
+    if (c.mask_id < 0 || c.mask_id >= c.vocab || c.pad_id < 0 || c.pad_id >= c.vocab || c.n_class > 65536) {
+        lm__fail(LM_ERR_ARG, "encoder: mask_id %d / pad_id %d outside the vocabulary of %d, or n_class %d too large", c.mask_id, c.pad_id, c.vocab, c.n_class);
+        return NULL;
+    }
+    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2 + 3;
+    e = (lm_encoder *)LM_MALLOC(sizeof *e);
+    if (!e) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NULL; }
+    memset(e, 0, sizeof *e);
+    e->cfg = c;
+    if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c, (size_t)c.n_layer * sizeof(lm_gpt_block) + 1024) != LM_OK) goto fail;
+    e->h = (lm_gpt_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
+    if (!e->h) goto fail;
+    e->wte = &e->params.t[0];
+    e->wpe = &e->params.t[1];
+    lm__bind_blocks(e->h, &e->params.t[2], c.n_layer);
+    e->ln_f_w = &e->params.t[n - 5];
+    e->ln_f_b = &e->params.t[n - 4];
+    e->mlm_b = &e->params.t[n - 3];
+    e->cls_w = &e->params.t[n - 2];
+    e->cls_b = &e->params.t[n - 1];
+    lm__init_weights(&e->params, c.n_layer, seed);
+    return e;
+fail:
+    lm_arena_free(&e->arena);
+    LM_FREE(e);
+    return NULL;
+}
+
+LMDEF void lm_encoder_free(lm_encoder *e) {
+    if (!e) return;
+    lm_arena_free(&e->arena);
+    lm_arena_free(&e->work);
+    LM_FREE(e);
+}
+
+LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *tokens,
+                                    const int *lens, int B, int T) {
+    const lm_encoder_config *c = &e->cfg;
+    lm_tensor *x;
+    int l, b;
+    if (B < 1 || T < 1 || T > c->n_ctx) {
+        lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
+        g->failed = 1;
+        return NULL;
+    }
+    for (b = 0; lens && b < B; b++)
+        if (lens[b] < 1 || lens[b] > T) {
+            lm__fail(LM_ERR_ARG, "encoder: length %d of row %d outside [1, %d]", lens[b], b, T);
+            g->failed = 1;
+            return NULL;
+        }
+    x = lm_embedding(g, e->wte, tokens, B * T);
+    if (!x) return NULL;
+    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd;
+    x = lm_add(g, x, lm__rows_view(g, e->wpe, T));
+    for (l = 0; l < c->n_layer; l++) x = lm__block(g, &e->h[l], x, c->n_head, 0, lens, NULL, NULL);
+    return lm_layernorm(g, x, e->ln_f_w, e->ln_f_b, 1e-5f);
+}
+
+/* Run build() on the encoder's work arena (see lm__fit), then (if train) clip and take an
+   AdamW step. build returns the loss tensor. */
+typedef lm_tensor *(*lm__enc_build_fn)(lm_encoder *e, lm_graph *g, void *ctx);
+typedef struct { lm_encoder *e; lm__enc_build_fn build; void *ctx; } lm__enc_thunk;
+static lm_tensor *lm__enc_graph(lm_graph *g, void *ctx) {
+    lm__enc_thunk *t = (lm__enc_thunk *)ctx;
+    return t->build(t->e, g, t->ctx);
+}
+static float lm__enc_run(lm_encoder *e, lm__enc_build_fn build, void *ctx, int B, int T,
+                         const lm_train_opts *o, int step, int train) {
+    const lm_encoder_config *c = &e->cfg;
+    lm_gpt_config gc;
+    lm__enc_thunk t;
+    lm_graph g;
+    lm_tensor *loss;
+    float l;
+    gc.n_layer = c->n_layer; gc.n_head = c->n_head; gc.n_embd = c->n_embd; gc.n_ctx = c->n_ctx; gc.vocab = c->vocab;
+    t.e = e; t.build = build; t.ctx = ctx;
+    if (train) lm_params_zero_grad(&e->params);
+    loss = lm__fit(&e->work, lm__gpt_estimate(&gc, B, T), &g, lm__enc_graph, &t, !train, train);
+    if (!loss) return NAN;
+    l = loss->data[0];
+    if (train && l - l == 0) {
+        if (o->clip > 0) lm_clip_grad_norm(&e->params, o->clip);
+        lm_adamw_step(&e->params, o, lm_lr_at(o, step));
+    }
+    (void)step;
+    return l;
+}
+
+typedef struct { const int *tokens, *lens, *labels; int B, T, n_random; lm_rng *rng; int *buf; float *probs; } lm__enc_ctx;
+
+/* Masked-LM: choose positions, corrupt a copy of the tokens, predict the originals at the
+   chosen positions only (gather their rows, then the tied output layer). */
+static lm_tensor *lm__mlm_build(lm_encoder *e, lm_graph *g, void *vctx) {
+    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+    int B = x->B, T = x->T, b, t, n = 0;
+    int *inp = (int *)lm_arena_alloc(g->arena, sizeof(int) * (size_t)B * T * 3);
+    int *rows, *tgt;
+    lm_tensor *h, *logits;
+    if (!inp) { g->failed = 1; return NULL; }
+    rows = inp + B * T;
+    tgt = rows + B * T;
+    /* the draws are made once per step (the first attempt), then replayed */
+    if (!x->buf) return NULL;
+    memcpy(inp, x->buf, sizeof(int) * (size_t)B * T);
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++)
+            if (x->buf[B * T + b * T + t]) { rows[n] = b * T + t; tgt[n] = x->tokens[b * T + t]; n++; }
+    h = lm_encoder_forward(e, g, inp, x->lens, B, T);
+    h = lm_gather_rows(g, h, rows, n);                           /* (n, C) */
+    logits = lm_add(g, lm_matmul(g, h, e->wte, 1), e->mlm_b);    /* (n, V) */
+    return lm_cross_entropy(g, logits, tgt, -1);
+}
+
+LMDEF float lm_encoder_mlm_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                const int *lens, int B, int T, int n_random, lm_rng *rng,
+                                int step, int train) {
+    lm__enc_ctx x;
+    int b, t, *buf;
+    float loss;
+    size_t i;
+    if (B < 1 || T < 1 || T > e->cfg.n_ctx || n_random < 1 || n_random > e->cfg.vocab) {
+        lm__fail(LM_ERR_ARG, "encoder: bad batch %d x %d or n_random %d", B, T, n_random);
+        return NAN;
+    }
+    for (i = 0; i < (size_t)B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= e->cfg.vocab) {
+            lm__fail(LM_ERR_ARG, "encoder: token %d outside [0, %d)", tokens[i], e->cfg.vocab);
+            return NAN;
+        }
+    buf = (int *)LM_MALLOC(sizeof(int) * (size_t)B * T * 2);
+    if (!buf) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NAN; }
+    /* BERT's corruption: buf[0..BT) the inputs, buf[BT..2BT) 1 where chosen */
+    memcpy(buf, tokens, sizeof(int) * (size_t)B * T);
+    memset(buf + B * T, 0, sizeof(int) * (size_t)B * T);
+    for (b = 0; b < B; b++) {
+        int len = lens ? lens[b] : T, chosen = 0;
+        if (len < 1 || len > T) { LM_FREE(buf); lm__fail(LM_ERR_ARG, "encoder: length %d outside [1, %d]", len, T); return NAN; }
+        for (t = 0; t < len; t++) {
+            if (lm_rng_uniform(rng) < 0.15f) { buf[B * T + b * T + t] = 1; chosen++; }
+        }
+        if (!chosen) { t = (int)lm_rng_below(rng, (uint32_t)len); buf[B * T + b * T + t] = 1; }
+        for (t = 0; t < len; t++) {
+            float u;
+            if (!buf[B * T + b * T + t]) continue;
+            u = lm_rng_uniform(rng);
+            if (u < 0.8f) buf[b * T + t] = e->cfg.mask_id;
+            else if (u < 0.9f) buf[b * T + t] = (int)lm_rng_below(rng, (uint32_t)n_random);
+        }
+    }
+    memset(&x, 0, sizeof x);
+    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.buf = buf;
+    loss = lm__enc_run(e, lm__mlm_build, &x, B, T, o, step, train);
+    LM_FREE(buf);
+    return loss;
+}
+
+/* Classifier: mean of the valid positions, then a linear layer to n_class logits. */
+static lm_tensor *lm__cls_logits(lm_encoder *e, lm_graph *g, lm__enc_ctx *x) {
+    lm_tensor *h = lm_encoder_forward(e, g, x->tokens, x->lens, x->B, x->T);
+    return lm_linear(g, lm_mean_pool(g, h, x->lens), e->cls_w, e->cls_b);   /* (B, K) */
+}
+static lm_tensor *lm__cls_build(lm_encoder *e, lm_graph *g, void *vctx) {
+    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+    lm_tensor *logits = lm__cls_logits(e, g, x);
+    if (e->cfg.n_class == 1) {
+        int b, one[1];
+        lm_tensor *y;
+        one[0] = x->B;
+        y = lm_tensor_new(g, 1, one);
+        if (!y) return NULL;
+        for (b = 0; b < x->B; b++) y->data[b] = x->labels[b] ? 1.0f : 0.0f;
+        return lm_bce_logits(g, logits, y);
+    }
+    return lm_cross_entropy(g, logits, x->labels, -1);
+}
+static lm_tensor *lm__pred_build(lm_encoder *e, lm_graph *g, void *vctx) {
+    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+    lm_tensor *logits = lm__cls_logits(e, g, x);
+    int b, K = e->cfg.n_class, one = 1;
+    if (!logits) return NULL;
+    for (b = 0; b < x->B; b++) {
+        const float *z = logits->data + (size_t)b * K;
+        float *p = x->probs + (size_t)b * K;
+        if (K == 1) p[0] = 1.0f / (1.0f + expf(-z[0]));
+        else lm__softmax_row(z, p, K, 0);
+    }
+    return lm_tensor_zeros(g, 1, &one);
+}
+
+LMDEF float lm_encoder_cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                const int *lens, const int *labels, int B, int T, int step,
+                                int train) {
+    lm__enc_ctx x;
+    int b;
+    for (b = 0; b < B; b++)
+        if (labels[b] < 0 || labels[b] >= (e->cfg.n_class == 1 ? 2 : e->cfg.n_class)) {
+            lm__fail(LM_ERR_ARG, "encoder: label %d of row %d outside the classes", labels[b], b);
+            return NAN;
+        }
+    memset(&x, 0, sizeof x);
+    x.tokens = tokens; x.lens = lens; x.labels = labels; x.B = B; x.T = T;
+    return lm__enc_run(e, lm__cls_build, &x, B, T, o, step, train);
+}
+
+LMDEF int lm_encoder_predict(lm_encoder *e, const int *tokens, const int *lens, int B, int T,
+                             float *probs) {
+    lm__enc_ctx x;
+    float r;
+    memset(&x, 0, sizeof x);
+    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.probs = probs;
+    r = lm__enc_run(e, lm__pred_build, &x, B, T, NULL, 0, 0);
+    return r == r ? LM_OK : LM_ERR_ARG;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Metrics. From a confusion matrix C (row = true class, column = predicted):
+       precision_k = C[k][k] / sum_i C[i][k]    recall_k = C[k][k] / sum_j C[k][j]
+       F1_k = 2 P R / (P + R)                    macro F1 = mean over classes of F1_k
+   Undefined ratios (0/0) count as 0, as scikit-learn does by default.
+   --------------------------------------------------------------------------------------- */
+LMDEF int lm_confusion(const int *truth, const int *pred, long n, int n_class, long *confusion) {
+    long i;
+    if (n_class < 1) return lm__fail(LM_ERR_ARG, "confusion: n_class %d", n_class);
+    memset(confusion, 0, sizeof(long) * (size_t)n_class * n_class);
+    for (i = 0; i < n; i++) {
+        if (truth[i] < 0 || truth[i] >= n_class || pred[i] < 0 || pred[i] >= n_class)
+            return lm__fail(LM_ERR_ARG, "confusion: item %ld has class %d/%d outside [0, %d)", i, truth[i], pred[i], n_class);
+        confusion[(size_t)truth[i] * n_class + pred[i]]++;
+    }
+    return LM_OK;
+}
+
+LMDEF int lm_metrics_from_confusion(const long *cm, int K, lm_metrics *m) {
+    int k, j;
+    long correct = 0, total = 0;
+    double f1sum = 0;
+    m->n_class = K;
+    for (k = 0; k < K; k++) {
+        long tp = cm[(size_t)k * K + k], col = 0, row = 0;
+        double p, r;
+        for (j = 0; j < K; j++) { col += cm[(size_t)j * K + k]; row += cm[(size_t)k * K + j]; }
+        p = col ? (double)tp / col : 0.0;
+        r = row ? (double)tp / row : 0.0;
+        if (m->precision) m->precision[k] = p;
+        if (m->recall) m->recall[k] = r;
+        if (m->f1) m->f1[k] = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+        if (m->support) m->support[k] = row;
+        f1sum += p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+        correct += tp;
+        total += row;
+    }
+    m->n = total;
+    m->accuracy = total ? (double)correct / total : 0.0;
+    m->macro_f1 = K ? f1sum / K : 0.0;
+    return LM_OK;
+}
+
+LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
+
+/* =======================================================================================
+   Tokenizers: raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
+   A tokenizer is a table of tokens (each a short byte string, addressed by id) plus a
+   ranked list of merges "token l followed by token r becomes token m". The bytes kind is
+   the same thing with no merges. Encoding cuts the text into pre-tokens (GPT-2's pattern,
+   written out by hand below) and runs the merges inside each pre-token; decoding just
+   concatenates the tokens' bytes. The docs block above the API spells out the rules.
+   ======================================================================================= */
+#define LM__TOK_MAXLEN 1024                 /* longest token, in bytes                    */
+#define LM__TOK_MAXVOCAB 1048576            /* most ids a tokenizer may have              */
+#define LM__TOK_MAXBYTES ((size_t)1 << 26)  /* all tokens' bytes together                 */
+
+enum { LM__TOK_BYTES = 0, LM__TOK_BPE = 1, LM__TOK_GPT2 = 2 };
+
+struct lm_tokenizer {
+    int kind;                   /* LM__TOK_BYTES, LM__TOK_BPE or LM__TOK_GPT2              */
+    int vocab;                  /* number of ids                                           */
+    int n_merges;
+    uint32_t *off;              /* (vocab + 1): token i is bytes[off[i] .. off[i+1])       */
+    unsigned char *bytes;       /* (off[vocab]) every token's bytes, back to back          */
+    int byte_id[256];           /* the id of each single byte's token                      */
+    int *merge_l, *merge_r;     /* (n_merges) merge of rank k joins merge_l[k], merge_r[k] */
+    int *merge_to;              /* (n_merges) ... into token merge_to[k]                   */
+    uint64_t *pair;             /* (1 << pair_bits) hash table (l, r) -> rank; a slot is   */
+    int pair_bits;              /* 1 << 63 | l << 40 | r << 20 | rank, or 0 when empty     */
+};
+
+/* ---------------------------------------------------------------------------------------
+   Small helpers: a growing array (no realloc in our allocator interface), and hashes.
+   --------------------------------------------------------------------------------------- */
+
+/* Return an array of at least `need` elements of `size` bytes holding the first *cap
+   elements of p (p itself if big enough; otherwise a copy twice as large and p is freed).
+   NULL when out of memory, and p is then left alone. */
+static void *lm__tok_reserve(void *p, size_t *cap, size_t need, size_t size) {
+    size_t nc = *cap ? *cap : 16, bytes;
+    void *q;
+    if (need <= *cap && p) return p;
+    while (nc < need) {
+        if (nc > (size_t)-1 / 2) return NULL;
+        nc *= 2;
+    }
+    if (!lm__mul_ok(nc, size, &bytes)) return NULL;
+    q = LM_MALLOC(bytes);
+    if (!q) return NULL;
+    if (p) { memcpy(q, p, *cap * size); LM_FREE(p); }
+    *cap = nc;
+    return q;
+}
+
+static uint64_t lm__tok_hash(const unsigned char *s, size_t n) {   /* FNV-1a, 64 bits */
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+/* Ids and ranks are below 2^20 (LM__TOK_MAXVOCAB), so a pair packs into 40 bits. */
+static uint64_t lm__tok_pair_key(int l, int r) { return (uint64_t)l << 20 | (uint64_t)r; }
+static size_t lm__tok_pair_slot(uint64_t key, int bits) {       /* Fibonacci hashing */
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
+/* ---------------------------------------------------------------------------------------
+   Unicode classes for the pre-tokenizer: letter (\p{L}), number (\p{N}), space (\s, the
+   White_Space property) or other. The table holds runs: entry k is (first code point << 2)
+   | class, and a run lasts until the next entry; a binary search finds the run of a code
+   point. ASCII, by far the most common case, has its own table of class digits.
+   --------------------------------------------------------------------------------------- */
+enum { LM__CL_OTHER = 0, LM__CL_LETTER = 1, LM__CL_NUMBER = 2, LM__CL_SPACE = 3 };
+
+/* Generated by tools/gen_unicode.py (Python regex 2022.10.31, unicodedata 14.0.0): 1562 runs. */
+static const uint32_t lm__tok_uni_runs[1562] = {
+    0x0000000, 0x0000027, 0x0000038, 0x0000083, 0x0000084, 0x00000c2, 0x00000e8, 0x0000105,
+    0x000016c, 0x0000185, 0x00001ec, 0x0000217, 0x0000218, 0x0000283, 0x0000284, 0x00002a9,
+    0x00002ac, 0x00002ca, 0x00002d0, 0x00002d5, 0x00002d8, 0x00002e6, 0x00002e9, 0x00002ec,
+    0x00002f2, 0x00002fc, 0x0000301, 0x000035c, 0x0000361, 0x00003dc, 0x00003e1, 0x0000b08,
+    0x0000b19, 0x0000b48, 0x0000b81, 0x0000b94, 0x0000bb1, 0x0000bb4, 0x0000bb9, 0x0000bbc,
+    0x0000dc1, 0x0000dd4, 0x0000dd9, 0x0000de0, 0x0000de9, 0x0000df8, 0x0000dfd, 0x0000e00,
+    0x0000e19, 0x0000e1c, 0x0000e21, 0x0000e2c, 0x0000e31, 0x0000e34, 0x0000e39, 0x0000e88,
+    0x0000e8d, 0x0000fd8, 0x0000fdd, 0x0001208, 0x0001229, 0x00014c0, 0x00014c5, 0x000155c,
+    0x0001565, 0x0001568, 0x0001581, 0x0001624, 0x0001741, 0x00017ac, 0x00017bd, 0x00017cc,
+    0x0001881, 0x000192c, 0x0001982, 0x00019a8, 0x00019b9, 0x00019c0, 0x00019c5, 0x0001b50,
+    0x0001b55, 0x0001b58, 0x0001b95, 0x0001b9c, 0x0001bb9, 0x0001bc2, 0x0001be9, 0x0001bf4,
+    0x0001bfd, 0x0001c00, 0x0001c41, 0x0001c44, 0x0001c49, 0x0001cc0, 0x0001d35, 0x0001e98,
+    0x0001ec5, 0x0001ec8, 0x0001f02, 0x0001f29, 0x0001fac, 0x0001fd1, 0x0001fd8, 0x0001fe9,
+    0x0001fec, 0x0002001, 0x0002058, 0x0002069, 0x000206c, 0x0002091, 0x0002094, 0x00020a1,
+    0x00020a4, 0x0002101, 0x0002164, 0x0002181, 0x00021ac, 0x00021c1, 0x0002220, 0x0002225,
+    0x000223c, 0x0002281, 0x0002328, 0x0002411, 0x00024e8, 0x00024f5, 0x00024f8, 0x0002541,
+    0x0002544, 0x0002561, 0x0002588, 0x000259a, 0x00025c0, 0x00025c5, 0x0002604, 0x0002615,
+    0x0002634, 0x000263d, 0x0002644, 0x000264d, 0x00026a4, 0x00026a9, 0x00026c4, 0x00026c9,
+    0x00026cc, 0x00026d9, 0x00026e8, 0x00026f5, 0x00026f8, 0x0002739, 0x000273c, 0x0002771,
+    0x0002778, 0x000277d, 0x0002788, 0x000279a, 0x00027c1, 0x00027c8, 0x00027d2, 0x00027e8,
+    0x00027f1, 0x00027f4, 0x0002815, 0x000282c, 0x000283d, 0x0002844, 0x000284d, 0x00028a4,
+    0x00028a9, 0x00028c4, 0x00028c9, 0x00028d0, 0x00028d5, 0x00028dc, 0x00028e1, 0x00028e8,
+    0x0002965, 0x0002974, 0x0002979, 0x000297c, 0x000299a, 0x00029c0, 0x00029c9, 0x00029d4,
+    0x0002a15, 0x0002a38, 0x0002a3d, 0x0002a48, 0x0002a4d, 0x0002aa4, 0x0002aa9, 0x0002ac4,
+    0x0002ac9, 0x0002ad0, 0x0002ad5, 0x0002ae8, 0x0002af5, 0x0002af8, 0x0002b41, 0x0002b44,
+    0x0002b81, 0x0002b88, 0x0002b9a, 0x0002bc0, 0x0002be5, 0x0002be8, 0x0002c15, 0x0002c34,
+    0x0002c3d, 0x0002c44, 0x0002c4d, 0x0002ca4, 0x0002ca9, 0x0002cc4, 0x0002cc9, 0x0002cd0,
+    0x0002cd5, 0x0002ce8, 0x0002cf5, 0x0002cf8, 0x0002d71, 0x0002d78, 0x0002d7d, 0x0002d88,
+    0x0002d9a, 0x0002dc0, 0x0002dc5, 0x0002dca, 0x0002de0, 0x0002e0d, 0x0002e10, 0x0002e15,
+    0x0002e2c, 0x0002e39, 0x0002e44, 0x0002e49, 0x0002e58, 0x0002e65, 0x0002e6c, 0x0002e71,
+    0x0002e74, 0x0002e79, 0x0002e80, 0x0002e8d, 0x0002e94, 0x0002ea1, 0x0002eac, 0x0002eb9,
+    0x0002ee8, 0x0002f41, 0x0002f44, 0x0002f9a, 0x0002fcc, 0x0003015, 0x0003034, 0x0003039,
+    0x0003044, 0x0003049, 0x00030a4, 0x00030a9, 0x00030e8, 0x00030f5, 0x00030f8, 0x0003161,
+    0x000316c, 0x0003175, 0x0003178, 0x0003181, 0x0003188, 0x000319a, 0x00031c0, 0x00031e2,
+    0x00031fc, 0x0003201, 0x0003204, 0x0003215, 0x0003234, 0x0003239, 0x0003244, 0x0003249,
+    0x00032a4, 0x00032a9, 0x00032d0, 0x00032d5, 0x00032e8, 0x00032f5, 0x00032f8, 0x0003375,
+    0x000337c, 0x0003381, 0x0003388, 0x000339a, 0x00033c0, 0x00033c5, 0x00033cc, 0x0003411,
+    0x0003434, 0x0003439, 0x0003444, 0x0003449, 0x00034ec, 0x00034f5, 0x00034f8, 0x0003539,
+    0x000353c, 0x0003551, 0x000355c, 0x0003562, 0x000357d, 0x0003588, 0x000359a, 0x00035e4,
+    0x00035e9, 0x0003600, 0x0003615, 0x000365c, 0x0003669, 0x00036c8, 0x00036cd, 0x00036f0,
+    0x00036f5, 0x00036f8, 0x0003701, 0x000371c, 0x000379a, 0x00037c0, 0x0003805, 0x00038c4,
+    0x00038c9, 0x00038d0, 0x0003901, 0x000391c, 0x0003942, 0x0003968, 0x0003a05, 0x0003a0c,
+    0x0003a11, 0x0003a14, 0x0003a19, 0x0003a2c, 0x0003a31, 0x0003a90, 0x0003a95, 0x0003a98,
+    0x0003a9d, 0x0003ac4, 0x0003ac9, 0x0003ad0, 0x0003af5, 0x0003af8, 0x0003b01, 0x0003b14,
+    0x0003b19, 0x0003b1c, 0x0003b42, 0x0003b68, 0x0003b71, 0x0003b80, 0x0003c01, 0x0003c04,
+    0x0003c82, 0x0003cd0, 0x0003d01, 0x0003d20, 0x0003d25, 0x0003db4, 0x0003e21, 0x0003e34,
+    0x0004001, 0x00040ac, 0x00040fd, 0x0004102, 0x0004128, 0x0004141, 0x0004158, 0x0004169,
+    0x0004178, 0x0004185, 0x0004188, 0x0004195, 0x000419c, 0x00041b9, 0x00041c4, 0x00041d5,
+    0x0004208, 0x0004239, 0x000423c, 0x0004242, 0x0004268, 0x0004281, 0x0004318, 0x000431d,
+    0x0004320, 0x0004335, 0x0004338, 0x0004341, 0x00043ec, 0x00043f1, 0x0004924, 0x0004929,
+    0x0004938, 0x0004941, 0x000495c, 0x0004961, 0x0004964, 0x0004969, 0x0004978, 0x0004981,
+    0x0004a24, 0x0004a29, 0x0004a38, 0x0004a41, 0x0004ac4, 0x0004ac9, 0x0004ad8, 0x0004ae1,
+    0x0004afc, 0x0004b01, 0x0004b04, 0x0004b09, 0x0004b18, 0x0004b21, 0x0004b5c, 0x0004b61,
+    0x0004c44, 0x0004c49, 0x0004c58, 0x0004c61, 0x0004d6c, 0x0004da6, 0x0004df4, 0x0004e01,
+    0x0004e40, 0x0004e81, 0x0004fd8, 0x0004fe1, 0x0004ff8, 0x0005005, 0x00059b4, 0x00059bd,
+    0x0005a03, 0x0005a05, 0x0005a6c, 0x0005a81, 0x0005bac, 0x0005bba, 0x0005bc5, 0x0005be4,
+    0x0005c01, 0x0005c48, 0x0005c7d, 0x0005cc8, 0x0005d01, 0x0005d48, 0x0005d81, 0x0005db4,
+    0x0005db9, 0x0005dc4, 0x0005e01, 0x0005ed0, 0x0005f5d, 0x0005f60, 0x0005f71, 0x0005f74,
+    0x0005f82, 0x0005fa8, 0x0005fc2, 0x0005fe8, 0x0006042, 0x0006068, 0x0006081, 0x00061e4,
+    0x0006201, 0x0006214, 0x000621d, 0x00062a4, 0x00062a9, 0x00062ac, 0x00062c1, 0x00063d8,
+    0x0006401, 0x000647c, 0x000651a, 0x0006541, 0x00065b8, 0x00065c1, 0x00065d4, 0x0006601,
+    0x00066b0, 0x00066c1, 0x0006728, 0x0006742, 0x000676c, 0x0006801, 0x000685c, 0x0006881,
+    0x0006954, 0x0006a02, 0x0006a28, 0x0006a42, 0x0006a68, 0x0006a9d, 0x0006aa0, 0x0006c15,
+    0x0006cd0, 0x0006d15, 0x0006d34, 0x0006d42, 0x0006d68, 0x0006e0d, 0x0006e84, 0x0006eb9,
+    0x0006ec2, 0x0006ee9, 0x0006f98, 0x0007001, 0x0007090, 0x0007102, 0x0007128, 0x0007135,
+    0x0007142, 0x0007169, 0x00071f8, 0x0007201, 0x0007224, 0x0007241, 0x00072ec, 0x00072f5,
+    0x0007300, 0x00073a5, 0x00073b4, 0x00073b9, 0x00073d0, 0x00073d5, 0x00073dc, 0x00073e9,
+    0x00073ec, 0x0007401, 0x0007700, 0x0007801, 0x0007c58, 0x0007c61, 0x0007c78, 0x0007c81,
+    0x0007d18, 0x0007d21, 0x0007d38, 0x0007d41, 0x0007d60, 0x0007d65, 0x0007d68, 0x0007d6d,
+    0x0007d70, 0x0007d75, 0x0007d78, 0x0007d7d, 0x0007df8, 0x0007e01, 0x0007ed4, 0x0007ed9,
+    0x0007ef4, 0x0007ef9, 0x0007efc, 0x0007f09, 0x0007f14, 0x0007f19, 0x0007f34, 0x0007f41,
+    0x0007f50, 0x0007f59, 0x0007f70, 0x0007f81, 0x0007fb4, 0x0007fc9, 0x0007fd4, 0x0007fd9,
+    0x0007ff4, 0x0008003, 0x000802c, 0x00080a3, 0x00080a8, 0x00080bf, 0x00080c0, 0x000817f,
+    0x0008180, 0x00081c2, 0x00081c5, 0x00081c8, 0x00081d2, 0x00081e8, 0x00081fd, 0x0008202,
+    0x0008228, 0x0008241, 0x0008274, 0x0008409, 0x000840c, 0x000841d, 0x0008420, 0x0008429,
+    0x0008450, 0x0008455, 0x0008458, 0x0008465, 0x0008478, 0x0008491, 0x0008494, 0x0008499,
+    0x000849c, 0x00084a1, 0x00084a4, 0x00084a9, 0x00084b8, 0x00084bd, 0x00084e8, 0x00084f1,
+    0x0008500, 0x0008515, 0x0008528, 0x0008539, 0x000853c, 0x0008542, 0x000860d, 0x0008616,
+    0x0008628, 0x0009182, 0x0009270, 0x00093aa, 0x0009400, 0x0009dda, 0x0009e50, 0x000b001,
+    0x000b394, 0x000b3ad, 0x000b3bc, 0x000b3c9, 0x000b3d0, 0x000b3f6, 0x000b3f8, 0x000b401,
+    0x000b498, 0x000b49d, 0x000b4a0, 0x000b4b5, 0x000b4b8, 0x000b4c1, 0x000b5a0, 0x000b5bd,
+    0x000b5c0, 0x000b601, 0x000b65c, 0x000b681, 0x000b69c, 0x000b6a1, 0x000b6bc, 0x000b6c1,
+    0x000b6dc, 0x000b6e1, 0x000b6fc, 0x000b701, 0x000b71c, 0x000b721, 0x000b73c, 0x000b741,
+    0x000b75c, 0x000b761, 0x000b77c, 0x000b8bd, 0x000b8c0, 0x000c003, 0x000c004, 0x000c015,
+    0x000c01e, 0x000c020, 0x000c086, 0x000c0a8, 0x000c0c5, 0x000c0d8, 0x000c0e2, 0x000c0ed,
+    0x000c0f4, 0x000c105, 0x000c25c, 0x000c275, 0x000c280, 0x000c285, 0x000c3ec, 0x000c3f1,
+    0x000c400, 0x000c415, 0x000c4c0, 0x000c4c5, 0x000c63c, 0x000c64a, 0x000c658, 0x000c681,
+    0x000c700, 0x000c7c1, 0x000c800, 0x000c882, 0x000c8a8, 0x000c922, 0x000c940, 0x000c946,
+    0x000c980, 0x000ca02, 0x000ca28, 0x000cac6, 0x000cb00, 0x000d001, 0x0013700, 0x0013801,
+    0x0029234, 0x0029341, 0x00293f8, 0x0029401, 0x0029834, 0x0029841, 0x0029882, 0x00298a9,
+    0x00298b0, 0x0029901, 0x00299bc, 0x00299fd, 0x0029a78, 0x0029a81, 0x0029b9a, 0x0029bc0,
+    0x0029c5d, 0x0029c80, 0x0029c89, 0x0029e24, 0x0029e2d, 0x0029f2c, 0x0029f41, 0x0029f48,
+    0x0029f4d, 0x0029f50, 0x0029f55, 0x0029f68, 0x0029fc9, 0x002a008, 0x002a00d, 0x002a018,
+    0x002a01d, 0x002a02c, 0x002a031, 0x002a08c, 0x002a0c2, 0x002a0d8, 0x002a101, 0x002a1d0,
+    0x002a209, 0x002a2d0, 0x002a342, 0x002a368, 0x002a3c9, 0x002a3e0, 0x002a3ed, 0x002a3f0,
+    0x002a3f5, 0x002a3fc, 0x002a402, 0x002a429, 0x002a498, 0x002a4c1, 0x002a51c, 0x002a581,
+    0x002a5f4, 0x002a611, 0x002a6cc, 0x002a73d, 0x002a742, 0x002a768, 0x002a781, 0x002a794,
+    0x002a799, 0x002a7c2, 0x002a7e9, 0x002a7fc, 0x002a801, 0x002a8a4, 0x002a901, 0x002a90c,
+    0x002a911, 0x002a930, 0x002a942, 0x002a968, 0x002a981, 0x002a9dc, 0x002a9e9, 0x002a9ec,
+    0x002a9f9, 0x002aac0, 0x002aac5, 0x002aac8, 0x002aad5, 0x002aadc, 0x002aae5, 0x002aaf8,
+    0x002ab01, 0x002ab04, 0x002ab09, 0x002ab0c, 0x002ab6d, 0x002ab78, 0x002ab81, 0x002abac,
+    0x002abc9, 0x002abd4, 0x002ac05, 0x002ac1c, 0x002ac25, 0x002ac3c, 0x002ac45, 0x002ac5c,
+    0x002ac81, 0x002ac9c, 0x002aca1, 0x002acbc, 0x002acc1, 0x002ad6c, 0x002ad71, 0x002ada8,
+    0x002adc1, 0x002af8c, 0x002afc2, 0x002afe8, 0x002b001, 0x0035e90, 0x0035ec1, 0x0035f1c,
+    0x0035f2d, 0x0035ff0, 0x003e401, 0x003e9b8, 0x003e9c1, 0x003eb68, 0x003ec01, 0x003ec1c,
+    0x003ec4d, 0x003ec60, 0x003ec75, 0x003ec78, 0x003ec7d, 0x003eca4, 0x003eca9, 0x003ecdc,
+    0x003ece1, 0x003ecf4, 0x003ecf9, 0x003ecfc, 0x003ed01, 0x003ed08, 0x003ed0d, 0x003ed14,
+    0x003ed19, 0x003eec8, 0x003ef4d, 0x003f4f8, 0x003f541, 0x003f640, 0x003f649, 0x003f720,
+    0x003f7c1, 0x003f7f0, 0x003f9c1, 0x003f9d4, 0x003f9d9, 0x003fbf4, 0x003fc42, 0x003fc68,
+    0x003fc85, 0x003fcec, 0x003fd05, 0x003fd6c, 0x003fd99, 0x003fefc, 0x003ff09, 0x003ff20,
+    0x003ff29, 0x003ff40, 0x003ff49, 0x003ff60, 0x003ff69, 0x003ff74, 0x0040001, 0x0040030,
+    0x0040035, 0x004009c, 0x00400a1, 0x00400ec, 0x00400f1, 0x00400f8, 0x00400fd, 0x0040138,
+    0x0040141, 0x0040178, 0x0040201, 0x00403ec, 0x004041e, 0x00404d0, 0x0040502, 0x00405e4,
+    0x004062a, 0x0040630, 0x0040a01, 0x0040a74, 0x0040a81, 0x0040b44, 0x0040b86, 0x0040bf0,
+    0x0040c01, 0x0040c82, 0x0040c90, 0x0040cb5, 0x0040d06, 0x0040d09, 0x0040d2a, 0x0040d2c,
+    0x0040d41, 0x0040dd8, 0x0040e01, 0x0040e78, 0x0040e81, 0x0040f10, 0x0040f21, 0x0040f40,
+    0x0040f46, 0x0040f58, 0x0041001, 0x0041278, 0x0041282, 0x00412a8, 0x00412c1, 0x0041350,
+    0x0041361, 0x00413f0, 0x0041401, 0x00414a0, 0x00414c1, 0x0041590, 0x00415c1, 0x00415ec,
+    0x00415f1, 0x004162c, 0x0041631, 0x004164c, 0x0041651, 0x0041658, 0x004165d, 0x0041688,
+    0x004168d, 0x00416c8, 0x00416cd, 0x00416e8, 0x00416ed, 0x00416f4, 0x0041801, 0x0041cdc,
+    0x0041d01, 0x0041d58, 0x0041d81, 0x0041da0, 0x0041e01, 0x0041e18, 0x0041e1d, 0x0041ec4,
+    0x0041ec9, 0x0041eec, 0x0042001, 0x0042018, 0x0042021, 0x0042024, 0x0042029, 0x00420d8,
+    0x00420dd, 0x00420e4, 0x00420f1, 0x00420f4, 0x00420fd, 0x0042158, 0x0042162, 0x0042181,
+    0x00421dc, 0x00421e6, 0x0042201, 0x004227c, 0x004229e, 0x00422c0, 0x0042381, 0x00423cc,
+    0x00423d1, 0x00423d8, 0x00423ee, 0x0042401, 0x004245a, 0x0042470, 0x0042481, 0x00424e8,
+    0x0042601, 0x00426e0, 0x00426f2, 0x00426f9, 0x0042702, 0x0042740, 0x004274a, 0x0042801,
+    0x0042804, 0x0042841, 0x0042850, 0x0042855, 0x0042860, 0x0042865, 0x00428d8, 0x0042902,
+    0x0042924, 0x0042981, 0x00429f6, 0x00429fc, 0x0042a01, 0x0042a76, 0x0042a80, 0x0042b01,
+    0x0042b20, 0x0042b25, 0x0042b94, 0x0042bae, 0x0042bc0, 0x0042c01, 0x0042cd8, 0x0042d01,
+    0x0042d58, 0x0042d62, 0x0042d81, 0x0042dcc, 0x0042de2, 0x0042e01, 0x0042e48, 0x0042ea6,
+    0x0042ec0, 0x0043001, 0x0043124, 0x0043201, 0x00432cc, 0x0043301, 0x00433cc, 0x00433ea,
+    0x0043401, 0x0043490, 0x00434c2, 0x00434e8, 0x0043982, 0x00439fc, 0x0043a01, 0x0043aa8,
+    0x0043ac1, 0x0043ac8, 0x0043c01, 0x0043c76, 0x0043c9d, 0x0043ca0, 0x0043cc1, 0x0043d18,
+    0x0043d46, 0x0043d54, 0x0043dc1, 0x0043e08, 0x0043ec1, 0x0043f16, 0x0043f30, 0x0043f81,
+    0x0043fdc, 0x004400d, 0x00440e0, 0x004414a, 0x00441c0, 0x00441c5, 0x00441cc, 0x00441d5,
+    0x00441d8, 0x004420d, 0x00442c0, 0x0044341, 0x00443a4, 0x00443c2, 0x00443e8, 0x004440d,
+    0x004449c, 0x00444da, 0x0044500, 0x0044511, 0x0044514, 0x004451d, 0x0044520, 0x0044541,
+    0x00445cc, 0x00445d9, 0x00445dc, 0x004460d, 0x00446cc, 0x0044705, 0x0044714, 0x0044742,
+    0x0044769, 0x004476c, 0x0044771, 0x0044774, 0x0044786, 0x00447d4, 0x0044801, 0x0044848,
+    0x004484d, 0x00448b0, 0x00448fd, 0x0044904, 0x0044a01, 0x0044a1c, 0x0044a21, 0x0044a24,
+    0x0044a29, 0x0044a38, 0x0044a3d, 0x0044a78, 0x0044a7d, 0x0044aa4, 0x0044ac1, 0x0044b7c,
+    0x0044bc2, 0x0044be8, 0x0044c15, 0x0044c34, 0x0044c3d, 0x0044c44, 0x0044c4d, 0x0044ca4,
+    0x0044ca9, 0x0044cc4, 0x0044cc9, 0x0044cd0, 0x0044cd5, 0x0044ce8, 0x0044cf5, 0x0044cf8,
+    0x0044d41, 0x0044d44, 0x0044d75, 0x0044d88, 0x0045001, 0x00450d4, 0x004511d, 0x004512c,
+    0x0045142, 0x0045168, 0x004517d, 0x0045188, 0x0045201, 0x00452c0, 0x0045311, 0x0045318,
+    0x004531d, 0x0045320, 0x0045342, 0x0045368, 0x0045601, 0x00456bc, 0x0045761, 0x0045770,
+    0x0045801, 0x00458c0, 0x0045911, 0x0045914, 0x0045942, 0x0045968, 0x0045a01, 0x0045aac,
+    0x0045ae1, 0x0045ae4, 0x0045b02, 0x0045b28, 0x0045c01, 0x0045c6c, 0x0045cc2, 0x0045cf0,
+    0x0045d01, 0x0045d1c, 0x0046001, 0x00460b0, 0x0046281, 0x0046382, 0x00463cc, 0x00463fd,
+    0x004641c, 0x0046425, 0x0046428, 0x0046431, 0x0046450, 0x0046455, 0x004645c, 0x0046461,
+    0x00464c0, 0x00464fd, 0x0046500, 0x0046505, 0x0046508, 0x0046542, 0x0046568, 0x0046681,
+    0x00466a0, 0x00466a9, 0x0046744, 0x0046785, 0x0046788, 0x004678d, 0x0046790, 0x0046801,
+    0x0046804, 0x004682d, 0x00468cc, 0x00468e9, 0x00468ec, 0x0046941, 0x0046944, 0x0046971,
+    0x0046a28, 0x0046a75, 0x0046a78, 0x0046ac1, 0x0046be4, 0x0047001, 0x0047024, 0x0047029,
+    0x00470bc, 0x0047101, 0x0047104, 0x0047142, 0x00471b4, 0x00471c9, 0x0047240, 0x0047401,
+    0x004741c, 0x0047421, 0x0047428, 0x004742d, 0x00474c4, 0x0047519, 0x004751c, 0x0047542,
+    0x0047568, 0x0047581, 0x0047598, 0x004759d, 0x00475a4, 0x00475a9, 0x0047628, 0x0047661,
+    0x0047664, 0x0047682, 0x00476a8, 0x0047b81, 0x0047bcc, 0x0047c09, 0x0047c0c, 0x0047c11,
+    0x0047c44, 0x0047c49, 0x0047cd0, 0x0047d42, 0x0047d68, 0x0047ec1, 0x0047ec4, 0x0047f02,
+    0x0047f54, 0x0048001, 0x0048e68, 0x0049002, 0x00491bc, 0x0049201, 0x0049510, 0x004be41,
+    0x004bfc4, 0x004c001, 0x004d0c0, 0x004d105, 0x004d11c, 0x0051001, 0x005191c, 0x005a001,
+    0x005a8e4, 0x005a901, 0x005a97c, 0x005a982, 0x005a9a8, 0x005a9c1, 0x005aafc, 0x005ab02,
+    0x005ab28, 0x005ab41, 0x005abb8, 0x005ac01, 0x005acc0, 0x005ad01, 0x005ad10, 0x005ad42,
+    0x005ad68, 0x005ad6e, 0x005ad88, 0x005ad8d, 0x005ade0, 0x005adf5, 0x005ae40, 0x005b901,
+    0x005ba02, 0x005ba5c, 0x005bc01, 0x005bd2c, 0x005bd41, 0x005bd44, 0x005be4d, 0x005be80,
+    0x005bf81, 0x005bf88, 0x005bf8d, 0x005bf90, 0x005c001, 0x0061fe0, 0x0062001, 0x0063358,
+    0x0063401, 0x0063424, 0x006bfc1, 0x006bfd0, 0x006bfd5, 0x006bff0, 0x006bff5, 0x006bffc,
+    0x006c001, 0x006c48c, 0x006c4c9, 0x006c4cc, 0x006c541, 0x006c54c, 0x006c555, 0x006c558,
+    0x006c591, 0x006c5a0, 0x006c5c1, 0x006cbf0, 0x006f001, 0x006f1ac, 0x006f1c1, 0x006f1f4,
+    0x006f201, 0x006f224, 0x006f241, 0x006f268, 0x0074b02, 0x0074b50, 0x0074b82, 0x0074bd0,
+    0x0074d82, 0x0074de4, 0x0075001, 0x0075154, 0x0075159, 0x0075274, 0x0075279, 0x0075280,
+    0x0075289, 0x007528c, 0x0075295, 0x007529c, 0x00752a5, 0x00752b4, 0x00752b9, 0x00752e8,
+    0x00752ed, 0x00752f0, 0x00752f5, 0x0075310, 0x0075315, 0x0075418, 0x007541d, 0x007542c,
+    0x0075435, 0x0075454, 0x0075459, 0x0075474, 0x0075479, 0x00754e8, 0x00754ed, 0x00754fc,
+    0x0075501, 0x0075514, 0x0075519, 0x007551c, 0x0075529, 0x0075544, 0x0075549, 0x0075a98,
+    0x0075aa1, 0x0075b04, 0x0075b09, 0x0075b6c, 0x0075b71, 0x0075bec, 0x0075bf1, 0x0075c54,
+    0x0075c59, 0x0075cd4, 0x0075cd9, 0x0075d3c, 0x0075d41, 0x0075dbc, 0x0075dc1, 0x0075e24,
+    0x0075e29, 0x0075ea4, 0x0075ea9, 0x0075f0c, 0x0075f11, 0x0075f30, 0x0075f3a, 0x0076000,
+    0x0077c01, 0x0077c7c, 0x0077c95, 0x0077cac, 0x00780c1, 0x00781b8, 0x0078401, 0x00784b4,
+    0x00784dd, 0x00784f8, 0x0078502, 0x0078528, 0x0078539, 0x007853c, 0x0078a41, 0x0078ab8,
+    0x0078b01, 0x0078bb0, 0x0078bc2, 0x0078be8, 0x0079341, 0x00793b0, 0x00793c2, 0x00793e8,
+    0x0079f81, 0x0079f9c, 0x0079fa1, 0x0079fb0, 0x0079fb5, 0x0079fbc, 0x0079fc1, 0x0079ffc,
+    0x007a001, 0x007a314, 0x007a31e, 0x007a340, 0x007a401, 0x007a510, 0x007a52d, 0x007a530,
+    0x007a542, 0x007a568, 0x007b1c6, 0x007b2b0, 0x007b2b6, 0x007b2c0, 0x007b2c6, 0x007b2d4,
+    0x007b406, 0x007b4b8, 0x007b4be, 0x007b4f8, 0x007b801, 0x007b810, 0x007b815, 0x007b880,
+    0x007b885, 0x007b88c, 0x007b891, 0x007b894, 0x007b89d, 0x007b8a0, 0x007b8a5, 0x007b8cc,
+    0x007b8d1, 0x007b8e0, 0x007b8e5, 0x007b8e8, 0x007b8ed, 0x007b8f0, 0x007b909, 0x007b90c,
+    0x007b91d, 0x007b920, 0x007b925, 0x007b928, 0x007b92d, 0x007b930, 0x007b935, 0x007b940,
+    0x007b945, 0x007b94c, 0x007b951, 0x007b954, 0x007b95d, 0x007b960, 0x007b965, 0x007b968,
+    0x007b96d, 0x007b970, 0x007b975, 0x007b978, 0x007b97d, 0x007b980, 0x007b985, 0x007b98c,
+    0x007b991, 0x007b994, 0x007b99d, 0x007b9ac, 0x007b9b1, 0x007b9cc, 0x007b9d1, 0x007b9e0,
+    0x007b9e5, 0x007b9f4, 0x007b9f9, 0x007b9fc, 0x007ba01, 0x007ba28, 0x007ba2d, 0x007ba70,
+    0x007ba85, 0x007ba90, 0x007ba95, 0x007baa8, 0x007baad, 0x007baf0, 0x007c402, 0x007c434,
+    0x007efc2, 0x007efe8, 0x0080001, 0x00a9b80, 0x00a9c01, 0x00adce8, 0x00add01, 0x00ae078,
+    0x00ae081, 0x00b3a88, 0x00b3ac1, 0x00baf84, 0x00be001, 0x00be878, 0x00c0001, 0x00c4d2c,
+    0x00c4d41, 0x00c8ec0,
+};
+static const char lm__tok_ascii[129] =
+    "0000000003333300000000000000000030000000000000002222222222000000"
+    "0111111111111111111111111110000001111111111111111111111111100000";
+
+static int lm__tok_uni_class(uint32_t cp) {
+    size_t lo = 0, hi = sizeof lm__tok_uni_runs / sizeof lm__tok_uni_runs[0];
+    while (hi - lo > 1) {                     /* the last run starting at or before cp */
+        size_t mid = lo + (hi - lo) / 2;
+        if ((lm__tok_uni_runs[mid] >> 2) <= cp) lo = mid; else hi = mid;
+    }
+    return (int)(lm__tok_uni_runs[lo] & 3);
+}
+
+/* Decode one well-formed UTF-8 character at s[0..n), n >= 1: returns its length (1..4) and
+   sets *cp, or returns 0 if the bytes there are not well-formed (RFC 3629: no overlong
+   forms, no surrogates, nothing above U+10FFFF). */
+static int lm__tok_utf8(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int len, k;
+    if (c < 0x80) { *cp = c; return 1; }
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;           /* overlong */
+        if (c == 0xED) hi = 0x9F;           /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;           /* overlong */
+        if (c == 0xF4) hi = 0x8F;           /* above U+10FFFF */
+    } else return 0;
+    if (n < (size_t)len || s[1] < lo || s[1] > hi) return 0;
+    *cp = c & (0x7F >> len);
+    for (k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        *cp = *cp << 6 | (s[k] & 0x3F);
+    }
+    return len;
+}
+
+/* Class of the character at s[i] (i < n) and its length in bytes. A byte that does not
+   start a well-formed character is a one-byte character of class other. */
+static int lm__tok_char_class(const unsigned char *s, size_t n, size_t i, size_t *len) {
+    uint32_t cp;
+    int k;
+    if (s[i] < 0x80) { *len = 1; return lm__tok_ascii[s[i]] - '0'; }
+    k = lm__tok_utf8(s + i, n - i, &cp);
+    if (!k) { *len = 1; return LM__CL_OTHER; }
+    *len = (size_t)k;
+    return lm__tok_uni_class(cp);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Pre-tokenizer: GPT-2's pattern by hand. Given the start i of a pre-token, return its
+   end. The alternatives are tried in the pattern's order:
+     's 't 're 've 'm 'll 'd          an ASCII apostrophe and a lowercase suffix
+     ' ?\p{L}+' ' ?\p{N}+'            an optional space, then a run of one class (letter,
+     ' ?[^\s\p{L}\p{N}]+'             number or other; the run is greedy)
+     '\s+(?!\S)'                      whitespace not followed by a non-space: the whole run
+                                      at the end of the text, else the run minus its last
+                                      character (which then starts the next pre-token)
+     '\s+'                            a single whitespace character before a non-space
+   Every character matches some alternative, so pre-tokens tile the text exactly.
+   --------------------------------------------------------------------------------------- */
+static size_t lm__tok_pretok_end(const unsigned char *s, size_t n, size_t i) {
+    size_t len, j, last;
+    int c;
+    if (s[i] == '\'' && i + 1 < n) {
+        unsigned a = s[i + 1], b = i + 2 < n ? s[i + 2] : 0;
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+    }
+    c = lm__tok_char_class(s, n, i, &len);
+    j = i + len;
+    if (s[i] == ' ' && j < n) {               /* ' ?X+': the space leads a non-space run */
+        int c1 = lm__tok_char_class(s, n, j, &len);
+        if (c1 != LM__CL_SPACE) { c = c1; j += len; }
+    }
+    while (c != LM__CL_SPACE && j < n) {              /* the run, ASCII the quick way */
+        if (s[j] < 0x80) {
+            if (lm__tok_ascii[s[j]] - '0' != c) return j;
+            j++;
+        } else {
+            if (lm__tok_char_class(s, n, j, &len) != c) return j;
+            j += len;
+        }
+    }
+    if (c != LM__CL_SPACE) return j;
+    last = i;                                 /* whitespace run; last = its last char */
+    while (j < n && lm__tok_char_class(s, n, j, &len) == LM__CL_SPACE) { last = j; j += len; }
+    if (j == n) return n;
+    return last > i ? last : j;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Building a tokenizer: one allocation per array, then a pair table that maps (l, r) to
+   the rank of the merge that joins them.
+   --------------------------------------------------------------------------------------- */
+LMDEF void lm_tok_free(lm_tokenizer *t) {
+    if (!t) return;
+    LM_FREE(t->off); LM_FREE(t->bytes);
+    LM_FREE(t->merge_l); LM_FREE(t->merge_r); LM_FREE(t->merge_to);
+    LM_FREE(t->pair);
+    LM_FREE(t);
+}
+
+/* A tokenizer with room for vocab tokens of nbytes bytes in all and max_merges merges. */
+static lm_tokenizer *lm__tok_alloc(int kind, int vocab, size_t nbytes, int max_merges) {
+    lm_tokenizer *t = (lm_tokenizer *)LM_MALLOC(sizeof *t);
+    size_t slots, i, m = max_merges > 0 ? (size_t)max_merges : 1;
+    int bits = 1;
+    if (!t) return lm__fail(LM_ERR_MEM, "tokenizer: out of memory"), (lm_tokenizer *)NULL;
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    t->vocab = vocab;
+    while (((size_t)1 << bits) < 2 * m) bits++;          /* load factor at most 1/2 */
+    t->pair_bits = bits;
+    slots = (size_t)1 << bits;
+    t->off = (uint32_t *)LM_MALLOC(((size_t)vocab + 1) * sizeof *t->off);
+    t->bytes = (unsigned char *)LM_MALLOC(nbytes ? nbytes : 1);
+    t->merge_l = (int *)LM_MALLOC(m * sizeof(int));
+    t->merge_r = (int *)LM_MALLOC(m * sizeof(int));
+    t->merge_to = (int *)LM_MALLOC(m * sizeof(int));
+    t->pair = (uint64_t *)LM_MALLOC(slots * sizeof(uint64_t));
+    if (!t->off || !t->bytes || !t->merge_l || !t->merge_r || !t->merge_to || !t->pair) {
+        lm_tok_free(t);
+        return lm__fail(LM_ERR_MEM, "tokenizer: out of memory"), (lm_tokenizer *)NULL;
+    }
+    for (i = 0; i < slots; i++) t->pair[i] = 0;
+    t->off[0] = 0;
+    return t;
+}
+
+/* The rank of the merge joining l and r, or -1 if there is none. */
+static int lm__tok_rank(const lm_tokenizer *t, int l, int r) {
+    uint64_t key = lm__tok_pair_key(l, r);
+    size_t mask = ((size_t)1 << t->pair_bits) - 1, h = lm__tok_pair_slot(key, t->pair_bits);
+    for (;; h = (h + 1) & mask) {
+        uint64_t v = t->pair[h];
+        if (!v) return -1;
+        if ((v >> 20 & 0xFFFFFFFFFFull) == key) return (int)(v & 0xFFFFF);
+    }
+}
+
+/* Append the merge (l, r) -> to as the next rank. Fails on a pair seen before. */
+static int lm__tok_add_merge(lm_tokenizer *t, int l, int r, int to) {
+    uint64_t key = lm__tok_pair_key(l, r);
+    size_t mask = ((size_t)1 << t->pair_bits) - 1, h = lm__tok_pair_slot(key, t->pair_bits);
+    for (; t->pair[h]; h = (h + 1) & mask)
+        if ((t->pair[h] >> 20 & 0xFFFFFFFFFFull) == key)
+            return lm__fail(LM_ERR_FORMAT, "tokenizer: merge %d repeats the pair (%d, %d)",
+                            t->n_merges, l, r);
+    t->pair[h] = (uint64_t)1 << 63 | key << 20 | (uint64_t)t->n_merges;
+    t->merge_l[t->n_merges] = l;
+    t->merge_r[t->n_merges] = r;
+    t->merge_to[t->n_merges] = to;
+    t->n_merges++;
+    return LM_OK;
+}
+
+/* Our BPE from its merge list: token 256+k = token l[k] then token r[k]. Checks every id
+   and length, so it also validates a loaded file. */
+static lm_tokenizer *lm__tok_build_bpe(int n_merges, const int *l, const int *r) {
+    lm_tokenizer *t;
+    size_t total = 256;
+    int k, vocab = 256 + n_merges;
+    uint32_t *len;
+    if (n_merges < 0 || n_merges > LM__TOK_MAXVOCAB - 256)
+        return lm__fail(LM_ERR_FORMAT, "tokenizer: %d merges is out of range", n_merges),
+               (lm_tokenizer *)NULL;
+    /* first pass: lengths, so the byte table is allocated once */
+    len = (uint32_t *)LM_MALLOC((size_t)vocab * sizeof *len);
+    if (!len) return lm__fail(LM_ERR_MEM, "tokenizer: out of memory"), (lm_tokenizer *)NULL;
+    for (k = 0; k < 256; k++) len[k] = 1;
+    for (k = 0; k < n_merges; k++) {
+        if (l[k] < 0 || r[k] < 0 || l[k] >= 256 + k || r[k] >= 256 + k) {
+            LM_FREE(len);
+            return lm__fail(LM_ERR_FORMAT, "tokenizer: merge %d uses an id not yet defined",
+                            k), (lm_tokenizer *)NULL;
+        }
+        len[256 + k] = len[l[k]] + len[r[k]];
+        total += len[256 + k];
+        if (len[256 + k] > LM__TOK_MAXLEN || total > LM__TOK_MAXBYTES) {
+            LM_FREE(len);
+            return lm__fail(LM_ERR_FORMAT, "tokenizer: merge %d makes tokens too long", k),
+                   (lm_tokenizer *)NULL;
+        }
+    }
+    LM_FREE(len);
+    t = lm__tok_alloc(n_merges ? LM__TOK_BPE : LM__TOK_BYTES, vocab, total, n_merges);
+    if (!t) return NULL;
+    for (k = 0; k < 256; k++) {
+        t->bytes[k] = (unsigned char)k;
+        t->off[k + 1] = (uint32_t)(k + 1);
+        t->byte_id[k] = k;
+    }
+    for (k = 0; k < n_merges; k++) {
+        uint32_t o = t->off[256 + k], ll = t->off[l[k] + 1] - t->off[l[k]];
+        uint32_t lr = t->off[r[k] + 1] - t->off[r[k]];
+        memcpy(t->bytes + o, t->bytes + t->off[l[k]], ll);
+        memcpy(t->bytes + o + ll, t->bytes + t->off[r[k]], lr);
+        t->off[256 + k + 1] = o + ll + lr;
+        if (lm__tok_add_merge(t, l[k], r[k], 256 + k) != LM_OK) { lm_tok_free(t); return NULL; }
+    }
+    return t;
+}
+
+LMDEF lm_tokenizer *lm_tok_bytes(void) { return lm__tok_build_bpe(0, NULL, NULL); }
+
+LMDEF int lm_tok_vocab_size(const lm_tokenizer *t) {
+    if (!t) return lm__fail(LM_ERR_ARG, "tokenizer: NULL");
+    return t->vocab;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Encoding one pre-token. The bytes start as single-byte tokens in a linked list; a
+   min-heap holds candidate merges keyed (rank << 32 | position), so the lowest rank comes
+   first and, within a rank, the leftmost pair. A popped entry is stale if an earlier
+   merge changed its pair: the two tokens now at that position must still be the merge's.
+   Pairs created by a merge wait in `pend` until every merge of the current rank is done:
+   that is GPT-2's rule "merge all occurrences of the best pair, then look again", and it
+   keeps us exact even for a merge list whose new pairs may rank below their parents'.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm__bpe_work {
+    uint64_t *mem;             /* (6 cap) u64: heap, pend, tok, next, prev (see below)        */
+    size_t cap;                /* longest pre-token the block can take                        */
+    int on_heap;               /* mem came from LM_MALLOC                                     */
+} lm__bpe_work;
+
+static void lm__tok_heap_push(uint64_t *h, size_t *n, uint64_t v) {
+    size_t i = (*n)++;
+    while (i > 0 && h[(i - 1) / 2] > v) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = v;
+}
+static uint64_t lm__tok_heap_pop(uint64_t *h, size_t *n) {
+    uint64_t top = h[0], v = h[--*n];
+    size_t i = 0, c;
+    while ((c = 2 * i + 1) < *n) {
+        if (c + 1 < *n && h[c + 1] < h[c]) c++;
+        if (h[c] >= v) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+    return top;
+}
+
+/* Merge s[0..L) (L >= 2) into tokens: *out gets them (inside w) and the return value
+   their count, or a negative error. */
+static long lm__bpe_piece(const lm_tokenizer *t, const unsigned char *s, size_t L,
+                          lm__bpe_work *w, const int **out) {
+    uint64_t *heap, *pend;
+    int *tok, *next, *prev, n = (int)L, i, m = 0;
+    size_t nh = 0, np = 0;
+    long cur = -1;
+    if (L > (size_t)INT_MAX / 2)
+        return lm__fail(LM_ERR_ARG, "tokenizer: pre-token of %zu bytes is too long", L);
+    if (L > w->cap) {                               /* a longer pre-token than so far */
+        size_t bytes, cap = L > 2 * w->cap ? L : 2 * w->cap;
+        uint64_t *mem;
+        if (!lm__mul_ok(cap, 6 * sizeof(uint64_t), &bytes) ||
+            (mem = (uint64_t *)LM_MALLOC(bytes)) == NULL)
+            return lm__fail(LM_ERR_MEM, "tokenizer: out of memory for a %zu-byte pre-token", L);
+        if (w->on_heap) LM_FREE(w->mem);
+        w->mem = mem;
+        w->cap = cap;
+        w->on_heap = 1;
+    }
+    heap = w->mem;                                  /* (3L) candidates                */
+    pend = heap + 3 * L;                            /* (L) pairs made at this rank    */
+    tok = (int *)(pend + L);                        /* (L) token at each position     */
+    next = tok + L;                                 /* (L) linked list of positions   */
+    prev = next + L;                                /* (L)                            */
+    for (i = 0; i < n; i++) { tok[i] = t->byte_id[s[i]]; next[i] = i + 1; prev[i] = i - 1; }
+    for (i = 0; i + 1 < n; i++) {
+        int r = lm__tok_rank(t, tok[i], tok[i + 1]);
+        if (r >= 0) lm__tok_heap_push(heap, &nh, (uint64_t)r << 32 | (uint32_t)i);
+    }
+    for (;;) {
+        uint64_t e;
+        int r, a, b, r2;
+        if (np && (nh == 0 || (long)(heap[0] >> 32) != cur))   /* rank done: new pairs in */
+            while (np) lm__tok_heap_push(heap, &nh, pend[--np]);
+        if (nh == 0) break;
+        e = lm__tok_heap_pop(heap, &nh);
+        r = (int)(e >> 32);
+        a = (int)(uint32_t)e;
+        if (tok[a] < 0 || next[a] >= n) continue;              /* merged away, or last */
+        b = next[a];
+        if (tok[a] != t->merge_l[r] || tok[b] != t->merge_r[r]) continue;   /* stale */
+        cur = r;
+        tok[a] = t->merge_to[r];                               /* a absorbs b */
+        tok[b] = -1;
+        next[a] = next[b];
+        if (next[b] < n) prev[next[b]] = a;
+        if (prev[a] >= 0 && (r2 = lm__tok_rank(t, tok[prev[a]], tok[a])) >= 0)
+            pend[np++] = (uint64_t)r2 << 32 | (uint32_t)prev[a];
+        if (next[a] < n && (r2 = lm__tok_rank(t, tok[a], tok[next[a]])) >= 0)
+            pend[np++] = (uint64_t)r2 << 32 | (uint32_t)a;
+    }
+    for (i = 0; i < n; i = next[i]) tok[m++] = tok[i];         /* m <= i: safe in place */
+    *out = tok;
+    return m;
+}
+
+/* Long texts repeat their words, so encode keeps a small direct-mapped cache from a
+   pre-token (found by its first place in the text) to its ids. It only saves time: the
+   ids are the same with or without it. */
+#define LM__TOK_CACHE 32768              /* entries, a power of two                        */
+#define LM__TOK_CACHE_IDS 6            /* pre-tokens of at most this many ids are kept   */
+typedef struct lm__tok_cached {
+    size_t off;                /* where the pre-token is in the text                      */
+    uint32_t len;              /* its length in bytes; 0 = empty entry                    */
+    int nids, ids[LM__TOK_CACHE_IDS];
+} lm__tok_cached;
+
+LMDEF long lm_tok_encode(const lm_tokenizer *t, const void *text, size_t n, int *ids,
+                         size_t cap) {
+    const unsigned char *s = (const unsigned char *)text;
+    uint64_t stack_mem[6 * 64];
+    lm__bpe_work w;
+    lm__tok_cached *cache = NULL;
+    size_t i = 0, count = 0;
+    long err = 0;
+    if (!t || (!s && n) || (!ids && cap))
+        return lm__fail(LM_ERR_ARG, "lm_tok_encode: NULL argument");
+    if (n > (size_t)LONG_MAX)
+        return lm__fail(LM_ERR_ARG, "lm_tok_encode: %zu bytes is too long", n);
+    if (t->n_merges == 0) {                                    /* bytes: nothing to merge */
+        for (i = 0; i < n && i < cap; i++) ids[i] = t->byte_id[s[i]];
+        return (long)n;
+    }
+    w.mem = stack_mem;
+    w.cap = 64;
+    w.on_heap = 0;
+    if (n >= 65536) {                                 /* worth a cache; fine without one */
+        cache = (lm__tok_cached *)LM_MALLOC(LM__TOK_CACHE * sizeof *cache);
+        for (i = 0; cache && i < LM__TOK_CACHE; i++) cache[i].len = 0;
+        i = 0;
+    }
+    while (i < n) {
+        size_t j = lm__tok_pretok_end(s, n, i), len = j - i;
+        lm__tok_cached *c = NULL;
+        const int *out = NULL;
+        long k, m;
+        if (len == 1) {                                        /* one byte, one token */
+            if (count < cap) ids[count] = t->byte_id[s[i]];
+            count++;
+            i = j;
+            continue;
+        }
+        if (cache) c = &cache[lm__tok_hash(s + i, len) & (LM__TOK_CACHE - 1)];
+        if (c && c->len == len && !memcmp(s + c->off, s + i, len)) {
+            out = c->ids;
+            m = c->nids;
+        } else {
+            m = lm__bpe_piece(t, s + i, len, &w, &out);
+            if (m < 0) { err = m; break; }
+            if (c && m <= LM__TOK_CACHE_IDS) {
+                c->off = i;
+                c->len = (uint32_t)len;       /* at most 1024 bytes per id */
+                c->nids = (int)m;
+                memcpy(c->ids, out, (size_t)m * sizeof *out);
+            }
+        }
+        for (k = 0; k < m; k++, count++)
+            if (count < cap) ids[count] = out[k];
+        i = j;
+    }
+    if (w.on_heap) LM_FREE(w.mem);
+    LM_FREE(cache);
+    return err ? err : (long)count;
+}
+
+LMDEF long lm_tok_decode(const lm_tokenizer *t, const int *ids, size_t n, void *out,
+                         size_t cap) {
+    unsigned char *o = (unsigned char *)out;
+    size_t i, total = 0;
+    if (!t || (!ids && n) || (!o && cap))
+        return lm__fail(LM_ERR_ARG, "lm_tok_decode: NULL argument");
+    for (i = 0; i < n; i++) {
+        int id = ids[i];
+        size_t len;
+        if (id < 0 || id >= t->vocab)
+            return lm__fail(LM_ERR_ARG, "lm_tok_decode: id %d at %zu is out of range [0, %d)",
+                            id, i, t->vocab);
+        len = t->off[id + 1] - t->off[id];
+        if (total < cap)
+            memcpy(o + total, t->bytes + t->off[id], cap - total < len ? cap - total : len);
+        total += len;
+        if (total > (size_t)LONG_MAX) return lm__fail(LM_ERR_ARG, "lm_tok_decode: output too long");
+    }
+    return (long)total;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Training a byte-level BPE.
+   1. Cut the text into pre-tokens and count each distinct one (a hash table over byte
+      strings). The distinct pre-tokens ("words") are laid end to end as one array of
+      symbols, at first their bytes; each symbol is linked to its neighbours in its word
+      and knows which word it is in, and so how often it occurs.
+   2. Count every adjacent pair of symbols, weighted by the frequency of its word, and
+      keep for each pair the list of its places (the index of its left symbol).
+   3. Repeat: take the most frequent pair (a max-heap; ties go to the smaller left id,
+      then the smaller right id), give it the next id, and rewrite it at each of its
+      places: its count goes down, the pairs it formed with its left and right neighbours
+      are replaced by pairs with the new token, and those new pairs go on the heap. A
+      place whose pair has changed since it was listed is skipped. When both halves are
+      the same token ("a a a"), a run is merged from its left end, as encoding does.
+      Heap entries are not updated in place: counts only fall, except for pairs that
+      contain the new token, which are pushed fresh; an entry whose count is out of date
+      is pushed again with the true count when it reaches the top.
+   A merge costs time in proportion to the places it rewrites, never a rescan, so a long
+   pre-token (a line of CJK, a run of digits) costs no more than many short ones.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm__bpe_word {
+    size_t start;              /* offset of the pre-token in the text                      */
+    size_t len;                /* its length in bytes                                      */
+    int64_t freq;              /* how often it occurs                                      */
+    uint64_t hash;
+} lm__bpe_word;
+
+typedef struct lm__bpe_pair {
+    int a, b;                  /* left and right token ids                                 */
+    int64_t count;             /* weighted occurrences                                     */
+    int head;                  /* first node of its list of places, -1 when empty          */
+    int stamp;                 /* the new token of the last merge that queued it           */
+} lm__bpe_pair;
+
+typedef struct lm__bpe_node { int pos, next; } lm__bpe_node;
+typedef struct lm__bpe_entry { int64_t count; int pair; } lm__bpe_entry;
+
+typedef struct lm__bpe_trainer {
+    lm__bpe_word *words; size_t nwords, cap_words;
+    int *sym;                  /* (nsym) token at each place, -1 once merged away          */
+    int *next, *prev;          /* (nsym) neighbours in the same word, -1 past its ends     */
+    int *word;                 /* (nsym) the word each symbol belongs to                   */
+    lm__bpe_pair *pairs; size_t npairs, cap_pairs;
+    int *pair_slot; int pair_bits;                   /* (a, b) -> pair index, -1 = empty */
+    lm__bpe_node *nodes; size_t nnodes, cap_nodes;   /* the lists of places              */
+    lm__bpe_entry *heap; size_t nheap, cap_heap;
+    int *touched; size_t ntouched, cap_touched;      /* pairs to push after a merge      */
+    int *tok_len;                                    /* (vocab_size) bytes per token     */
+    int *ml, *mr;                                    /* (vocab_size) the merges so far   */
+} lm__bpe_trainer;
+
+static int lm__bpe_oom(void) { return lm__fail(LM_ERR_MEM, "lm_bpe_train: out of memory"); }
+
+/* Heap order: higher count first, then smaller (a, b). */
+static int lm__bpe_before(const lm__bpe_trainer *tr, lm__bpe_entry x, lm__bpe_entry y) {
+    const lm__bpe_pair *p = &tr->pairs[x.pair], *q = &tr->pairs[y.pair];
+    if (x.count != y.count) return x.count > y.count;
+    if (p->a != q->a) return p->a < q->a;
+    return p->b < q->b;
+}
+
+static int lm__bpe_push(lm__bpe_trainer *tr, int pair) {
+    lm__bpe_entry e, *h;
+    size_t i;
+    h = (lm__bpe_entry *)lm__tok_reserve(tr->heap, &tr->cap_heap, tr->nheap + 1, sizeof *h);
+    if (!h) return lm__bpe_oom();
+    tr->heap = h;
+    e.count = tr->pairs[pair].count;
+    e.pair = pair;
+    for (i = tr->nheap++; i > 0 && lm__bpe_before(tr, e, h[(i - 1) / 2]); i = (i - 1) / 2)
+        h[i] = h[(i - 1) / 2];
+    h[i] = e;
+    return LM_OK;
+}
+
+static lm__bpe_entry lm__bpe_pop(lm__bpe_trainer *tr) {
+    lm__bpe_entry *h = tr->heap, top = h[0], v = h[--tr->nheap];
+    size_t i = 0, c, n = tr->nheap;
+    while ((c = 2 * i + 1) < n) {
+        if (c + 1 < n && lm__bpe_before(tr, h[c + 1], h[c])) c++;
+        if (!lm__bpe_before(tr, h[c], v)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = v;
+    return top;
+}
+
+/* Index of pair (a, b), created with count 0 if new (add = 1); -1 if absent (add = 0),
+   or -2 when out of memory. */
+static int lm__bpe_pair_index(lm__bpe_trainer *tr, int a, int b, int add) {
+    uint64_t key = lm__tok_pair_key(a, b);
+    size_t mask = ((size_t)1 << tr->pair_bits) - 1, h;
+    lm__bpe_pair *p;
+    if (add && 2 * (tr->npairs + 1) > mask + 1) {        /* keep the load under 1/2 */
+        int bits = tr->pair_bits + 1, *slot;
+        size_t i, n = (size_t)1 << bits;
+        if (bits > 30) return -2;
+        slot = (int *)LM_MALLOC(n * sizeof *slot);
+        if (!slot) return -2;
+        for (i = 0; i < n; i++) slot[i] = -1;
+        for (i = 0; i < tr->npairs; i++) {
+            h = lm__tok_pair_slot(lm__tok_pair_key(tr->pairs[i].a, tr->pairs[i].b), bits);
+            while (slot[h] >= 0) h = (h + 1) & (n - 1);
+            slot[h] = (int)i;
+        }
+        LM_FREE(tr->pair_slot);
+        tr->pair_slot = slot;
+        tr->pair_bits = bits;
+        mask = n - 1;
+    }
+    for (h = lm__tok_pair_slot(key, tr->pair_bits); tr->pair_slot[h] >= 0; h = (h + 1) & mask) {
+        p = &tr->pairs[tr->pair_slot[h]];
+        if (p->a == a && p->b == b) return tr->pair_slot[h];
+    }
+    if (!add) return -1;
+    p = (lm__bpe_pair *)lm__tok_reserve(tr->pairs, &tr->cap_pairs, tr->npairs + 1, sizeof *p);
+    if (!p) return -2;
+    tr->pairs = p;
+    p += tr->npairs;
+    p->a = a; p->b = b; p->count = 0; p->head = -1; p->stamp = -1;
+    tr->pair_slot[h] = (int)tr->npairs;
+    return (int)tr->npairs++;
+}
+
+/* One more occurrence, of weight f, of the pair (a, b) at place pos. Pairs made by the
+   merge that creates token x (x >= 0) are queued for the heap. */
+static int lm__bpe_add(lm__bpe_trainer *tr, int a, int b, int64_t f, int pos, int x) {
+    int i = lm__bpe_pair_index(tr, a, b, 1);
+    lm__bpe_node *nd;
+    if (i < 0) return lm__bpe_oom();
+    tr->pairs[i].count += f;
+    nd = (lm__bpe_node *)lm__tok_reserve(tr->nodes, &tr->cap_nodes, tr->nnodes + 1, sizeof *nd);
+    if (!nd) return lm__bpe_oom();
+    tr->nodes = nd;
+    nd[tr->nnodes].pos = pos;
+    nd[tr->nnodes].next = tr->pairs[i].head;
+    tr->pairs[i].head = (int)tr->nnodes++;
+    if (x >= 0 && tr->pairs[i].stamp != x) {
+        int *q = (int *)lm__tok_reserve(tr->touched, &tr->cap_touched, tr->ntouched + 1, sizeof *q);
+        if (!q) return lm__bpe_oom();
+        tr->touched = q;
+        q[tr->ntouched++] = i;
+        tr->pairs[i].stamp = x;
+    }
+    return LM_OK;
+}
+
+static void lm__bpe_sub(lm__bpe_trainer *tr, int a, int b, int64_t f) {
+    int i = lm__bpe_pair_index(tr, a, b, 0);
+    if (i >= 0) tr->pairs[i].count -= f;                  /* always found: it was counted */
+}
+
+/* Step 1: distinct pre-tokens with their counts, then the symbol arrays. */
+static int lm__bpe_count_words(lm__bpe_trainer *tr, const unsigned char *s, size_t n) {
+    int *table;
+    int bits = 10;
+    size_t i = 0, total = 0, k, mask = ((size_t)1 << bits) - 1;
+    table = (int *)LM_MALLOC((mask + 1) * sizeof *table);
+    if (!table) return lm__bpe_oom();
+    for (k = 0; k <= mask; k++) table[k] = -1;
+    while (i < n) {
+        size_t j = lm__tok_pretok_end(s, n, i), len = j - i, h;
+        uint64_t hash;
+        lm__bpe_word *w;
+        if (len < 2) { i = j; continue; }                 /* a single byte has no pairs */
+        hash = lm__tok_hash(s + i, len);
+        for (h = (size_t)(hash >> 7) & mask; table[h] >= 0; h = (h + 1) & mask) {
+            w = &tr->words[table[h]];
+            if (w->hash == hash && w->len == len && !memcmp(s + w->start, s + i, len)) break;
+        }
+        if (table[h] >= 0) { tr->words[table[h]].freq++; i = j; continue; }
+        if (total + len > (size_t)INT_MAX / 2) {
+            LM_FREE(table);
+            return lm__fail(LM_ERR_ARG, "lm_bpe_train: text has too many distinct words");
+        }
+        w = (lm__bpe_word *)lm__tok_reserve(tr->words, &tr->cap_words, tr->nwords + 1, sizeof *w);
+        if (!w) { LM_FREE(table); return lm__bpe_oom(); }
+        tr->words = w;
+        w += tr->nwords;
+        w->start = i; w->len = len; w->freq = 1; w->hash = hash;
+        table[h] = (int)tr->nwords++;
+        total += len;
+        if (2 * tr->nwords > mask) {                      /* grow the table */
+            int *t2;
+            bits++;
+            mask = ((size_t)1 << bits) - 1;
+            t2 = (int *)LM_MALLOC((mask + 1) * sizeof *t2);
+            if (!t2) { LM_FREE(table); return lm__bpe_oom(); }
+            for (k = 0; k <= mask; k++) t2[k] = -1;
+            for (k = 0; k < tr->nwords; k++) {
+                for (h = (size_t)(tr->words[k].hash >> 7) & mask; t2[h] >= 0; h = (h + 1) & mask) {}
+                t2[h] = (int)k;
+            }
+            LM_FREE(table);
+            table = t2;
+        }
+        i = j;
+    }
+    LM_FREE(table);
+    k = total ? total : 1;
+    tr->sym = (int *)LM_MALLOC(k * sizeof(int));
+    tr->next = (int *)LM_MALLOC(k * sizeof(int));
+    tr->prev = (int *)LM_MALLOC(k * sizeof(int));
+    tr->word = (int *)LM_MALLOC(k * sizeof(int));
+    if (!tr->sym || !tr->next || !tr->prev || !tr->word) return lm__bpe_oom();
+    for (i = 0, total = 0; i < tr->nwords; i++) {
+        const lm__bpe_word *w = &tr->words[i];
+        for (k = 0; k < w->len; k++) {
+            int p = (int)(total + k);
+            tr->sym[p] = s[w->start + k];
+            tr->prev[p] = k > 0 ? p - 1 : -1;
+            tr->next[p] = k + 1 < w->len ? p + 1 : -1;
+            tr->word[p] = (int)i;
+            if (k > 0 && lm__bpe_add(tr, tr->sym[p - 1], tr->sym[p], w->freq, p - 1, -1) != LM_OK)
+                return LM_ERR_MEM;                        /* step 2, as we go */
+        }
+        total += w->len;
+    }
+    return LM_OK;
+}
+
+/* Is the pair at place pos still (a, b)? */
+static int lm__bpe_at(const lm__bpe_trainer *tr, int pos, int a, int b) {
+    return pos >= 0 && tr->sym[pos] == a && tr->next[pos] >= 0 && tr->sym[tr->next[pos]] == b;
+}
+
+/* Step 3 at one place: the pair (a, b) at pos becomes token x, pair index p. */
+static int lm__bpe_merge_at(lm__bpe_trainer *tr, int pos, int p, int x) {
+    int q = tr->next[pos], l = tr->prev[pos], r = tr->next[q], a = tr->sym[pos], b = tr->sym[q];
+    int64_t f = tr->words[tr->word[pos]].freq;
+    if (l >= 0) lm__bpe_sub(tr, tr->sym[l], a, f);        /* old neighbour pairs out */
+    if (r >= 0) lm__bpe_sub(tr, b, tr->sym[r], f);
+    tr->pairs[p].count -= f;
+    tr->sym[pos] = x;                                     /* pos absorbs q */
+    tr->sym[q] = -1;
+    tr->next[pos] = r;
+    if (r >= 0) tr->prev[r] = pos;
+    if (l >= 0 && lm__bpe_add(tr, tr->sym[l], x, f, l, x) != LM_OK) return LM_ERR_MEM;
+    if (r >= 0 && lm__bpe_add(tr, x, tr->sym[r], f, pos, x) != LM_OK) return LM_ERR_MEM;
+    return LM_OK;
+}
+
+/* Step 3: pair p becomes token x at all of its places. */
+static int lm__bpe_merge(lm__bpe_trainer *tr, int p, int x) {
+    int node, a = tr->pairs[p].a, b = tr->pairs[p].b;
+    size_t i;
+    tr->ntouched = 0;
+    for (node = tr->pairs[p].head; node >= 0; node = tr->nodes[node].next) {
+        int pos = tr->nodes[node].pos;
+        if (!lm__bpe_at(tr, pos, a, b)) continue;         /* changed since listed */
+        if (a != b) {
+            if (lm__bpe_merge_at(tr, pos, p, x) != LM_OK) return LM_ERR_MEM;
+            continue;
+        }
+        while (tr->prev[pos] >= 0 && tr->sym[tr->prev[pos]] == a) pos = tr->prev[pos];
+        for (; lm__bpe_at(tr, pos, a, a); pos = tr->next[pos])   /* the run, left to right */
+            if (lm__bpe_merge_at(tr, pos, p, x) != LM_OK) return LM_ERR_MEM;
+    }
+    for (i = 0; i < tr->ntouched; i++)
+        if (tr->pairs[tr->touched[i]].count > 0 && lm__bpe_push(tr, tr->touched[i]) != LM_OK)
+            return LM_ERR_MEM;
+    return LM_OK;
+}
+
+static void lm__bpe_trainer_free(lm__bpe_trainer *tr) {
+    LM_FREE(tr->words); LM_FREE(tr->sym); LM_FREE(tr->next); LM_FREE(tr->prev);
+    LM_FREE(tr->word); LM_FREE(tr->pairs); LM_FREE(tr->pair_slot); LM_FREE(tr->nodes);
+    LM_FREE(tr->heap); LM_FREE(tr->touched); LM_FREE(tr->tok_len); LM_FREE(tr->ml);
+    LM_FREE(tr->mr);
+}
+
+LMDEF lm_tokenizer *lm_bpe_train(const void *text, size_t n, int vocab_size) {
+    lm__bpe_trainer tr;
+    lm_tokenizer *t = NULL;
+    int m = 0, k;
+    size_t i;
+    if (!text && n) return lm__fail(LM_ERR_ARG, "lm_bpe_train: NULL text"), (lm_tokenizer *)NULL;
+    if (vocab_size < 256 || vocab_size > LM__TOK_MAXVOCAB)
+        return lm__fail(LM_ERR_ARG, "lm_bpe_train: vocab_size %d is not in [256, %d]",
+                        vocab_size, LM__TOK_MAXVOCAB), (lm_tokenizer *)NULL;
+    memset(&tr, 0, sizeof tr);
+    tr.pair_bits = 10;
+    tr.pair_slot = (int *)LM_MALLOC(((size_t)1 << tr.pair_bits) * sizeof(int));
+    tr.tok_len = (int *)LM_MALLOC((size_t)vocab_size * sizeof(int));
+    tr.ml = (int *)LM_MALLOC((size_t)vocab_size * sizeof(int));
+    tr.mr = (int *)LM_MALLOC((size_t)vocab_size * sizeof(int));
+    if (!tr.pair_slot || !tr.tok_len || !tr.ml || !tr.mr) { lm__bpe_oom(); goto done; }
+    for (k = 0; k < (1 << tr.pair_bits); k++) tr.pair_slot[k] = -1;
+    for (k = 0; k < 256; k++) tr.tok_len[k] = 1;
+    if (lm__bpe_count_words(&tr, (const unsigned char *)text, n) != LM_OK) goto done;
+    for (i = 0; i < tr.npairs; i++)
+        if (lm__bpe_push(&tr, (int)i) != LM_OK) goto done;
+    while (256 + m < vocab_size && tr.nheap > 0) {
+        lm__bpe_entry e = lm__bpe_pop(&tr);
+        int a = tr.pairs[e.pair].a, b = tr.pairs[e.pair].b;
+        if (e.count != tr.pairs[e.pair].count) {             /* out of date: requeue */
+            if (tr.pairs[e.pair].count > 0 && lm__bpe_push(&tr, e.pair) != LM_OK) goto done;
+            continue;
+        }
+        if (tr.tok_len[a] + tr.tok_len[b] > LM__TOK_MAXLEN) continue;   /* never merged */
+        tr.ml[m] = a;
+        tr.mr[m] = b;
+        tr.tok_len[256 + m] = tr.tok_len[a] + tr.tok_len[b];
+        if (lm__bpe_merge(&tr, e.pair, 256 + m) != LM_OK) goto done;
+        m++;
+    }
+    t = lm__tok_build_bpe(m, tr.ml, tr.mr);
+done:
+    lm__bpe_trainer_free(&tr);
+    return t;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Our file format (see the docs block): a header of three lines, then one "L R" line per
+   merge. Written in two passes, the first only measuring; read by a strict cursor.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm__tok_cur { const unsigned char *p, *end; } lm__tok_cur;
+
+/* Append s[0..n) at *pos when it fits below cap (out may be NULL to only measure). */
+static void lm__tok_put(unsigned char *out, size_t cap, size_t *pos, const char *s, size_t n) {
+    if (out && *pos + n <= cap) memcpy(out + *pos, s, n);
+    *pos += n;
+}
+static void lm__tok_put_uint(unsigned char *out, size_t cap, size_t *pos, unsigned v, char end) {
+    char tmp[16];
+    int k = 15;
+    tmp[k] = end;
+    do { tmp[--k] = (char)('0' + v % 10); v /= 10; } while (v);
+    lm__tok_put(out, cap, pos, tmp + k, (size_t)(16 - k));
+}
+static size_t lm__tok_image(const lm_tokenizer *t, unsigned char *out, size_t cap) {
+    size_t pos = 0;
+    int k;
+    lm__tok_put(out, cap, &pos, "lm-bpe 1\npretok gpt2\nmerges ", 28);
+    lm__tok_put_uint(out, cap, &pos, (unsigned)t->n_merges, '\n');
+    for (k = 0; k < t->n_merges; k++) {
+        lm__tok_put_uint(out, cap, &pos, (unsigned)t->merge_l[k], ' ');
+        lm__tok_put_uint(out, cap, &pos, (unsigned)t->merge_r[k], '\n');
+    }
+    return pos;
+}
+
+LMDEF long lm_tok_save_mem(const lm_tokenizer *t, void *buf, size_t cap) {
+    size_t need;
+    if (!t || (!buf && cap)) return lm__fail(LM_ERR_ARG, "lm_tok_save_mem: NULL argument");
+    if (t->kind == LM__TOK_GPT2)
+        return lm__fail(LM_ERR_ARG, "lm_tok_save: a GPT-2 tokenizer is kept as its own "
+                        "encoder.json and vocab.bpe");
+    need = lm__tok_image(t, NULL, 0);
+    if (need > (size_t)LONG_MAX) return lm__fail(LM_ERR_ARG, "lm_tok_save_mem: too large");
+    if (buf && cap >= need) lm__tok_image(t, (unsigned char *)buf, cap);
+    return (long)need;
+}
+
+static int lm__tok_lit(lm__tok_cur *c, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n)) return 0;
+    c->p += n;
+    return 1;
+}
+/* A decimal number of at most 9 digits without leading zeros, then the character end. */
+static int lm__tok_uint(lm__tok_cur *c, long *v, char end) {
+    int k = 0;
+    *v = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9' && k < 10) {
+        if (k == 1 && *v == 0) return 0;                    /* leading zero */
+        *v = *v * 10 + (*c->p++ - '0');
+        k++;
+    }
+    if (k == 0 || k > 9 || c->p >= c->end || *c->p != (unsigned char)end) return 0;
+    c->p++;
+    return 1;
+}
+
+LMDEF lm_tokenizer *lm_tok_load_mem(const void *buf, size_t n) {
+    lm__tok_cur c;
+    long version, count, k, v;
+    int *lr;
+    lm_tokenizer *t;
+    if (!buf && n)
+        return lm__fail(LM_ERR_ARG, "lm_tok_load_mem: NULL buffer"), (lm_tokenizer *)NULL;
+    c.p = (const unsigned char *)buf;
+    c.end = c.p + n;
+    if (!lm__tok_lit(&c, "lm-bpe "))
+        return lm__fail(LM_ERR_FORMAT, "tokenizer file: not an lm-bpe file (bad magic)"),
+               (lm_tokenizer *)NULL;
+    if (!lm__tok_uint(&c, &version, '\n') || version != 1)
+        return lm__fail(LM_ERR_FORMAT, "tokenizer file: unsupported version (this reads 1)"),
+               (lm_tokenizer *)NULL;
+    if (!lm__tok_lit(&c, "pretok gpt2\n"))
+        return lm__fail(LM_ERR_FORMAT, "tokenizer file: line 2 is not \"pretok gpt2\""),
+               (lm_tokenizer *)NULL;
+    if (!lm__tok_lit(&c, "merges ") || !lm__tok_uint(&c, &count, '\n') ||
+        count > LM__TOK_MAXVOCAB - 256)
+        return lm__fail(LM_ERR_FORMAT, "tokenizer file: line 3 is not \"merges N\" with "
+                        "N <= %d", LM__TOK_MAXVOCAB - 256), (lm_tokenizer *)NULL;
+    if ((size_t)count > (size_t)(c.end - c.p) / 4)           /* a line takes 4+ bytes */
+        return lm__fail(LM_ERR_FORMAT, "tokenizer file: truncated (%ld merges announced)",
+                        count), (lm_tokenizer *)NULL;
+    lr = (int *)LM_MALLOC(2 * ((size_t)count + 1) * sizeof *lr);
+    if (!lr) return lm__fail(LM_ERR_MEM, "tokenizer file: out of memory"), (lm_tokenizer *)NULL;
+    for (k = 0; k < count; k++) {
+        if (!lm__tok_uint(&c, &v, ' ') || v >= 256 + k) break;
+        lr[k] = (int)v;
+        if (!lm__tok_uint(&c, &v, '\n') || v >= 256 + k) break;
+        lr[count + k] = (int)v;
+    }
+    if (k < count || c.p != c.end) {
+        LM_FREE(lr);
+        if (k < count)
+            return lm__fail(LM_ERR_FORMAT, "tokenizer file: line %ld is not \"L R\" with ids "
+                            "below %ld", k + 4, 256 + k), (lm_tokenizer *)NULL;
+        return lm__fail(LM_ERR_FORMAT, "tokenizer file: unexpected bytes after the last "
+                        "merge"), (lm_tokenizer *)NULL;
+    }
+    t = lm__tok_build_bpe((int)count, lr, lr + count);
+    LM_FREE(lr);
+    return t;
+}
+
+/* ---------------------------------------------------------------------------------------
+   GPT-2's files. GPT-2 writes each token as a string of printable characters: byte b is
+   the character U+00b itself when b is printable Latin-1 (33..126, 161..172, 174..255),
+   and the k-th other byte (in byte order) is U+0100 + k, so U+0100..U+0143 are used.
+   encoder.json maps those strings to ids; vocab.bpe lists the merges "A B" by rank after
+   a "#version" line. Both are read strictly: any malformed JSON, unknown character,
+   repeated string, id or pair, or merge whose parts or result are not tokens is an error.
+   --------------------------------------------------------------------------------------- */
+#define LM__GPT2_NCHAR 324                 /* characters U+0000..U+0143 */
+
+static void lm__gpt2_unmap(int *u2b) {     /* (LM__GPT2_NCHAR) character -> byte or -1 */
+    int b, k = 0;
+    for (b = 0; b < LM__GPT2_NCHAR; b++) u2b[b] = -1;
+    for (b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+        u2b[printable ? b : 256 + k++] = b;
+    }
+}
+
+static int lm__gpt2_err(const char *file, const lm__tok_cur *c, const unsigned char *start,
+                        const char *what) {
+    return lm__fail(LM_ERR_FORMAT, "%s: %s at byte %zu", file, what, (size_t)(c->p - start));
+}
+
+static void lm__tok_json_ws(lm__tok_cur *c) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int lm__tok_hex4(const unsigned char *p, uint32_t *v) {
+    int k;
+    *v = 0;
+    for (k = 0; k < 4; k++) {
+        unsigned h = p[k];
+        if (h >= '0' && h <= '9') h -= '0';
+        else if ((h | 32) >= 'a' && (h | 32) <= 'f') h = (h | 32) - 'a' + 10;
+        else return 0;
+        *v = *v << 4 | h;
+    }
+    return 1;
+}
+
+/* A JSON string (the cursor is at its opening quote) that spells a GPT-2 token: its bytes
+   go to out (at most LM__TOK_MAXLEN). Returns a message, or NULL when all is well. */
+static const char *lm__tok_json_str(lm__tok_cur *c, const int *u2b, unsigned char *out, int *len) {
+    *len = 0;
+    if (c->p >= c->end || *c->p != '"') return "expected a string";
+    c->p++;
+    for (;;) {
+        uint32_t cp;
+        if (c->p >= c->end) return "unterminated string";
+        if (*c->p == '"') { c->p++; return NULL; }
+        if (*c->p < 0x20) return "control character in a string";
+        if (*c->p == '\\') {
+            const char *esc = "\"\"\\\\//b\bf\fn\nr\rt\t", *e;
+            if (c->end - c->p < 2) return "unterminated string";
+            for (e = esc; *e && *e != (char)c->p[1]; e += 2) {}
+            if (*e) { cp = (unsigned char)e[1]; c->p += 2; }
+            else if (c->p[1] == 'u') {
+                if (c->end - c->p < 6 || !lm__tok_hex4(c->p + 2, &cp)) return "bad \\u escape";
+                c->p += 6;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) return "lone low surrogate";
+                if (cp >= 0xD800 && cp <= 0xDBFF) {           /* needs its low half */
+                    uint32_t lo;
+                    if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
+                        !lm__tok_hex4(c->p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        return "lone high surrogate";
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    c->p += 6;
+                }
+            } else return "bad escape";
+        } else {
+            int k = lm__tok_utf8(c->p, (size_t)(c->end - c->p), &cp);
+            if (!k) return "invalid UTF-8";
+            c->p += k;
+        }
+        if (cp >= LM__GPT2_NCHAR || u2b[cp] < 0) return "character that stands for no byte";
+        if (*len >= LM__TOK_MAXLEN) return "token longer than 1024 bytes";
+        out[(*len)++] = (unsigned char)u2b[cp];
+    }
+}
+
+/* Token lookup by bytes, for resolving merges: open addressing over ids. */
+typedef struct lm__tok_index { int *slot; int bits; } lm__tok_index;
+static int lm__tok_find(const lm_tokenizer *t, const lm__tok_index *ix,
+                        const unsigned char *s, size_t n, int insert_id) {
+    size_t mask = ((size_t)1 << ix->bits) - 1, h = (size_t)lm__tok_hash(s, n) & mask;
+    for (; ix->slot[h] >= 0; h = (h + 1) & mask) {
+        int id = ix->slot[h];
+        if (t->off[id + 1] - t->off[id] == n && !memcmp(t->bytes + t->off[id], s, n)) return id;
+    }
+    if (insert_id >= 0) ix->slot[h] = insert_id;
+    return -1;
+}
+
+typedef struct lm__tok_json_entry { size_t off; int len, id; } lm__tok_json_entry;
+
+LMDEF lm_tokenizer *lm_tok_load_gpt2_mem(const void *encoder_json, size_t n1,
+                                         const void *vocab_bpe, size_t n2) {
+    const unsigned char *js = (const unsigned char *)encoder_json;
+    const unsigned char *bp = (const unsigned char *)vocab_bpe;
+    int u2b[LM__GPT2_NCHAR];
+    unsigned char *blob = NULL, pair[2 * LM__TOK_MAXLEN];
+    lm__tok_json_entry *ent = NULL;
+    size_t nent = 0, cap_ent = 0, used = 0, i, lines = 1;
+    int *by_id = NULL, vocab, b;
+    lm__tok_index ix;
+    lm_tokenizer *t = NULL;
+    lm__tok_cur c;
+    const char *msg;
+    ix.slot = NULL;
+    if ((!js && n1) || (!bp && n2))
+        return lm__fail(LM_ERR_ARG, "lm_tok_load_gpt2_mem: NULL buffer"), (lm_tokenizer *)NULL;
+    lm__gpt2_unmap(u2b);
+
+    /* encoder.json: { "token": id, ... } with the token bytes packed into blob */
+    blob = (unsigned char *)LM_MALLOC(n1 ? n1 : 1);
+    if (!blob) { lm__fail(LM_ERR_MEM, "encoder.json: out of memory"); goto fail; }
+    c.p = js;
+    c.end = js + n1;
+    lm__tok_json_ws(&c);
+    if (!lm__tok_lit(&c, "{")) { lm__gpt2_err("encoder.json", &c, js, "expected {"); goto fail; }
+    lm__tok_json_ws(&c);
+    if (lm__tok_lit(&c, "}")) { lm__gpt2_err("encoder.json", &c, js, "no tokens"); goto fail; }
+    for (;;) {
+        lm__tok_json_entry *e;
+        long id = 0;
+        int len, k = 0;
+        lm__tok_json_ws(&c);
+        if ((msg = lm__tok_json_str(&c, u2b, pair, &len)) != NULL) {
+            lm__gpt2_err("encoder.json", &c, js, msg);
+            goto fail;
+        }
+        lm__tok_json_ws(&c);
+        if (!lm__tok_lit(&c, ":")) {
+            lm__gpt2_err("encoder.json", &c, js, "expected :");
+            goto fail;
+        }
+        lm__tok_json_ws(&c);
+        while (c.p < c.end && *c.p >= '0' && *c.p <= '9' && k < 8) {
+            if (k == 1 && id == 0) break;                      /* leading zero */
+            id = id * 10 + (*c.p++ - '0');
+            k++;
+        }
+        if (k == 0 || id >= LM__TOK_MAXVOCAB || (c.p < c.end && *c.p >= '0' && *c.p <= '9')) {
+            lm__gpt2_err("encoder.json", &c, js,
+                         "expected an id: digits, no leading zero, below 1048576");
+            goto fail;
+        }
+        e = (lm__tok_json_entry *)lm__tok_reserve(ent, &cap_ent, nent + 1, sizeof *e);
+        if (!e) { lm__fail(LM_ERR_MEM, "encoder.json: out of memory"); goto fail; }
+        ent = e;
+        ent[nent].off = used;
+        ent[nent].len = len;
+        ent[nent].id = (int)id;
+        nent++;
+        memcpy(blob + used, pair, (size_t)len);             /* len <= the string's size */
+        used += (size_t)len;
+        lm__tok_json_ws(&c);
+        if (lm__tok_lit(&c, ",")) continue;
+        if (lm__tok_lit(&c, "}")) break;
+        lm__gpt2_err("encoder.json", &c, js, "expected , or }");
+        goto fail;
+    }
+    lm__tok_json_ws(&c);
+    if (c.p != c.end) { lm__gpt2_err("encoder.json", &c, js, "text after the object"); goto fail; }
+    if (nent > LM__TOK_MAXVOCAB || used > LM__TOK_MAXBYTES) {
+        lm__fail(LM_ERR_FORMAT, "encoder.json: too many tokens");
+        goto fail;
+    }
+    vocab = (int)nent;
+
+    /* ids must be exactly 0 .. vocab-1 */
+    by_id = (int *)LM_MALLOC((size_t)vocab * sizeof *by_id);
+    if (!by_id) { lm__fail(LM_ERR_MEM, "encoder.json: out of memory"); goto fail; }
+    for (i = 0; i < nent; i++) by_id[i] = -1;
+    for (i = 0; i < nent; i++) {
+        if (ent[i].id >= vocab || by_id[ent[i].id] >= 0) {
+            lm__fail(LM_ERR_FORMAT, "encoder.json: id %d is repeated or not below the token "
+                     "count %d", ent[i].id, vocab);
+            goto fail;
+        }
+        by_id[ent[i].id] = (int)i;
+    }
+
+    /* the tokenizer, with room for one merge per line of vocab.bpe */
+    for (i = 0; i < n2; i++) lines += bp[i] == '\n';
+    if (lines > LM__TOK_MAXVOCAB) {
+        lm__fail(LM_ERR_FORMAT, "vocab.bpe: too many lines");
+        goto fail;
+    }
+    t = lm__tok_alloc(LM__TOK_GPT2, vocab, used, (int)lines);
+    if (!t) goto fail;
+    for (b = 0, used = 0; b < vocab; b++) {
+        const lm__tok_json_entry *e = &ent[by_id[b]];
+        memcpy(t->bytes + used, blob + e->off, (size_t)e->len);
+        used += (size_t)e->len;
+        t->off[b + 1] = (uint32_t)used;
+    }
+    ix.bits = 1;
+    while (((size_t)1 << ix.bits) < 2 * (size_t)vocab) ix.bits++;
+    ix.slot = (int *)LM_MALLOC(((size_t)1 << ix.bits) * sizeof(int));
+    if (!ix.slot) { lm__fail(LM_ERR_MEM, "encoder.json: out of memory"); goto fail; }
+    for (i = 0; i < ((size_t)1 << ix.bits); i++) ix.slot[i] = -1;
+    for (b = 0; b < vocab; b++) {
+        if (lm__tok_find(t, &ix, t->bytes + t->off[b], t->off[b + 1] - t->off[b], b) >= 0) {
+            lm__fail(LM_ERR_FORMAT, "encoder.json: token %d repeats an earlier string", b);
+            goto fail;
+        }
+    }
+    for (b = 0; b < 256; b++) {
+        unsigned char one = (unsigned char)b;
+        if ((t->byte_id[b] = lm__tok_find(t, &ix, &one, 1, -1)) < 0) {
+            lm__fail(LM_ERR_FORMAT, "encoder.json: no token for the byte %d", b);
+            goto fail;
+        }
+    }
+
+    /* vocab.bpe: "#version ..." then "A B" lines in rank order */
+    c.p = bp;
+    c.end = bp + n2;
+    if (!lm__tok_lit(&c, "#version")) {
+        lm__gpt2_err("vocab.bpe", &c, bp, "expected a #version line");
+        goto fail;
+    }
+    while (c.p < c.end && *c.p != '\n') c.p++;
+    if (c.p < c.end) c.p++;
+    while (c.p < c.end) {
+        int len = 0, split = -1, l, r, to;
+        while (c.p < c.end && *c.p != '\n') {
+            uint32_t cp;
+            int k;
+            if (*c.p == ' ' && split < 0 && len > 0) { split = len; c.p++; continue; }
+            k = lm__tok_utf8(c.p, (size_t)(c.end - c.p), &cp);
+            if (!k || cp >= LM__GPT2_NCHAR || u2b[cp] < 0 ||
+                len - (split < 0 ? 0 : split) >= LM__TOK_MAXLEN) {
+                lm__gpt2_err("vocab.bpe", &c, bp, "bad character in a merge");
+                goto fail;
+            }
+            pair[len++] = (unsigned char)u2b[cp];
+            c.p += k;
+        }
+        if (split < 0 || split == len) {
+            lm__gpt2_err("vocab.bpe", &c, bp, "a merge line is not \"A B\"");
+            goto fail;
+        }
+        if (c.p < c.end) c.p++;                                  /* the newline */
+        l = lm__tok_find(t, &ix, pair, (size_t)split, -1);
+        r = lm__tok_find(t, &ix, pair + split, (size_t)(len - split), -1);
+        to = lm__tok_find(t, &ix, pair, (size_t)len, -1);
+        if (l < 0 || r < 0 || to < 0) {
+            lm__gpt2_err("vocab.bpe", &c, bp, "a merge of or into a string that is no token");
+            goto fail;
+        }
+        if (lm__tok_add_merge(t, l, r, to) != LM_OK) goto fail;
+    }
+    LM_FREE(blob); LM_FREE(ent); LM_FREE(by_id); LM_FREE(ix.slot);
+    return t;
+fail:
+    LM_FREE(blob); LM_FREE(ent); LM_FREE(by_id); LM_FREE(ix.slot);
+    lm_tok_free(t);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Files: read whole, parse in memory; save through a temporary file and a rename, so a
+   crash never leaves half a tokenizer behind.
+   --------------------------------------------------------------------------------------- */
+#ifndef LM_NO_STDIO
+static int lm__tok_slurp(const char *path, unsigned char **buf, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    size_t cap = 0, got;
+    unsigned char *p = NULL;
+    *buf = NULL;
+    *n = 0;
+    if (!f) return lm__fail(LM_ERR_IO, "cannot open %s", path);
+    for (;;) {
+        unsigned char *q = (unsigned char *)lm__tok_reserve(p, &cap, *n + 65536, 1);
+        if (!q) { fclose(f); LM_FREE(p); return lm__fail(LM_ERR_MEM, "%s: out of memory", path); }
+        p = q;
+        got = fread(p + *n, 1, cap - *n, f);
+        *n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) { fclose(f); LM_FREE(p); return lm__fail(LM_ERR_IO, "cannot read %s", path); }
+    fclose(f);
+    *buf = p;
+    return LM_OK;
+}
+
+LMDEF lm_tokenizer *lm_tok_load(const char *path) {
+    unsigned char *buf;
+    size_t n;
+    lm_tokenizer *t;
+    if (!path) return lm__fail(LM_ERR_ARG, "lm_tok_load: NULL path"), (lm_tokenizer *)NULL;
+    if (lm__tok_slurp(path, &buf, &n) != LM_OK) return NULL;
+    t = lm_tok_load_mem(buf, n);
+    LM_FREE(buf);
+    return t;
+}
+
+LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir) {
+    unsigned char *enc = NULL, *bpe = NULL;
+    size_t n1, n2, dl;
+    char *path;
+    lm_tokenizer *t = NULL;
+    if (!dir) return lm__fail(LM_ERR_ARG, "lm_tok_load_gpt2: NULL dir"), (lm_tokenizer *)NULL;
+    dl = strlen(dir);
+    path = (char *)LM_MALLOC(dl + 16);
+    if (!path) return lm__fail(LM_ERR_MEM, "out of memory"), (lm_tokenizer *)NULL;
+    memcpy(path, dir, dl);
+    memcpy(path + dl, "/encoder.json", 14);
+    if (lm__tok_slurp(path, &enc, &n1) == LM_OK) {
+        memcpy(path + dl, "/vocab.bpe", 11);
+        if (lm__tok_slurp(path, &bpe, &n2) == LM_OK) {
+            t = lm_tok_load_gpt2_mem(enc, n1, bpe, n2);
+            LM_FREE(bpe);
+        }
+        LM_FREE(enc);
+    }
+    LM_FREE(path);
+    return t;
+}
+
+LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
+    long need = lm_tok_save_mem(t, NULL, 0);
+    unsigned char *buf;
+    char *tmp;
+    size_t pl;
+    FILE *f;
+    int ok;
+    if (need < 0) return (int)need;
+    if (!path) return lm__fail(LM_ERR_ARG, "lm_tok_save: NULL path");
+    pl = strlen(path);
+    buf = (unsigned char *)LM_MALLOC((size_t)need + 1);
+    tmp = (char *)LM_MALLOC(pl + 5);
+    if (!buf || !tmp) {
+        LM_FREE(buf); LM_FREE(tmp);
+        return lm__fail(LM_ERR_MEM, "lm_tok_save: out of memory");
+    }
+    lm_tok_save_mem(t, buf, (size_t)need);
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp", 5);
+    f = fopen(tmp, "wb");
+    if (!f) {
+        LM_FREE(buf); LM_FREE(tmp);
+        return lm__fail(LM_ERR_IO, "cannot create %s.tmp", path);
+    }
+    ok = fwrite(buf, 1, (size_t)need, f) == (size_t)need;
+    ok &= fflush(f) == 0;
+    ok &= fclose(f) == 0;
+    /* rename over the old file; where that is refused (Windows), remove it first */
+    if (ok && rename(tmp, path) != 0) ok = remove(path) == 0 && rename(tmp, path) == 0;
+    if (!ok) remove(tmp);
+    LM_FREE(buf); LM_FREE(tmp);
+    return ok ? LM_OK : lm__fail(LM_ERR_IO, "cannot write %s", path);
+}
+#endif /* LM_NO_STDIO */
+
+/* ---------------------------------------------------------------------------------------
+   Safetensors I/O (DESIGN 3.2).
+   A file is: u64 little-endian N; N bytes of JSON; the raw data. The JSON is one object
+   mapping each tensor name to {"dtype": "F32", "shape": [...], "data_offsets": [b, e]},
+   offsets relative to the start of the data, plus an optional "__metadata__" object of
+   string -> string. Checkpoints come from strangers, so the reader trusts nothing: the
+   header length is checked against the file, the JSON is parsed by a small strict parser
+   that knows exactly this schema (so no nesting can make it recurse), every string must be
+   valid UTF-8, and every shape and offset is checked with overflow-safe arithmetic before
+   a single byte of data is touched. Numbers in the data are assembled from bytes, so the
+   code is right on big-endian hosts and at any alignment.
+   --------------------------------------------------------------------------------------- */
+#ifndef LM_NO_STDIO
+#include <errno.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#ifndef __cplusplus
+/* fsync and fileno are POSIX, not C99: under -std=c99 the system headers may hide them.
+   Repeating a compatible declaration is always allowed in C (C++ builds see them anyway). */
+extern int fsync(int fd);
+extern int (fileno)(FILE *stream);
+#endif
+#define LM__ST_FSYNC 1
+#endif
+#endif
+
+/* Bytes <-> numbers, little-endian whatever the host. */
+static uint64_t lm__st_le64(const unsigned char *p) {
+    uint64_t v = 0;
+    int i;
+    for (i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+static void lm__st_put_le64(unsigned char *p, uint64_t v) {
+    int i;
+    for (i = 0; i < 8; i++, v >>= 8) p[i] = (unsigned char)(v & 0xFF);
+}
+static int lm__st_host_le(void) {
+    const uint32_t one = 1;
+    unsigned char c;
+    memcpy(&c, &one, 1);
+    return c == 1;
+}
+static float lm__st_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static uint32_t lm__st_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+/* IEEE half (1 sign, 5 exponent, 10 mantissa bits) to float, exactly: every half value,
+   subnormals, infinities and NaNs included, is a float. */
+static float lm__f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
+    uint32_t x;
+    if (exp == 0x1F) {
+        x = sign | 0x7F800000u | man << 13;                  /* inf, or NaN with payload */
+    } else if (exp) {
+        x = sign | (exp + 112) << 23 | man << 13;            /* rebias 15 -> 127          */
+    } else if (!man) {
+        x = sign;                                            /* +-0                       */
+    } else {
+        /* subnormal man * 2^-24: shift until the leading bit becomes the implicit one */
+        uint32_t e = 113;
+        while (!(man & 0x400)) { man <<= 1; e--; }
+        x = sign | e << 23 | (man & 0x3FF) << 13;
+    }
+    return lm__st_bits_f32(x);
+}
+
+/* Float to half, rounded to nearest even; too large gives infinity, NaN stays NaN. */
+static uint16_t lm__f32_to_f16(float f) {
+    uint32_t x = lm__st_f32_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000, man = x & 0x7FFFFF, h, rem, half;
+    int e = (int)((x >> 23) & 0xFF) - 127 + 15;               /* half's biased exponent */
+    if (((x >> 23) & 0xFF) == 0xFF)
+        return (uint16_t)(sign | 0x7C00 | (man ? 0x200 | man >> 13 : 0));
+    if (e >= 31) return (uint16_t)(sign | 0x7C00);
+    if (e <= 0) {
+        /* a half subnormal m * 2^-24 with m = (1.man) * 2^(e+9): shift the full 24-bit
+           significand right by 14 - e and round on the bits shifted out */
+        int shift = 14 - e;
+        if (shift > 24) return (uint16_t)sign;                 /* below half the smallest */
+        man |= 0x800000;
+        h = man >> shift;
+        rem = man & ((1u << shift) - 1);
+        half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    h = sign | (uint32_t)e << 10 | man >> 13;
+    rem = man & 0x1FFF;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;  /* a carry may reach inf: right */
+    return (uint16_t)h;
+}
+
+/* bfloat16 is the top half of a float: widening is a shift, narrowing rounds to even. */
+static float lm__bf16_to_f32(uint16_t b) { return lm__st_bits_f32((uint32_t)b << 16); }
+static uint16_t lm__f32_to_bf16(float f) {
+    uint32_t x = lm__st_f32_bits(f);
+    if ((x & 0x7FFFFFFF) > 0x7F800000u) return (uint16_t)(x >> 16 | 0x40);  /* quiet NaN */
+    x += 0x7FFF + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+/* The dtypes of the format. Only the first three can be read as floats; the others are
+   known so that a file holding them still parses and its offsets can be checked. */
+typedef struct lm__st_dtype_info { const char *name; int size; } lm__st_dtype_info;
+static const lm__st_dtype_info lm__st_dtypes[LM_DT_COUNT] = {
+    {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"F64", 8}, {"I64", 8}, {"I32", 4}, {"I16", 2},
+    {"I8", 1}, {"U8", 1}, {"BOOL", 1}, {"U16", 2}, {"U32", 4}, {"U64", 8},
+    {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"F8_E8M0", 1}, {"C64", 8}};
+
+LMDEF const char *lm_st_dtype_name(int dtype) {
+    return dtype >= 0 && dtype < LM_DT_COUNT ? lm__st_dtypes[dtype].name : "?";
+}
+LMDEF int lm_st_dtype_size(int dtype) {
+    return dtype >= 0 && dtype < LM_DT_COUNT ? lm__st_dtypes[dtype].size : 0;
+}
+
+/* Decode n elements of a readable dtype from little-endian bytes at src into floats. */
+static void lm__st_decode(const unsigned char *src, int dtype, size_t n, float *out) {
+    size_t i;
+    if (dtype == LM_DT_F32) {
+        if (lm__st_host_le()) {
+            if (n) memcpy(out, src, n * 4);
+        } else {
+            for (i = 0; i < n; i++, src += 4)
+                out[i] = lm__st_bits_f32((uint32_t)src[0] | (uint32_t)src[1] << 8 |
+                                         (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24);
+        }
+    } else if (dtype == LM_DT_F16) {
+        for (i = 0; i < n; i++, src += 2)
+            out[i] = lm__f16_to_f32((uint16_t)(src[0] | src[1] << 8));
+    } else {
+        for (i = 0; i < n; i++, src += 2)
+            out[i] = lm__bf16_to_f32((uint16_t)(src[0] | src[1] << 8));
+    }
+}
+
+/* Encode n floats as dtype (F32, F16 or BF16) little-endian bytes at dst. */
+static void lm__st_encode(const float *src, int dtype, size_t n, unsigned char *dst) {
+    size_t i;
+    if (dtype == LM_DT_F32) {
+        if (lm__st_host_le()) {
+            if (n) memcpy(dst, src, n * 4);
+        } else {
+            for (i = 0; i < n; i++, dst += 4) {
+                uint32_t u = lm__st_f32_bits(src[i]);
+                dst[0] = (unsigned char)u; dst[1] = (unsigned char)(u >> 8);
+                dst[2] = (unsigned char)(u >> 16); dst[3] = (unsigned char)(u >> 24);
+            }
+        }
+    } else {
+        for (i = 0; i < n; i++, dst += 2) {
+            uint16_t h = dtype == LM_DT_F16 ? lm__f32_to_f16(src[i]) : lm__f32_to_bf16(src[i]);
+            dst[0] = (unsigned char)(h & 0xFF);
+            dst[1] = (unsigned char)(h >> 8);
+        }
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes available), or 0 if it is not
+   one: no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t lm__utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    size_t len, k;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;           /* overlong below U+0800                     */
+        if (c == 0xED) hi = 0x9F;           /* surrogates U+D800..DFFF                   */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;           /* overlong below U+10000                    */
+        if (c == 0xF4) hi = 0x8F;           /* above U+10FFFF                            */
+    } else return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (k = 2; k < len; k++) if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return len;
+}
+static int lm__utf8_valid(const char *z) {
+    const unsigned char *s = (const unsigned char *)z;
+    size_t n = strlen(z), i = 0, k;
+    while (i < n) { if (!(k = lm__utf8_seq(s + i, n - i))) return 0; i += k; }
+    return 1;
+}
+
+/* Decimal text of v into out (room for 21 bytes); returns the end (at the NUL). */
+static char *lm__st_utoa(uint64_t v, char *out) {
+    char tmp[24];
+    int k = 0;
+    do { tmp[k++] = (char)('0' + (int)(v % 10)); v /= 10; } while (v);
+    while (k) *out++ = tmp[--k];
+    *out = 0;
+    return out;
+}
+/* A strict decimal: digits only, no sign, no leading zero, at most max. */
+static int lm__st_atou(const char *z, uint64_t max, uint64_t *out) {
+    uint64_t v = 0;
+    if (!z || !*z || (z[0] == '0' && z[1])) return 0;
+    for (; *z; z++) {
+        unsigned d = (unsigned)(*z - '0');
+        if (d > 9 || v > (max - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+/* "[a, b, c]" for messages. */
+static void lm__st_shape_str(const int64_t *shape, int ndim, char *out) {
+    int i;
+    *out++ = '[';
+    for (i = 0; i < ndim; i++) {
+        if (i) { *out++ = ','; *out++ = ' '; }
+        out = lm__st_utoa((uint64_t)shape[i], out);
+    }
+    *out++ = ']';
+    *out = 0;
+}
+
+/* Arrays that grow by doubling (LM_MALLOC has no realloc). Returns the new array, or NULL
+   with the old one left as it was. */
+static void *lm__st_grow(void *arr, int *cap, int need, size_t elem) {
+    void *q;
+    size_t bytes;
+    int nc = *cap ? *cap : 16;
+    while (nc < need) {
+        if (nc > INT_MAX / 2) return NULL;
+        nc *= 2;
+    }
+    if (!lm__mul_ok((size_t)nc, elem, &bytes) || !(q = LM_MALLOC(bytes))) return NULL;
+    if (arr) { memcpy(q, arr, (size_t)*cap * elem); LM_FREE(arr); }
+    *cap = nc;
+    return q;
+}
+
+/* ---- The header parser --------------------------------------------------------------
+   Recursive descent over exactly our schema: top object -> tensor objects -> arrays of
+   integers, and __metadata__ -> strings. Depth is at most three by construction, so a
+   header of a million '[' is just "expected '{'". Strings are unescaped into one pool as
+   large as the header (unescaping never lengthens a string, and the closing quote pays
+   for the NUL), so names and values stay valid as long as the lm_st_file. */
+typedef struct lm__json {
+    const unsigned char *s;  /* the header text                                          */
+    size_t n, i;             /* its length, the read position                            */
+    char *pool;              /* unescaped strings                                        */
+    size_t used;
+} lm__json;
+
+static int lm__json_fail(const lm__json *p, const char *what, const char *ctx) {
+    if (p->i >= p->n)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: header ends early (at byte %zu): %s%s",
+                        p->i, what, ctx);
+    return lm__fail(LM_ERR_FORMAT, "safetensors: bad header at byte %zu: %s%s", p->i, what, ctx);
+}
+static void lm__json_ws(lm__json *p) {
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
+                           p->s[p->i] == '\r'))
+        p->i++;
+}
+/* Skip white space; is the next byte c? (Not consumed.) */
+static int lm__json_peek(lm__json *p, int c) {
+    lm__json_ws(p);
+    return p->i < p->n && p->s[p->i] == c;
+}
+static int lm__json_want(lm__json *p, int c) {
+    char what[16] = "expected ' '";
+    if (lm__json_peek(p, c)) { p->i++; return LM_OK; }
+    what[10] = (char)c;
+    return lm__json_fail(p, what, "");
+}
+/* After an item: ',' (returns 1: another follows) or the closing byte (returns 0). */
+static int lm__json_next(lm__json *p, int close, int *more) {
+    char what[24] = "expected ',' or ' '";
+    lm__json_ws(p);
+    if (p->i < p->n && p->s[p->i] == ',') { p->i++; *more = 1; return LM_OK; }
+    if (p->i < p->n && p->s[p->i] == close) { p->i++; *more = 0; return LM_OK; }
+    what[17] = (char)close;
+    return lm__json_fail(p, what, "");
+}
+
+static int lm__json_hex4(lm__json *p, uint32_t *out) {
+    uint32_t v = 0;
+    int k;
+    if (p->n - p->i < 4) return lm__json_fail(p, "unterminated \\u escape", "");
+    for (k = 0; k < 4; k++) {
+        int c = p->s[p->i + k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return lm__json_fail(p, "bad hex digit in \\u escape", "");
+    }
+    p->i += 4;
+    *out = v;
+    return LM_OK;
+}
+
+/* A JSON string, unescaped into the pool as valid UTF-8 with no NUL inside. what names
+   the string in messages ("tensor name", ...). */
+static int lm__json_string(lm__json *p, const char *what, char **out) {
+    char ctx[80] = " (";
+    char *d;
+    strcat(ctx, what);
+    strcat(ctx, ")");
+    lm__json_ws(p);
+    if (p->i >= p->n || p->s[p->i] != '"') return lm__json_fail(p, "expected a string", ctx);
+    p->i++;
+    d = p->pool + p->used;
+    *out = d;
+    for (;;) {
+        unsigned c;
+        if (p->i >= p->n) return lm__json_fail(p, "unterminated string", ctx);
+        c = p->s[p->i];
+        if (c == '"') { p->i++; break; }
+        if (c < 0x20) return lm__json_fail(p, "raw control character in a string", ctx);
+        if (c == '\\') {
+            uint32_t cp, lo;
+            if (p->i + 1 >= p->n) { p->i = p->n; return lm__json_fail(p, "unterminated string", ctx); }
+            c = p->s[p->i + 1];
+            p->i += 2;
+            switch (c) {
+            case '"': case '\\': case '/': *d++ = (char)c; continue;
+            case 'b': *d++ = '\b'; continue;
+            case 'f': *d++ = '\f'; continue;
+            case 'n': *d++ = '\n'; continue;
+            case 'r': *d++ = '\r'; continue;
+            case 't': *d++ = '\t'; continue;
+            case 'u': break;
+            default: p->i -= 2; return lm__json_fail(p, "bad escape", ctx);
+            }
+            if (lm__json_hex4(p, &cp)) return LM_ERR_FORMAT;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* a high surrogate must be followed by an escaped low one */
+                if (p->n - p->i < 2 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u')
+                    return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
+                p->i += 2;
+                if (lm__json_hex4(p, &lo)) return LM_ERR_FORMAT;
+                if (lo < 0xDC00 || lo > 0xDFFF)
+                    return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
+            }
+            if (cp == 0) return lm__json_fail(p, "NUL character (\\u0000)", ctx);
+            /* code point to UTF-8 */
+            if (cp < 0x80) *d++ = (char)cp;
+            else if (cp < 0x800) {
+                *d++ = (char)(0xC0 | cp >> 6); *d++ = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                *d++ = (char)(0xE0 | cp >> 12); *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            } else {
+                *d++ = (char)(0xF0 | cp >> 18); *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *d++ = (char)(0x80 | (cp & 0x3F));
+            }
+        } else {
+            size_t k = lm__utf8_seq(p->s + p->i, p->n - p->i);
+            if (!k) return lm__json_fail(p, "invalid UTF-8", ctx);
+            memcpy(d, p->s + p->i, k);
+            d += k;
+            p->i += k;
+        }
+    }
+    *d++ = 0;
+    p->used = (size_t)(d - p->pool);
+    return LM_OK;
+}
+
+/* A non-negative integer that fits in a u64: digits only, no leading zero, no fraction
+   or exponent. */
+static int lm__json_uint(lm__json *p, const char *what, uint64_t *out) {
+    char ctx[300] = " (";
+    uint64_t v = 0;
+    strcat(ctx, what);
+    strcat(ctx, ")");
+    lm__json_ws(p);
+    if (p->i < p->n && p->s[p->i] == '-') return lm__json_fail(p, "negative number", ctx);
+    if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9')
+        return lm__json_fail(p, "expected a non-negative integer", ctx);
+    if (p->s[p->i] == '0' && p->i + 1 < p->n && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')
+        return lm__json_fail(p, "number with a leading zero", ctx);
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+        unsigned d = (unsigned)(p->s[p->i] - '0');
+        if (v > (~(uint64_t)0 - d) / 10) return lm__json_fail(p, "number too large", ctx);
+        v = v * 10 + d;
+        p->i++;
+    }
+    if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
+        return lm__json_fail(p, "not an integer", ctx);
+    *out = v;
+    return LM_OK;
+}
+
+/* One tensor's description {"dtype":..., "shape":[...], "data_offsets":[b, e]}, then the
+   checks that make its byte range safe to read: shape product without overflow, size in
+   bytes, begin <= end <= data length, end - begin == numel * dtype size. */
+static int lm__st_parse_tensor(lm__json *p, lm_st_entry *e, size_t data_len) {
+    int seen_dtype = 0, seen_shape = 0, seen_off = 0, more = 1, k;
+    uint64_t off[2], numel = 1, bytes, size;
+    char ctx[300] = "shape of tensor '";
+    strcat(ctx, e->name);
+    strcat(ctx, "'");
+    if (lm__json_want(p, '{')) return LM_ERR_FORMAT;
+    if (lm__json_peek(p, '}')) { p->i++; more = 0; }
+    while (more) {
+        char *key;
+        size_t mark = p->used;
+        if (lm__json_string(p, "key of a tensor", &key) || lm__json_want(p, ':'))
+            return LM_ERR_FORMAT;
+        if (!strcmp(key, "dtype")) {
+            char *dt;
+            if (seen_dtype++) return lm__json_fail(p, "repeated key \"dtype\"", "");
+            if (lm__json_string(p, "dtype", &dt)) return LM_ERR_FORMAT;
+            for (k = 0; k < LM_DT_COUNT && strcmp(dt, lm__st_dtypes[k].name); k++) {}
+            if (k == LM_DT_COUNT)
+                return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' has unknown dtype '%s'",
+                                e->name, dt);
+            e->dtype = k;
+        } else if (!strcmp(key, "shape")) {
+            int again;
+            if (seen_shape++) return lm__json_fail(p, "repeated key \"shape\"", "");
+            if (lm__json_want(p, '[')) return LM_ERR_FORMAT;
+            again = !lm__json_peek(p, ']');
+            if (!again) p->i++;
+            while (again) {
+                uint64_t dim;
+                if (e->ndim == LM_MAX_DIMS)
+                    return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' has more than %d dims",
+                                    e->name, LM_MAX_DIMS);
+                if (lm__json_uint(p, ctx, &dim)) return LM_ERR_FORMAT;
+                if (dim > (uint64_t)INT64_MAX) return lm__json_fail(p, "dimension too large", "");
+                e->shape[e->ndim++] = (int64_t)dim;
+                if (lm__json_next(p, ']', &again)) return LM_ERR_FORMAT;
+            }
+        } else if (!strcmp(key, "data_offsets")) {
+            int again;
+            char octx[300] = "data_offsets of tensor '";
+            strcat(octx, e->name);
+            strcat(octx, "'");
+            if (seen_off++) return lm__json_fail(p, "repeated key \"data_offsets\"", "");
+            if (lm__json_want(p, '[') || lm__json_uint(p, octx, &off[0]) ||
+                lm__json_want(p, ',') || lm__json_uint(p, octx, &off[1]) ||
+                lm__json_next(p, ']', &again))
+                return LM_ERR_FORMAT;
+            if (again) return lm__json_fail(p, "data_offsets must have exactly 2 numbers", "");
+        } else {
+            return lm__fail(LM_ERR_FORMAT, "safetensors: unknown key '%s' in tensor '%s'",
+                            key, e->name);
+        }
+        p->used = mark;                      /* keys and dtype strings are not kept     */
+        if (lm__json_next(p, '}', &more)) return LM_ERR_FORMAT;
+    }
+    if (!seen_dtype || !seen_shape || !seen_off)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' has no \"%s\"", e->name,
+                        !seen_dtype ? "dtype" : !seen_shape ? "shape" : "data_offsets");
+
+    /* numel: zero if any dim is zero, else an overflow-checked product */
+    for (k = 0; k < e->ndim; k++) if (e->shape[k] == 0) numel = 0;
+    for (k = 0; numel && k < e->ndim; k++) {
+        uint64_t d = (uint64_t)e->shape[k];
+        if (numel > ~(uint64_t)0 / d)
+            return lm__fail(LM_ERR_FORMAT, "safetensors: the shape of tensor '%s' overflows",
+                            e->name);
+        numel *= d;
+    }
+    size = (uint64_t)lm__st_dtypes[e->dtype].size;
+    if (numel > ~(uint64_t)0 / size)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: the size of tensor '%s' overflows", e->name);
+    bytes = numel * size;
+    e->numel = numel;
+    e->begin = off[0];
+    e->end = off[1];
+    if (off[0] > off[1])
+        return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' has data_offsets [%llu, %llu] "
+                        "with begin > end", e->name, (unsigned long long)off[0],
+                        (unsigned long long)off[1]);
+    if (off[1] > (uint64_t)data_len)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' ends at byte %llu, past the "
+                        "%zu bytes of data (truncated file?)", e->name,
+                        (unsigned long long)off[1], data_len);
+    if (off[1] - off[0] != bytes)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' has %llu bytes of data, but "
+                        "its shape and dtype need %llu", e->name,
+                        (unsigned long long)(off[1] - off[0]), (unsigned long long)bytes);
+    return LM_OK;
+}
+
+/* The top-level object: tensors and at most one __metadata__ object of strings. */
+static int lm__st_parse_header(lm__json *p, lm_st_file *f) {
+    int ecap = 0, mcap = 0, more = 1, seen_meta = 0;
+    lm__json_ws(p);
+    if (p->i < p->n && p->s[p->i] != '{')
+        return lm__json_fail(p, "the header must be a JSON object", "");
+    if (lm__json_want(p, '{')) return LM_ERR_FORMAT;
+    if (lm__json_peek(p, '}')) { p->i++; more = 0; }
+    while (more) {
+        char *name;
+        if (lm__json_string(p, "tensor name", &name) || lm__json_want(p, ':'))
+            return LM_ERR_FORMAT;
+        if (!strcmp(name, "__metadata__")) {
+            int mmore = 1;
+            if (seen_meta++) return lm__json_fail(p, "a second __metadata__", "");
+            if (lm__json_want(p, '{')) return LM_ERR_FORMAT;
+            if (lm__json_peek(p, '}')) { p->i++; mmore = 0; }
+            while (mmore) {
+                char *key, *val;
+                void *q;
+                if (lm__json_string(p, "metadata key", &key) || lm__json_want(p, ':'))
+                    return LM_ERR_FORMAT;
+                if (!lm__json_peek(p, '"'))
+                    return lm__fail(LM_ERR_FORMAT, "safetensors: metadata value of '%s' is not "
+                                    "a string", key);
+                if (lm__json_string(p, "metadata value", &val)) return LM_ERR_FORMAT;
+                if (2 * f->nmeta + 2 > mcap) {
+                    q = lm__st_grow((void *)f->meta, &mcap, 2 * f->nmeta + 2, sizeof(char *));
+                    if (!q) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for metadata");
+                    f->meta = (const char **)q;
+                }
+                f->meta[2 * f->nmeta] = key;
+                f->meta[2 * f->nmeta + 1] = val;
+                f->nmeta++;
+                if (lm__json_next(p, '}', &mmore)) return LM_ERR_FORMAT;
+            }
+        } else {
+            lm_st_entry *e;
+            size_t len = strlen(name);
+            if (len == 0) return lm__fail(LM_ERR_FORMAT, "safetensors: empty tensor name");
+            if (len >= LM_ST_NAME_MAX)
+                return lm__fail(LM_ERR_FORMAT, "safetensors: tensor name of %zu bytes is too long "
+                                "(limit %d)", len, LM_ST_NAME_MAX - 1);
+            if (f->n + 1 > ecap) {
+                void *q = lm__st_grow(f->entries, &ecap, f->n + 1, sizeof(lm_st_entry));
+                if (!q) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for tensors");
+                f->entries = (lm_st_entry *)q;
+            }
+            e = &f->entries[f->n++];
+            memset(e, 0, sizeof *e);
+            e->name = name;
+            if (lm__st_parse_tensor(p, e, f->data_len)) return LM_ERR_FORMAT;
+        }
+        if (lm__json_next(p, '}', &more)) return LM_ERR_FORMAT;
+    }
+    lm__json_ws(p);
+    if (p->i != p->n) return lm__json_fail(p, "unexpected bytes after the header object", "");
+    return LM_OK;
+}
+
+/* Names and keys are looked up through an open-addressing hash table (FNV-1a), which also
+   finds duplicates in linear time however many tensors a hostile header lists. */
+static uint32_t lm__st_hash(const char *z) {
+    uint32_t h = 2166136261u;
+    while (*z) { h ^= (unsigned char)*z++; h *= 16777619u; }
+    return h;
+}
+/* Index n keys (key(ctx, i) for i < n) into a new table; *dup = first duplicate or -1. */
+typedef const char *(*lm__st_keyfn)(const void *ctx, int i);
+static const char *lm__st_key_entry(const void *ctx, int i) {
+    return ((const lm_st_file *)ctx)->entries[i].name;
+}
+static const char *lm__st_key_kv(const void *ctx, int i) {
+    return ((const char *const *)ctx)[2 * i];
+}
+static const char *lm__st_key_out(const void *ctx, int i) {
+    return ((const lm_st_out *)ctx)[i].name;
+}
+static int lm__st_index(lm__st_keyfn key, const void *ctx, int n, int **index, int *cap,
+                        int *dup) {
+    int c = 16, i;
+    size_t bytes;
+    *dup = -1;
+    while (c < 2 * n) c *= 2;
+    if (!lm__mul_ok((size_t)c, sizeof(int), &bytes) || !(*index = (int *)LM_MALLOC(bytes)))
+        return lm__fail(LM_ERR_MEM, "safetensors: out of memory for the name index");
+    memset(*index, 0, bytes);
+    *cap = c;
+    for (i = 0; i < n; i++) {
+        const char *k = key(ctx, i);
+        uint32_t h = lm__st_hash(k) & (uint32_t)(c - 1);
+        while ((*index)[h]) {
+            if (!strcmp(key(ctx, (*index)[h] - 1), k)) {
+                if (*dup < 0) *dup = i;
+                break;
+            }
+            h = (h + 1) & (uint32_t)(c - 1);
+        }
+        if (!(*index)[h]) (*index)[h] = i + 1;
+    }
+    return LM_OK;
+}
+
+static void lm__st_free(lm_st_file *f) {
+    if (f->entries) LM_FREE(f->entries);
+    if (f->meta) LM_FREE((void *)f->meta);
+    if (f->strings) LM_FREE(f->strings);
+    if (f->index) LM_FREE(f->index);
+    if (f->owned) LM_FREE(f->owned);
+    memset(f, 0, sizeof *f);
+}
+LMDEF void lm_st_close(lm_st_file *f) { if (f) lm__st_free(f); }
+
+LMDEF int lm_st_parse(lm_st_file *f, const void *buf, size_t len) {
+    const unsigned char *b = (const unsigned char *)buf;
+    uint64_t hlen;
+    lm__json p;
+    int dup = -1, rc, *mindex = NULL, mcap = 0;
+    if (!f) return lm__fail(LM_ERR_ARG, "lm_st_parse: NULL file");
+    memset(f, 0, sizeof *f);
+    if (!buf && len) return lm__fail(LM_ERR_ARG, "lm_st_parse: NULL buffer");
+    if (len < 8)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: %zu bytes is too short (the header length "
+                        "alone takes 8)", len);
+    hlen = lm__st_le64(b);
+    if (hlen > LM_ST_HEADER_MAX)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: header length %llu is absurd (limit %d)",
+                        (unsigned long long)hlen, LM_ST_HEADER_MAX);
+    if (hlen > (uint64_t)(len - 8))
+        return lm__fail(LM_ERR_FORMAT, "safetensors: header length %llu exceeds the %zu bytes "
+                        "after it (truncated file?)", (unsigned long long)hlen, len - 8);
+    f->data = b + 8 + (size_t)hlen;
+    f->data_len = len - 8 - (size_t)hlen;
+    p.s = b + 8;
+    p.n = (size_t)hlen;
+    p.i = 0;
+    p.used = 0;
+    p.pool = f->strings = (char *)LM_MALLOC((size_t)hlen + 1);
+    if (!p.pool) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for the header");
+    rc = lm__st_parse_header(&p, f);
+    if (rc) { lm__st_free(f); return rc; }
+
+    /* duplicate tensor names, then duplicate metadata keys */
+    rc = lm__st_index(lm__st_key_entry, f, f->n, &f->index, &f->index_cap, &dup);
+    if (!rc && dup >= 0)
+        rc = lm__fail(LM_ERR_FORMAT, "safetensors: duplicate tensor name '%s'", f->entries[dup].name);
+    if (!rc && f->nmeta) {
+        rc = lm__st_index(lm__st_key_kv, f->meta, f->nmeta, &mindex, &mcap, &dup);
+        if (mindex) LM_FREE(mindex);
+        if (!rc && dup >= 0)
+            rc = lm__fail(LM_ERR_FORMAT, "safetensors: duplicate metadata key '%s'", f->meta[2 * dup]);
+    }
+    if (rc) lm__st_free(f);
+    return rc;
+}
+
+LMDEF const lm_st_entry *lm_st_find(const lm_st_file *f, const char *name) {
+    uint32_t h;
+    if (!f || !name || !f->index || !f->n) return NULL;
+    h = lm__st_hash(name) & (uint32_t)(f->index_cap - 1);
+    while (f->index[h]) {
+        const lm_st_entry *e = &f->entries[f->index[h] - 1];
+        if (!strcmp(e->name, name)) return e;
+        h = (h + 1) & (uint32_t)(f->index_cap - 1);
+    }
+    return NULL;
+}
+
+LMDEF const char *lm_st_meta(const lm_st_file *f, const char *key) {
+    int i;
+    if (!f || !key) return NULL;
+    for (i = 0; i < f->nmeta; i++)
+        if (!strcmp(f->meta[2 * i], key)) return f->meta[2 * i + 1];
+    return NULL;
+}
+
+LMDEF int lm_st_read_f32(const lm_st_file *f, const lm_st_entry *e, float *out) {
+    if (!f || !e || (!out && e->numel))
+        return lm__fail(LM_ERR_ARG, "lm_st_read_f32: NULL argument");
+    if (e->dtype != LM_DT_F32 && e->dtype != LM_DT_F16 && e->dtype != LM_DT_BF16)
+        return lm__fail(LM_ERR_FORMAT, "safetensors: tensor '%s' has dtype %s; only F32, F16 "
+                        "and BF16 can be read", e->name, lm_st_dtype_name(e->dtype));
+    /* parse checked these; a caller-made entry is checked again rather than trusted */
+    if (e->begin > e->end || e->end > (uint64_t)f->data_len ||
+        e->end - e->begin != e->numel * (uint64_t)lm__st_dtypes[e->dtype].size)
+        return lm__fail(LM_ERR_ARG, "lm_st_read_f32: tensor '%s' has a bad byte range", e->name);
+    lm__st_decode(f->data + (size_t)e->begin, e->dtype, (size_t)e->numel, out);
+    return LM_OK;
+}
+
+#ifndef LM_NO_STDIO
+LMDEF int lm_st_open(lm_st_file *f, const char *path) {
+    FILE *fp;
+    long size;
+    unsigned char *buf;
+    int rc;
+    if (!f || !path) return lm__fail(LM_ERR_ARG, "lm_st_open: NULL argument");
+    memset(f, 0, sizeof *f);
+    fp = fopen(path, "rb");
+    if (!fp) return lm__fail(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+        fclose(fp);
+        return lm__fail(LM_ERR_IO, "cannot get the size of '%s'", path);
+    }
+    buf = (unsigned char *)LM_MALLOC(size ? (size_t)size : 1);
+    if (!buf) {
+        fclose(fp);
+        return lm__fail(LM_ERR_MEM, "cannot allocate %ld bytes for '%s'", size, path);
+    }
+    if (size && fread(buf, 1, (size_t)size, fp) != (size_t)size) {
+        fclose(fp);
+        LM_FREE(buf);
+        return lm__fail(LM_ERR_IO, "cannot read '%s'", path);
+    }
+    fclose(fp);
+    rc = lm_st_parse(f, buf, (size_t)size);
+    if (rc) { LM_FREE(buf); return rc; }
+    f->owned = buf;
+    return LM_OK;
+}
+#endif
+
+/* ---- The writer ---------------------------------------------------------------------
+   The header is produced twice by the same code: once into a counting sink to learn its
+   length, once for real. Tensors are laid out back to back in the order given. */
+typedef struct lm__sink { char *buf; size_t len; } lm__sink;   /* buf NULL: only count */
+static void lm__sink_put(lm__sink *s, const char *z, size_t n) {
+    if (s->buf) memcpy(s->buf + s->len, z, n);
+    s->len += n;
+}
+static void lm__sink_str(lm__sink *s, const char *z) { lm__sink_put(s, z, strlen(z)); }
+static void lm__sink_u64(lm__sink *s, uint64_t v) {
+    char tmp[24];
+    lm__sink_put(s, tmp, (size_t)(lm__st_utoa(v, tmp) - tmp));
+}
+/* A JSON string literal: quotes, backslashes and control characters escaped; the rest
+   (checked UTF-8) copied as it is. */
+static void lm__sink_json(lm__sink *s, const char *z) {
+    lm__sink_put(s, "\"", 1);
+    for (; *z; z++) {
+        unsigned char c = (unsigned char)*z;
+        if (c == '"' || c == '\\') { char e[2]; e[0] = '\\'; e[1] = (char)c; lm__sink_put(s, e, 2); }
+        else if (c < 0x20) {
+            char e[7] = "\\u0000";
+            e[4] = "0123456789abcdef"[c >> 4];
+            e[5] = "0123456789abcdef"[c & 15];
+            lm__sink_put(s, e, 6);
+        } else lm__sink_put(s, (const char *)&c, 1);
+    }
+    lm__sink_put(s, "\"", 1);
+}
+
+/* Bytes of tensor t as stored (checked by lm__st_check_out first). */
+static uint64_t lm__st_out_numel(const lm_st_out *t) {
+    uint64_t n = 1;
+    int k;
+    for (k = 0; k < t->ndim; k++) n *= (uint64_t)t->shape[k];
+    return n;
+}
+
+/* Everything the writer is given is checked as strictly as the reader checks a file, so
+   what we write we can read back. *data_bytes receives the size of the data section. */
+static int lm__st_check_out(const lm_st_out *t, int n, const char *const *kv, int nmeta,
+                            uint64_t *data_bytes) {
+    int i, k, dup, cap, *index = NULL, rc;
+    uint64_t total = 0;
+    if (n < 0 || nmeta < 0 || (n && !t) || (nmeta && !kv))
+        return lm__fail(LM_ERR_ARG, "safetensors write: bad tensor or metadata list");
+    for (i = 0; i < n; i++) {
+        uint64_t numel = 1, size;
+        const char *nm = t[i].name;
+        if (!nm || !*nm || strlen(nm) >= LM_ST_NAME_MAX || !lm__utf8_valid(nm) ||
+            !strcmp(nm, "__metadata__"))
+            return lm__fail(LM_ERR_ARG, "safetensors write: tensor %d has a bad name "
+                            "(empty, too long, not UTF-8 or reserved)", i);
+        if (t[i].dtype != LM_DT_F32 && t[i].dtype != LM_DT_F16 && t[i].dtype != LM_DT_BF16)
+            return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s': dtype must be F32, F16 "
+                            "or BF16", nm);
+        if (t[i].ndim < 0 || t[i].ndim > LM_MAX_DIMS)
+            return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has %d dims", nm, t[i].ndim);
+        for (k = 0; k < t[i].ndim; k++) if (t[i].shape[k] < 0)
+            return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has a negative dim", nm);
+        for (k = 0; k < t[i].ndim; k++) if (t[i].shape[k] == 0) numel = 0;
+        for (k = 0; numel && k < t[i].ndim; k++) {
+            if (numel > ~(uint64_t)0 / (uint64_t)t[i].shape[k]) numel = ~(uint64_t)0;
+            else numel *= (uint64_t)t[i].shape[k];
+        }
+        size = (uint64_t)lm__st_dtypes[t[i].dtype].size;
+        if (numel > ((uint64_t)(size_t)-1) / 8 || numel * size > ~(uint64_t)0 - total)
+            return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' is too large", nm);
+        if (numel && !t[i].data)
+            return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has no data", nm);
+        total += numel * size;
+    }
+    for (i = 0; i < 2 * nmeta; i++)
+        if (!kv[i] || !lm__utf8_valid(kv[i]) || (i % 2 == 0 && (!*kv[i] ||
+            strlen(kv[i]) >= LM_ST_NAME_MAX)))
+            return lm__fail(LM_ERR_ARG, "safetensors write: metadata %s %d is NULL, empty, too "
+                            "long or not UTF-8", i % 2 ? "value" : "key", i / 2);
+    /* duplicates, through the same index the reader uses */
+    if (n) {
+        rc = lm__st_index(lm__st_key_out, t, n, &index, &cap, &dup);
+        if (index) LM_FREE(index);
+        index = NULL;
+        if (rc) return rc;
+        if (dup >= 0) return lm__fail(LM_ERR_ARG, "safetensors write: duplicate tensor name '%s'",
+                                      t[dup].name);
+    }
+    if (nmeta) {
+        rc = lm__st_index(lm__st_key_kv, kv, nmeta, &index, &cap, &dup);
+        if (index) LM_FREE(index);
+        if (rc) return rc;
+        if (dup >= 0) return lm__fail(LM_ERR_ARG, "safetensors write: duplicate metadata key '%s'",
+                                      kv[2 * dup]);
+    }
+    *data_bytes = total;
+    return LM_OK;
+}
+
+static void lm__st_header(lm__sink *s, const lm_st_out *t, int n, const char *const *kv,
+                          int nmeta) {
+    uint64_t off = 0;
+    int i, k;
+    lm__sink_str(s, "{");
+    if (nmeta) {
+        lm__sink_str(s, "\"__metadata__\":{");
+        for (i = 0; i < nmeta; i++) {
+            if (i) lm__sink_str(s, ",");
+            lm__sink_json(s, kv[2 * i]);
+            lm__sink_str(s, ":");
+            lm__sink_json(s, kv[2 * i + 1]);
+        }
+        lm__sink_str(s, n ? "}," : "}");
+    }
+    for (i = 0; i < n; i++) {
+        uint64_t bytes = lm__st_out_numel(&t[i]) * (uint64_t)lm__st_dtypes[t[i].dtype].size;
+        if (i) lm__sink_str(s, ",");
+        lm__sink_json(s, t[i].name);
+        lm__sink_str(s, ":{\"dtype\":\"");
+        lm__sink_str(s, lm__st_dtypes[t[i].dtype].name);
+        lm__sink_str(s, "\",\"shape\":[");
+        for (k = 0; k < t[i].ndim; k++) {
+            if (k) lm__sink_str(s, ",");
+            lm__sink_u64(s, (uint64_t)t[i].shape[k]);
+        }
+        lm__sink_str(s, "],\"data_offsets\":[");
+        lm__sink_u64(s, off);
+        lm__sink_str(s, ",");
+        lm__sink_u64(s, off + bytes);
+        lm__sink_str(s, "]}");
+        off += bytes;
+    }
+    lm__sink_str(s, "}");
+}
+
+/* Validate, and measure: padded header length and total file size. */
+static int lm__st_layout(const lm_st_out *t, int n, const char *const *kv, int nmeta,
+                         size_t *hlen, size_t *total) {
+    uint64_t data_bytes = 0;
+    lm__sink s;
+    int rc = lm__st_check_out(t, n, kv, nmeta, &data_bytes);
+    if (rc) return rc;
+    s.buf = NULL;
+    s.len = 0;
+    lm__st_header(&s, t, n, kv, nmeta);
+    *hlen = (s.len + 7) & ~(size_t)7;
+    if (*hlen > LM_ST_HEADER_MAX || data_bytes > (uint64_t)((size_t)-1 - 8 - *hlen))
+        return lm__fail(LM_ERR_ARG, "safetensors write: the file would be too large");
+    *total = 8 + *hlen + (size_t)data_bytes;
+    return LM_OK;
+}
+
+/* 8-byte length, the header, and its padding into out (8 + hlen bytes). */
+static void lm__st_write_header(unsigned char *out, size_t hlen, const lm_st_out *t, int n,
+                                const char *const *kv, int nmeta) {
+    lm__sink s;
+    lm__st_put_le64(out, (uint64_t)hlen);
+    s.buf = (char *)out + 8;
+    s.len = 0;
+    lm__st_header(&s, t, n, kv, nmeta);
+    memset(out + 8 + s.len, ' ', hlen - s.len);
+}
+
+LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv, int nmeta,
+                          void *buf, size_t cap, size_t *size) {
+    size_t hlen = 0, total = 0;
+    unsigned char *p;
+    int i, rc;
+    if (size) *size = 0;
+    rc = lm__st_layout(t, n, meta_kv, nmeta, &hlen, &total);
+    if (rc) return rc;
+    if (size) *size = total;
+    if (!buf) return LM_OK;
+    if (cap < total)
+        return lm__fail(LM_ERR_ARG, "safetensors write: buffer of %zu bytes, %zu needed", cap, total);
+    p = (unsigned char *)buf;
+    lm__st_write_header(p, hlen, t, n, meta_kv, nmeta);
+    p += 8 + hlen;
+    for (i = 0; i < n; i++) {
+        size_t numel = (size_t)lm__st_out_numel(&t[i]);
+        lm__st_encode(t[i].data, t[i].dtype, numel, p);
+        p += numel * (size_t)lm__st_dtypes[t[i].dtype].size;
+    }
+    return LM_OK;
+}
+
+#ifndef LM_NO_STDIO
+/* path + suffix, freshly allocated (NULL when out of memory). */
+static char *lm__st_path(const char *path, const char *suffix) {
+    size_t a = strlen(path), b = strlen(suffix);
+    char *s = (char *)LM_MALLOC(a + b + 1);
+    if (s) { memcpy(s, path, a); memcpy(s + a, suffix, b + 1); }
+    return s;
+}
+
+/* Atomic replace: everything goes to path.tmp; only a complete, flushed and synced file
+   is renamed over path (rename within a directory is atomic on POSIX), so a crash or a
+   full disk at any moment leaves either the old file or the new one, never half of one. */
+LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
+                      const char *const *meta_kv, int nmeta) {
+    const size_t chunk = 16384;        /* floats encoded per fwrite                      */
+    size_t hlen = 0, total = 0;
+    unsigned char *buf;
+    char *tmp;
+    FILE *fp;
+    int i, rc, ok;
+    if (!path) return lm__fail(LM_ERR_ARG, "lm_st_write: NULL path");
+    rc = lm__st_layout(t, n, meta_kv, nmeta, &hlen, &total);
+    if (rc) return rc;
+    buf = (unsigned char *)LM_MALLOC(8 + hlen + chunk * 4);
+    tmp = lm__st_path(path, ".tmp");
+    if (!buf || !tmp) {
+        if (buf) LM_FREE(buf);
+        if (tmp) LM_FREE(tmp);
+        return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
+    }
+    fp = fopen(tmp, "wb");
+    if (!fp) {
+        rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+        LM_FREE(buf);
+        LM_FREE(tmp);
+        return rc;
+    }
+    lm__st_write_header(buf, hlen, t, n, meta_kv, nmeta);
+    ok = fwrite(buf, 1, 8 + hlen, fp) == 8 + hlen;
+    for (i = 0; ok && i < n; i++) {
+        size_t numel = (size_t)lm__st_out_numel(&t[i]), at, size = (size_t)lm__st_dtypes[t[i].dtype].size;
+        for (at = 0; ok && at < numel; at += chunk) {
+            size_t k = numel - at < chunk ? numel - at : chunk;
+            lm__st_encode(t[i].data + at, t[i].dtype, k, buf);
+            ok = fwrite(buf, size, k, fp) == k;
+        }
+    }
+    ok = ok && fflush(fp) == 0;
+#ifdef LM__ST_FSYNC
+    ok = ok && fsync(fileno(fp)) == 0;
+#endif
+    if (!ok) rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    if (fclose(fp) != 0 && ok) {
+        ok = 0;
+        rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+#ifdef _WIN32
+    /* Windows' rename will not replace a file: drop the old one first (not atomic there) */
+    if (ok) remove(path);
+#endif
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    }
+    if (!ok) remove(tmp);
+    LM_FREE(buf);
+    LM_FREE(tmp);
+    return ok ? LM_OK : rc;
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------
+   GPT checkpoints (DESIGN 3.2): the model's parameters under Hugging Face GPT-2 names.
+   Saving is a loop over lm_gpt.params, which holds the tensors in checkpoint order with
+   their names. Loading infers the configuration from the shapes, accepts what Hugging
+   Face files contain (a "transformer." prefix, attention-mask buffers, a tied lm_head),
+   checks every tensor against the expected layout, and only then builds a model and
+   copies the weights in: a bad file never yields a half-loaded model.
+   --------------------------------------------------------------------------------------- */
+
+/* The 12 tensors of block i, in checkpoint order, after the "h.{i}." prefix. */
+static const char *const lm__gpt_block_keys[12] = {
+    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
+
+/* Slot k of a model with L blocks: 0 wte, 1 wpe, 2 + 12 i + j block i's tensor j, then
+   ln_f.weight and ln_f.bias. Its name and expected shape: */
+static void lm__gpt_slot_name(int L, int k, char *out) {
+    if (k == 0) strcpy(out, "wte.weight");
+    else if (k == 1) strcpy(out, "wpe.weight");
+    else if (k == 2 + 12 * L) strcpy(out, "ln_f.weight");
+    else if (k == 3 + 12 * L) strcpy(out, "ln_f.bias");
+    else {
+        out[0] = 'h'; out[1] = '.';
+        out = lm__st_utoa((uint64_t)((k - 2) / 12), out + 2);
+        *out++ = '.';
+        strcpy(out, lm__gpt_block_keys[(k - 2) % 12]);
+    }
+}
+static int lm__gpt_slot_shape(const lm_gpt_config *c, int k, int64_t *shape) {
+    int64_t C = c->n_embd;
+    if (k == 0) { shape[0] = c->vocab; shape[1] = C; return 2; }
+    if (k == 1) { shape[0] = c->n_ctx; shape[1] = C; return 2; }
+    if (k >= 2 + 12 * c->n_layer) { shape[0] = C; return 1; }
+    switch ((k - 2) % 12) {
+    case 2: shape[0] = C; shape[1] = 3 * C; return 2;     /* attn.c_attn.weight (C, 3C) */
+    case 3: shape[0] = 3 * C; return 1;
+    case 4: shape[0] = C; shape[1] = C; return 2;         /* attn.c_proj.weight (C, C)  */
+    case 8: shape[0] = C; shape[1] = 4 * C; return 2;     /* mlp.c_fc.weight (C, 4C)    */
+    case 9: shape[0] = 4 * C; return 1;
+    case 10: shape[0] = 4 * C; shape[1] = C; return 2;    /* mlp.c_proj.weight (4C, C)  */
+    default: shape[0] = C; return 1;                      /* LayerNorms, other biases   */
+    }
+}
+
+/* What a tensor name is, once an optional "transformer." prefix is dropped. */
+enum { LM__G_WTE, LM__G_WPE, LM__G_LNF_W, LM__G_LNF_B, LM__G_BLOCK, LM__G_IGNORE,
+       LM__G_HEAD, LM__G_UNKNOWN };
+static int lm__gpt_classify(const char *name, int *blk, int *key) {
+    int i = 0, j;
+    if (!strncmp(name, "transformer.", 12)) name += 12;
+    *blk = *key = -1;
+    if (!strcmp(name, "wte.weight")) return LM__G_WTE;
+    if (!strcmp(name, "wpe.weight")) return LM__G_WPE;
+    if (!strcmp(name, "ln_f.weight")) return LM__G_LNF_W;
+    if (!strcmp(name, "ln_f.bias")) return LM__G_LNF_B;
+    if (!strcmp(name, "lm_head.weight")) return LM__G_HEAD;
+    if (name[0] != 'h' || name[1] != '.' || name[2] < '0' || name[2] > '9') return LM__G_UNKNOWN;
+    name += 2;
+    if (name[0] == '0' && name[1] != '.') return LM__G_UNKNOWN;     /* "h.01." */
+    for (j = 0; *name >= '0' && *name <= '9'; name++, j++) {
+        if (j == 4) return LM__G_UNKNOWN;                       /* 10000 blocks or more */
+        i = i * 10 + (*name - '0');
+    }
+    if (*name++ != '.') return LM__G_UNKNOWN;
+    *blk = i;
+    if (!strcmp(name, "attn.bias") || !strcmp(name, "attn.masked_bias")) return LM__G_IGNORE;
+    for (j = 0; j < 12; j++)
+        if (!strcmp(name, lm__gpt_block_keys[j])) { *key = j; return LM__G_BLOCK; }
+    return LM__G_UNKNOWN;
+}
+
+/* A config number from __metadata__: 0 if absent, 1 if read, an error if malformed. */
+static int lm__gpt_meta_int(const lm_st_file *f, const char *key, uint64_t max, uint64_t *out) {
+    const char *v = lm_st_meta(f, key);
+    if (!v) return 0;
+    if (!lm__st_atou(v, max, out))
+        return lm__fail(LM_ERR_FORMAT, "checkpoint: metadata %s = '%s' is not a valid number",
+                        key, v);
+    return 1;
+}
+
+/* Do two readable tensors of equal numel hold the same values? Compared through float32
+   in small chunks, so no copy of the (large) embedding is needed. */
+static int lm__st_same_values(const lm_st_file *f, const lm_st_entry *a, const lm_st_entry *b) {
+    float x[256], y[256];
+    uint64_t at;
+    size_t sa = (size_t)lm__st_dtypes[a->dtype].size, sb = (size_t)lm__st_dtypes[b->dtype].size;
+    for (at = 0; at < a->numel; at += 256) {
+        size_t k = a->numel - at < 256 ? (size_t)(a->numel - at) : 256, i;
+        lm__st_decode(f->data + (size_t)a->begin + (size_t)at * sa, a->dtype, k, x);
+        lm__st_decode(f->data + (size_t)b->begin + (size_t)at * sb, b->dtype, k, y);
+        for (i = 0; i < k; i++)
+            if (lm__st_f32_bits(x[i]) != lm__st_f32_bits(y[i])) return 0;
+    }
+    return 1;
+}
+
+static int lm__st_readable(int dtype) {
+    return dtype == LM_DT_F32 || dtype == LM_DT_F16 || dtype == LM_DT_BF16;
+}
+
+/* Check a parsed checkpoint completely, then build the model and copy the weights in. */
+static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
+    const lm_st_entry *wte = NULL, *wpe = NULL, *head = NULL, **slot = NULL;
+    lm_gpt_config cfg;
+    lm_gpt *m = NULL;
+    uint64_t u;
+    int64_t shape[LM_MAX_DIMS];
+    int i, k, blk, key, L = 0, ignored_blocks = 0, nslot, rc;
+    char name[LM_NAME_MAX], s1[128], s2[128];
+
+    /* pass 1: every name must be known; count the blocks */
+    for (i = 0; i < f->n; i++) {
+        const lm_st_entry *e = &f->entries[i];
+        int kind = lm__gpt_classify(e->name, &blk, &key);
+        if (kind == LM__G_UNKNOWN) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: unexpected tensor '%s' (not a GPT-2 name)", e->name);
+            return NULL;
+        }
+        if (kind == LM__G_BLOCK && blk + 1 > L) L = blk + 1;
+        if (kind == LM__G_IGNORE && blk + 1 > ignored_blocks) ignored_blocks = blk + 1;
+        if (kind == LM__G_WTE) wte = e;
+        if (kind == LM__G_WPE) wpe = e;
+        if (kind == LM__G_HEAD) head = e;
+    }
+    if (!wte || !wpe) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no tensor '%s'", !wte ? "wte.weight" : "wpe.weight");
+        return NULL;
+    }
+    if (wte->ndim != 2 || wpe->ndim != 2 || wpe->shape[1] != wte->shape[1]) {
+        lm__st_shape_str(wte->shape, wte->ndim, s1);
+        lm__st_shape_str(wpe->shape, wpe->ndim, s2);
+        lm__fail(LM_ERR_FORMAT, "checkpoint: wte.weight %s and wpe.weight %s must be (V, C) "
+                 "and (n_ctx, C)", s1, s2);
+        return NULL;
+    }
+    /* every tensor must fit an lm_tensor (int sizes): the largest are V*C, n_ctx*C, 4C*C */
+    if (wte->shape[1] < 1 || wte->shape[0] < 1 || wpe->shape[0] < 1 ||
+        wte->shape[1] > INT_MAX / 4 || wte->numel > INT_MAX || wpe->numel > INT_MAX ||
+        (uint64_t)wte->shape[1] * (uint64_t)wte->shape[1] > INT_MAX / 4) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: sizes out of range (V %lld, C %lld, n_ctx %lld)",
+                 (long long)wte->shape[0], (long long)wte->shape[1], (long long)wpe->shape[0]);
+        return NULL;
+    }
+    if (L == 0) { lm__fail(LM_ERR_FORMAT, "checkpoint: no transformer blocks (h.0.*)"); return NULL; }
+    if (ignored_blocks > L) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: attention buffer of block %d, but only %d blocks",
+                 ignored_blocks - 1, L);
+        return NULL;
+    }
+    cfg.n_layer = L;
+    cfg.n_embd = (int)wte->shape[1];
+    cfg.vocab = (int)wte->shape[0];
+    cfg.n_ctx = (int)wpe->shape[0];
+
+    /* n_head: the caller's, else the metadata's, else GPT-2's head size of 64 */
+    if (n_head > 0) cfg.n_head = n_head;
+    else if ((rc = lm__gpt_meta_int(f, "n_head", INT_MAX, &u)) < 0) return NULL;
+    else if (rc == 1) cfg.n_head = (int)u;
+    else if (cfg.n_embd % 64 == 0) cfg.n_head = cfg.n_embd / 64;
+    else {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: n_embd %d is not a multiple of 64 and the file does "
+                 "not say n_head: give n_head", cfg.n_embd);
+        return NULL;
+    }
+    if (cfg.n_head < 1 || cfg.n_embd % cfg.n_head) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: n_head %d does not divide n_embd %d", cfg.n_head,
+                 cfg.n_embd);
+        return NULL;
+    }
+    /* what the metadata says must agree with the shapes */
+    {
+        static const char *const keys[4] = {"n_layer", "n_embd", "n_ctx", "vocab_size"};
+        int have[4];
+        have[0] = cfg.n_layer; have[1] = cfg.n_embd; have[2] = cfg.n_ctx; have[3] = cfg.vocab;
+        for (k = 0; k < 4; k++) {
+            if ((rc = lm__gpt_meta_int(f, keys[k], INT_MAX, &u)) < 0) return NULL;
+            if (rc == 1 && u != (uint64_t)have[k]) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: metadata says %s = %d, the tensors say %d",
+                         keys[k], (int)u, have[k]);
+                return NULL;
+            }
+        }
+    }
+
+    /* pass 2: each tensor into its slot, with dtype and shape checked */
+    nslot = 4 + 12 * L;
+    slot = (const lm_st_entry **)LM_MALLOC((size_t)nslot * sizeof *slot);
+    if (!slot) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
+    for (k = 0; k < nslot; k++) slot[k] = NULL;
+    for (i = 0; i < f->n; i++) {
+        const lm_st_entry *e = &f->entries[i];
+        int kind = lm__gpt_classify(e->name, &blk, &key), nd;
+        if (kind == LM__G_IGNORE) continue;
+        k = kind == LM__G_WTE ? 0 : kind == LM__G_WPE ? 1 : kind == LM__G_LNF_W ? 2 + 12 * L
+          : kind == LM__G_LNF_B ? 3 + 12 * L : kind == LM__G_BLOCK ? 2 + 12 * blk + key : 0;
+        if (!lm__st_readable(e->dtype)) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; weights must be F32, "
+                     "F16 or BF16", e->name, lm_st_dtype_name(e->dtype));
+            goto fail;
+        }
+        if (kind != LM__G_HEAD) {
+            if (slot[k]) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' appears twice (as '%s' too)",
+                         e->name, slot[k]->name);
+                goto fail;
+            }
+            slot[k] = e;
+        }
+        nd = lm__gpt_slot_shape(&cfg, k, shape);   /* lm_head is shaped as wte, slot 0 */
+        if (e->ndim != nd || e->shape[0] != shape[0] || (nd == 2 && e->shape[1] != shape[1])) {
+            lm__st_shape_str(e->shape, e->ndim, s1);
+            lm__st_shape_str(shape, nd, s2);
+            lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has shape %s, expected %s", e->name,
+                     s1, s2);
+            goto fail;
+        }
+    }
+    for (k = 0; k < nslot; k++) {
+        if (!slot[k]) {
+            lm__gpt_slot_name(L, k, name);
+            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s'", name);
+            goto fail;
+        }
+    }
+    if (head && !lm__st_same_values(f, head, wte)) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: lm_head.weight differs from wte.weight (an untied "
+                 "output head is not supported)");
+        goto fail;
+    }
+
+    /* everything checked: build the model, make sure its layout is the one we checked
+       against, and copy the weights in */
+    m = lm__gpt_alloc(&cfg);
+    if (!m) goto fail;
+    if (m->params.n != nslot || m->cfg.n_layer != cfg.n_layer || m->cfg.n_embd != cfg.n_embd ||
+        m->cfg.n_ctx != cfg.n_ctx || m->cfg.vocab != cfg.vocab || m->cfg.n_head != cfg.n_head) {
+        lm__fail(LM_ERR_ARG, "checkpoint: the model built has a different layout");
+        goto fail;
+    }
+    for (k = 0; k < nslot; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        int nd = lm__gpt_slot_shape(&cfg, k, shape), d, same = t->ndim == nd;
+        for (d = 0; same && d < nd; d++) same = t->shape[d] == shape[d];
+        lm__gpt_slot_name(L, k, name);
+        if (!same || strcmp(m->params.names[k], name)) {
+            lm__fail(LM_ERR_ARG, "checkpoint: the model's parameter %d is '%s', expected '%s'",
+                     k, m->params.names[k], name);
+            goto fail;
+        }
+    }
+    for (k = 0; k < nslot; k++)
+        if (lm_st_read_f32(f, slot[k], m->params.t[k].data)) goto fail;
+    LM_FREE((void *)slot);
+    return m;
+fail:
+    if (m) lm_gpt_free(m);
+    LM_FREE((void *)slot);
+    return NULL;
+}
+
+LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head) {
+    lm_st_file f;
+    lm_gpt *m;
+    if (lm_st_parse(&f, buf, len)) return NULL;
+    m = lm__gpt_from_st(&f, n_head);
+    lm_st_close(&f);
+    return m;
+}
+
+/* The config as metadata strings: format, n_layer, n_head, n_embd, n_ctx, vocab_size. */
+static void lm__gpt_meta(const lm_gpt *m, char (*num)[24], const char **kv) {
+    static const char *const keys[6] = {"format", "n_layer", "n_head", "n_embd", "n_ctx",
+                                        "vocab_size"};
+    int vals[5], i;
+    vals[0] = m->cfg.n_layer; vals[1] = m->cfg.n_head; vals[2] = m->cfg.n_embd;
+    vals[3] = m->cfg.n_ctx; vals[4] = m->cfg.vocab;
+    for (i = 0; i < 6; i++) kv[2 * i] = keys[i];
+    kv[1] = "pt";
+    for (i = 0; i < 5; i++) {
+        lm__st_utoa((uint64_t)(vals[i] < 0 ? 0 : vals[i]), num[i]);
+        kv[2 * i + 3] = num[i];
+    }
+}
+
+/* The parameters as writer entries; data from base (the weights, or a moment buffer laid
+   out like them). NULL (with an error) if the model looks wrong. */
+static lm_st_out *lm__gpt_outs(const lm_gpt *m, const float *base, char (*names)[LM_NAME_MAX + 2],
+                               const char *prefix) {
+    const lm_params *p = &m->params;
+    lm_st_out *o;
+    int i, k;
+    if (p->n <= 0 || !p->t || !p->names || !p->data) {
+        lm__fail(LM_ERR_ARG, "checkpoint: the model has no parameters");
+        return NULL;
+    }
+    o = (lm_st_out *)LM_MALLOC((size_t)p->n * sizeof *o);
+    if (!o) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
+    for (i = 0; i < p->n; i++) {
+        const lm_tensor *t = &p->t[i];
+        size_t off = t->data >= p->data ? (size_t)(t->data - p->data) : p->total + 1;
+        if (off > p->total || (size_t)t->size > p->total - off) {
+            LM_FREE(o);
+            lm__fail(LM_ERR_ARG, "checkpoint: parameter %d lies outside the parameter block", i);
+            return NULL;
+        }
+        o[i].name = p->names[i];
+        if (names) {
+            strcpy(names[i], prefix);
+            strcat(names[i], p->names[i]);
+            o[i].name = names[i];
+        }
+        o[i].ndim = t->ndim;
+        for (k = 0; k < LM_MAX_DIMS; k++) o[i].shape[k] = k < t->ndim ? t->shape[k] : 0;
+        o[i].data = base + off;
+        o[i].dtype = LM_DT_F32;
+    }
+    return o;
+}
+
+LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size) {
+    char num[5][24];
+    const char *kv[12];
+    lm_st_out *o;
+    int rc;
+    if (!m) return lm__fail(LM_ERR_ARG, "lm_gpt_save_mem: NULL model");
+    if (!(o = lm__gpt_outs(m, m->params.data, NULL, ""))) return LM_ERR_ARG;
+    lm__gpt_meta(m, num, kv);
+    rc = lm_st_write_mem(o, m->params.n, kv, 6, buf, cap, size);
+    LM_FREE(o);
+    return rc;
+}
+
+#ifndef LM_NO_STDIO
+LMDEF int lm_gpt_save(const lm_gpt *m, const char *path) {
+    char num[5][24];
+    const char *kv[12];
+    lm_st_out *o;
+    int rc;
+    if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_gpt_save: NULL argument");
+    if (!(o = lm__gpt_outs(m, m->params.data, NULL, ""))) return LM_ERR_ARG;
+    lm__gpt_meta(m, num, kv);
+    rc = lm_st_write(path, o, m->params.n, kv, 6);
+    LM_FREE(o);
+    return rc;
+}
+
+LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
+    lm_st_file f;
+    lm_gpt *m;
+    if (!path) { lm__fail(LM_ERR_ARG, "lm_gpt_load: NULL path"); return NULL; }
+    if (lm_st_open(&f, path)) return NULL;
+    m = lm__gpt_from_st(&f, n_head);
+    lm_st_close(&f);
+    return m;
+}
+
+/* A fingerprint of the weights (FNV-1a over their bytes), kept in the state file: a save
+   writes the state first and the model second, so a crash between the two would leave a
+   state that belongs to other weights. Loading the state compares fingerprints. */
+static uint64_t lm__weights_fnv(const lm_params *p) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    int k;
+    size_t i;
+    for (k = 0; k < p->n; k++) {
+        const unsigned char *b = (const unsigned char *)p->t[k].data;
+        for (i = 0; i < (size_t)p->t[k].size * sizeof(float); i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    }
+    return h;
+}
+
+/* Resume state, in PATH.state: tensors m.<name> and v.<name> (the AdamW moments, shaped
+   as the parameters), and as metadata the model's config plus adam_step, step, data_pos,
+   rng and the weights' fingerprint. Loading checks all of it against the model before
+   anything is copied. */
+LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
+    char num[10][24], (*names)[LM_NAME_MAX + 2] = NULL, *path = NULL;
+    const char *kv[22];
+    lm_st_out *o = NULL, *om = NULL, *ov = NULL;
+    int n, rc = LM_ERR_MEM;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
+    if (!m->params.m || !m->params.v)
+        return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no optimizer state");
+    if (s->step < 0 || m->params.step < 0)
+        return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: negative step");
+    n = m->params.n;
+    if (n <= 0) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no parameters");
+    names = (char (*)[LM_NAME_MAX + 2])LM_MALLOC((size_t)2 * (size_t)n * sizeof *names);
+    o = (lm_st_out *)LM_MALLOC((size_t)2 * (size_t)n * sizeof *o);
+    path = lm__st_path(model_path, ".state");
+    if (!names || !o || !path) { lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory"); goto done; }
+    om = lm__gpt_outs(m, m->params.m, names, "m.");
+    ov = om ? lm__gpt_outs(m, m->params.v, names + n, "v.") : NULL;
+    if (!om || !ov) { rc = LM_ERR_ARG; goto done; }
+    memcpy(o, om, (size_t)n * sizeof *o);
+    memcpy(o + n, ov, (size_t)n * sizeof *o);
+    lm__gpt_meta(m, num, kv);
+    kv[12] = "adam_step"; lm__st_utoa((uint64_t)m->params.step, num[5]); kv[13] = num[5];
+    kv[14] = "step"; lm__st_utoa((uint64_t)s->step, num[6]); kv[15] = num[6];
+    kv[16] = "data_pos"; lm__st_utoa(s->data_pos, num[7]); kv[17] = num[7];
+    kv[18] = "rng"; lm__st_utoa(s->rng, num[8]); kv[19] = num[8];
+    kv[20] = "weights_fnv"; lm__st_utoa(lm__weights_fnv(&m->params), num[9]); kv[21] = num[9];
+    rc = lm_st_write(path, o, 2 * n, kv, 11);
+done:
+    if (names) LM_FREE(names);
+    if (o) LM_FREE(o);
+    if (om) LM_FREE(om);
+    if (ov) LM_FREE(ov);
+    if (path) LM_FREE(path);
+    return rc;
+}
+
+/* Check a parsed state file against m; copy only when all of it fits. */
+static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state *s) {
+    static const char *const cfg_keys[5] = {"n_layer", "n_head", "n_embd", "n_ctx", "vocab_size"};
+    static const char *const num_keys[5] = {"adam_step", "step", "data_pos", "rng", "weights_fnv"};
+    const lm_params *p = &m->params;
+    uint64_t num[5], u;
+    int have[5], i, k, rc;
+    char name[LM_NAME_MAX + 2];
+    have[0] = m->cfg.n_layer; have[1] = m->cfg.n_head; have[2] = m->cfg.n_embd;
+    have[3] = m->cfg.n_ctx; have[4] = m->cfg.vocab;
+    for (k = 0; k < 5; k++) {
+        if ((rc = lm__gpt_meta_int(f, cfg_keys[k], INT_MAX, &u)) < 0) return rc;
+        if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", cfg_keys[k]);
+        if (u != (uint64_t)have[k])
+            return lm__fail(LM_ERR_FORMAT, "state file: %s is %d, the model has %d", cfg_keys[k],
+                            (int)u, have[k]);
+    }
+    for (k = 0; k < 5; k++) {
+        uint64_t max = k < 2 ? (uint64_t)LONG_MAX : ~(uint64_t)0;
+        if ((rc = lm__gpt_meta_int(f, num_keys[k], max, &num[k])) < 0) return rc;
+        if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", num_keys[k]);
+    }
+    if (num[4] != lm__weights_fnv(p))
+        return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
+                        "model's (an interrupted save?); cannot resume exactly");
+    if (!p->m || !p->v || p->n <= 0 || !p->t)
+        return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
+    if (f->n != 2 * p->n)
+        return lm__fail(LM_ERR_FORMAT, "state file: %d tensors, the model needs %d", f->n, 2 * p->n);
+    for (i = 0; i < 2 * p->n; i++) {
+        const lm_tensor *t = &p->t[i % p->n];
+        const lm_st_entry *e;
+        int same, d;
+        strcpy(name, i < p->n ? "m." : "v.");
+        strcat(name, p->names[i % p->n]);
+        if (!(e = lm_st_find(f, name)))
+            return lm__fail(LM_ERR_FORMAT, "state file: missing tensor '%s'", name);
+        same = e->dtype == LM_DT_F32 && e->ndim == t->ndim;
+        for (d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
+        if (!same)
+            return lm__fail(LM_ERR_FORMAT, "state file: tensor '%s' is not F32 of the "
+                            "parameter's shape", name);
+        if (t->data < p->data || (size_t)(t->data - p->data) + (size_t)t->size > p->total)
+            return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: parameter %d outside the block", i);
+    }
+    /* all checked (and since the count matches and names are unique, nothing is extra) */
+    for (i = 0; i < 2 * p->n; i++) {
+        const lm_tensor *t = &p->t[i % p->n];
+        float *dst = (i < p->n ? p->m : p->v) + (t->data - p->data);
+        strcpy(name, i < p->n ? "m." : "v.");
+        strcat(name, p->names[i % p->n]);
+        if ((rc = lm_st_read_f32(f, lm_st_find(f, name), dst)) != LM_OK) return rc;
+    }
+    m->params.step = (long)num[0];
+    s->step = (long)num[1];
+    s->data_pos = num[2];
+    s->rng = num[3];
+    return LM_OK;
+}
+
+LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+    lm_st_file f;
+    char *path;
+    int rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
+    if (!(path = lm__st_path(model_path, ".state")))
+        return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
+    rc = lm_st_open(&f, path);
+    LM_FREE(path);
+    if (rc) return rc;
+    rc = lm__gpt_state_from_st(m, &f, s);
+    lm_st_close(&f);
+    return rc;
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------
+   Generation with a KV cache. Training runs the whole sequence through the graph; to
+   generate, each new token needs only its own row: its q against the cached k and v of
+   all earlier positions. So we run one position at a time with plain loops (no graph),
+   appending its k and v to the cache. Same math as lm_gpt_forward, row by row.
+   --------------------------------------------------------------------------------------- */
+LMDEF lm_sampler lm_sampler_defaults(uint64_t seed) {
+    lm_sampler s;
+    s.temperature = 0.8f; s.top_k = 0; s.top_p = 1.0f; s.rng = lm_rng_seed(seed);
+    return s;
+}
+
+LMDEF void lm_gpt_reset_cache(lm_gpt *m) { m->cache_len = 0; }
+
+/* y = LayerNorm(x) over n values (the same kernel as the layernorm op). */
+static void lm__ln_row(const float *x, const float *w, const float *b, float *y, int n) {
+    float mean, rstd;
+    lm__layernorm_row(x, w, b, y, n, 1e-5f, &mean, &rstd);
+}
+
+/* One row through a layer, split over the pool: output columns in fixed blocks of 256,
+   each summed over the input in order, so the result does not depend on the threads.
+       trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
+       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x      */
+typedef struct { const float *x, *W, *b; float *y; int in, out, trans; } lm__gemv_job;
+#define LM__GEMV_BLOCK 256
+static void lm__gemv_task(void *ctx, int blk) {
+    const lm__gemv_job *J = (const lm__gemv_job *)ctx;
+    int j0 = blk * LM__GEMV_BLOCK, j1 = j0 + LM__GEMV_BLOCK, i, j;
+    if (j1 > J->out) j1 = J->out;
+    if (J->trans) {
+        for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
+    } else {
+        float *y = J->y;
+        for (j = j0; j < j1; j++) y[j] = J->b ? J->b[j] : 0.0f;
+        for (i = 0; i < J->in; i++) lm__vaxpy(J->x[i], J->W + (size_t)i * J->out + j0, y + j0, j1 - j0);
+    }
+}
+static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out, int trans) {
+    lm__gemv_job J;
+    J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
+    lm_parallel_for((out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK, lm__gemv_task, &J);
+}
+static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y) {
+    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
+}
+
+/* Feed one token at position cache_len; logits (V) for the token after it. */
+LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
+    const lm_gpt_config *c = &m->cfg;
+    int C = c->n_embd, H = c->n_head, hs = C / H, pos = m->cache_len, l, h, j, t;
+    size_t mark;
+    float *x, *buf, *qkv, *att, *hid, *sc;
+    float scale = 1.0f / sqrtf((float)hs);
+    if (token < 0 || token >= c->vocab) return lm__fail(LM_ERR_ARG, "generate: token %d outside [0, %d)", token, c->vocab);
+    if (pos >= c->n_ctx) return lm__fail(LM_ERR_ARG, "generate: the KV cache is full (%d positions)", c->n_ctx);
+    if (m->work.cap == 0 && lm_arena_init(&m->work, (size_t)(16 * C + c->n_ctx + 64) * sizeof(float) * 2) != LM_OK)
+        return LM_ERR_MEM;
+    mark = lm_arena_mark(&m->work);
+    x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
+    if (!x) return LM_ERR_MEM;
+    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; sc = hid + 4 * C;
+    for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
+    for (l = 0; l < c->n_layer; l++) {
+        lm_gpt_block *b = &m->h[l];
+        float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
+        lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
+        lm__linear_row(buf, b->attn_w, b->attn_b, qkv);
+        memcpy(kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
+        memcpy(vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
+        for (h = 0; h < H; h++) {
+            const float *q = qkv + h * hs;
+            float mx = -FLT_MAX, *y = att + h * hs;
+            double s = 0;
+            for (t = 0; t <= pos; t++) {
+                sc[t] = lm__vdot(q, kc + (size_t)t * C + h * hs, hs) * scale;
+                if (sc[t] > mx) mx = sc[t];
+            }
+            s = lm__vsum_exp_shift(sc, mx, sc, pos + 1);
+            for (j = 0; j < hs; j++) y[j] = 0;
+            for (t = 0; t <= pos; t++) lm__vaxpy((float)(sc[t] / s), vc + (size_t)t * C + h * hs, y, hs);
+        }
+        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf);
+        for (j = 0; j < C; j++) x[j] += buf[j];
+        lm__ln_row(x, b->ln_2_w->data, b->ln_2_b->data, buf, C);
+        lm__linear_row(buf, b->fc_w, b->fc_b, hid);
+        lm__gelu_fwd(hid, hid, 4 * C);
+        lm__linear_row(hid, b->proj_w, b->proj_b, buf);
+        for (j = 0; j < C; j++) x[j] += buf[j];
+    }
+    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, buf, C);
+    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte buf */
+    m->cache_len = pos + 1;
+    lm_arena_reset(&m->work, mark);
+    return LM_OK;
+}
+
+/* Fill the cache from n tokens at once (positions 0..n-1) with the batched forward, and
+   the logits after the last one: how a prompt, or a window that slid, gets in. */
+typedef struct { lm_gpt *m; const int *tokens; int n; } lm__prefill_ctx;
+static lm_tensor *lm__prefill_graph(lm_graph *g, void *ctx) {
+    lm__prefill_ctx *p = (lm__prefill_ctx *)ctx;
+    return lm__gpt_trunk(p->m, g, p->tokens, 1, p->n, 1);        /* (1, n, C) */
+}
+static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
+    const lm_gpt_config *c = &m->cfg;
+    lm__prefill_ctx p;
+    lm_graph g;
+    lm_tensor *x;
+    float *last;
+    p.m = m; p.tokens = tokens; p.n = n;
+    x = lm__fit(&m->work, lm__gpt_estimate(c, 1, n), &g, lm__prefill_graph, &p, 1, 0);
+    if (!x && m->work.cap && !m->work.owned) {
+        /* a small caller-owned arena (a microcontroller): one position at a time */
+        int k, rc = LM_OK;
+        lm_clear_error();
+        lm_arena_reset(&m->work, 0);
+        lm_gpt_reset_cache(m);
+        for (k = 0; k < n && rc == LM_OK; k++) rc = lm_gpt_step_token(m, tokens[k], logits);
+        return rc;
+    }
+    if (!x) return LM_ERR_MEM;
+    /* ln_f and the head for the last position only */
+    last = (float *)lm_arena_alloc(&m->work, (size_t)c->n_embd * sizeof(float));
+    if (!last) return LM_ERR_MEM;
+    lm__ln_row(x->data + (size_t)(n - 1) * c->n_embd, m->ln_f_w->data, m->ln_f_b->data, last, c->n_embd);
+    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1);
+    m->cache_len = n;
+    lm_arena_reset(&m->work, 0);
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Sampling: temperature, then top-k (keep the k largest), then top-p (keep the smallest
+   set of most likely tokens whose probability reaches p), then one uniform draw.
+   Temperature 0 is greedy: the first index of the largest logit.
+   --------------------------------------------------------------------------------------- */
+/* Sort idx[0..n) by logits descending (ties: lower index first); heap sort, no recursion. */
+static int lm__before(const float *x, int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); }
+static void lm__sift(const float *x, int *idx, int i, int n) {
+    for (;;) {
+        int c = 2 * i + 1, t;
+        if (c >= n) return;
+        /* a min-heap under "before", so popping puts the last-ranked element at the end */
+        if (c + 1 < n && lm__before(x, idx[c], idx[c + 1])) c++;
+        if (!lm__before(x, idx[i], idx[c])) return;
+        t = idx[i]; idx[i] = idx[c]; idx[c] = t;
+        i = c;
+    }
+}
+static void lm__sort_desc(const float *x, int *idx, int n) {
+    int i, t;
+    for (i = 0; i < n; i++) idx[i] = i;
+    for (i = n / 2 - 1; i >= 0; i--) lm__sift(x, idx, i, n);
+    for (i = n - 1; i > 0; i--) {
+        t = idx[0]; idx[0] = idx[i]; idx[i] = t;
+        lm__sift(x, idx, 0, i);
+    }
+}
+
+LMDEF int lm_sample(lm_sampler *s, float *logits, int *scratch, int V) {
+    int i, best = 0, keep = V;
+    float mx;
+    double sum = 0, u, acc = 0;
+    for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (!(s->temperature > 0)) return best;
+    mx = logits[best];
+    for (i = 0; i < V; i++) logits[i] = expf((logits[i] - mx) / s->temperature);
+    if ((s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f) {
+        if (!scratch) return lm__fail(LM_ERR_ARG, "sample: top-k/top-p need scratch"), best;
+        lm__sort_desc(logits, scratch, V);
+        if (s->top_k > 0 && s->top_k < V) keep = s->top_k;
+        if (s->top_p < 1.0f) {
+            double tot = 0, run = 0;
+            int k;
+            for (k = 0; k < keep; k++) tot += logits[scratch[k]];
+            for (k = 0; k < keep; k++) {
+                run += logits[scratch[k]];
+                if (run >= s->top_p * tot) { keep = k + 1; break; }
+            }
+        }
+        for (i = keep; i < V; i++) logits[scratch[i]] = 0.0f;
+    }
+    for (i = 0; i < V; i++) sum += logits[i];
+    u = (double)lm_rng_uniform(&s->rng) * sum;
+    for (i = 0; i < V; i++) {
+        acc += logits[i];
+        if (logits[i] > 0 && u < acc) return i;
+    }
+    return best;
+}
+
+LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
+                          lm_sampler *s, void (*emit)(void *user, int token), void *user,
+                          int *out) {
+    const lm_gpt_config *c = &m->cfg;
+    int *win = m->gen_window, i, wlen, rc;
+    float *logits = m->gen_logits;
+    if (n_prompt < 1 || n_new < 0) return lm__fail(LM_ERR_ARG, "generate: need a prompt of at least one token");
+    for (i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= c->vocab)
+            return lm__fail(LM_ERR_ARG, "generate: prompt token %d outside [0, %d)", prompt[i], c->vocab);
+    /* the window: the last n_ctx tokens of the text so far */
+    wlen = n_prompt < c->n_ctx ? n_prompt : c->n_ctx;
+    memcpy(win, prompt + (n_prompt - wlen), (size_t)wlen * sizeof(int));
+    rc = lm__gpt_prefill(m, win, wlen, logits);
+    for (i = 0; i < n_new && rc == LM_OK; i++) {
+        int tok = lm_sample(s, logits, m->gen_sort, c->vocab);
+        if (out) out[i] = tok;
+        if (emit) emit(user, tok);
+        if (i + 1 == n_new) break;
+        if (wlen < c->n_ctx) {
+            win[wlen++] = tok;
+            rc = lm_gpt_step_token(m, tok, logits);
+        } else {
+            /* The text outgrew n_ctx: every position shifts, so the cache is rebuilt over
+               the last n_ctx tokens (learned absolute positions leave no cheaper way). */
+            memmove(win, win + 1, (size_t)(c->n_ctx - 1) * sizeof(int));
+            win[c->n_ctx - 1] = tok;
+            rc = lm__gpt_prefill(m, win, c->n_ctx, logits);
+        }
+    }
+    return rc;
+}
 
 #ifdef __cplusplus
 }

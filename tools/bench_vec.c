@@ -13,9 +13,6 @@
 #define _POSIX_C_SOURCE 200809L
 #define LM_IMPLEMENTATION
 #include "lm.h"
-#ifndef LM__VEC_IMPL /* until lm.h includes the vector kernels itself */
-#include "parts/vec_impl.inc"
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>

@@ -14,7 +14,7 @@ The classes are taken from the `regex` module itself (the engine GPT-2's encoder
 and cross-checked against unicodedata: they may differ only in code points that the
 newer of the two Unicode versions assigns.
 
-Usage: /usr/bin/python3 tools/gen_unicode.py > table.txt   (paste into parts/tok_impl.inc)
+Usage: /usr/bin/python3 tools/gen_unicode.py > table.txt   (paste into the tokenizer section of lm.h)
 Needs python3-regex (Debian) or `pip install regex`.
 """
 import sys

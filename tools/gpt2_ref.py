@@ -17,7 +17,7 @@ Usage (needs python3-regex; run with /usr/bin/python3):
   gpt2_ref.py DIR ids FILE          ids of FILE's bytes, one line separated by spaces
   gpt2_ref.py DIR cases FILE        FILE holds cases (u32 little-endian length, bytes ...):
                                     one line of ids per case
-  gpt2_ref.py DIR emit-c            fixed test cases as C arrays for parts/test_tok.inc
+  gpt2_ref.py DIR emit-c            fixed test cases as C arrays for the tokenizer tests in lm_test.c
   gpt2_ref.py fuzz N SEED FILE      write N random cases (mixed scripts, whitespace,
                                     contractions, invalid UTF-8) to FILE
 """
@@ -107,7 +107,7 @@ def write_cases(path, cases):
             f.write(struct.pack("<I", len(c)) + c)
 
 
-# Fixed cases for parts/test_tok.inc: each exercises one rule of the pattern or one kind
+# Fixed cases for the tokenizer tests in lm_test.c: each exercises one rule of the pattern or one kind
 # of text. Bytes literals, so NUL and invalid UTF-8 can be written down.
 FIXED = [
     b"Hello world",
