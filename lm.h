@@ -1044,9 +1044,17 @@ static int lm__pool_start(int nworkers) {
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
     lm__pool_started = 1;
-    for (i = 0; i < nworkers; i++) {
-        if (pthread_create(&p->th[i], NULL, lm__pool_worker, p) != 0) break;
-        p->nworkers = i + 1;
+    {
+        /* GEMM tasks keep their packed panels on the stack (up to ~610 KB with AVX-512):
+           give workers room for them wherever the default stack is small */
+        pthread_attr_t attr;
+        int have_attr = pthread_attr_init(&attr) == 0;
+        if (have_attr) pthread_attr_setstacksize(&attr, (size_t)4 << 20);
+        for (i = 0; i < nworkers; i++) {
+            if (pthread_create(&p->th[i], have_attr ? &attr : NULL, lm__pool_worker, p) != 0) break;
+            p->nworkers = i + 1;
+        }
+        if (have_attr) pthread_attr_destroy(&attr);
     }
     return p->nworkers + 1;
 }
@@ -1127,10 +1135,10 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 
    Memory: the packed panels live on the stack of whichever thread runs the task, so a call
    never allocates. One task's frame is (KC * TN + MR * KC + MR * NR) floats plus alignment
-   slack: 404 KB with AVX-512, 394 KB with AVX2, 132 KB with NEON, 35 KB for the portable
+   slack: 610 KB with AVX-512, 403 KB with AVX2, 132 KB with NEON, 35 KB for the portable
    path (measured with -fstack-usage). Any thread that calls lm_gemm, and the pool's
-   workers, need that much stack to spare. LM_GEMM_KC / LM_GEMM_TN, defined before
-   including, shrink it, e.g. for a microcontroller.
+   workers (started with 4 MB stacks), need that much stack to spare. LM_GEMM_KC and
+   LM_GEMM_TN, defined before including, shrink it, e.g. for a microcontroller.
    --------------------------------------------------------------------------------------- */
 
 /* A micro-kernel: acc = sum over k < kc of a[k*MR + i] * b[k*NR + j] for an MR x NR block,
@@ -2633,6 +2641,7 @@ LMDEF void lm_graph_reset(lm_graph *g, size_t mark) {
     lm_arena_reset(g->arena, mark);
     g->last = NULL;
     g->failed = 0;
+    g->n_spare = 0;       /* spare buffers lived in the memory just given back */
 }
 
 static int lm__shape_size(int ndim, const int *shape, int *size) {

@@ -770,10 +770,48 @@ static void test_metrics(void) {
     CHECK_NEAR(lm_perplexity(log(7.5)), 7.5, 1e-12, "metrics: perplexity = exp(loss)");
 }
 
+/* A graph reset to a mark and built again gets the same gradients as a fresh one: the
+   spare gradient buffers of the first graph must not survive the reset (they lived in the
+   memory the reset gave back). */
+static lm_tensor *t_reuse_graph(lm_graph *g, float *xd, float *xg, float *wd, float *wg, int kind) {
+    int sx[2] = { 6, 8 }, sw[2] = { 8, 8 };
+    lm_tensor *x = lm_tensor_wrap(g, xd, 2, sx, 1), *w = lm_tensor_wrap(g, wd, 2, sw, 1), *h;
+    x->grad = xg; w->grad = wg;
+    h = lm_matmul(g, x, w, 0);
+    h = kind ? lm_tanh(g, lm_gelu(g, h)) : lm_sigmoid(g, lm_relu(g, h));
+    return lm_sum(g, lm_mul(g, h, h));
+}
+static void test_core_graph_reuse(void) {
+    static unsigned char buf[1 << 16], buf2[1 << 16];
+    lm_arena a, a2;
+    lm_graph g, g2;
+    float xd[48], wd[64], xg[48], wg[64], xg2[48], wg2[64];
+    lm_rng r = lm_rng_seed(3);
+    int i;
+    for (i = 0; i < 48; i++) xd[i] = lm_rng_normal(&r);
+    for (i = 0; i < 64; i++) wd[i] = 0.3f * lm_rng_normal(&r);
+    lm_arena_init_buffer(&a, buf, sizeof buf);
+    lm_graph_init(&g, &a);
+    memset(xg, 0, sizeof xg); memset(wg, 0, sizeof wg);
+    lm_backward(&g, t_reuse_graph(&g, xd, xg, wd, wg, 0));
+    CHECK(g.n_spare > 0, "graph: backward recycles dead gradient buffers");
+    lm_graph_reset(&g, 0);
+    CHECK(g.n_spare == 0, "graph: a reset forgets the spare buffers (their memory is given back)");
+    memset(xg, 0, sizeof xg); memset(wg, 0, sizeof wg);
+    lm_backward(&g, t_reuse_graph(&g, xd, xg, wd, wg, 1));
+    lm_arena_init_buffer(&a2, buf2, sizeof buf2);
+    lm_graph_init(&g2, &a2);
+    memset(xg2, 0, sizeof xg2); memset(wg2, 0, sizeof wg2);
+    lm_backward(&g2, t_reuse_graph(&g2, xd, xg2, wd, wg2, 1));
+    CHECK(!memcmp(xg, xg2, sizeof xg) && !memcmp(wg, wg2, sizeof wg),
+          "graph: after lm_graph_reset a new graph's gradients equal a fresh graph's");
+}
+
 static void run_core_tests(void) {
     test_core_arena();
     test_core_rng();
     test_core_forward_values();
+    test_core_graph_reuse();
     test_core_gradients();
     test_core_optim();
     test_gpt_init();
