@@ -25,7 +25,7 @@
 #define LEN 8               /* string length                                             */
 #define ALPHA 4             /* letters a, b, c, d                                        */
 #define B 64                /* strings per training step                                 */
-#define STEPS 3000
+#define STEPS 5000
 #define N_TEST 2000
 
 /* One example into tokens[LEN]: a palindrome if yes, else a palindrome with one byte
@@ -65,7 +65,7 @@ int main(void) {
     if (!(e = lm_encoder_new(&cfg, 5))) { fprintf(stderr, "binary: %s\n", lm_error()); return 1; }
 
     /* Training: every step a fresh batch, half yes and half no, in random order. */
-    opt.lr = 1e-3f; opt.min_lr = 1e-4f; opt.warmup = 50; opt.steps = STEPS; opt.wd = 0.01f;
+    opt.lr = 2e-3f; opt.min_lr = 1e-4f; opt.warmup = 50; opt.steps = STEPS; opt.wd = 0.01f;
     for (i = 0; i < B; i++) lens[i] = LEN;
     for (step = 0; step < STEPS; step++) {
         float loss;
@@ -76,7 +76,7 @@ int main(void) {
         loss = lm_encoder_cls_step(e, &opt, tokens, lens, labels, B, LEN, step, 1);
         if (loss != loss) { fprintf(stderr, "binary: %s\n", lm_error()); return 1; }
         avg = step ? 0.95 * avg + 0.05 * loss : loss;
-        if (step % 100 == 0 || step == STEPS - 1) printf("step %4d  BCE loss %.4f\n", step, avg);
+        if (step % 250 == 0 || step == STEPS - 1) printf("step %4d  BCE loss %.4f\n", step, avg);
     }
 
     /* Test: new strings from another seed. Answer yes when p = sigmoid(z) > 0.5. */

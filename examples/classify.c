@@ -3,50 +3,48 @@
    Lesson 4: pretraining, then fine-tuning.
 
    Labels are expensive and raw text is cheap. So first a bidirectional Transformer
-   encoder learns the texts themselves, with no labels at all, by masked-language
-   modelling (BERT's recipe): hide 15% of the bytes of a text and train the model to fill
-   them in. To guess a hidden byte of "gesch?ftlich" well the model must learn which byte
-   sequences go together in which language: exactly the knowledge a classifier needs.
-   Then we fine-tune: a small linear head on the mean of the encoder's outputs predicts
-   the label, and the whole network (encoder and head) trains on the labelled lines.
+   encoder learns the texts themselves, with no labels, by masked-language modelling
+   (BERT's recipe): hide 15% of the bytes of each text and train the model to fill them
+   in. To guess the hidden byte of "gesch?ftlich" the model has to learn which byte
+   sequences go together in which language: the very knowledge a classifier needs.
+   Then we fine-tune: a linear head on the mean of the encoder's outputs predicts the
+   label, and the whole network (encoder and head) trains on the labelled lines.
 
-   The data: lines "label<TAB>text". Labels are any strings; they become class ids in the
-   order they first appear in the training file. Texts are raw bytes, cut at the context.
-   Byte-level vocabulary: 256 bytes + [MASK] + [PAD] = 258 tokens.
+   Data: lines "label<TAB>text". Labels are any strings; they become class ids in the
+   order they first appear in the training file. Texts are bytes, cut at the context.
+   Vocabulary: 256 bytes + [MASK] + [PAD] = 258 tokens.
 
    usage: classify [--labels F] [--no-pretrain] [TRAIN.tsv TEST.tsv]
        --labels F     fine-tune on only the first fraction F of the labelled lines
                       (pretraining still reads every text): where pretraining pays off
-       --no-pretrain  skip pretraining, to see what it was worth
-   With no files it runs on langs.tsv / langs_test.tsv (short sentences in four languages,
-   written for this lesson). It prints per-class precision, recall and F1, the confusion
-   matrix, and last `accuracy X` and `macro_f1 X`.
+       --no-pretrain  skip pretraining, to see what it is worth
+   With no files it runs on langs.tsv / langs_test.tsv: short sentences in English,
+   German, French and Spanish, written for this lesson. It prints per-class precision,
+   recall and F1, the confusion matrix, and last `accuracy X` and `macro_f1 X`.
 
-   Try on the 8-language word list of the lm.h test data (one word per line):
-       ./classify ../shared/data/langid/train.tsv ../shared/data/langid/test.tsv
-       ./classify --labels 0.1 ...      then the same with --no-pretrain */
+   On the 8-language word list of the lm.h test data (one word per line):
+       ./classify ../shared/data/langid/train.tsv ../shared/data/langid/test.tsv */
 #define LM_IMPLEMENTATION
 #include "lm.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CTX 32               /* bytes per text the model sees; longer texts are cut       */
+#define CTX 32               /* bytes of each text the model sees; the rest is cut        */
 #define MAX_CLASS 64
-#define VOCAB 258            /* 256 bytes, then [MASK] = 256 and [PAD] = 257              */
-#define MASK_ID 256
-static double knob(const char *n, double d) { const char *v = getenv(n); return v ? atof(v) : d; }
-#define KI(n, d) ((int)knob(n, d))
-#define KF(n, d) ((float)knob(n, d))
+#define MASK_ID 256          /* the two special tokens after the 256 bytes                */
 #define PAD_ID 257
+#define B_PRE 64             /* texts per pretraining step                                */
+#define B_FT 32              /* texts per fine-tuning step                                */
+#define B_EVAL 256
 
-/* ---- Data: one item per line, its class and its bytes ---------------------------------- */
+/* ---- Data: one item per line, its class and its bytes ------------------------------ */
 typedef struct { int label, len; unsigned char text[CTX]; } item;
 typedef struct { item *it; int n, cap; } dataset;
 static char class_name[MAX_CLASS][32];
 static int n_class = 0;
 
-/* The id of a label; new labels get the next id when add is set, else -1. */
+/* The id of a label; an unseen label gets the next id if add is set, else -1. */
 static int class_id(const char *s, int add) {
     int k;
     for (k = 0; k < n_class; k++) if (strcmp(class_name[k], s) == 0) return k;
@@ -61,7 +59,7 @@ static int load(const char *path, dataset *d, int add_labels) {
     int lineno = 0;
     if (!f) { fprintf(stderr, "classify: cannot open %s\n", path); return 0; }
     while (fgets(line, sizeof line, f)) {
-        char *tab = strchr(line, '\t'), *text;
+        char *tab = strchr(line, '\t');
         size_t len;
         item *x;
         lineno++;
@@ -69,7 +67,6 @@ static int load(const char *path, dataset *d, int add_labels) {
         if (!line[0]) continue;                          /* blank lines are allowed      */
         if (!tab) { fprintf(stderr, "classify: %s:%d: no TAB after the label\n", path, lineno); fclose(f); return 0; }
         *tab = 0;
-        text = tab + 1;
         if (d->n == d->cap) {
             d->cap = d->cap ? 2 * d->cap : 1024;
             d->it = (item *)realloc(d->it, (size_t)d->cap * sizeof(item));
@@ -78,15 +75,13 @@ static int load(const char *path, dataset *d, int add_labels) {
         x = &d->it[d->n];
         if ((x->label = class_id(line, add_labels)) < 0) {
             fprintf(stderr, "classify: %s:%d: label '%s' %s\n", path, lineno, line,
-                    add_labels ? "is too long or one too many" : "is not in the training file");
+                    add_labels ? "is too long, or one label too many" : "is not in the training file");
             fclose(f);
             return 0;
         }
-        len = strlen(text);
-        if (len > CTX - KI("END", 0)) len = CTX - KI("END", 0);                        /* truncate to the context      */
-        memcpy(x->text, text, len);
-        if (KI("END", 0)) x->text[len++] = '\n';
-        x->len = (int)len;
+        len = strlen(tab + 1);
+        x->len = (int)(len < CTX ? len : CTX);           /* cut to the context            */
+        memcpy(x->text, tab + 1, (size_t)x->len);
         d->n++;
     }
     fclose(f);
@@ -94,9 +89,9 @@ static int load(const char *path, dataset *d, int add_labels) {
     return 1;
 }
 
-/* Lay out items idx[0..B) as a (B, T) batch of token ids, T the longest of them; each
-   row ends in [PAD]s and lens[b] says how many positions are real. An empty text becomes
-   one [PAD] so that every row has at least one position. Returns T. */
+/* Items idx[0..B) as a (B, T) batch of token ids, T the longest of them: each row is its
+   text's bytes, then [PAD]s; lens[b] says how many positions are real (an empty text
+   counts as one [PAD], so every row has a position to average). Returns T. */
 static int make_batch(const dataset *d, const int *idx, int B, int *tokens, int *lens) {
     int b, t, T = 1;
     for (b = 0; b < B; b++) if (d->it[idx[b]].len > T) T = d->it[idx[b]].len;
@@ -108,11 +103,10 @@ static int make_batch(const dataset *d, const int *idx, int B, int *tokens, int 
     return T;
 }
 
-/* Batches in epochs: each epoch visits every item once, in a fresh random order. Texts
-   in a batch are padded to the longest, so a batch of one long and many short texts
-   wastes most of its work on [PAD]. Bucketing fixes that: after shuffling, each run of
-   16 batches' worth of items is sorted by length, so a batch holds texts of about the
-   same length; the order of the batches themselves stays random enough. */
+/* Batches in epochs: every epoch visits each item once, in a fresh random order. A batch
+   is padded to its longest text, so mixing long and short texts wastes work on [PAD].
+   Bucketing avoids most of it: after the shuffle, each run of 16 batches' worth of items
+   is sorted by length, so a batch holds texts of about the same length. */
 typedef struct { const dataset *d; int n, B, pos, *order; lm_rng rng; } batcher;
 
 static int batcher_init(batcher *s, const dataset *d, int n, int B, uint64_t seed) {
@@ -121,103 +115,94 @@ static int batcher_init(batcher *s, const dataset *d, int n, int B, uint64_t see
     return s->order != NULL;
 }
 
-static void batcher_epoch(batcher *s) {
-    int i, j, w, *p = s->order, win = 16 * s->B;
-    for (i = 0; i < s->n; i++) p[i] = i;
-    for (i = s->n - 1; i > 0; i--) {                     /* Fisher-Yates shuffle          */
-        int k = (int)lm_rng_below(&s->rng, (uint32_t)(i + 1)), t = p[i];
-        p[i] = p[k]; p[k] = t;
-    }
-    if (!KI("BUCKET", 1)) { s->pos = 0; return; }
-    for (w = 0; w < s->n; w += win) {                    /* insertion sort by length      */
-        int end = w + win < s->n ? w + win : s->n;
-        for (i = w + 1; i < end; i++) {
-            int x = p[i];
-            for (j = i; j > w && s->d->it[p[j - 1]].len > s->d->it[x].len; j--) p[j] = p[j - 1];
-            p[j] = x;
-        }
-    }
-    s->pos = 0;
-}
-
-/* The next B item numbers into idx. */
 static void batcher_next(batcher *s, int *idx) {
-    int b;
+    int b, i, j, w, *p = s->order, win = 16 * s->B;
     for (b = 0; b < s->B; b++) {
-        if (s->pos == s->n) batcher_epoch(s);
-        idx[b] = s->order[s->pos++];
+        if (s->pos == s->n) {                            /* a new epoch                   */
+            for (i = 0; i < s->n; i++) p[i] = i;
+            for (i = s->n - 1; i > 0; i--) {             /* Fisher-Yates shuffle          */
+                int k = (int)lm_rng_below(&s->rng, (uint32_t)(i + 1)), t = p[i];
+                p[i] = p[k]; p[k] = t;
+            }
+            for (w = 0; w < s->n; w += win) {            /* insertion sort of each window */
+                int end = w + win < s->n ? w + win : s->n;
+                for (i = w + 1; i < end; i++) {
+                    int x = p[i];
+                    for (j = i; j > w && s->d->it[p[j - 1]].len > s->d->it[x].len; j--) p[j] = p[j - 1];
+                    p[j] = x;
+                }
+            }
+            s->pos = 0;
+        }
+        idx[b] = p[s->pos++];
     }
 }
 
-/* Start the optimizer afresh: moments and step count to zero, for a new phase. */
-static void reset_optimizer(lm_params *p) {
-    memset(p->m, 0, p->total * sizeof(float));
-    memset(p->v, 0, p->total * sizeof(float));
-    p->step = 0;
+/* Steps for a phase: `epochs` passes over n items, within [lo, hi]. */
+static int steps_for(double epochs, int n, int B, int lo, int hi) {
+    double s = epochs * n / B;
+    return s < lo ? lo : s > hi ? hi : (int)s;
 }
 
-static int predict(lm_encoder *e, const dataset *d, int *pred);
-static const dataset *g_test;
-/* ---- The three phases ---------------------------------------------------------------- */
-#define B_MAX 256
-#define B_EVAL 256
-
+/* ---- Phase 1: masked-LM pretraining on every text, labels unused ------------------- */
 static int pretrain(lm_encoder *e, const dataset *d, int steps) {
-    int BP = KI("BP", 64);
-    static int idx[B_MAX], tokens[B_MAX * CTX], lens[B_MAX];
+    static int idx[B_PRE], tokens[B_PRE * CTX], lens[B_PRE];
     lm_train_opts o = lm_train_defaults();
     lm_rng rng = lm_rng_seed(1);
     batcher bt;
     int step, T;
     double avg = 0;
-    if (!batcher_init(&bt, d, d->n, BP, 1)) return 0;
-    o.lr = KF("LRP", 1e-3f); o.min_lr = o.lr / 10; o.warmup = steps / 20; o.steps = steps; o.wd = KF("WDP", 0.01f);
+    if (!batcher_init(&bt, d, d->n, B_PRE, 1)) return 0;
+    o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = steps / 20; o.steps = steps; o.wd = 0.01f;
     for (step = 0; step < steps; step++) {
         float loss;
         batcher_next(&bt, idx);
-        T = make_batch(d, idx, BP, tokens, lens);
-        /* mask 15% of each text, predict the hidden bytes; random replacements are bytes */
-        loss = lm_encoder_mlm_step(e, &o, tokens, lens, BP, T, 256, &rng, step, 1);
+        T = make_batch(d, idx, B_PRE, tokens, lens);
+        /* The library picks 15% of the real positions and corrupts them (80% [MASK],
+           10% a random byte below 256, 10% unchanged); the loss is on those only. */
+        loss = lm_encoder_mlm_step(e, &o, tokens, lens, B_PRE, T, 256, &rng, step, 1);
         if (loss != loss) { fprintf(stderr, "classify: %s\n", lm_error()); free(bt.order); return 0; }
         avg = step ? 0.98 * avg + 0.02 * loss : loss;
-        if (step % 200 == 0 || step == steps - 1) { printf("  pretrain step %5d  masked-LM loss %.3f\n", step, avg); fflush(stdout); }
+        if (step % 500 == 0 || step == steps - 1) { printf("  step %5d  masked-LM loss %.3f\n", step, avg); fflush(stdout); }
     }
     free(bt.order);
     return 1;
 }
 
+/* ---- Phase 2: fine-tuning encoder + head on the first n_use labelled items --------- */
 static int finetune(lm_encoder *e, const dataset *d, int n_use, int steps) {
-    int BF = KI("BF", 32);
-    static int idx[B_MAX], tokens[B_MAX * CTX], lens[B_MAX], labels[B_MAX];
+    static int idx[B_FT], tokens[B_FT * CTX], lens[B_FT], labels[B_FT];
     lm_train_opts o = lm_train_defaults();
+    lm_rng noise = lm_rng_seed(3);
     batcher bt;
-    int step, b, T;
+    int step, b, T, i;
     double avg = 0;
-    if (!batcher_init(&bt, d, n_use, BF, 2)) return 0;   /* only the first n_use items    */
-    o.lr = KF("LRF", 5e-4f); o.min_lr = o.lr / 20; o.warmup = steps / 20; o.steps = steps; o.wd = KF("WDF", 0.01f);
-    reset_optimizer(&e->params);
+    if (!batcher_init(&bt, d, n_use, B_FT, 2)) return 0;
+    o.lr = 5e-4f; o.min_lr = 2.5e-5f; o.warmup = steps / 20; o.steps = steps; o.wd = 0.1f;
+    /* A new phase, a new optimizer: forget pretraining's AdamW moments. */
+    memset(e->params.m, 0, e->params.total * sizeof(float));
+    memset(e->params.v, 0, e->params.total * sizeof(float));
+    e->params.step = 0;
     for (step = 0; step < steps; step++) {
         float loss;
         batcher_next(&bt, idx);
-        for (b = 0; b < BF; b++) labels[b] = d->it[idx[b]].label;
-        T = make_batch(d, idx, BF, tokens, lens);
-        if (KF("FTMASK", 0) > 0) { int q; for (q = 0; q < BF * T; q++) if (tokens[q] != PAD_ID && lm_rng_uniform(&bt.rng) < KF("FTMASK", 0)) tokens[q] = MASK_ID; }
-        loss = lm_encoder_cls_step(e, &o, tokens, lens, labels, BF, T, step, 1);
+        for (b = 0; b < B_FT; b++) labels[b] = d->it[idx[b]].label;
+        T = make_batch(d, idx, B_FT, tokens, lens);
+        /* Input noise: 20% of the bytes become [MASK]. The model cannot lean on any one
+           byte, so it learns the many clues of a language instead of memorising the
+           training texts (dropout, applied to the input). Pretraining taught it [MASK]. */
+        for (i = 0; i < B_FT * T; i++)
+            if (tokens[i] != PAD_ID && lm_rng_uniform(&noise) < 0.2f) tokens[i] = MASK_ID;
+        loss = lm_encoder_cls_step(e, &o, tokens, lens, labels, B_FT, T, step, 1);
         if (loss != loss) { fprintf(stderr, "classify: %s\n", lm_error()); free(bt.order); return 0; }
         avg = step ? 0.98 * avg + 0.02 * loss : loss;
-        if (step % 200 == 0 || step == steps - 1) { printf("  finetune step %5d  loss %.3f\n", step, avg); fflush(stdout); }
-        if (KI("EVALEVERY", 0) && (step + 1) % KI("EVALEVERY", 0) == 0) {
-            static int pr[100000]; int i, c = 0;
-            predict(e, g_test, pr);
-            for (i = 0; i < g_test->n; i++) c += pr[i] == g_test->it[i].label;
-            printf("  eval step %d acc %.4f\n", step + 1, (double)c / g_test->n); fflush(stdout);
-        }
+        if (step % 500 == 0 || step == steps - 1) { printf("  step %5d  loss %.3f\n", step, avg); fflush(stdout); }
     }
     free(bt.order);
     return 1;
 }
 
-/* Predict every test item (the class of highest probability) into pred. */
+/* ---- Phase 3: predict each test item: the class of highest probability ------------- */
 static int predict(lm_encoder *e, const dataset *d, int *pred) {
     static int idx[B_EVAL], tokens[B_EVAL * CTX], lens[B_EVAL];
     static float probs[B_EVAL * MAX_CLASS];
@@ -241,15 +226,12 @@ static int predict(lm_encoder *e, const dataset *d, int *pred) {
 
 int main(int argc, char **argv) {
     const char *train_path = "langs.tsv", *test_path = "langs_test.tsv";
-    double frac = 1.0;
-    int pretraining = 1, npos = 0, i, j, n_use, ok;
+    double frac = 1.0, precision[MAX_CLASS], recall[MAX_CLASS], f1[MAX_CLASS];
+    long support[MAX_CLASS], *confusion;
+    int pretraining = 1, npos = 0, i, j, n_use, ok, *truth, *pred;
     dataset train = { NULL, 0, 0 }, test = { NULL, 0, 0 };
     lm_encoder_config cfg;
     lm_encoder *e;
-    int *truth, *pred;
-    long *confusion;
-    double precision[MAX_CLASS], recall[MAX_CLASS], f1[MAX_CLASS];
-    long support[MAX_CLASS];
     lm_metrics mt;
 
     for (i = 1; i < argc; i++) {
@@ -267,30 +249,32 @@ int main(int argc, char **argv) {
     }
     if (npos == 1) { fprintf(stderr, "classify: give both TRAIN.tsv and TEST.tsv\n"); return 2; }
     if (!load(train_path, &train, 1) || !load(test_path, &test, 0)) return 1;
-    g_test = &test;
     if (n_class < 2) { fprintf(stderr, "classify: need at least two labels\n"); return 1; }
     n_use = (int)(frac * train.n + 0.5);
     if (n_use < 1) n_use = 1;
-    printf("%s: %d texts, %d classes; fine-tuning on the first %d; %s: %d texts\n",
+    printf("%s: %d texts in %d classes, the first %d labelled; %s: %d texts\n",
            train_path, train.n, n_class, n_use, test_path, test.n);
 
-    /* The model: 4 blocks, 128 wide, 4 heads; a context of 32 bytes. */
+    /* The model: 4 blocks, 128 wide, 4 heads, context 32; n_class outputs. */
     lm_set_threads(0);
     memset(&cfg, 0, sizeof cfg);
-    cfg.n_layer = KI("L", 4); cfg.n_head = KI("H", 4); cfg.n_embd = KI("C", 128); cfg.n_ctx = CTX;
-    cfg.vocab = VOCAB; cfg.mask_id = MASK_ID; cfg.pad_id = PAD_ID; cfg.n_class = n_class;
+    cfg.n_layer = 4; cfg.n_head = 4; cfg.n_embd = 128; cfg.n_ctx = CTX;
+    cfg.vocab = 258; cfg.mask_id = MASK_ID; cfg.pad_id = PAD_ID; cfg.n_class = n_class;
     if (!(e = lm_encoder_new(&cfg, 1234))) { fprintf(stderr, "classify: %s\n", lm_error()); return 1; }
 
-    if (getenv("LOAD")) { FILE *pf = fopen(getenv("LOAD"), "rb"); if (!pf || fread(e->params.data, 4, e->params.total, pf) != e->params.total) return 9; fclose(pf); pretraining = 0; }
+    /* Training lengths in epochs, with floors for tiny data sets and caps for time. */
     if (pretraining) {
-        printf("pretraining (masked-LM) on all %d texts, labels unused\n", train.n);
-        if (!pretrain(e, &train, KI("SP", 3000))) return 1;
+        int steps = steps_for(25, train.n, B_PRE, 600, 8000);
+        printf("pretraining: masked-LM on all %d texts, labels unused, %d steps\n", train.n, steps);
+        if (!pretrain(e, &train, steps)) return 1;
     }
-    if (getenv("SAVE")) { FILE *pf = fopen(getenv("SAVE"), "wb"); fwrite(e->params.data, 4, e->params.total, pf); fclose(pf); }
-    printf("fine-tuning on %d labelled texts\n", n_use);
-    if (!finetune(e, &train, n_use, KI("SF", 3000))) return 1;
+    {
+        int steps = steps_for(25, n_use, B_FT, 400, 16000);
+        printf("fine-tuning: %d labelled texts, %d steps\n", n_use, steps);
+        if (!finetune(e, &train, n_use, steps)) return 1;
+    }
 
-    /* Evaluation on the held-out file. */
+    /* Evaluate on the held-out file: the confusion matrix counts (true, predicted). */
     truth = (int *)malloc((size_t)test.n * sizeof(int));
     pred = (int *)malloc((size_t)test.n * sizeof(int));
     confusion = (long *)malloc((size_t)n_class * n_class * sizeof(long));
@@ -315,11 +299,12 @@ int main(int argc, char **argv) {
     }
     printf("accuracy %.4f\nmacro_f1 %.4f\n", mt.accuracy, mt.macro_f1);
 
-    /* Fail loudly if the model learned nothing: well above guessing the commonest class. */
+    /* The lesson failed if the model learned little: demand at least halfway from
+       always answering the commonest class to perfect. */
     {
         long most = 0;
         for (i = 0; i < n_class; i++) if (support[i] > most) most = support[i];
-        ok = mt.accuracy > (double)most / test.n + 0.5 * (1.0 - (double)most / test.n);
+        ok = mt.accuracy >= 0.5 + 0.5 * (double)most / test.n;
     }
     lm_encoder_free(e);
     free(train.it); free(test.it); free(truth); free(pred); free(confusion);
