@@ -971,14 +971,39 @@ LMDEF void lm_arena_free(lm_arena *a) {
 }
 
 /* ---------------------------------------------------------------------------------------
-   Thread pool. One global pool of worker threads that sleep on a condition variable. A job
-   is n tasks; workers and the caller take task numbers from a shared counter until none are
-   left. Which thread runs a task never matters: each task owns its outputs.
+   Thread pool. One global pool of worker threads. A job is n tasks; workers and the caller
+   take task numbers from a shared counter until none are left. Which thread runs a task
+   never matters: each task owns its outputs.
+
+   A training step posts a few hundred jobs, many of them short (a layernorm, a residual
+   add), so waking a sleeping thread for each (a system call, tens of microseconds on a
+   virtual machine) would cost more than the work. Workers therefore spin a little while
+   on the job counter after finishing a job, and only then sleep on a condition variable;
+   the caller likewise spins before it sleeps waiting for the workers to finish. Spinning
+   needs atomic loads and stores: GCC/Clang's __atomic builtins. Elsewhere (e.g. tcc) the
+   pool falls back to the mutex alone and never spins.
    --------------------------------------------------------------------------------------- */
 static int lm__nthreads = 1;
 static volatile int lm__in_job = 0;  /* a job is running: nested calls run serially      */
 
 #if !defined(LM_NO_THREADS)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+#define LM__ATOMICS 1
+#define LM__LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define LM__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+#define LM__FETCH_ADD(x, v) __atomic_fetch_add(&(x), (v), __ATOMIC_ACQ_REL)
+#if defined(__x86_64__) || defined(__i386__)
+#define LM__PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
+#define LM__PAUSE() __asm__ __volatile__("yield")
+#else
+#define LM__PAUSE() ((void)0)
+#endif
+#define LM__SPINS 10000              /* polls before sleeping: 0.1 to 1 ms, by the CPU    */
+#else
+#define LM__ATOMICS 0
+#endif
+
 typedef struct lm__pool {
     pthread_t th[LM_MAX_THREADS];
     int nworkers;                    /* threads besides the caller                        */
@@ -988,6 +1013,7 @@ typedef struct lm__pool {
     lm_task_fn fn;
     void *ctx;
     int n, next, busy;               /* tasks in the job, next to take, workers still in  */
+    int sleepers, caller_waits;      /* workers asleep on wake; the caller asleep on done */
     int quit;
 } lm__pool;
 static lm__pool lm__the_pool;
@@ -997,10 +1023,15 @@ static int lm__pool_started = 0;
 static void lm__pool_drain(lm__pool *p) {
     for (;;) {
         int i;
+#if LM__ATOMICS
+        i = LM__FETCH_ADD(p->next, 1);
+        if (i >= p->n) return;
+#else
         pthread_mutex_lock(&p->mu);
         i = p->next < p->n ? p->next++ : -1;
         pthread_mutex_unlock(&p->mu);
         if (i < 0) return;
+#endif
         p->fn(p->ctx, i);
     }
 }
@@ -1009,15 +1040,30 @@ static void *lm__pool_worker(void *arg) {
     lm__pool *p = (lm__pool *)arg;
     unsigned long seen = 0;
     for (;;) {
+#if LM__ATOMICS
+        int spin;
+        for (spin = 0; spin < LM__SPINS && LM__LOAD(p->generation) == seen && !LM__LOAD(p->quit); spin++)
+            LM__PAUSE();
+#endif
         pthread_mutex_lock(&p->mu);
+        p->sleepers++;
         while (p->generation == seen && !p->quit) pthread_cond_wait(&p->wake, &p->mu);
+        p->sleepers--;
         if (p->quit) { pthread_mutex_unlock(&p->mu); return NULL; }
         seen = p->generation;
         pthread_mutex_unlock(&p->mu);
         lm__pool_drain(p);
+#if LM__ATOMICS
+        if (LM__FETCH_ADD(p->busy, -1) == 1) {       /* the last worker out             */
+            pthread_mutex_lock(&p->mu);
+            if (p->caller_waits) pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+#else
         pthread_mutex_lock(&p->mu);
         if (--p->busy == 0) pthread_cond_signal(&p->done);
         pthread_mutex_unlock(&p->mu);
+#endif
     }
 }
 
@@ -1088,17 +1134,26 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 #if !defined(LM_NO_THREADS)
     if (lm__nthreads > 1 && n > 1 && !lm__in_job) {
         lm__pool *p = &lm__the_pool;
-        pthread_mutex_lock(&p->mu);
         lm__in_job = 1;
+        pthread_mutex_lock(&p->mu);
         p->fn = fn; p->ctx = ctx; p->n = n; p->next = 0; p->busy = p->nworkers;
+#if LM__ATOMICS
+        LM__STORE(p->generation, p->generation + 1);  /* spinning workers start now     */
+#else
         p->generation++;
-        pthread_cond_broadcast(&p->wake);
+#endif
+        if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
         lm__pool_drain(p);
+#if LM__ATOMICS
+        for (i = 0; i < LM__SPINS && LM__LOAD(p->busy) > 0; i++) LM__PAUSE();
+#endif
         pthread_mutex_lock(&p->mu);
+        p->caller_waits = 1;
         while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-        lm__in_job = 0;
+        p->caller_waits = 0;
         pthread_mutex_unlock(&p->mu);
+        lm__in_job = 0;
         return;
     }
 #endif
@@ -2731,10 +2786,33 @@ static void lm__release(lm_graph *g, float *p, size_t n) {
 }
 
 /* The gradient buffer of t, zeroed on first use (NULL if out of memory). */
+/* Elementwise work is cut into fixed chunks of LM__CHUNK floats, one task each: the cut
+   depends on the size only, so sums over chunks come out the same for any thread count.
+   Work of fewer than two chunks runs on the calling thread (waking the pool costs more). */
+#define LM__CHUNK 16384
+static int lm__nchunks(size_t n) { return (int)((n + LM__CHUNK - 1) / LM__CHUNK); }
+static void lm__run_tasks(int n, lm_task_fn fn, void *ctx) {
+    int c;
+    if (n >= 2) lm_parallel_for(n, fn, ctx);
+    else for (c = 0; c < n; c++) fn(ctx, c);
+}
+static void lm__chunk_for(size_t n, lm_task_fn fn, void *ctx) { lm__run_tasks(lm__nchunks(n), fn, ctx); }
+typedef struct { float *p; size_t n; } lm__zero_job;
+static void lm__zero_task(void *ctx, int c) {
+    lm__zero_job *J = (lm__zero_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK;
+    memset(J->p + i0, 0, (J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK) * sizeof(float));
+}
+static void lm__zero(float *p, size_t n) {
+    lm__zero_job J;
+    J.p = p; J.n = n;
+    lm__chunk_for(n, lm__zero_task, &J);
+}
+
 static float *lm__grad(lm_graph *g, lm_tensor *t) {
     if (!t->grad) {
         t->grad = lm__scratch(g, (size_t)t->size);
-        if (t->grad) memset(t->grad, 0, (size_t)t->size * sizeof(float));
+        if (t->grad) lm__zero(t->grad, (size_t)t->size);
     }
     return t->grad;
 }
@@ -2829,27 +2907,71 @@ static int lm__bcast_ok(const lm_tensor *a, const lm_tensor *b) {
 }
 
 enum { LM__ADD, LM__SUB, LM__MUL };
-static void lm__binary_fwd(lm_node *n) {
-    const float *a = n->in[0]->data, *b = n->in[1]->data;
-    float *o = n->out->data;
-    int i, j, na = n->in[0]->size, nb = n->in[1]->size;
-    for (i = 0; i < na; i += nb) {
-        switch (n->i[0]) {
-        case LM__ADD: for (j = 0; j < nb; j++) o[i + j] = a[i + j] + b[j]; break;
-        case LM__SUB: for (j = 0; j < nb; j++) o[i + j] = a[i + j] - b[j]; break;
-        default: for (j = 0; j < nb; j++) o[i + j] = a[i + j] * b[j]; break;
-        }
+/* o = a (op) b over [i0, i1), a range of whole repeats of b (or any range when b is a
+   scalar or as large as a); ga += go * b' likewise (b' = b for MUL, 1 otherwise). */
+static void lm__binary_span(int kind, const float *a, const float *b, int nb, int na,
+                            float *o, int i0, int i1) {
+    int i, j;
+    if (nb == 1 || nb == na) {
+        int step = nb == 1 ? 0 : 1;
+        const float *bb = nb == 1 ? b : b + i0;
+        for (i = i0, j = 0; i < i1; i++, j += step)
+            o[i] = kind == LM__ADD ? a[i] + bb[j] : kind == LM__SUB ? a[i] - bb[j] : a[i] * bb[j];
+        return;
     }
+    for (i = i0; i < i1; i += nb)
+        for (j = 0; j < nb; j++)
+            o[i + j] = kind == LM__ADD ? a[i + j] + b[j] : kind == LM__SUB ? a[i + j] - b[j] : a[i + j] * b[j];
+}
+static void lm__binary_gspan(int mul, const float *go, const float *b, int nb, int na,
+                             float *ga, int i0, int i1) {
+    int i, j;
+    if (!mul) { for (i = i0; i < i1; i++) ga[i] += go[i]; return; }
+    if (nb == 1 || nb == na) {
+        for (i = i0; i < i1; i++) ga[i] += go[i] * b[nb == 1 ? 0 : i];
+        return;
+    }
+    for (i = i0; i < i1; i += nb)
+        for (j = 0; j < nb; j++) ga[i + j] += go[i + j] * b[j];
+}
+/* Tasks: whole repeats of b, about a chunk's worth each; plain chunks when b is a scalar or
+   as large as a (a residual add). */
+typedef struct { lm_node *n; float *dst; int step; } lm__binary_job;
+static int lm__binary_tasks(lm__binary_job *J) {
+    int na = J->n->in[0]->size, nb = J->n->in[1]->size;
+    J->step = nb == 1 || nb == na ? LM__CHUNK : (LM__CHUNK / nb > 0 ? LM__CHUNK / nb : 1) * nb;
+    return (na + J->step - 1) / J->step;
+}
+static void lm__binary_fwd_task(void *ctx, int c) {
+    const lm__binary_job *J = (const lm__binary_job *)ctx;
+    lm_node *n = J->n;
+    int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
+    lm__binary_span(n->i[0], n->in[0]->data, n->in[1]->data, n->in[1]->size, na, n->out->data, i0, i1);
+}
+static void lm__binary_bwd_task(void *ctx, int c) {
+    const lm__binary_job *J = (const lm__binary_job *)ctx;
+    lm_node *n = J->n;
+    int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
+    lm__binary_gspan(n->i[0] == LM__MUL, n->out->grad, n->in[1]->data, n->in[1]->size, na, J->dst, i0, i1);
+}
+static void lm__binary_fwd(lm_node *n) {
+    lm__binary_job J;
+    J.n = n;
+    lm__run_tasks(lm__binary_tasks(&J), lm__binary_fwd_task, &J);
 }
 static void lm__binary_bwd(lm_node *n) {
-    const float *a = n->in[0]->data, *b = n->in[1]->data, *go = n->out->grad;
-    float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1);
+    const float *a = n->in[0]->data, *go = n->out->grad;
+    float *gb = lm__in_grad(n, 1);
     int i, j, na = n->in[0]->size, nb = n->in[1]->size, kind = n->i[0];
-    if (ga) for (i = 0; i < na; i += nb) {
-        if (kind == LM__MUL) for (j = 0; j < nb; j++) ga[i + j] += go[i + j] * b[j];
-        else for (j = 0; j < nb; j++) ga[i + j] += go[i + j];
+    lm__binary_job J;
+    J.n = n;
+    if ((J.dst = lm__in_grad(n, 0)) != NULL) lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+    if (gb && nb == na && kind == LM__ADD) {         /* same shapes: gb += go, in chunks   */
+        J.dst = gb;
+        lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+        return;
     }
-    if (gb) for (i = 0; i < na; i += nb) {
+    if (gb) for (i = 0; i < na; i += nb) {           /* b repeats: sum over the repeats   */
         if (kind == LM__MUL) for (j = 0; j < nb; j++) gb[j] += go[i + j] * a[i + j];
         else if (kind == LM__SUB) for (j = 0; j < nb; j++) gb[j] -= go[i + j];
         else for (j = 0; j < nb; j++) gb[j] += go[i + j];
@@ -2909,12 +3031,23 @@ static void lm__matmul_fwd(lm_node *n) {
 }
 
 /* Column sums of dout into the bias gradient, in row blocks of fixed size summed in order. */
-static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
-    int i, j;
-    for (i = 0; i < M; i++) {
-        const float *r = go + (size_t)i * N;
-        for (j = 0; j < N; j++) gbias[j] += r[j];
+/* gbias += the column sums of go (M, N): tasks take 64 columns each, every column summed
+   over the rows in order. */
+typedef struct { float *gbias; const float *go; int M, N; } lm__colsum_job;
+static void lm__colsum_task(void *ctx, int c) {
+    lm__colsum_job *J = (lm__colsum_job *)ctx;
+    int i, j, j0 = c * 64, j1 = j0 + 64 < J->N ? j0 + 64 : J->N;
+    for (i = 0; i < J->M; i++) {
+        const float *r = J->go + (size_t)i * J->N;
+        for (j = j0; j < j1; j++) J->gbias[j] += r[j];
     }
+}
+static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
+    lm__colsum_job J;
+    int c, nc = (N + 63) / 64;
+    J.gbias = gbias; J.go = go; J.M = M; J.N = N;
+    if (nc >= 2 && (size_t)M * N >= 2 * LM__CHUNK) lm_parallel_for(nc, lm__colsum_task, &J);
+    else for (c = 0; c < nc; c++) lm__colsum_task(&J, c);
 }
 
 static void lm__matmul_bwd(lm_node *n) {
@@ -2994,8 +3127,6 @@ LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1)
 #define LM__GELU_C 0.044715f
 
 enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
-/* Elementwise work is cut into fixed chunks, one task each. */
-#define LM__CHUNK 16384
 typedef struct { lm_node *n; float *gx; } lm__act_job;
 static void lm__act_fwd_task(void *ctx, int c) {
     lm_node *n = ((lm__act_job *)ctx)->n;
@@ -3236,60 +3367,90 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
    --------------------------------------------------------------------------------------- */
 typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
 
-/* P (T, T) of task (b, h) from S = q k^T; forward also writes the row log-sum-exps. */
-static void lm__att_probs(const lm__att_job *J, int task, float *P, int forward) {
+/* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
+   may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
+   upper triangle of S and P and nearly halve the work of long contexts. The columns a
+   block computes are its "cols"; no product reads past them. */
+#define LM__ATT_RB 32
+static int lm__att_cols(const lm__att_job *J, int b, int i1) {
+    int len = J->n->ids ? J->n->ids[b] : J->T;
+    return J->n->i[1] && i1 < len ? i1 : len;
+}
+
+/* Rows [i0, i1) of P for task (b, h), columns [0, cols), from S = q k^T; forward also
+   writes the rows' log-sum-exps. Masked entries are 0. */
+static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int cols, float *P, int forward) {
     lm_node *n = J->n;
     int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
     int causal = n->i[1], len = n->ids ? n->ids[b] : T;
     const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
     float *lse = n->saved + (size_t)task * T;
-    lm_gemm(0, 1, T, T, J->hs, 1.0f / sqrtf((float)J->hs), q, C3, q + J->C, C3, 0.0f, P, T);
-    for (i = 0; i < T; i++) {
+    if (cols <= 0) return;
+    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
+            q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
+    for (i = i0; i < i1; i++) {
         float *row = P + (size_t)i * T, L;
         int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
-        if (lim <= 0) { memset(row, 0, (size_t)T * sizeof(float)); continue; }
+        if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
         if (forward) {
             float mx = lm__vmax(row, lim);
             lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, lim));
         }
         L = lse[i];
         lm__vsum_exp_shift(row, L, row, lim);     /* row = exp(S - L) = P */
-        for (j = lim; j < T; j++) row[j] = 0.0f;
+        for (j = lim; j < cols; j++) row[j] = 0.0f;
     }
 }
 static void lm__att_fwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i0, i1, cols;
     const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
     float *P = J->scratch + (size_t)task * T * T;
-    lm__att_probs(J, task, P, 1);
-    lm_gemm(0, 0, T, J->hs, T, 1.0f, P, T, v, C3, 0.0f,
-            J->n->out->data + (size_t)b * T * J->C + h * J->hs, J->C);
+    float *y = J->n->out->data + (size_t)b * T * J->C + h * J->hs;
+    for (i0 = 0; i0 < T; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+        cols = lm__att_cols(J, b, i1);
+        lm__att_probs(J, task, i0, i1, cols, P, 1);
+        if (cols > 0)                                  /* y = P v                         */
+            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * T, T, v, C3, 0.0f,
+                    y + (size_t)i0 * J->C, J->C);
+        else
+            for (; i0 < i1; i0++) memset(y + (size_t)i0 * J->C, 0, (size_t)J->hs * sizeof(float));
+    }
 }
 static void lm__att_bwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs, i0, i1, m, cols;
     const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
     const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
     float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
     float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
     float sc = 1.0f / sqrtf((float)hs);
-    lm__att_probs(J, task, P, 0);
-    /* dP = dy v^T */
-    lm_gemm(0, 1, T, T, hs, 1.0f, dy, J->C, q + 2 * J->C, C3, 0.0f, dS, T);
-    /* dv += P^T dy */
-    lm_gemm(1, 0, T, hs, T, 1.0f, P, T, dy, J->C, 1.0f, dq + 2 * J->C, C3);
-    for (i = 0; i < T; i++) {
-        const float *p = P + (size_t)i * T;
-        float *d = dS + (size_t)i * T;
-        double s = 0;
-        for (j = 0; j < T; j++) s += (double)d[j] * p[j];
-        for (j = 0; j < T; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
+    for (i0 = 0; i0 < T; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+        m = i1 - i0;
+        if ((cols = lm__att_cols(J, b, i1)) <= 0) continue;   /* no keys: no gradient     */
+        lm__att_probs(J, task, i0, i1, cols, P, 0);
+        /* dP = dy v^T */
+        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, q + 2 * J->C, C3, 0.0f,
+                dS + (size_t)i0 * T, T);
+        /* dv += P^T dy */
+        lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * T, T, dy + (size_t)i0 * J->C, J->C, 1.0f,
+                dq + 2 * J->C, C3);
+        for (i = i0; i < i1; i++) {                    /* dS = P (dP - rowsum(dP P)) / sqrt(hs) */
+            const float *p = P + (size_t)i * T;
+            float *d = dS + (size_t)i * T;
+            double s = 0;
+            for (j = 0; j < cols; j++) s += (double)d[j] * p[j];
+            for (j = 0; j < cols; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
+        }
+        /* dq += dS k ; dk += dS^T q */
+        lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * T, T, q + J->C, C3, 1.0f,
+                dq + (size_t)i0 * C3, C3);
+        lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * T, T, q + (size_t)i0 * C3, C3, 1.0f,
+                dq + J->C, C3);
     }
-    /* dq += dS k ; dk += dS^T q */
-    lm_gemm(0, 0, T, hs, T, 1.0f, dS, T, q + J->C, C3, 1.0f, dq, C3);
-    lm_gemm(1, 0, T, hs, T, 1.0f, dS, T, q, C3, 1.0f, dq + J->C, C3);
 }
 static void lm__att_setup(lm__att_job *J, lm_node *n) {
     J->n = n;
@@ -3635,19 +3796,40 @@ LMDEF int lm_params_find(const lm_params *p, const char *name) {
     return -1;
 }
 
-LMDEF void lm_params_zero_grad(lm_params *p) {
-    memset(p->grad, 0, p->total * sizeof(float));
-}
+LMDEF void lm_params_zero_grad(lm_params *p) { lm__zero(p->grad, p->total); }
 
-LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
+/* The squared norm is summed in double per part, then over the parts in order. The parts
+   are at most 1024 chunks of equal size, from the parameter count only, so the norm is
+   the same for any thread count. */
+typedef struct { lm_params *p; size_t part; double ss[1024]; float coef; } lm__clip_job;
+static void lm__clip_task(void *ctx, int c) {
+    lm__clip_job *J = (lm__clip_job *)ctx;
+    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
+    const float *g = J->p->grad;
     double ss = 0;
-    size_t i;
-    float norm, coef;
-    for (i = 0; i < p->total; i++) ss += (double)p->grad[i] * p->grad[i];
+    for (i = i0; i < i1; i++) ss += (double)g[i] * g[i];
+    J->ss[c] = ss;
+}
+static void lm__scale_task(void *ctx, int c) {
+    lm__clip_job *J = (lm__clip_job *)ctx;
+    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
+    float *g = J->p->grad, coef = J->coef;
+    for (i = i0; i < i1; i++) g[i] *= coef;
+}
+LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
+    lm__clip_job J0, *J = &J0;               /* 8 KB of partial sums, on the stack      */
+    double ss = 0;
+    int c, parts;
+    float norm;
+    J->p = p;
+    J->part = p->total / 1024 + 1 > LM__CHUNK ? p->total / 1024 + 1 : LM__CHUNK;
+    parts = (int)((p->total + J->part - 1) / J->part);
+    lm__run_tasks(parts, lm__clip_task, J);
+    for (c = 0; c < parts; c++) ss += J->ss[c];
     norm = (float)sqrt(ss);
     if (max_norm > 0) {
-        coef = max_norm / (norm + 1e-6f);
-        if (coef < 1.0f) for (i = 0; i < p->total; i++) p->grad[i] *= coef;
+        J->coef = max_norm / (norm + 1e-6f);
+        if (J->coef < 1.0f) lm__run_tasks(parts, lm__scale_task, J);
     }
     return norm;
 }
@@ -3675,22 +3857,38 @@ LMDEF float lm_lr_at(const lm_train_opts *o, int s) {
     return (float)(o->min_lr + 0.5 * (1.0 + cos(3.14159265358979323846 * r)) * ((double)o->lr - o->min_lr));
 }
 
-LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr) {
+/* The update is elementwise, so the whole parameter block is cut into chunks (one task
+   each) without regard to where tensors begin and end. */
+typedef struct {
+    lm_params *p;
+    float lr, wd, b1, b2, step_size, bc2_sqrt, eps;
+} lm__adamw_job;
+static void lm__adamw_task(void *ctx, int c) {
+    const lm__adamw_job *J = (const lm__adamw_job *)ctx;
+    lm_params *p = J->p;
+    size_t i0 = (size_t)c * LM__CHUNK, i1 = p->total - i0 < LM__CHUNK ? p->total : i0 + LM__CHUNK;
     int k;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        size_t a = (size_t)(t->data - p->data), b = a + (size_t)t->size;
+        float decay = t->ndim >= 2 ? 1.0f - J->lr * J->wd : 1.0f;
+        if (b <= i0 || a >= i1) continue;
+        if (a < i0) a = i0;
+        if (b > i1) b = i1;
+        lm__adamw_update(p->data + a, p->grad + a, p->m + a, p->v + a, (int)(b - a), decay,
+                         J->b1, J->b2, J->step_size, J->bc2_sqrt, J->eps);
+    }
+}
+LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr) {
+    lm__adamw_job J;
     double bc1, bc2;
-    float step_size, bc2_sqrt, b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     p->step++;
     bc1 = 1.0 - pow((double)o->beta1, (double)p->step);
     bc2 = 1.0 - pow((double)o->beta2, (double)p->step);
-    step_size = (float)(lr / bc1);
-    bc2_sqrt = (float)sqrt(bc2);
-    for (k = 0; k < p->n; k++) {
-        lm_tensor *t = &p->t[k];
-        size_t off = (size_t)(t->data - p->data);
-        float *w = t->data, *g = t->grad, *m = p->m + off, *v = p->v + off;
-        float decay = t->ndim >= 2 ? 1.0f - lr * o->wd : 1.0f;
-        lm__adamw_update(w, g, m, v, t->size, decay, b1, b2, step_size, bc2_sqrt, eps);
-    }
+    J.p = p; J.lr = lr; J.wd = o->wd; J.b1 = o->beta1; J.b2 = o->beta2; J.eps = o->eps;
+    J.step_size = (float)(lr / bc1);
+    J.bc2_sqrt = (float)sqrt(bc2);
+    lm__chunk_for(p->total, lm__adamw_task, &J);
     return LM_OK;
 }
 

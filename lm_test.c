@@ -807,12 +807,102 @@ static void test_core_graph_reuse(void) {
           "graph: after lm_graph_reset a new graph's gradients equal a fresh graph's");
 }
 
+/* Attention over a long context, against a plain double-precision implementation: T = 75
+   spans three of the row blocks attention works in (32 + 32 + 11), so the causal block
+   skipping, the padding mask and a fully padded row (len 0) are all exercised, forward and
+   backward, on 1 and 2 threads. */
+static void t_att_reference(const float *qkv, const float *dy, int B, int T, int C, int H,
+                            int causal, const int *lens, double *y, double *g) {
+    int hs = C / H, b, h, i, j, d;
+    double sc = 1.0 / sqrt((double)hs);
+    double *p = (double *)malloc(sizeof(double) * (size_t)T), *dp = (double *)malloc(sizeof(double) * (size_t)T);
+    memset(y, 0, sizeof(double) * (size_t)B * T * C);
+    memset(g, 0, sizeof(double) * (size_t)B * T * 3 * C);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < T; i++) {
+                int len = lens ? lens[b] : T, lim = causal && i + 1 < len ? i + 1 : len;
+                const float *q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
+                const float *dyi = dy + ((size_t)b * T + i) * C + h * hs;
+                double mx = -1e300, z = 0, dot = 0;
+                for (j = 0; j < lim; j++) {                 /* P = softmax(q k^T / sqrt(hs)) */
+                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    double s = 0;
+                    for (d = 0; d < hs; d++) s += (double)q[d] * k[d];
+                    p[j] = s * sc;
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (j = 0; j < lim; j++) z += (p[j] = exp(p[j] - mx));
+                for (j = 0; j < lim; j++) {                 /* y = P v; dv += P dy; dP     */
+                    const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    p[j] /= z;
+                    dp[j] = 0;
+                    for (d = 0; d < hs; d++) {
+                        y[((size_t)b * T + i) * C + h * hs + d] += p[j] * v[d];
+                        g[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d] += p[j] * dyi[d];
+                        dp[j] += (double)dyi[d] * v[d];
+                    }
+                    dot += p[j] * dp[j];
+                }
+                for (j = 0; j < lim; j++) {                 /* dS; dq += dS k; dk += dS q  */
+                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    double ds = p[j] * (dp[j] - dot) * sc;
+                    for (d = 0; d < hs; d++) {
+                        g[((size_t)b * T + i) * 3 * C + h * hs + d] += ds * k[d];
+                        g[((size_t)b * T + j) * 3 * C + C + h * hs + d] += ds * q[d];
+                    }
+                }
+            }
+    free(p);
+    free(dp);
+}
+static void test_attention_long(void) {
+    enum { B = 3, T = 75, C = 24, H = 3 };
+    static const int lens[B] = { 75, 40, 0 };
+    static float qkv[B * T * 3 * C], dy[B * T * C];
+    static double y[B * T * C], gr[B * T * 3 * C];
+    int mode, th, i, shape[3] = { B, T, 3 * C };
+    lm_rng r = lm_rng_seed(11);
+    for (i = 0; i < B * T * 3 * C; i++) qkv[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * T * C; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (mode = 0; mode < 3; mode++) {
+        int causal = mode != 1;
+        const int *ln = mode == 0 ? NULL : lens;
+        t_att_reference(qkv, dy, B, T, C, H, causal, ln, y, gr);
+        for (th = 1; th <= 2; th++) {
+            lm_arena a;
+            lm_graph g;
+            lm_tensor *x, *out, *R;
+            double ey = 0, eg = 0;
+            char what[160];
+            lm_set_threads(th);
+            lm_arena_init_buffer(&a, t_arena_buf, sizeof t_arena_buf);
+            lm_graph_init(&g, &a);
+            x = lm_tensor_wrap(&g, qkv, 3, shape, 1);
+            out = lm_attention(&g, x, H, causal, ln);
+            R = out ? lm_tensor_wrap(&g, dy, 3, out->shape, 0) : NULL;
+            if (!out || !R || lm_backward(&g, lm_sum(&g, lm_mul(&g, out, R))) != LM_OK || !x->grad) {
+                CHECK(0, "attention, long context: forward and backward run");
+                continue;
+            }
+            for (i = 0; i < B * T * C; i++) if (fabs(out->data[i] - y[i]) > ey) ey = fabs(out->data[i] - y[i]);
+            for (i = 0; i < B * T * 3 * C; i++) if (fabs(x->grad[i] - gr[i]) > eg) eg = fabs(x->grad[i] - gr[i]);
+            snprintf(what, sizeof what, "attention T=75 %s, %d thread(s): y and d qkv as the double reference (max err %.1e, %.1e)",
+                     mode == 0 ? "causal" : mode == 1 ? "bidirectional padded (len 75, 40, 0)" : "causal padded",
+                     th, ey, eg);
+            CHECK(ey < 2e-5 && eg < 1e-4, what);
+        }
+    }
+    lm_set_threads(1);
+}
+
 static void run_core_tests(void) {
     test_core_arena();
     test_core_rng();
     test_core_forward_values();
     test_core_graph_reuse();
     test_core_gradients();
+    test_attention_long();
     test_core_optim();
     test_gpt_init();
     test_gpt_gradcheck();
