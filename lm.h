@@ -2679,6 +2679,60 @@ LM__VEC_FN void lm__layernorm_row(const float *x, const float *w, const float *b
     if (rstd_out) *rstd_out = rstd;
 }
 
+/* LayerNorm backward for one row, given the forward's mean and rstd (xh = (x - mean) rstd):
+       pw += dy xh     pb += dy                          (weight and bias gradients)
+       dx += rstd (dy w - mean(dy w) - xh mean(dy w xh))   (when dx is not NULL)
+   The two means are summed like lm__vsum_exp_shift's total: float lanes over blocks of
+   LM__VSUM_BLOCK, the blocks in double. */
+LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, float mean,
+                               float rstd, float *pw, float *pb, float *dx, int n) {
+    double s1 = 0, s2 = 0;
+    float m1, m2;
+    int i = 0, j;
+    if (lm__vec_simd) {
+        lm__vf vm = lm__vf_set1(mean), vr = lm__vf_set1(rstd);
+        while (i + LM__VW <= n) {
+            int end = n - i > LM__VSUM_BLOCK ? i + LM__VSUM_BLOCK : n;
+            lm__vf a1 = lm__vf_set1(0.0f), a2 = a1;
+            for (; i + LM__VW <= end; i += LM__VW) {
+                lm__vf g = lm__vf_load(dy + i);
+                lm__vf xh = lm__vf_mul(lm__vf_sub(lm__vf_load(x + i), vm), vr);
+                lm__vf gw = lm__vf_mul(g, lm__vf_load(w + i));
+                a1 = lm__vf_add(a1, gw);
+                a2 = lm__vf_fma(gw, xh, a2);
+                lm__vf_store(pw + i, lm__vf_fma(g, xh, lm__vf_load(pw + i)));
+                lm__vf_store(pb + i, lm__vf_add(lm__vf_load(pb + i), g));
+            }
+            s1 += lm__vf_sum_double(a1);
+            s2 += lm__vf_sum_double(a2);
+        }
+    }
+    for (j = i; j < n; j++) {
+        float xh = (x[j] - mean) * rstd, gw = dy[j] * w[j];
+        s1 += gw;
+        s2 += (double)gw * xh;
+        pw[j] += dy[j] * xh;
+        pb[j] += dy[j];
+    }
+    if (!dx) return;
+    m1 = (float)(s1 / n);
+    m2 = (float)(s2 / n);
+    i = 0;
+    if (lm__vec_simd) {
+        lm__vf vm = lm__vf_set1(mean), vr = lm__vf_set1(rstd), v1 = lm__vf_set1(m1), v2 = lm__vf_set1(m2);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf xh = lm__vf_mul(lm__vf_sub(lm__vf_load(x + i), vm), vr);
+            lm__vf t = lm__vf_sub(lm__vf_mul(lm__vf_load(dy + i), lm__vf_load(w + i)), v1);
+            t = lm__vf_sub(t, lm__vf_mul(xh, v2));
+            lm__vf_store(dx + i, lm__vf_fma(vr, t, lm__vf_load(dx + i)));
+        }
+    }
+    for (j = i; j < n; j++) {
+        float xh = (x[j] - mean) * rstd;
+        dx[j] += rstd * (dy[j] * w[j] - m1 - xh * m2);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------
    Tensors and the graph.
    Every tensor of a step lives in the graph's arena. A tensor's gradient is allocated (and
@@ -3036,11 +3090,14 @@ static void lm__matmul_fwd(lm_node *n) {
 typedef struct { float *gbias; const float *go; int M, N; } lm__colsum_job;
 static void lm__colsum_task(void *ctx, int c) {
     lm__colsum_job *J = (lm__colsum_job *)ctx;
-    int i, j, j0 = c * 64, j1 = j0 + 64 < J->N ? j0 + 64 : J->N;
-    for (i = 0; i < J->M; i++) {
-        const float *r = J->go + (size_t)i * J->N;
-        for (j = j0; j < j1; j++) J->gbias[j] += r[j];
+    int i, j, j0 = c * 64, w = J->N - j0 < 64 ? J->N - j0 : 64;
+    float acc[64] = { 0 };                   /* a local row, and a fixed trip count for */
+    for (i = 0; i < J->M; i++) {             /* whole blocks: the compiler vectorizes   */
+        const float *r = J->go + (size_t)i * J->N + j0;
+        if (w == 64) for (j = 0; j < 64; j++) acc[j] += r[j];
+        else for (j = 0; j < w; j++) acc[j] += r[j];
     }
+    for (j = 0; j < w; j++) J->gbias[j0 + j] += acc[j];
 }
 static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
     lm__colsum_job J;
@@ -3254,32 +3311,15 @@ static void lm__ln_fwd(lm_node *n) {
 static void lm__ln_bwd_task(void *ctx, int blk) {
     lm__ln_job *J = (lm__ln_job *)ctx;
     lm_node *n = J->n;
-    int C = J->C, r, j, r1 = (blk + 1) * LM__ROWBLOCK;
+    int C = J->C, r, r1 = (blk + 1) * LM__ROWBLOCK;
     const float *w = n->in[1]->data;
     float *gx = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
     float *pw = J->partial + (size_t)blk * 2 * C, *pb = pw + C;
     if (r1 > J->rows) r1 = J->rows;
     memset(pw, 0, 2 * (size_t)C * sizeof(float));
-    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
-        const float *x = n->in[0]->data + (size_t)r * C, *dy = n->out->grad + (size_t)r * C;
-        float mean = n->saved[2 * r], rstd = n->saved[2 * r + 1];
-        double s1 = 0, s2 = 0;
-        for (j = 0; j < C; j++) {
-            float xh = (x[j] - mean) * rstd, dxh = dy[j] * w[j];
-            s1 += dxh;
-            s2 += (double)dxh * xh;
-            pw[j] += dy[j] * xh;
-            pb[j] += dy[j];
-        }
-        if (gx) {
-            float m1 = (float)(s1 / C), m2 = (float)(s2 / C);
-            float *dx = gx + (size_t)r * C;
-            for (j = 0; j < C; j++) {
-                float xh = (x[j] - mean) * rstd;
-                dx[j] += rstd * (dy[j] * w[j] - m1 - xh * m2);
-            }
-        }
-    }
+    for (r = blk * LM__ROWBLOCK; r < r1; r++)
+        lm__ln_bwd_row(n->in[0]->data + (size_t)r * C, n->out->grad + (size_t)r * C, w,
+                       n->saved[2 * r], n->saved[2 * r + 1], pw, pb, gx ? gx + (size_t)r * C : NULL, C);
 }
 static void lm__ln_bwd(lm_node *n) {
     lm__ln_job J;
