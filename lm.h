@@ -3431,13 +3431,21 @@ static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int co
     for (i = i0; i < i1; i++) {
         float *row = P + (size_t)i * T, L;
         int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
+        int nv = lim;
         if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
+        /* Round the row up to whole vectors where the block has the room, with the extra
+           entries masked by a huge negative score: their exp is ~1e-38, nothing next to
+           the row's sum (>= 1), and they are zeroed below. So no scalar tail. */
+        if (lm__vec_simd && (nv = (lim + LM__VW - 1) / LM__VW * LM__VW) <= cols)
+            for (j = lim; j < nv; j++) row[j] = -1e30f;
+        else
+            nv = lim;
         if (forward) {
             float mx = lm__vmax(row, lim);
-            lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, lim));
+            lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, nv));
         }
         L = lse[i];
-        lm__vsum_exp_shift(row, L, row, lim);     /* row = exp(S - L) = P */
+        lm__vsum_exp_shift(row, L, row, nv);      /* row = exp(S - L) = P */
         for (j = lim; j < cols; j++) row[j] = 0.0f;
     }
 }
