@@ -22,8 +22,8 @@ What is measured, each in a fresh process:
             kernel, at 1 and 2 threads.
   train     ms per step of `lm bench train` (at 2 threads; 1 thread for information) and of
             tools/bench_torch.py at 1 and 2 threads; PyTorch's best is its fastest thread
-            count and kernel. Peak RSS of each process (getrusage). lm's figure is the mean
-            of its timed steps, PyTorch's the median of its timed steps.
+            count and kernel. Peak RSS of each process (getrusage). Both figures are the median
+            of the process's timed steps.
   generate  tokens/s of KV-cache generation from a one-token prompt, n_ctx - 1 tokens, for
             `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each.
 Every configuration runs --reps times (the runs of lm and PyTorch interleaved, so a change
@@ -378,7 +378,7 @@ def main():
     p.add_argument("--lm", default="./lm")
     p.add_argument("--gemm-lm", default="out/bench_gemm")
     p.add_argument("--gemm-ob", default="out/bench_gemm_openblas")
-    p.add_argument("--small-steps", type=int, default=3, help="timed steps, small GPT")
+    p.add_argument("--small-steps", type=int, default=5, help="timed steps, small GPT")
     p.add_argument("--tiny-steps", type=int, default=20, help="timed steps, tiny GPT")
     p.add_argument("--gen-reps", type=int, default=3,
                    help="generations per PyTorch process (its median)")

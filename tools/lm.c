@@ -1359,8 +1359,8 @@ static const char usage_bench[] =
 "\n"
 "gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
 "          median of repeated runs. Last line: gflops X\n"
-"train     training steps of a GPT on random tokens, after 2 warm-up steps.\n"
-"          Last line: ms_per_step X tok_per_s Y peak_rss_mb Z\n"
+"train     training steps of a GPT on random tokens, after 2 warm-up steps; the median\n"
+"          step. Last line: ms_per_step X tok_per_s Y peak_rss_mb Z\n"
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
 "          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
@@ -1454,7 +1454,7 @@ static void bench_train(int argc, char **argv) {
     lm_train_opts o;
     lm_rng rng = lm_rng_seed(2);
     int B, T, S, s, i, *in, *tg;
-    double t_sum = 0;
+    double *times, med;
     memset(&c, 0, sizeof c);
     c.usage = usage_bench;
     opt_shape(&c);
@@ -1470,6 +1470,7 @@ static void bench_train(int argc, char **argv) {
     apply_threads(&c);
     in = (int *)xmalloc((size_t)B * T * sizeof(int));
     tg = (int *)xmalloc((size_t)B * T * sizeof(int));
+    times = (double *)xmalloc((size_t)S * sizeof(double));
     o = lm_train_defaults();
     o.steps = S + 2;
     o.warmup = 0;
@@ -1484,15 +1485,20 @@ static void bench_train(int argc, char **argv) {
         loss = lm_gpt_train_step(m, &o, in, tg, B, T, s);
         t = now_s() - t;
         if (loss != loss) die("training step failed: %s", lm_error());
-        if (s >= 2) t_sum += t;  /* the first two steps warm up caches and arenas */
+        if (s >= 2) times[s - 2] = t;  /* the first two steps warm up caches and arenas */
     }
+    for (s = 1; s < S; s++)                /* the median step: steadier than the mean on */
+        for (i = s; i > 0 && times[i - 1] > times[i]; i--) {   /* a shared machine      */
+            double x = times[i]; times[i] = times[i - 1]; times[i - 1] = x;
+        }
+    med = S % 2 ? times[S / 2] : 0.5 * (times[S / 2 - 1] + times[S / 2]);
     printf("train %d layers, %d heads, %d wide, context %d, vocab %d, batch %d: %lu "
            "parameters, %d threads, %s, %d steps\n", m->cfg.n_layer, m->cfg.n_head,
            m->cfg.n_embd, T, m->cfg.vocab, B, (unsigned long)lm_gpt_num_params(m),
            lm_get_threads(), lm_simd_name(), S);
-    printf("ms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f\n", t_sum / S * 1e3,
-           (double)B * T * S / t_sum, peak_rss_mb());
-    free(in); free(tg);
+    printf("ms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f\n", med * 1e3,
+           (double)B * T / med, peak_rss_mb());
+    free(in); free(tg); free(times);
     lm_gpt_free(m);
 }
 
