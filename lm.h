@@ -6732,6 +6732,46 @@ static void lm__st_free(lm_st_file *f) {
 }
 LMDEF void lm_st_close(lm_st_file *f) { if (f) lm__st_free(f); }
 
+/* The tensors must tile the data section exactly, as the format requires: in order of
+   their offsets each begins where the previous ended, the first at 0 and the last at the
+   end of the file. A gap or an overlap would let one file mean two things. */
+typedef struct { uint64_t b, e; int i; } lm__st_span;
+static int lm__st_span_cmp(const void *x, const void *y) {
+    const lm__st_span *a = (const lm__st_span *)x, *c = (const lm__st_span *)y;
+    if (a->b != c->b) return a->b < c->b ? -1 : 1;
+    if (a->e != c->e) return a->e < c->e ? -1 : 1;
+    return 0;
+}
+static int lm__st_check_tiling(const lm_st_file *f) {
+    lm__st_span *sp;
+    uint64_t pos = 0;
+    size_t bytes;
+    int k, rc = LM_OK;
+    if (f->n == 0) {
+        if (f->data_len == 0) return LM_OK;
+        return lm__fail(LM_ERR_FORMAT, "safetensors: %zu bytes of data but no tensor", f->data_len);
+    }
+    if (!lm__mul_ok((size_t)f->n, sizeof *sp, &bytes) || !(sp = (lm__st_span *)LM_MALLOC(bytes)))
+        return lm__fail(LM_ERR_MEM, "safetensors: out of memory checking the offsets");
+    for (k = 0; k < f->n; k++) { sp[k].b = f->entries[k].begin; sp[k].e = f->entries[k].end; sp[k].i = k; }
+    qsort(sp, (size_t)f->n, sizeof *sp, lm__st_span_cmp);
+    for (k = 0; k < f->n && rc == LM_OK; k++) {
+        if (sp[k].b > pos)
+            rc = lm__fail(LM_ERR_FORMAT, "safetensors: data bytes [%llu, %llu) belong to no "
+                          "tensor (a gap before '%s')", (unsigned long long)pos,
+                          (unsigned long long)sp[k].b, f->entries[sp[k].i].name);
+        else if (sp[k].b < pos)
+            rc = lm__fail(LM_ERR_FORMAT, "safetensors: tensors '%s' and '%s' overlap",
+                          f->entries[sp[k - 1].i].name, f->entries[sp[k].i].name);
+        pos = sp[k].e;
+    }
+    if (rc == LM_OK && pos != (uint64_t)f->data_len)
+        rc = lm__fail(LM_ERR_FORMAT, "safetensors: %llu bytes after the last tensor belong to "
+                      "no tensor", (unsigned long long)((uint64_t)f->data_len - pos));
+    LM_FREE(sp);
+    return rc;
+}
+
 LMDEF int lm_st_parse(lm_st_file *f, const void *buf, size_t len) {
     const unsigned char *b = (const unsigned char *)buf;
     uint64_t hlen;
@@ -6771,6 +6811,7 @@ LMDEF int lm_st_parse(lm_st_file *f, const void *buf, size_t len) {
         if (!rc && dup >= 0)
             rc = lm__fail(LM_ERR_FORMAT, "safetensors: duplicate metadata key '%s'", f->meta[2 * dup]);
     }
+    if (!rc) rc = lm__st_check_tiling(f);
     if (rc) lm__st_free(f);
     return rc;
 }

@@ -1660,8 +1660,9 @@ static void test_st_malformed(void) {
         nbad += !st_t_parse_fails(h, sizeof h, "exceeds");
         h[0] = 0;
         nbad += !st_t_parse_fails(h, sizeof h, "ends early");
-        h[0] = 2; h[8] = '{'; h[9] = '}';                    /* "{}" and 14 stray bytes: ok */
-        nbad += st_t_parse_fails(h, sizeof h, NULL);
+        h[0] = 2; h[8] = '{'; h[9] = '}';                    /* "{}" and no data: ok        */
+        nbad += st_t_parse_fails(h, 10, NULL);
+        nbad += !st_t_parse_fails(h, sizeof h, "no tensor");  /* "{}" and 14 stray bytes   */
         CHECK(nbad == 0, "st malformed: header length checks (short, 2^63, past the end, 0)");
     }
 }
@@ -1700,12 +1701,12 @@ static void test_st_hostile(void) {
         {"{\"\\u005f_metadata__\":{\"k\":\"v\"},\"__metadata__\":{}}", "second __metadata__"},
         /* the header is padded with spaces; a NUL is not white space */
         {"{}\0", NULL}};
-    static const unsigned char data[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    static const unsigned char data[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
     const char *base = "{\"__metadata__\":{\"k\":\"v\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
                        "\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"I8\",\"shape\":[2,2,2],"
                        "\"data_offsets\":[8,16]},\"c\":{\"dtype\":\"BF16\",\"shape\":[],"
-                       "\"data_offsets\":[0,2]},\"d\":{\"dtype\":\"F16\",\"shape\":[0,7],"
-                       "\"data_offsets\":[16,16]}}";
+                       "\"data_offsets\":[16,18]},\"d\":{\"dtype\":\"F16\",\"shape\":[0,7],"
+                       "\"data_offsets\":[18,18]}}";
     size_t len, n = strlen(base), cut, i;
     unsigned char *b, *copy;
     uint64_t hl;
@@ -1728,12 +1729,36 @@ static void test_st_hostile(void) {
     CHECK(nbad == 0, "st hostile: wrapping sizes, unescaped duplicates, a NUL after the header");
 
     b = st_t_image("{\"z\":{\"dtype\":\"F16\",\"shape\":[0,9223372036854775807,9223372036854775807],"
-                   "\"data_offsets\":[8,8]}} \t\r\n ", eight, 8, &len);
+                   "\"data_offsets\":[8,8]},\"y\":{\"dtype\":\"U8\",\"shape\":[8],"
+                   "\"data_offsets\":[0,8]}} \t\r\n ", eight, 8, &len);
     ok = lm_st_parse(&f, b, len) == LM_OK;
-    CHECK(ok && f.n == 1 && f.entries[0].numel == 0 && f.entries[0].begin == 8,
+    CHECK(ok && f.n == 2 && f.entries[0].numel == 0 && f.entries[0].begin == 8,
           "st hostile: a zero dim makes huge dims harmless; white space pads the header");
     if (ok) lm_st_close(&f);
     free(b);
+
+    /* the tensors must tile the data exactly (the format's rule against polyglot files) */
+    {
+        static const struct { const char *json; size_t dlen; const char *want; } tile[] = {
+            {"{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}", 8, "[0, 4) belong to no tensor"},
+            {"{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
+             "\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[6,8]}}", 8, "[4, 6) belong to no tensor"},
+            {"{\"a\":{\"dtype\":\"U8\",\"shape\":[6],\"data_offsets\":[0,6]},"
+             "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}", 8, "'a' and 'b' overlap"},
+            {"{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},"
+             "\"b\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 8, "overlap"},
+            {"{\"a\":{\"dtype\":\"U8\",\"shape\":[6],\"data_offsets\":[0,6]}}", 8, "2 bytes after the last tensor"},
+            {"{\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]},"
+             "\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 8, NULL}};
+        for (i = 0, nbad = 0; i < sizeof tile / sizeof tile[0]; i++) {
+            b = st_t_image(tile[i].json, eight, tile[i].dlen, &len);
+            if (tile[i].want) nbad += !st_t_parse_fails(b, len, tile[i].want);
+            else if (lm_st_parse(&f, b, len) == LM_OK) lm_st_close(&f);
+            else { nbad++; printf("  tiling case %d: %s\n", (int)i, lm_error()); }
+            free(b);
+        }
+        CHECK(nbad == 0, "st hostile: a gap, an overlap or stray bytes after the tensors are refused; out of order is fine");
+    }
 
     /* every header length but the true one: a cut header, or data bytes taken for JSON */
     b = st_t_image(base, data, sizeof data, &len);
