@@ -4108,10 +4108,25 @@ static void test_cli_runtime_errors(void) {
     if (!test_cli__one_error(test_cli__run("generate --model @/missing.safetensors"), 1)) bad++;
     if (!test_cli__one_error(test_cli__run("info --model @/junk.safetensors"), 1)) bad++;
     if (!test_cli__one_error(test_cli__run("eval --model @/junk.safetensors --data @/text.txt"), 1)) bad++;
-    /* too little data for one batch: 12 x 64 + 1 tokens are needed by default */
+    /* too little data for one window: --ctx + 1 = 65 tokens are needed by default */
     test_cli__write("short.txt", "too short");
     if (!test_cli__one_error(test_cli__run("train --data @/short.txt --model @/s.safetensors"), 1)) bad++;
     CHECK(bad == 0, "missing or malformed files exit 1 with one line on stderr");
+    /* 200 bytes: enough for random windows of 64 (a batch may repeat bytes), not for one
+       sequential step of 12 x 64 + 1 */
+    {
+        char text[201];
+        int i;
+        for (i = 0; i < 200; i++) text[i] = (char)('a' + (i * 7) % 26);
+        text[200] = 0;
+        test_cli__write("small.txt", text);
+        CHECK(test_cli__run("train --data @/small.txt --val-frac 0 --steps 3 --layers 1 --embd 16 "
+                            "--heads 2 --model @/small.safetensors --quiet") == 0,
+              "train: a text shorter than one batch trains with random windows");
+        CHECK(test_cli__one_error(test_cli__run("train --data @/small.txt --val-frac 0 --steps 3 "
+                                                "--order sequential --model @/small.safetensors"), 1),
+              "train: --order sequential refuses a text shorter than one step, with one line");
+    }
 }
 
 /* Train a tiny model, then eval, info and generate with it. */

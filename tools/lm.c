@@ -977,9 +977,14 @@ static void cmd_train(int argc, char **argv) {
     n_train = getd(&c, "--val-frac") > 0 ? (size_t)((1.0 - getd(&c, "--val-frac")) * (double)n) : n;
     if (n_train > n) n_train = n;
     n_val = n - n_train;
-    if (n_train < (size_t)B * (size_t)T + 1)
-        die("'%s' gives %lu training tokens, fewer than --batch x --ctx + 1 = %lu", data_path,
+    /* sequential order reads B*T+1 tokens a step; random windows need T+1 (DESIGN 3.3) */
+    if (!strcmp(getstr(&c, "--order"), "sequential") && n_train < (size_t)B * (size_t)T + 1)
+        die("'%s' gives %lu training tokens, fewer than --batch x --ctx + 1 = %lu that "
+            "--order sequential reads per step", data_path,
             (unsigned long)n_train, (unsigned long)((size_t)B * (size_t)T + 1));
+    if (n_train < (size_t)T + 1)
+        die("'%s' gives %lu training tokens, fewer than --ctx + 1 = %d", data_path,
+            (unsigned long)n_train, T + 1);
     if (n_val > 0 && n_val < (size_t)T + 1) {
         if (eval_every > 0 && !geti(&c, "--quiet"))
             note("the validation split has %lu tokens, fewer than --ctx + 1 = %d: no validation",
