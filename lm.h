@@ -527,6 +527,8 @@ typedef struct lm_encoder_config {
     int mask_id;             /* the [MASK] token of masked-LM      (default vocab - 2)    */
     int pad_id;              /* filler after a text's end          (default vocab - 1)    */
     int n_class;             /* classifier outputs; 1 = binary (BCE) (default 2)          */
+    float dropout;           /* training steps only: dropout on the embeddings and on each
+                                block's attention and MLP outputs, as BERT (default 0)   */
 } lm_encoder_config;
 
 typedef struct lm_encoder {
@@ -538,6 +540,7 @@ typedef struct lm_encoder {
     lm_tensor *cls_w, *cls_b;        /* (C, n_class) (n_class) classifier                 */
     lm_params params;
     lm_arena arena, work;
+    uint64_t seed, steps;            /* dropout masks: drawn from (seed, training steps)  */
 } lm_encoder;
 
 LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed);
@@ -4146,7 +4149,7 @@ static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
    kv (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
    cache of generation (batch 1). */
 static lm_tensor *lm__block(lm_graph *g, lm_gpt_block *b, lm_tensor *x, int n_head, int causal,
-                            const int *lens, float *kc, float *vc) {
+                            const int *lens, float *kc, float *vc, float drop) {
     lm_tensor *h;
     h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
     h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
@@ -4159,12 +4162,12 @@ static lm_tensor *lm__block(lm_graph *g, lm_gpt_block *b, lm_tensor *x, int n_he
     }
     h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
     h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
-    x = lm_add(g, x, h);
+    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
     h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
     h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
     h = lm_gelu(g, h);
     h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
-    return lm_add(g, x, h);
+    return lm_add(g, x, lm_dropout(g, h, drop));
 }
 
 /* Embeddings and blocks, up to (not including) ln_f: (B, T, C). With cache set (B = 1),
@@ -4187,7 +4190,7 @@ static lm_tensor *lm__gpt_trunk(lm_gpt *m, lm_graph *g, const int *inputs, int B
     for (l = 0; l < c->n_layer; l++) {
         size_t off = (size_t)l * c->n_ctx * c->n_embd;
         x = lm__block(g, &m->h[l], x, c->n_head, 1, NULL, cache ? m->k_cache + off : NULL,
-                      cache ? m->v_cache + off : NULL);
+                      cache ? m->v_cache + off : NULL, 0.0f);
     }
     return x;
 }
@@ -4428,6 +4431,10 @@ LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
     lm__gpt_defaults(&gc);
     if (lm__gpt_check(&gc) != LM_OK) return NULL;
     c.n_layer = gc.n_layer; c.n_head = gc.n_head; c.n_embd = gc.n_embd; c.n_ctx = gc.n_ctx;
+    if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
+        lm__fail(LM_ERR_ARG, "encoder: dropout %g outside [0, 1)", (double)c.dropout);
+        return NULL;
+    }
     if (c.mask_id < 0 || c.mask_id >= c.vocab || c.pad_id < 0 || c.pad_id >= c.vocab || c.n_class > 65536) {
         lm__fail(LM_ERR_ARG, "encoder: mask_id %d / pad_id %d outside the vocabulary of %d, or n_class %d too large", c.mask_id, c.pad_id, c.vocab, c.n_class);
         return NULL;
@@ -4437,6 +4444,7 @@ LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
     if (!e) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NULL; }
     memset(e, 0, sizeof *e);
     e->cfg = c;
+    e->seed = seed;
     if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c, (size_t)c.n_layer * sizeof(lm_gpt_block) + 1024) != LM_OK) goto fail;
     e->h = (lm_gpt_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
     if (!e->h) goto fail;
@@ -4482,17 +4490,20 @@ LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *token
     x = lm_embedding(g, e->wte, tokens, B * T);
     if (!x) return NULL;
     x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd;
-    x = lm_add(g, x, lm__rows_view(g, e->wpe, T));
-    for (l = 0; l < c->n_layer; l++) x = lm__block(g, &e->h[l], x, c->n_head, 0, lens, NULL, NULL);
+    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, e->wpe, T)), c->dropout);
+    for (l = 0; l < c->n_layer; l++) x = lm__block(g, &e->h[l], x, c->n_head, 0, lens, NULL, NULL, c->dropout);
     return lm_layernorm(g, x, e->ln_f_w, e->ln_f_b, 1e-5f);
 }
 
 /* Run build() on the encoder's work arena (see lm__fit), then (if train) clip and take an
    AdamW step. build returns the loss tensor. */
 typedef lm_tensor *(*lm__enc_build_fn)(lm_encoder *e, lm_graph *g, void *ctx);
-typedef struct { lm_encoder *e; lm__enc_build_fn build; void *ctx; } lm__enc_thunk;
+typedef struct { lm_encoder *e; lm__enc_build_fn build; void *ctx; int train; lm_rng rng; } lm__enc_thunk;
 static lm_tensor *lm__enc_graph(lm_graph *g, void *ctx) {
     lm__enc_thunk *t = (lm__enc_thunk *)ctx;
+    /* training steps draw dropout masks; a retried attempt (lm__fit) draws the same ones */
+    g->training = t->train && t->e->cfg.dropout > 0.0f;
+    g->rng = t->rng;
     return t->build(t->e, g, t->ctx);
 }
 static float lm__enc_run(lm_encoder *e, lm__enc_build_fn build, void *ctx, int B, int T,
@@ -4504,8 +4515,9 @@ static float lm__enc_run(lm_encoder *e, lm__enc_build_fn build, void *ctx, int B
     lm_tensor *loss;
     float l;
     gc.n_layer = c->n_layer; gc.n_head = c->n_head; gc.n_embd = c->n_embd; gc.n_ctx = c->n_ctx; gc.vocab = c->vocab;
-    t.e = e; t.build = build; t.ctx = ctx;
-    if (train) lm_params_zero_grad(&e->params);
+    t.e = e; t.build = build; t.ctx = ctx; t.train = train;
+    t.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
+    if (train) { lm_params_zero_grad(&e->params); e->steps++; }
     loss = lm__fit(&e->work, lm__gpt_estimate(&gc, B, T), &g, lm__enc_graph, &t, !train, train);
     if (!loss) return NAN;
     l = loss->data[0];

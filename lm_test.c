@@ -896,6 +896,41 @@ static void test_attention_long(void) {
     lm_set_threads(1);
 }
 
+/* Encoder dropout: only in training steps, the same masks for the same seed and step,
+   and a bad rate refused. */
+static void test_encoder_dropout(void) {
+    lm_encoder_config ec;
+    lm_encoder *a, *b, *z;
+    lm_train_opts o = lm_train_defaults();
+    int tok[8] = { 1, 2, 3, 4, 5, 1, 2, 7 }, lens[2] = { 4, 3 }, labels[2] = { 0, 2 }, s, same;
+    float la, lz;
+    memset(&ec, 0, sizeof ec);
+    ec.n_layer = 2; ec.n_head = 2; ec.n_embd = 8; ec.n_ctx = 4; ec.vocab = 8; ec.n_class = 3;
+    z = lm_encoder_new(&ec, 9);
+    ec.dropout = 0.5f;
+    a = lm_encoder_new(&ec, 9);
+    b = lm_encoder_new(&ec, 9);
+    CHECK(a && b && z, "encoder dropout: new");
+    if (!a || !b || !z) { lm_encoder_free(a); lm_encoder_free(b); lm_encoder_free(z); return; }
+    la = lm_encoder_cls_step(a, &o, tok, lens, labels, 2, 4, 0, 0);
+    lz = lm_encoder_cls_step(z, &o, tok, lens, labels, 2, 4, 0, 0);
+    CHECK(la == lz, "encoder dropout: a loss-only step (train 0) does not drop");
+    la = lm_encoder_cls_step(a, &o, tok, lens, labels, 2, 4, 0, 1);
+    lz = lm_encoder_cls_step(z, &o, tok, lens, labels, 2, 4, 0, 1);
+    CHECK(la == la && lz == lz && la != lz, "encoder dropout: a training step drops (its loss differs)");
+    for (s = 0; s < 3; s++) {
+        lm_encoder_cls_step(b, &o, tok, lens, labels, 2, 4, s, 1);
+        if (s < 2) lm_encoder_cls_step(a, &o, tok, lens, labels, 2, 4, s + 1, 1);
+    }
+    same = !memcmp(a->params.data, b->params.data, a->params.total * sizeof(float));
+    CHECK(same, "encoder dropout: same seed and steps, bit-identical weights");
+    lm_encoder_free(a); lm_encoder_free(b); lm_encoder_free(z);
+    ec.dropout = 1.0f;
+    a = lm_encoder_new(&ec, 9);
+    CHECK(!a && strstr(lm_error(), "dropout"), "encoder dropout: a rate of 1 is refused with a message");
+    lm_encoder_free(a);
+}
+
 static void run_core_tests(void) {
     test_core_arena();
     test_core_rng();
@@ -911,6 +946,7 @@ static void run_core_tests(void) {
     test_gpt_eval_data();
     test_gpt_threads();
     test_encoder();
+    test_encoder_dropout();
     test_encoder_learns();
     test_metrics();
 }
