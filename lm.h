@@ -1139,10 +1139,13 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
         lm__pool *p = &lm__the_pool;
         lm__in_job = 1;
         pthread_mutex_lock(&p->mu);
-        p->fn = fn; p->ctx = ctx; p->n = n; p->next = 0; p->busy = p->nworkers;
+        p->fn = fn; p->ctx = ctx; p->n = n;
 #if LM__ATOMICS
+        LM__STORE(p->next, 0);
+        LM__STORE(p->busy, p->nworkers);
         LM__STORE(p->generation, p->generation + 1);  /* spinning workers start now     */
 #else
+        p->next = 0; p->busy = p->nworkers;
         p->generation++;
 #endif
         if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
@@ -1153,7 +1156,11 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 #endif
         pthread_mutex_lock(&p->mu);
         p->caller_waits = 1;
+#if LM__ATOMICS
+        while (LM__LOAD(p->busy) > 0) pthread_cond_wait(&p->done, &p->mu);
+#else
         while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
+#endif
         p->caller_waits = 0;
         pthread_mutex_unlock(&p->mu);
         lm__in_job = 0;
