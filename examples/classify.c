@@ -12,20 +12,26 @@
 
    Data: lines "label<TAB>text". Labels are any strings; they become class ids in the
    order they first appear in the training file. Texts are bytes, cut at the context.
+   Each text keeps its line's '\n' as an end marker: position embeddings tell the model
+   how far a byte is from the start, the marker shows it the end ("-heid\n", "-ing\n").
    Vocabulary: 256 bytes + [MASK] + [PAD] = 258 tokens.
 
-   usage: classify [--labels F] [--no-pretrain] [TRAIN.tsv TEST.tsv]
+   usage: classify [--labels F] [--no-pretrain] [--plot FILE.svg] [TRAIN.tsv TEST.tsv]
        --labels F     fine-tune on only the first fraction F of the labelled lines
                       (pretraining still reads every text): where pretraining pays off
        --no-pretrain  skip pretraining, to see what it is worth
+       --plot F.svg   also draw the confusion matrix as a heat map (tools/lm_plot.h)
    With no files it runs on langs.tsv / langs_test.tsv: short sentences in English,
    German, French and Spanish, written for this lesson. It prints per-class precision,
    recall and F1, the confusion matrix, and last `accuracy X` and `macro_f1 X`.
 
    On the 8-language word list of the lm.h test data (one word per line):
-       ./classify ../shared/data/langid/train.tsv ../shared/data/langid/test.tsv */
+       ./classify ../shared/data/langid/train.tsv ../shared/data/langid/test.tsv
+   reaches an accuracy of about 0.88 in 6 to 8 minutes on 2 cores (a character n-gram
+   naive Bayes: 0.883); with --labels 0.1, pretraining adds about 0.13 to macro-F1. */
 #define LM_IMPLEMENTATION
 #include "lm.h"
+#include "tools/lm_plot.h"   /* the SVG heat map of --plot: a companion of lm.h, no deps */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +86,9 @@ static int load(const char *path, dataset *d, int add_labels) {
             return 0;
         }
         len = strlen(tab + 1);
-        x->len = (int)(len < CTX ? len : CTX);           /* cut to the context            */
-        memcpy(x->text, tab + 1, (size_t)x->len);
+        x->len = (int)(len < CTX ? len + 1 : CTX);       /* the text and its '\n', cut    */
+        memcpy(x->text, tab + 1, (size_t)x->len);        /*   to the context              */
+        if (len < CTX) x->text[len] = '\n';
         d->n++;
     }
     fclose(f);
@@ -178,7 +185,7 @@ static int finetune(lm_encoder *e, const dataset *d, int n_use, int steps) {
     int step, b, T, i;
     double avg = 0;
     if (!batcher_init(&bt, d, n_use, B_FT, 2)) return 0;
-    o.lr = 5e-4f; o.min_lr = 2.5e-5f; o.warmup = steps / 20; o.steps = steps; o.wd = 0.1f;
+    o.lr = 1e-3f; o.min_lr = 5e-5f; o.warmup = steps / 20; o.steps = steps; o.wd = 0.1f;
     /* A new phase, a new optimizer: forget pretraining's AdamW moments. */
     memset(e->params.m, 0, e->params.total * sizeof(float));
     memset(e->params.v, 0, e->params.total * sizeof(float));
@@ -188,11 +195,11 @@ static int finetune(lm_encoder *e, const dataset *d, int n_use, int steps) {
         batcher_next(&bt, idx);
         for (b = 0; b < B_FT; b++) labels[b] = d->it[idx[b]].label;
         T = make_batch(d, idx, B_FT, tokens, lens);
-        /* Input noise: 20% of the bytes become [MASK]. The model cannot lean on any one
+        /* Input noise: 10% of the bytes become [MASK]. The model cannot lean on any one
            byte, so it learns the many clues of a language instead of memorising the
            training texts (dropout, applied to the input). Pretraining taught it [MASK]. */
         for (i = 0; i < B_FT * T; i++)
-            if (tokens[i] != PAD_ID && lm_rng_uniform(&noise) < 0.2f) tokens[i] = MASK_ID;
+            if (tokens[i] != PAD_ID && lm_rng_uniform(&noise) < 0.1f) tokens[i] = MASK_ID;
         loss = lm_encoder_cls_step(e, &o, tokens, lens, labels, B_FT, T, step, 1);
         if (loss != loss) { fprintf(stderr, "classify: %s\n", lm_error()); free(bt.order); return 0; }
         avg = step ? 0.98 * avg + 0.02 * loss : loss;
@@ -225,7 +232,7 @@ static int predict(lm_encoder *e, const dataset *d, int *pred) {
 }
 
 int main(int argc, char **argv) {
-    const char *train_path = "langs.tsv", *test_path = "langs_test.tsv";
+    const char *train_path = "langs.tsv", *test_path = "langs_test.tsv", *plot_path = NULL;
     double frac = 1.0, precision[MAX_CLASS], recall[MAX_CLASS], f1[MAX_CLASS];
     long support[MAX_CLASS], *confusion;
     int pretraining = 1, npos = 0, i, j, n_use, ok, *truth, *pred;
@@ -240,10 +247,12 @@ int main(int argc, char **argv) {
             if (!(frac > 0 && frac <= 1)) { fprintf(stderr, "classify: --labels wants a fraction in (0, 1]\n"); return 2; }
         } else if (strcmp(argv[i], "--no-pretrain") == 0) {
             pretraining = 0;
+        } else if (strcmp(argv[i], "--plot") == 0 && i + 1 < argc) {
+            plot_path = argv[++i];
         } else if (argv[i][0] != '-' && npos < 2) {
             if (npos++ == 0) train_path = argv[i]; else test_path = argv[i];
         } else {
-            fprintf(stderr, "usage: classify [--labels F] [--no-pretrain] [TRAIN.tsv TEST.tsv]\n");
+            fprintf(stderr, "usage: classify [--labels F] [--no-pretrain] [--plot FILE.svg] [TRAIN.tsv TEST.tsv]\n");
             return 2;
         }
     }
@@ -255,16 +264,20 @@ int main(int argc, char **argv) {
     printf("%s: %d texts in %d classes, the first %d labelled; %s: %d texts\n",
            train_path, train.n, n_class, n_use, test_path, test.n);
 
-    /* The model: 4 blocks, 128 wide, 4 heads, context 32; n_class outputs. */
+    /* The model: 4 blocks, 64 wide, 4 heads, context 32; n_class outputs. Dropout 0.1
+       (BERT's rate) in every training step: each step zeroes a random tenth of the
+       embeddings and of each block's outputs, so no single unit can carry a memorised
+       word. Prediction uses the whole network. */
     lm_set_threads(0);
     memset(&cfg, 0, sizeof cfg);
-    cfg.n_layer = 4; cfg.n_head = 4; cfg.n_embd = 128; cfg.n_ctx = CTX;
+    cfg.n_layer = 4; cfg.n_head = 4; cfg.n_embd = 64; cfg.n_ctx = CTX;
     cfg.vocab = 258; cfg.mask_id = MASK_ID; cfg.pad_id = PAD_ID; cfg.n_class = n_class;
+    cfg.dropout = 0.1f;
     if (!(e = lm_encoder_new(&cfg, 1234))) { fprintf(stderr, "classify: %s\n", lm_error()); return 1; }
 
     /* Training lengths in epochs, with floors for tiny data sets and caps for time. */
     if (pretraining) {
-        int steps = steps_for(25, train.n, B_PRE, 600, 8000);
+        int steps = steps_for(40, train.n, B_PRE, 600, 12000);
         printf("pretraining: masked-LM on all %d texts, labels unused, %d steps\n", train.n, steps);
         if (!pretrain(e, &train, steps)) return 1;
     }
@@ -296,6 +309,17 @@ int main(int argc, char **argv) {
         printf("%-10s", class_name[i]);
         for (j = 0; j < n_class; j++) printf(" %6ld", confusion[i * n_class + j]);
         printf("\n");
+    }
+    if (plot_path) {                                     /* the same matrix as a picture  */
+        const char *names[MAX_CLASS];
+        char title[128], err[256];
+        for (i = 0; i < n_class; i++) names[i] = class_name[i];
+        snprintf(title, sizeof title, "classify: %s (macro-F1 %.3f)", test_path, mt.macro_f1);
+        if (lmplot_confusion_svg(confusion, n_class, names, title, plot_path, err, sizeof err) != 0) {
+            fprintf(stderr, "classify: %s\n", err);
+            return 1;
+        }
+        printf("confusion matrix drawn in %s\n", plot_path);
     }
     printf("accuracy %.4f\nmacro_f1 %.4f\n", mt.accuracy, mt.macro_f1);
 
