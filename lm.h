@@ -3223,12 +3223,12 @@ static void lm__act_bwd_task(void *ctx, int c) {
 static void lm__act_fwd(lm_node *n) {
     lm__act_job J;
     J.n = n; J.gx = NULL;
-    lm_parallel_for((n->out->size + LM__CHUNK - 1) / LM__CHUNK, lm__act_fwd_task, &J);
+    lm__chunk_for((size_t)n->out->size, lm__act_fwd_task, &J);
 }
 static void lm__act_bwd(lm_node *n) {
     lm__act_job J;
     J.n = n; J.gx = lm__in_grad(n, 0);
-    if (J.gx) lm_parallel_for((n->out->size + LM__CHUNK - 1) / LM__CHUNK, lm__act_bwd_task, &J);
+    if (J.gx) lm__chunk_for((size_t)n->out->size, lm__act_bwd_task, &J);
 }
 static const lm_op lm__op_act = { "activation", lm__act_fwd, lm__act_bwd };
 static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {

@@ -40,6 +40,47 @@ typedef struct { int ndim; int shape[4]; float *data, *grad; int size; } t_leaf;
 
 static unsigned char t_arena_buf[64 << 20];
 
+/* ---- scratch files ---------------------------------------------------------------------
+   Tests that write files make a private directory under /tmp (mkdtemp; "." where there is
+   no POSIX) and name files inside it through rotating path buffers. */
+#if defined(__unix__) || defined(__APPLE__)
+#define T_POSIX 1
+#ifndef __cplusplus
+extern char *mkdtemp(char *tmpl);   /* POSIX; hidden by -std=c99 headers */
+#endif
+#endif
+typedef struct { char dir[64]; char buf[4][320]; int which; } t_scratch;
+static int t_scratch_make(t_scratch *s, const char *tmpl) {
+#ifdef T_POSIX
+    strcpy(s->dir, tmpl);
+    return mkdtemp(s->dir) != NULL;
+#else
+    (void)tmpl;
+    strcpy(s->dir, ".");
+    return 1;
+#endif
+}
+static const char *t_scratch_path(t_scratch *s, const char *name) {
+    char *p = s->buf[s->which++ & 3];
+    strcpy(p, s->dir);
+    strcat(p, "/");
+    strcat(p, name);
+    return p;
+}
+/* Remove the (by then empty) directory; never "." */
+static void t_scratch_done(t_scratch *s) {
+#ifdef T_POSIX
+    remove(s->dir);
+#else
+    (void)s;
+#endif
+}
+static int t_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
 static lm_tensor *t_run(lm_graph *g, lm_arena *a, t_build_fn f, t_leaf *lv, int nl, void *ctx, int grads) {
     lm_tensor *leaf[4];
     int k;
@@ -1230,40 +1271,10 @@ static void run_gemm_tests(void) {
     test_gemm_nested();
 }
 /* Tests: safetensors I/O and GPT checkpoints (DESIGN 3.2). */
-#if defined(__unix__) || defined(__APPLE__)
-#define ST_T_POSIX 1
-#ifndef __cplusplus
-extern char *mkdtemp(char *tmpl);   /* POSIX; hidden by -std=c99 headers */
-#endif
-#endif
 
 /* ---- helpers ------------------------------------------------------------------------ */
-static char st_t_dir[64];
-static char st_t_buf[4][320];
-static int st_t_which;
-
-/* A path inside the test's private directory (four rotating buffers). */
-static const char *st_t_path(const char *name) {
-    char *p = st_t_buf[st_t_which++ & 3];
-    strcpy(p, st_t_dir);
-    strcat(p, "/");
-    strcat(p, name);
-    return p;
-}
-static int st_t_mkdir(void) {
-#ifdef ST_T_POSIX
-    strcpy(st_t_dir, "/tmp/lm_st_XXXXXX");
-    return mkdtemp(st_t_dir) != NULL;
-#else
-    strcpy(st_t_dir, ".");
-    return 1;
-#endif
-}
-static int st_t_exists(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
-}
+static t_scratch st_t_scratch;
+static const char *st_t_path(const char *name) { return t_scratch_path(&st_t_scratch, name); }
 
 /* Did the last failure's message contain want? */
 static int st_t_msg(const char *want) { return strstr(lm_error(), want) != NULL; }
@@ -1864,7 +1875,7 @@ static void test_st_gpt_roundtrip(void) {
     int ok;
     if (!m) { CHECK(0, "gpt ckpt: model"); return; }
     CHECK(lm_gpt_save(m, path) == LM_OK, "gpt ckpt: save");
-    CHECK(!st_t_exists(st_t_path("model.safetensors.tmp")), "gpt ckpt: no temporary left behind");
+    CHECK(!t_exists(st_t_path("model.safetensors.tmp")), "gpt ckpt: no temporary left behind");
     r = lm_gpt_load(path, 0);
     CHECK(r != NULL, "gpt ckpt: load (n_head from the metadata, C/64 would fail)");
     if (r) {
@@ -2187,7 +2198,7 @@ static void test_st_gpt_atomic(void) {
     /* make path.tmp impossible to create: put a directory there */
     strcpy(tmpname, path);
     strcat(tmpname, ".tmp");
-#ifdef ST_T_POSIX
+#ifdef T_POSIX
     strcpy(tmpdir, "/tmp/lm_st_XXXXXX");
     ok = mkdtemp(tmpdir) != NULL && rename(tmpdir, tmpname) == 0;
 #else
@@ -2296,7 +2307,7 @@ static void test_st_gpt_state(void) {
 }
 
 static void run_st_tests(void) {
-    if (!st_t_mkdir()) { CHECK(0, "st: cannot make a temporary directory"); return; }
+    if (!t_scratch_make(&st_t_scratch, "/tmp/lm_st_XXXXXX")) { CHECK(0, "st: cannot make a temporary directory"); return; }
     test_st_halves();
     test_st_read_handmade();
     test_st_write_roundtrip();
@@ -2309,9 +2320,7 @@ static void run_st_tests(void) {
     test_st_gpt_malformed();
     test_st_gpt_atomic();
     test_st_gpt_state();
-#ifdef ST_T_POSIX
-    remove(st_t_dir);   /* empty by now: every test removes its files */
-#endif
+    t_scratch_done(&st_t_scratch);   /* empty by now: every test removes its files */
 }
 /* Tokenizer tests: bytes, the Unicode classes and the pre-tokenizer, BPE training, our
    file format (round trips and hostile images), and GPT-2 exactness against ids produced
@@ -3387,34 +3396,10 @@ static void run_vec_tests(void) {
    SVG. Every SVG written is checked by a small XML well-formedness checker of our own
    (below), then searched for its series: one <path> per series with one point per row. */
 #include "tools/lm_plot.h"
-#if defined(__unix__) || defined(__APPLE__)
-#define PLOT_T_POSIX 1
-#ifndef __cplusplus
-extern char *mkdtemp(char *tmpl);   /* POSIX; hidden by -std=c99 headers */
-#endif
-#endif
 
 /* ---- helpers: a private directory, files in and out --------------------------------- */
-static char plot_t_dir[64];
-static char plot_t_buf[4][320];
-static int plot_t_which;
-
-static const char *plot_t_path(const char *name) {
-    char *p = plot_t_buf[plot_t_which++ & 3];
-    strcpy(p, plot_t_dir);
-    strcat(p, "/");
-    strcat(p, name);
-    return p;
-}
-static int plot_t_mkdir(void) {
-#ifdef PLOT_T_POSIX
-    strcpy(plot_t_dir, "/tmp/lm_plot_XXXXXX");
-    return mkdtemp(plot_t_dir) != NULL;
-#else
-    strcpy(plot_t_dir, ".");
-    return 1;
-#endif
-}
+static t_scratch plot_t_scratch;
+static const char *plot_t_path(const char *name) { return t_scratch_path(&plot_t_scratch, name); }
 static void plot_t_write(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (f) {
@@ -3436,11 +3421,6 @@ static char *plot_t_read(const char *path) {
     if (p) p[n] = 0;
     fclose(f);
     return p;
-}
-static int plot_t_exists(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f) fclose(f);
-    return f != NULL;
 }
 static int plot_t_count(const char *s, const char *what) {
     int k = 0;
@@ -3783,7 +3763,7 @@ static void test_plot_loss_svg(void) {
               "loss svg: learning-rate axis scaled as x10^-3");
         free(svg);
     }
-    CHECK(!plot_t_exists(plot_t_path("run.svg.tmp")), "loss svg: no temporary file left");
+    CHECK(!t_exists(plot_t_path("run.svg.tmp")), "loss svg: no temporary file left");
 
     /* a gap in the train loss splits its path; the row still counts for the others */
     s.loss[100] = NAN;
@@ -3822,7 +3802,7 @@ static void test_plot_loss_svg_missing(void) {
     free(svg);
     lmplot_free(&s);
     rc = lmplot_loss_svg(&s, "t", plot_t_path("empty.svg"), err, sizeof err);
-    CHECK(rc != 0 && strstr(err, "empty") && !plot_t_exists(plot_t_path("empty.svg")),
+    CHECK(rc != 0 && strstr(err, "empty") && !t_exists(plot_t_path("empty.svg")),
           "loss svg: empty log is an error, no file");
     lmplot_push(&s, 1, 2.0, 1e-3, NAN);
     rc = lmplot_loss_svg(&s, "t", plot_t_path("no/such/dir.svg"), err, sizeof err);
@@ -3872,14 +3852,14 @@ static void test_plot_confusion(void) {
           "confusion svg: 12 unlabelled classes, 144 cells");
     free(svg);
     rc = lmplot_confusion_svg(neg, 2, NULL, "x", plot_t_path("neg.svg"), err, sizeof err);
-    CHECK(rc != 0 && strstr(err, "negative") && !plot_t_exists(plot_t_path("neg.svg")),
+    CHECK(rc != 0 && strstr(err, "negative") && !t_exists(plot_t_path("neg.svg")),
           "confusion svg: a negative count is an error, no file");
     rc = lmplot_confusion_svg(neg, 0, NULL, "x", plot_t_path("neg.svg"), err, sizeof err);
     CHECK(rc != 0 && strstr(err, "classes"), "confusion svg: zero classes is an error");
 }
 
 static void run_plot_tests(void) {
-    if (!plot_t_mkdir()) {
+    if (!t_scratch_make(&plot_t_scratch, "/tmp/lm_plot_XXXXXX")) {
         CHECK(0, "plot: cannot make a temporary directory");
         return;
     }
@@ -3896,9 +3876,7 @@ static void run_plot_tests(void) {
                                              "run.svg", "m.svg", "cm.svg" };
         int k;
         for (k = 0; k < (int)(sizeof files / sizeof files[0]); k++) remove(plot_t_path(files[k]));
-#ifdef PLOT_T_POSIX
-        remove(plot_t_dir);
-#endif
+        t_scratch_done(&plot_t_scratch);
     }
 }
 #ifndef LM_TEST_NO_CLI
@@ -3916,10 +3894,6 @@ static void run_plot_tests(void) {
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef __cplusplus
-/* POSIX, not C99: declared here because the test files are compiled with -std=c99. */
-char *mkdtemp(char *tmpl);
-#endif
 /* The SVG checks (lm train --plot, lm plot) use the XML checker and path counter of the
    plot tests above. */
 
