@@ -240,27 +240,6 @@ LMDEF void lm_arena_reset(lm_arena *a, size_t mark);        /* free all after th
 LMDEF void lm_arena_free(lm_arena *a);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: threads and GEMM
-   --------------------------------------------------------------------------------------- */
-LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
-LMDEF int lm_get_threads(void);
-LMDEF int lm_num_cores(void);
-/* Run fn(ctx, i) for i in [0, n) across the pool; returns when all are done. */
-typedef void (*lm_task_fn)(void *ctx, int i);
-LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx);
-
-/* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N.
-   ta: A is stored K x M (transposed); tb: B is stored N x K. lda/ldb/ldc are row strides.
-   When beta == 0, C is not read (it may hold NaN). */
-LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* The portable reference path, always compiled, for tests and benchmarks. */
-LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
-
-
-
-/* ---------------------------------------------------------------------------------------
    Public API: tensors and autograd
    A tensor is a float32 row-major array of up to 4 dims, with an optional gradient of the
    same shape. Ops record themselves on a graph (a tape in a per-step arena); lm_backward
@@ -408,41 +387,6 @@ LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr);
 LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: tokenizers
-   Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
-   the docs block at the top of this file for the rules and the file format.
-   --------------------------------------------------------------------------------------- */
-typedef struct lm_tokenizer lm_tokenizer;   /* opaque: raw bytes, our BPE, or GPT-2's BPE */
-
-LMDEF lm_tokenizer *lm_tok_bytes(void);     /* vocabulary 256, id = byte; NULL if no memory */
-/* Learn a byte-level BPE of at most vocab_size tokens (256 <= vocab_size <= 1048576)
-   from text[0..n). NULL on failure, with lm_error() saying why. */
-LMDEF lm_tokenizer *lm_bpe_train(const void *text, size_t n, int vocab_size);
-LMDEF int lm_tok_vocab_size(const lm_tokenizer *t);
-/* Encode text[0..n): the first cap ids go to ids[0..cap). Returns how many ids the whole
-   text encodes to (more than cap means: call again with more room; cap = n always
-   suffices), or a negative LM_ERR_* code. */
-LMDEF long lm_tok_encode(const lm_tokenizer *t, const void *text, size_t n, int *ids,
-                         size_t cap);
-/* Decode ids[0..n): the first cap bytes go to out[0..cap). Returns how many bytes the ids
-   decode to (may exceed cap, as for encode), or LM_ERR_ARG for an id out of range. */
-LMDEF long lm_tok_decode(const lm_tokenizer *t, const int *ids, size_t n, void *out,
-                         size_t cap);
-/* The BPE file format above, in memory: returns the size of the image and writes it to
-   buf only if it fits in cap (so buf = NULL, cap = 0 asks for the size). */
-LMDEF long lm_tok_save_mem(const lm_tokenizer *t, void *buf, size_t cap);
-LMDEF lm_tokenizer *lm_tok_load_mem(const void *buf, size_t n);
-/* GPT-2's files in memory: encoder.json (n1 bytes) and vocab.bpe (n2 bytes). */
-LMDEF lm_tokenizer *lm_tok_load_gpt2_mem(const void *encoder_json, size_t n1,
-                                         const void *vocab_bpe, size_t n2);
-#ifndef LM_NO_STDIO
-LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path);   /* temp file + rename */
-LMDEF lm_tokenizer *lm_tok_load(const char *path);
-LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DIR/vocab.bpe */
-#endif
-LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
-
-/* ---------------------------------------------------------------------------------------
    Public API: GPT (decoder-only Transformer, GPT-2 layout)
    --------------------------------------------------------------------------------------- */
 typedef struct lm_gpt_config {
@@ -515,6 +459,21 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
                           int *out);
 
 /* ---------------------------------------------------------------------------------------
+   Public API: data order (DESIGN 3.3)
+   --------------------------------------------------------------------------------------- */
+enum { LM_ORDER_RANDOM = 0, LM_ORDER_SEQUENTIAL = 1 };
+typedef struct lm_data {
+    const int *tokens;       /* the training tokens                                       */
+    size_t n;                /* how many                                                  */
+    int order;               /* LM_ORDER_RANDOM or LM_ORDER_SEQUENTIAL                    */
+    size_t pos;              /* sequential: next position                                 */
+    lm_rng rng;              /* random: window offsets                                    */
+} lm_data;
+LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed);
+/* Fill inputs and targets (B*T each). Fails if n < B*T + 1 (sequential) or T + 1. */
+LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets);
+
+/* ---------------------------------------------------------------------------------------
    Public API: bidirectional encoder (BERT-style pretraining, then fine-tuning)
    The same blocks as the GPT without the causal mask; a padding mask hides positions past
    each text's length. Heads: masked-LM (tied to the token embedding, plus a bias), and a
@@ -584,19 +543,60 @@ LMDEF int lm_metrics_from_confusion(const long *confusion, int n_class, lm_metri
 LMDEF double lm_perplexity(double mean_loss);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: data order (DESIGN 3.3)
+   Public API: threads and GEMM
    --------------------------------------------------------------------------------------- */
-enum { LM_ORDER_RANDOM = 0, LM_ORDER_SEQUENTIAL = 1 };
-typedef struct lm_data {
-    const int *tokens;       /* the training tokens                                       */
-    size_t n;                /* how many                                                  */
-    int order;               /* LM_ORDER_RANDOM or LM_ORDER_SEQUENTIAL                    */
-    size_t pos;              /* sequential: next position                                 */
-    lm_rng rng;              /* random: window offsets                                    */
-} lm_data;
-LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed);
-/* Fill inputs and targets (B*T each). Fails if n < B*T + 1 (sequential) or T + 1. */
-LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets);
+LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
+LMDEF int lm_get_threads(void);
+LMDEF int lm_num_cores(void);
+/* Run fn(ctx, i) for i in [0, n) across the pool; returns when all are done. */
+typedef void (*lm_task_fn)(void *ctx, int i);
+LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N.
+   ta: A is stored K x M (transposed); tb: B is stored N x K. lda/ldb/ldc are row strides.
+   When beta == 0, C is not read (it may hold NaN). */
+LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The portable reference path, always compiled, for tests and benchmarks. */
+LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+
+
+/* ---------------------------------------------------------------------------------------
+   Public API: tokenizers
+   Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
+   the docs block at the top of this file for the rules and the file format.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm_tokenizer lm_tokenizer;   /* opaque: raw bytes, our BPE, or GPT-2's BPE */
+
+LMDEF lm_tokenizer *lm_tok_bytes(void);     /* vocabulary 256, id = byte; NULL if no memory */
+/* Learn a byte-level BPE of at most vocab_size tokens (256 <= vocab_size <= 1048576)
+   from text[0..n). NULL on failure, with lm_error() saying why. */
+LMDEF lm_tokenizer *lm_bpe_train(const void *text, size_t n, int vocab_size);
+LMDEF int lm_tok_vocab_size(const lm_tokenizer *t);
+/* Encode text[0..n): the first cap ids go to ids[0..cap). Returns how many ids the whole
+   text encodes to (more than cap means: call again with more room; cap = n always
+   suffices), or a negative LM_ERR_* code. */
+LMDEF long lm_tok_encode(const lm_tokenizer *t, const void *text, size_t n, int *ids,
+                         size_t cap);
+/* Decode ids[0..n): the first cap bytes go to out[0..cap). Returns how many bytes the ids
+   decode to (may exceed cap, as for encode), or LM_ERR_ARG for an id out of range. */
+LMDEF long lm_tok_decode(const lm_tokenizer *t, const int *ids, size_t n, void *out,
+                         size_t cap);
+/* The BPE file format above, in memory: returns the size of the image and writes it to
+   buf only if it fits in cap (so buf = NULL, cap = 0 asks for the size). */
+LMDEF long lm_tok_save_mem(const lm_tokenizer *t, void *buf, size_t cap);
+LMDEF lm_tokenizer *lm_tok_load_mem(const void *buf, size_t n);
+/* GPT-2's files in memory: encoder.json (n1 bytes) and vocab.bpe (n2 bytes). */
+LMDEF lm_tokenizer *lm_tok_load_gpt2_mem(const void *encoder_json, size_t n1,
+                                         const void *vocab_bpe, size_t n2);
+#ifndef LM_NO_STDIO
+LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path);   /* temp file + rename */
+LMDEF lm_tokenizer *lm_tok_load(const char *path);
+LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DIR/vocab.bpe */
+#endif
+LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
 
 /* ---------------------------------------------------------------------------------------
    Public API: safetensors files (DESIGN 3.2)
@@ -972,6 +972,2230 @@ LMDEF void lm_arena_free(lm_arena *a) {
     if (a->owned && a->raw) LM_FREE(a->raw);
     memset(a, 0, sizeof *a);
 }
+
+/* ---------------------------------------------------------------------------------------
+   Forward declarations. The ops and models below are written first, for the reader; the
+   machinery they stand on comes at the end of the file: the vector kernels (section 11),
+   which each have a plain scalar loop beside their SIMD loop.
+   --------------------------------------------------------------------------------------- */
+#if defined(__GNUC__) || defined(__clang__)
+#define LM__VEC_FN static __attribute__((unused))   /* not every build calls every kernel */
+#else
+#define LM__VEC_FN static
+#endif
+/* 1 = kernels use their vector loop; 0 = the scalar loop only (tests and benchmarks). */
+static int lm__vec_simd = 1;
+LM__VEC_FN int lm__vec_lanes(void);   /* floats per vector of the kernels in use (1: scalar) */
+LM__VEC_FN void lm__vexp(const float *x, float *y, int n);
+LM__VEC_FN void lm__vtanh(const float *x, float *y, int n);
+LM__VEC_FN void lm__vsigmoid(const float *x, float *y, int n);
+LM__VEC_FN void lm__gelu_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n);
+LM__VEC_FN float lm__vmax(const float *x, int n);
+LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
+LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
+LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n);
+LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n);
+LM__VEC_FN void lm__vacc(const float *x, float *y, int n);
+LM__VEC_FN void lm__adamw_update(float *w, const float *g, float *m, float *v, int n,
+                                 float decay, float b1, float b2, float step_size,
+                                 float bc2_sqrt, float eps);
+LM__VEC_FN void lm__layernorm_row(const float *x, const float *w, const float *b, float *y,
+                                  int n, float eps, float *mean_out, float *rstd_out);
+LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, float mean,
+                               float rstd, float *pw, float *pb, float *dx, int n);
+
+/* ---------------------------------------------------------------------------------------
+   Tensors and the graph.
+   Every tensor of a step lives in the graph's arena. A tensor's gradient is allocated (and
+   zeroed) the first time a backward function adds to it, so tensors that no gradient
+   reaches cost nothing extra. Parameters are leaves whose data and grad point into the
+   model's parameter blocks.
+   --------------------------------------------------------------------------------------- */
+LMDEF void lm_graph_init(lm_graph *g, lm_arena *arena) {
+    memset(g, 0, sizeof *g);
+    g->arena = arena;
+    g->rng = lm_rng_seed(0);
+}
+
+LMDEF void lm_graph_reset(lm_graph *g, size_t mark) {
+    lm_arena_reset(g->arena, mark);
+    g->last = NULL;
+    g->failed = 0;
+    g->n_spare = 0;       /* spare buffers lived in the memory just given back */
+}
+
+static int lm__shape_size(int ndim, const int *shape, int *size) {
+    int d;
+    long long n = 1;
+    if (ndim < 1 || ndim > LM_MAX_DIMS) return lm__fail(LM_ERR_ARG, "tensor: %d dims (1 to 4 allowed)", ndim);
+    for (d = 0; d < ndim; d++) {
+        if (shape[d] < 1) return lm__fail(LM_ERR_ARG, "tensor: dim %d is %d", d, shape[d]);
+        n *= shape[d];
+        if (n > INT_MAX) return lm__fail(LM_ERR_ARG, "tensor: more than 2^31 elements");
+    }
+    *size = (int)n;
+    return LM_OK;
+}
+
+/* A tensor header (and, if with_data, its values) on the graph's arena. */
+static lm_tensor *lm__tensor(lm_graph *g, int ndim, const int *shape, int with_data) {
+    lm_tensor *t;
+    int size = 0, d;
+    if (g->failed) return NULL;
+    if (lm__shape_size(ndim, shape, &size) != LM_OK) { g->failed = 1; return NULL; }
+    t = (lm_tensor *)lm_arena_alloc(g->arena, sizeof *t);
+    if (!t) { g->failed = 1; return NULL; }
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    t->size = size;
+    if (with_data) {
+        t->data = (float *)lm_arena_alloc(g->arena, (size_t)size * sizeof(float));
+        if (!t->data) { g->failed = 1; return NULL; }
+    }
+    return t;
+}
+
+LMDEF lm_tensor *lm_tensor_new(lm_graph *g, int ndim, const int *shape) {
+    return lm__tensor(g, ndim, shape, 1);
+}
+LMDEF lm_tensor *lm_tensor_zeros(lm_graph *g, int ndim, const int *shape) {
+    lm_tensor *t = lm__tensor(g, ndim, shape, 1);
+    if (t) memset(t->data, 0, (size_t)t->size * sizeof(float));
+    return t;
+}
+LMDEF lm_tensor *lm_tensor_wrap(lm_graph *g, float *data, int ndim, const int *shape,
+                                int requires_grad) {
+    lm_tensor *t = lm__tensor(g, ndim, shape, 0);
+    if (t) { t->data = data; t->requires_grad = requires_grad; }
+    return t;
+}
+LMDEF lm_tensor *lm_tensor_2d(lm_graph *g, int rows, int cols) {
+    int s[2];
+    s[0] = rows; s[1] = cols;
+    return lm_tensor_new(g, 2, s);
+}
+
+/* Scratch buffers during backward. Once a node's backward has run, the gradient of its
+   output is dead (every consumer came later on the tape and has already run), so it goes
+   on a short spare list and the next buffer of at most that size is taken from there
+   instead of from the arena. Activation gradients then cost a few buffers, not one per
+   tensor. The smallest spare that fits is used, so the choice is deterministic. */
+static float *lm__scratch(lm_graph *g, size_t n) {
+    int k, best = -1;
+    float *p;
+    for (k = 0; k < g->n_spare; k++)
+        if (g->spare_len[k] >= n && (best < 0 || g->spare_len[k] < g->spare_len[best])) best = k;
+    if (best >= 0) {
+        p = g->spare[best];
+        g->spare[best] = g->spare[g->n_spare - 1];
+        g->spare_len[best] = g->spare_len[g->n_spare - 1];
+        g->n_spare--;
+        return p;
+    }
+    p = (float *)lm_arena_alloc(g->arena, n * sizeof(float));
+    if (!p) g->failed = 1;
+    return p;
+}
+static void lm__release(lm_graph *g, float *p, size_t n) {
+    int k, smallest = 0;
+    if (!p) return;
+    if (g->n_spare < 16) { k = g->n_spare++; }
+    else {   /* full: keep the larger buffers */
+        for (k = 1; k < 16; k++) if (g->spare_len[k] < g->spare_len[smallest]) smallest = k;
+        if (g->spare_len[smallest] >= n) return;
+        k = smallest;
+    }
+    g->spare[k] = p;
+    g->spare_len[k] = n;
+}
+
+/* The gradient buffer of t, zeroed on first use (NULL if out of memory). */
+/* Elementwise work is cut into fixed chunks of LM__CHUNK floats, one task each: the cut
+   depends on the size only, so sums over chunks come out the same for any thread count.
+   Work of fewer than two chunks runs on the calling thread (waking the pool costs more). */
+#define LM__CHUNK 16384
+static int lm__nchunks(size_t n) { return (int)((n + LM__CHUNK - 1) / LM__CHUNK); }
+static void lm__run_tasks(int n, lm_task_fn fn, void *ctx) {
+    int c;
+    if (n >= 2) lm_parallel_for(n, fn, ctx);
+    else for (c = 0; c < n; c++) fn(ctx, c);
+}
+static void lm__chunk_for(size_t n, lm_task_fn fn, void *ctx) { lm__run_tasks(lm__nchunks(n), fn, ctx); }
+typedef struct { float *p; size_t n; } lm__zero_job;
+static void lm__zero_task(void *ctx, int c) {
+    lm__zero_job *J = (lm__zero_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK;
+    memset(J->p + i0, 0, (J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK) * sizeof(float));
+}
+static void lm__zero(float *p, size_t n) {
+    lm__zero_job J;
+    J.p = p; J.n = n;
+    lm__chunk_for(n, lm__zero_task, &J);
+}
+
+static float *lm__grad(lm_graph *g, lm_tensor *t) {
+    if (!t->grad) {
+        t->grad = lm__scratch(g, (size_t)t->size);
+        if (t->grad) lm__zero(t->grad, (size_t)t->size);
+    }
+    return t->grad;
+}
+
+LMDEF lm_node *lm_node_new(lm_graph *g, const lm_op *op, int nin, lm_tensor **in, int ndim,
+                           const int *shape) {
+    lm_node *n;
+    int k;
+    if (g->failed || nin > 4) return NULL;
+    for (k = 0; k < nin; k++) if (!in[k]) { g->failed = 1; return NULL; }
+    n = (lm_node *)lm_arena_alloc(g->arena, sizeof *n);
+    if (!n) { g->failed = 1; return NULL; }
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->g = g;
+    for (k = 0; k < nin; k++) n->in[k] = in[k];
+    n->out = lm__tensor(g, ndim, shape, 1);
+    return n->out ? n : NULL;
+}
+
+LMDEF lm_tensor *lm_node_run(lm_node *n) {
+    int k, needs = 0;
+    if (!n || n->g->failed) return NULL;
+    n->op->forward(n);
+    if (n->g->failed) return NULL;
+    for (k = 0; k < 4; k++) if (n->in[k] && n->in[k]->requires_grad) needs = 1;
+    if (needs && !n->g->no_grad) {
+        n->out->requires_grad = 1;
+        n->out->node = n;
+        n->prev = n->g->last;
+        n->g->last = n;
+    }
+    return n->out;
+}
+
+LMDEF int lm_backward(lm_graph *g, lm_tensor *out) {
+    lm_node *n;
+    if (!out || g->failed) return lm__fail(LM_ERR_ARG, "backward: the forward pass failed: %s", lm_error());
+    if (out->size != 1) return lm__fail(LM_ERR_ARG, "backward: output has %d elements, need 1", out->size);
+    if (!out->requires_grad) return lm__fail(LM_ERR_ARG, "backward: nothing requires a gradient");
+    if (!lm__grad(g, out)) return LM_ERR_MEM;
+    out->grad[0] += 1.0f;
+    for (n = g->last; n; n = n->prev) {
+        if (!n->out->grad) continue;      /* no gradient reached this node */
+        n->op->backward(n);
+        if (g->failed) return lm__fail(LM_ERR_MEM, "backward: %s", lm_error());
+        if (n->out != out) {              /* dead from here on: recycle it */
+            lm__release(g, n->out->grad, (size_t)n->out->size);
+            n->out->grad = NULL;
+        }
+    }
+    return LM_OK;
+}
+
+/* Shapes of a new op's output: same as a, or a with the last dim replaced. */
+static int *lm__shape_last(const lm_tensor *a, int last, int *buf) {
+    int d;
+    for (d = 0; d < a->ndim; d++) buf[d] = a->shape[d];
+    buf[a->ndim - 1] = last;
+    return buf;
+}
+/* The gradient of an input, or NULL if that input wants none. */
+static float *lm__in_grad(lm_node *n, int k) {
+    lm_tensor *t = n->in[k];
+    return t && t->requires_grad ? lm__grad(n->g, t) : NULL;
+}
+static lm_tensor *lm__op_fail(lm_graph *g, const char *op, const char *why) {
+    lm__fail(LM_ERR_ARG, "%s: %s", op, why);
+    g->failed = 1;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Row-parallel helpers. Row-wise ops (layernorm, softmax, losses) split their rows into
+   blocks of a fixed size; each block is one task. Rows are independent, so the split only
+   matters for reductions across rows, which are summed per block and then in block order.
+   --------------------------------------------------------------------------------------- */
+#define LM__ROWBLOCK 16
+static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLOCK; }
+
+/* ---------------------------------------------------------------------------------------
+   Elementwise ops with broadcast. b's shape is a suffix of a's (or b has one element), so
+   b repeats every nb elements of a: a bias over rows, a scalar over everything.
+   --------------------------------------------------------------------------------------- */
+static int lm__bcast_ok(const lm_tensor *a, const lm_tensor *b) {
+    int d, off;
+    if (b->size == 1) return 1;
+    if (b->ndim > a->ndim) return 0;
+    off = a->ndim - b->ndim;
+    for (d = 0; d < b->ndim; d++) if (a->shape[off + d] != b->shape[d]) return 0;
+    return 1;
+}
+
+enum { LM__ADD, LM__SUB, LM__MUL };
+/* o = a (op) b over [i0, i1), a range of whole repeats of b (or any range when b is a
+   scalar or as large as a); ga += go * b' likewise (b' = b for MUL, 1 otherwise). */
+static void lm__binary_span(int kind, const float *a, const float *b, int nb, int na,
+                            float *o, int i0, int i1) {
+    int i, j;
+    if (nb == 1 || nb == na) {
+        int step = nb == 1 ? 0 : 1;
+        const float *bb = nb == 1 ? b : b + i0;
+        for (i = i0, j = 0; i < i1; i++, j += step)
+            o[i] = kind == LM__ADD ? a[i] + bb[j] : kind == LM__SUB ? a[i] - bb[j] : a[i] * bb[j];
+        return;
+    }
+    for (i = i0; i < i1; i += nb)
+        for (j = 0; j < nb; j++)
+            o[i + j] = kind == LM__ADD ? a[i + j] + b[j] : kind == LM__SUB ? a[i + j] - b[j] : a[i + j] * b[j];
+}
+static void lm__binary_gspan(int mul, const float *go, const float *b, int nb, int na,
+                             float *ga, int i0, int i1) {
+    int i, j;
+    if (!mul) { for (i = i0; i < i1; i++) ga[i] += go[i]; return; }
+    if (nb == 1 || nb == na) {
+        for (i = i0; i < i1; i++) ga[i] += go[i] * b[nb == 1 ? 0 : i];
+        return;
+    }
+    for (i = i0; i < i1; i += nb)
+        for (j = 0; j < nb; j++) ga[i + j] += go[i + j] * b[j];
+}
+/* Tasks: whole repeats of b, about a chunk's worth each; plain chunks when b is a scalar or
+   as large as a (a residual add). */
+typedef struct { lm_node *n; float *dst; int step; } lm__binary_job;
+static int lm__binary_tasks(lm__binary_job *J) {
+    int na = J->n->in[0]->size, nb = J->n->in[1]->size;
+    J->step = nb == 1 || nb == na ? LM__CHUNK : (LM__CHUNK / nb > 0 ? LM__CHUNK / nb : 1) * nb;
+    return (na + J->step - 1) / J->step;
+}
+static void lm__binary_fwd_task(void *ctx, int c) {
+    const lm__binary_job *J = (const lm__binary_job *)ctx;
+    lm_node *n = J->n;
+    int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
+    lm__binary_span(n->i[0], n->in[0]->data, n->in[1]->data, n->in[1]->size, na, n->out->data, i0, i1);
+}
+static void lm__binary_bwd_task(void *ctx, int c) {
+    const lm__binary_job *J = (const lm__binary_job *)ctx;
+    lm_node *n = J->n;
+    int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
+    lm__binary_gspan(n->i[0] == LM__MUL, n->out->grad, n->in[1]->data, n->in[1]->size, na, J->dst, i0, i1);
+}
+static void lm__binary_fwd(lm_node *n) {
+    lm__binary_job J;
+    J.n = n;
+    lm__run_tasks(lm__binary_tasks(&J), lm__binary_fwd_task, &J);
+}
+static void lm__binary_bwd(lm_node *n) {
+    const float *a = n->in[0]->data, *go = n->out->grad;
+    float *gb = lm__in_grad(n, 1);
+    int i, j, na = n->in[0]->size, nb = n->in[1]->size, kind = n->i[0];
+    lm__binary_job J;
+    J.n = n;
+    if ((J.dst = lm__in_grad(n, 0)) != NULL) lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+    if (gb && nb == na && kind == LM__ADD) {         /* same shapes: gb += go, in chunks   */
+        J.dst = gb;
+        lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+        return;
+    }
+    if (gb) for (i = 0; i < na; i += nb) {           /* b repeats: sum over the repeats   */
+        if (kind == LM__MUL) for (j = 0; j < nb; j++) gb[j] += go[i + j] * a[i + j];
+        else if (kind == LM__SUB) for (j = 0; j < nb; j++) gb[j] -= go[i + j];
+        else for (j = 0; j < nb; j++) gb[j] += go[i + j];
+    }
+}
+static const lm_op lm__op_binary = { "binary", lm__binary_fwd, lm__binary_bwd };
+
+static lm_tensor *lm__binary(lm_graph *g, lm_tensor *a, lm_tensor *b, int kind, const char *name) {
+    lm_tensor *in[2];
+    lm_node *n;
+    if (!a || !b) { g->failed = 1; return NULL; }
+    if (!lm__bcast_ok(a, b)) return lm__op_fail(g, name, "b's shape must be a suffix of a's");
+    in[0] = a; in[1] = b;
+    n = lm_node_new(g, &lm__op_binary, 2, in, a->ndim, a->shape);
+    if (n) n->i[0] = kind;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_add(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__ADD, "add"); }
+LMDEF lm_tensor *lm_sub(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__SUB, "sub"); }
+LMDEF lm_tensor *lm_mul(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__MUL, "mul"); }
+
+static void lm__scale_fwd(lm_node *n) {
+    int i;
+    for (i = 0; i < n->out->size; i++) n->out->data[i] = n->in[0]->data[i] * n->f[0];
+}
+static void lm__scale_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    int i;
+    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += n->out->grad[i] * n->f[0];
+}
+static const lm_op lm__op_scale = { "scale", lm__scale_fwd, lm__scale_bwd };
+LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_scale, 1, &a, a->ndim, a->shape);
+    if (n) n->f[0] = s;
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Matrix products. a (..., K) is seen as a matrix (M, K) with M the product of its leading
+   dims. Forward and both gradients are GEMMs:
+       out = a b          da += dout b^T        db += a^T dout
+   and for b stored transposed (tb, b is (N, K)):
+       out = a b^T        da += dout b          db += dout^T a
+   linear() adds a bias row, whose gradient is the column sum of dout.
+   --------------------------------------------------------------------------------------- */
+static void lm__matmul_fwd(lm_node *n) {
+    lm_tensor *a = n->in[0], *b = n->in[1], *bias = n->in[2];
+    int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
+    int M = a->size / K, i;
+    float *o = n->out->data;
+    if (bias) {
+        for (i = 0; i < M; i++) memcpy(o + (size_t)i * N, bias->data, (size_t)N * sizeof(float));
+    }
+    lm_gemm(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, bias ? 1.0f : 0.0f, o, N);
+}
+
+/* Column sums of dout into the bias gradient, in row blocks of fixed size summed in order. */
+/* gbias += the column sums of go (M, N): tasks take 64 columns each, every column summed
+   over the rows in order. */
+typedef struct { float *gbias; const float *go; int M, N; } lm__colsum_job;
+static void lm__colsum_task(void *ctx, int c) {
+    lm__colsum_job *J = (lm__colsum_job *)ctx;
+    int i, j, j0 = c * 64, w = J->N - j0 < 64 ? J->N - j0 : 64;
+    float acc[64] = { 0 };                   /* a local row, and a fixed trip count for */
+    for (i = 0; i < J->M; i++) {             /* whole blocks: the compiler vectorizes   */
+        const float *r = J->go + (size_t)i * J->N + j0;
+        if (w == 64) for (j = 0; j < 64; j++) acc[j] += r[j];
+        else for (j = 0; j < w; j++) acc[j] += r[j];
+    }
+    for (j = 0; j < w; j++) J->gbias[j0 + j] += acc[j];
+}
+static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
+    lm__colsum_job J;
+    int c, nc = (N + 63) / 64;
+    J.gbias = gbias; J.go = go; J.M = M; J.N = N;
+    if (nc >= 2 && (size_t)M * N >= 2 * LM__CHUNK) lm_parallel_for(nc, lm__colsum_task, &J);
+    else for (c = 0; c < nc; c++) lm__colsum_task(&J, c);
+}
+
+static void lm__matmul_bwd(lm_node *n) {
+    lm_tensor *a = n->in[0], *b = n->in[1];
+    int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
+    int M = a->size / K;
+    const float *go = n->out->grad;
+    float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1), *gbias = lm__in_grad(n, 2);
+    if (ga) {
+        if (tb) lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, 1.0f, ga, K);
+        else lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, 1.0f, ga, K);
+    }
+    if (gb) {
+        if (tb) lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, 1.0f, gb, K);
+        else lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, 1.0f, gb, N);
+    }
+    if (gbias) lm__colsum_acc(gbias, go, M, N);
+}
+static const lm_op lm__op_matmul = { "matmul", lm__matmul_fwd, lm__matmul_bwd };
+
+static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias, int tb,
+                             const char *name) {
+    lm_tensor *in[3];
+    lm_node *n;
+    int shape[LM_MAX_DIMS], K, N;
+    if (!a || !b) { g->failed = 1; return NULL; }
+    if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
+    K = tb ? b->shape[1] : b->shape[0];
+    N = tb ? b->shape[0] : b->shape[1];
+    if (a->shape[a->ndim - 1] != K) return lm__op_fail(g, name, "inner dimensions differ");
+    if (bias && bias->size != N) return lm__op_fail(g, name, "bias size differs from the output width");
+    in[0] = a; in[1] = b; in[2] = bias;
+    n = lm_node_new(g, &lm__op_matmul, bias ? 3 : 2, in, a->ndim, lm__shape_last(a, N, shape));
+    if (n) n->i[0] = tb;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, int tb) {
+    return lm__matmul(g, a, b, NULL, tb, "matmul");
+}
+LMDEF lm_tensor *lm_linear(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
+    return lm__matmul(g, x, w, bias, 0, "linear");
+}
+
+/* ---------------------------------------------------------------------------------------
+   Reductions to a scalar: sum and mean (accumulated in double).
+   --------------------------------------------------------------------------------------- */
+static void lm__sum_fwd(lm_node *n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) s += n->in[0]->data[i];
+    n->out->data[0] = (float)(n->i[0] ? s / n->in[0]->size : s);
+}
+static void lm__sum_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    float d = n->out->grad[0] / (n->i[0] ? (float)n->in[0]->size : 1.0f);
+    int i;
+    if (ga) for (i = 0; i < n->in[0]->size; i++) ga[i] += d;
+}
+static const lm_op lm__op_sum = { "sum", lm__sum_fwd, lm__sum_bwd };
+static lm_tensor *lm__reduce(lm_graph *g, lm_tensor *a, int mean) {
+    int one = 1;
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_sum, 1, &a, 1, &one);
+    if (n) n->i[0] = mean;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 0); }
+LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1); }
+
+/* ---------------------------------------------------------------------------------------
+   Activations. GELU is GPT-2's tanh form:
+       gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
+       gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   --------------------------------------------------------------------------------------- */
+#define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define LM__GELU_C 0.044715f
+
+enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
+typedef struct { lm_node *n; float *gx; } lm__act_job;
+static void lm__act_fwd_task(void *ctx, int c) {
+    lm_node *n = ((lm__act_job *)ctx)->n;
+    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
+    const float *x = n->in[0]->data + i0;
+    float *y = n->out->data + i0;
+    switch (n->i[0]) {
+    case LM__RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
+    case LM__GELU: lm__gelu_fwd(x, y, len); break;
+    case LM__TANH: lm__vtanh(x, y, len); break;
+    default: lm__vsigmoid(x, y, len); break;
+    }
+}
+static void lm__act_bwd_task(void *ctx, int c) {
+    lm__act_job *J = (lm__act_job *)ctx;
+    lm_node *n = J->n;
+    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
+    const float *x = n->in[0]->data + i0, *y = n->out->data + i0, *go = n->out->grad + i0;
+    float *gx = J->gx + i0;
+    switch (n->i[0]) {
+    case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
+    case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
+    case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
+    default: for (i = 0; i < len; i++) gx[i] += go[i] * y[i] * (1.0f - y[i]); break;
+    }
+}
+static void lm__act_fwd(lm_node *n) {
+    lm__act_job J;
+    J.n = n; J.gx = NULL;
+    lm__chunk_for((size_t)n->out->size, lm__act_fwd_task, &J);
+}
+static void lm__act_bwd(lm_node *n) {
+    lm__act_job J;
+    J.n = n; J.gx = lm__in_grad(n, 0);
+    if (J.gx) lm__chunk_for((size_t)n->out->size, lm__act_bwd_task, &J);
+}
+static const lm_op lm__op_act = { "activation", lm__act_fwd, lm__act_bwd };
+static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_act, 1, &a, a->ndim, a->shape);
+    if (n) n->i[0] = kind;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__RELU); }
+LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU); }
+LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__TANH); }
+LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
+
+/* ---------------------------------------------------------------------------------------
+   Softmax and log-softmax over the last dim, max-subtracted for stability.
+       softmax:     dx = y (dy - sum(dy y))
+       log_softmax: dx = dy - softmax(x) sum(dy)
+   --------------------------------------------------------------------------------------- */
+static void lm__softmax_row(const float *x, float *y, int n, int logspace) {
+    float mx = lm__vmax(x, n);
+    int j;
+    if (logspace) {
+        float lse = mx + (float)log(lm__vsum_exp_shift(x, mx, NULL, n));
+        for (j = 0; j < n; j++) y[j] = x[j] - lse;
+    } else {
+        float inv = (float)(1.0 / lm__vsum_exp_shift(x, mx, y, n));
+        for (j = 0; j < n; j++) y[j] *= inv;
+    }
+}
+static void lm__softmax_fwd(lm_node *n) {
+    int V = n->out->shape[n->out->ndim - 1], rows = n->out->size / V, r;
+    for (r = 0; r < rows; r++)
+        lm__softmax_row(n->in[0]->data + (size_t)r * V, n->out->data + (size_t)r * V, V, n->i[0]);
+}
+static void lm__softmax_bwd(lm_node *n) {
+    int V = n->out->shape[n->out->ndim - 1], rows = n->out->size / V, r, j;
+    float *gx = lm__in_grad(n, 0);
+    if (!gx) return;
+    for (r = 0; r < rows; r++) {
+        const float *y = n->out->data + (size_t)r * V, *dy = n->out->grad + (size_t)r * V;
+        float *dx = gx + (size_t)r * V;
+        double s = 0;
+        if (n->i[0]) {
+            for (j = 0; j < V; j++) s += dy[j];
+            for (j = 0; j < V; j++) dx[j] += dy[j] - expf(y[j]) * (float)s;
+        } else {
+            for (j = 0; j < V; j++) s += (double)dy[j] * y[j];
+            for (j = 0; j < V; j++) dx[j] += y[j] * (dy[j] - (float)s);
+        }
+    }
+}
+static const lm_op lm__op_softmax = { "softmax", lm__softmax_fwd, lm__softmax_bwd };
+static lm_tensor *lm__softmax(lm_graph *g, lm_tensor *a, int logspace) {
+    lm_node *n;
+    if (!a) { g->failed = 1; return NULL; }
+    n = lm_node_new(g, &lm__op_softmax, 1, &a, a->ndim, a->shape);
+    if (n) n->i[0] = logspace;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 0); }
+LMDEF lm_tensor *lm_log_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 1); }
+
+/* ---------------------------------------------------------------------------------------
+   LayerNorm over the last dim C: xhat = (x - mean) * rstd, y = xhat w + b, with
+   rstd = 1/sqrt(var + eps) and the biased variance, as PyTorch. Forward keeps mean and
+   rstd per row. Backward, with dxhat = dy w:
+       dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+       dw += sum_rows dy xhat     db += sum_rows dy
+   Rows run in parallel blocks; dw and db are summed per block, then over blocks in order.
+   --------------------------------------------------------------------------------------- */
+typedef struct { lm_node *n; int C, rows; float *partial; } lm__ln_job;
+
+static void lm__ln_fwd_task(void *ctx, int blk) {
+    lm__ln_job *J = (lm__ln_job *)ctx;
+    lm_node *n = J->n;
+    int C = J->C, r, r1 = (blk + 1) * LM__ROWBLOCK;
+    const float *w = n->in[1]->data, *b = n->in[2]->data;
+    if (r1 > J->rows) r1 = J->rows;
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        lm__layernorm_row(n->in[0]->data + (size_t)r * C, w, b, n->out->data + (size_t)r * C, C,
+                          n->f[0], &n->saved[2 * r], &n->saved[2 * r + 1]);
+    }
+}
+static void lm__ln_fwd(lm_node *n) {
+    lm__ln_job J;
+    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
+    lm_parallel_for(lm__nblocks(J.rows), lm__ln_fwd_task, &J);
+}
+static void lm__ln_bwd_task(void *ctx, int blk) {
+    lm__ln_job *J = (lm__ln_job *)ctx;
+    lm_node *n = J->n;
+    int C = J->C, r, r1 = (blk + 1) * LM__ROWBLOCK;
+    const float *w = n->in[1]->data;
+    float *gx = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
+    float *pw = J->partial + (size_t)blk * 2 * C, *pb = pw + C;
+    if (r1 > J->rows) r1 = J->rows;
+    memset(pw, 0, 2 * (size_t)C * sizeof(float));
+    for (r = blk * LM__ROWBLOCK; r < r1; r++)
+        lm__ln_bwd_row(n->in[0]->data + (size_t)r * C, n->out->grad + (size_t)r * C, w,
+                       n->saved[2 * r], n->saved[2 * r + 1], pw, pb, gx ? gx + (size_t)r * C : NULL, C);
+}
+static void lm__ln_bwd(lm_node *n) {
+    lm__ln_job J;
+    int blk, j, nb;
+    float *gw, *gb;
+    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
+    nb = lm__nblocks(J.rows);
+    if (n->in[0]->requires_grad && !lm__grad(n->g, n->in[0])) return;
+    gw = lm__in_grad(n, 1);
+    gb = lm__in_grad(n, 2);
+    J.partial = (float *)lm_arena_alloc(n->g->arena, (size_t)nb * 2 * J.C * sizeof(float));
+    if (!J.partial) { n->g->failed = 1; return; }
+    lm_parallel_for(nb, lm__ln_bwd_task, &J);
+    for (blk = 0; blk < nb; blk++) {
+        const float *pw = J.partial + (size_t)blk * 2 * J.C, *pb = pw + J.C;
+        if (gw) for (j = 0; j < J.C; j++) gw[j] += pw[j];
+        if (gb) for (j = 0; j < J.C; j++) gb[j] += pb[j];
+    }
+}
+static const lm_op lm__op_layernorm = { "layernorm", lm__ln_fwd, lm__ln_bwd };
+LMDEF lm_tensor *lm_layernorm(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, float eps) {
+    lm_tensor *in[3];
+    lm_node *n;
+    int C;
+    if (!x || !w || !b) { g->failed = 1; return NULL; }
+    C = x->shape[x->ndim - 1];
+    if (w->size != C || b->size != C) return lm__op_fail(g, "layernorm", "weight and bias must have the size of the last dim");
+    in[0] = x; in[1] = w; in[2] = b;
+    n = lm_node_new(g, &lm__op_layernorm, 3, in, x->ndim, x->shape);
+    if (!n) return NULL;
+    n->f[0] = eps;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)(x->size / C) * 2 * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Embedding: rows of a table picked by ids. The gradient scatters back into the picked
+   rows; rows picked twice add up, in order.
+   --------------------------------------------------------------------------------------- */
+static void lm__embed_fwd(lm_node *n) {
+    int C = n->in[0]->shape[1], i, rows = n->out->size / C;
+    for (i = 0; i < rows; i++)
+        memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
+}
+static void lm__embed_bwd(lm_node *n) {
+    int C = n->in[0]->shape[1], i, j, rows = n->out->size / C;
+    float *gt = lm__in_grad(n, 0);
+    if (!gt) return;
+    for (i = 0; i < rows; i++) {
+        float *d = gt + (size_t)n->ids[i] * C;
+        const float *s = n->out->grad + (size_t)i * C;
+        for (j = 0; j < C; j++) d[j] += s[j];
+    }
+}
+static const lm_op lm__op_embed = { "embedding", lm__embed_fwd, lm__embed_bwd };
+LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int n) {
+    lm_node *nd;
+    int shape[2], i;
+    if (!table) { g->failed = 1; return NULL; }
+    if (table->ndim != 2 || n < 1) return lm__op_fail(g, "embedding", "needs a 2-D table and at least one id");
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= table->shape[0]) {
+            lm__fail(LM_ERR_ARG, "embedding: id %d at position %d is outside [0, %d)", ids[i], i, table->shape[0]);
+            g->failed = 1;
+            return NULL;
+        }
+    shape[0] = n; shape[1] = table->shape[1];
+    nd = lm_node_new(g, &lm__op_embed, 1, &table, 2, shape);
+    if (nd) nd->ids = ids;
+    return lm_node_run(nd);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
+   [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
+   Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
+   key j < len) and P = softmax(S):
+       y = P v
+       dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
+       dq += dS k      dk += dS^T q
+   P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
+   keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
+   forward did. Each (batch, head) pair is one task writing its own columns.
+   --------------------------------------------------------------------------------------- */
+typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
+
+/* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
+   may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
+   upper triangle of S and P and nearly halve the work of long contexts. The columns a
+   block computes are its "cols"; no product reads past them. */
+#define LM__ATT_RB 32
+static int lm__att_cols(const lm__att_job *J, int b, int i1) {
+    int len = J->n->ids ? J->n->ids[b] : J->T;
+    return J->n->i[1] && i1 < len ? i1 : len;
+}
+
+/* Rows [i0, i1) of P for task (b, h), columns [0, cols), from S = q k^T; forward also
+   writes the rows' log-sum-exps. Masked entries are 0. */
+static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int cols, float *P, int forward) {
+    lm_node *n = J->n;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
+    int causal = n->i[1], len = n->ids ? n->ids[b] : T, lanes = lm__vec_lanes();
+    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
+    float *lse = n->saved + (size_t)task * T;
+    if (cols <= 0) return;
+    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
+            q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
+    for (i = i0; i < i1; i++) {
+        float *row = P + (size_t)i * T, L;
+        int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
+        int nv = lim;
+        if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
+        /* Round the row up to whole vectors where the block has the room, with the extra
+           entries masked by a huge negative score: their exp is ~1e-38, nothing next to
+           the row's sum (>= 1), and they are zeroed below. So no scalar tail. */
+        if (lanes > 1 && (nv = (lim + lanes - 1) / lanes * lanes) <= cols)
+            for (j = lim; j < nv; j++) row[j] = -1e30f;
+        else
+            nv = lim;
+        if (forward) {
+            float mx = lm__vmax(row, lim);
+            lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, nv));
+        }
+        L = lse[i];
+        lm__vsum_exp_shift(row, L, row, nv);      /* row = exp(S - L) = P */
+        for (j = lim; j < cols; j++) row[j] = 0.0f;
+    }
+}
+static void lm__att_fwd_task(void *ctx, int task) {
+    lm__att_job *J = (lm__att_job *)ctx;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i0, i1, cols;
+    const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
+    float *P = J->scratch + (size_t)task * T * T;
+    float *y = J->n->out->data + (size_t)b * T * J->C + h * J->hs;
+    for (i0 = 0; i0 < T; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+        cols = lm__att_cols(J, b, i1);
+        lm__att_probs(J, task, i0, i1, cols, P, 1);
+        if (cols > 0)                                  /* y = P v                         */
+            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * T, T, v, C3, 0.0f,
+                    y + (size_t)i0 * J->C, J->C);
+        else
+            for (; i0 < i1; i0++) memset(y + (size_t)i0 * J->C, 0, (size_t)J->hs * sizeof(float));
+    }
+}
+static void lm__att_bwd_task(void *ctx, int task) {
+    lm__att_job *J = (lm__att_job *)ctx;
+    lm_node *n = J->n;
+    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs, i0, i1, m, cols;
+    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
+    const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
+    float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
+    float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
+    float sc = 1.0f / sqrtf((float)hs);
+    for (i0 = 0; i0 < T; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+        m = i1 - i0;
+        if ((cols = lm__att_cols(J, b, i1)) <= 0) continue;   /* no keys: no gradient     */
+        lm__att_probs(J, task, i0, i1, cols, P, 0);
+        /* dP = dy v^T */
+        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, q + 2 * J->C, C3, 0.0f,
+                dS + (size_t)i0 * T, T);
+        /* dv += P^T dy */
+        lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * T, T, dy + (size_t)i0 * J->C, J->C, 1.0f,
+                dq + 2 * J->C, C3);
+        for (i = i0; i < i1; i++) {                    /* dS = P (dP - rowsum(dP P)) / sqrt(hs) */
+            const float *p = P + (size_t)i * T;
+            float *d = dS + (size_t)i * T;
+            double s = 0;
+            for (j = 0; j < cols; j++) s += (double)d[j] * p[j];
+            for (j = 0; j < cols; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
+        }
+        /* dq += dS k ; dk += dS^T q */
+        lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * T, T, q + J->C, C3, 1.0f,
+                dq + (size_t)i0 * C3, C3);
+        lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * T, T, q + (size_t)i0 * C3, C3, 1.0f,
+                dq + J->C, C3);
+    }
+}
+static void lm__att_setup(lm__att_job *J, lm_node *n) {
+    J->n = n;
+    J->B = n->in[0]->shape[0]; J->T = n->in[0]->shape[1]; J->C = n->in[0]->shape[2] / 3;
+    J->H = n->i[0]; J->hs = J->C / J->H;
+}
+/* P scratch for every task at once (tasks run in parallel), recycled after the op. */
+static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
+    lm__att_job J;
+    size_t len;
+    lm__att_setup(&J, n);
+    len = (size_t)copies * J.B * J.H * J.T * J.T;
+    J.scratch = lm__scratch(n->g, len);
+    if (!J.scratch) return;
+    lm_parallel_for(J.B * J.H, fn, &J);
+    lm__release(n->g, J.scratch, len);
+}
+static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
+static void lm__att_bwd(lm_node *n) {
+    if (!n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
+    lm__att_run(n, 2, lm__att_bwd_task);
+}
+static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
+LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+    lm_node *n;
+    int shape[3];
+    if (!qkv) { g->failed = 1; return NULL; }
+    if (qkv->ndim != 3 || qkv->shape[2] % 3) return lm__op_fail(g, "attention", "qkv must be (B, T, 3C)");
+    if (n_head < 1 || (qkv->shape[2] / 3) % n_head) return lm__op_fail(g, "attention", "n_head must divide C");
+    shape[0] = qkv->shape[0]; shape[1] = qkv->shape[1]; shape[2] = qkv->shape[2] / 3;
+    n = lm_node_new(g, &lm__op_attention, 1, &qkv, 3, shape);
+    if (!n) return NULL;
+    n->i[0] = n_head;
+    n->i[1] = causal;
+    n->ids = lens;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Shape ops: reshape (same elements, new shape), transpose of the last two dims, a slice
+   of the last dim, and a gather of rows. Each copies; gradients flow back the same way.
+   --------------------------------------------------------------------------------------- */
+enum { LM__RESHAPE, LM__TRANSPOSE, LM__SLICE, LM__GATHER };
+/* Map output element i to the input element it copies. */
+static size_t lm__shape_src(lm_node *n, size_t i) {
+    lm_tensor *a = n->in[0];
+    int W = a->shape[a->ndim - 1];
+    switch (n->i[0]) {
+    case LM__TRANSPOSE: {
+        int R = a->shape[a->ndim - 2];
+        size_t mat = i / ((size_t)R * W), rem = i % ((size_t)R * W);
+        size_t oc = rem % R, orow = rem / R;  /* out is (W, R) */
+        return mat * R * W + oc * W + orow;
+    }
+    case LM__SLICE: {
+        int L = n->i[2];
+        return (i / L) * W + n->i[1] + i % L;
+    }
+    case LM__GATHER: {
+        int Cc = n->out->shape[n->out->ndim - 1];
+        return (size_t)n->ids[i / Cc] * Cc + i % Cc;
+    }
+    default: return i;
+    }
+}
+static void lm__shape_fwd(lm_node *n) {
+    size_t i;
+    for (i = 0; i < (size_t)n->out->size; i++) n->out->data[i] = n->in[0]->data[lm__shape_src(n, i)];
+}
+static void lm__shape_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    size_t i;
+    if (ga) for (i = 0; i < (size_t)n->out->size; i++) ga[lm__shape_src(n, i)] += n->out->grad[i];
+}
+static const lm_op lm__op_shape = { "shape", lm__shape_fwd, lm__shape_bwd };
+static lm_tensor *lm__shape_op(lm_graph *g, lm_tensor *a, int kind, int ndim, const int *shape,
+                               int p1, int p2, const int *ids) {
+    lm_node *n = lm_node_new(g, &lm__op_shape, 1, &a, ndim, shape);
+    if (!n) return NULL;
+    n->i[0] = kind; n->i[1] = p1; n->i[2] = p2; n->ids = ids;
+    return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_reshape(lm_graph *g, lm_tensor *a, int ndim, const int *shape) {
+    int size;
+    if (!a) { g->failed = 1; return NULL; }
+    if (lm__shape_size(ndim, shape, &size) != LM_OK || size != a->size)
+        return lm__op_fail(g, "reshape", "the new shape must have as many elements");
+    return lm__shape_op(g, a, LM__RESHAPE, ndim, shape, 0, 0, NULL);
+}
+LMDEF lm_tensor *lm_transpose(lm_graph *g, lm_tensor *a) {
+    int shape[LM_MAX_DIMS], d;
+    if (!a) { g->failed = 1; return NULL; }
+    if (a->ndim < 2) return lm__op_fail(g, "transpose", "needs at least 2 dims");
+    for (d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 1] = a->shape[a->ndim - 2];
+    shape[a->ndim - 2] = a->shape[a->ndim - 1];
+    return lm__shape_op(g, a, LM__TRANSPOSE, a->ndim, shape, 0, 0, NULL);
+}
+LMDEF lm_tensor *lm_slice(lm_graph *g, lm_tensor *a, int start, int len) {
+    int shape[LM_MAX_DIMS];
+    if (!a) { g->failed = 1; return NULL; }
+    if (start < 0 || len < 1 || start > a->shape[a->ndim - 1] - len)
+        return lm__op_fail(g, "slice", "range outside the last dim");
+    return lm__shape_op(g, a, LM__SLICE, a->ndim, lm__shape_last(a, len, shape), start, len, NULL);
+}
+LMDEF lm_tensor *lm_gather_rows(lm_graph *g, lm_tensor *a, const int *idx, int n) {
+    int shape[2], i, C, rows;
+    if (!a) { g->failed = 1; return NULL; }
+    C = a->shape[a->ndim - 1];
+    rows = a->size / C;
+    if (n < 1) return lm__op_fail(g, "gather_rows", "needs at least one row");
+    for (i = 0; i < n; i++)
+        if (idx[i] < 0 || idx[i] >= rows) return lm__op_fail(g, "gather_rows", "row index out of range");
+    shape[0] = n; shape[1] = C;
+    return lm__shape_op(g, a, LM__GATHER, 2, shape, 0, 0, idx);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Dropout: in training, zero each element with probability p and scale the rest by
+   1/(1-p) (the mask is drawn from the graph's RNG and kept for backward); at eval, or with
+   p = 0, it is the identity and records nothing.
+   --------------------------------------------------------------------------------------- */
+static void lm__dropout_fwd(lm_node *n) {
+    int i;
+    for (i = 0; i < n->out->size; i++) n->out->data[i] = n->in[0]->data[i] * n->saved[i];
+}
+static void lm__dropout_bwd(lm_node *n) {
+    float *ga = lm__in_grad(n, 0);
+    int i;
+    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += n->out->grad[i] * n->saved[i];
+}
+static const lm_op lm__op_dropout = { "dropout", lm__dropout_fwd, lm__dropout_bwd };
+LMDEF lm_tensor *lm_dropout(lm_graph *g, lm_tensor *a, float p) {
+    lm_node *n;
+    int i;
+    float keep;
+    if (!a) { g->failed = 1; return NULL; }
+    if (!(p >= 0.0f && p < 1.0f)) return lm__op_fail(g, "dropout", "p must be in [0, 1)");
+    if (!g->training || p == 0.0f) return a;
+    n = lm_node_new(g, &lm__op_dropout, 1, &a, a->ndim, a->shape);
+    if (!n) return NULL;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)a->size * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    keep = 1.0f / (1.0f - p);
+    for (i = 0; i < a->size; i++) n->saved[i] = lm_rng_uniform(&g->rng) < p ? 0.0f : keep;
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Mean pooling: the average of each row's first lens[b] positions, (B, T, C) -> (B, C).
+   Its gradient spreads dy / len evenly over those positions.
+   --------------------------------------------------------------------------------------- */
+static void lm__pool_fwd(lm_node *n) {
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], C = n->in[0]->shape[2], b, t, j;
+    for (b = 0; b < B; b++) {
+        int len = n->ids ? n->ids[b] : T;
+        float *y = n->out->data + (size_t)b * C;
+        for (j = 0; j < C; j++) {
+            double s = 0;
+            for (t = 0; t < len; t++) s += n->in[0]->data[((size_t)b * T + t) * C + j];
+            y[j] = (float)(s / len);
+        }
+    }
+}
+static void lm__pool_bwd(lm_node *n) {
+    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], C = n->in[0]->shape[2], b, t, j;
+    float *gx = lm__in_grad(n, 0);
+    if (!gx) return;
+    for (b = 0; b < B; b++) {
+        int len = n->ids ? n->ids[b] : T;
+        const float *dy = n->out->grad + (size_t)b * C;
+        for (t = 0; t < len; t++)
+            for (j = 0; j < C; j++) gx[((size_t)b * T + t) * C + j] += dy[j] / (float)len;
+    }
+}
+static const lm_op lm__op_pool = { "mean_pool", lm__pool_fwd, lm__pool_bwd };
+LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens) {
+    lm_node *n;
+    int shape[2], b;
+    if (!x) { g->failed = 1; return NULL; }
+    if (x->ndim != 3) return lm__op_fail(g, "mean_pool", "needs (B, T, C)");
+    for (b = 0; lens && b < x->shape[0]; b++)
+        if (lens[b] < 1 || lens[b] > x->shape[1]) return lm__op_fail(g, "mean_pool", "lengths must be in [1, T]");
+    shape[0] = x->shape[0]; shape[1] = x->shape[2];
+    n = lm_node_new(g, &lm__op_pool, 1, &x, 2, shape);
+    if (n) n->ids = lens;
+    return lm_node_run(n);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Losses. Each returns a scalar mean.
+   Cross-entropy over logits (N, V): loss = mean over counted rows of lse(x) - x[target],
+   rows whose target is ignore_index skipped. Backward: (softmax(x) - onehot) / count;
+   forward keeps only lse per row, and backward recomputes softmax from the logits.
+   --------------------------------------------------------------------------------------- */
+typedef struct { lm_node *n; int V, rows; double *part; int *cnt; } lm__ce_job;
+
+static void lm__ce_fwd_task(void *ctx, int blk) {
+    lm__ce_job *J = (lm__ce_job *)ctx;
+    lm_node *n = J->n;
+    int V = J->V, r, r1 = (blk + 1) * LM__ROWBLOCK, ign = n->i[0];
+    double tot = 0;
+    int cnt = 0;
+    if (r1 > J->rows) r1 = J->rows;
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        const float *x = n->in[0]->data + (size_t)r * V;
+        float mx;
+        double s;
+        if (n->ids[r] == ign) { n->saved[r] = 0; continue; }
+        mx = lm__vmax(x, V);
+        s = lm__vsum_exp_shift(x, mx, NULL, V);
+        n->saved[r] = mx + (float)log(s);
+        tot += (double)mx + log(s) - x[n->ids[r]];
+        cnt++;
+    }
+    J->part[blk] = tot;
+    J->cnt[blk] = cnt;
+}
+static void lm__ce_fwd(lm_node *n) {
+    lm__ce_job J;
+    int nb, blk, cnt = 0;
+    double tot = 0;
+    J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
+    nb = lm__nblocks(J.rows);
+    J.part = (double *)lm_arena_alloc(n->g->arena, (size_t)nb * (sizeof(double) + sizeof(int)));
+    if (!J.part) { n->g->failed = 1; return; }
+    J.cnt = (int *)(J.part + nb);
+    lm_parallel_for(nb, lm__ce_fwd_task, &J);
+    for (blk = 0; blk < nb; blk++) { tot += J.part[blk]; cnt += J.cnt[blk]; }
+    n->i[1] = cnt;
+    n->out->data[0] = cnt ? (float)(tot / cnt) : 0.0f;
+}
+static void lm__ce_bwd_task(void *ctx, int blk) {
+    lm__ce_job *J = (lm__ce_job *)ctx;
+    lm_node *n = J->n;
+    int V = J->V, r, j, r1 = (blk + 1) * LM__ROWBLOCK;
+    float d = n->out->grad[0] / (float)n->i[1];
+    if (r1 > J->rows) r1 = J->rows;
+    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
+        const float *x = n->in[0]->data + (size_t)r * V;
+        float *gx = n->in[0]->grad + (size_t)r * V, lse = n->saved[r], p[256];
+        if (n->ids[r] == n->i[0]) continue;
+        for (j = 0; j < V; j += 256) {       /* gx += softmax(x) d, 256 at a time */
+            int len = V - j < 256 ? V - j : 256;
+            lm__vsum_exp_shift(x + j, lse, p, len);
+            lm__vaxpy(d, p, gx + j, len);
+        }
+        gx[n->ids[r]] -= d;
+    }
+}
+static void lm__ce_bwd(lm_node *n) {
+    lm__ce_job J;
+    if (!n->i[1] || !n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
+    J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
+    lm_parallel_for(lm__nblocks(J.rows), lm__ce_bwd_task, &J);
+}
+static const lm_op lm__op_ce = { "cross_entropy", lm__ce_fwd, lm__ce_bwd };
+LMDEF lm_tensor *lm_cross_entropy(lm_graph *g, lm_tensor *logits, const int *targets, int ignore_index) {
+    lm_node *n;
+    int one = 1, V, rows, r;
+    if (!logits) { g->failed = 1; return NULL; }
+    V = logits->shape[logits->ndim - 1];
+    rows = logits->size / V;
+    for (r = 0; r < rows; r++)
+        if (targets[r] != ignore_index && (targets[r] < 0 || targets[r] >= V)) {
+            lm__fail(LM_ERR_ARG, "cross_entropy: target %d at row %d is outside [0, %d)", targets[r], r, V);
+            g->failed = 1;
+            return NULL;
+        }
+    n = lm_node_new(g, &lm__op_ce, 1, &logits, 1, &one);
+    if (!n) return NULL;
+    n->ids = targets;
+    n->i[0] = ignore_index;
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)rows * sizeof(float));
+    if (!n->saved) { g->failed = 1; return NULL; }
+    return lm_node_run(n);
+}
+
+/* Binary cross-entropy on logits x with targets y in [0, 1], the stable form
+   max(x, 0) - x y + log(1 + exp(-|x|)); gradient (sigmoid(x) - y) / n. */
+static void lm__bce_fwd(lm_node *n) {
+    const float *x = n->in[0]->data, *y = n->in[1]->data;
+    double s = 0;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++)
+        s += (x[i] > 0 ? x[i] : 0) - (double)x[i] * y[i] + log1p(exp(-fabs((double)x[i])));
+    n->out->data[0] = (float)(s / n->in[0]->size);
+}
+static void lm__bce_bwd(lm_node *n) {
+    const float *x = n->in[0]->data, *y = n->in[1]->data;
+    float *gx = lm__in_grad(n, 0), *gy = lm__in_grad(n, 1);
+    float d = n->out->grad[0] / (float)n->in[0]->size;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) {
+        if (gx) gx[i] += (1.0f / (1.0f + expf(-x[i])) - y[i]) * d;
+        if (gy) gy[i] += -x[i] * d;
+    }
+}
+static const lm_op lm__op_bce = { "bce_logits", lm__bce_fwd, lm__bce_bwd };
+
+/* Mean squared error: mean (p - t)^2; gradient 2 (p - t) / n to p, the negative to t. */
+static void lm__mse_fwd(lm_node *n) {
+    double s = 0;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) {
+        double d = (double)n->in[0]->data[i] - n->in[1]->data[i];
+        s += d * d;
+    }
+    n->out->data[0] = (float)(s / n->in[0]->size);
+}
+static void lm__mse_bwd(lm_node *n) {
+    float *gp = lm__in_grad(n, 0), *gt = lm__in_grad(n, 1);
+    float d = 2.0f * n->out->grad[0] / (float)n->in[0]->size;
+    int i;
+    for (i = 0; i < n->in[0]->size; i++) {
+        float e = (n->in[0]->data[i] - n->in[1]->data[i]) * d;
+        if (gp) gp[i] += e;
+        if (gt) gt[i] -= e;
+    }
+}
+static const lm_op lm__op_mse = { "mse", lm__mse_fwd, lm__mse_bwd };
+
+static lm_tensor *lm__pair_loss(lm_graph *g, const lm_op *op, lm_tensor *a, lm_tensor *b, const char *name) {
+    lm_tensor *in[2];
+    int one = 1;
+    if (!a || !b) { g->failed = 1; return NULL; }
+    if (a->size != b->size) return lm__op_fail(g, name, "inputs must have the same number of elements");
+    in[0] = a; in[1] = b;
+    return lm_node_run(lm_node_new(g, op, 2, in, 1, &one));
+}
+LMDEF lm_tensor *lm_bce_logits(lm_graph *g, lm_tensor *logits, lm_tensor *targets) {
+    return lm__pair_loss(g, &lm__op_bce, logits, targets, "bce_logits");
+}
+LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target) {
+    return lm__pair_loss(g, &lm__op_mse, pred, target, "mse");
+}
+
+/* ---------------------------------------------------------------------------------------
+   Parameters: one block of values, one of gradients, two of optimizer moments. Each
+   tensor starts on a 16-float boundary so SIMD loops over one tensor stay aligned.
+   --------------------------------------------------------------------------------------- */
+LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
+                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
+    size_t total = 0, off, bytes;
+    int k, size;
+    memset(p, 0, sizeof *p);
+    if (n < 1) return lm__fail(LM_ERR_ARG, "params: need at least one tensor");
+    for (k = 0; k < n; k++) {
+        if (lm__shape_size(ndims[k], shapes[k], &size) != LM_OK) return LM_ERR_ARG;
+        total += ((size_t)size + 15) & ~(size_t)15;
+    }
+    p->t = (lm_tensor *)lm_arena_calloc(a, (size_t)n * sizeof(lm_tensor));
+    p->names = (char (*)[LM_NAME_MAX])lm_arena_calloc(a, (size_t)n * LM_NAME_MAX);
+    if (!p->t || !p->names || !lm__mul_ok(total, 4 * sizeof(float), &bytes)) return LM_ERR_MEM;
+    p->data = (float *)lm_arena_calloc(a, bytes);
+    if (!p->data) return LM_ERR_MEM;
+    p->grad = p->data + total;
+    p->m = p->grad + total;
+    p->v = p->m + total;
+    p->n = n;
+    p->total = total;
+    for (k = 0, off = 0; k < n; k++) {
+        lm_tensor *t = &p->t[k];
+        int d;
+        t->ndim = ndims[k];
+        for (d = 0; d < t->ndim; d++) t->shape[d] = shapes[k][d];
+        lm__shape_size(t->ndim, t->shape, &t->size);
+        t->data = p->data + off;
+        t->grad = p->grad + off;
+        t->requires_grad = 1;
+        off += ((size_t)t->size + 15) & ~(size_t)15;
+        if (names && names[k]) {
+            strncpy(p->names[k], names[k], LM_NAME_MAX - 1);
+        }
+    }
+    return LM_OK;
+}
+
+LMDEF int lm_params_find(const lm_params *p, const char *name) {
+    int k;
+    for (k = 0; k < p->n; k++) if (strcmp(p->names[k], name) == 0) return k;
+    return -1;
+}
+
+LMDEF void lm_params_zero_grad(lm_params *p) { lm__zero(p->grad, p->total); }
+
+/* The squared norm is summed in double per part, then over the parts in order. The parts
+   are at most 1024 chunks of equal size, from the parameter count only, so the norm is
+   the same for any thread count. */
+typedef struct { lm_params *p; size_t part; double ss[1024]; float coef; } lm__clip_job;
+static void lm__clip_task(void *ctx, int c) {
+    lm__clip_job *J = (lm__clip_job *)ctx;
+    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
+    const float *g = J->p->grad;
+    double ss = 0;
+    for (i = i0; i < i1; i++) ss += (double)g[i] * g[i];
+    J->ss[c] = ss;
+}
+static void lm__scale_task(void *ctx, int c) {
+    lm__clip_job *J = (lm__clip_job *)ctx;
+    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
+    float *g = J->p->grad, coef = J->coef;
+    for (i = i0; i < i1; i++) g[i] *= coef;
+}
+LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
+    lm__clip_job J0, *J = &J0;               /* 8 KB of partial sums, on the stack      */
+    double ss = 0;
+    int c, parts;
+    float norm;
+    J->p = p;
+    J->part = p->total / 1024 + 1 > LM__CHUNK ? p->total / 1024 + 1 : LM__CHUNK;
+    parts = (int)((p->total + J->part - 1) / J->part);
+    lm__run_tasks(parts, lm__clip_task, J);
+    for (c = 0; c < parts; c++) ss += J->ss[c];
+    norm = (float)sqrt(ss);
+    if (max_norm > 0) {
+        J->coef = max_norm / (norm + 1e-6f);
+        if (J->coef < 1.0f) lm__run_tasks(parts, lm__scale_task, J);
+    }
+    return norm;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Optimizers and the learning-rate schedule (DESIGN 3.4, as torch.optim.AdamW):
+       p *= 1 - lr wd                      (tensors of 2+ dims only)
+       m = b1 m + (1 - b1) g     v = b2 v + (1 - b2) g^2
+       p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+   --------------------------------------------------------------------------------------- */
+LMDEF lm_train_opts lm_train_defaults(void) {
+    lm_train_opts o;
+    o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;
+    o.schedule = LM_SCHED_COSINE; o.wd = 0.1f;
+    o.beta1 = 0.9f; o.beta2 = 0.99f; o.eps = 1e-8f; o.clip = 1.0f;
+    return o;
+}
+
+LMDEF float lm_lr_at(const lm_train_opts *o, int s) {
+    double r, W = o->warmup, S = o->steps;
+    if (o->schedule == LM_SCHED_CONSTANT) return o->lr;
+    if (s < o->warmup) return (float)((double)o->lr * (s + 1) / W);
+    r = (s - W) / (S - 1 - W > 1 ? S - 1 - W : 1);
+    if (r > 1) r = 1;
+    return (float)(o->min_lr + 0.5 * (1.0 + cos(3.14159265358979323846 * r)) * ((double)o->lr - o->min_lr));
+}
+
+/* The update is elementwise, so the whole parameter block is cut into chunks (one task
+   each) without regard to where tensors begin and end. */
+typedef struct {
+    lm_params *p;
+    float lr, wd, b1, b2, step_size, bc2_sqrt, eps;
+} lm__adamw_job;
+static void lm__adamw_task(void *ctx, int c) {
+    const lm__adamw_job *J = (const lm__adamw_job *)ctx;
+    lm_params *p = J->p;
+    size_t i0 = (size_t)c * LM__CHUNK, i1 = p->total - i0 < LM__CHUNK ? p->total : i0 + LM__CHUNK;
+    int k;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        size_t a = (size_t)(t->data - p->data), b = a + (size_t)t->size;
+        float decay = t->ndim >= 2 ? 1.0f - J->lr * J->wd : 1.0f;
+        if (b <= i0 || a >= i1) continue;
+        if (a < i0) a = i0;
+        if (b > i1) b = i1;
+        lm__adamw_update(p->data + a, p->grad + a, p->m + a, p->v + a, (int)(b - a), decay,
+                         J->b1, J->b2, J->step_size, J->bc2_sqrt, J->eps);
+    }
+}
+LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr) {
+    lm__adamw_job J;
+    double bc1, bc2;
+    p->step++;
+    bc1 = 1.0 - pow((double)o->beta1, (double)p->step);
+    bc2 = 1.0 - pow((double)o->beta2, (double)p->step);
+    J.p = p; J.lr = lr; J.wd = o->wd; J.b1 = o->beta1; J.b2 = o->beta2; J.eps = o->eps;
+    J.step_size = (float)(lr / bc1);
+    J.bc2_sqrt = (float)sqrt(bc2);
+    lm__chunk_for(p->total, lm__adamw_task, &J);
+    return LM_OK;
+}
+
+LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd) {
+    int k, i;
+    p->step++;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        float *w = t->data, *g = t->grad, *v = p->m + (t->data - p->data);
+        float d = t->ndim >= 2 ? wd : 0.0f;
+        for (i = 0; i < t->size; i++) {
+            float gi = g[i] + d * w[i];
+            v[i] = momentum * v[i] + gi;
+            w[i] -= lr * v[i];
+        }
+    }
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+   GPT (DESIGN 3.1): token + position embeddings; L blocks of
+       x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
+   then ln_f and logits = x wte^T (the head is tied to the token embedding). The whole
+   forward is a chain of the ops above, so its backward comes for free.
+   --------------------------------------------------------------------------------------- */
+static void lm__gpt_defaults(lm_gpt_config *c) {
+    if (c->n_layer <= 0) c->n_layer = 4;
+    if (c->n_head <= 0) c->n_head = 4;
+    if (c->n_embd <= 0) c->n_embd = 128;
+    if (c->n_ctx <= 0) c->n_ctx = 64;
+    if (c->vocab <= 0) c->vocab = 256;
+}
+
+static int lm__gpt_check(const lm_gpt_config *c) {
+    if (c->n_layer > 1024 || c->n_embd > 65536 || c->n_ctx > 1048576 || c->vocab > 16777216)
+        return lm__fail(LM_ERR_ARG, "gpt: config too large (layers %d, embd %d, ctx %d, vocab %d)",
+                        c->n_layer, c->n_embd, c->n_ctx, c->vocab);
+    if (c->n_embd % c->n_head)
+        return lm__fail(LM_ERR_ARG, "gpt: n_head %d does not divide n_embd %d", c->n_head, c->n_embd);
+    if ((double)c->vocab * c->n_embd > 2e9 || (double)c->n_ctx * c->n_embd > 2e9 ||
+        (double)c->n_embd * c->n_embd * 4 > 2e9)
+        return lm__fail(LM_ERR_ARG, "gpt: a weight matrix would exceed 2^31 elements");
+    return LM_OK;
+}
+
+/* Names and shapes of the parameters, in checkpoint order (DESIGN 3.2). */
+#define LM__GPT_PER_LAYER 12
+static void lm__gpt_layout(const lm_gpt_config *c, int k, char *name, int *ndim, int *shape) {
+    int C = c->n_embd, L = c->n_layer;
+    static const char *const blk[LM__GPT_PER_LAYER] = {
+        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+        "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
+    static const int rows[LM__GPT_PER_LAYER] = { 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0 };
+    static const int cols[LM__GPT_PER_LAYER] = { 1, 1, 3, 3, 1, 1, 1, 1, 4, 4, 1, 1 };
+    if (k == 0) { strcpy(name, "wte.weight"); *ndim = 2; shape[0] = c->vocab; shape[1] = C; return; }
+    if (k == 1) { strcpy(name, "wpe.weight"); *ndim = 2; shape[0] = c->n_ctx; shape[1] = C; return; }
+    k -= 2;
+    if (k < L * LM__GPT_PER_LAYER) {
+        int j = k % LM__GPT_PER_LAYER;
+        lm__fmt(name, LM_NAME_MAX, "h.%d.%s", k / LM__GPT_PER_LAYER, blk[j]);
+        if (rows[j]) { *ndim = 2; shape[0] = rows[j] * C; shape[1] = cols[j] * C; }
+        else { *ndim = 1; shape[0] = cols[j] * C; }
+        return;
+    }
+    strcpy(name, k == L * LM__GPT_PER_LAYER ? "ln_f.weight" : "ln_f.bias");
+    *ndim = 1; shape[0] = C;
+}
+
+/* Lay out a model's parameters in a fresh arena: n tensors named and shaped by layout(),
+   plus `extra` bytes for whatever else the model keeps there. */
+typedef void (*lm__layout_fn)(const void *cfg, int k, char *name, int *ndim, int *shape);
+static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layout,
+                            const void *cfg, size_t extra) {
+    int k, l, *ndims, (*shapes)[LM_MAX_DIMS];
+    char (*names)[LM_NAME_MAX];
+    const char **np;
+    size_t bytes = extra + 4096;
+    /* one block: the pointers first, so every part is aligned for its type */
+    np = (const char **)LM_MALLOC((size_t)n * (sizeof(char *) + sizeof(*shapes) + sizeof(int) + LM_NAME_MAX));
+    if (!np) return lm__fail(LM_ERR_MEM, "model: out of memory");
+    shapes = (int (*)[LM_MAX_DIMS])(np + n);
+    ndims = (int *)(shapes + n);
+    names = (char (*)[LM_NAME_MAX])(ndims + n);
+    for (k = 0; k < n; k++) {
+        size_t s = 1;
+        layout(cfg, k, names[k], &ndims[k], shapes[k]);
+        np[k] = names[k];
+        for (l = 0; l < ndims[k]; l++) s *= (size_t)shapes[k][l];
+        bytes += (s + 16) * 4 * sizeof(float) + sizeof(lm_tensor) + LM_NAME_MAX + 128;
+    }
+    k = lm_arena_init(a, bytes);
+    if (k == LM_OK) k = lm_params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np);
+    LM_FREE(np);
+    return k;
+}
+
+static int lm__ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Fresh init (DESIGN 3.1): matrices N(0, 0.02), except each block's two residual
+   projections (c_proj) N(0, 0.02/sqrt(2L)); biases 0; LayerNorm weights 1. Drawn in
+   parameter order from one seeded stream, so a seed fixes the model everywhere. */
+static void lm__init_weights(lm_params *p, int n_layer, uint64_t seed) {
+    lm_rng rng = lm_rng_seed(seed);
+    int k, i;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        const char *nm = p->names[k];
+        if (t->ndim >= 2) {
+            float sd = lm__ends_with(nm, ".c_proj.weight") ? 0.02f / sqrtf(2.0f * n_layer) : 0.02f;
+            for (i = 0; i < t->size; i++) t->data[i] = sd * lm_rng_normal(&rng);
+        } else if (lm__ends_with(nm, "ln_1.weight") || lm__ends_with(nm, "ln_2.weight") ||
+                   lm__ends_with(nm, "ln_f.weight")) {
+            for (i = 0; i < t->size; i++) t->data[i] = 1.0f;
+        }
+    }
+}
+
+/* Point the block structs at their tensors: 12 per layer from index `first`. */
+static void lm__bind_blocks(lm_gpt_block *h, lm_tensor *t, int n_layer) {
+    int l;
+    for (l = 0; l < n_layer; l++, t += LM__GPT_PER_LAYER) {
+        lm_gpt_block *b = &h[l];
+        b->ln_1_w = t; b->ln_1_b = t + 1; b->attn_w = t + 2; b->attn_b = t + 3;
+        b->attn_proj_w = t + 4; b->attn_proj_b = t + 5; b->ln_2_w = t + 6; b->ln_2_b = t + 7;
+        b->fc_w = t + 8; b->fc_b = t + 9; b->proj_w = t + 10; b->proj_b = t + 11;
+    }
+}
+
+static void lm__gpt_layout_fn(const void *cfg, int k, char *name, int *ndim, int *shape) {
+    lm__gpt_layout((const lm_gpt_config *)cfg, k, name, ndim, shape);
+}
+
+/* A model with its memory laid out but no values yet (a loader fills them). */
+static lm_gpt *lm__gpt_alloc(const lm_gpt_config *cfg) {
+    lm_gpt *m;
+    lm_gpt_config c;
+    int n;
+    size_t cache;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    lm__gpt_defaults(&c);
+    if (lm__gpt_check(&c) != LM_OK) return NULL;
+    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
+    m = (lm_gpt *)LM_MALLOC(sizeof *m);
+    if (!m) { lm__fail(LM_ERR_MEM, "gpt: out of memory"); return NULL; }
+    memset(m, 0, sizeof *m);
+    m->cfg = c;
+    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache */
+    cache = (size_t)c.n_layer * c.n_ctx * c.n_embd * sizeof(float);
+    if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout_fn, &c,
+                         (size_t)c.n_layer * sizeof(lm_gpt_block) + 2 * cache +
+                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024) != LM_OK) goto fail;
+    m->h = (lm_gpt_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
+    m->k_cache = (float *)lm_arena_alloc(&m->arena, cache);
+    m->v_cache = (float *)lm_arena_alloc(&m->arena, cache);
+    m->gen_logits = (float *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(float));
+    m->gen_sort = (int *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(int));
+    m->gen_window = (int *)lm_arena_alloc(&m->arena, (size_t)c.n_ctx * sizeof(int));
+    if (!m->h || !m->k_cache || !m->v_cache || !m->gen_logits || !m->gen_sort || !m->gen_window) goto fail;
+    m->wte = &m->params.t[0];
+    m->wpe = &m->params.t[1];
+    lm__bind_blocks(m->h, &m->params.t[2], c.n_layer);
+    m->ln_f_w = &m->params.t[n - 2];
+    m->ln_f_b = &m->params.t[n - 1];
+    return m;
+fail:
+    lm_arena_free(&m->arena);
+    LM_FREE(m);
+    return NULL;
+}
+
+LMDEF lm_gpt *lm_gpt_new(const lm_gpt_config *cfg, uint64_t seed) {
+    lm_gpt *m = lm__gpt_alloc(cfg);
+    if (m) lm__init_weights(&m->params, m->cfg.n_layer, seed);
+    return m;
+}
+
+LMDEF void lm_gpt_free(lm_gpt *m) {
+    if (!m) return;
+    lm_arena_free(&m->arena);
+    lm_arena_free(&m->work);
+    LM_FREE(m);
+}
+
+LMDEF size_t lm_gpt_num_params(const lm_gpt *m) {
+    size_t s = 0;
+    int k;
+    for (k = 0; k < m->params.n; k++) s += (size_t)m->params.t[k].size;
+    return s;
+}
+
+/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
+static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
+    int shape[2];
+    lm_tensor *t;
+    shape[0] = rows; shape[1] = p->shape[1];
+    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad);
+    if (t) t->grad = g->no_grad ? NULL : p->grad;
+    return t;
+}
+
+/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)).
+   kv (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
+   cache of generation (batch 1). */
+static lm_tensor *lm__block(lm_graph *g, lm_gpt_block *b, lm_tensor *x, int n_head, int causal,
+                            const int *lens, float *kc, float *vc, float drop) {
+    lm_tensor *h;
+    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
+    if (h && kc) {
+        int t, T = h->shape[1], C = h->shape[2] / 3;
+        for (t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        }
+    }
+    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
+    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
+    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
+    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
+    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
+    h = lm_gelu(g, h);
+    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
+    return lm_add(g, x, lm_dropout(g, h, drop));
+}
+
+/* Embeddings and blocks, up to (not including) ln_f: (B, T, C). With cache set (B = 1),
+   the k and v of every position go into the KV cache. */
+static lm_tensor *lm__gpt_trunk(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T, int cache) {
+    const lm_gpt_config *c = &m->cfg;
+    lm_tensor *x, *pos;
+    int l;
+    if (B < 1 || T < 1 || T > c->n_ctx) {
+        lm__fail(LM_ERR_ARG, "gpt: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
+        g->failed = 1;
+        return NULL;
+    }
+    /* x = wte[inputs] + wpe[0..T), as (B, T, C) */
+    x = lm_embedding(g, m->wte, inputs, B * T);                /* (B*T, C)   */
+    if (!x) return NULL;
+    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd; /* (B, T, C) */
+    pos = lm__rows_view(g, m->wpe, T);
+    x = lm_add(g, x, pos);
+    for (l = 0; l < c->n_layer; l++) {
+        size_t off = (size_t)l * c->n_ctx * c->n_embd;
+        x = lm__block(g, &m->h[l], x, c->n_head, 1, NULL, cache ? m->k_cache + off : NULL,
+                      cache ? m->v_cache + off : NULL, 0.0f);
+    }
+    return x;
+}
+
+LMDEF lm_tensor *lm_gpt_forward(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T) {
+    lm_tensor *x = lm__gpt_trunk(m, g, inputs, B, T, 0);
+    x = lm_layernorm(g, x, m->ln_f_w, m->ln_f_b, 1e-5f);
+    return lm_matmul(g, x, m->wte, 1);                         /* (B, T, V)  */
+}
+
+/* ---------------------------------------------------------------------------------------
+   Running a graph on a model's per-step arena. The arena starts at an estimate of what one
+   step needs; if the graph does not fit, the arena is made bigger (at least double) and
+   the step is built again from scratch. That happens only on the first steps, so a run
+   settles at the size it really needs and then allocates nothing.
+   --------------------------------------------------------------------------------------- */
+typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
+/* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
+   unless no_grad), or NULL with lm_error() set. With backward, runs it from the output. */
+static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
+                          int no_grad, int backward) {
+    int attempt;
+    if (work->cap == 0) {
+        if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
+            return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
+    }
+    for (attempt = 0; attempt < 24; attempt++) {
+        lm_tensor *out;
+        size_t want;
+        lm_arena_reset(work, 0);
+        work->want = 0;
+        lm_graph_init(g, work);
+        g->no_grad = no_grad;
+        out = fn(g, ctx);
+        if (out && backward && !g->failed) lm_backward(g, out);
+        if (out && !g->failed) return out;
+        if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
+        if (!work->owned)                               /* the caller's buffer: keep it */
+            return lm__fail(LM_ERR_MEM, "the step needs %zu bytes of work memory, the buffer has %zu",
+                            work->want, work->cap), (lm_tensor *)NULL;
+        want = work->want > 2 * work->cap ? work->want : 2 * work->cap;
+        lm_arena_free(work);
+        if (lm_arena_init(work, want + (want >> 3)) != LM_OK) return NULL;
+    }
+    return lm__fail(LM_ERR_MEM, "the step does not fit in memory"), (lm_tensor *)NULL;
+}
+
+/* What one GPT step of (B, T) needs, roughly: activations and their gradients. */
+static double lm__gpt_estimate(const lm_gpt_config *c, int B, int T) {
+    return 4.0 * B * T * ((double)c->n_layer * (40.0 * c->n_embd + 3.0 * c->n_head * T) +
+                          3.0 * c->vocab + 8.0 * c->n_embd) + (1 << 20);
+}
+
+static int lm__check_ids(const int *ids, int n, int V, const char *what) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lm__fail(LM_ERR_ARG, "gpt: %s id %d at position %d is outside the vocabulary [0, %d)", what, ids[i], i, V);
+    return LM_OK;
+}
+
+typedef struct { lm_gpt *m; const int *inputs, *targets; int B, T; } lm__gpt_batch;
+static lm_tensor *lm__gpt_loss_graph(lm_graph *g, void *ctx) {
+    lm__gpt_batch *b = (lm__gpt_batch *)ctx;
+    return lm_cross_entropy(g, lm_gpt_forward(b->m, g, b->inputs, b->B, b->T), b->targets, -1);
+}
+
+/* Forward (and, with grads, backward into params.grad) of one batch; the loss, or NAN
+   with lm_error() set (a loss that is itself NaN or infinite is reported as such). */
+static float lm__gpt_run(lm_gpt *m, const int *inputs, const int *targets, int B, int T, int grads) {
+    lm__gpt_batch b;
+    lm_graph g;
+    lm_tensor *loss;
+    float l;
+    if (lm__check_ids(inputs, B * T, m->cfg.vocab, "input") != LM_OK ||
+        lm__check_ids(targets, B * T, m->cfg.vocab, "target") != LM_OK) return NAN;
+    lm_clear_error();
+    b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
+    if (grads) lm_params_zero_grad(&m->params);
+    loss = lm__fit(&m->work, lm__gpt_estimate(&m->cfg, B, T), &g, lm__gpt_loss_graph, &b, !grads, grads);
+    if (!loss) return NAN;
+    l = loss->data[0];
+    if (!(l - l == 0)) {   /* NaN or infinity */
+        lm__fail(LM_ERR_NUMERIC, "gpt: the loss is %s", l != l ? "NaN" : "infinite");
+        return NAN;
+    }
+    return l;
+}
+
+LMDEF float lm_gpt_loss(lm_gpt *m, const int *inputs, const int *targets, int B, int T) {
+    return lm__gpt_run(m, inputs, targets, B, T, 0);
+}
+
+LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
+                              const int *targets, int B, int T, int step) {
+    float loss = lm__gpt_run(m, inputs, targets, B, T, 1);
+    if (loss != loss) {
+        char why[256];
+        lm__fmt(why, sizeof why, "%s", lm_error());
+        lm__fail(LM_ERR_NUMERIC, "step %d: %s", step, why);
+        return NAN;   /* the parameters are untouched */
+    }
+    if (o->clip > 0) lm_clip_grad_norm(&m->params, o->clip);
+    lm_adamw_step(&m->params, o, lm_lr_at(o, step));
+    return loss;
+}
+
+LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
+    size_t nw, w;
+    double tot = 0;
+    int B = 8;
+    if (T < 1 || T > m->cfg.n_ctx) {
+        lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
+        return NAN;
+    }
+    if (n < (size_t)T + 1) {
+        lm__fail(LM_ERR_ARG, "eval: %zu tokens is fewer than one window of %d + 1", n, T);
+        return NAN;
+    }
+    nw = (n - 1) / (size_t)T;
+    /* Consecutive windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...)
+       and their targets the same run shifted by one, so b windows go in as b rows. */
+    for (w = 0; w < nw; w += (size_t)B) {
+        int b = nw - w < (size_t)B ? (int)(nw - w) : B;
+        float l = lm__gpt_run(m, tokens + w * T, tokens + w * T + 1, b, T, 0);
+        if (l != l) return NAN;
+        tot += (double)l * b;
+    }
+    return (float)(tot / (double)nw);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Data order (DESIGN 3.3). Sequential: each step reads B*T+1 consecutive tokens from pos,
+   inputs are the first B*T as B rows of T, targets the same shifted by one; then
+   pos += B*T, back to 0 when the next read would run past the end. Random: B windows at
+   offsets drawn uniformly from [0, n - T).
+   --------------------------------------------------------------------------------------- */
+LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed) {
+    lm_data d;
+    d.tokens = tokens; d.n = n; d.order = order; d.pos = 0; d.rng = lm_rng_seed(seed);
+    return d;
+}
+
+LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets) {
+    size_t bt = (size_t)B * (size_t)T;
+    int b;
+    if (B < 1 || T < 1) return lm__fail(LM_ERR_ARG, "data: batch %d and context %d must be positive", B, T);
+    if (d->order == LM_ORDER_SEQUENTIAL) {
+        if (d->n < bt + 1) return lm__fail(LM_ERR_ARG, "data: %zu tokens, need at least B*T+1 = %zu", d->n, bt + 1);
+        if (d->pos + bt + 1 > d->n) d->pos = 0;
+        memcpy(inputs, d->tokens + d->pos, bt * sizeof(int));
+        memcpy(targets, d->tokens + d->pos + 1, bt * sizeof(int));
+        d->pos += bt;
+        if (d->pos + bt + 1 > d->n) d->pos = 0;
+        return LM_OK;
+    }
+    if (d->n < (size_t)T + 1 || d->n - T > 0xFFFFFFFFu)
+        return lm__fail(LM_ERR_ARG, "data: %zu tokens, need between T+1 = %d and 2^32", d->n, T + 1);
+    for (b = 0; b < B; b++) {
+        size_t off = lm_rng_below(&d->rng, (uint32_t)(d->n - T));
+        memcpy(inputs + (size_t)b * T, d->tokens + off, (size_t)T * sizeof(int));
+        memcpy(targets + (size_t)b * T, d->tokens + off + 1, (size_t)T * sizeof(int));
+    }
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Generation with a KV cache. Training runs the whole sequence through the graph; to
+   generate, each new token needs only its own row: its q against the cached k and v of
+   all earlier positions. So we run one position at a time with plain loops (no graph),
+   appending its k and v to the cache. Same math as lm_gpt_forward, row by row.
+   --------------------------------------------------------------------------------------- */
+LMDEF lm_sampler lm_sampler_defaults(uint64_t seed) {
+    lm_sampler s;
+    s.temperature = 0.8f; s.top_k = 0; s.top_p = 1.0f; s.rng = lm_rng_seed(seed);
+    return s;
+}
+
+LMDEF void lm_gpt_reset_cache(lm_gpt *m) { m->cache_len = 0; }
+
+/* y = LayerNorm(x) over n values (the same kernel as the layernorm op). */
+static void lm__ln_row(const float *x, const float *w, const float *b, float *y, int n) {
+    float mean, rstd;
+    lm__layernorm_row(x, w, b, y, n, 1e-5f, &mean, &rstd);
+}
+
+/* One row through a layer, split over the pool: output columns in fixed blocks of 256,
+   each summed over the input in order, so the result does not depend on the threads.
+       trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
+       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x      */
+typedef struct { const float *x, *W, *b; float *y; int in, out, trans; } lm__gemv_job;
+#define LM__GEMV_BLOCK 256
+static void lm__gemv_task(void *ctx, int blk) {
+    const lm__gemv_job *J = (const lm__gemv_job *)ctx;
+    int j0 = blk * LM__GEMV_BLOCK, j1 = j0 + LM__GEMV_BLOCK, i, j;
+    if (j1 > J->out) j1 = J->out;
+    if (J->trans) {
+        for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
+    } else {
+        float *y = J->y;
+        for (j = j0; j < j1; j++) y[j] = J->b ? J->b[j] : 0.0f;
+        for (i = 0; i < J->in; i++) lm__vaxpy(J->x[i], J->W + (size_t)i * J->out + j0, y + j0, j1 - j0);
+    }
+}
+static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out, int trans) {
+    lm__gemv_job J;
+    J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
+    lm_parallel_for((out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK, lm__gemv_task, &J);
+}
+static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y) {
+    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
+}
+
+/* Feed one token at position cache_len; logits (V) for the token after it. */
+LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
+    const lm_gpt_config *c = &m->cfg;
+    int C = c->n_embd, H = c->n_head, hs = C / H, pos = m->cache_len, l, h, j, t;
+    size_t mark;
+    float *x, *buf, *qkv, *att, *hid, *sc;
+    float scale = 1.0f / sqrtf((float)hs);
+    if (token < 0 || token >= c->vocab) return lm__fail(LM_ERR_ARG, "generate: token %d outside [0, %d)", token, c->vocab);
+    if (pos >= c->n_ctx) return lm__fail(LM_ERR_ARG, "generate: the KV cache is full (%d positions)", c->n_ctx);
+    if (m->work.cap == 0 && lm_arena_init(&m->work, (size_t)(16 * C + c->n_ctx + 64) * sizeof(float) * 2) != LM_OK)
+        return LM_ERR_MEM;
+    mark = lm_arena_mark(&m->work);
+    x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
+    if (!x) return LM_ERR_MEM;
+    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; sc = hid + 4 * C;
+    for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
+    for (l = 0; l < c->n_layer; l++) {
+        lm_gpt_block *b = &m->h[l];
+        float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
+        lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
+        lm__linear_row(buf, b->attn_w, b->attn_b, qkv);
+        memcpy(kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
+        memcpy(vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
+        for (h = 0; h < H; h++) {
+            const float *q = qkv + h * hs;
+            float mx = -FLT_MAX, *y = att + h * hs;
+            double s = 0;
+            for (t = 0; t <= pos; t++) {
+                sc[t] = lm__vdot(q, kc + (size_t)t * C + h * hs, hs) * scale;
+                if (sc[t] > mx) mx = sc[t];
+            }
+            s = lm__vsum_exp_shift(sc, mx, sc, pos + 1);
+            for (j = 0; j < hs; j++) y[j] = 0;
+            for (t = 0; t <= pos; t++) lm__vaxpy((float)(sc[t] / s), vc + (size_t)t * C + h * hs, y, hs);
+        }
+        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf);
+        for (j = 0; j < C; j++) x[j] += buf[j];
+        lm__ln_row(x, b->ln_2_w->data, b->ln_2_b->data, buf, C);
+        lm__linear_row(buf, b->fc_w, b->fc_b, hid);
+        lm__gelu_fwd(hid, hid, 4 * C);
+        lm__linear_row(hid, b->proj_w, b->proj_b, buf);
+        for (j = 0; j < C; j++) x[j] += buf[j];
+    }
+    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, buf, C);
+    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte buf */
+    m->cache_len = pos + 1;
+    lm_arena_reset(&m->work, mark);
+    return LM_OK;
+}
+
+/* Fill the cache from n tokens at once (positions 0..n-1) with the batched forward, and
+   the logits after the last one: how a prompt, or a window that slid, gets in. */
+typedef struct { lm_gpt *m; const int *tokens; int n; } lm__prefill_ctx;
+static lm_tensor *lm__prefill_graph(lm_graph *g, void *ctx) {
+    lm__prefill_ctx *p = (lm__prefill_ctx *)ctx;
+    return lm__gpt_trunk(p->m, g, p->tokens, 1, p->n, 1);        /* (1, n, C) */
+}
+static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
+    const lm_gpt_config *c = &m->cfg;
+    lm__prefill_ctx p;
+    lm_graph g;
+    lm_tensor *x;
+    float *last;
+    p.m = m; p.tokens = tokens; p.n = n;
+    x = lm__fit(&m->work, lm__gpt_estimate(c, 1, n), &g, lm__prefill_graph, &p, 1, 0);
+    if (!x && m->work.cap && !m->work.owned) {
+        /* a small caller-owned arena (a microcontroller): one position at a time */
+        int k, rc = LM_OK;
+        lm_clear_error();
+        lm_arena_reset(&m->work, 0);
+        lm_gpt_reset_cache(m);
+        for (k = 0; k < n && rc == LM_OK; k++) rc = lm_gpt_step_token(m, tokens[k], logits);
+        return rc;
+    }
+    if (!x) return LM_ERR_MEM;
+    /* ln_f and the head for the last position only */
+    last = (float *)lm_arena_alloc(&m->work, (size_t)c->n_embd * sizeof(float));
+    if (!last) return LM_ERR_MEM;
+    lm__ln_row(x->data + (size_t)(n - 1) * c->n_embd, m->ln_f_w->data, m->ln_f_b->data, last, c->n_embd);
+    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1);
+    m->cache_len = n;
+    lm_arena_reset(&m->work, 0);
+    return LM_OK;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Sampling: temperature, then top-k (keep the k largest), then top-p (keep the smallest
+   set of most likely tokens whose probability reaches p), then one uniform draw.
+   Temperature 0 is greedy: the first index of the largest logit.
+   --------------------------------------------------------------------------------------- */
+/* Sort idx[0..n) by logits descending (ties: lower index first); heap sort, no recursion. */
+static int lm__before(const float *x, int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); }
+static void lm__sift(const float *x, int *idx, int i, int n) {
+    for (;;) {
+        int c = 2 * i + 1, t;
+        if (c >= n) return;
+        /* a min-heap under "before", so popping puts the last-ranked element at the end */
+        if (c + 1 < n && lm__before(x, idx[c], idx[c + 1])) c++;
+        if (!lm__before(x, idx[i], idx[c])) return;
+        t = idx[i]; idx[i] = idx[c]; idx[c] = t;
+        i = c;
+    }
+}
+static void lm__sort_desc(const float *x, int *idx, int n) {
+    int i, t;
+    for (i = 0; i < n; i++) idx[i] = i;
+    for (i = n / 2 - 1; i >= 0; i--) lm__sift(x, idx, i, n);
+    for (i = n - 1; i > 0; i--) {
+        t = idx[0]; idx[0] = idx[i]; idx[i] = t;
+        lm__sift(x, idx, 0, i);
+    }
+}
+
+LMDEF int lm_sample(lm_sampler *s, float *logits, int *scratch, int V) {
+    int i, best = 0, keep = V;
+    float mx;
+    double sum = 0, u, acc = 0;
+    for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (!(s->temperature > 0)) return best;
+    mx = logits[best];
+    for (i = 0; i < V; i++) logits[i] = expf((logits[i] - mx) / s->temperature);
+    if ((s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f) {
+        if (!scratch) return lm__fail(LM_ERR_ARG, "sample: top-k/top-p need scratch"), best;
+        lm__sort_desc(logits, scratch, V);
+        if (s->top_k > 0 && s->top_k < V) keep = s->top_k;
+        if (s->top_p < 1.0f) {
+            double tot = 0, run = 0;
+            int k;
+            for (k = 0; k < keep; k++) tot += logits[scratch[k]];
+            for (k = 0; k < keep; k++) {
+                run += logits[scratch[k]];
+                if (run >= s->top_p * tot) { keep = k + 1; break; }
+            }
+        }
+        for (i = keep; i < V; i++) logits[scratch[i]] = 0.0f;
+    }
+    for (i = 0; i < V; i++) sum += logits[i];
+    u = (double)lm_rng_uniform(&s->rng) * sum;
+    for (i = 0; i < V; i++) {
+        acc += logits[i];
+        if (logits[i] > 0 && u < acc) return i;
+    }
+    return best;
+}
+
+LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
+                          lm_sampler *s, void (*emit)(void *user, int token), void *user,
+                          int *out) {
+    const lm_gpt_config *c = &m->cfg;
+    int *win = m->gen_window, i, wlen, rc;
+    float *logits = m->gen_logits;
+    if (n_prompt < 1 || n_new < 0) return lm__fail(LM_ERR_ARG, "generate: need a prompt of at least one token");
+    for (i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= c->vocab)
+            return lm__fail(LM_ERR_ARG, "generate: prompt token %d outside [0, %d)", prompt[i], c->vocab);
+    /* the window: the last n_ctx tokens of the text so far */
+    wlen = n_prompt < c->n_ctx ? n_prompt : c->n_ctx;
+    memcpy(win, prompt + (n_prompt - wlen), (size_t)wlen * sizeof(int));
+    rc = lm__gpt_prefill(m, win, wlen, logits);
+    for (i = 0; i < n_new && rc == LM_OK; i++) {
+        int tok = lm_sample(s, logits, m->gen_sort, c->vocab);
+        if (out) out[i] = tok;
+        if (emit) emit(user, tok);
+        if (i + 1 == n_new) break;
+        if (wlen < c->n_ctx) {
+            win[wlen++] = tok;
+            rc = lm_gpt_step_token(m, tok, logits);
+        } else {
+            /* The text outgrew n_ctx: every position shifts, so the cache is rebuilt over
+               the last n_ctx tokens (learned absolute positions leave no cheaper way). */
+            memmove(win, win + 1, (size_t)(c->n_ctx - 1) * sizeof(int));
+            win[c->n_ctx - 1] = tok;
+            rc = lm__gpt_prefill(m, win, c->n_ctx, logits);
+        }
+    }
+    return rc;
+}
+
+#ifdef __cplusplus
+}
+#endif
+/* ---------------------------------------------------------------------------------------
+   The encoder: GPT's blocks without the causal mask, a padding mask from the lengths, and
+   two heads. Masked-LM logits reuse the token embedding (tied) plus a bias; the classifier
+   reads the mean of the valid positions after ln_f.
+   --------------------------------------------------------------------------------------- */
+static void lm__enc_layout(const void *cfgp, int k, char *name, int *ndim, int *shape) {
+    const lm_encoder_config *e = (const lm_encoder_config *)cfgp;
+    lm_gpt_config c;
+    int base;
+    c.n_layer = e->n_layer; c.n_head = e->n_head; c.n_embd = e->n_embd; c.n_ctx = e->n_ctx; c.vocab = e->vocab;
+    base = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
+    if (k < base) { lm__gpt_layout(&c, k, name, ndim, shape); return; }
+    *ndim = 1;
+    if (k == base) { strcpy(name, "mlm.bias"); shape[0] = e->vocab; }
+    else if (k == base + 1) { strcpy(name, "cls.weight"); *ndim = 2; shape[0] = e->n_embd; shape[1] = e->n_class; }
+    else { strcpy(name, "cls.bias"); shape[0] = e->n_class; }
+}
+
+LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
+    lm_encoder *e;
+    lm_encoder_config c;
+    lm_gpt_config gc;
+    int n;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    if (c.vocab <= 0) c.vocab = 256 + 2;
+    if (c.mask_id == 0) c.mask_id = c.vocab - 2;    /* zero means default */
+    if (c.pad_id == 0) c.pad_id = c.vocab - 1;
+    if (c.n_class <= 0) c.n_class = 2;
+    gc.n_layer = c.n_layer; gc.n_head = c.n_head; gc.n_embd = c.n_embd; gc.n_ctx = c.n_ctx; gc.vocab = c.vocab;
+    lm__gpt_defaults(&gc);
+    if (lm__gpt_check(&gc) != LM_OK) return NULL;
+    c.n_layer = gc.n_layer; c.n_head = gc.n_head; c.n_embd = gc.n_embd; c.n_ctx = gc.n_ctx;
+    if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
+        lm__fail(LM_ERR_ARG, "encoder: dropout %g outside [0, 1)", (double)c.dropout);
+        return NULL;
+    }
+    if (c.mask_id < 0 || c.mask_id >= c.vocab || c.pad_id < 0 || c.pad_id >= c.vocab || c.n_class > 65536) {
+        lm__fail(LM_ERR_ARG, "encoder: mask_id %d / pad_id %d outside the vocabulary of %d, or n_class %d too large", c.mask_id, c.pad_id, c.vocab, c.n_class);
+        return NULL;
+    }
+    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2 + 3;
+    e = (lm_encoder *)LM_MALLOC(sizeof *e);
+    if (!e) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NULL; }
+    memset(e, 0, sizeof *e);
+    e->cfg = c;
+    e->seed = seed;
+    if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c, (size_t)c.n_layer * sizeof(lm_gpt_block) + 1024) != LM_OK) goto fail;
+    e->h = (lm_gpt_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
+    if (!e->h) goto fail;
+    e->wte = &e->params.t[0];
+    e->wpe = &e->params.t[1];
+    lm__bind_blocks(e->h, &e->params.t[2], c.n_layer);
+    e->ln_f_w = &e->params.t[n - 5];
+    e->ln_f_b = &e->params.t[n - 4];
+    e->mlm_b = &e->params.t[n - 3];
+    e->cls_w = &e->params.t[n - 2];
+    e->cls_b = &e->params.t[n - 1];
+    lm__init_weights(&e->params, c.n_layer, seed);
+    return e;
+fail:
+    lm_arena_free(&e->arena);
+    LM_FREE(e);
+    return NULL;
+}
+
+LMDEF void lm_encoder_free(lm_encoder *e) {
+    if (!e) return;
+    lm_arena_free(&e->arena);
+    lm_arena_free(&e->work);
+    LM_FREE(e);
+}
+
+LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *tokens,
+                                    const int *lens, int B, int T) {
+    const lm_encoder_config *c = &e->cfg;
+    lm_tensor *x;
+    int l, b;
+    if (B < 1 || T < 1 || T > c->n_ctx) {
+        lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
+        g->failed = 1;
+        return NULL;
+    }
+    for (b = 0; lens && b < B; b++)
+        if (lens[b] < 1 || lens[b] > T) {
+            lm__fail(LM_ERR_ARG, "encoder: length %d of row %d outside [1, %d]", lens[b], b, T);
+            g->failed = 1;
+            return NULL;
+        }
+    x = lm_embedding(g, e->wte, tokens, B * T);
+    if (!x) return NULL;
+    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd;
+    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, e->wpe, T)), c->dropout);
+    for (l = 0; l < c->n_layer; l++) x = lm__block(g, &e->h[l], x, c->n_head, 0, lens, NULL, NULL, c->dropout);
+    return lm_layernorm(g, x, e->ln_f_w, e->ln_f_b, 1e-5f);
+}
+
+/* Run build() on the encoder's work arena (see lm__fit), then (if train) clip and take an
+   AdamW step. build returns the loss tensor. */
+typedef lm_tensor *(*lm__enc_build_fn)(lm_encoder *e, lm_graph *g, void *ctx);
+typedef struct { lm_encoder *e; lm__enc_build_fn build; void *ctx; int train; lm_rng rng; } lm__enc_thunk;
+static lm_tensor *lm__enc_graph(lm_graph *g, void *ctx) {
+    lm__enc_thunk *t = (lm__enc_thunk *)ctx;
+    /* training steps draw dropout masks; a retried attempt (lm__fit) draws the same ones */
+    g->training = t->train && t->e->cfg.dropout > 0.0f;
+    g->rng = t->rng;
+    return t->build(t->e, g, t->ctx);
+}
+static float lm__enc_run(lm_encoder *e, lm__enc_build_fn build, void *ctx, int B, int T,
+                         const lm_train_opts *o, int step, int train) {
+    const lm_encoder_config *c = &e->cfg;
+    lm_gpt_config gc;
+    lm__enc_thunk t;
+    lm_graph g;
+    lm_tensor *loss;
+    float l;
+    gc.n_layer = c->n_layer; gc.n_head = c->n_head; gc.n_embd = c->n_embd; gc.n_ctx = c->n_ctx; gc.vocab = c->vocab;
+    t.e = e; t.build = build; t.ctx = ctx; t.train = train;
+    t.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
+    if (train) { lm_params_zero_grad(&e->params); e->steps++; }
+    loss = lm__fit(&e->work, lm__gpt_estimate(&gc, B, T), &g, lm__enc_graph, &t, !train, train);
+    if (!loss) return NAN;
+    l = loss->data[0];
+    if (train && l - l == 0) {
+        if (o->clip > 0) lm_clip_grad_norm(&e->params, o->clip);
+        lm_adamw_step(&e->params, o, lm_lr_at(o, step));
+    }
+    (void)step;
+    return l;
+}
+
+typedef struct { const int *tokens, *lens, *labels; int B, T, n_random; lm_rng *rng; int *buf; float *probs; } lm__enc_ctx;
+
+/* Masked-LM: choose positions, corrupt a copy of the tokens, predict the originals at the
+   chosen positions only (gather their rows, then the tied output layer). */
+static lm_tensor *lm__mlm_build(lm_encoder *e, lm_graph *g, void *vctx) {
+    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+    int B = x->B, T = x->T, b, t, n = 0;
+    int *inp = (int *)lm_arena_alloc(g->arena, sizeof(int) * (size_t)B * T * 3);
+    int *rows, *tgt;
+    lm_tensor *h, *logits;
+    if (!inp) { g->failed = 1; return NULL; }
+    rows = inp + B * T;
+    tgt = rows + B * T;
+    /* the draws are made once per step (the first attempt), then replayed */
+    if (!x->buf) return NULL;
+    memcpy(inp, x->buf, sizeof(int) * (size_t)B * T);
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++)
+            if (x->buf[B * T + b * T + t]) { rows[n] = b * T + t; tgt[n] = x->tokens[b * T + t]; n++; }
+    h = lm_encoder_forward(e, g, inp, x->lens, B, T);
+    h = lm_gather_rows(g, h, rows, n);                           /* (n, C) */
+    logits = lm_add(g, lm_matmul(g, h, e->wte, 1), e->mlm_b);    /* (n, V) */
+    return lm_cross_entropy(g, logits, tgt, -1);
+}
+
+LMDEF float lm_encoder_mlm_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                const int *lens, int B, int T, int n_random, lm_rng *rng,
+                                int step, int train) {
+    lm__enc_ctx x;
+    int b, t, *buf;
+    float loss;
+    size_t i;
+    if (B < 1 || T < 1 || T > e->cfg.n_ctx || n_random < 1 || n_random > e->cfg.vocab) {
+        lm__fail(LM_ERR_ARG, "encoder: bad batch %d x %d or n_random %d", B, T, n_random);
+        return NAN;
+    }
+    for (i = 0; i < (size_t)B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= e->cfg.vocab) {
+            lm__fail(LM_ERR_ARG, "encoder: token %d outside [0, %d)", tokens[i], e->cfg.vocab);
+            return NAN;
+        }
+    buf = (int *)LM_MALLOC(sizeof(int) * (size_t)B * T * 2);
+    if (!buf) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NAN; }
+    /* BERT's corruption: buf[0..BT) the inputs, buf[BT..2BT) 1 where chosen */
+    memcpy(buf, tokens, sizeof(int) * (size_t)B * T);
+    memset(buf + B * T, 0, sizeof(int) * (size_t)B * T);
+    for (b = 0; b < B; b++) {
+        int len = lens ? lens[b] : T, chosen = 0;
+        if (len < 1 || len > T) { LM_FREE(buf); lm__fail(LM_ERR_ARG, "encoder: length %d outside [1, %d]", len, T); return NAN; }
+        for (t = 0; t < len; t++) {
+            if (lm_rng_uniform(rng) < 0.15f) { buf[B * T + b * T + t] = 1; chosen++; }
+        }
+        if (!chosen) { t = (int)lm_rng_below(rng, (uint32_t)len); buf[B * T + b * T + t] = 1; }
+        for (t = 0; t < len; t++) {
+            float u;
+            if (!buf[B * T + b * T + t]) continue;
+            u = lm_rng_uniform(rng);
+            if (u < 0.8f) buf[b * T + t] = e->cfg.mask_id;
+            else if (u < 0.9f) buf[b * T + t] = (int)lm_rng_below(rng, (uint32_t)n_random);
+        }
+    }
+    memset(&x, 0, sizeof x);
+    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.buf = buf;
+    loss = lm__enc_run(e, lm__mlm_build, &x, B, T, o, step, train);
+    LM_FREE(buf);
+    return loss;
+}
+
+/* Classifier: mean of the valid positions, then a linear layer to n_class logits. */
+static lm_tensor *lm__cls_logits(lm_encoder *e, lm_graph *g, lm__enc_ctx *x) {
+    lm_tensor *h = lm_encoder_forward(e, g, x->tokens, x->lens, x->B, x->T);
+    return lm_linear(g, lm_mean_pool(g, h, x->lens), e->cls_w, e->cls_b);   /* (B, K) */
+}
+static lm_tensor *lm__cls_build(lm_encoder *e, lm_graph *g, void *vctx) {
+    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+    lm_tensor *logits = lm__cls_logits(e, g, x);
+    if (e->cfg.n_class == 1) {
+        int b, one[1];
+        lm_tensor *y;
+        one[0] = x->B;
+        y = lm_tensor_new(g, 1, one);
+        if (!y) return NULL;
+        for (b = 0; b < x->B; b++) y->data[b] = x->labels[b] ? 1.0f : 0.0f;
+        return lm_bce_logits(g, logits, y);
+    }
+    return lm_cross_entropy(g, logits, x->labels, -1);
+}
+static lm_tensor *lm__pred_build(lm_encoder *e, lm_graph *g, void *vctx) {
+    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+    lm_tensor *logits = lm__cls_logits(e, g, x);
+    int b, K = e->cfg.n_class, one = 1;
+    if (!logits) return NULL;
+    for (b = 0; b < x->B; b++) {
+        const float *z = logits->data + (size_t)b * K;
+        float *p = x->probs + (size_t)b * K;
+        if (K == 1) p[0] = 1.0f / (1.0f + expf(-z[0]));
+        else lm__softmax_row(z, p, K, 0);
+    }
+    return lm_tensor_zeros(g, 1, &one);
+}
+
+LMDEF float lm_encoder_cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                const int *lens, const int *labels, int B, int T, int step,
+                                int train) {
+    lm__enc_ctx x;
+    int b;
+    for (b = 0; b < B; b++)
+        if (labels[b] < 0 || labels[b] >= (e->cfg.n_class == 1 ? 2 : e->cfg.n_class)) {
+            lm__fail(LM_ERR_ARG, "encoder: label %d of row %d outside the classes", labels[b], b);
+            return NAN;
+        }
+    memset(&x, 0, sizeof x);
+    x.tokens = tokens; x.lens = lens; x.labels = labels; x.B = B; x.T = T;
+    return lm__enc_run(e, lm__cls_build, &x, B, T, o, step, train);
+}
+
+LMDEF int lm_encoder_predict(lm_encoder *e, const int *tokens, const int *lens, int B, int T,
+                             float *probs) {
+    lm__enc_ctx x;
+    float r;
+    memset(&x, 0, sizeof x);
+    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.probs = probs;
+    r = lm__enc_run(e, lm__pred_build, &x, B, T, NULL, 0, 0);
+    return r == r ? LM_OK : LM_ERR_ARG;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Metrics. From a confusion matrix C (row = true class, column = predicted):
+       precision_k = C[k][k] / sum_i C[i][k]    recall_k = C[k][k] / sum_j C[k][j]
+       F1_k = 2 P R / (P + R)                    macro F1 = mean over classes of F1_k
+   Undefined ratios (0/0) count as 0, as scikit-learn does by default.
+   --------------------------------------------------------------------------------------- */
+LMDEF int lm_confusion(const int *truth, const int *pred, long n, int n_class, long *confusion) {
+    long i;
+    if (n_class < 1) return lm__fail(LM_ERR_ARG, "confusion: n_class %d", n_class);
+    memset(confusion, 0, sizeof(long) * (size_t)n_class * n_class);
+    for (i = 0; i < n; i++) {
+        if (truth[i] < 0 || truth[i] >= n_class || pred[i] < 0 || pred[i] >= n_class)
+            return lm__fail(LM_ERR_ARG, "confusion: item %ld has class %d/%d outside [0, %d)", i, truth[i], pred[i], n_class);
+        confusion[(size_t)truth[i] * n_class + pred[i]]++;
+    }
+    return LM_OK;
+}
+
+LMDEF int lm_metrics_from_confusion(const long *cm, int K, lm_metrics *m) {
+    int k, j;
+    long correct = 0, total = 0;
+    double f1sum = 0;
+    m->n_class = K;
+    for (k = 0; k < K; k++) {
+        long tp = cm[(size_t)k * K + k], col = 0, row = 0;
+        double p, r;
+        for (j = 0; j < K; j++) { col += cm[(size_t)j * K + k]; row += cm[(size_t)k * K + j]; }
+        p = col ? (double)tp / col : 0.0;
+        r = row ? (double)tp / row : 0.0;
+        if (m->precision) m->precision[k] = p;
+        if (m->recall) m->recall[k] = r;
+        if (m->f1) m->f1[k] = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+        if (m->support) m->support[k] = row;
+        f1sum += p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+        correct += tp;
+        total += row;
+    }
+    m->n = total;
+    m->accuracy = total ? (double)correct / total : 0.0;
+    m->macro_f1 = K ? f1sum / K : 0.0;
+    return LM_OK;
+}
+
+LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
 
 /* ---------------------------------------------------------------------------------------
    Thread pool. One global pool of worker threads. A job is n tasks; workers and the caller
@@ -1983,9 +4207,6 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
    --------------------------------------------------------------------------------------- */
 #define LM__VEC_IMPL 1
 
-/* 1 = kernels use their vector loop; 0 = the scalar loop only (tests and benchmarks). */
-static int lm__vec_simd = 1;
-
 /* ---------------------------------------------------------------------------------------
    1. The SIMD abstraction.
    Semantics every ISA keeps:
@@ -2436,11 +4657,7 @@ static inline lm__vf lm__vf_gelu_grad(lm__vf x) {
    their inputs. Not every build calls every kernel, so they are marked as possibly unused
    (no warning then).
    --------------------------------------------------------------------------------------- */
-#if defined(__GNUC__) || defined(__clang__)
-#define LM__VEC_FN static __attribute__((unused))
-#else
-#define LM__VEC_FN static
-#endif
+LM__VEC_FN int lm__vec_lanes(void) { return lm__vec_simd ? LM__VW : 1; }
 
 /* y = exp(x) (y may be x) */
 LM__VEC_FN void lm__vexp(const float *x, float *y, int n) {
@@ -2742,1970 +4959,6 @@ LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, 
         dx[j] += rstd * (dy[j] * w[j] - m1 - xh * m2);
     }
 }
-
-/* ---------------------------------------------------------------------------------------
-   Tensors and the graph.
-   Every tensor of a step lives in the graph's arena. A tensor's gradient is allocated (and
-   zeroed) the first time a backward function adds to it, so tensors that no gradient
-   reaches cost nothing extra. Parameters are leaves whose data and grad point into the
-   model's parameter blocks.
-   --------------------------------------------------------------------------------------- */
-LMDEF void lm_graph_init(lm_graph *g, lm_arena *arena) {
-    memset(g, 0, sizeof *g);
-    g->arena = arena;
-    g->rng = lm_rng_seed(0);
-}
-
-LMDEF void lm_graph_reset(lm_graph *g, size_t mark) {
-    lm_arena_reset(g->arena, mark);
-    g->last = NULL;
-    g->failed = 0;
-    g->n_spare = 0;       /* spare buffers lived in the memory just given back */
-}
-
-static int lm__shape_size(int ndim, const int *shape, int *size) {
-    int d;
-    long long n = 1;
-    if (ndim < 1 || ndim > LM_MAX_DIMS) return lm__fail(LM_ERR_ARG, "tensor: %d dims (1 to 4 allowed)", ndim);
-    for (d = 0; d < ndim; d++) {
-        if (shape[d] < 1) return lm__fail(LM_ERR_ARG, "tensor: dim %d is %d", d, shape[d]);
-        n *= shape[d];
-        if (n > INT_MAX) return lm__fail(LM_ERR_ARG, "tensor: more than 2^31 elements");
-    }
-    *size = (int)n;
-    return LM_OK;
-}
-
-/* A tensor header (and, if with_data, its values) on the graph's arena. */
-static lm_tensor *lm__tensor(lm_graph *g, int ndim, const int *shape, int with_data) {
-    lm_tensor *t;
-    int size = 0, d;
-    if (g->failed) return NULL;
-    if (lm__shape_size(ndim, shape, &size) != LM_OK) { g->failed = 1; return NULL; }
-    t = (lm_tensor *)lm_arena_alloc(g->arena, sizeof *t);
-    if (!t) { g->failed = 1; return NULL; }
-    memset(t, 0, sizeof *t);
-    t->ndim = ndim;
-    for (d = 0; d < ndim; d++) t->shape[d] = shape[d];
-    t->size = size;
-    if (with_data) {
-        t->data = (float *)lm_arena_alloc(g->arena, (size_t)size * sizeof(float));
-        if (!t->data) { g->failed = 1; return NULL; }
-    }
-    return t;
-}
-
-LMDEF lm_tensor *lm_tensor_new(lm_graph *g, int ndim, const int *shape) {
-    return lm__tensor(g, ndim, shape, 1);
-}
-LMDEF lm_tensor *lm_tensor_zeros(lm_graph *g, int ndim, const int *shape) {
-    lm_tensor *t = lm__tensor(g, ndim, shape, 1);
-    if (t) memset(t->data, 0, (size_t)t->size * sizeof(float));
-    return t;
-}
-LMDEF lm_tensor *lm_tensor_wrap(lm_graph *g, float *data, int ndim, const int *shape,
-                                int requires_grad) {
-    lm_tensor *t = lm__tensor(g, ndim, shape, 0);
-    if (t) { t->data = data; t->requires_grad = requires_grad; }
-    return t;
-}
-LMDEF lm_tensor *lm_tensor_2d(lm_graph *g, int rows, int cols) {
-    int s[2];
-    s[0] = rows; s[1] = cols;
-    return lm_tensor_new(g, 2, s);
-}
-
-/* Scratch buffers during backward. Once a node's backward has run, the gradient of its
-   output is dead (every consumer came later on the tape and has already run), so it goes
-   on a short spare list and the next buffer of at most that size is taken from there
-   instead of from the arena. Activation gradients then cost a few buffers, not one per
-   tensor. The smallest spare that fits is used, so the choice is deterministic. */
-static float *lm__scratch(lm_graph *g, size_t n) {
-    int k, best = -1;
-    float *p;
-    for (k = 0; k < g->n_spare; k++)
-        if (g->spare_len[k] >= n && (best < 0 || g->spare_len[k] < g->spare_len[best])) best = k;
-    if (best >= 0) {
-        p = g->spare[best];
-        g->spare[best] = g->spare[g->n_spare - 1];
-        g->spare_len[best] = g->spare_len[g->n_spare - 1];
-        g->n_spare--;
-        return p;
-    }
-    p = (float *)lm_arena_alloc(g->arena, n * sizeof(float));
-    if (!p) g->failed = 1;
-    return p;
-}
-static void lm__release(lm_graph *g, float *p, size_t n) {
-    int k, smallest = 0;
-    if (!p) return;
-    if (g->n_spare < 16) { k = g->n_spare++; }
-    else {   /* full: keep the larger buffers */
-        for (k = 1; k < 16; k++) if (g->spare_len[k] < g->spare_len[smallest]) smallest = k;
-        if (g->spare_len[smallest] >= n) return;
-        k = smallest;
-    }
-    g->spare[k] = p;
-    g->spare_len[k] = n;
-}
-
-/* The gradient buffer of t, zeroed on first use (NULL if out of memory). */
-/* Elementwise work is cut into fixed chunks of LM__CHUNK floats, one task each: the cut
-   depends on the size only, so sums over chunks come out the same for any thread count.
-   Work of fewer than two chunks runs on the calling thread (waking the pool costs more). */
-#define LM__CHUNK 16384
-static int lm__nchunks(size_t n) { return (int)((n + LM__CHUNK - 1) / LM__CHUNK); }
-static void lm__run_tasks(int n, lm_task_fn fn, void *ctx) {
-    int c;
-    if (n >= 2) lm_parallel_for(n, fn, ctx);
-    else for (c = 0; c < n; c++) fn(ctx, c);
-}
-static void lm__chunk_for(size_t n, lm_task_fn fn, void *ctx) { lm__run_tasks(lm__nchunks(n), fn, ctx); }
-typedef struct { float *p; size_t n; } lm__zero_job;
-static void lm__zero_task(void *ctx, int c) {
-    lm__zero_job *J = (lm__zero_job *)ctx;
-    size_t i0 = (size_t)c * LM__CHUNK;
-    memset(J->p + i0, 0, (J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK) * sizeof(float));
-}
-static void lm__zero(float *p, size_t n) {
-    lm__zero_job J;
-    J.p = p; J.n = n;
-    lm__chunk_for(n, lm__zero_task, &J);
-}
-
-static float *lm__grad(lm_graph *g, lm_tensor *t) {
-    if (!t->grad) {
-        t->grad = lm__scratch(g, (size_t)t->size);
-        if (t->grad) lm__zero(t->grad, (size_t)t->size);
-    }
-    return t->grad;
-}
-
-LMDEF lm_node *lm_node_new(lm_graph *g, const lm_op *op, int nin, lm_tensor **in, int ndim,
-                           const int *shape) {
-    lm_node *n;
-    int k;
-    if (g->failed || nin > 4) return NULL;
-    for (k = 0; k < nin; k++) if (!in[k]) { g->failed = 1; return NULL; }
-    n = (lm_node *)lm_arena_alloc(g->arena, sizeof *n);
-    if (!n) { g->failed = 1; return NULL; }
-    memset(n, 0, sizeof *n);
-    n->op = op;
-    n->g = g;
-    for (k = 0; k < nin; k++) n->in[k] = in[k];
-    n->out = lm__tensor(g, ndim, shape, 1);
-    return n->out ? n : NULL;
-}
-
-LMDEF lm_tensor *lm_node_run(lm_node *n) {
-    int k, needs = 0;
-    if (!n || n->g->failed) return NULL;
-    n->op->forward(n);
-    if (n->g->failed) return NULL;
-    for (k = 0; k < 4; k++) if (n->in[k] && n->in[k]->requires_grad) needs = 1;
-    if (needs && !n->g->no_grad) {
-        n->out->requires_grad = 1;
-        n->out->node = n;
-        n->prev = n->g->last;
-        n->g->last = n;
-    }
-    return n->out;
-}
-
-LMDEF int lm_backward(lm_graph *g, lm_tensor *out) {
-    lm_node *n;
-    if (!out || g->failed) return lm__fail(LM_ERR_ARG, "backward: the forward pass failed: %s", lm_error());
-    if (out->size != 1) return lm__fail(LM_ERR_ARG, "backward: output has %d elements, need 1", out->size);
-    if (!out->requires_grad) return lm__fail(LM_ERR_ARG, "backward: nothing requires a gradient");
-    if (!lm__grad(g, out)) return LM_ERR_MEM;
-    out->grad[0] += 1.0f;
-    for (n = g->last; n; n = n->prev) {
-        if (!n->out->grad) continue;      /* no gradient reached this node */
-        n->op->backward(n);
-        if (g->failed) return lm__fail(LM_ERR_MEM, "backward: %s", lm_error());
-        if (n->out != out) {              /* dead from here on: recycle it */
-            lm__release(g, n->out->grad, (size_t)n->out->size);
-            n->out->grad = NULL;
-        }
-    }
-    return LM_OK;
-}
-
-/* Shapes of a new op's output: same as a, or a with the last dim replaced. */
-static int *lm__shape_last(const lm_tensor *a, int last, int *buf) {
-    int d;
-    for (d = 0; d < a->ndim; d++) buf[d] = a->shape[d];
-    buf[a->ndim - 1] = last;
-    return buf;
-}
-/* The gradient of an input, or NULL if that input wants none. */
-static float *lm__in_grad(lm_node *n, int k) {
-    lm_tensor *t = n->in[k];
-    return t && t->requires_grad ? lm__grad(n->g, t) : NULL;
-}
-static lm_tensor *lm__op_fail(lm_graph *g, const char *op, const char *why) {
-    lm__fail(LM_ERR_ARG, "%s: %s", op, why);
-    g->failed = 1;
-    return NULL;
-}
-
-/* ---------------------------------------------------------------------------------------
-   Row-parallel helpers. Row-wise ops (layernorm, softmax, losses) split their rows into
-   blocks of a fixed size; each block is one task. Rows are independent, so the split only
-   matters for reductions across rows, which are summed per block and then in block order.
-   --------------------------------------------------------------------------------------- */
-#define LM__ROWBLOCK 16
-static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLOCK; }
-
-/* ---------------------------------------------------------------------------------------
-   Elementwise ops with broadcast. b's shape is a suffix of a's (or b has one element), so
-   b repeats every nb elements of a: a bias over rows, a scalar over everything.
-   --------------------------------------------------------------------------------------- */
-static int lm__bcast_ok(const lm_tensor *a, const lm_tensor *b) {
-    int d, off;
-    if (b->size == 1) return 1;
-    if (b->ndim > a->ndim) return 0;
-    off = a->ndim - b->ndim;
-    for (d = 0; d < b->ndim; d++) if (a->shape[off + d] != b->shape[d]) return 0;
-    return 1;
-}
-
-enum { LM__ADD, LM__SUB, LM__MUL };
-/* o = a (op) b over [i0, i1), a range of whole repeats of b (or any range when b is a
-   scalar or as large as a); ga += go * b' likewise (b' = b for MUL, 1 otherwise). */
-static void lm__binary_span(int kind, const float *a, const float *b, int nb, int na,
-                            float *o, int i0, int i1) {
-    int i, j;
-    if (nb == 1 || nb == na) {
-        int step = nb == 1 ? 0 : 1;
-        const float *bb = nb == 1 ? b : b + i0;
-        for (i = i0, j = 0; i < i1; i++, j += step)
-            o[i] = kind == LM__ADD ? a[i] + bb[j] : kind == LM__SUB ? a[i] - bb[j] : a[i] * bb[j];
-        return;
-    }
-    for (i = i0; i < i1; i += nb)
-        for (j = 0; j < nb; j++)
-            o[i + j] = kind == LM__ADD ? a[i + j] + b[j] : kind == LM__SUB ? a[i + j] - b[j] : a[i + j] * b[j];
-}
-static void lm__binary_gspan(int mul, const float *go, const float *b, int nb, int na,
-                             float *ga, int i0, int i1) {
-    int i, j;
-    if (!mul) { for (i = i0; i < i1; i++) ga[i] += go[i]; return; }
-    if (nb == 1 || nb == na) {
-        for (i = i0; i < i1; i++) ga[i] += go[i] * b[nb == 1 ? 0 : i];
-        return;
-    }
-    for (i = i0; i < i1; i += nb)
-        for (j = 0; j < nb; j++) ga[i + j] += go[i + j] * b[j];
-}
-/* Tasks: whole repeats of b, about a chunk's worth each; plain chunks when b is a scalar or
-   as large as a (a residual add). */
-typedef struct { lm_node *n; float *dst; int step; } lm__binary_job;
-static int lm__binary_tasks(lm__binary_job *J) {
-    int na = J->n->in[0]->size, nb = J->n->in[1]->size;
-    J->step = nb == 1 || nb == na ? LM__CHUNK : (LM__CHUNK / nb > 0 ? LM__CHUNK / nb : 1) * nb;
-    return (na + J->step - 1) / J->step;
-}
-static void lm__binary_fwd_task(void *ctx, int c) {
-    const lm__binary_job *J = (const lm__binary_job *)ctx;
-    lm_node *n = J->n;
-    int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
-    lm__binary_span(n->i[0], n->in[0]->data, n->in[1]->data, n->in[1]->size, na, n->out->data, i0, i1);
-}
-static void lm__binary_bwd_task(void *ctx, int c) {
-    const lm__binary_job *J = (const lm__binary_job *)ctx;
-    lm_node *n = J->n;
-    int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
-    lm__binary_gspan(n->i[0] == LM__MUL, n->out->grad, n->in[1]->data, n->in[1]->size, na, J->dst, i0, i1);
-}
-static void lm__binary_fwd(lm_node *n) {
-    lm__binary_job J;
-    J.n = n;
-    lm__run_tasks(lm__binary_tasks(&J), lm__binary_fwd_task, &J);
-}
-static void lm__binary_bwd(lm_node *n) {
-    const float *a = n->in[0]->data, *go = n->out->grad;
-    float *gb = lm__in_grad(n, 1);
-    int i, j, na = n->in[0]->size, nb = n->in[1]->size, kind = n->i[0];
-    lm__binary_job J;
-    J.n = n;
-    if ((J.dst = lm__in_grad(n, 0)) != NULL) lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
-    if (gb && nb == na && kind == LM__ADD) {         /* same shapes: gb += go, in chunks   */
-        J.dst = gb;
-        lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
-        return;
-    }
-    if (gb) for (i = 0; i < na; i += nb) {           /* b repeats: sum over the repeats   */
-        if (kind == LM__MUL) for (j = 0; j < nb; j++) gb[j] += go[i + j] * a[i + j];
-        else if (kind == LM__SUB) for (j = 0; j < nb; j++) gb[j] -= go[i + j];
-        else for (j = 0; j < nb; j++) gb[j] += go[i + j];
-    }
-}
-static const lm_op lm__op_binary = { "binary", lm__binary_fwd, lm__binary_bwd };
-
-static lm_tensor *lm__binary(lm_graph *g, lm_tensor *a, lm_tensor *b, int kind, const char *name) {
-    lm_tensor *in[2];
-    lm_node *n;
-    if (!a || !b) { g->failed = 1; return NULL; }
-    if (!lm__bcast_ok(a, b)) return lm__op_fail(g, name, "b's shape must be a suffix of a's");
-    in[0] = a; in[1] = b;
-    n = lm_node_new(g, &lm__op_binary, 2, in, a->ndim, a->shape);
-    if (n) n->i[0] = kind;
-    return lm_node_run(n);
-}
-LMDEF lm_tensor *lm_add(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__ADD, "add"); }
-LMDEF lm_tensor *lm_sub(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__SUB, "sub"); }
-LMDEF lm_tensor *lm_mul(lm_graph *g, lm_tensor *a, lm_tensor *b) { return lm__binary(g, a, b, LM__MUL, "mul"); }
-
-static void lm__scale_fwd(lm_node *n) {
-    int i;
-    for (i = 0; i < n->out->size; i++) n->out->data[i] = n->in[0]->data[i] * n->f[0];
-}
-static void lm__scale_bwd(lm_node *n) {
-    float *ga = lm__in_grad(n, 0);
-    int i;
-    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += n->out->grad[i] * n->f[0];
-}
-static const lm_op lm__op_scale = { "scale", lm__scale_fwd, lm__scale_bwd };
-LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
-    lm_node *n;
-    if (!a) { g->failed = 1; return NULL; }
-    n = lm_node_new(g, &lm__op_scale, 1, &a, a->ndim, a->shape);
-    if (n) n->f[0] = s;
-    return lm_node_run(n);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Matrix products. a (..., K) is seen as a matrix (M, K) with M the product of its leading
-   dims. Forward and both gradients are GEMMs:
-       out = a b          da += dout b^T        db += a^T dout
-   and for b stored transposed (tb, b is (N, K)):
-       out = a b^T        da += dout b          db += dout^T a
-   linear() adds a bias row, whose gradient is the column sum of dout.
-   --------------------------------------------------------------------------------------- */
-static void lm__matmul_fwd(lm_node *n) {
-    lm_tensor *a = n->in[0], *b = n->in[1], *bias = n->in[2];
-    int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
-    int M = a->size / K, i;
-    float *o = n->out->data;
-    if (bias) {
-        for (i = 0; i < M; i++) memcpy(o + (size_t)i * N, bias->data, (size_t)N * sizeof(float));
-    }
-    lm_gemm(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, bias ? 1.0f : 0.0f, o, N);
-}
-
-/* Column sums of dout into the bias gradient, in row blocks of fixed size summed in order. */
-/* gbias += the column sums of go (M, N): tasks take 64 columns each, every column summed
-   over the rows in order. */
-typedef struct { float *gbias; const float *go; int M, N; } lm__colsum_job;
-static void lm__colsum_task(void *ctx, int c) {
-    lm__colsum_job *J = (lm__colsum_job *)ctx;
-    int i, j, j0 = c * 64, w = J->N - j0 < 64 ? J->N - j0 : 64;
-    float acc[64] = { 0 };                   /* a local row, and a fixed trip count for */
-    for (i = 0; i < J->M; i++) {             /* whole blocks: the compiler vectorizes   */
-        const float *r = J->go + (size_t)i * J->N + j0;
-        if (w == 64) for (j = 0; j < 64; j++) acc[j] += r[j];
-        else for (j = 0; j < w; j++) acc[j] += r[j];
-    }
-    for (j = 0; j < w; j++) J->gbias[j0 + j] += acc[j];
-}
-static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
-    lm__colsum_job J;
-    int c, nc = (N + 63) / 64;
-    J.gbias = gbias; J.go = go; J.M = M; J.N = N;
-    if (nc >= 2 && (size_t)M * N >= 2 * LM__CHUNK) lm_parallel_for(nc, lm__colsum_task, &J);
-    else for (c = 0; c < nc; c++) lm__colsum_task(&J, c);
-}
-
-static void lm__matmul_bwd(lm_node *n) {
-    lm_tensor *a = n->in[0], *b = n->in[1];
-    int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
-    int M = a->size / K;
-    const float *go = n->out->grad;
-    float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1), *gbias = lm__in_grad(n, 2);
-    if (ga) {
-        if (tb) lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, 1.0f, ga, K);
-        else lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, 1.0f, ga, K);
-    }
-    if (gb) {
-        if (tb) lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, 1.0f, gb, K);
-        else lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, 1.0f, gb, N);
-    }
-    if (gbias) lm__colsum_acc(gbias, go, M, N);
-}
-static const lm_op lm__op_matmul = { "matmul", lm__matmul_fwd, lm__matmul_bwd };
-
-static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias, int tb,
-                             const char *name) {
-    lm_tensor *in[3];
-    lm_node *n;
-    int shape[LM_MAX_DIMS], K, N;
-    if (!a || !b) { g->failed = 1; return NULL; }
-    if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
-    K = tb ? b->shape[1] : b->shape[0];
-    N = tb ? b->shape[0] : b->shape[1];
-    if (a->shape[a->ndim - 1] != K) return lm__op_fail(g, name, "inner dimensions differ");
-    if (bias && bias->size != N) return lm__op_fail(g, name, "bias size differs from the output width");
-    in[0] = a; in[1] = b; in[2] = bias;
-    n = lm_node_new(g, &lm__op_matmul, bias ? 3 : 2, in, a->ndim, lm__shape_last(a, N, shape));
-    if (n) n->i[0] = tb;
-    return lm_node_run(n);
-}
-LMDEF lm_tensor *lm_matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, int tb) {
-    return lm__matmul(g, a, b, NULL, tb, "matmul");
-}
-LMDEF lm_tensor *lm_linear(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
-    return lm__matmul(g, x, w, bias, 0, "linear");
-}
-
-/* ---------------------------------------------------------------------------------------
-   Reductions to a scalar: sum and mean (accumulated in double).
-   --------------------------------------------------------------------------------------- */
-static void lm__sum_fwd(lm_node *n) {
-    double s = 0;
-    int i;
-    for (i = 0; i < n->in[0]->size; i++) s += n->in[0]->data[i];
-    n->out->data[0] = (float)(n->i[0] ? s / n->in[0]->size : s);
-}
-static void lm__sum_bwd(lm_node *n) {
-    float *ga = lm__in_grad(n, 0);
-    float d = n->out->grad[0] / (n->i[0] ? (float)n->in[0]->size : 1.0f);
-    int i;
-    if (ga) for (i = 0; i < n->in[0]->size; i++) ga[i] += d;
-}
-static const lm_op lm__op_sum = { "sum", lm__sum_fwd, lm__sum_bwd };
-static lm_tensor *lm__reduce(lm_graph *g, lm_tensor *a, int mean) {
-    int one = 1;
-    lm_node *n;
-    if (!a) { g->failed = 1; return NULL; }
-    n = lm_node_new(g, &lm__op_sum, 1, &a, 1, &one);
-    if (n) n->i[0] = mean;
-    return lm_node_run(n);
-}
-LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 0); }
-LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1); }
-
-/* ---------------------------------------------------------------------------------------
-   Activations. GELU is GPT-2's tanh form:
-       gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
-       gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
-   --------------------------------------------------------------------------------------- */
-#define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
-#define LM__GELU_C 0.044715f
-
-enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
-typedef struct { lm_node *n; float *gx; } lm__act_job;
-static void lm__act_fwd_task(void *ctx, int c) {
-    lm_node *n = ((lm__act_job *)ctx)->n;
-    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
-    const float *x = n->in[0]->data + i0;
-    float *y = n->out->data + i0;
-    switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
-    case LM__GELU: lm__gelu_fwd(x, y, len); break;
-    case LM__TANH: lm__vtanh(x, y, len); break;
-    default: lm__vsigmoid(x, y, len); break;
-    }
-}
-static void lm__act_bwd_task(void *ctx, int c) {
-    lm__act_job *J = (lm__act_job *)ctx;
-    lm_node *n = J->n;
-    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
-    const float *x = n->in[0]->data + i0, *y = n->out->data + i0, *go = n->out->grad + i0;
-    float *gx = J->gx + i0;
-    switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
-    case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
-    case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
-    default: for (i = 0; i < len; i++) gx[i] += go[i] * y[i] * (1.0f - y[i]); break;
-    }
-}
-static void lm__act_fwd(lm_node *n) {
-    lm__act_job J;
-    J.n = n; J.gx = NULL;
-    lm__chunk_for((size_t)n->out->size, lm__act_fwd_task, &J);
-}
-static void lm__act_bwd(lm_node *n) {
-    lm__act_job J;
-    J.n = n; J.gx = lm__in_grad(n, 0);
-    if (J.gx) lm__chunk_for((size_t)n->out->size, lm__act_bwd_task, &J);
-}
-static const lm_op lm__op_act = { "activation", lm__act_fwd, lm__act_bwd };
-static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {
-    lm_node *n;
-    if (!a) { g->failed = 1; return NULL; }
-    n = lm_node_new(g, &lm__op_act, 1, &a, a->ndim, a->shape);
-    if (n) n->i[0] = kind;
-    return lm_node_run(n);
-}
-LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__RELU); }
-LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU); }
-LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__TANH); }
-LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
-
-/* ---------------------------------------------------------------------------------------
-   Softmax and log-softmax over the last dim, max-subtracted for stability.
-       softmax:     dx = y (dy - sum(dy y))
-       log_softmax: dx = dy - softmax(x) sum(dy)
-   --------------------------------------------------------------------------------------- */
-static void lm__softmax_row(const float *x, float *y, int n, int logspace) {
-    float mx = lm__vmax(x, n);
-    int j;
-    if (logspace) {
-        float lse = mx + (float)log(lm__vsum_exp_shift(x, mx, NULL, n));
-        for (j = 0; j < n; j++) y[j] = x[j] - lse;
-    } else {
-        float inv = (float)(1.0 / lm__vsum_exp_shift(x, mx, y, n));
-        for (j = 0; j < n; j++) y[j] *= inv;
-    }
-}
-static void lm__softmax_fwd(lm_node *n) {
-    int V = n->out->shape[n->out->ndim - 1], rows = n->out->size / V, r;
-    for (r = 0; r < rows; r++)
-        lm__softmax_row(n->in[0]->data + (size_t)r * V, n->out->data + (size_t)r * V, V, n->i[0]);
-}
-static void lm__softmax_bwd(lm_node *n) {
-    int V = n->out->shape[n->out->ndim - 1], rows = n->out->size / V, r, j;
-    float *gx = lm__in_grad(n, 0);
-    if (!gx) return;
-    for (r = 0; r < rows; r++) {
-        const float *y = n->out->data + (size_t)r * V, *dy = n->out->grad + (size_t)r * V;
-        float *dx = gx + (size_t)r * V;
-        double s = 0;
-        if (n->i[0]) {
-            for (j = 0; j < V; j++) s += dy[j];
-            for (j = 0; j < V; j++) dx[j] += dy[j] - expf(y[j]) * (float)s;
-        } else {
-            for (j = 0; j < V; j++) s += (double)dy[j] * y[j];
-            for (j = 0; j < V; j++) dx[j] += y[j] * (dy[j] - (float)s);
-        }
-    }
-}
-static const lm_op lm__op_softmax = { "softmax", lm__softmax_fwd, lm__softmax_bwd };
-static lm_tensor *lm__softmax(lm_graph *g, lm_tensor *a, int logspace) {
-    lm_node *n;
-    if (!a) { g->failed = 1; return NULL; }
-    n = lm_node_new(g, &lm__op_softmax, 1, &a, a->ndim, a->shape);
-    if (n) n->i[0] = logspace;
-    return lm_node_run(n);
-}
-LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 0); }
-LMDEF lm_tensor *lm_log_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 1); }
-
-/* ---------------------------------------------------------------------------------------
-   LayerNorm over the last dim C: xhat = (x - mean) * rstd, y = xhat w + b, with
-   rstd = 1/sqrt(var + eps) and the biased variance, as PyTorch. Forward keeps mean and
-   rstd per row. Backward, with dxhat = dy w:
-       dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
-       dw += sum_rows dy xhat     db += sum_rows dy
-   Rows run in parallel blocks; dw and db are summed per block, then over blocks in order.
-   --------------------------------------------------------------------------------------- */
-typedef struct { lm_node *n; int C, rows; float *partial; } lm__ln_job;
-
-static void lm__ln_fwd_task(void *ctx, int blk) {
-    lm__ln_job *J = (lm__ln_job *)ctx;
-    lm_node *n = J->n;
-    int C = J->C, r, r1 = (blk + 1) * LM__ROWBLOCK;
-    const float *w = n->in[1]->data, *b = n->in[2]->data;
-    if (r1 > J->rows) r1 = J->rows;
-    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
-        lm__layernorm_row(n->in[0]->data + (size_t)r * C, w, b, n->out->data + (size_t)r * C, C,
-                          n->f[0], &n->saved[2 * r], &n->saved[2 * r + 1]);
-    }
-}
-static void lm__ln_fwd(lm_node *n) {
-    lm__ln_job J;
-    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
-    lm_parallel_for(lm__nblocks(J.rows), lm__ln_fwd_task, &J);
-}
-static void lm__ln_bwd_task(void *ctx, int blk) {
-    lm__ln_job *J = (lm__ln_job *)ctx;
-    lm_node *n = J->n;
-    int C = J->C, r, r1 = (blk + 1) * LM__ROWBLOCK;
-    const float *w = n->in[1]->data;
-    float *gx = n->in[0]->requires_grad ? n->in[0]->grad : NULL;
-    float *pw = J->partial + (size_t)blk * 2 * C, *pb = pw + C;
-    if (r1 > J->rows) r1 = J->rows;
-    memset(pw, 0, 2 * (size_t)C * sizeof(float));
-    for (r = blk * LM__ROWBLOCK; r < r1; r++)
-        lm__ln_bwd_row(n->in[0]->data + (size_t)r * C, n->out->grad + (size_t)r * C, w,
-                       n->saved[2 * r], n->saved[2 * r + 1], pw, pb, gx ? gx + (size_t)r * C : NULL, C);
-}
-static void lm__ln_bwd(lm_node *n) {
-    lm__ln_job J;
-    int blk, j, nb;
-    float *gw, *gb;
-    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
-    nb = lm__nblocks(J.rows);
-    if (n->in[0]->requires_grad && !lm__grad(n->g, n->in[0])) return;
-    gw = lm__in_grad(n, 1);
-    gb = lm__in_grad(n, 2);
-    J.partial = (float *)lm_arena_alloc(n->g->arena, (size_t)nb * 2 * J.C * sizeof(float));
-    if (!J.partial) { n->g->failed = 1; return; }
-    lm_parallel_for(nb, lm__ln_bwd_task, &J);
-    for (blk = 0; blk < nb; blk++) {
-        const float *pw = J.partial + (size_t)blk * 2 * J.C, *pb = pw + J.C;
-        if (gw) for (j = 0; j < J.C; j++) gw[j] += pw[j];
-        if (gb) for (j = 0; j < J.C; j++) gb[j] += pb[j];
-    }
-}
-static const lm_op lm__op_layernorm = { "layernorm", lm__ln_fwd, lm__ln_bwd };
-LMDEF lm_tensor *lm_layernorm(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, float eps) {
-    lm_tensor *in[3];
-    lm_node *n;
-    int C;
-    if (!x || !w || !b) { g->failed = 1; return NULL; }
-    C = x->shape[x->ndim - 1];
-    if (w->size != C || b->size != C) return lm__op_fail(g, "layernorm", "weight and bias must have the size of the last dim");
-    in[0] = x; in[1] = w; in[2] = b;
-    n = lm_node_new(g, &lm__op_layernorm, 3, in, x->ndim, x->shape);
-    if (!n) return NULL;
-    n->f[0] = eps;
-    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)(x->size / C) * 2 * sizeof(float));
-    if (!n->saved) { g->failed = 1; return NULL; }
-    return lm_node_run(n);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Embedding: rows of a table picked by ids. The gradient scatters back into the picked
-   rows; rows picked twice add up, in order.
-   --------------------------------------------------------------------------------------- */
-static void lm__embed_fwd(lm_node *n) {
-    int C = n->in[0]->shape[1], i, rows = n->out->size / C;
-    for (i = 0; i < rows; i++)
-        memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
-}
-static void lm__embed_bwd(lm_node *n) {
-    int C = n->in[0]->shape[1], i, j, rows = n->out->size / C;
-    float *gt = lm__in_grad(n, 0);
-    if (!gt) return;
-    for (i = 0; i < rows; i++) {
-        float *d = gt + (size_t)n->ids[i] * C;
-        const float *s = n->out->grad + (size_t)i * C;
-        for (j = 0; j < C; j++) d[j] += s[j];
-    }
-}
-static const lm_op lm__op_embed = { "embedding", lm__embed_fwd, lm__embed_bwd };
-LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int n) {
-    lm_node *nd;
-    int shape[2], i;
-    if (!table) { g->failed = 1; return NULL; }
-    if (table->ndim != 2 || n < 1) return lm__op_fail(g, "embedding", "needs a 2-D table and at least one id");
-    for (i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= table->shape[0]) {
-            lm__fail(LM_ERR_ARG, "embedding: id %d at position %d is outside [0, %d)", ids[i], i, table->shape[0]);
-            g->failed = 1;
-            return NULL;
-        }
-    shape[0] = n; shape[1] = table->shape[1];
-    nd = lm_node_new(g, &lm__op_embed, 1, &table, 2, shape);
-    if (nd) nd->ids = ids;
-    return lm_node_run(nd);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
-   [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
-   Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
-   key j < len) and P = softmax(S):
-       y = P v
-       dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
-       dq += dS k      dk += dS^T q
-   P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
-   keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
-   forward did. Each (batch, head) pair is one task writing its own columns.
-   --------------------------------------------------------------------------------------- */
-typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
-
-/* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
-   may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
-   upper triangle of S and P and nearly halve the work of long contexts. The columns a
-   block computes are its "cols"; no product reads past them. */
-#define LM__ATT_RB 32
-static int lm__att_cols(const lm__att_job *J, int b, int i1) {
-    int len = J->n->ids ? J->n->ids[b] : J->T;
-    return J->n->i[1] && i1 < len ? i1 : len;
-}
-
-/* Rows [i0, i1) of P for task (b, h), columns [0, cols), from S = q k^T; forward also
-   writes the rows' log-sum-exps. Masked entries are 0. */
-static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int cols, float *P, int forward) {
-    lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
-    int causal = n->i[1], len = n->ids ? n->ids[b] : T;
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
-    float *lse = n->saved + (size_t)task * T;
-    if (cols <= 0) return;
-    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
-            q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
-    for (i = i0; i < i1; i++) {
-        float *row = P + (size_t)i * T, L;
-        int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
-        int nv = lim;
-        if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
-        /* Round the row up to whole vectors where the block has the room, with the extra
-           entries masked by a huge negative score: their exp is ~1e-38, nothing next to
-           the row's sum (>= 1), and they are zeroed below. So no scalar tail. */
-        if (lm__vec_simd && (nv = (lim + LM__VW - 1) / LM__VW * LM__VW) <= cols)
-            for (j = lim; j < nv; j++) row[j] = -1e30f;
-        else
-            nv = lim;
-        if (forward) {
-            float mx = lm__vmax(row, lim);
-            lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, nv));
-        }
-        L = lse[i];
-        lm__vsum_exp_shift(row, L, row, nv);      /* row = exp(S - L) = P */
-        for (j = lim; j < cols; j++) row[j] = 0.0f;
-    }
-}
-static void lm__att_fwd_task(void *ctx, int task) {
-    lm__att_job *J = (lm__att_job *)ctx;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i0, i1, cols;
-    const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
-    float *P = J->scratch + (size_t)task * T * T;
-    float *y = J->n->out->data + (size_t)b * T * J->C + h * J->hs;
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
-        cols = lm__att_cols(J, b, i1);
-        lm__att_probs(J, task, i0, i1, cols, P, 1);
-        if (cols > 0)                                  /* y = P v                         */
-            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * T, T, v, C3, 0.0f,
-                    y + (size_t)i0 * J->C, J->C);
-        else
-            for (; i0 < i1; i0++) memset(y + (size_t)i0 * J->C, 0, (size_t)J->hs * sizeof(float));
-    }
-}
-static void lm__att_bwd_task(void *ctx, int task) {
-    lm__att_job *J = (lm__att_job *)ctx;
-    lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs, i0, i1, m, cols;
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
-    const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
-    float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
-    float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
-    float sc = 1.0f / sqrtf((float)hs);
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
-        m = i1 - i0;
-        if ((cols = lm__att_cols(J, b, i1)) <= 0) continue;   /* no keys: no gradient     */
-        lm__att_probs(J, task, i0, i1, cols, P, 0);
-        /* dP = dy v^T */
-        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, q + 2 * J->C, C3, 0.0f,
-                dS + (size_t)i0 * T, T);
-        /* dv += P^T dy */
-        lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * T, T, dy + (size_t)i0 * J->C, J->C, 1.0f,
-                dq + 2 * J->C, C3);
-        for (i = i0; i < i1; i++) {                    /* dS = P (dP - rowsum(dP P)) / sqrt(hs) */
-            const float *p = P + (size_t)i * T;
-            float *d = dS + (size_t)i * T;
-            double s = 0;
-            for (j = 0; j < cols; j++) s += (double)d[j] * p[j];
-            for (j = 0; j < cols; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
-        }
-        /* dq += dS k ; dk += dS^T q */
-        lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * T, T, q + J->C, C3, 1.0f,
-                dq + (size_t)i0 * C3, C3);
-        lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * T, T, q + (size_t)i0 * C3, C3, 1.0f,
-                dq + J->C, C3);
-    }
-}
-static void lm__att_setup(lm__att_job *J, lm_node *n) {
-    J->n = n;
-    J->B = n->in[0]->shape[0]; J->T = n->in[0]->shape[1]; J->C = n->in[0]->shape[2] / 3;
-    J->H = n->i[0]; J->hs = J->C / J->H;
-}
-/* P scratch for every task at once (tasks run in parallel), recycled after the op. */
-static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
-    lm__att_job J;
-    size_t len;
-    lm__att_setup(&J, n);
-    len = (size_t)copies * J.B * J.H * J.T * J.T;
-    J.scratch = lm__scratch(n->g, len);
-    if (!J.scratch) return;
-    lm_parallel_for(J.B * J.H, fn, &J);
-    lm__release(n->g, J.scratch, len);
-}
-static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
-static void lm__att_bwd(lm_node *n) {
-    if (!n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
-    lm__att_run(n, 2, lm__att_bwd_task);
-}
-static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
-LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
-    lm_node *n;
-    int shape[3];
-    if (!qkv) { g->failed = 1; return NULL; }
-    if (qkv->ndim != 3 || qkv->shape[2] % 3) return lm__op_fail(g, "attention", "qkv must be (B, T, 3C)");
-    if (n_head < 1 || (qkv->shape[2] / 3) % n_head) return lm__op_fail(g, "attention", "n_head must divide C");
-    shape[0] = qkv->shape[0]; shape[1] = qkv->shape[1]; shape[2] = qkv->shape[2] / 3;
-    n = lm_node_new(g, &lm__op_attention, 1, &qkv, 3, shape);
-    if (!n) return NULL;
-    n->i[0] = n_head;
-    n->i[1] = causal;
-    n->ids = lens;
-    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * sizeof(float));
-    if (!n->saved) { g->failed = 1; return NULL; }
-    return lm_node_run(n);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Shape ops: reshape (same elements, new shape), transpose of the last two dims, a slice
-   of the last dim, and a gather of rows. Each copies; gradients flow back the same way.
-   --------------------------------------------------------------------------------------- */
-enum { LM__RESHAPE, LM__TRANSPOSE, LM__SLICE, LM__GATHER };
-/* Map output element i to the input element it copies. */
-static size_t lm__shape_src(lm_node *n, size_t i) {
-    lm_tensor *a = n->in[0];
-    int W = a->shape[a->ndim - 1];
-    switch (n->i[0]) {
-    case LM__TRANSPOSE: {
-        int R = a->shape[a->ndim - 2];
-        size_t mat = i / ((size_t)R * W), rem = i % ((size_t)R * W);
-        size_t oc = rem % R, orow = rem / R;  /* out is (W, R) */
-        return mat * R * W + oc * W + orow;
-    }
-    case LM__SLICE: {
-        int L = n->i[2];
-        return (i / L) * W + n->i[1] + i % L;
-    }
-    case LM__GATHER: {
-        int Cc = n->out->shape[n->out->ndim - 1];
-        return (size_t)n->ids[i / Cc] * Cc + i % Cc;
-    }
-    default: return i;
-    }
-}
-static void lm__shape_fwd(lm_node *n) {
-    size_t i;
-    for (i = 0; i < (size_t)n->out->size; i++) n->out->data[i] = n->in[0]->data[lm__shape_src(n, i)];
-}
-static void lm__shape_bwd(lm_node *n) {
-    float *ga = lm__in_grad(n, 0);
-    size_t i;
-    if (ga) for (i = 0; i < (size_t)n->out->size; i++) ga[lm__shape_src(n, i)] += n->out->grad[i];
-}
-static const lm_op lm__op_shape = { "shape", lm__shape_fwd, lm__shape_bwd };
-static lm_tensor *lm__shape_op(lm_graph *g, lm_tensor *a, int kind, int ndim, const int *shape,
-                               int p1, int p2, const int *ids) {
-    lm_node *n = lm_node_new(g, &lm__op_shape, 1, &a, ndim, shape);
-    if (!n) return NULL;
-    n->i[0] = kind; n->i[1] = p1; n->i[2] = p2; n->ids = ids;
-    return lm_node_run(n);
-}
-LMDEF lm_tensor *lm_reshape(lm_graph *g, lm_tensor *a, int ndim, const int *shape) {
-    int size;
-    if (!a) { g->failed = 1; return NULL; }
-    if (lm__shape_size(ndim, shape, &size) != LM_OK || size != a->size)
-        return lm__op_fail(g, "reshape", "the new shape must have as many elements");
-    return lm__shape_op(g, a, LM__RESHAPE, ndim, shape, 0, 0, NULL);
-}
-LMDEF lm_tensor *lm_transpose(lm_graph *g, lm_tensor *a) {
-    int shape[LM_MAX_DIMS], d;
-    if (!a) { g->failed = 1; return NULL; }
-    if (a->ndim < 2) return lm__op_fail(g, "transpose", "needs at least 2 dims");
-    for (d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
-    shape[a->ndim - 1] = a->shape[a->ndim - 2];
-    shape[a->ndim - 2] = a->shape[a->ndim - 1];
-    return lm__shape_op(g, a, LM__TRANSPOSE, a->ndim, shape, 0, 0, NULL);
-}
-LMDEF lm_tensor *lm_slice(lm_graph *g, lm_tensor *a, int start, int len) {
-    int shape[LM_MAX_DIMS];
-    if (!a) { g->failed = 1; return NULL; }
-    if (start < 0 || len < 1 || start > a->shape[a->ndim - 1] - len)
-        return lm__op_fail(g, "slice", "range outside the last dim");
-    return lm__shape_op(g, a, LM__SLICE, a->ndim, lm__shape_last(a, len, shape), start, len, NULL);
-}
-LMDEF lm_tensor *lm_gather_rows(lm_graph *g, lm_tensor *a, const int *idx, int n) {
-    int shape[2], i, C, rows;
-    if (!a) { g->failed = 1; return NULL; }
-    C = a->shape[a->ndim - 1];
-    rows = a->size / C;
-    if (n < 1) return lm__op_fail(g, "gather_rows", "needs at least one row");
-    for (i = 0; i < n; i++)
-        if (idx[i] < 0 || idx[i] >= rows) return lm__op_fail(g, "gather_rows", "row index out of range");
-    shape[0] = n; shape[1] = C;
-    return lm__shape_op(g, a, LM__GATHER, 2, shape, 0, 0, idx);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Dropout: in training, zero each element with probability p and scale the rest by
-   1/(1-p) (the mask is drawn from the graph's RNG and kept for backward); at eval, or with
-   p = 0, it is the identity and records nothing.
-   --------------------------------------------------------------------------------------- */
-static void lm__dropout_fwd(lm_node *n) {
-    int i;
-    for (i = 0; i < n->out->size; i++) n->out->data[i] = n->in[0]->data[i] * n->saved[i];
-}
-static void lm__dropout_bwd(lm_node *n) {
-    float *ga = lm__in_grad(n, 0);
-    int i;
-    if (ga) for (i = 0; i < n->out->size; i++) ga[i] += n->out->grad[i] * n->saved[i];
-}
-static const lm_op lm__op_dropout = { "dropout", lm__dropout_fwd, lm__dropout_bwd };
-LMDEF lm_tensor *lm_dropout(lm_graph *g, lm_tensor *a, float p) {
-    lm_node *n;
-    int i;
-    float keep;
-    if (!a) { g->failed = 1; return NULL; }
-    if (!(p >= 0.0f && p < 1.0f)) return lm__op_fail(g, "dropout", "p must be in [0, 1)");
-    if (!g->training || p == 0.0f) return a;
-    n = lm_node_new(g, &lm__op_dropout, 1, &a, a->ndim, a->shape);
-    if (!n) return NULL;
-    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)a->size * sizeof(float));
-    if (!n->saved) { g->failed = 1; return NULL; }
-    keep = 1.0f / (1.0f - p);
-    for (i = 0; i < a->size; i++) n->saved[i] = lm_rng_uniform(&g->rng) < p ? 0.0f : keep;
-    return lm_node_run(n);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Losses. Each returns a scalar mean.
-   Cross-entropy over logits (N, V): loss = mean over counted rows of lse(x) - x[target],
-   rows whose target is ignore_index skipped. Backward: (softmax(x) - onehot) / count;
-   forward keeps only lse per row, and backward recomputes softmax from the logits.
-   --------------------------------------------------------------------------------------- */
-typedef struct { lm_node *n; int V, rows; double *part; int *cnt; } lm__ce_job;
-
-static void lm__ce_fwd_task(void *ctx, int blk) {
-    lm__ce_job *J = (lm__ce_job *)ctx;
-    lm_node *n = J->n;
-    int V = J->V, r, r1 = (blk + 1) * LM__ROWBLOCK, ign = n->i[0];
-    double tot = 0;
-    int cnt = 0;
-    if (r1 > J->rows) r1 = J->rows;
-    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
-        const float *x = n->in[0]->data + (size_t)r * V;
-        float mx;
-        double s;
-        if (n->ids[r] == ign) { n->saved[r] = 0; continue; }
-        mx = lm__vmax(x, V);
-        s = lm__vsum_exp_shift(x, mx, NULL, V);
-        n->saved[r] = mx + (float)log(s);
-        tot += (double)mx + log(s) - x[n->ids[r]];
-        cnt++;
-    }
-    J->part[blk] = tot;
-    J->cnt[blk] = cnt;
-}
-static void lm__ce_fwd(lm_node *n) {
-    lm__ce_job J;
-    int nb, blk, cnt = 0;
-    double tot = 0;
-    J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
-    nb = lm__nblocks(J.rows);
-    J.part = (double *)lm_arena_alloc(n->g->arena, (size_t)nb * (sizeof(double) + sizeof(int)));
-    if (!J.part) { n->g->failed = 1; return; }
-    J.cnt = (int *)(J.part + nb);
-    lm_parallel_for(nb, lm__ce_fwd_task, &J);
-    for (blk = 0; blk < nb; blk++) { tot += J.part[blk]; cnt += J.cnt[blk]; }
-    n->i[1] = cnt;
-    n->out->data[0] = cnt ? (float)(tot / cnt) : 0.0f;
-}
-static void lm__ce_bwd_task(void *ctx, int blk) {
-    lm__ce_job *J = (lm__ce_job *)ctx;
-    lm_node *n = J->n;
-    int V = J->V, r, j, r1 = (blk + 1) * LM__ROWBLOCK;
-    float d = n->out->grad[0] / (float)n->i[1];
-    if (r1 > J->rows) r1 = J->rows;
-    for (r = blk * LM__ROWBLOCK; r < r1; r++) {
-        const float *x = n->in[0]->data + (size_t)r * V;
-        float *gx = n->in[0]->grad + (size_t)r * V, lse = n->saved[r], p[256];
-        if (n->ids[r] == n->i[0]) continue;
-        for (j = 0; j < V; j += 256) {       /* gx += softmax(x) d, 256 at a time */
-            int len = V - j < 256 ? V - j : 256;
-            lm__vsum_exp_shift(x + j, lse, p, len);
-            lm__vaxpy(d, p, gx + j, len);
-        }
-        gx[n->ids[r]] -= d;
-    }
-}
-static void lm__ce_bwd(lm_node *n) {
-    lm__ce_job J;
-    if (!n->i[1] || !n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
-    J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
-    lm_parallel_for(lm__nblocks(J.rows), lm__ce_bwd_task, &J);
-}
-static const lm_op lm__op_ce = { "cross_entropy", lm__ce_fwd, lm__ce_bwd };
-LMDEF lm_tensor *lm_cross_entropy(lm_graph *g, lm_tensor *logits, const int *targets, int ignore_index) {
-    lm_node *n;
-    int one = 1, V, rows, r;
-    if (!logits) { g->failed = 1; return NULL; }
-    V = logits->shape[logits->ndim - 1];
-    rows = logits->size / V;
-    for (r = 0; r < rows; r++)
-        if (targets[r] != ignore_index && (targets[r] < 0 || targets[r] >= V)) {
-            lm__fail(LM_ERR_ARG, "cross_entropy: target %d at row %d is outside [0, %d)", targets[r], r, V);
-            g->failed = 1;
-            return NULL;
-        }
-    n = lm_node_new(g, &lm__op_ce, 1, &logits, 1, &one);
-    if (!n) return NULL;
-    n->ids = targets;
-    n->i[0] = ignore_index;
-    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)rows * sizeof(float));
-    if (!n->saved) { g->failed = 1; return NULL; }
-    return lm_node_run(n);
-}
-
-/* Binary cross-entropy on logits x with targets y in [0, 1], the stable form
-   max(x, 0) - x y + log(1 + exp(-|x|)); gradient (sigmoid(x) - y) / n. */
-static void lm__bce_fwd(lm_node *n) {
-    const float *x = n->in[0]->data, *y = n->in[1]->data;
-    double s = 0;
-    int i;
-    for (i = 0; i < n->in[0]->size; i++)
-        s += (x[i] > 0 ? x[i] : 0) - (double)x[i] * y[i] + log1p(exp(-fabs((double)x[i])));
-    n->out->data[0] = (float)(s / n->in[0]->size);
-}
-static void lm__bce_bwd(lm_node *n) {
-    const float *x = n->in[0]->data, *y = n->in[1]->data;
-    float *gx = lm__in_grad(n, 0), *gy = lm__in_grad(n, 1);
-    float d = n->out->grad[0] / (float)n->in[0]->size;
-    int i;
-    for (i = 0; i < n->in[0]->size; i++) {
-        if (gx) gx[i] += (1.0f / (1.0f + expf(-x[i])) - y[i]) * d;
-        if (gy) gy[i] += -x[i] * d;
-    }
-}
-static const lm_op lm__op_bce = { "bce_logits", lm__bce_fwd, lm__bce_bwd };
-
-/* Mean squared error: mean (p - t)^2; gradient 2 (p - t) / n to p, the negative to t. */
-static void lm__mse_fwd(lm_node *n) {
-    double s = 0;
-    int i;
-    for (i = 0; i < n->in[0]->size; i++) {
-        double d = (double)n->in[0]->data[i] - n->in[1]->data[i];
-        s += d * d;
-    }
-    n->out->data[0] = (float)(s / n->in[0]->size);
-}
-static void lm__mse_bwd(lm_node *n) {
-    float *gp = lm__in_grad(n, 0), *gt = lm__in_grad(n, 1);
-    float d = 2.0f * n->out->grad[0] / (float)n->in[0]->size;
-    int i;
-    for (i = 0; i < n->in[0]->size; i++) {
-        float e = (n->in[0]->data[i] - n->in[1]->data[i]) * d;
-        if (gp) gp[i] += e;
-        if (gt) gt[i] -= e;
-    }
-}
-static const lm_op lm__op_mse = { "mse", lm__mse_fwd, lm__mse_bwd };
-
-static lm_tensor *lm__pair_loss(lm_graph *g, const lm_op *op, lm_tensor *a, lm_tensor *b, const char *name) {
-    lm_tensor *in[2];
-    int one = 1;
-    if (!a || !b) { g->failed = 1; return NULL; }
-    if (a->size != b->size) return lm__op_fail(g, name, "inputs must have the same number of elements");
-    in[0] = a; in[1] = b;
-    return lm_node_run(lm_node_new(g, op, 2, in, 1, &one));
-}
-LMDEF lm_tensor *lm_bce_logits(lm_graph *g, lm_tensor *logits, lm_tensor *targets) {
-    return lm__pair_loss(g, &lm__op_bce, logits, targets, "bce_logits");
-}
-LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target) {
-    return lm__pair_loss(g, &lm__op_mse, pred, target, "mse");
-}
-
-/* ---------------------------------------------------------------------------------------
-   Parameters: one block of values, one of gradients, two of optimizer moments. Each
-   tensor starts on a 16-float boundary so SIMD loops over one tensor stay aligned.
-   --------------------------------------------------------------------------------------- */
-LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
-                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
-    size_t total = 0, off, bytes;
-    int k, size;
-    memset(p, 0, sizeof *p);
-    if (n < 1) return lm__fail(LM_ERR_ARG, "params: need at least one tensor");
-    for (k = 0; k < n; k++) {
-        if (lm__shape_size(ndims[k], shapes[k], &size) != LM_OK) return LM_ERR_ARG;
-        total += ((size_t)size + 15) & ~(size_t)15;
-    }
-    p->t = (lm_tensor *)lm_arena_calloc(a, (size_t)n * sizeof(lm_tensor));
-    p->names = (char (*)[LM_NAME_MAX])lm_arena_calloc(a, (size_t)n * LM_NAME_MAX);
-    if (!p->t || !p->names || !lm__mul_ok(total, 4 * sizeof(float), &bytes)) return LM_ERR_MEM;
-    p->data = (float *)lm_arena_calloc(a, bytes);
-    if (!p->data) return LM_ERR_MEM;
-    p->grad = p->data + total;
-    p->m = p->grad + total;
-    p->v = p->m + total;
-    p->n = n;
-    p->total = total;
-    for (k = 0, off = 0; k < n; k++) {
-        lm_tensor *t = &p->t[k];
-        int d;
-        t->ndim = ndims[k];
-        for (d = 0; d < t->ndim; d++) t->shape[d] = shapes[k][d];
-        lm__shape_size(t->ndim, t->shape, &t->size);
-        t->data = p->data + off;
-        t->grad = p->grad + off;
-        t->requires_grad = 1;
-        off += ((size_t)t->size + 15) & ~(size_t)15;
-        if (names && names[k]) {
-            strncpy(p->names[k], names[k], LM_NAME_MAX - 1);
-        }
-    }
-    return LM_OK;
-}
-
-LMDEF int lm_params_find(const lm_params *p, const char *name) {
-    int k;
-    for (k = 0; k < p->n; k++) if (strcmp(p->names[k], name) == 0) return k;
-    return -1;
-}
-
-LMDEF void lm_params_zero_grad(lm_params *p) { lm__zero(p->grad, p->total); }
-
-/* The squared norm is summed in double per part, then over the parts in order. The parts
-   are at most 1024 chunks of equal size, from the parameter count only, so the norm is
-   the same for any thread count. */
-typedef struct { lm_params *p; size_t part; double ss[1024]; float coef; } lm__clip_job;
-static void lm__clip_task(void *ctx, int c) {
-    lm__clip_job *J = (lm__clip_job *)ctx;
-    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
-    const float *g = J->p->grad;
-    double ss = 0;
-    for (i = i0; i < i1; i++) ss += (double)g[i] * g[i];
-    J->ss[c] = ss;
-}
-static void lm__scale_task(void *ctx, int c) {
-    lm__clip_job *J = (lm__clip_job *)ctx;
-    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
-    float *g = J->p->grad, coef = J->coef;
-    for (i = i0; i < i1; i++) g[i] *= coef;
-}
-LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
-    lm__clip_job J0, *J = &J0;               /* 8 KB of partial sums, on the stack      */
-    double ss = 0;
-    int c, parts;
-    float norm;
-    J->p = p;
-    J->part = p->total / 1024 + 1 > LM__CHUNK ? p->total / 1024 + 1 : LM__CHUNK;
-    parts = (int)((p->total + J->part - 1) / J->part);
-    lm__run_tasks(parts, lm__clip_task, J);
-    for (c = 0; c < parts; c++) ss += J->ss[c];
-    norm = (float)sqrt(ss);
-    if (max_norm > 0) {
-        J->coef = max_norm / (norm + 1e-6f);
-        if (J->coef < 1.0f) lm__run_tasks(parts, lm__scale_task, J);
-    }
-    return norm;
-}
-
-/* ---------------------------------------------------------------------------------------
-   Optimizers and the learning-rate schedule (DESIGN 3.4, as torch.optim.AdamW):
-       p *= 1 - lr wd                      (tensors of 2+ dims only)
-       m = b1 m + (1 - b1) g     v = b2 v + (1 - b2) g^2
-       p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-   --------------------------------------------------------------------------------------- */
-LMDEF lm_train_opts lm_train_defaults(void) {
-    lm_train_opts o;
-    o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;
-    o.schedule = LM_SCHED_COSINE; o.wd = 0.1f;
-    o.beta1 = 0.9f; o.beta2 = 0.99f; o.eps = 1e-8f; o.clip = 1.0f;
-    return o;
-}
-
-LMDEF float lm_lr_at(const lm_train_opts *o, int s) {
-    double r, W = o->warmup, S = o->steps;
-    if (o->schedule == LM_SCHED_CONSTANT) return o->lr;
-    if (s < o->warmup) return (float)((double)o->lr * (s + 1) / W);
-    r = (s - W) / (S - 1 - W > 1 ? S - 1 - W : 1);
-    if (r > 1) r = 1;
-    return (float)(o->min_lr + 0.5 * (1.0 + cos(3.14159265358979323846 * r)) * ((double)o->lr - o->min_lr));
-}
-
-/* The update is elementwise, so the whole parameter block is cut into chunks (one task
-   each) without regard to where tensors begin and end. */
-typedef struct {
-    lm_params *p;
-    float lr, wd, b1, b2, step_size, bc2_sqrt, eps;
-} lm__adamw_job;
-static void lm__adamw_task(void *ctx, int c) {
-    const lm__adamw_job *J = (const lm__adamw_job *)ctx;
-    lm_params *p = J->p;
-    size_t i0 = (size_t)c * LM__CHUNK, i1 = p->total - i0 < LM__CHUNK ? p->total : i0 + LM__CHUNK;
-    int k;
-    for (k = 0; k < p->n; k++) {
-        lm_tensor *t = &p->t[k];
-        size_t a = (size_t)(t->data - p->data), b = a + (size_t)t->size;
-        float decay = t->ndim >= 2 ? 1.0f - J->lr * J->wd : 1.0f;
-        if (b <= i0 || a >= i1) continue;
-        if (a < i0) a = i0;
-        if (b > i1) b = i1;
-        lm__adamw_update(p->data + a, p->grad + a, p->m + a, p->v + a, (int)(b - a), decay,
-                         J->b1, J->b2, J->step_size, J->bc2_sqrt, J->eps);
-    }
-}
-LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr) {
-    lm__adamw_job J;
-    double bc1, bc2;
-    p->step++;
-    bc1 = 1.0 - pow((double)o->beta1, (double)p->step);
-    bc2 = 1.0 - pow((double)o->beta2, (double)p->step);
-    J.p = p; J.lr = lr; J.wd = o->wd; J.b1 = o->beta1; J.b2 = o->beta2; J.eps = o->eps;
-    J.step_size = (float)(lr / bc1);
-    J.bc2_sqrt = (float)sqrt(bc2);
-    lm__chunk_for(p->total, lm__adamw_task, &J);
-    return LM_OK;
-}
-
-LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd) {
-    int k, i;
-    p->step++;
-    for (k = 0; k < p->n; k++) {
-        lm_tensor *t = &p->t[k];
-        float *w = t->data, *g = t->grad, *v = p->m + (t->data - p->data);
-        float d = t->ndim >= 2 ? wd : 0.0f;
-        for (i = 0; i < t->size; i++) {
-            float gi = g[i] + d * w[i];
-            v[i] = momentum * v[i] + gi;
-            w[i] -= lr * v[i];
-        }
-    }
-    return LM_OK;
-}
-
-/* ---------------------------------------------------------------------------------------
-   GPT (DESIGN 3.1): token + position embeddings; L blocks of
-       x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
-   then ln_f and logits = x wte^T (the head is tied to the token embedding). The whole
-   forward is a chain of the ops above, so its backward comes for free.
-   --------------------------------------------------------------------------------------- */
-static void lm__gpt_defaults(lm_gpt_config *c) {
-    if (c->n_layer <= 0) c->n_layer = 4;
-    if (c->n_head <= 0) c->n_head = 4;
-    if (c->n_embd <= 0) c->n_embd = 128;
-    if (c->n_ctx <= 0) c->n_ctx = 64;
-    if (c->vocab <= 0) c->vocab = 256;
-}
-
-static int lm__gpt_check(const lm_gpt_config *c) {
-    if (c->n_layer > 1024 || c->n_embd > 65536 || c->n_ctx > 1048576 || c->vocab > 16777216)
-        return lm__fail(LM_ERR_ARG, "gpt: config too large (layers %d, embd %d, ctx %d, vocab %d)",
-                        c->n_layer, c->n_embd, c->n_ctx, c->vocab);
-    if (c->n_embd % c->n_head)
-        return lm__fail(LM_ERR_ARG, "gpt: n_head %d does not divide n_embd %d", c->n_head, c->n_embd);
-    if ((double)c->vocab * c->n_embd > 2e9 || (double)c->n_ctx * c->n_embd > 2e9 ||
-        (double)c->n_embd * c->n_embd * 4 > 2e9)
-        return lm__fail(LM_ERR_ARG, "gpt: a weight matrix would exceed 2^31 elements");
-    return LM_OK;
-}
-
-/* Names and shapes of the parameters, in checkpoint order (DESIGN 3.2). */
-#define LM__GPT_PER_LAYER 12
-static void lm__gpt_layout(const lm_gpt_config *c, int k, char *name, int *ndim, int *shape) {
-    int C = c->n_embd, L = c->n_layer;
-    static const char *const blk[LM__GPT_PER_LAYER] = {
-        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-        "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
-    static const int rows[LM__GPT_PER_LAYER] = { 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0 };
-    static const int cols[LM__GPT_PER_LAYER] = { 1, 1, 3, 3, 1, 1, 1, 1, 4, 4, 1, 1 };
-    if (k == 0) { strcpy(name, "wte.weight"); *ndim = 2; shape[0] = c->vocab; shape[1] = C; return; }
-    if (k == 1) { strcpy(name, "wpe.weight"); *ndim = 2; shape[0] = c->n_ctx; shape[1] = C; return; }
-    k -= 2;
-    if (k < L * LM__GPT_PER_LAYER) {
-        int j = k % LM__GPT_PER_LAYER;
-        lm__fmt(name, LM_NAME_MAX, "h.%d.%s", k / LM__GPT_PER_LAYER, blk[j]);
-        if (rows[j]) { *ndim = 2; shape[0] = rows[j] * C; shape[1] = cols[j] * C; }
-        else { *ndim = 1; shape[0] = cols[j] * C; }
-        return;
-    }
-    strcpy(name, k == L * LM__GPT_PER_LAYER ? "ln_f.weight" : "ln_f.bias");
-    *ndim = 1; shape[0] = C;
-}
-
-/* Lay out a model's parameters in a fresh arena: n tensors named and shaped by layout(),
-   plus `extra` bytes for whatever else the model keeps there. */
-typedef void (*lm__layout_fn)(const void *cfg, int k, char *name, int *ndim, int *shape);
-static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layout,
-                            const void *cfg, size_t extra) {
-    int k, l, *ndims, (*shapes)[LM_MAX_DIMS];
-    char (*names)[LM_NAME_MAX];
-    const char **np;
-    size_t bytes = extra + 4096;
-    /* one block: the pointers first, so every part is aligned for its type */
-    np = (const char **)LM_MALLOC((size_t)n * (sizeof(char *) + sizeof(*shapes) + sizeof(int) + LM_NAME_MAX));
-    if (!np) return lm__fail(LM_ERR_MEM, "model: out of memory");
-    shapes = (int (*)[LM_MAX_DIMS])(np + n);
-    ndims = (int *)(shapes + n);
-    names = (char (*)[LM_NAME_MAX])(ndims + n);
-    for (k = 0; k < n; k++) {
-        size_t s = 1;
-        layout(cfg, k, names[k], &ndims[k], shapes[k]);
-        np[k] = names[k];
-        for (l = 0; l < ndims[k]; l++) s *= (size_t)shapes[k][l];
-        bytes += (s + 16) * 4 * sizeof(float) + sizeof(lm_tensor) + LM_NAME_MAX + 128;
-    }
-    k = lm_arena_init(a, bytes);
-    if (k == LM_OK) k = lm_params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np);
-    LM_FREE(np);
-    return k;
-}
-
-static int lm__ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Fresh init (DESIGN 3.1): matrices N(0, 0.02), except each block's two residual
-   projections (c_proj) N(0, 0.02/sqrt(2L)); biases 0; LayerNorm weights 1. Drawn in
-   parameter order from one seeded stream, so a seed fixes the model everywhere. */
-static void lm__init_weights(lm_params *p, int n_layer, uint64_t seed) {
-    lm_rng rng = lm_rng_seed(seed);
-    int k, i;
-    for (k = 0; k < p->n; k++) {
-        lm_tensor *t = &p->t[k];
-        const char *nm = p->names[k];
-        if (t->ndim >= 2) {
-            float sd = lm__ends_with(nm, ".c_proj.weight") ? 0.02f / sqrtf(2.0f * n_layer) : 0.02f;
-            for (i = 0; i < t->size; i++) t->data[i] = sd * lm_rng_normal(&rng);
-        } else if (lm__ends_with(nm, "ln_1.weight") || lm__ends_with(nm, "ln_2.weight") ||
-                   lm__ends_with(nm, "ln_f.weight")) {
-            for (i = 0; i < t->size; i++) t->data[i] = 1.0f;
-        }
-    }
-}
-
-/* Point the block structs at their tensors: 12 per layer from index `first`. */
-static void lm__bind_blocks(lm_gpt_block *h, lm_tensor *t, int n_layer) {
-    int l;
-    for (l = 0; l < n_layer; l++, t += LM__GPT_PER_LAYER) {
-        lm_gpt_block *b = &h[l];
-        b->ln_1_w = t; b->ln_1_b = t + 1; b->attn_w = t + 2; b->attn_b = t + 3;
-        b->attn_proj_w = t + 4; b->attn_proj_b = t + 5; b->ln_2_w = t + 6; b->ln_2_b = t + 7;
-        b->fc_w = t + 8; b->fc_b = t + 9; b->proj_w = t + 10; b->proj_b = t + 11;
-    }
-}
-
-static void lm__gpt_layout_fn(const void *cfg, int k, char *name, int *ndim, int *shape) {
-    lm__gpt_layout((const lm_gpt_config *)cfg, k, name, ndim, shape);
-}
-
-/* A model with its memory laid out but no values yet (a loader fills them). */
-static lm_gpt *lm__gpt_alloc(const lm_gpt_config *cfg) {
-    lm_gpt *m;
-    lm_gpt_config c;
-    int n;
-    size_t cache;
-    memset(&c, 0, sizeof c);
-    if (cfg) c = *cfg;
-    lm__gpt_defaults(&c);
-    if (lm__gpt_check(&c) != LM_OK) return NULL;
-    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
-    m = (lm_gpt *)LM_MALLOC(sizeof *m);
-    if (!m) { lm__fail(LM_ERR_MEM, "gpt: out of memory"); return NULL; }
-    memset(m, 0, sizeof *m);
-    m->cfg = c;
-    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache */
-    cache = (size_t)c.n_layer * c.n_ctx * c.n_embd * sizeof(float);
-    if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout_fn, &c,
-                         (size_t)c.n_layer * sizeof(lm_gpt_block) + 2 * cache +
-                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024) != LM_OK) goto fail;
-    m->h = (lm_gpt_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
-    m->k_cache = (float *)lm_arena_alloc(&m->arena, cache);
-    m->v_cache = (float *)lm_arena_alloc(&m->arena, cache);
-    m->gen_logits = (float *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(float));
-    m->gen_sort = (int *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(int));
-    m->gen_window = (int *)lm_arena_alloc(&m->arena, (size_t)c.n_ctx * sizeof(int));
-    if (!m->h || !m->k_cache || !m->v_cache || !m->gen_logits || !m->gen_sort || !m->gen_window) goto fail;
-    m->wte = &m->params.t[0];
-    m->wpe = &m->params.t[1];
-    lm__bind_blocks(m->h, &m->params.t[2], c.n_layer);
-    m->ln_f_w = &m->params.t[n - 2];
-    m->ln_f_b = &m->params.t[n - 1];
-    return m;
-fail:
-    lm_arena_free(&m->arena);
-    LM_FREE(m);
-    return NULL;
-}
-
-LMDEF lm_gpt *lm_gpt_new(const lm_gpt_config *cfg, uint64_t seed) {
-    lm_gpt *m = lm__gpt_alloc(cfg);
-    if (m) lm__init_weights(&m->params, m->cfg.n_layer, seed);
-    return m;
-}
-
-LMDEF void lm_gpt_free(lm_gpt *m) {
-    if (!m) return;
-    lm_arena_free(&m->arena);
-    lm_arena_free(&m->work);
-    LM_FREE(m);
-}
-
-LMDEF size_t lm_gpt_num_params(const lm_gpt *m) {
-    size_t s = 0;
-    int k;
-    for (k = 0; k < m->params.n; k++) s += (size_t)m->params.t[k].size;
-    return s;
-}
-
-/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
-static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
-    int shape[2];
-    lm_tensor *t;
-    shape[0] = rows; shape[1] = p->shape[1];
-    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad);
-    if (t) t->grad = g->no_grad ? NULL : p->grad;
-    return t;
-}
-
-/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)).
-   kv (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
-   cache of generation (batch 1). */
-static lm_tensor *lm__block(lm_graph *g, lm_gpt_block *b, lm_tensor *x, int n_head, int causal,
-                            const int *lens, float *kc, float *vc, float drop) {
-    lm_tensor *h;
-    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
-    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
-    if (h && kc) {
-        int t, T = h->shape[1], C = h->shape[2] / 3;
-        for (t = 0; t < T; t++) {
-            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
-            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
-        }
-    }
-    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
-    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
-    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
-    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
-    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
-    h = lm_gelu(g, h);
-    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
-    return lm_add(g, x, lm_dropout(g, h, drop));
-}
-
-/* Embeddings and blocks, up to (not including) ln_f: (B, T, C). With cache set (B = 1),
-   the k and v of every position go into the KV cache. */
-static lm_tensor *lm__gpt_trunk(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T, int cache) {
-    const lm_gpt_config *c = &m->cfg;
-    lm_tensor *x, *pos;
-    int l;
-    if (B < 1 || T < 1 || T > c->n_ctx) {
-        lm__fail(LM_ERR_ARG, "gpt: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
-        g->failed = 1;
-        return NULL;
-    }
-    /* x = wte[inputs] + wpe[0..T), as (B, T, C) */
-    x = lm_embedding(g, m->wte, inputs, B * T);                /* (B*T, C)   */
-    if (!x) return NULL;
-    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd; /* (B, T, C) */
-    pos = lm__rows_view(g, m->wpe, T);
-    x = lm_add(g, x, pos);
-    for (l = 0; l < c->n_layer; l++) {
-        size_t off = (size_t)l * c->n_ctx * c->n_embd;
-        x = lm__block(g, &m->h[l], x, c->n_head, 1, NULL, cache ? m->k_cache + off : NULL,
-                      cache ? m->v_cache + off : NULL, 0.0f);
-    }
-    return x;
-}
-
-LMDEF lm_tensor *lm_gpt_forward(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T) {
-    lm_tensor *x = lm__gpt_trunk(m, g, inputs, B, T, 0);
-    x = lm_layernorm(g, x, m->ln_f_w, m->ln_f_b, 1e-5f);
-    return lm_matmul(g, x, m->wte, 1);                         /* (B, T, V)  */
-}
-
-/* ---------------------------------------------------------------------------------------
-   Running a graph on a model's per-step arena. The arena starts at an estimate of what one
-   step needs; if the graph does not fit, the arena is made bigger (at least double) and
-   the step is built again from scratch. That happens only on the first steps, so a run
-   settles at the size it really needs and then allocates nothing.
-   --------------------------------------------------------------------------------------- */
-typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
-/* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
-   unless no_grad), or NULL with lm_error() set. With backward, runs it from the output. */
-static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
-                          int no_grad, int backward) {
-    int attempt;
-    if (work->cap == 0) {
-        if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
-            return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
-    }
-    for (attempt = 0; attempt < 24; attempt++) {
-        lm_tensor *out;
-        size_t want;
-        lm_arena_reset(work, 0);
-        work->want = 0;
-        lm_graph_init(g, work);
-        g->no_grad = no_grad;
-        out = fn(g, ctx);
-        if (out && backward && !g->failed) lm_backward(g, out);
-        if (out && !g->failed) return out;
-        if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
-        if (!work->owned)                               /* the caller's buffer: keep it */
-            return lm__fail(LM_ERR_MEM, "the step needs %zu bytes of work memory, the buffer has %zu",
-                            work->want, work->cap), (lm_tensor *)NULL;
-        want = work->want > 2 * work->cap ? work->want : 2 * work->cap;
-        lm_arena_free(work);
-        if (lm_arena_init(work, want + (want >> 3)) != LM_OK) return NULL;
-    }
-    return lm__fail(LM_ERR_MEM, "the step does not fit in memory"), (lm_tensor *)NULL;
-}
-
-/* What one GPT step of (B, T) needs, roughly: activations and their gradients. */
-static double lm__gpt_estimate(const lm_gpt_config *c, int B, int T) {
-    return 4.0 * B * T * ((double)c->n_layer * (40.0 * c->n_embd + 3.0 * c->n_head * T) +
-                          3.0 * c->vocab + 8.0 * c->n_embd) + (1 << 20);
-}
-
-static int lm__check_ids(const int *ids, int n, int V, const char *what) {
-    int i;
-    for (i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V)
-            return lm__fail(LM_ERR_ARG, "gpt: %s id %d at position %d is outside the vocabulary [0, %d)", what, ids[i], i, V);
-    return LM_OK;
-}
-
-typedef struct { lm_gpt *m; const int *inputs, *targets; int B, T; } lm__gpt_batch;
-static lm_tensor *lm__gpt_loss_graph(lm_graph *g, void *ctx) {
-    lm__gpt_batch *b = (lm__gpt_batch *)ctx;
-    return lm_cross_entropy(g, lm_gpt_forward(b->m, g, b->inputs, b->B, b->T), b->targets, -1);
-}
-
-/* Forward (and, with grads, backward into params.grad) of one batch; the loss, or NAN
-   with lm_error() set (a loss that is itself NaN or infinite is reported as such). */
-static float lm__gpt_run(lm_gpt *m, const int *inputs, const int *targets, int B, int T, int grads) {
-    lm__gpt_batch b;
-    lm_graph g;
-    lm_tensor *loss;
-    float l;
-    if (lm__check_ids(inputs, B * T, m->cfg.vocab, "input") != LM_OK ||
-        lm__check_ids(targets, B * T, m->cfg.vocab, "target") != LM_OK) return NAN;
-    lm_clear_error();
-    b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
-    if (grads) lm_params_zero_grad(&m->params);
-    loss = lm__fit(&m->work, lm__gpt_estimate(&m->cfg, B, T), &g, lm__gpt_loss_graph, &b, !grads, grads);
-    if (!loss) return NAN;
-    l = loss->data[0];
-    if (!(l - l == 0)) {   /* NaN or infinity */
-        lm__fail(LM_ERR_NUMERIC, "gpt: the loss is %s", l != l ? "NaN" : "infinite");
-        return NAN;
-    }
-    return l;
-}
-
-LMDEF float lm_gpt_loss(lm_gpt *m, const int *inputs, const int *targets, int B, int T) {
-    return lm__gpt_run(m, inputs, targets, B, T, 0);
-}
-
-LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
-                              const int *targets, int B, int T, int step) {
-    float loss = lm__gpt_run(m, inputs, targets, B, T, 1);
-    if (loss != loss) {
-        char why[256];
-        lm__fmt(why, sizeof why, "%s", lm_error());
-        lm__fail(LM_ERR_NUMERIC, "step %d: %s", step, why);
-        return NAN;   /* the parameters are untouched */
-    }
-    if (o->clip > 0) lm_clip_grad_norm(&m->params, o->clip);
-    lm_adamw_step(&m->params, o, lm_lr_at(o, step));
-    return loss;
-}
-
-LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
-    size_t nw, w;
-    double tot = 0;
-    int B = 8;
-    if (T < 1 || T > m->cfg.n_ctx) {
-        lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
-        return NAN;
-    }
-    if (n < (size_t)T + 1) {
-        lm__fail(LM_ERR_ARG, "eval: %zu tokens is fewer than one window of %d + 1", n, T);
-        return NAN;
-    }
-    nw = (n - 1) / (size_t)T;
-    /* Consecutive windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...)
-       and their targets the same run shifted by one, so b windows go in as b rows. */
-    for (w = 0; w < nw; w += (size_t)B) {
-        int b = nw - w < (size_t)B ? (int)(nw - w) : B;
-        float l = lm__gpt_run(m, tokens + w * T, tokens + w * T + 1, b, T, 0);
-        if (l != l) return NAN;
-        tot += (double)l * b;
-    }
-    return (float)(tot / (double)nw);
-}
-
-/* ---------------------------------------------------------------------------------------
-   Data order (DESIGN 3.3). Sequential: each step reads B*T+1 consecutive tokens from pos,
-   inputs are the first B*T as B rows of T, targets the same shifted by one; then
-   pos += B*T, back to 0 when the next read would run past the end. Random: B windows at
-   offsets drawn uniformly from [0, n - T).
-   --------------------------------------------------------------------------------------- */
-LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed) {
-    lm_data d;
-    d.tokens = tokens; d.n = n; d.order = order; d.pos = 0; d.rng = lm_rng_seed(seed);
-    return d;
-}
-
-LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets) {
-    size_t bt = (size_t)B * (size_t)T;
-    int b;
-    if (B < 1 || T < 1) return lm__fail(LM_ERR_ARG, "data: batch %d and context %d must be positive", B, T);
-    if (d->order == LM_ORDER_SEQUENTIAL) {
-        if (d->n < bt + 1) return lm__fail(LM_ERR_ARG, "data: %zu tokens, need at least B*T+1 = %zu", d->n, bt + 1);
-        if (d->pos + bt + 1 > d->n) d->pos = 0;
-        memcpy(inputs, d->tokens + d->pos, bt * sizeof(int));
-        memcpy(targets, d->tokens + d->pos + 1, bt * sizeof(int));
-        d->pos += bt;
-        if (d->pos + bt + 1 > d->n) d->pos = 0;
-        return LM_OK;
-    }
-    if (d->n < (size_t)T + 1 || d->n - T > 0xFFFFFFFFu)
-        return lm__fail(LM_ERR_ARG, "data: %zu tokens, need between T+1 = %d and 2^32", d->n, T + 1);
-    for (b = 0; b < B; b++) {
-        size_t off = lm_rng_below(&d->rng, (uint32_t)(d->n - T));
-        memcpy(inputs + (size_t)b * T, d->tokens + off, (size_t)T * sizeof(int));
-        memcpy(targets + (size_t)b * T, d->tokens + off + 1, (size_t)T * sizeof(int));
-    }
-    return LM_OK;
-}
-
-/* ---------------------------------------------------------------------------------------
-   Mean pooling: the average of each row's first lens[b] positions, (B, T, C) -> (B, C).
-   Its gradient spreads dy / len evenly over those positions.
-   --------------------------------------------------------------------------------------- */
-static void lm__pool_fwd(lm_node *n) {
-    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], C = n->in[0]->shape[2], b, t, j;
-    for (b = 0; b < B; b++) {
-        int len = n->ids ? n->ids[b] : T;
-        float *y = n->out->data + (size_t)b * C;
-        for (j = 0; j < C; j++) {
-            double s = 0;
-            for (t = 0; t < len; t++) s += n->in[0]->data[((size_t)b * T + t) * C + j];
-            y[j] = (float)(s / len);
-        }
-    }
-}
-static void lm__pool_bwd(lm_node *n) {
-    int B = n->in[0]->shape[0], T = n->in[0]->shape[1], C = n->in[0]->shape[2], b, t, j;
-    float *gx = lm__in_grad(n, 0);
-    if (!gx) return;
-    for (b = 0; b < B; b++) {
-        int len = n->ids ? n->ids[b] : T;
-        const float *dy = n->out->grad + (size_t)b * C;
-        for (t = 0; t < len; t++)
-            for (j = 0; j < C; j++) gx[((size_t)b * T + t) * C + j] += dy[j] / (float)len;
-    }
-}
-static const lm_op lm__op_pool = { "mean_pool", lm__pool_fwd, lm__pool_bwd };
-LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens) {
-    lm_node *n;
-    int shape[2], b;
-    if (!x) { g->failed = 1; return NULL; }
-    if (x->ndim != 3) return lm__op_fail(g, "mean_pool", "needs (B, T, C)");
-    for (b = 0; lens && b < x->shape[0]; b++)
-        if (lens[b] < 1 || lens[b] > x->shape[1]) return lm__op_fail(g, "mean_pool", "lengths must be in [1, T]");
-    shape[0] = x->shape[0]; shape[1] = x->shape[2];
-    n = lm_node_new(g, &lm__op_pool, 1, &x, 2, shape);
-    if (n) n->ids = lens;
-    return lm_node_run(n);
-}
-
-/* ---------------------------------------------------------------------------------------
-   The encoder: GPT's blocks without the causal mask, a padding mask from the lengths, and
-   two heads. Masked-LM logits reuse the token embedding (tied) plus a bias; the classifier
-   reads the mean of the valid positions after ln_f.
-   --------------------------------------------------------------------------------------- */
-static void lm__enc_layout(const void *cfgp, int k, char *name, int *ndim, int *shape) {
-    const lm_encoder_config *e = (const lm_encoder_config *)cfgp;
-    lm_gpt_config c;
-    int base;
-    c.n_layer = e->n_layer; c.n_head = e->n_head; c.n_embd = e->n_embd; c.n_ctx = e->n_ctx; c.vocab = e->vocab;
-    base = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
-    if (k < base) { lm__gpt_layout(&c, k, name, ndim, shape); return; }
-    *ndim = 1;
-    if (k == base) { strcpy(name, "mlm.bias"); shape[0] = e->vocab; }
-    else if (k == base + 1) { strcpy(name, "cls.weight"); *ndim = 2; shape[0] = e->n_embd; shape[1] = e->n_class; }
-    else { strcpy(name, "cls.bias"); shape[0] = e->n_class; }
-}
-
-LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
-    lm_encoder *e;
-    lm_encoder_config c;
-    lm_gpt_config gc;
-    int n;
-    memset(&c, 0, sizeof c);
-    if (cfg) c = *cfg;
-    if (c.vocab <= 0) c.vocab = 256 + 2;
-    if (c.mask_id == 0) c.mask_id = c.vocab - 2;    /* zero means default */
-    if (c.pad_id == 0) c.pad_id = c.vocab - 1;
-    if (c.n_class <= 0) c.n_class = 2;
-    gc.n_layer = c.n_layer; gc.n_head = c.n_head; gc.n_embd = c.n_embd; gc.n_ctx = c.n_ctx; gc.vocab = c.vocab;
-    lm__gpt_defaults(&gc);
-    if (lm__gpt_check(&gc) != LM_OK) return NULL;
-    c.n_layer = gc.n_layer; c.n_head = gc.n_head; c.n_embd = gc.n_embd; c.n_ctx = gc.n_ctx;
-    if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
-        lm__fail(LM_ERR_ARG, "encoder: dropout %g outside [0, 1)", (double)c.dropout);
-        return NULL;
-    }
-    if (c.mask_id < 0 || c.mask_id >= c.vocab || c.pad_id < 0 || c.pad_id >= c.vocab || c.n_class > 65536) {
-        lm__fail(LM_ERR_ARG, "encoder: mask_id %d / pad_id %d outside the vocabulary of %d, or n_class %d too large", c.mask_id, c.pad_id, c.vocab, c.n_class);
-        return NULL;
-    }
-    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2 + 3;
-    e = (lm_encoder *)LM_MALLOC(sizeof *e);
-    if (!e) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NULL; }
-    memset(e, 0, sizeof *e);
-    e->cfg = c;
-    e->seed = seed;
-    if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c, (size_t)c.n_layer * sizeof(lm_gpt_block) + 1024) != LM_OK) goto fail;
-    e->h = (lm_gpt_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
-    if (!e->h) goto fail;
-    e->wte = &e->params.t[0];
-    e->wpe = &e->params.t[1];
-    lm__bind_blocks(e->h, &e->params.t[2], c.n_layer);
-    e->ln_f_w = &e->params.t[n - 5];
-    e->ln_f_b = &e->params.t[n - 4];
-    e->mlm_b = &e->params.t[n - 3];
-    e->cls_w = &e->params.t[n - 2];
-    e->cls_b = &e->params.t[n - 1];
-    lm__init_weights(&e->params, c.n_layer, seed);
-    return e;
-fail:
-    lm_arena_free(&e->arena);
-    LM_FREE(e);
-    return NULL;
-}
-
-LMDEF void lm_encoder_free(lm_encoder *e) {
-    if (!e) return;
-    lm_arena_free(&e->arena);
-    lm_arena_free(&e->work);
-    LM_FREE(e);
-}
-
-LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *tokens,
-                                    const int *lens, int B, int T) {
-    const lm_encoder_config *c = &e->cfg;
-    lm_tensor *x;
-    int l, b;
-    if (B < 1 || T < 1 || T > c->n_ctx) {
-        lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
-        g->failed = 1;
-        return NULL;
-    }
-    for (b = 0; lens && b < B; b++)
-        if (lens[b] < 1 || lens[b] > T) {
-            lm__fail(LM_ERR_ARG, "encoder: length %d of row %d outside [1, %d]", lens[b], b, T);
-            g->failed = 1;
-            return NULL;
-        }
-    x = lm_embedding(g, e->wte, tokens, B * T);
-    if (!x) return NULL;
-    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd;
-    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, e->wpe, T)), c->dropout);
-    for (l = 0; l < c->n_layer; l++) x = lm__block(g, &e->h[l], x, c->n_head, 0, lens, NULL, NULL, c->dropout);
-    return lm_layernorm(g, x, e->ln_f_w, e->ln_f_b, 1e-5f);
-}
-
-/* Run build() on the encoder's work arena (see lm__fit), then (if train) clip and take an
-   AdamW step. build returns the loss tensor. */
-typedef lm_tensor *(*lm__enc_build_fn)(lm_encoder *e, lm_graph *g, void *ctx);
-typedef struct { lm_encoder *e; lm__enc_build_fn build; void *ctx; int train; lm_rng rng; } lm__enc_thunk;
-static lm_tensor *lm__enc_graph(lm_graph *g, void *ctx) {
-    lm__enc_thunk *t = (lm__enc_thunk *)ctx;
-    /* training steps draw dropout masks; a retried attempt (lm__fit) draws the same ones */
-    g->training = t->train && t->e->cfg.dropout > 0.0f;
-    g->rng = t->rng;
-    return t->build(t->e, g, t->ctx);
-}
-static float lm__enc_run(lm_encoder *e, lm__enc_build_fn build, void *ctx, int B, int T,
-                         const lm_train_opts *o, int step, int train) {
-    const lm_encoder_config *c = &e->cfg;
-    lm_gpt_config gc;
-    lm__enc_thunk t;
-    lm_graph g;
-    lm_tensor *loss;
-    float l;
-    gc.n_layer = c->n_layer; gc.n_head = c->n_head; gc.n_embd = c->n_embd; gc.n_ctx = c->n_ctx; gc.vocab = c->vocab;
-    t.e = e; t.build = build; t.ctx = ctx; t.train = train;
-    t.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
-    if (train) { lm_params_zero_grad(&e->params); e->steps++; }
-    loss = lm__fit(&e->work, lm__gpt_estimate(&gc, B, T), &g, lm__enc_graph, &t, !train, train);
-    if (!loss) return NAN;
-    l = loss->data[0];
-    if (train && l - l == 0) {
-        if (o->clip > 0) lm_clip_grad_norm(&e->params, o->clip);
-        lm_adamw_step(&e->params, o, lm_lr_at(o, step));
-    }
-    (void)step;
-    return l;
-}
-
-typedef struct { const int *tokens, *lens, *labels; int B, T, n_random; lm_rng *rng; int *buf; float *probs; } lm__enc_ctx;
-
-/* Masked-LM: choose positions, corrupt a copy of the tokens, predict the originals at the
-   chosen positions only (gather their rows, then the tied output layer). */
-static lm_tensor *lm__mlm_build(lm_encoder *e, lm_graph *g, void *vctx) {
-    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
-    int B = x->B, T = x->T, b, t, n = 0;
-    int *inp = (int *)lm_arena_alloc(g->arena, sizeof(int) * (size_t)B * T * 3);
-    int *rows, *tgt;
-    lm_tensor *h, *logits;
-    if (!inp) { g->failed = 1; return NULL; }
-    rows = inp + B * T;
-    tgt = rows + B * T;
-    /* the draws are made once per step (the first attempt), then replayed */
-    if (!x->buf) return NULL;
-    memcpy(inp, x->buf, sizeof(int) * (size_t)B * T);
-    for (b = 0; b < B; b++)
-        for (t = 0; t < T; t++)
-            if (x->buf[B * T + b * T + t]) { rows[n] = b * T + t; tgt[n] = x->tokens[b * T + t]; n++; }
-    h = lm_encoder_forward(e, g, inp, x->lens, B, T);
-    h = lm_gather_rows(g, h, rows, n);                           /* (n, C) */
-    logits = lm_add(g, lm_matmul(g, h, e->wte, 1), e->mlm_b);    /* (n, V) */
-    return lm_cross_entropy(g, logits, tgt, -1);
-}
-
-LMDEF float lm_encoder_mlm_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
-                                const int *lens, int B, int T, int n_random, lm_rng *rng,
-                                int step, int train) {
-    lm__enc_ctx x;
-    int b, t, *buf;
-    float loss;
-    size_t i;
-    if (B < 1 || T < 1 || T > e->cfg.n_ctx || n_random < 1 || n_random > e->cfg.vocab) {
-        lm__fail(LM_ERR_ARG, "encoder: bad batch %d x %d or n_random %d", B, T, n_random);
-        return NAN;
-    }
-    for (i = 0; i < (size_t)B * T; i++)
-        if (tokens[i] < 0 || tokens[i] >= e->cfg.vocab) {
-            lm__fail(LM_ERR_ARG, "encoder: token %d outside [0, %d)", tokens[i], e->cfg.vocab);
-            return NAN;
-        }
-    buf = (int *)LM_MALLOC(sizeof(int) * (size_t)B * T * 2);
-    if (!buf) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NAN; }
-    /* BERT's corruption: buf[0..BT) the inputs, buf[BT..2BT) 1 where chosen */
-    memcpy(buf, tokens, sizeof(int) * (size_t)B * T);
-    memset(buf + B * T, 0, sizeof(int) * (size_t)B * T);
-    for (b = 0; b < B; b++) {
-        int len = lens ? lens[b] : T, chosen = 0;
-        if (len < 1 || len > T) { LM_FREE(buf); lm__fail(LM_ERR_ARG, "encoder: length %d outside [1, %d]", len, T); return NAN; }
-        for (t = 0; t < len; t++) {
-            if (lm_rng_uniform(rng) < 0.15f) { buf[B * T + b * T + t] = 1; chosen++; }
-        }
-        if (!chosen) { t = (int)lm_rng_below(rng, (uint32_t)len); buf[B * T + b * T + t] = 1; }
-        for (t = 0; t < len; t++) {
-            float u;
-            if (!buf[B * T + b * T + t]) continue;
-            u = lm_rng_uniform(rng);
-            if (u < 0.8f) buf[b * T + t] = e->cfg.mask_id;
-            else if (u < 0.9f) buf[b * T + t] = (int)lm_rng_below(rng, (uint32_t)n_random);
-        }
-    }
-    memset(&x, 0, sizeof x);
-    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.buf = buf;
-    loss = lm__enc_run(e, lm__mlm_build, &x, B, T, o, step, train);
-    LM_FREE(buf);
-    return loss;
-}
-
-/* Classifier: mean of the valid positions, then a linear layer to n_class logits. */
-static lm_tensor *lm__cls_logits(lm_encoder *e, lm_graph *g, lm__enc_ctx *x) {
-    lm_tensor *h = lm_encoder_forward(e, g, x->tokens, x->lens, x->B, x->T);
-    return lm_linear(g, lm_mean_pool(g, h, x->lens), e->cls_w, e->cls_b);   /* (B, K) */
-}
-static lm_tensor *lm__cls_build(lm_encoder *e, lm_graph *g, void *vctx) {
-    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
-    lm_tensor *logits = lm__cls_logits(e, g, x);
-    if (e->cfg.n_class == 1) {
-        int b, one[1];
-        lm_tensor *y;
-        one[0] = x->B;
-        y = lm_tensor_new(g, 1, one);
-        if (!y) return NULL;
-        for (b = 0; b < x->B; b++) y->data[b] = x->labels[b] ? 1.0f : 0.0f;
-        return lm_bce_logits(g, logits, y);
-    }
-    return lm_cross_entropy(g, logits, x->labels, -1);
-}
-static lm_tensor *lm__pred_build(lm_encoder *e, lm_graph *g, void *vctx) {
-    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
-    lm_tensor *logits = lm__cls_logits(e, g, x);
-    int b, K = e->cfg.n_class, one = 1;
-    if (!logits) return NULL;
-    for (b = 0; b < x->B; b++) {
-        const float *z = logits->data + (size_t)b * K;
-        float *p = x->probs + (size_t)b * K;
-        if (K == 1) p[0] = 1.0f / (1.0f + expf(-z[0]));
-        else lm__softmax_row(z, p, K, 0);
-    }
-    return lm_tensor_zeros(g, 1, &one);
-}
-
-LMDEF float lm_encoder_cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
-                                const int *lens, const int *labels, int B, int T, int step,
-                                int train) {
-    lm__enc_ctx x;
-    int b;
-    for (b = 0; b < B; b++)
-        if (labels[b] < 0 || labels[b] >= (e->cfg.n_class == 1 ? 2 : e->cfg.n_class)) {
-            lm__fail(LM_ERR_ARG, "encoder: label %d of row %d outside the classes", labels[b], b);
-            return NAN;
-        }
-    memset(&x, 0, sizeof x);
-    x.tokens = tokens; x.lens = lens; x.labels = labels; x.B = B; x.T = T;
-    return lm__enc_run(e, lm__cls_build, &x, B, T, o, step, train);
-}
-
-LMDEF int lm_encoder_predict(lm_encoder *e, const int *tokens, const int *lens, int B, int T,
-                             float *probs) {
-    lm__enc_ctx x;
-    float r;
-    memset(&x, 0, sizeof x);
-    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.probs = probs;
-    r = lm__enc_run(e, lm__pred_build, &x, B, T, NULL, 0, 0);
-    return r == r ? LM_OK : LM_ERR_ARG;
-}
-
-/* ---------------------------------------------------------------------------------------
-   Metrics. From a confusion matrix C (row = true class, column = predicted):
-       precision_k = C[k][k] / sum_i C[i][k]    recall_k = C[k][k] / sum_j C[k][j]
-       F1_k = 2 P R / (P + R)                    macro F1 = mean over classes of F1_k
-   Undefined ratios (0/0) count as 0, as scikit-learn does by default.
-   --------------------------------------------------------------------------------------- */
-LMDEF int lm_confusion(const int *truth, const int *pred, long n, int n_class, long *confusion) {
-    long i;
-    if (n_class < 1) return lm__fail(LM_ERR_ARG, "confusion: n_class %d", n_class);
-    memset(confusion, 0, sizeof(long) * (size_t)n_class * n_class);
-    for (i = 0; i < n; i++) {
-        if (truth[i] < 0 || truth[i] >= n_class || pred[i] < 0 || pred[i] >= n_class)
-            return lm__fail(LM_ERR_ARG, "confusion: item %ld has class %d/%d outside [0, %d)", i, truth[i], pred[i], n_class);
-        confusion[(size_t)truth[i] * n_class + pred[i]]++;
-    }
-    return LM_OK;
-}
-
-LMDEF int lm_metrics_from_confusion(const long *cm, int K, lm_metrics *m) {
-    int k, j;
-    long correct = 0, total = 0;
-    double f1sum = 0;
-    m->n_class = K;
-    for (k = 0; k < K; k++) {
-        long tp = cm[(size_t)k * K + k], col = 0, row = 0;
-        double p, r;
-        for (j = 0; j < K; j++) { col += cm[(size_t)j * K + k]; row += cm[(size_t)k * K + j]; }
-        p = col ? (double)tp / col : 0.0;
-        r = row ? (double)tp / row : 0.0;
-        if (m->precision) m->precision[k] = p;
-        if (m->recall) m->recall[k] = r;
-        if (m->f1) m->f1[k] = p + r > 0 ? 2 * p * r / (p + r) : 0.0;
-        if (m->support) m->support[k] = row;
-        f1sum += p + r > 0 ? 2 * p * r / (p + r) : 0.0;
-        correct += tp;
-        total += row;
-    }
-    m->n = total;
-    m->accuracy = total ? (double)correct / total : 0.0;
-    m->macro_f1 = K ? f1sum / K : 0.0;
-    return LM_OK;
-}
-
-LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
 
 /* =======================================================================================
    Tokenizers: raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
@@ -7645,234 +7898,6 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
 }
 #endif
 
-/* ---------------------------------------------------------------------------------------
-   Generation with a KV cache. Training runs the whole sequence through the graph; to
-   generate, each new token needs only its own row: its q against the cached k and v of
-   all earlier positions. So we run one position at a time with plain loops (no graph),
-   appending its k and v to the cache. Same math as lm_gpt_forward, row by row.
-   --------------------------------------------------------------------------------------- */
-LMDEF lm_sampler lm_sampler_defaults(uint64_t seed) {
-    lm_sampler s;
-    s.temperature = 0.8f; s.top_k = 0; s.top_p = 1.0f; s.rng = lm_rng_seed(seed);
-    return s;
-}
-
-LMDEF void lm_gpt_reset_cache(lm_gpt *m) { m->cache_len = 0; }
-
-/* y = LayerNorm(x) over n values (the same kernel as the layernorm op). */
-static void lm__ln_row(const float *x, const float *w, const float *b, float *y, int n) {
-    float mean, rstd;
-    lm__layernorm_row(x, w, b, y, n, 1e-5f, &mean, &rstd);
-}
-
-/* One row through a layer, split over the pool: output columns in fixed blocks of 256,
-   each summed over the input in order, so the result does not depend on the threads.
-       trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
-       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x      */
-typedef struct { const float *x, *W, *b; float *y; int in, out, trans; } lm__gemv_job;
-#define LM__GEMV_BLOCK 256
-static void lm__gemv_task(void *ctx, int blk) {
-    const lm__gemv_job *J = (const lm__gemv_job *)ctx;
-    int j0 = blk * LM__GEMV_BLOCK, j1 = j0 + LM__GEMV_BLOCK, i, j;
-    if (j1 > J->out) j1 = J->out;
-    if (J->trans) {
-        for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
-    } else {
-        float *y = J->y;
-        for (j = j0; j < j1; j++) y[j] = J->b ? J->b[j] : 0.0f;
-        for (i = 0; i < J->in; i++) lm__vaxpy(J->x[i], J->W + (size_t)i * J->out + j0, y + j0, j1 - j0);
-    }
-}
-static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out, int trans) {
-    lm__gemv_job J;
-    J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
-    lm_parallel_for((out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK, lm__gemv_task, &J);
-}
-static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y) {
-    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
-}
-
-/* Feed one token at position cache_len; logits (V) for the token after it. */
-LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
-    const lm_gpt_config *c = &m->cfg;
-    int C = c->n_embd, H = c->n_head, hs = C / H, pos = m->cache_len, l, h, j, t;
-    size_t mark;
-    float *x, *buf, *qkv, *att, *hid, *sc;
-    float scale = 1.0f / sqrtf((float)hs);
-    if (token < 0 || token >= c->vocab) return lm__fail(LM_ERR_ARG, "generate: token %d outside [0, %d)", token, c->vocab);
-    if (pos >= c->n_ctx) return lm__fail(LM_ERR_ARG, "generate: the KV cache is full (%d positions)", c->n_ctx);
-    if (m->work.cap == 0 && lm_arena_init(&m->work, (size_t)(16 * C + c->n_ctx + 64) * sizeof(float) * 2) != LM_OK)
-        return LM_ERR_MEM;
-    mark = lm_arena_mark(&m->work);
-    x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
-    if (!x) return LM_ERR_MEM;
-    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; sc = hid + 4 * C;
-    for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
-    for (l = 0; l < c->n_layer; l++) {
-        lm_gpt_block *b = &m->h[l];
-        float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
-        lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
-        lm__linear_row(buf, b->attn_w, b->attn_b, qkv);
-        memcpy(kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
-        memcpy(vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
-        for (h = 0; h < H; h++) {
-            const float *q = qkv + h * hs;
-            float mx = -FLT_MAX, *y = att + h * hs;
-            double s = 0;
-            for (t = 0; t <= pos; t++) {
-                sc[t] = lm__vdot(q, kc + (size_t)t * C + h * hs, hs) * scale;
-                if (sc[t] > mx) mx = sc[t];
-            }
-            s = lm__vsum_exp_shift(sc, mx, sc, pos + 1);
-            for (j = 0; j < hs; j++) y[j] = 0;
-            for (t = 0; t <= pos; t++) lm__vaxpy((float)(sc[t] / s), vc + (size_t)t * C + h * hs, y, hs);
-        }
-        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf);
-        for (j = 0; j < C; j++) x[j] += buf[j];
-        lm__ln_row(x, b->ln_2_w->data, b->ln_2_b->data, buf, C);
-        lm__linear_row(buf, b->fc_w, b->fc_b, hid);
-        lm__gelu_fwd(hid, hid, 4 * C);
-        lm__linear_row(hid, b->proj_w, b->proj_b, buf);
-        for (j = 0; j < C; j++) x[j] += buf[j];
-    }
-    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, buf, C);
-    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte buf */
-    m->cache_len = pos + 1;
-    lm_arena_reset(&m->work, mark);
-    return LM_OK;
-}
-
-/* Fill the cache from n tokens at once (positions 0..n-1) with the batched forward, and
-   the logits after the last one: how a prompt, or a window that slid, gets in. */
-typedef struct { lm_gpt *m; const int *tokens; int n; } lm__prefill_ctx;
-static lm_tensor *lm__prefill_graph(lm_graph *g, void *ctx) {
-    lm__prefill_ctx *p = (lm__prefill_ctx *)ctx;
-    return lm__gpt_trunk(p->m, g, p->tokens, 1, p->n, 1);        /* (1, n, C) */
-}
-static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
-    const lm_gpt_config *c = &m->cfg;
-    lm__prefill_ctx p;
-    lm_graph g;
-    lm_tensor *x;
-    float *last;
-    p.m = m; p.tokens = tokens; p.n = n;
-    x = lm__fit(&m->work, lm__gpt_estimate(c, 1, n), &g, lm__prefill_graph, &p, 1, 0);
-    if (!x && m->work.cap && !m->work.owned) {
-        /* a small caller-owned arena (a microcontroller): one position at a time */
-        int k, rc = LM_OK;
-        lm_clear_error();
-        lm_arena_reset(&m->work, 0);
-        lm_gpt_reset_cache(m);
-        for (k = 0; k < n && rc == LM_OK; k++) rc = lm_gpt_step_token(m, tokens[k], logits);
-        return rc;
-    }
-    if (!x) return LM_ERR_MEM;
-    /* ln_f and the head for the last position only */
-    last = (float *)lm_arena_alloc(&m->work, (size_t)c->n_embd * sizeof(float));
-    if (!last) return LM_ERR_MEM;
-    lm__ln_row(x->data + (size_t)(n - 1) * c->n_embd, m->ln_f_w->data, m->ln_f_b->data, last, c->n_embd);
-    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1);
-    m->cache_len = n;
-    lm_arena_reset(&m->work, 0);
-    return LM_OK;
-}
-
-/* ---------------------------------------------------------------------------------------
-   Sampling: temperature, then top-k (keep the k largest), then top-p (keep the smallest
-   set of most likely tokens whose probability reaches p), then one uniform draw.
-   Temperature 0 is greedy: the first index of the largest logit.
-   --------------------------------------------------------------------------------------- */
-/* Sort idx[0..n) by logits descending (ties: lower index first); heap sort, no recursion. */
-static int lm__before(const float *x, int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); }
-static void lm__sift(const float *x, int *idx, int i, int n) {
-    for (;;) {
-        int c = 2 * i + 1, t;
-        if (c >= n) return;
-        /* a min-heap under "before", so popping puts the last-ranked element at the end */
-        if (c + 1 < n && lm__before(x, idx[c], idx[c + 1])) c++;
-        if (!lm__before(x, idx[i], idx[c])) return;
-        t = idx[i]; idx[i] = idx[c]; idx[c] = t;
-        i = c;
-    }
-}
-static void lm__sort_desc(const float *x, int *idx, int n) {
-    int i, t;
-    for (i = 0; i < n; i++) idx[i] = i;
-    for (i = n / 2 - 1; i >= 0; i--) lm__sift(x, idx, i, n);
-    for (i = n - 1; i > 0; i--) {
-        t = idx[0]; idx[0] = idx[i]; idx[i] = t;
-        lm__sift(x, idx, 0, i);
-    }
-}
-
-LMDEF int lm_sample(lm_sampler *s, float *logits, int *scratch, int V) {
-    int i, best = 0, keep = V;
-    float mx;
-    double sum = 0, u, acc = 0;
-    for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
-    if (!(s->temperature > 0)) return best;
-    mx = logits[best];
-    for (i = 0; i < V; i++) logits[i] = expf((logits[i] - mx) / s->temperature);
-    if ((s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f) {
-        if (!scratch) return lm__fail(LM_ERR_ARG, "sample: top-k/top-p need scratch"), best;
-        lm__sort_desc(logits, scratch, V);
-        if (s->top_k > 0 && s->top_k < V) keep = s->top_k;
-        if (s->top_p < 1.0f) {
-            double tot = 0, run = 0;
-            int k;
-            for (k = 0; k < keep; k++) tot += logits[scratch[k]];
-            for (k = 0; k < keep; k++) {
-                run += logits[scratch[k]];
-                if (run >= s->top_p * tot) { keep = k + 1; break; }
-            }
-        }
-        for (i = keep; i < V; i++) logits[scratch[i]] = 0.0f;
-    }
-    for (i = 0; i < V; i++) sum += logits[i];
-    u = (double)lm_rng_uniform(&s->rng) * sum;
-    for (i = 0; i < V; i++) {
-        acc += logits[i];
-        if (logits[i] > 0 && u < acc) return i;
-    }
-    return best;
-}
-
-LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
-                          lm_sampler *s, void (*emit)(void *user, int token), void *user,
-                          int *out) {
-    const lm_gpt_config *c = &m->cfg;
-    int *win = m->gen_window, i, wlen, rc;
-    float *logits = m->gen_logits;
-    if (n_prompt < 1 || n_new < 0) return lm__fail(LM_ERR_ARG, "generate: need a prompt of at least one token");
-    for (i = 0; i < n_prompt; i++)
-        if (prompt[i] < 0 || prompt[i] >= c->vocab)
-            return lm__fail(LM_ERR_ARG, "generate: prompt token %d outside [0, %d)", prompt[i], c->vocab);
-    /* the window: the last n_ctx tokens of the text so far */
-    wlen = n_prompt < c->n_ctx ? n_prompt : c->n_ctx;
-    memcpy(win, prompt + (n_prompt - wlen), (size_t)wlen * sizeof(int));
-    rc = lm__gpt_prefill(m, win, wlen, logits);
-    for (i = 0; i < n_new && rc == LM_OK; i++) {
-        int tok = lm_sample(s, logits, m->gen_sort, c->vocab);
-        if (out) out[i] = tok;
-        if (emit) emit(user, tok);
-        if (i + 1 == n_new) break;
-        if (wlen < c->n_ctx) {
-            win[wlen++] = tok;
-            rc = lm_gpt_step_token(m, tok, logits);
-        } else {
-            /* The text outgrew n_ctx: every position shifts, so the cache is rebuilt over
-               the last n_ctx tokens (learned absolute positions leave no cheaper way). */
-            memmove(win, win + 1, (size_t)(c->n_ctx - 1) * sizeof(int));
-            win[c->n_ctx - 1] = tok;
-            rc = lm__gpt_prefill(m, win, c->n_ctx, logits);
-        }
-    }
-    return rc;
-}
-
-#ifdef __cplusplus
-}
-#endif
 #endif /* LM_IMPLEMENTATION_DONE */
 #endif /* LM_IMPLEMENTATION */
 
