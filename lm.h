@@ -1,28 +1,44 @@
 /* lm.h - train and run small Transformer language models on a CPU, in one C header.
+   Version 0.1.0 (LM_VERSION_STRING); see CHANGELOG.md for what changed.
 
    Do this:
        #define LM_IMPLEMENTATION
    before you include this file in *one* C or C++ file to create the implementation.
    Every other file includes it without the define and sees only the declarations.
 
-   QUICK START
+   QUICK START (a whole program; `make test` compiles and runs it)
        #define LM_IMPLEMENTATION
        #include "lm.h"
+       #include <stdio.h>
 
-       lm_gpt_config cfg = {0};              zero means default: 4 layers, 4 heads,
-       cfg.vocab = 256;                      128 wide, context 64
-       lm_gpt *m = lm_gpt_new(&cfg, 1337);   parameters live in the model's arena
-       lm_train_opts o = lm_train_defaults();
-       for (step = 0; step < 2000; step++) {
-           ...fill inputs[B*T] and targets[B*T] with token ids...
-           float loss = lm_gpt_train_step(m, &o, inputs, targets, B, T, step, 2000);
+       int main(void) {
+           static int tokens[1 << 20];
+           size_t n = 0;
+           ...put your training text into tokens[0..n), one byte a token...
+           lm_gpt_config cfg = {0};                 // zero fields take the defaults:
+           cfg.vocab = 256;                         //   4 layers, 4 heads, 128 wide, context 64
+           lm_gpt *m = lm_gpt_new(&cfg, 1337);      // fresh weights from seed 1337
+           lm_train_opts o = lm_train_defaults();   // AdamW, lr 1e-3 cosine to 1e-4, 2000 steps
+           lm_data d = lm_data_init(tokens, n, LM_ORDER_RANDOM, 1337);
+           static int in[12 * 64], tg[12 * 64];     // a batch: 12 rows of 64 tokens
+           for (int step = 0; step < o.steps; step++) {
+               lm_data_next(&d, 12, 64, in, tg);    // inputs, and targets one token later
+               float loss = lm_gpt_train_step(m, &o, in, tg, 12, 64, step);
+               if (loss != loss) { printf("%s\n", lm_error()); return 1; }
+               if (step % 100 == 0) printf("step %d loss %.3f\n", step, loss);
+           }
+           if (lm_gpt_save(m, "model.safetensors") != LM_OK) printf("%s\n", lm_error());
+           lm_gpt_free(m);
+           return 0;
        }
-       lm_gpt_save(m, "model.safetensors");
-       lm_gpt_free(m);
+   A line written ...like this... stands for code of your own (here: reading a file). The
+   test fills each such line in from tests/docs/ and compiles the rest as it is printed,
+   as it does the C examples of README.md. `lm generate` (tools/lm_cli.c) shows loading
+   and sampling; examples/ has a lesson for each step of the course.
 
-   Functions that can fail return an int (LM_OK = 0, or a negative LM_ERR_* code) or NULL;
-   lm_error() then returns a one-line, human-readable reason. The library never exits or
-   aborts on bad input.
+   Functions that can fail return an int (LM_OK = 0, or a negative LM_ERR_* code), NULL or
+   NaN; lm_error() then returns a one-line, human-readable reason. The library never exits
+   or aborts on bad input.
 
    CONFIG MACROS (define before including)
        LM_IMPLEMENTATION   emit the implementation in this translation unit.
@@ -30,51 +46,88 @@
        LM_ASSERT(x)        internal consistency checks (default: assert.h). Never used for
                            input validation: bad input is an error code, not an assert.
        LM_MALLOC(n)        allocator; define LM_MALLOC and LM_FREE together or neither.
-       LM_FREE(p)          Only arenas, models and file loaders allocate; a training step
-                           never does.
+       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY).
        LM_NO_SIMD          use only the portable scalar kernels (always compiled anyway,
                            so the SIMD paths can be checked against them).
        LM_NO_THREADS       no pthreads; everything runs on the calling thread.
        LM_NO_STDIO         no stdio or files: for bare-metal targets. Loading and saving from
                            memory buffers still works; logging goes to a callback.
        LM_MAX_THREADS      upper bound of the thread pool (default 64).
+       LM_GEMM_KC, LM_GEMM_TN  shrink the GEMM's blocks, and with them its stack (THREADS).
 
    SIMD is chosen from the compiler's own macros: __AVX512F__, __AVX2__ with __FMA__, and
    __ARM_NEON (aarch64 and armv7 with NEON-VFPv4). Build with -march=native (x86) or the right
    -mfpu (armv7) to get them; lm_simd_name() tells which path is compiled in.
 
-   MEMORY MODEL
+   MEMORY
        An lm_arena is a bump allocator over one block, 64-byte aligned. A model keeps its
        parameters, gradients and optimizer state in a long-lived arena; each training step
-       builds its graph and activations in a per-step arena that is reset at the start of the
-       next step, so after the first step a run allocates nothing. An arena can run over a
-       buffer the caller owns (lm_arena_init_buffer), which is how an embedded program runs
-       with no malloc at all. lm_arena.peak is the high-water mark: run one step and you know
-       what a long run needs.
+       builds its graph and activations in a per-step ("work") arena that is reset at the
+       start of the next step. The first steps size the work arena (it starts from an
+       estimate and doubles until the step fits); after that a training step, an evaluation
+       and a generated token allocate nothing. An arena can run over a buffer the caller
+       owns (lm_arena_init_buffer), and lm_gpt_from_memory builds a model over weights in
+       flash and one caller's buffer: that is how an embedded program runs with no malloc.
+       lm_arena.peak is the high-water mark: run one step and you know what a run needs.
 
-   THREADING
+   THREADS
        lm_set_threads(n) sizes one global pool (default 1, n = 0 means all cores). Work is
        cut into tasks whose boundaries depend only on the problem size, never on the thread
        count, and every task writes its own outputs, so results are bit-identical for any
        number of threads.
+       What may run concurrently: the pool and the last error message are global, so call
+       lm.h from one thread at a time (the pool's workers are the library's own threads).
+       lm_error() is a single buffer shared by all threads.
+       Stack: the GEMM packs its panels on the stack of the thread that runs a task, up to
+       610 KB with AVX-512 (403 KB AVX2, 132 KB NEON, 35 KB scalar). The pool's workers get
+       4 MB stacks; a thread of yours that calls lm.h needs that much room too, or build with
+       smaller LM_GEMM_KC / LM_GEMM_TN.
 
-   CONTENTS, in the order the file reads
-       config and portability; the API (errors, RNG, arenas, threads and GEMM, tensors and
-       autograd, parameters and optimizers, tokenizers, GPT, encoder, metrics, data order,
-       safetensors and checkpoints); then the implementation: errors and logging, RNG,
-       arena, thread pool, GEMM, vector math, the graph and every op (forward and backward
-       side by side), parameters, optimizers and schedule, the GPT, data order, the
-       encoder and metrics, tokenizers, safetensors and checkpoints, generation.
+   CONTENTS: the implementation reads in the order of the course; each section opens with
+   a banner "N. Title", so a search for "5. The Transformer" finds it.
+       1.  Errors, numbers and memory      errors, logging, hashes, RNG, arenas
+       2.  Tensors and the graph           the tape, backward, gradient buffers
+       3.  Ops                             each: the math, a plain scalar reference, forward
+                                           and backward side by side (elementwise, matmul,
+                                           reductions, activations, softmax, layernorm,
+                                           embedding, attention, shape ops, dropout, mean
+                                           pooling, losses)
+       4.  Optimizers and the schedule     parameters, clipping, AdamW, SGD, warmup + cosine
+       5.  The Transformer                 the block, the trunk and the training step that
+                                           every model shares
+       6.  The GPT                         GPT-2: layout, init, forward, training, eval, data
+       7.  Generation                      the KV cache, sampling, a model over flash
+       8.  The encoder                     masked-LM pretraining, fine-tuning, metrics
+       9.  Thread pool
+       10. GEMM                            packed, cache-blocked, one micro-kernel per ISA
+       11. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
+       12. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
+       13. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
+       14. Safetensors                     the strict reader and the writer
+       15. Checkpoints                     GPT checkpoints and resume state
 
-   TRAINING (the GPT, DESIGN of GPT-2)
-       lm_gpt_new() makes a fresh model (weights N(0, 0.02), residual projections
-       N(0, 0.02/sqrt(2L)), LayerNorm 1 and 0). lm_gpt_train_step() runs forward,
-       cross-entropy, backward, global-norm clipping and one AdamW step (as PyTorch's
-       torch.optim.AdamW, decay on 2-D tensors only) at the learning rate of lm_lr_at():
-       linear warmup, then cosine down to min_lr at the last step. lm_data_next() gives the
-       batches: sequential, or windows at seeded random offsets. lm_gpt_eval() is the mean
-       cross-entropy over non-overlapping windows. Every op's gradient is checked against
-       finite differences, and the whole model against PyTorch (make test-torch).
+   TRAINING (the GPT: GPT-2's architecture, as PyTorch computes it)
+       The model: token embedding wte (V, C) plus position embedding wpe (n_ctx, C); L blocks
+       of x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)); then ln_f, and logits = x wte^T (the
+       head is tied to the embedding). LayerNorm eps 1e-5. Attention: qkv = x c_attn.weight
+       + c_attn.bias with c_attn.weight (C, 3C) (input-major, as Hugging Face's Conv1D); q,
+       k, v are its column blocks; n_head heads of C/n_head; causal softmax(q k^T / sqrt(hs)).
+       MLP: c_fc (C, 4C), GELU in its tanh form 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))),
+       c_proj (4C, C). lm_gpt_new() draws weights N(0, 0.02), each block's two c_proj
+       weights N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weight 1 and bias 0.
+       lm_gpt_train_step() runs forward, cross-entropy, backward, global-norm clipping (all
+       gradients scaled by min(1, clip / (||g|| + 1e-6))) and one AdamW step as PyTorch's
+       torch.optim.AdamW: p *= 1 - lr wd (tensors of 2+ dims only); m = b1 m + (1 - b1) g;
+       v = b2 v + (1 - b2) g^2; p -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+       The learning rate of step s (0 .. S-1, lm_lr_at) warms up linearly, lr (s+1)/W for
+       s < W, then follows a cosine from lr down to min_lr at the last step.
+       Data order (lm_data): sequential reads B*T+1 consecutive tokens from the position p,
+       inputs the first B*T as B rows of T, targets the same shifted by one, then p += B*T,
+       back to 0 whenever the next read would run past the end; random takes B windows at
+       offsets drawn from the seeded RNG. lm_gpt_eval() is the mean cross-entropy over the
+       non-overlapping windows i = 0 .. (n-1)/T - 1: inputs [iT, iT+T), targets one later.
+       Every op's gradient is checked against finite differences, and the whole model against
+       PyTorch (make test-torch).
 
    GENERATION
        lm_gpt_generate() feeds the prompt through the batched forward, keeping each
@@ -85,23 +138,24 @@
    CHECKPOINTS (safetensors)
        A u64 little-endian header length N, N bytes of JSON (padded with spaces to a
        multiple of 8), then the raw little-endian tensor data; offsets count from the start
-       of the data. Names are Hugging Face GPT-2's: wte.weight, wpe.weight,
-       h.{i}.ln_1.weight|bias, h.{i}.attn.c_attn.weight|bias (C x 3C: q, k, v columns),
-       h.{i}.attn.c_proj.weight|bias, h.{i}.ln_2.weight|bias, h.{i}.mlp.c_fc.weight|bias,
-       h.{i}.mlp.c_proj.weight|bias, ln_f.weight|bias. lm_gpt_save() writes F32 with
-       __metadata__ {format, n_layer, n_head, n_embd, n_ctx, vocab_size}, to a temporary
-       file that is flushed, synced and renamed over the target. lm_gpt_load() reads F32,
-       F16 and BF16, accepts a "transformer." prefix, ignores the attn.bias/masked_bias
-       buffers and an lm_head.weight equal to wte, takes the shape from the tensors and
-       n_head from the argument, the metadata, or C/64. Every name, dtype, shape and
-       offset is checked: a malformed or truncated file is an error and creates nothing.
+       of the data, and the tensors must tile it exactly. Names are Hugging Face GPT-2's:
+       wte.weight, wpe.weight, h.{i}.ln_1.weight|bias, h.{i}.attn.c_attn.weight|bias (C x 3C:
+       q, k, v columns), h.{i}.attn.c_proj.weight|bias, h.{i}.ln_2.weight|bias,
+       h.{i}.mlp.c_fc.weight|bias, h.{i}.mlp.c_proj.weight|bias, ln_f.weight|bias.
+       lm_gpt_save() writes F32 with __metadata__ {format, n_layer, n_head, n_embd, n_ctx,
+       vocab_size}, to a temporary file that is flushed, synced and renamed over the target.
+       lm_gpt_load() reads F32, F16 and BF16, accepts a "transformer." prefix, ignores the
+       attn.bias/masked_bias buffers and an lm_head.weight equal to wte, takes the shape from
+       the tensors and n_head from the argument, the metadata, or C/64, so a Hugging Face
+       GPT-2 model.safetensors loads as it is. Every name, dtype, shape and offset is
+       checked: a malformed or truncated file is an error and creates nothing.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
          bytes   lm_tok_bytes(): id = byte value, vocabulary 256. The default everywhere.
-         BPE     lm_bpe_train() or lm_tok_load(): a byte-level BPE learned from your text.
+         BPE     lm_tok_train() or lm_tok_load(): a byte-level BPE learned from your text.
                  Ids 0..255 are the single bytes; id 256+i is the i-th merge.
          GPT-2   lm_tok_load_gpt2(): GPT-2's own vocabulary (encoder.json + vocab.bpe),
                  encoding exactly as GPT-2's encoder.py does (50257 ids; 50256 is
@@ -125,7 +179,7 @@
        in the pre-token (left to right, non-overlapping). The cost is O(L log L) for a
        pre-token of L bytes (a heap of candidate pairs), so long runs stay fast.
 
-       Training (lm_bpe_train) counts the distinct pre-tokens of the text, then repeatedly
+       Training (lm_tok_train) counts the distinct pre-tokens of the text, then repeatedly
        merges the most frequent adjacent pair of tokens, ties going to the pair with the
        smaller left id, then the smaller right id: the result depends only on the text and
        the vocabulary size. Each merge rewrites only the places where its pair occurs, so
@@ -151,6 +205,11 @@
 */
 #ifndef LM_H
 #define LM_H
+
+#define LM_VERSION_MAJOR 0
+#define LM_VERSION_MINOR 1
+#define LM_VERSION_PATCH 0
+#define LM_VERSION_STRING "0.1.0"
 
 /* ---------------------------------------------------------------------------------------
    Config and portability
@@ -192,7 +251,7 @@ extern "C" {
 #endif
 
 /* ---------------------------------------------------------------------------------------
-   Public API: errors, RNG, arenas
+   Public API, grouped as the implementation is. 1: errors, RNG, arenas
    --------------------------------------------------------------------------------------- */
 enum {
     LM_OK = 0,
@@ -206,6 +265,7 @@ enum {
 LMDEF const char *lm_error(void);            /* the reason for the last failure       */
 LMDEF void lm_clear_error(void);
 LMDEF const char *lm_simd_name(void);        /* "avx512", "avx2", "neon" or "scalar"  */
+LMDEF const char *lm_version(void);          /* LM_VERSION_STRING of the implementation */
 
 /* Log hook: every message the library prints goes through it (default: stderr). */
 typedef void (*lm_log_fn)(void *user, const char *msg);
@@ -240,7 +300,7 @@ LMDEF void lm_arena_reset(lm_arena *a, size_t mark);        /* free all after th
 LMDEF void lm_arena_free(lm_arena *a);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: tensors and autograd
+   Public API 2-3: tensors, autograd and the ops
    A tensor is a float32 row-major array of up to 4 dims, with an optional gradient of the
    same shape. Ops record themselves on a graph (a tape in a per-step arena); lm_backward
    walks the tape in reverse. Every op is one forward and one backward function.
@@ -336,6 +396,8 @@ LMDEF lm_tensor *lm_slice(lm_graph *g, lm_tensor *a, int start, int len);
 /* Rows idx[n] of a 2-D (or (B,T,C) seen as (B*T, C)) tensor: (n, C). */
 LMDEF lm_tensor *lm_gather_rows(lm_graph *g, lm_tensor *a, const int *idx, int n);
 LMDEF lm_tensor *lm_dropout(lm_graph *g, lm_tensor *a, float p);
+/* Mean over the first lens[b] positions of each row of x (B, T, C) -> (B, C). */
+LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens);
 /* Losses, all means over the counted items -> scalar.
    cross_entropy: logits (N, V), targets[N]; targets equal to ignore_index are skipped. */
 LMDEF lm_tensor *lm_cross_entropy(lm_graph *g, lm_tensor *logits, const int *targets,
@@ -344,7 +406,7 @@ LMDEF lm_tensor *lm_bce_logits(lm_graph *g, lm_tensor *logits, lm_tensor *target
 LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: parameters and optimizers
+   Public API 4: parameters and optimizers
    A model's parameters live in one block (and their gradients in another) so optimizers,
    clipping and checkpoints are loops over one array. Weight decay applies to tensors of 2
    or more dims (matrices and embeddings), never to biases and LayerNorm.
@@ -368,12 +430,18 @@ LMDEF void lm_params_zero_grad(lm_params *p);
 /* Scale all gradients by min(1, max_norm / (||g|| + 1e-6)); returns ||g|| before. */
 LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm);
 
+/* Training options. Start from lm_train_defaults() and change what you need: unlike the
+   config structs, zero does NOT mean "default" here, because zero is a real choice for
+   min_lr, warmup, wd, beta1 and clip (clip 0 = no clipping). A zero-filled struct would
+   train at lr 0, so the training steps refuse it (lr and steps must be positive) with an
+   error that says to start from lm_train_defaults(). A NULL lm_train_opts pointer means
+   the defaults. */
 enum { LM_SCHED_COSINE = 0, LM_SCHED_CONSTANT = 1 };
 typedef struct lm_train_opts {
-    float lr;                /* peak learning rate                  (1e-3)                */
+    float lr;                /* peak learning rate, > 0             (1e-3)                */
     float min_lr;            /* cosine floor, reached at the last step (1e-4)             */
     int warmup;              /* linear warmup steps                 (100)                 */
-    int steps;               /* total steps S of the schedule       (2000)                */
+    int steps;               /* total steps S of the schedule, > 0  (2000)                */
     int schedule;            /* LM_SCHED_COSINE or LM_SCHED_CONSTANT                      */
     float wd;                /* decoupled weight decay              (0.1)                 */
     float beta1, beta2, eps; /* AdamW                               (0.9, 0.99, 1e-8)     */
@@ -381,14 +449,28 @@ typedef struct lm_train_opts {
 } lm_train_opts;
 LMDEF lm_train_opts lm_train_defaults(void);
 LMDEF float lm_lr_at(const lm_train_opts *o, int step);   /* schedule, step 0..S-1 */
-/* One AdamW step over all parameters at learning rate lr (DESIGN 3.4). */
+/* One AdamW step over all parameters at learning rate lr (see TRAINING above). */
 LMDEF int lm_adamw_step(lm_params *p, const lm_train_opts *o, float lr);
 /* SGD with momentum mu: v = mu v + g; p -= lr (v + wd p on decayed tensors). */
 LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd);
+/* The update of a training step: clip the gradients (o->clip), then one AdamW step at
+   lm_lr_at(o, step). o = NULL: the defaults. An error if o is out of range. */
+LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: GPT (decoder-only Transformer, GPT-2 layout)
+   Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
+   GPT-2 layout)
    --------------------------------------------------------------------------------------- */
+/* One pre-LayerNorm Transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+typedef struct lm_block {
+    lm_tensor *ln_1_w, *ln_1_b;      /* (C) (C)                                           */
+    lm_tensor *attn_w, *attn_b;      /* (C, 3C) (3C): q, k, v column blocks               */
+    lm_tensor *attn_proj_w, *attn_proj_b; /* (C, C) (C)                                   */
+    lm_tensor *ln_2_w, *ln_2_b;      /* (C) (C)                                           */
+    lm_tensor *fc_w, *fc_b;          /* (C, 4C) (4C)                                      */
+    lm_tensor *proj_w, *proj_b;      /* (4C, C) (C)                                       */
+} lm_block;
+
 typedef struct lm_gpt_config {
     int n_layer;             /* blocks                              (4)                   */
     int n_head;              /* attention heads; must divide n_embd (4)                   */
@@ -397,20 +479,11 @@ typedef struct lm_gpt_config {
     int vocab;               /* V                                   (256)                 */
 } lm_gpt_config;
 
-typedef struct lm_gpt_block {
-    lm_tensor *ln_1_w, *ln_1_b;      /* (C) (C)                                           */
-    lm_tensor *attn_w, *attn_b;      /* (C, 3C) (3C): q, k, v column blocks               */
-    lm_tensor *attn_proj_w, *attn_proj_b; /* (C, C) (C)                                   */
-    lm_tensor *ln_2_w, *ln_2_b;      /* (C) (C)                                           */
-    lm_tensor *fc_w, *fc_b;          /* (C, 4C) (4C)                                      */
-    lm_tensor *proj_w, *proj_b;      /* (4C, C) (C)                                       */
-} lm_gpt_block;
-
 typedef struct lm_gpt {
     lm_gpt_config cfg;
     lm_tensor *wte;                  /* (V, C) token embedding, also the output head      */
     lm_tensor *wpe;                  /* (n_ctx, C) position embedding                     */
-    lm_gpt_block *h;                 /* (n_layer) blocks                                  */
+    lm_block *h;                     /* (n_layer) blocks                                  */
     lm_tensor *ln_f_w, *ln_f_b;      /* (C) (C) final LayerNorm                           */
     lm_params params;                /* all of the above, in checkpoint order             */
     lm_arena arena;                  /* params, grads, optimizer state, KV cache          */
@@ -421,7 +494,8 @@ typedef struct lm_gpt {
     int *gen_sort, *gen_window;      /* (V) sort order, (n_ctx) the tokens in view        */
 } lm_gpt;
 
-/* Zero fields of cfg take the defaults above. Fresh init of DESIGN 3.1. NULL on error. */
+/* Zero fields of cfg take the defaults above; fresh weights as TRAINING says. NULL on
+   error. */
 LMDEF lm_gpt *lm_gpt_new(const lm_gpt_config *cfg, uint64_t seed);
 LMDEF void lm_gpt_free(lm_gpt *m);
 LMDEF size_t lm_gpt_num_params(const lm_gpt *m);
@@ -430,13 +504,57 @@ LMDEF lm_tensor *lm_gpt_forward(lm_gpt *m, lm_graph *g, const int *inputs, int B
 /* Mean cross-entropy of targets (B, T) given inputs (B, T); NAN on error. */
 LMDEF float lm_gpt_loss(lm_gpt *m, const int *inputs, const int *targets, int B, int T);
 /* Forward, backward, clip, AdamW at the schedule's lr for step s (0-based). Returns the
-   loss before the update; NAN on error (lm_error() says why). Allocates nothing. */
+   loss before the update; NAN on error (lm_error() says why; the weights are untouched).
+   After the first steps (which size the work arena) it allocates nothing. It is these
+   parts, which a program may also call itself (to accumulate the gradients of several
+   batches, say, or to look at them):
+       lm_params_zero_grad(&m->params);
+       loss = lm_gpt_backward(m, inputs, targets, B, T);   adds d loss / d params
+       lm_params_update(&m->params, o, step);              clip, then AdamW */
 LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
                               const int *targets, int B, int T, int step);
-/* DESIGN 3.3 eval: mean cross-entropy over the non-overlapping windows of length T. */
+LMDEF float lm_gpt_backward(lm_gpt *m, const int *inputs, const int *targets, int B, int T);
+/* Mean cross-entropy over the non-overlapping windows of length T (see TRAINING). */
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T);
 
-/* Generation with a KV cache. */
+/* Memory a GPT needs, in bytes, as constant expressions so that a static buffer can be
+   sized with them. LM_GPT_PARAMS counts the parameters; LM_GPT_GRAPH_BYTES bounds the
+   per-step arena of a forward pass over B rows of T tokens without gradients (a prompt
+   going in); a training step needs about LM_GPT_TRAIN_GRAPH_BYTES. */
+#define LM_GPT_PARAMS(L, C, T, V)                                                        \
+    ((size_t)(V) * (C) + (size_t)(T) * (C) +                                            \
+     (size_t)(L) * (12 * (size_t)(C) * (C) + 13 * (size_t)(C)) + 2 * (size_t)(C))
+#define LM__ROUND64(x) (((size_t)(x) + 63) / 64 * 64)
+#define LM_GPT_GRAPH_BYTES(L, H, C, T, B)                                                \
+    ((size_t)(B) * LM__ROUND64(sizeof(float) *                                          \
+        ((size_t)(L) * (20 * (size_t)(T) * (C) + (size_t)(H) * (T) * (T) + 4 * (size_t)(T)) \
+         + 3 * (size_t)(T) * (C) + 16 * (size_t)(C))) + ((size_t)(L) * 16 + 16) * 512)
+#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B)                                       \
+    (2 * LM_GPT_GRAPH_BYTES(L, H, C, T, B) + 12 * (size_t)(B) * (T) * (V) + ((size_t)1 << 20))
+/* Everything a run allocates, for refusing a configuration before allocating anything:
+   the parameters with their gradients and AdamW moments, the KV cache, and the work
+   arena of a training step of (B, T) (B = 0: generation only). As a double, so that a
+   configuration too large for size_t still gives a number. */
+LMDEF double lm_gpt_memory(const lm_gpt_config *cfg, int B, int T);
+
+/* ---------------------------------------------------------------------------------------
+   Public API 6: data order
+   --------------------------------------------------------------------------------------- */
+enum { LM_ORDER_RANDOM = 0, LM_ORDER_SEQUENTIAL = 1 };
+typedef struct lm_data {
+    const int *tokens;       /* the training tokens                                       */
+    size_t n;                /* how many                                                  */
+    int order;               /* LM_ORDER_RANDOM or LM_ORDER_SEQUENTIAL                    */
+    size_t pos;              /* sequential: next position                                 */
+    lm_rng rng;              /* random: window offsets                                    */
+} lm_data;
+LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed);
+/* Fill inputs and targets (B*T each). Fails if n < B*T + 1 (sequential) or T + 1. */
+LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets);
+
+/* ---------------------------------------------------------------------------------------
+   Public API 7: generation with a KV cache
+   --------------------------------------------------------------------------------------- */
 typedef struct lm_sampler {
     float temperature;       /* 0 = greedy argmax                   (0.8)                 */
     int top_k;               /* keep the k most likely, 0 = all     (0)                   */
@@ -458,33 +576,45 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
                           lm_sampler *s, void (*emit)(void *user, int token), void *user,
                           int *out);
 
-/* ---------------------------------------------------------------------------------------
-   Public API: data order (DESIGN 3.3)
-   --------------------------------------------------------------------------------------- */
-enum { LM_ORDER_RANDOM = 0, LM_ORDER_SEQUENTIAL = 1 };
-typedef struct lm_data {
-    const int *tokens;       /* the training tokens                                       */
-    size_t n;                /* how many                                                  */
-    int order;               /* LM_ORDER_RANDOM or LM_ORDER_SEQUENTIAL                    */
-    size_t pos;              /* sequential: next position                                 */
-    lm_rng rng;              /* random: window offsets                                    */
-} lm_data;
-LMDEF lm_data lm_data_init(const int *tokens, size_t n, int order, uint64_t seed);
-/* Fill inputs and targets (B*T each). Fails if n < B*T + 1 (sequential) or T + 1. */
-LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets);
+/* A GPT over weights that stay where they are (const arrays in flash, as tools/lm2c
+   writes them: every tensor in checkpoint order, row-major, no padding), with everything
+   else - the struct, the tensor table, the KV cache, the per-step arena - carved from the
+   caller's buffer: no malloc at all. The model can generate (lm_gpt_step_token,
+   lm_gpt_generate), which only read the weights, but not train. The config must be
+   complete (no defaults). buf must hold at least LM_GPT_MEMORY_BYTES_STEP to run
+   lm_gpt_step_token, and LM_GPT_MEMORY_BYTES to run lm_gpt_generate (its prompt goes
+   through the batched forward); whatever buf has beyond the model's state becomes the
+   per-step arena. NULL with lm_error() on a bad config or a buffer too small. Never
+   lm_gpt_free such a model: it lives in buf. */
+LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights, void *buf,
+                                 size_t len);
+#define LM_GPT_STATE_BYTES(L, C, T, V)                                                   \
+    (64 + LM__ROUND64(sizeof(lm_gpt)) + LM__ROUND64((4 + 12 * (size_t)(L)) * sizeof(lm_tensor)) \
+     + LM__ROUND64((4 + 12 * (size_t)(L)) * (size_t)LM_NAME_MAX)                         \
+     + LM__ROUND64((size_t)(L) * sizeof(lm_block))                                       \
+     + 2 * LM__ROUND64((size_t)(L) * (size_t)(T) * (size_t)(C) * sizeof(float))           \
+     + 2 * LM__ROUND64((size_t)(V) * sizeof(float)) + LM__ROUND64((size_t)(T) * sizeof(int)))
+#define LM_GPT_STEP_BYTES(C, T) LM__ROUND64((10 * (size_t)(C) + (size_t)(T)) * sizeof(float))
+#define LM_GPT_MEMORY_BYTES(L, H, C, T, V)                                               \
+    (LM_GPT_STATE_BYTES(L, C, T, V) + LM_GPT_GRAPH_BYTES(L, H, C, T, 1))
+#define LM_GPT_MEMORY_BYTES_STEP(L, C, T, V)                                             \
+    (LM_GPT_STATE_BYTES(L, C, T, V) + LM_GPT_STEP_BYTES(C, T))
 
 /* ---------------------------------------------------------------------------------------
-   Public API: bidirectional encoder (BERT-style pretraining, then fine-tuning)
+   Public API 8: the bidirectional encoder (BERT-style pretraining, then fine-tuning)
    The same blocks as the GPT without the causal mask; a padding mask hides positions past
    each text's length. Heads: masked-LM (tied to the token embedding, plus a bias), and a
    classifier on the mean of the valid positions (n_class logits, or one logit for a
-   binary task trained with BCE-with-logits).
+   binary task trained with BCE-with-logits). Its functions have the GPT's shape: a loss,
+   and a training step that returns the loss before its update.
    --------------------------------------------------------------------------------------- */
 typedef struct lm_encoder_config {
     int n_layer, n_head, n_embd, n_ctx;   /* as lm_gpt_config (defaults 4, 4, 128, 64)     */
     int vocab;               /* including the special ids below (default 256 + 2)         */
     int mask_id;             /* the [MASK] token of masked-LM      (default vocab - 2)    */
     int pad_id;              /* filler after a text's end          (default vocab - 1)    */
+    int n_random;            /* masked-LM's random replacements are ids below this
+                                (default: the smaller of mask_id and pad_id, so bytes)   */
     int n_class;             /* classifier outputs; 1 = binary (BCE) (default 2)          */
     float dropout;           /* training steps only: dropout on the embeddings and on each
                                 block's attention and MLP outputs, as BERT (default 0)   */
@@ -493,41 +623,49 @@ typedef struct lm_encoder_config {
 typedef struct lm_encoder {
     lm_encoder_config cfg;
     lm_tensor *wte, *wpe;            /* (V, C) (n_ctx, C)                                 */
-    lm_gpt_block *h;                 /* (n_layer)                                         */
+    lm_block *h;                     /* (n_layer)                                         */
     lm_tensor *ln_f_w, *ln_f_b;      /* (C) (C)                                           */
     lm_tensor *mlm_b;                /* (V) masked-LM output bias                         */
     lm_tensor *cls_w, *cls_b;        /* (C, n_class) (n_class) classifier                 */
     lm_params params;
     lm_arena arena, work;
-    uint64_t seed, steps;            /* dropout masks: drawn from (seed, training steps)  */
+    uint64_t seed, steps;            /* masks and dropout: drawn from (seed, steps taken) */
 } lm_encoder;
 
 LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed);
 LMDEF void lm_encoder_free(lm_encoder *e);
-/* Hidden states (B, T, C) of tokens (B, T); lens[b] valid positions in row b. */
+/* Hidden states (B, T, C) of tokens (B, T); lens[b] valid positions in row b (lens may
+   be NULL: every row is T long). */
 LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *tokens,
                                     const int *lens, int B, int T);
-/* Masked-LM step, BERT's recipe: 15% of the valid positions chosen (at least one per
-   row); of those 80% become mask_id, 10% a random token below n_random (e.g. 256 for
-   bytes), 10% stay; the loss counts only chosen positions. Draws from rng. Returns the
-   loss before the update, NAN on error. train: 0 = loss only. */
-LMDEF float lm_encoder_mlm_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
-                                const int *lens, int B, int T, int n_random, lm_rng *rng,
-                                int step, int train);
-/* Classification step: cross-entropy over n_class (or BCE for n_class 1, labels 0/1).
-   train: 0 = loss only. */
-LMDEF float lm_encoder_cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
-                                const int *lens, const int *labels, int B, int T, int step,
-                                int train);
+/* Each head has a loss, a backward (adds the loss's gradients into e->params.grad, with
+   dropout on) and a training step (zero_grad, backward, lm_params_update), as the GPT.
+   Masks and dropout are drawn from (seed, training steps taken), so a run repeats
+   exactly, and a loss or backward between two training steps draws what the next
+   training step will.
+   Masked-LM, BERT's recipe: 15% of the valid positions are chosen (at least one per row);
+   of those 80% become mask_id, 10% a random id below n_random, 10% stay; the loss counts
+   the chosen positions only. */
+LMDEF float lm_encoder_mlm_loss(lm_encoder *e, const int *tokens, const int *lens, int B,
+                                int T);
+LMDEF float lm_encoder_mlm_backward(lm_encoder *e, const int *tokens, const int *lens, int B,
+                                    int T);
+LMDEF float lm_encoder_mlm_train_step(lm_encoder *e, const lm_train_opts *o,
+                                      const int *tokens, const int *lens, int B, int T,
+                                      int step);
+/* Classification: cross-entropy over n_class (or BCE for n_class 1, labels 0/1). */
+LMDEF float lm_encoder_cls_loss(lm_encoder *e, const int *tokens, const int *lens,
+                                const int *labels, int B, int T);
+LMDEF float lm_encoder_cls_backward(lm_encoder *e, const int *tokens, const int *lens,
+                                    const int *labels, int B, int T);
+LMDEF float lm_encoder_cls_train_step(lm_encoder *e, const lm_train_opts *o,
+                                      const int *tokens, const int *lens, const int *labels,
+                                      int B, int T, int step);
 /* Class scores (B, n_class): probabilities (sigmoid for n_class 1). */
 LMDEF int lm_encoder_predict(lm_encoder *e, const int *tokens, const int *lens, int B, int T,
                              float *probs);
-/* Mean over the first lens[b] positions of each row of x (B, T, C) -> (B, C). */
-LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens);
 
-/* ---------------------------------------------------------------------------------------
-   Public API: evaluation metrics
-   --------------------------------------------------------------------------------------- */
+/* Evaluation metrics. */
 typedef struct lm_metrics {
     int n_class;
     long n;                  /* items counted                                             */
@@ -543,7 +681,7 @@ LMDEF int lm_metrics_from_confusion(const long *confusion, int n_class, lm_metri
 LMDEF double lm_perplexity(double mean_loss);
 
 /* ---------------------------------------------------------------------------------------
-   Public API: threads and GEMM
+   Public API 9-10: threads and GEMM
    --------------------------------------------------------------------------------------- */
 LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
 LMDEF int lm_get_threads(void);
@@ -564,7 +702,7 @@ LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, cons
 
 
 /* ---------------------------------------------------------------------------------------
-   Public API: tokenizers
+   Public API 13: tokenizers
    Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
    the docs block at the top of this file for the rules and the file format.
    --------------------------------------------------------------------------------------- */
@@ -573,7 +711,7 @@ typedef struct lm_tokenizer lm_tokenizer;   /* opaque: raw bytes, our BPE, or GP
 LMDEF lm_tokenizer *lm_tok_bytes(void);     /* vocabulary 256, id = byte; NULL if no memory */
 /* Learn a byte-level BPE of at most vocab_size tokens (256 <= vocab_size <= 1048576)
    from text[0..n). NULL on failure, with lm_error() saying why. */
-LMDEF lm_tokenizer *lm_bpe_train(const void *text, size_t n, int vocab_size);
+LMDEF lm_tokenizer *lm_tok_train(const void *text, size_t n, int vocab_size);
 LMDEF int lm_tok_vocab_size(const lm_tokenizer *t);
 /* Encode text[0..n): the first cap ids go to ids[0..cap). Returns how many ids the whole
    text encodes to (more than cap means: call again with more room; cap = n always
@@ -599,7 +737,7 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DI
 LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
 
 /* ---------------------------------------------------------------------------------------
-   Public API: safetensors files (DESIGN 3.2)
+   Public API 14: safetensors files
    A safetensors file is: 8 bytes, a little-endian u64 N; N bytes of JSON naming every
    tensor with its dtype, shape and byte range; then the raw little-endian data. The reader
    below is strict: it checks every byte of the header and every offset against the data,
@@ -675,13 +813,12 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
                       const char *const *meta_kv, int nmeta);
 #endif
 
+/* ---------------------------------------------------------------------------------------
+   Public API 15: GPT checkpoints (see CHECKPOINTS above)
+   --------------------------------------------------------------------------------------- */
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size);
-
-/* ---------------------------------------------------------------------------------------
-   Public API: GPT checkpoints (DESIGN 3.2)
-   --------------------------------------------------------------------------------------- */
 #ifndef LM_NO_STDIO
 /* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename). */
 LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
@@ -2269,53 +2406,64 @@ LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd) {
     return LM_OK;
 }
 
-/* ---------------------------------------------------------------------------------------
-   GPT (DESIGN 3.1): token + position embeddings; L blocks of
-       x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))
-   then ln_f and logits = x wte^T (the head is tied to the token embedding). The whole
-   forward is a chain of the ops above, so its backward comes for free.
-   --------------------------------------------------------------------------------------- */
-static void lm__gpt_defaults(lm_gpt_config *c) {
-    if (c->n_layer <= 0) c->n_layer = 4;
-    if (c->n_head <= 0) c->n_head = 4;
-    if (c->n_embd <= 0) c->n_embd = 128;
-    if (c->n_ctx <= 0) c->n_ctx = 64;
-    if (c->vocab <= 0) c->vocab = 256;
-}
+/* =======================================================================================
+   5. The Transformer: what every model shares
+   A model here is token and position embeddings, a stack of identical blocks, and a head.
+   The GPT (section 6) and the encoder (section 8) differ only in the attention mask, the
+   head and the loss, so everything else exists once, in this section:
+     - the shapes: defaults, limits, and the names and shapes of the parameters in
+       checkpoint order (the GPT's layout; the encoder appends its heads);
+     - the fresh init;
+     - the block, and the trunk (embeddings, then the blocks);
+     - the step runner: build the loss graph on the per-step arena, backward, then clip
+       and take one AdamW step.
+   ======================================================================================= */
 
-static int lm__gpt_check(const lm_gpt_config *c) {
-    if (c->n_layer > 1024 || c->n_embd > 65536 || c->n_ctx > 1048576 || c->vocab > 16777216)
-        return lm__fail(LM_ERR_ARG, "gpt: config too large (layers %d, embd %d, ctx %d, vocab %d)",
-                        c->n_layer, c->n_embd, c->n_ctx, c->vocab);
-    if (c->n_embd % c->n_head)
-        return lm__fail(LM_ERR_ARG, "gpt: n_head %d does not divide n_embd %d", c->n_head, c->n_embd);
-    if ((double)c->vocab * c->n_embd > 2e9 || (double)c->n_ctx * c->n_embd > 2e9 ||
-        (double)c->n_embd * c->n_embd * 4 > 2e9)
-        return lm__fail(LM_ERR_ARG, "gpt: a weight matrix would exceed 2^31 elements");
+/* Defaults and limits of the shape every model has. The limits keep every tensor below
+   2^31 elements (lm_tensor sizes are int). */
+static void lm__shape_defaults(int *L, int *H, int *C, int *T) {
+    if (*L <= 0) *L = 4;
+    if (*H <= 0) *H = 4;
+    if (*C <= 0) *C = 128;
+    if (*T <= 0) *T = 64;
+}
+static int lm__shape_check(int L, int H, int C, int T, int V, const char *who) {
+    if (L > 1024 || C > 65536 || T > 1048576 || V < 1 || V > 16777216)
+        return lm__fail(LM_ERR_ARG, "%s: config out of range (layers %d, embd %d, ctx %d, vocab %d)",
+                        who, L, C, T, V);
+    if (C % H)
+        return lm__fail(LM_ERR_ARG, "%s: n_head %d does not divide n_embd %d", who, H, C);
+    if ((double)V * C > 2e9 || (double)T * C > 2e9 || (double)C * C * 4 > 2e9)
+        return lm__fail(LM_ERR_ARG, "%s: a weight matrix would exceed 2^31 elements", who);
     return LM_OK;
 }
 
-/* Names and shapes of the parameters, in checkpoint order (DESIGN 3.2). */
-#define LM__GPT_PER_LAYER 12
-static void lm__gpt_layout(const lm_gpt_config *c, int k, char *name, int *ndim, int *shape) {
-    int C = c->n_embd, L = c->n_layer;
-    static const char *const blk[LM__GPT_PER_LAYER] = {
-        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-        "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
-    static const int rows[LM__GPT_PER_LAYER] = { 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0 };
-    static const int cols[LM__GPT_PER_LAYER] = { 1, 1, 3, 3, 1, 1, 1, 1, 4, 4, 1, 1 };
-    if (k == 0) { strcpy(name, "wte.weight"); *ndim = 2; shape[0] = c->vocab; shape[1] = C; return; }
-    if (k == 1) { strcpy(name, "wpe.weight"); *ndim = 2; shape[0] = c->n_ctx; shape[1] = C; return; }
+/* The parameters, in checkpoint order: wte, wpe, then for each block i the 12 tensors
+   "h.{i}." + lm__block_keys[j], then ln_f. Weights are (rows C, cols C) below, biases and
+   LayerNorms (cols C). Checkpoints (section 15) and lm_gpt_from_memory use the same table. */
+#define LM__BLOCK_N 12
+static const char *const lm__block_keys[LM__BLOCK_N] = {
+    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias" };
+static const int lm__block_rows[LM__BLOCK_N] = { 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, 0 };
+static const int lm__block_cols[LM__BLOCK_N] = { 1, 1, 3, 3, 1, 1, 1, 1, 4, 4, 1, 1 };
+#define LM__TRUNK_N(L) (2 + LM__BLOCK_N * (L) + 2)       /* tensors of the GPT layout */
+
+/* Name and shape of tensor k of a model with L blocks, width C, context T, vocabulary V.
+   name has room for LM_NAME_MAX bytes. */
+static void lm__trunk_layout(int L, int C, int T, int V, int k, char *name, int *ndim, int *shape) {
+    if (k == 0) { strcpy(name, "wte.weight"); *ndim = 2; shape[0] = V; shape[1] = C; return; }
+    if (k == 1) { strcpy(name, "wpe.weight"); *ndim = 2; shape[0] = T; shape[1] = C; return; }
     k -= 2;
-    if (k < L * LM__GPT_PER_LAYER) {
-        int j = k % LM__GPT_PER_LAYER;
-        lm__fmt(name, LM_NAME_MAX, "h.%d.%s", k / LM__GPT_PER_LAYER, blk[j]);
-        if (rows[j]) { *ndim = 2; shape[0] = rows[j] * C; shape[1] = cols[j] * C; }
-        else { *ndim = 1; shape[0] = cols[j] * C; }
+    if (k < L * LM__BLOCK_N) {
+        int j = k % LM__BLOCK_N;
+        lm__fmt(name, LM_NAME_MAX, "h.%d.%s", k / LM__BLOCK_N, lm__block_keys[j]);
+        if (lm__block_rows[j]) { *ndim = 2; shape[0] = lm__block_rows[j] * C; shape[1] = lm__block_cols[j] * C; }
+        else { *ndim = 1; shape[0] = lm__block_cols[j] * C; }
         return;
     }
-    strcpy(name, k == L * LM__GPT_PER_LAYER ? "ln_f.weight" : "ln_f.bias");
+    strcpy(name, k == L * LM__BLOCK_N ? "ln_f.weight" : "ln_f.bias");
     *ndim = 1; shape[0] = C;
 }
 
@@ -2352,9 +2500,9 @@ static int lm__ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Fresh init (DESIGN 3.1): matrices N(0, 0.02), except each block's two residual
-   projections (c_proj) N(0, 0.02/sqrt(2L)); biases 0; LayerNorm weights 1. Drawn in
-   parameter order from one seeded stream, so a seed fixes the model everywhere. */
+/* Fresh init, GPT-2's: matrices N(0, 0.02), except each block's two residual projections
+   (c_proj) N(0, 0.02/sqrt(2L)); biases 0; LayerNorm weights 1. Drawn in parameter order
+   from one seeded stream, so a seed fixes the model everywhere. */
 static void lm__init_weights(lm_params *p, int n_layer, uint64_t seed) {
     lm_rng rng = lm_rng_seed(seed);
     int k, i;
@@ -2371,19 +2519,214 @@ static void lm__init_weights(lm_params *p, int n_layer, uint64_t seed) {
     }
 }
 
-/* Point the block structs at their tensors: 12 per layer from index `first`. */
-static void lm__bind_blocks(lm_gpt_block *h, lm_tensor *t, int n_layer) {
+/* Point the block structs at their tensors: LM__BLOCK_N per layer, starting at t. */
+static void lm__bind_blocks(lm_block *h, lm_tensor *t, int n_layer) {
     int l;
-    for (l = 0; l < n_layer; l++, t += LM__GPT_PER_LAYER) {
-        lm_gpt_block *b = &h[l];
+    for (l = 0; l < n_layer; l++, t += LM__BLOCK_N) {
+        lm_block *b = &h[l];
         b->ln_1_w = t; b->ln_1_b = t + 1; b->attn_w = t + 2; b->attn_b = t + 3;
         b->attn_proj_w = t + 4; b->attn_proj_b = t + 5; b->ln_2_w = t + 6; b->ln_2_b = t + 7;
         b->fc_w = t + 8; b->fc_b = t + 9; b->proj_w = t + 10; b->proj_b = t + 11;
     }
 }
 
-static void lm__gpt_layout_fn(const void *cfg, int k, char *name, int *ndim, int *shape) {
-    lm__gpt_layout((const lm_gpt_config *)cfg, k, name, ndim, shape);
+/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
+static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
+    int shape[2];
+    lm_tensor *t;
+    shape[0] = rows; shape[1] = p->shape[1];
+    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad && p->grad != NULL);
+    if (t) t->grad = t->requires_grad ? p->grad : NULL;
+    return t;
+}
+
+/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)). Dropout
+   (training only) on the two branches, as BERT. kc, vc (may be NULL): copy each position's
+   k and v rows there, (T, C) each, for the KV cache of generation (batch 1). */
+static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, int n_head, int causal,
+                            const int *lens, float *kc, float *vc, float drop) {
+    lm_tensor *h;
+    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
+    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
+    if (h && kc) {
+        int t, T = h->shape[1], C = h->shape[2] / 3;
+        for (t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        }
+    }
+    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
+    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
+    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
+    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
+    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
+    h = lm_gelu(g, h);
+    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
+    return lm_add(g, x, lm_dropout(g, h, drop));
+}
+
+/* The trunk: x = dropout(wte[tokens] + wpe[0..T)), then the blocks; (B, T, C), before the
+   final LayerNorm. causal: the GPT's mask; lens (may be NULL): the encoder's padding. With
+   k_cache set (B = 1), every layer's k and v go into the KV cache, (n_layer, n_ctx, C). */
+typedef struct lm__trunk {
+    const char *who;                 /* "gpt", "encoder": for messages                    */
+    lm_tensor *wte, *wpe;
+    lm_block *h;
+    int n_layer, n_head, n_embd, n_ctx;
+    int causal;
+    const int *lens;
+    float dropout;
+    float *k_cache, *v_cache;
+} lm__trunk;
+static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *tokens, int B, int T) {
+    lm_tensor *x;
+    int l, b;
+    if (B < 1 || T < 1 || T > m->n_ctx) {
+        lm__fail(LM_ERR_ARG, "%s: sequence length %d outside [1, %d] (or batch %d < 1)", m->who, T, m->n_ctx, B);
+        g->failed = 1;
+        return NULL;
+    }
+    for (b = 0; m->lens && b < B; b++)
+        if (m->lens[b] < 1 || m->lens[b] > T) {
+            lm__fail(LM_ERR_ARG, "%s: length %d of row %d outside [1, %d]", m->who, m->lens[b], b, T);
+            g->failed = 1;
+            return NULL;
+        }
+    x = lm_embedding(g, m->wte, tokens, B * T);                /* (B*T, C)   */
+    if (!x) return NULL;
+    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = m->n_embd;  /* (B, T, C) */
+    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, T)), m->dropout);
+    for (l = 0; l < m->n_layer; l++) {
+        size_t off = (size_t)l * m->n_ctx * m->n_embd;
+        x = lm__block(g, &m->h[l], x, m->n_head, m->causal, m->lens,
+                      m->k_cache ? m->k_cache + off : NULL, m->v_cache ? m->v_cache + off : NULL,
+                      m->dropout);
+    }
+    return x;
+}
+
+/* Running a graph on a model's per-step arena. The arena starts at an estimate of what one
+   step needs; if the graph does not fit, the arena is made bigger (at least double) and
+   the step is built again from scratch. That happens only on the first steps, so a run
+   settles at the size it really needs and then allocates nothing. Each attempt starts the
+   graph's RNG from the same state, so a retried step draws the same masks. */
+typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
+enum { LM__INFER = 0, LM__TRAIN = 1 };
+/* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
+   when training), or NULL with lm_error() set. Training: dropout on, backward from the
+   output into the parameters' gradients. */
+static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
+                          int mode, lm_rng rng) {
+    int attempt;
+    if (work->cap == 0) {
+        if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
+            return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
+    }
+    for (attempt = 0; attempt < 24; attempt++) {
+        lm_tensor *out;
+        size_t want;
+        lm_arena_reset(work, 0);
+        work->want = 0;
+        lm_graph_init(g, work);
+        g->no_grad = mode == LM__INFER;
+        g->training = mode == LM__TRAIN;
+        g->rng = rng;
+        out = fn(g, ctx);
+        if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
+        if (out && !g->failed) return out;
+        if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
+        if (!work->owned)                               /* the caller's buffer: keep it */
+            return lm__fail(LM_ERR_MEM, "the step needs %zu bytes of work memory, the buffer has %zu",
+                            work->want, work->cap), (lm_tensor *)NULL;
+        want = work->want > 2 * work->cap ? work->want : 2 * work->cap;
+        lm_arena_free(work);
+        if (lm_arena_init(work, want + (want >> 3)) != LM_OK) return NULL;
+    }
+    return lm__fail(LM_ERR_MEM, "the step does not fit in memory"), (lm_tensor *)NULL;
+}
+
+/* What the work arena of one step over (B, T) needs, roughly (see LM_GPT_GRAPH_BYTES). */
+static double lm__work_estimate(int L, int H, int C, int T, int V, int B, int mode) {
+    double graph = (double)B * 4.0 * ((double)L * (20.0 * T * C + (double)H * T * T + 4.0 * T) +
+                                      3.0 * T * C + 16.0 * C) + (L * 16.0 + 16.0) * 512;
+    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T * V + (1 << 20) : graph + 4.0 * B * T * V;
+}
+
+/* The step runner every model uses. A model gives its parameters, its work arena, an
+   estimate of the step's memory, the function that builds its loss, and the RNG state its
+   masks come from. Three modes: the loss alone (no gradients, no dropout); backward (the
+   loss's gradients added into the parameters' gradients, dropout on); and a whole
+   training step (gradients zeroed, backward, then lm_params_update). */
+typedef struct lm__step {
+    const char *who;
+    lm_params *params;
+    lm_arena *work;
+    double est;
+    lm__graph_fn build;
+    void *ctx;
+    lm_rng rng;
+} lm__step;
+enum { LM__LOSS = 0, LM__BACKWARD = 1, LM__STEP = 2 };
+static int lm__opts_check(const lm_train_opts *o) {
+    if (!(o->lr > 0) || o->steps < 1)
+        return lm__fail(LM_ERR_ARG, "training options: lr %g and steps %d must be positive (start "
+                        "from lm_train_defaults(): a zeroed lm_train_opts trains nothing)",
+                        (double)o->lr, o->steps);
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps >= 0) ||
+        !(o->wd >= 0) || !(o->clip >= 0) || !(o->min_lr >= 0) || o->warmup < 0)
+        return lm__fail(LM_ERR_ARG, "training options out of range (betas in [0, 1); eps, wd, "
+                        "clip, min_lr and warmup >= 0)");
+    return LM_OK;
+}
+LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step) {
+    lm_train_opts def;
+    int rc;
+    if (!o) { def = lm_train_defaults(); o = &def; }
+    if ((rc = lm__opts_check(o)) != LM_OK) return rc;
+    if (o->clip > 0) lm_clip_grad_norm(p, o->clip);
+    return lm_adamw_step(p, o, lm_lr_at(o, step));
+}
+static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mode) {
+    lm_train_opts def;
+    lm_graph g;
+    lm_tensor *loss;
+    float l;
+    if (mode != LM__LOSS && !s->params->grad)
+        return lm__fail(LM_ERR_ARG, "%s: this model has no gradients (a model over weights in "
+                        "memory cannot train)", s->who), NAN;
+    if (mode == LM__STEP) {
+        if (!o) { def = lm_train_defaults(); o = &def; }
+        if (lm__opts_check(o) != LM_OK) return NAN;
+        lm_params_zero_grad(s->params);
+    }
+    lm_clear_error();
+    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN, s->rng);
+    l = loss ? loss->data[0] : NAN;
+    if (loss && !(l - l == 0)) {                     /* NaN or infinity */
+        lm__fail(LM_ERR_NUMERIC, "%s: the loss is %s", s->who, l != l ? "NaN" : "infinite");
+        l = NAN;
+    }
+    if (l != l) {
+        if (mode == LM__STEP) {
+            char why[400];
+            lm__fmt(why, sizeof why, "%s", lm_error());
+            lm__fail(LM_ERR_NUMERIC, "step %d: %s", step, why);
+        }
+        return NAN;                                   /* the parameters are untouched */
+    }
+    if (mode == LM__STEP) lm_params_update(s->params, o, step);
+    return l;
+}
+
+/* =======================================================================================
+   6. The GPT
+   GPT-2 as TRAINING describes it: the trunk with the causal mask, then ln_f and logits
+   x wte^T (the head is tied to the token embedding). The whole forward is a chain of the
+   ops of section 3, so its backward comes for free.
+   ======================================================================================= */
+static void lm__gpt_layout(const void *cfg, int k, char *name, int *ndim, int *shape) {
+    const lm_gpt_config *c = (const lm_gpt_config *)cfg;
+    lm__trunk_layout(c->n_layer, c->n_embd, c->n_ctx, c->vocab, k, name, ndim, shape);
 }
 
 /* A model with its memory laid out but no values yet (a loader fills them). */
@@ -2394,19 +2737,20 @@ static lm_gpt *lm__gpt_alloc(const lm_gpt_config *cfg) {
     size_t cache;
     memset(&c, 0, sizeof c);
     if (cfg) c = *cfg;
-    lm__gpt_defaults(&c);
-    if (lm__gpt_check(&c) != LM_OK) return NULL;
-    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
+    lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
+    if (c.vocab <= 0) c.vocab = 256;
+    if (lm__shape_check(c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab, "gpt") != LM_OK) return NULL;
+    n = LM__TRUNK_N(c.n_layer);
     m = (lm_gpt *)LM_MALLOC(sizeof *m);
     if (!m) { lm__fail(LM_ERR_MEM, "gpt: out of memory"); return NULL; }
     memset(m, 0, sizeof *m);
     m->cfg = c;
     /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache */
     cache = (size_t)c.n_layer * c.n_ctx * c.n_embd * sizeof(float);
-    if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout_fn, &c,
-                         (size_t)c.n_layer * sizeof(lm_gpt_block) + 2 * cache +
+    if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout, &c,
+                         (size_t)c.n_layer * sizeof(lm_block) + 2 * cache +
                          (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024) != LM_OK) goto fail;
-    m->h = (lm_gpt_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
+    m->h = (lm_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_block));
     m->k_cache = (float *)lm_arena_alloc(&m->arena, cache);
     m->v_cache = (float *)lm_arena_alloc(&m->arena, cache);
     m->gen_logits = (float *)lm_arena_alloc(&m->arena, (size_t)c.vocab * sizeof(float));
@@ -2445,113 +2789,24 @@ LMDEF size_t lm_gpt_num_params(const lm_gpt *m) {
     return s;
 }
 
-/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
-static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
-    int shape[2];
-    lm_tensor *t;
-    shape[0] = rows; shape[1] = p->shape[1];
-    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad);
-    if (t) t->grad = g->no_grad ? NULL : p->grad;
+/* The GPT as a trunk: causal, no padding, no dropout; cache: fill the KV cache too. */
+static lm__trunk lm__gpt_trunk(lm_gpt *m, int cache) {
+    lm__trunk t;
+    memset(&t, 0, sizeof t);
+    t.who = "gpt";
+    t.wte = m->wte; t.wpe = m->wpe; t.h = m->h;
+    t.n_layer = m->cfg.n_layer; t.n_head = m->cfg.n_head; t.n_embd = m->cfg.n_embd;
+    t.n_ctx = m->cfg.n_ctx;
+    t.causal = 1;
+    if (cache) { t.k_cache = m->k_cache; t.v_cache = m->v_cache; }
     return t;
 }
 
-/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)).
-   kv (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
-   cache of generation (batch 1). */
-static lm_tensor *lm__block(lm_graph *g, lm_gpt_block *b, lm_tensor *x, int n_head, int causal,
-                            const int *lens, float *kc, float *vc, float drop) {
-    lm_tensor *h;
-    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
-    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
-    if (h && kc) {
-        int t, T = h->shape[1], C = h->shape[2] / 3;
-        for (t = 0; t < T; t++) {
-            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
-            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
-        }
-    }
-    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
-    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
-    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
-    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
-    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
-    h = lm_gelu(g, h);
-    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
-    return lm_add(g, x, lm_dropout(g, h, drop));
-}
-
-/* Embeddings and blocks, up to (not including) ln_f: (B, T, C). With cache set (B = 1),
-   the k and v of every position go into the KV cache. */
-static lm_tensor *lm__gpt_trunk(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T, int cache) {
-    const lm_gpt_config *c = &m->cfg;
-    lm_tensor *x, *pos;
-    int l;
-    if (B < 1 || T < 1 || T > c->n_ctx) {
-        lm__fail(LM_ERR_ARG, "gpt: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
-        g->failed = 1;
-        return NULL;
-    }
-    /* x = wte[inputs] + wpe[0..T), as (B, T, C) */
-    x = lm_embedding(g, m->wte, inputs, B * T);                /* (B*T, C)   */
-    if (!x) return NULL;
-    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd; /* (B, T, C) */
-    pos = lm__rows_view(g, m->wpe, T);
-    x = lm_add(g, x, pos);
-    for (l = 0; l < c->n_layer; l++) {
-        size_t off = (size_t)l * c->n_ctx * c->n_embd;
-        x = lm__block(g, &m->h[l], x, c->n_head, 1, NULL, cache ? m->k_cache + off : NULL,
-                      cache ? m->v_cache + off : NULL, 0.0f);
-    }
-    return x;
-}
-
 LMDEF lm_tensor *lm_gpt_forward(lm_gpt *m, lm_graph *g, const int *inputs, int B, int T) {
-    lm_tensor *x = lm__gpt_trunk(m, g, inputs, B, T, 0);
+    lm__trunk t = lm__gpt_trunk(m, 0);
+    lm_tensor *x = lm__trunk_forward(g, &t, inputs, B, T);
     x = lm_layernorm(g, x, m->ln_f_w, m->ln_f_b, 1e-5f);
     return lm_matmul(g, x, m->wte, 1);                         /* (B, T, V)  */
-}
-
-/* ---------------------------------------------------------------------------------------
-   Running a graph on a model's per-step arena. The arena starts at an estimate of what one
-   step needs; if the graph does not fit, the arena is made bigger (at least double) and
-   the step is built again from scratch. That happens only on the first steps, so a run
-   settles at the size it really needs and then allocates nothing.
-   --------------------------------------------------------------------------------------- */
-typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
-/* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
-   unless no_grad), or NULL with lm_error() set. With backward, runs it from the output. */
-static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
-                          int no_grad, int backward) {
-    int attempt;
-    if (work->cap == 0) {
-        if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
-            return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
-    }
-    for (attempt = 0; attempt < 24; attempt++) {
-        lm_tensor *out;
-        size_t want;
-        lm_arena_reset(work, 0);
-        work->want = 0;
-        lm_graph_init(g, work);
-        g->no_grad = no_grad;
-        out = fn(g, ctx);
-        if (out && backward && !g->failed) lm_backward(g, out);
-        if (out && !g->failed) return out;
-        if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
-        if (!work->owned)                               /* the caller's buffer: keep it */
-            return lm__fail(LM_ERR_MEM, "the step needs %zu bytes of work memory, the buffer has %zu",
-                            work->want, work->cap), (lm_tensor *)NULL;
-        want = work->want > 2 * work->cap ? work->want : 2 * work->cap;
-        lm_arena_free(work);
-        if (lm_arena_init(work, want + (want >> 3)) != LM_OK) return NULL;
-    }
-    return lm__fail(LM_ERR_MEM, "the step does not fit in memory"), (lm_tensor *)NULL;
-}
-
-/* What one GPT step of (B, T) needs, roughly: activations and their gradients. */
-static double lm__gpt_estimate(const lm_gpt_config *c, int B, int T) {
-    return 4.0 * B * T * ((double)c->n_layer * (40.0 * c->n_embd + 3.0 * c->n_head * T) +
-                          3.0 * c->vocab + 8.0 * c->n_embd) + (1 << 20);
 }
 
 static int lm__check_ids(const int *ids, int n, int V, const char *what) {
@@ -2568,44 +2823,35 @@ static lm_tensor *lm__gpt_loss_graph(lm_graph *g, void *ctx) {
     return lm_cross_entropy(g, lm_gpt_forward(b->m, g, b->inputs, b->B, b->T), b->targets, -1);
 }
 
-/* Forward (and, with grads, backward into params.grad) of one batch; the loss, or NAN
-   with lm_error() set (a loss that is itself NaN or infinite is reported as such). */
-static float lm__gpt_run(lm_gpt *m, const int *inputs, const int *targets, int B, int T, int grads) {
+/* The loss of one batch, its backward, or a whole training step (lm__run_step's mode). */
+static float lm__gpt_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
+                          const int *targets, int B, int T, int step, int mode) {
+    const lm_gpt_config *c = &m->cfg;
     lm__gpt_batch b;
-    lm_graph g;
-    lm_tensor *loss;
-    float l;
-    if (lm__check_ids(inputs, B * T, m->cfg.vocab, "input") != LM_OK ||
-        lm__check_ids(targets, B * T, m->cfg.vocab, "target") != LM_OK) return NAN;
-    lm_clear_error();
-    b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
-    if (grads) lm_params_zero_grad(&m->params);
-    loss = lm__fit(&m->work, lm__gpt_estimate(&m->cfg, B, T), &g, lm__gpt_loss_graph, &b, !grads, grads);
-    if (!loss) return NAN;
-    l = loss->data[0];
-    if (!(l - l == 0)) {   /* NaN or infinity */
-        lm__fail(LM_ERR_NUMERIC, "gpt: the loss is %s", l != l ? "NaN" : "infinite");
+    lm__step s;
+    if (B < 1 || T < 1 || T > c->n_ctx) {
+        lm__fail(LM_ERR_ARG, "gpt: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
         return NAN;
     }
-    return l;
+    if (lm__check_ids(inputs, B * T, c->vocab, "input") != LM_OK ||
+        lm__check_ids(targets, B * T, c->vocab, "target") != LM_OK) return NAN;
+    b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
+    s.who = "gpt"; s.params = &m->params; s.work = &m->work; s.build = lm__gpt_loss_graph; s.ctx = &b;
+    s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
+                              mode == LM__LOSS ? LM__INFER : LM__TRAIN);
+    s.rng = lm_rng_seed(0);                           /* the GPT draws nothing */
+    return lm__run_step(&s, o, step, mode);
 }
 
 LMDEF float lm_gpt_loss(lm_gpt *m, const int *inputs, const int *targets, int B, int T) {
-    return lm__gpt_run(m, inputs, targets, B, T, 0);
+    return lm__gpt_step(m, NULL, inputs, targets, B, T, 0, LM__LOSS);
 }
-
+LMDEF float lm_gpt_backward(lm_gpt *m, const int *inputs, const int *targets, int B, int T) {
+    return lm__gpt_step(m, NULL, inputs, targets, B, T, 0, LM__BACKWARD);
+}
 LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
                               const int *targets, int B, int T, int step) {
-    float loss = lm__gpt_run(m, inputs, targets, B, T, 1);
-    if (loss != loss) {
-        char why[256];
-        lm__fmt(why, sizeof why, "%s", lm_error());
-        lm__fail(LM_ERR_NUMERIC, "step %d: %s", step, why);
-        return NAN;   /* the parameters are untouched */
-    }
-    if (o->clip > 0) lm_clip_grad_norm(&m->params, o->clip);
-    lm_adamw_step(&m->params, o, lm_lr_at(o, step));
-    return loss;
+    return lm__gpt_step(m, o, inputs, targets, B, T, step, LM__STEP);
 }
 
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
@@ -2625,15 +2871,30 @@ LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
        and their targets the same run shifted by one, so b windows go in as b rows. */
     for (w = 0; w < nw; w += (size_t)B) {
         int b = nw - w < (size_t)B ? (int)(nw - w) : B;
-        float l = lm__gpt_run(m, tokens + w * T, tokens + w * T + 1, b, T, 0);
+        float l = lm_gpt_loss(m, tokens + w * T, tokens + w * T + 1, b, T);
         if (l != l) return NAN;
         tot += (double)l * b;
     }
     return (float)(tot / (double)nw);
 }
 
+LMDEF double lm_gpt_memory(const lm_gpt_config *cfg, int B, int T) {
+    lm_gpt_config c;
+    double L, C, N, V, params;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
+    if (c.vocab <= 0) c.vocab = 256;
+    L = c.n_layer; C = c.n_embd; N = c.n_ctx; V = c.vocab;
+    params = V * C + N * C + L * (12 * C * C + 13 * C) + 2 * C;
+    /* weights, gradients, two moments; the KV cache; generation's scratch; one step */
+    return 16 * params + 8 * L * N * C + 8 * V + 4 * N +
+           (B > 0 ? lm__work_estimate(c.n_layer, c.n_head, c.n_embd, T, c.vocab, B, LM__TRAIN)
+                  : lm__work_estimate(c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab, 1, LM__INFER));
+}
+
 /* ---------------------------------------------------------------------------------------
-   Data order (DESIGN 3.3). Sequential: each step reads B*T+1 consecutive tokens from pos,
+   Data order. Sequential: each step reads B*T+1 consecutive tokens from pos,
    inputs are the first B*T as B rows of T, targets the same shifted by one; then
    pos += B*T, back to 0 when the next read would run past the end. Random: B windows at
    offsets drawn uniformly from [0, n - T).
@@ -2667,12 +2928,13 @@ LMDEF int lm_data_next(lm_data *d, int B, int T, int *inputs, int *targets) {
     return LM_OK;
 }
 
-/* ---------------------------------------------------------------------------------------
+/* =======================================================================================
+   7. Generation
    Generation with a KV cache. Training runs the whole sequence through the graph; to
    generate, each new token needs only its own row: its q against the cached k and v of
    all earlier positions. So we run one position at a time with plain loops (no graph),
    appending its k and v to the cache. Same math as lm_gpt_forward, row by row.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 LMDEF lm_sampler lm_sampler_defaults(uint64_t seed) {
     lm_sampler s;
     s.temperature = 0.8f; s.top_k = 0; s.top_p = 1.0f; s.rng = lm_rng_seed(seed);
@@ -2731,7 +2993,7 @@ LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; sc = hid + 4 * C;
     for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
     for (l = 0; l < c->n_layer; l++) {
-        lm_gpt_block *b = &m->h[l];
+        lm_block *b = &m->h[l];
         float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
         lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
         lm__linear_row(buf, b->attn_w, b->attn_b, qkv);
@@ -2769,7 +3031,8 @@ LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
 typedef struct { lm_gpt *m; const int *tokens; int n; } lm__prefill_ctx;
 static lm_tensor *lm__prefill_graph(lm_graph *g, void *ctx) {
     lm__prefill_ctx *p = (lm__prefill_ctx *)ctx;
-    return lm__gpt_trunk(p->m, g, p->tokens, 1, p->n, 1);        /* (1, n, C) */
+    lm__trunk t = lm__gpt_trunk(p->m, 1);
+    return lm__trunk_forward(g, &t, p->tokens, 1, p->n);         /* (1, n, C) */
 }
 static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     const lm_gpt_config *c = &m->cfg;
@@ -2778,7 +3041,8 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     lm_tensor *x;
     float *last;
     p.m = m; p.tokens = tokens; p.n = n;
-    x = lm__fit(&m->work, lm__gpt_estimate(c, 1, n), &g, lm__prefill_graph, &p, 1, 0);
+    x = lm__fit(&m->work, lm__work_estimate(c->n_layer, c->n_head, c->n_embd, n, c->vocab, 1, LM__INFER),
+                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0));
     if (!x && m->work.cap && !m->work.owned) {
         /* a small caller-owned arena (a microcontroller): one position at a time */
         int k, rc = LM_OK;
@@ -2895,18 +3159,80 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
 #ifdef __cplusplus
 }
 #endif
-/* ---------------------------------------------------------------------------------------
-   The encoder: GPT's blocks without the causal mask, a padding mask from the lengths, and
-   two heads. Masked-LM logits reuse the token embedding (tied) plus a bias; the classifier
-   reads the mean of the valid positions after ln_f.
-   --------------------------------------------------------------------------------------- */
+
+/* A GPT over weights in place (see the API). Everything but the weights is carved from
+   buf, in the order LM_GPT_STATE_BYTES counts it; the rest of buf is the work arena. The
+   const is cast away for the tensors' data, which generation only reads (the Cortex-M
+   test runs it with the weights in a read-only page, so a write would crash). */
+LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights, void *buf,
+                                 size_t len) {
+    lm_arena a;
+    lm_gpt *m;
+    lm_tensor *t;
+    size_t need, off = 0, cache;
+    int k, d, n, C, L;
+    /* the shape must be complete (no defaults for a model in flash), and small enough that
+       the sizes below cannot overflow even with a 32-bit size_t */
+    if (!cfg || !weights || !buf) return lm__fail(LM_ERR_ARG, "gpt_from_memory: NULL argument"), (lm_gpt *)NULL;
+    if (cfg->n_layer < 1 || cfg->n_head < 1 || cfg->n_embd < 1 || cfg->n_ctx < 1 || cfg->vocab < 1 ||
+        lm__shape_check(cfg->n_layer, cfg->n_head, cfg->n_embd, cfg->n_ctx, cfg->vocab, "gpt_from_memory") != LM_OK ||
+        cfg->n_ctx > 65536 ||
+        ((double)cfg->n_layer * cfg->n_ctx * (24.0 * cfg->n_embd + (double)cfg->n_head * cfg->n_ctx) +
+         (double)cfg->vocab) * 8.0 > (double)((size_t)-1 / 2))
+        return lm__fail(LM_ERR_ARG, "gpt_from_memory: the config must give every field, within "
+                        "range (layers %d, heads %d, embd %d, ctx %d, vocab %d)", cfg->n_layer,
+                        cfg->n_head, cfg->n_embd, cfg->n_ctx, cfg->vocab), (lm_gpt *)NULL;
+    L = cfg->n_layer; C = cfg->n_embd; n = LM__TRUNK_N(L);
+    need = LM_GPT_MEMORY_BYTES_STEP(L, C, cfg->n_ctx, cfg->vocab);
+    if (len < need)
+        return lm__fail(LM_ERR_MEM, "gpt_from_memory: a buffer of %zu bytes, need at least %zu",
+                        len, need), (lm_gpt *)NULL;
+    lm_arena_init_buffer(&a, buf, len);
+    m = (lm_gpt *)lm_arena_calloc(&a, sizeof *m);
+    m->cfg = *cfg;
+    m->params.n = n;
+    m->params.t = (lm_tensor *)lm_arena_calloc(&a, (size_t)n * sizeof(lm_tensor));
+    m->params.names = (char (*)[LM_NAME_MAX])lm_arena_calloc(&a, (size_t)n * LM_NAME_MAX);
+    m->h = (lm_block *)lm_arena_calloc(&a, (size_t)L * sizeof(lm_block));
+    cache = (size_t)L * (size_t)cfg->n_ctx * (size_t)C * sizeof(float);
+    m->k_cache = (float *)lm_arena_alloc(&a, cache);
+    m->v_cache = (float *)lm_arena_alloc(&a, cache);
+    m->gen_logits = (float *)lm_arena_alloc(&a, (size_t)cfg->vocab * sizeof(float));
+    m->gen_sort = (int *)lm_arena_alloc(&a, (size_t)cfg->vocab * sizeof(int));
+    m->gen_window = (int *)lm_arena_alloc(&a, (size_t)cfg->n_ctx * sizeof(int));
+    /* the per-step arena gets all the rest: at least LM_GPT_STEP_BYTES */
+    lm_arena_init_buffer(&m->work, a.base + a.used, a.cap - a.used);
+    a.used = a.cap;
+    m->arena = a;             /* owned = 0: nothing to free, the buffer is the caller's   */
+    for (k = 0; k < n; k++) {  /* the tensors: views of the weights, one after the other  */
+        t = &m->params.t[k];
+        lm__trunk_layout(L, C, cfg->n_ctx, cfg->vocab, k, m->params.names[k], &t->ndim, t->shape);
+        for (t->size = 1, d = 0; d < t->ndim; d++) t->size *= t->shape[d];
+        t->data = (float *)(weights + off);   /* only ever read (see above)               */
+        off += (size_t)t->size;
+    }
+    m->params.total = off;
+    m->params.data = m->params.t[0].data;
+    m->wte = &m->params.t[0];
+    m->wpe = &m->params.t[1];
+    lm__bind_blocks(m->h, &m->params.t[2], L);
+    m->ln_f_w = &m->params.t[n - 2];
+    m->ln_f_b = &m->params.t[n - 1];
+    return m;
+}
+
+/* =======================================================================================
+   8. The encoder: pretraining and fine-tuning
+   The trunk of section 5 without the causal mask, a padding mask from the lengths, and two
+   heads. Pretraining is masked-LM (BERT's recipe): hide some tokens and predict them from
+   both sides; the logits reuse the token embedding (tied) plus a bias. Fine-tuning trains
+   a classifier on the mean of the valid positions after ln_f. Then the metrics that say
+   how well it classifies.
+   ======================================================================================= */
 static void lm__enc_layout(const void *cfgp, int k, char *name, int *ndim, int *shape) {
     const lm_encoder_config *e = (const lm_encoder_config *)cfgp;
-    lm_gpt_config c;
-    int base;
-    c.n_layer = e->n_layer; c.n_head = e->n_head; c.n_embd = e->n_embd; c.n_ctx = e->n_ctx; c.vocab = e->vocab;
-    base = 2 + LM__GPT_PER_LAYER * c.n_layer + 2;
-    if (k < base) { lm__gpt_layout(&c, k, name, ndim, shape); return; }
+    int base = LM__TRUNK_N(e->n_layer);
+    if (k < base) { lm__trunk_layout(e->n_layer, e->n_embd, e->n_ctx, e->vocab, k, name, ndim, shape); return; }
     *ndim = 1;
     if (k == base) { strcpy(name, "mlm.bias"); shape[0] = e->vocab; }
     else if (k == base + 1) { strcpy(name, "cls.weight"); *ndim = 2; shape[0] = e->n_embd; shape[1] = e->n_class; }
@@ -2916,34 +3242,35 @@ static void lm__enc_layout(const void *cfgp, int k, char *name, int *ndim, int *
 LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
     lm_encoder *e;
     lm_encoder_config c;
-    lm_gpt_config gc;
     int n;
     memset(&c, 0, sizeof c);
     if (cfg) c = *cfg;
+    lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
     if (c.vocab <= 0) c.vocab = 256 + 2;
     if (c.mask_id == 0) c.mask_id = c.vocab - 2;    /* zero means default */
     if (c.pad_id == 0) c.pad_id = c.vocab - 1;
+    if (c.n_random <= 0) c.n_random = c.mask_id < c.pad_id ? c.mask_id : c.pad_id;
     if (c.n_class <= 0) c.n_class = 2;
-    gc.n_layer = c.n_layer; gc.n_head = c.n_head; gc.n_embd = c.n_embd; gc.n_ctx = c.n_ctx; gc.vocab = c.vocab;
-    lm__gpt_defaults(&gc);
-    if (lm__gpt_check(&gc) != LM_OK) return NULL;
-    c.n_layer = gc.n_layer; c.n_head = gc.n_head; c.n_embd = gc.n_embd; c.n_ctx = gc.n_ctx;
+    if (lm__shape_check(c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab, "encoder") != LM_OK) return NULL;
     if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
         lm__fail(LM_ERR_ARG, "encoder: dropout %g outside [0, 1)", (double)c.dropout);
         return NULL;
     }
-    if (c.mask_id < 0 || c.mask_id >= c.vocab || c.pad_id < 0 || c.pad_id >= c.vocab || c.n_class > 65536) {
-        lm__fail(LM_ERR_ARG, "encoder: mask_id %d / pad_id %d outside the vocabulary of %d, or n_class %d too large", c.mask_id, c.pad_id, c.vocab, c.n_class);
+    if (c.mask_id < 0 || c.mask_id >= c.vocab || c.pad_id < 0 || c.pad_id >= c.vocab ||
+        c.n_random < 1 || c.n_random > c.vocab || c.n_class > 65536) {
+        lm__fail(LM_ERR_ARG, "encoder: mask_id %d, pad_id %d or n_random %d outside the vocabulary "
+                 "of %d, or n_class %d too large", c.mask_id, c.pad_id, c.n_random, c.vocab, c.n_class);
         return NULL;
     }
-    n = 2 + LM__GPT_PER_LAYER * c.n_layer + 2 + 3;
+    n = LM__TRUNK_N(c.n_layer) + 3;
     e = (lm_encoder *)LM_MALLOC(sizeof *e);
     if (!e) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NULL; }
     memset(e, 0, sizeof *e);
     e->cfg = c;
     e->seed = seed;
-    if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c, (size_t)c.n_layer * sizeof(lm_gpt_block) + 1024) != LM_OK) goto fail;
-    e->h = (lm_gpt_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_gpt_block));
+    if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c,
+                         (size_t)c.n_layer * sizeof(lm_block) + 1024) != LM_OK) goto fail;
+    e->h = (lm_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_block));
     if (!e->h) goto fail;
     e->wte = &e->params.t[0];
     e->wpe = &e->params.t[1];
@@ -2971,67 +3298,25 @@ LMDEF void lm_encoder_free(lm_encoder *e) {
 LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *tokens,
                                     const int *lens, int B, int T) {
     const lm_encoder_config *c = &e->cfg;
-    lm_tensor *x;
-    int l, b;
-    if (B < 1 || T < 1 || T > c->n_ctx) {
-        lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
-        g->failed = 1;
-        return NULL;
-    }
-    for (b = 0; lens && b < B; b++)
-        if (lens[b] < 1 || lens[b] > T) {
-            lm__fail(LM_ERR_ARG, "encoder: length %d of row %d outside [1, %d]", lens[b], b, T);
-            g->failed = 1;
-            return NULL;
-        }
-    x = lm_embedding(g, e->wte, tokens, B * T);
-    if (!x) return NULL;
-    x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = c->n_embd;
-    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, e->wpe, T)), c->dropout);
-    for (l = 0; l < c->n_layer; l++) x = lm__block(g, &e->h[l], x, c->n_head, 0, lens, NULL, NULL, c->dropout);
-    return lm_layernorm(g, x, e->ln_f_w, e->ln_f_b, 1e-5f);
+    lm__trunk t;
+    memset(&t, 0, sizeof t);
+    t.who = "encoder";
+    t.wte = e->wte; t.wpe = e->wpe; t.h = e->h;
+    t.n_layer = c->n_layer; t.n_head = c->n_head; t.n_embd = c->n_embd; t.n_ctx = c->n_ctx;
+    t.causal = 0; t.lens = lens; t.dropout = c->dropout;
+    return lm_layernorm(g, lm__trunk_forward(g, &t, tokens, B, T), e->ln_f_w, e->ln_f_b, 1e-5f);
 }
 
-/* Run build() on the encoder's work arena (see lm__fit), then (if train) clip and take an
-   AdamW step. build returns the loss tensor. */
-typedef lm_tensor *(*lm__enc_build_fn)(lm_encoder *e, lm_graph *g, void *ctx);
-typedef struct { lm_encoder *e; lm__enc_build_fn build; void *ctx; int train; lm_rng rng; } lm__enc_thunk;
-static lm_tensor *lm__enc_graph(lm_graph *g, void *ctx) {
-    lm__enc_thunk *t = (lm__enc_thunk *)ctx;
-    /* training steps draw dropout masks; a retried attempt (lm__fit) draws the same ones */
-    g->training = t->train && t->e->cfg.dropout > 0.0f;
-    g->rng = t->rng;
-    return t->build(t->e, g, t->ctx);
-}
-static float lm__enc_run(lm_encoder *e, lm__enc_build_fn build, void *ctx, int B, int T,
-                         const lm_train_opts *o, int step, int train) {
-    const lm_encoder_config *c = &e->cfg;
-    lm_gpt_config gc;
-    lm__enc_thunk t;
-    lm_graph g;
-    lm_tensor *loss;
-    float l;
-    gc.n_layer = c->n_layer; gc.n_head = c->n_head; gc.n_embd = c->n_embd; gc.n_ctx = c->n_ctx; gc.vocab = c->vocab;
-    t.e = e; t.build = build; t.ctx = ctx; t.train = train;
-    t.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
-    if (train) { lm_params_zero_grad(&e->params); e->steps++; }
-    loss = lm__fit(&e->work, lm__gpt_estimate(&gc, B, T), &g, lm__enc_graph, &t, !train, train);
-    if (!loss) return NAN;
-    l = loss->data[0];
-    if (train && l - l == 0) {
-        if (o->clip > 0) lm_clip_grad_norm(&e->params, o->clip);
-        lm_adamw_step(&e->params, o, lm_lr_at(o, step));
-    }
-    (void)step;
-    return l;
-}
+/* A batch of the encoder's: tokens (B, T), lens (B), labels (B) or probabilities out. */
+typedef struct { lm_encoder *e; const int *tokens, *lens, *labels; int B, T; float *probs; } lm__enc_batch;
 
-typedef struct { const int *tokens, *lens, *labels; int B, T, n_random; lm_rng *rng; int *buf; float *probs; } lm__enc_ctx;
-
-/* Masked-LM: choose positions, corrupt a copy of the tokens, predict the originals at the
-   chosen positions only (gather their rows, then the tied output layer). */
-static lm_tensor *lm__mlm_build(lm_encoder *e, lm_graph *g, void *vctx) {
-    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
+/* Masked-LM: choose positions and corrupt a copy of the tokens, drawing from the graph's
+   RNG (each attempt of lm__fit starts it from the same state, so a retry draws the same);
+   then predict the originals at the chosen positions only: gather their rows, then the
+   tied output layer. */
+static lm_tensor *lm__mlm_graph(lm_graph *g, void *ctx) {
+    lm__enc_batch *x = (lm__enc_batch *)ctx;
+    const lm_encoder_config *c = &x->e->cfg;
     int B = x->B, T = x->T, b, t, n = 0;
     int *inp = (int *)lm_arena_alloc(g->arena, sizeof(int) * (size_t)B * T * 3);
     int *rows, *tgt;
@@ -3039,70 +3324,36 @@ static lm_tensor *lm__mlm_build(lm_encoder *e, lm_graph *g, void *vctx) {
     if (!inp) { g->failed = 1; return NULL; }
     rows = inp + B * T;
     tgt = rows + B * T;
-    /* the draws are made once per step (the first attempt), then replayed */
-    if (!x->buf) return NULL;
-    memcpy(inp, x->buf, sizeof(int) * (size_t)B * T);
-    for (b = 0; b < B; b++)
-        for (t = 0; t < T; t++)
-            if (x->buf[B * T + b * T + t]) { rows[n] = b * T + t; tgt[n] = x->tokens[b * T + t]; n++; }
-    h = lm_encoder_forward(e, g, inp, x->lens, B, T);
+    memcpy(inp, x->tokens, sizeof(int) * (size_t)B * T);
+    for (b = 0; b < B; b++) {
+        int len = x->lens ? x->lens[b] : T, first = n;
+        for (t = 0; t < len; t++)                       /* 15% chosen ...               */
+            if (lm_rng_uniform(&g->rng) < 0.15f) { rows[n] = b * T + t; tgt[n++] = x->tokens[b * T + t]; }
+        if (n == first) {                               /* ... at least one per row     */
+            t = (int)lm_rng_below(&g->rng, (uint32_t)len);
+            rows[n] = b * T + t; tgt[n++] = x->tokens[b * T + t];
+        }
+        for (; first < n; first++) {                    /* 80% [MASK], 10% random, 10% kept */
+            float u = lm_rng_uniform(&g->rng);
+            if (u < 0.8f) inp[rows[first]] = c->mask_id;
+            else if (u < 0.9f) inp[rows[first]] = (int)lm_rng_below(&g->rng, (uint32_t)c->n_random);
+        }
+    }
+    h = lm_encoder_forward(x->e, g, inp, x->lens, B, T);
     h = lm_gather_rows(g, h, rows, n);                           /* (n, C) */
-    logits = lm_add(g, lm_matmul(g, h, e->wte, 1), e->mlm_b);    /* (n, V) */
+    logits = lm_add(g, lm_matmul(g, h, x->e->wte, 1), x->e->mlm_b);   /* (n, V) */
     return lm_cross_entropy(g, logits, tgt, -1);
 }
 
-LMDEF float lm_encoder_mlm_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
-                                const int *lens, int B, int T, int n_random, lm_rng *rng,
-                                int step, int train) {
-    lm__enc_ctx x;
-    int b, t, *buf;
-    float loss;
-    size_t i;
-    if (B < 1 || T < 1 || T > e->cfg.n_ctx || n_random < 1 || n_random > e->cfg.vocab) {
-        lm__fail(LM_ERR_ARG, "encoder: bad batch %d x %d or n_random %d", B, T, n_random);
-        return NAN;
-    }
-    for (i = 0; i < (size_t)B * T; i++)
-        if (tokens[i] < 0 || tokens[i] >= e->cfg.vocab) {
-            lm__fail(LM_ERR_ARG, "encoder: token %d outside [0, %d)", tokens[i], e->cfg.vocab);
-            return NAN;
-        }
-    buf = (int *)LM_MALLOC(sizeof(int) * (size_t)B * T * 2);
-    if (!buf) { lm__fail(LM_ERR_MEM, "encoder: out of memory"); return NAN; }
-    /* BERT's corruption: buf[0..BT) the inputs, buf[BT..2BT) 1 where chosen */
-    memcpy(buf, tokens, sizeof(int) * (size_t)B * T);
-    memset(buf + B * T, 0, sizeof(int) * (size_t)B * T);
-    for (b = 0; b < B; b++) {
-        int len = lens ? lens[b] : T, chosen = 0;
-        if (len < 1 || len > T) { LM_FREE(buf); lm__fail(LM_ERR_ARG, "encoder: length %d outside [1, %d]", len, T); return NAN; }
-        for (t = 0; t < len; t++) {
-            if (lm_rng_uniform(rng) < 0.15f) { buf[B * T + b * T + t] = 1; chosen++; }
-        }
-        if (!chosen) { t = (int)lm_rng_below(rng, (uint32_t)len); buf[B * T + b * T + t] = 1; }
-        for (t = 0; t < len; t++) {
-            float u;
-            if (!buf[B * T + b * T + t]) continue;
-            u = lm_rng_uniform(rng);
-            if (u < 0.8f) buf[b * T + t] = e->cfg.mask_id;
-            else if (u < 0.9f) buf[b * T + t] = (int)lm_rng_below(rng, (uint32_t)n_random);
-        }
-    }
-    memset(&x, 0, sizeof x);
-    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.buf = buf;
-    loss = lm__enc_run(e, lm__mlm_build, &x, B, T, o, step, train);
-    LM_FREE(buf);
-    return loss;
-}
-
 /* Classifier: mean of the valid positions, then a linear layer to n_class logits. */
-static lm_tensor *lm__cls_logits(lm_encoder *e, lm_graph *g, lm__enc_ctx *x) {
-    lm_tensor *h = lm_encoder_forward(e, g, x->tokens, x->lens, x->B, x->T);
-    return lm_linear(g, lm_mean_pool(g, h, x->lens), e->cls_w, e->cls_b);   /* (B, K) */
+static lm_tensor *lm__cls_logits(lm_graph *g, lm__enc_batch *x) {
+    lm_tensor *h = lm_encoder_forward(x->e, g, x->tokens, x->lens, x->B, x->T);
+    return lm_linear(g, lm_mean_pool(g, h, x->lens), x->e->cls_w, x->e->cls_b);   /* (B, K) */
 }
-static lm_tensor *lm__cls_build(lm_encoder *e, lm_graph *g, void *vctx) {
-    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
-    lm_tensor *logits = lm__cls_logits(e, g, x);
-    if (e->cfg.n_class == 1) {
+static lm_tensor *lm__cls_graph(lm_graph *g, void *ctx) {
+    lm__enc_batch *x = (lm__enc_batch *)ctx;
+    lm_tensor *logits = lm__cls_logits(g, x);
+    if (x->e->cfg.n_class == 1) {
         int b, one[1];
         lm_tensor *y;
         one[0] = x->B;
@@ -3113,10 +3364,10 @@ static lm_tensor *lm__cls_build(lm_encoder *e, lm_graph *g, void *vctx) {
     }
     return lm_cross_entropy(g, logits, x->labels, -1);
 }
-static lm_tensor *lm__pred_build(lm_encoder *e, lm_graph *g, void *vctx) {
-    lm__enc_ctx *x = (lm__enc_ctx *)vctx;
-    lm_tensor *logits = lm__cls_logits(e, g, x);
-    int b, K = e->cfg.n_class, one = 1;
+static lm_tensor *lm__pred_graph(lm_graph *g, void *ctx) {
+    lm__enc_batch *x = (lm__enc_batch *)ctx;
+    lm_tensor *logits = lm__cls_logits(g, x);
+    int b, K = x->e->cfg.n_class, one = 1;
     if (!logits) return NULL;
     for (b = 0; b < x->B; b++) {
         const float *z = logits->data + (size_t)b * K;
@@ -3124,31 +3375,78 @@ static lm_tensor *lm__pred_build(lm_encoder *e, lm_graph *g, void *vctx) {
         if (K == 1) p[0] = 1.0f / (1.0f + expf(-z[0]));
         else lm__softmax_row(z, p, K, 0);
     }
-    return lm_tensor_zeros(g, 1, &one);
+    return lm_tensor_zeros(g, 1, &one);               /* a stand-in "loss" of 0 */
 }
 
-LMDEF float lm_encoder_cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
-                                const int *lens, const int *labels, int B, int T, int step,
-                                int train) {
-    lm__enc_ctx x;
-    int b;
-    for (b = 0; b < B; b++)
-        if (labels[b] < 0 || labels[b] >= (e->cfg.n_class == 1 ? 2 : e->cfg.n_class)) {
-            lm__fail(LM_ERR_ARG, "encoder: label %d of row %d outside the classes", labels[b], b);
+/* Check a batch, then run build through lm__run_step. Masks and dropout are drawn from
+   (seed, training steps taken), and a training step then counts one more. */
+static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, const int *lens,
+                          const int *labels, float *probs, int B, int T,
+                          const lm_train_opts *o, int step, int mode) {
+    const lm_encoder_config *c = &e->cfg;
+    lm__enc_batch x;
+    lm__step s;
+    size_t i;
+    if (B < 1 || T < 1 || T > c->n_ctx) {
+        lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
+        return NAN;
+    }
+    for (i = 0; i < (size_t)B * T; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab) {
+            lm__fail(LM_ERR_ARG, "encoder: token %d at position %zu outside [0, %d)", tokens[i], i, c->vocab);
             return NAN;
         }
-    memset(&x, 0, sizeof x);
-    x.tokens = tokens; x.lens = lens; x.labels = labels; x.B = B; x.T = T;
-    return lm__enc_run(e, lm__cls_build, &x, B, T, o, step, train);
+    for (i = 0; lens && i < (size_t)B; i++)
+        if (lens[i] < 1 || lens[i] > T) {
+            lm__fail(LM_ERR_ARG, "encoder: length %d of row %zu outside [1, %d]", lens[i], i, T);
+            return NAN;
+        }
+    for (i = 0; labels && i < (size_t)B; i++)
+        if (labels[i] < 0 || labels[i] >= (c->n_class == 1 ? 2 : c->n_class)) {
+            lm__fail(LM_ERR_ARG, "encoder: label %d of row %zu outside the classes", labels[i], i);
+            return NAN;
+        }
+    x.e = e; x.tokens = tokens; x.lens = lens; x.labels = labels; x.B = B; x.T = T; x.probs = probs;
+    s.who = "encoder"; s.params = &e->params; s.work = &e->work; s.build = build; s.ctx = &x;
+    s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
+                              mode == LM__LOSS ? LM__INFER : LM__TRAIN);
+    s.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
+    if (mode == LM__STEP) e->steps++;
+    return lm__run_step(&s, o, step, mode);
 }
 
+LMDEF float lm_encoder_mlm_loss(lm_encoder *e, const int *tokens, const int *lens, int B, int T) {
+    return lm__enc_step(e, lm__mlm_graph, tokens, lens, NULL, NULL, B, T, NULL, 0, LM__LOSS);
+}
+LMDEF float lm_encoder_mlm_backward(lm_encoder *e, const int *tokens, const int *lens, int B, int T) {
+    return lm__enc_step(e, lm__mlm_graph, tokens, lens, NULL, NULL, B, T, NULL, 0, LM__BACKWARD);
+}
+LMDEF float lm_encoder_mlm_train_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                      const int *lens, int B, int T, int step) {
+    return lm__enc_step(e, lm__mlm_graph, tokens, lens, NULL, NULL, B, T, o, step, LM__STEP);
+}
+static float lm__cls_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                          const int *lens, const int *labels, int B, int T, int step, int mode) {
+    if (!labels) return lm__fail(LM_ERR_ARG, "encoder: NULL labels"), NAN;
+    return lm__enc_step(e, lm__cls_graph, tokens, lens, labels, NULL, B, T, o, step, mode);
+}
+LMDEF float lm_encoder_cls_loss(lm_encoder *e, const int *tokens, const int *lens,
+                                const int *labels, int B, int T) {
+    return lm__cls_step(e, NULL, tokens, lens, labels, B, T, 0, LM__LOSS);
+}
+LMDEF float lm_encoder_cls_backward(lm_encoder *e, const int *tokens, const int *lens,
+                                    const int *labels, int B, int T) {
+    return lm__cls_step(e, NULL, tokens, lens, labels, B, T, 0, LM__BACKWARD);
+}
+LMDEF float lm_encoder_cls_train_step(lm_encoder *e, const lm_train_opts *o, const int *tokens,
+                                      const int *lens, const int *labels, int B, int T, int step) {
+    return lm__cls_step(e, o, tokens, lens, labels, B, T, step, LM__STEP);
+}
 LMDEF int lm_encoder_predict(lm_encoder *e, const int *tokens, const int *lens, int B, int T,
                              float *probs) {
-    lm__enc_ctx x;
     float r;
-    memset(&x, 0, sizeof x);
-    x.tokens = tokens; x.lens = lens; x.B = B; x.T = T; x.probs = probs;
-    r = lm__enc_run(e, lm__pred_build, &x, B, T, NULL, 0, 0);
+    if (!probs) return lm__fail(LM_ERR_ARG, "encoder: NULL probs");
+    r = lm__enc_step(e, lm__pred_graph, tokens, lens, NULL, probs, B, T, NULL, 0, LM__LOSS);
     return r == r ? LM_OK : LM_ERR_ARG;
 }
 
@@ -5675,7 +5973,7 @@ typedef struct lm__bpe_trainer {
     int *ml, *mr;                                    /* (vocab_size) the merges so far   */
 } lm__bpe_trainer;
 
-static int lm__bpe_oom(void) { return lm__fail(LM_ERR_MEM, "lm_bpe_train: out of memory"); }
+static int lm__bpe_oom(void) { return lm__fail(LM_ERR_MEM, "lm_tok_train: out of memory"); }
 
 /* Heap order: higher count first, then smaller (a, b). */
 static int lm__bpe_before(const lm__bpe_trainer *tr, lm__bpe_entry x, lm__bpe_entry y) {
@@ -5798,7 +6096,7 @@ static int lm__bpe_count_words(lm__bpe_trainer *tr, const unsigned char *s, size
         if (table[h] >= 0) { tr->words[table[h]].freq++; i = j; continue; }
         if (total + len > (size_t)INT_MAX / 2) {
             LM_FREE(table);
-            return lm__fail(LM_ERR_ARG, "lm_bpe_train: text has too many distinct words");
+            return lm__fail(LM_ERR_ARG, "lm_tok_train: text has too many distinct words");
         }
         w = (lm__bpe_word *)lm__tok_reserve(tr->words, &tr->cap_words, tr->nwords + 1, sizeof *w);
         if (!w) { LM_FREE(table); return lm__bpe_oom(); }
@@ -5896,14 +6194,14 @@ static void lm__bpe_trainer_free(lm__bpe_trainer *tr) {
     LM_FREE(tr->mr);
 }
 
-LMDEF lm_tokenizer *lm_bpe_train(const void *text, size_t n, int vocab_size) {
+LMDEF lm_tokenizer *lm_tok_train(const void *text, size_t n, int vocab_size) {
     lm__bpe_trainer tr;
     lm_tokenizer *t = NULL;
     int m = 0, k;
     size_t i;
-    if (!text && n) return lm__fail(LM_ERR_ARG, "lm_bpe_train: NULL text"), (lm_tokenizer *)NULL;
+    if (!text && n) return lm__fail(LM_ERR_ARG, "lm_tok_train: NULL text"), (lm_tokenizer *)NULL;
     if (vocab_size < 256 || vocab_size > LM__TOK_MAXVOCAB)
-        return lm__fail(LM_ERR_ARG, "lm_bpe_train: vocab_size %d is not in [256, %d]",
+        return lm__fail(LM_ERR_ARG, "lm_tok_train: vocab_size %d is not in [256, %d]",
                         vocab_size, LM__TOK_MAXVOCAB), (lm_tokenizer *)NULL;
     memset(&tr, 0, sizeof tr);
     tr.pair_bits = 10;
@@ -7418,40 +7716,13 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
    copies the weights in: a bad file never yields a half-loaded model.
    --------------------------------------------------------------------------------------- */
 
-/* The 12 tensors of block i, in checkpoint order, after the "h.{i}." prefix. */
-static const char *const lm__gpt_block_keys[12] = {
-    "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-    "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-    "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
-
-/* Slot k of a model with L blocks: 0 wte, 1 wpe, 2 + 12 i + j block i's tensor j, then
-   ln_f.weight and ln_f.bias. Its name and expected shape: */
-static void lm__gpt_slot_name(int L, int k, char *out) {
-    if (k == 0) strcpy(out, "wte.weight");
-    else if (k == 1) strcpy(out, "wpe.weight");
-    else if (k == 2 + 12 * L) strcpy(out, "ln_f.weight");
-    else if (k == 3 + 12 * L) strcpy(out, "ln_f.bias");
-    else {
-        out[0] = 'h'; out[1] = '.';
-        out = lm__st_utoa((uint64_t)((k - 2) / 12), out + 2);
-        *out++ = '.';
-        strcpy(out, lm__gpt_block_keys[(k - 2) % 12]);
-    }
-}
-static int lm__gpt_slot_shape(const lm_gpt_config *c, int k, int64_t *shape) {
-    int64_t C = c->n_embd;
-    if (k == 0) { shape[0] = c->vocab; shape[1] = C; return 2; }
-    if (k == 1) { shape[0] = c->n_ctx; shape[1] = C; return 2; }
-    if (k >= 2 + 12 * c->n_layer) { shape[0] = C; return 1; }
-    switch ((k - 2) % 12) {
-    case 2: shape[0] = C; shape[1] = 3 * C; return 2;     /* attn.c_attn.weight (C, 3C) */
-    case 3: shape[0] = 3 * C; return 1;
-    case 4: shape[0] = C; shape[1] = C; return 2;         /* attn.c_proj.weight (C, C)  */
-    case 8: shape[0] = C; shape[1] = 4 * C; return 2;     /* mlp.c_fc.weight (C, 4C)    */
-    case 9: shape[0] = 4 * C; return 1;
-    case 10: shape[0] = 4 * C; shape[1] = C; return 2;    /* mlp.c_proj.weight (4C, C)  */
-    default: shape[0] = C; return 1;                      /* LayerNorms, other biases   */
-    }
+/* Tensor k of the GPT layout (section 5): its name, and its shape as the file's int64. */
+static int lm__gpt_slot(const lm_gpt_config *c, int k, char *name, int64_t *shape) {
+    int nd, d, sh[LM_MAX_DIMS];
+    char tmp[LM_NAME_MAX];
+    lm__trunk_layout(c->n_layer, c->n_embd, c->n_ctx, c->vocab, k, name ? name : tmp, &nd, sh);
+    for (d = 0; d < nd; d++) shape[d] = sh[d];
+    return nd;
 }
 
 /* What a tensor name is, once an optional "transformer." prefix is dropped. */
@@ -7476,8 +7747,8 @@ static int lm__gpt_classify(const char *name, int *blk, int *key) {
     if (*name++ != '.') return LM__G_UNKNOWN;
     *blk = i;
     if (!strcmp(name, "attn.bias") || !strcmp(name, "attn.masked_bias")) return LM__G_IGNORE;
-    for (j = 0; j < 12; j++)
-        if (!strcmp(name, lm__gpt_block_keys[j])) { *key = j; return LM__G_BLOCK; }
+    for (j = 0; j < LM__BLOCK_N; j++)
+        if (!strcmp(name, lm__block_keys[j])) { *key = j; return LM__G_BLOCK; }
     return LM__G_UNKNOWN;
 }
 
@@ -7596,7 +7867,7 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     }
 
     /* pass 2: each tensor into its slot, with dtype and shape checked */
-    nslot = 4 + 12 * L;
+    nslot = LM__TRUNK_N(L);
     slot = (const lm_st_entry **)LM_MALLOC((size_t)nslot * sizeof *slot);
     if (!slot) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
     for (k = 0; k < nslot; k++) slot[k] = NULL;
@@ -7604,8 +7875,8 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
         const lm_st_entry *e = &f->entries[i];
         int kind = lm__gpt_classify(e->name, &blk, &key), nd;
         if (kind == LM__G_IGNORE) continue;
-        k = kind == LM__G_WTE ? 0 : kind == LM__G_WPE ? 1 : kind == LM__G_LNF_W ? 2 + 12 * L
-          : kind == LM__G_LNF_B ? 3 + 12 * L : kind == LM__G_BLOCK ? 2 + 12 * blk + key : 0;
+        k = kind == LM__G_WTE ? 0 : kind == LM__G_WPE ? 1 : kind == LM__G_LNF_W ? 2 + LM__BLOCK_N * L
+          : kind == LM__G_LNF_B ? 3 + LM__BLOCK_N * L : kind == LM__G_BLOCK ? 2 + LM__BLOCK_N * blk + key : 0;
         if (!lm__st_readable(e->dtype)) {
             lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; weights must be F32, "
                      "F16 or BF16", e->name, lm_st_dtype_name(e->dtype));
@@ -7619,7 +7890,7 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
             }
             slot[k] = e;
         }
-        nd = lm__gpt_slot_shape(&cfg, k, shape);   /* lm_head is shaped as wte, slot 0 */
+        nd = lm__gpt_slot(&cfg, k, NULL, shape);   /* lm_head is shaped as wte, slot 0 */
         if (e->ndim != nd || e->shape[0] != shape[0] || (nd == 2 && e->shape[1] != shape[1])) {
             lm__st_shape_str(e->shape, e->ndim, s1);
             lm__st_shape_str(shape, nd, s2);
@@ -7630,7 +7901,7 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     }
     for (k = 0; k < nslot; k++) {
         if (!slot[k]) {
-            lm__gpt_slot_name(L, k, name);
+            lm__gpt_slot(&cfg, k, name, shape);
             lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s'", name);
             goto fail;
         }
@@ -7652,9 +7923,8 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     }
     for (k = 0; k < nslot; k++) {
         const lm_tensor *t = &m->params.t[k];
-        int nd = lm__gpt_slot_shape(&cfg, k, shape), d, same = t->ndim == nd;
+        int nd = lm__gpt_slot(&cfg, k, name, shape), d, same = t->ndim == nd;
         for (d = 0; same && d < nd; d++) same = t->shape[d] == shape[d];
-        lm__gpt_slot_name(L, k, name);
         if (!same || strcmp(m->params.names[k], name)) {
             lm__fail(LM_ERR_ARG, "checkpoint: the model's parameter %d is '%s', expected '%s'",
                      k, m->params.names[k], name);

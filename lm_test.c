@@ -708,13 +708,12 @@ static int t_param_gradcheck(const char *what, lm_params *p, t_loss_fn f, void *
 typedef struct { lm_encoder *e; int tok[8], lens[2], labels[2]; int mode; } t_enc_ctx;
 static float t_enc_loss(void *vctx, int train) {
     t_enc_ctx *c = (t_enc_ctx *)vctx;
-    lm_train_opts o = lm_train_defaults();
-    lm_rng r = lm_rng_seed(77);
-    o.lr = 0;            /* a "training" step that computes gradients but moves nothing */
-    o.wd = 0;
-    o.clip = 0;
-    if (c->mode == 0) return lm_encoder_mlm_step(c->e, &o, c->tok, c->lens, 2, 4, 6, &r, 0, train);
-    return lm_encoder_cls_step(c->e, &o, c->tok, c->lens, c->labels, 2, 4, 0, train);
+    if (train) lm_params_zero_grad(&c->e->params);
+    if (c->mode == 0)
+        return train ? lm_encoder_mlm_backward(c->e, c->tok, c->lens, 2, 4)
+                     : lm_encoder_mlm_loss(c->e, c->tok, c->lens, 2, 4);
+    return train ? lm_encoder_cls_backward(c->e, c->tok, c->lens, c->labels, 2, 4)
+                 : lm_encoder_cls_loss(c->e, c->tok, c->lens, c->labels, 2, 4);
 }
 
 static void test_encoder(void) {
@@ -776,7 +775,7 @@ static void test_encoder_learns(void) {
                 if (i < lens[b] && tok[b * 8 + i] == 3) lab[b] = 1;
             }
         }
-        lm_encoder_cls_step(e, &o, tok, lens, lab, 32, 8, step, 1);
+        lm_encoder_cls_train_step(e, &o, tok, lens, lab, 32, 8, step);
     }
     for (i = 0; i < 2; i++) {
         lm_encoder_predict(e, tok, lens, 32, 8, probs);
@@ -953,15 +952,15 @@ static void test_encoder_dropout(void) {
     b = lm_encoder_new(&ec, 9);
     CHECK(a && b && z, "encoder dropout: new");
     if (!a || !b || !z) { lm_encoder_free(a); lm_encoder_free(b); lm_encoder_free(z); return; }
-    la = lm_encoder_cls_step(a, &o, tok, lens, labels, 2, 4, 0, 0);
-    lz = lm_encoder_cls_step(z, &o, tok, lens, labels, 2, 4, 0, 0);
-    CHECK(la == lz, "encoder dropout: a loss-only step (train 0) does not drop");
-    la = lm_encoder_cls_step(a, &o, tok, lens, labels, 2, 4, 0, 1);
-    lz = lm_encoder_cls_step(z, &o, tok, lens, labels, 2, 4, 0, 1);
+    la = lm_encoder_cls_loss(a, tok, lens, labels, 2, 4);
+    lz = lm_encoder_cls_loss(z, tok, lens, labels, 2, 4);
+    CHECK(la == lz, "encoder dropout: the loss alone does not drop");
+    la = lm_encoder_cls_train_step(a, &o, tok, lens, labels, 2, 4, 0);
+    lz = lm_encoder_cls_train_step(z, &o, tok, lens, labels, 2, 4, 0);
     CHECK(la == la && lz == lz && la != lz, "encoder dropout: a training step drops (its loss differs)");
     for (s = 0; s < 3; s++) {
-        lm_encoder_cls_step(b, &o, tok, lens, labels, 2, 4, s, 1);
-        if (s < 2) lm_encoder_cls_step(a, &o, tok, lens, labels, 2, 4, s + 1, 1);
+        lm_encoder_cls_train_step(b, &o, tok, lens, labels, 2, 4, s);
+        if (s < 2) lm_encoder_cls_train_step(a, &o, tok, lens, labels, 2, 4, s + 1);
     }
     same = !memcmp(a->params.data, b->params.data, a->params.total * sizeof(float));
     CHECK(same, "encoder dropout: same seed and steps, bit-identical weights");
@@ -2450,7 +2449,7 @@ static void test_tok_train(void) {
     const char *small = "ab ab ab cd";
     size_t n = 60000;
     unsigned char *text = (unsigned char *)malloc(n), *img1, *img2;
-    lm_tokenizer *t = lm_bpe_train(small, strlen(small), 300), *u;
+    lm_tokenizer *t = lm_tok_train(small, strlen(small), 300), *u;
     int ids[8], bad = 0, k;
     long m, s1, s2;
     /* pairs: (a,b) 3, (' ',a) 2, (' ',c) 1, (c,d) 1: then ties go to the smaller ids */
@@ -2466,15 +2465,15 @@ static void test_tok_train(void) {
        between (aa, aa) and (aa, a), both twice, goes to the smaller right id */
     {
         static const int rl[5] = {'a', 256, ' ', 256, 259}, rr[5] = {'a', 'a', 257, 256, 257};
-        t = lm_bpe_train("aaaaaaa aaa", 11, 300);
+        t = lm_tok_train("aaaaaaa aaa", 11, 300);
         for (k = 0, bad = 0; t && k < 5; k++)
             bad += t->merge_l[k] != rl[k] || t->merge_r[k] != rr[k];
         CHECK(t && lm_tok_vocab_size(t) == 261 && bad == 0, "train: runs of one token");
         lm_tok_free(t);
     }
     lm_t_tok_bytes(text, n, 7, 1);
-    t = lm_bpe_train(text, n, 700);
-    u = lm_bpe_train(text, n, 700);
+    t = lm_tok_train(text, n, 700);
+    u = lm_tok_train(text, n, 700);
     CHECK(t && u && lm_tok_vocab_size(t) == 700, "train: reaches the vocabulary size");
     if (!t || !u) { lm_tok_free(t); lm_tok_free(u); free(text); return; }
     s1 = lm_tok_save_mem(t, NULL, 0);
@@ -2493,13 +2492,13 @@ static void test_tok_train(void) {
     free(img2);
     lm_tok_free(t);
     lm_tok_free(u);
-    t = lm_bpe_train(text, 100, 256);
+    t = lm_tok_train(text, 100, 256);
     CHECK(t && lm_tok_vocab_size(t) == 256 && lm_t_tok_roundtrip(t, text, 100),
           "train: vocab 256 is the byte tokenizer");
     lm_tok_free(t);
-    CHECK(lm_bpe_train(text, 100, 255) == NULL && lm_bpe_train(NULL, 5, 300) == NULL,
+    CHECK(lm_tok_train(text, 100, 255) == NULL && lm_tok_train(NULL, 5, 300) == NULL,
           "train: bad arguments refused");
-    t = lm_bpe_train("", 0, 300);
+    t = lm_tok_train("", 0, 300);
     CHECK(t && lm_tok_vocab_size(t) == 256, "train: empty text");
     lm_tok_free(t);
     free(text);
@@ -2545,7 +2544,7 @@ static void test_tok_format(void) {
           ids[2] == 'l' && ids[3] == 'o', "format: a hand-written file loads and encodes");
     lm_tok_free(t);
     lm_t_tok_bytes(text, sizeof text, 3, 1);
-    t = lm_bpe_train(text, sizeof text, 400);
+    t = lm_tok_train(text, sizeof text, 400);
     if (!t) { CHECK(0, "format: training"); return; }
     s = lm_tok_save_mem(t, NULL, 0);
     img = (unsigned char *)malloc((size_t)s);

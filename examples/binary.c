@@ -73,7 +73,7 @@ int main(void) {
             labels[i] = (int)lm_rng_below(&train_rng, 2);
             make_string(&train_rng, labels[i], tokens + i * LEN);
         }
-        loss = lm_encoder_cls_step(e, &opt, tokens, lens, labels, B, LEN, step, 1);
+        loss = lm_encoder_cls_train_step(e, &opt, tokens, lens, labels, B, LEN, step);
         if (loss != loss) { fprintf(stderr, "binary: %s\n", lm_error()); return 1; }
         avg = step ? 0.95 * avg + 0.05 * loss : loss;
         if (step % 250 == 0 || step == STEPS - 1) printf("step %4d  BCE loss %.4f\n", step, avg);

@@ -155,7 +155,6 @@ static int steps_for(double epochs, int n, int B, int lo, int hi) {
 static int pretrain(lm_encoder *e, const dataset *d, int steps) {
     static int idx[B_PRE], tokens[B_PRE * CTX], lens[B_PRE];
     lm_train_opts o = lm_train_defaults();
-    lm_rng rng = lm_rng_seed(1);
     batcher bt;
     int step, T;
     double avg = 0;
@@ -167,7 +166,7 @@ static int pretrain(lm_encoder *e, const dataset *d, int steps) {
         T = make_batch(d, idx, B_PRE, tokens, lens);
         /* The library picks 15% of the real positions and corrupts them (80% [MASK],
            10% a random byte below 256, 10% unchanged); the loss is on those only. */
-        loss = lm_encoder_mlm_step(e, &o, tokens, lens, B_PRE, T, 256, &rng, step, 1);
+        loss = lm_encoder_mlm_train_step(e, &o, tokens, lens, B_PRE, T, step);
         if (loss != loss) { fprintf(stderr, "classify: %s\n", lm_error()); free(bt.order); return 0; }
         avg = step ? 0.98 * avg + 0.02 * loss : loss;
         if (step % 500 == 0 || step == steps - 1) { printf("  step %5d  masked-LM loss %.3f\n", step, avg); fflush(stdout); }
@@ -200,7 +199,7 @@ static int finetune(lm_encoder *e, const dataset *d, int n_use, int steps) {
            training texts (dropout, applied to the input). Pretraining taught it [MASK]. */
         for (i = 0; i < B_FT * T; i++)
             if (tokens[i] != PAD_ID && lm_rng_uniform(&noise) < 0.1f) tokens[i] = MASK_ID;
-        loss = lm_encoder_cls_step(e, &o, tokens, lens, labels, B_FT, T, step, 1);
+        loss = lm_encoder_cls_train_step(e, &o, tokens, lens, labels, B_FT, T, step);
         if (loss != loss) { fprintf(stderr, "classify: %s\n", lm_error()); free(bt.order); return 0; }
         avg = step ? 0.98 * avg + 0.02 * loss : loss;
         if (step % 500 == 0 || step == steps - 1) { printf("  step %5d  loss %.3f\n", step, avg); fflush(stdout); }

@@ -10,7 +10,7 @@
         A separator byte (rather than a split point stored in the input) keeps the split
         where it was when the mutator inserts or deletes bytes in either file; neither
         file may hold a raw NUL, so nothing is lost. No NUL: vocab.bpe is empty.
-     2  text for lm_bpe_train; the second byte sets the vocabulary, 256 + (0..255).
+     2  text for lm_tok_train; the second byte sets the vocabulary, 256 + (0..255).
    Whatever loads is then used, and its promises checked:
      - every text encodes to ids in [0, vocab), at most one per byte, and decodes back to
        exactly the same bytes (a fixed text with contractions, numbers, non-ASCII letters,
@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const uint8_t *text = n ? body + 1 : body;
         size_t tn = n ? n - 1 : 0;
         if (tn > FUZZ_TRAIN_MAX) tn = FUZZ_TRAIN_MAX;
-        t = lm_bpe_train(text, tn, vocab);
+        t = lm_tok_train(text, tn, vocab);
         FUZZ_ASSERT(t != NULL, "training on any text works");
         FUZZ_ASSERT(lm_tok_vocab_size(t) <= vocab, "training stays within the vocabulary");
         fuzz_roundtrip(t, text, tn);

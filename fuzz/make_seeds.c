@@ -225,8 +225,8 @@ static void seeds_tok(void) {
     text = slurp("README.md", &ntext);
     for (i = 0; i < 3; i++) {
         static const int vocab[3] = {256, 300, 600};
-        t = i == 0 ? lm_tok_bytes() : lm_bpe_train(text, ntext, vocab[i]);
-        if (!t) fail("lm_bpe_train");
+        t = i == 0 ? lm_tok_bytes() : lm_tok_train(text, ntext, vocab[i]);
+        if (!t) fail("lm_tok_train");
         need = lm_tok_save_mem(t, NULL, 0);
         if (need <= 0 || (size_t)need > njs + nbp) fail("lm_tok_save_mem");
         lm_tok_save_mem(t, buf, (size_t)need);
@@ -326,8 +326,8 @@ static void seeds_cli(void) {
     if (!img || lm_gpt_save_mem(m, img, size, &size)) fail("lm_gpt_save_mem");
     put_cli_in("info", "info|--model|@in", img, size);
     free(img);
-    t = lm_bpe_train(csv, sizeof csv - 1, 270);
-    if (!t || (need = lm_tok_save_mem(t, NULL, 0)) <= 0) fail("lm_bpe_train");
+    t = lm_tok_train(csv, sizeof csv - 1, 270);
+    if (!t || (need = lm_tok_save_mem(t, NULL, 0)) <= 0) fail("lm_tok_train");
     img = (unsigned char *)malloc((size_t)need);
     if (!img) fail("malloc");
     lm_tok_save_mem(t, img, (size_t)need);

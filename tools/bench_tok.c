@@ -80,7 +80,7 @@ static void bench(const char *dir, const char *path) {
     lm_tok_free(t);
     for (k = 0; k < 2; k++) {
         t0 = now();
-        t = lm_bpe_train(s, n, sizes[k]);
+        t = lm_tok_train(s, n, sizes[k]);
         t0 = now() - t0;
         if (!t) { fprintf(stderr, "train: %s\n", lm_error()); exit(1); }
         mbs = encode_speed(t, s, n, ids, 3, &ntok);

@@ -1594,7 +1594,7 @@ static void cmd_bpe(int argc, char **argv) {
     out = getstr(&c, "--out");
     bytes = read_file(getstr(&c, "--data"), &n);
     check_writable(out);
-    t = lm_bpe_train(bytes, n, (int)geti(&c, "--vocab"));
+    t = lm_tok_train(bytes, n, (int)geti(&c, "--vocab"));
     if (!t) die("BPE training failed: %s", lm_error());
     if (lm_tok_save(t, out) != LM_OK) die("cannot write '%s': %s", out, lm_error());
     note("%d tokens (%d merges) learned from %lu bytes; wrote '%s'", lm_tok_vocab_size(t),

@@ -290,7 +290,7 @@ static void run_enc(const char *case_path, const char *out_path) {
 
     /* The library's own classifier loss and probabilities. */
     o = case_opts(&f);
-    put_scalar("cls_loss_api", lm_encoder_cls_step(e, &o, tokens, lens, labels, B, T, 0, 0));
+    put_scalar("cls_loss_api", lm_encoder_cls_loss(e, tokens, lens, labels, B, T));
     probs = (float *)xmalloc((size_t)B * K * sizeof(float));
     if (lm_encoder_predict(e, tokens, lens, B, T, probs) != LM_OK) die("lm_encoder_predict");
     shape[0] = B; shape[1] = K;
@@ -299,7 +299,7 @@ static void run_enc(const char *case_path, const char *out_path) {
     /* Classifier training steps with clipping, weight decay and the schedule. */
     step_loss = (float *)xmalloc((size_t)o.steps * sizeof(float));
     for (s = 0; s < o.steps; s++) {
-        step_loss[s] = lm_encoder_cls_step(e, &o, tokens, lens, labels, B, T, s, 1);
+        step_loss[s] = lm_encoder_cls_train_step(e, &o, tokens, lens, labels, B, T, s);
         if (step_loss[s] != step_loss[s]) die("classifier train step");
     }
     put_vec("step_loss", step_loss, o.steps);

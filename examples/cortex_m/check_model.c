@@ -1,6 +1,5 @@
 /* check_model.c - on the host: is a model.h from tools/lm2c exactly the checkpoint it was
-   made from, and does cm_gpt_from_memory (gpt_from_memory.h) make the same model of it as
-   lm_gpt_load does?
+   made from, and does lm_gpt_from_memory make the same model of it as lm_gpt_load does?
 
        cc -std=c99 -O2 -I. -IBUILD examples/cortex_m/check_model.c -o check_model -lm -lpthread
        ./check_model MODEL.safetensors       (BUILD holds model.h, written from it by lm2c)
@@ -8,17 +7,16 @@
    Compared bit for bit: the shape; every tensor's name, shape and values; the logits of
    lm_gpt_step_token over a whole context; and the tokens of a greedy lm_gpt_generate long
    enough to make the window slide. Both models run the same code in the same build, so
-   any difference is a bug in lm2c or in cm_gpt_from_memory, never rounding.
+   any difference is a bug in lm2c or in lm_gpt_from_memory, never rounding.
    Exit status 0 when all match, 1 otherwise (each mismatch is named on stderr). */
 #define LM_IMPLEMENTATION
 #include "lm.h"
 #include "model.h"
-#include "gpt_from_memory.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static unsigned char mem[CM_GPT_MEMORY_BYTES(MODEL_N_LAYER, MODEL_N_HEAD, MODEL_N_EMBD,
+static unsigned char mem[LM_GPT_MEMORY_BYTES(MODEL_N_LAYER, MODEL_N_HEAD, MODEL_N_EMBD,
                                              MODEL_N_CTX, MODEL_VOCAB)];
 
 int main(int argc, char **argv) {
@@ -39,8 +37,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "check_model: model.h has another shape than %s\n", argv[1]);
         return 1;
     }
-    m = cm_gpt_from_memory(c, model_weights, mem, sizeof mem);
-    if (!m) return 1;
+    m = lm_gpt_from_memory(c, model_weights, mem, sizeof mem);
+    if (!m) { fprintf(stderr, "check_model: %s\n", lm_error()); return 1; }
 
     /* the tensors: same names, shapes and bits, in the same order */
     if (m->params.n != ref->params.n) { fprintf(stderr, "check_model: tensor count differs\n"); return 1; }

@@ -72,26 +72,24 @@ static void cm_log(void *user, const char *msg) {
     cm_write(2, "\n", 1);
 }
 
-#include "gpt_from_memory.h"  /* cm_gpt_from_memory: the model over flash, no malloc */
-
 /* ---------------------------------------------------------------------------------------
    Generation, two ways.
 
    By default, lm_gpt_generate: it feeds the prompt through the batched forward graph, and
    again the last n_ctx tokens each time the text outgrows the context. That graph needs
-   most of the RAM (CM_GPT_MEMORY_BYTES).
+   most of the RAM (LM_GPT_MEMORY_BYTES).
 
    With -DCM_LOW_RAM, the same thing one token at a time with lm_gpt_step_token, whose
-   scratch is a few rows: the RAM is then about the KV cache (CM_GPT_MEMORY_BYTES_STEP),
+   scratch is a few rows: the RAM is then about the KV cache (LM_GPT_MEMORY_BYTES_STEP),
    an order of magnitude less. The window slides as lm_gpt_generate's does: once the text
    outgrows n_ctx, the cache is refilled with the last n_ctx tokens. (The two orders of
    summation differ, so the two variants' logits differ in the last bits.)
    --------------------------------------------------------------------------------------- */
 #ifdef CM_LOW_RAM
-#define CM_MEM_BYTES CM_GPT_MEMORY_BYTES_STEP(MODEL_N_LAYER, MODEL_N_EMBD, MODEL_N_CTX, MODEL_VOCAB)
+#define CM_MEM_BYTES LM_GPT_MEMORY_BYTES_STEP(MODEL_N_LAYER, MODEL_N_EMBD, MODEL_N_CTX, MODEL_VOCAB)
 #define CM_VARIANT "lm_gpt_step_token, one token at a time (CM_LOW_RAM)"
 #else
-#define CM_MEM_BYTES CM_GPT_MEMORY_BYTES(MODEL_N_LAYER, MODEL_N_HEAD, MODEL_N_EMBD, MODEL_N_CTX, \
+#define CM_MEM_BYTES LM_GPT_MEMORY_BYTES(MODEL_N_LAYER, MODEL_N_HEAD, MODEL_N_EMBD, MODEL_N_CTX, \
                                          MODEL_VOCAB)
 #define CM_VARIANT "lm_gpt_generate"
 #endif
@@ -165,8 +163,9 @@ int main(void) {
         lm_log("generate: needs a byte-level model (vocab 256) and a prompt");
         return 1;
     }
-    m = cm_gpt_from_memory(&model_config, model_weights, cm_mem, sizeof cm_mem);
-    if (!m) return 1;                                          /* it said why */
+    /* the model over the weights in flash; all it writes goes to cm_mem */
+    m = lm_gpt_from_memory(&model_config, model_weights, cm_mem, sizeof cm_mem);
+    if (!m) { lm_log("generate: %s", lm_error()); return 1; }
 
     /* the prompt, then the continuation: greedy, so the output is a pure function of the
        model and the prompt, on any machine that does the same float arithmetic */
