@@ -1032,6 +1032,36 @@ static int lm__mul_ok(size_t a, size_t b, size_t *out) {
     return 1;
 }
 
+/* FNV-1a, 64 bits, over n bytes, continuing from h (start from LM__FNV_SEED): the one hash
+   of the library, for its hash tables and the weights' fingerprint. */
+#define LM__FNV_SEED 0xcbf29ce484222325ull
+static uint64_t lm__fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* A growing array (LM_MALLOC has no realloc): returns an array of at least `need` elements
+   of `size` bytes holding the first *cap elements of p - p itself if it is big enough,
+   otherwise a copy twice as large (p is then freed and *cap updated). NULL when out of
+   memory, and p is then left alone. */
+static void *lm__grow(void *p, size_t *cap, size_t need, size_t size) {
+    size_t nc = *cap ? *cap : 16, bytes;
+    void *q;
+    if (need <= *cap && p) return p;
+    while (nc < need) {
+        if (nc > (size_t)-1 / 2) return NULL;
+        nc *= 2;
+    }
+    if (!lm__mul_ok(nc, size, &bytes)) return NULL;
+    q = LM_MALLOC(bytes);
+    if (!q) return NULL;
+    if (p) { memcpy(q, p, *cap * size); LM_FREE(p); }
+    *cap = nc;
+    return q;
+}
+
 /* ---------------------------------------------------------------------------------------
    RNG: splitmix64. Integer-only state and output, so the stream is identical everywhere;
    floats are made from the top 24 bits, normals by Box-Muller in double precision.
@@ -5259,6 +5289,331 @@ LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, 
 }
 
 /* =======================================================================================
+   12. Text and numbers in files
+   What the file formats of sections 13 to 15 share: UTF-8, decimal numbers, a strict JSON
+   lexer, and whole files - read in one go, and written through a temporary file that is
+   renamed over the target only when complete, so a crash never leaves half a file.
+   ======================================================================================= */
+/* Decode one well-formed UTF-8 character at s[0..n), n >= 1: returns its length (1..4) and
+   sets *cp, or returns 0 if the bytes there are not well-formed (RFC 3629: no overlong
+   forms, no surrogates, nothing above U+10FFFF). */
+static int lm__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int len, k;
+    if (c < 0x80) { *cp = c; return 1; }
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0) lo = 0xA0;           /* overlong */
+        if (c == 0xED) hi = 0x9F;           /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0) lo = 0x90;           /* overlong */
+        if (c == 0xF4) hi = 0x8F;           /* above U+10FFFF */
+    } else return 0;
+    if (n < (size_t)len || s[1] < lo || s[1] > hi) return 0;
+    *cp = c & (0x7F >> len);
+    for (k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        *cp = *cp << 6 | (s[k] & 0x3F);
+    }
+    return len;
+}
+static int lm__utf8_valid(const char *z) {
+    const unsigned char *s = (const unsigned char *)z;
+    size_t n = strlen(z), i = 0;
+    uint32_t cp;
+    int k;
+    while (i < n) { if (!(k = lm__utf8_decode(s + i, n - i, &cp))) return 0; i += (size_t)k; }
+    return 1;
+}
+
+/* Decimal text of v into out (room for 21 bytes); returns the end (at the NUL). */
+static char *lm__utoa(uint64_t v, char *out) {
+    char tmp[24];
+    int k = 0;
+    do { tmp[k++] = (char)('0' + (int)(v % 10)); v /= 10; } while (v);
+    while (k) *out++ = tmp[--k];
+    *out = 0;
+    return out;
+}
+/* A strict decimal: digits only, no sign, no leading zero, at most max. Returns the bytes
+   read (0: none, or not such a number); z need not be NUL-terminated after the digits. */
+static size_t lm__atou_n(const char *z, size_t n, uint64_t max, uint64_t *out) {
+    uint64_t v = 0;
+    size_t i = 0;
+    if (!z || !n || z[0] < '0' || z[0] > '9') return 0;
+    if (z[0] == '0' && n > 1 && z[1] >= '0' && z[1] <= '9') return 0;       /* leading zero */
+    for (; i < n && z[i] >= '0' && z[i] <= '9'; i++) {
+        unsigned d = (unsigned)(z[i] - '0');
+        if (v > (max - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return i;
+}
+/* The same for a whole NUL-terminated string. */
+static int lm__atou(const char *z, uint64_t max, uint64_t *out) {
+    size_t n = z ? strlen(z) : 0;
+    return n && lm__atou_n(z, n, max, out) == n;
+}
+
+/* ---------------------------------------------------------------------------------------
+   A strict JSON lexer, for the two JSON documents the library reads: a safetensors header
+   and GPT-2's encoder.json. Their parsers (sections 13 and 14) are recursive descent
+   over exactly their schema, with depth fixed by construction, so a document of a million
+   '[' is just "expected '{'"; this lexer gives them the pieces: white space, punctuation,
+   strings and non-negative integers. Strings are unescaped into one pool as large as the
+   document (unescaping never lengthens a string, and the closing quote pays for the NUL),
+   as valid UTF-8 with no NUL inside, so they stay valid as long as the pool.
+   --------------------------------------------------------------------------------------- */
+typedef struct lm__json {
+    const unsigned char *s;  /* the document                                              */
+    size_t n, i;             /* its length, the read position                            */
+    char *pool;              /* unescaped strings                                        */
+    size_t used;
+    const char *file, *doc;  /* for messages: "safetensors" and "header", ...            */
+} lm__json;
+
+static void lm__json_init(lm__json *p, const void *s, size_t n, char *pool, const char *file,
+                          const char *doc) {
+    p->s = (const unsigned char *)s; p->n = n; p->i = 0;
+    p->pool = pool; p->used = 0;
+    p->file = file; p->doc = doc;
+}
+static int lm__json_fail(const lm__json *p, const char *what, const char *ctx) {
+    if (p->i >= p->n)
+        return lm__fail(LM_ERR_FORMAT, "%s: %s ends early (at byte %zu): %s%s", p->file, p->doc,
+                        p->i, what, ctx);
+    return lm__fail(LM_ERR_FORMAT, "%s: bad %s at byte %zu: %s%s", p->file, p->doc, p->i, what, ctx);
+}
+static void lm__json_ws(lm__json *p) {
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
+                           p->s[p->i] == '\r'))
+        p->i++;
+}
+/* Skip white space; is the next byte c? (Not consumed.) */
+static int lm__json_peek(lm__json *p, int c) {
+    lm__json_ws(p);
+    return p->i < p->n && p->s[p->i] == c;
+}
+static int lm__json_want(lm__json *p, int c) {
+    char what[16] = "expected ' '";
+    if (lm__json_peek(p, c)) { p->i++; return LM_OK; }
+    what[10] = (char)c;
+    return lm__json_fail(p, what, "");
+}
+/* After an item: ',' (returns 1: another follows) or the closing byte (returns 0). */
+static int lm__json_next(lm__json *p, int close, int *more) {
+    char what[24] = "expected ',' or ' '";
+    lm__json_ws(p);
+    if (p->i < p->n && p->s[p->i] == ',') { p->i++; *more = 1; return LM_OK; }
+    if (p->i < p->n && p->s[p->i] == close) { p->i++; *more = 0; return LM_OK; }
+    what[17] = (char)close;
+    return lm__json_fail(p, what, "");
+}
+
+static int lm__json_hex4(lm__json *p, uint32_t *out) {
+    uint32_t v = 0;
+    int k;
+    if (p->n - p->i < 4) return lm__json_fail(p, "unterminated \\u escape", "");
+    for (k = 0; k < 4; k++) {
+        int c = p->s[p->i + k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return lm__json_fail(p, "bad hex digit in \\u escape", "");
+    }
+    p->i += 4;
+    *out = v;
+    return LM_OK;
+}
+
+/* A JSON string, unescaped into the pool as valid UTF-8 with no NUL inside. what names
+   the string in messages ("tensor name", ...). */
+static int lm__json_string(lm__json *p, const char *what, char **out) {
+    char ctx[80] = " (";
+    char *d;
+    strcat(ctx, what);
+    strcat(ctx, ")");
+    lm__json_ws(p);
+    if (p->i >= p->n || p->s[p->i] != '"') return lm__json_fail(p, "expected a string", ctx);
+    p->i++;
+    d = p->pool + p->used;
+    *out = d;
+    for (;;) {
+        unsigned c;
+        if (p->i >= p->n) return lm__json_fail(p, "unterminated string", ctx);
+        c = p->s[p->i];
+        if (c == '"') { p->i++; break; }
+        if (c < 0x20) return lm__json_fail(p, "raw control character in a string", ctx);
+        if (c == '\\') {
+            uint32_t cp, lo;
+            if (p->i + 1 >= p->n) { p->i = p->n; return lm__json_fail(p, "unterminated string", ctx); }
+            c = p->s[p->i + 1];
+            p->i += 2;
+            switch (c) {
+            case '"': case '\\': case '/': *d++ = (char)c; continue;
+            case 'b': *d++ = '\b'; continue;
+            case 'f': *d++ = '\f'; continue;
+            case 'n': *d++ = '\n'; continue;
+            case 'r': *d++ = '\r'; continue;
+            case 't': *d++ = '\t'; continue;
+            case 'u': break;
+            default: p->i -= 2; return lm__json_fail(p, "bad escape", ctx);
+            }
+            if (lm__json_hex4(p, &cp)) return LM_ERR_FORMAT;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* a high surrogate must be followed by an escaped low one */
+                if (p->n - p->i < 2 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u')
+                    return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
+                p->i += 2;
+                if (lm__json_hex4(p, &lo)) return LM_ERR_FORMAT;
+                if (lo < 0xDC00 || lo > 0xDFFF)
+                    return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
+            }
+            if (cp == 0) return lm__json_fail(p, "NUL character (\\u0000)", ctx);
+            /* code point to UTF-8 */
+            if (cp < 0x80) *d++ = (char)cp;
+            else if (cp < 0x800) {
+                *d++ = (char)(0xC0 | cp >> 6); *d++ = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                *d++ = (char)(0xE0 | cp >> 12); *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *d++ = (char)(0x80 | (cp & 0x3F));
+            } else {
+                *d++ = (char)(0xF0 | cp >> 18); *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *d++ = (char)(0x80 | (cp & 0x3F));
+            }
+        } else {
+            uint32_t cp;
+            size_t k = (size_t)lm__utf8_decode(p->s + p->i, p->n - p->i, &cp);
+            if (!k) return lm__json_fail(p, "invalid UTF-8", ctx);
+            memcpy(d, p->s + p->i, k);
+            d += k;
+            p->i += k;
+        }
+    }
+    *d++ = 0;
+    p->used = (size_t)(d - p->pool);
+    return LM_OK;
+}
+
+/* A non-negative integer that fits in a u64: digits only, no leading zero, no fraction
+   or exponent. */
+static int lm__json_uint(lm__json *p, const char *what, uint64_t *out) {
+    char ctx[300] = " (";
+    uint64_t v = 0;
+    strcat(ctx, what);
+    strcat(ctx, ")");
+    lm__json_ws(p);
+    if (p->i < p->n && p->s[p->i] == '-') return lm__json_fail(p, "negative number", ctx);
+    if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9')
+        return lm__json_fail(p, "expected a non-negative integer", ctx);
+    if (p->s[p->i] == '0' && p->i + 1 < p->n && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')
+        return lm__json_fail(p, "number with a leading zero", ctx);
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+        unsigned d = (unsigned)(p->s[p->i] - '0');
+        if (v > (~(uint64_t)0 - d) / 10) return lm__json_fail(p, "number too large", ctx);
+        v = v * 10 + d;
+        p->i++;
+    }
+    if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
+        return lm__json_fail(p, "not an integer", ctx);
+    *out = v;
+    return LM_OK;
+}
+
+#ifndef LM_NO_STDIO
+#include <errno.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#ifndef __cplusplus
+/* fsync and fileno are POSIX, not C99: under -std=c99 the system headers may hide them.
+   Repeating a compatible declaration is always allowed in C (C++ builds see them anyway). */
+extern int fsync(int fd);
+extern int (fileno)(FILE *stream);
+#endif
+#define LM__FSYNC 1
+#endif
+
+/* Read a whole file (a pipe too) into a new buffer, to be freed with LM_FREE. */
+static int lm__read_file(const char *path, unsigned char **buf, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    size_t cap = 0, got;
+    unsigned char *p = NULL;
+    *buf = NULL;
+    *n = 0;
+    if (!f) return lm__fail(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    for (;;) {
+        unsigned char *q = (unsigned char *)lm__grow(p, &cap, *n + 65536, 1);
+        if (!q) { fclose(f); LM_FREE(p); return lm__fail(LM_ERR_MEM, "'%s': out of memory", path); }
+        p = q;
+        got = fread(p + *n, 1, cap - *n, f);
+        *n += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) { fclose(f); LM_FREE(p); return lm__fail(LM_ERR_IO, "cannot read '%s'", path); }
+    fclose(f);
+    *buf = p;
+    return LM_OK;
+}
+
+/* path + suffix, in a new buffer (LM_FREE it). */
+static char *lm__path_plus(const char *path, const char *suffix) {
+    size_t a = strlen(path), b = strlen(suffix);
+    char *s = (char *)LM_MALLOC(a + b + 1);
+    if (s) { memcpy(s, path, a); memcpy(s + a, suffix, b + 1); }
+    return s;
+}
+
+/* Atomic replace: everything goes to path.tmp; only a complete, flushed and synced file is
+   renamed over path (rename within a directory is atomic on POSIX), so a crash or a full
+   disk at any moment leaves either the old file or the new one, never half of one. Use:
+   lm__out_open, then lm__out_put as often as needed, then lm__out_close, which reports the
+   first failure (and removes the temporary file) or renames. */
+typedef struct lm__out { FILE *fp; char *tmp; const char *path; int rc; } lm__out;
+static int lm__out_open(lm__out *o, const char *path) {
+    o->fp = NULL; o->path = path; o->rc = LM_OK;
+    if (!(o->tmp = lm__path_plus(path, ".tmp"))) return lm__fail(LM_ERR_MEM, "'%s': out of memory", path);
+    if (!(o->fp = fopen(o->tmp, "wb"))) {
+        int rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", o->tmp, strerror(errno));
+        LM_FREE(o->tmp);
+        o->tmp = NULL;
+        return rc;
+    }
+    return LM_OK;
+}
+static void lm__out_put(lm__out *o, const void *p, size_t n) {
+    if (o->rc == LM_OK && n && fwrite(p, 1, n, o->fp) != n)
+        o->rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
+}
+static int lm__out_close(lm__out *o) {
+    int rc = o->rc;
+    if (rc == LM_OK && fflush(o->fp) != 0)
+        rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
+#ifdef LM__FSYNC
+    if (rc == LM_OK && fsync(fileno(o->fp)) != 0)
+        rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
+#endif
+    if (fclose(o->fp) != 0 && rc == LM_OK)
+        rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
+#ifdef _WIN32
+    /* Windows' rename will not replace a file: drop the old one first (not atomic there) */
+    if (rc == LM_OK) remove(o->path);
+#endif
+    if (rc == LM_OK && rename(o->tmp, o->path) != 0)
+        rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
+    if (rc != LM_OK) remove(o->tmp);
+    LM_FREE(o->tmp);
+    return rc;
+}
+#endif /* LM_NO_STDIO */
+
+/* =======================================================================================
    Tokenizers: raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
    A tokenizer is a table of tokens (each a short byte string, addressed by id) plus a
    ranked list of merges "token l followed by token r becomes token m". The bytes kind is
@@ -5286,32 +5641,10 @@ struct lm_tokenizer {
 };
 
 /* ---------------------------------------------------------------------------------------
-   Small helpers: a growing array (no realloc in our allocator interface), and hashes.
+   Hashes: of a byte string (for the tables of tokens and pre-tokens), and of a pair of ids.
    --------------------------------------------------------------------------------------- */
-
-/* Return an array of at least `need` elements of `size` bytes holding the first *cap
-   elements of p (p itself if big enough; otherwise a copy twice as large and p is freed).
-   NULL when out of memory, and p is then left alone. */
-static void *lm__tok_reserve(void *p, size_t *cap, size_t need, size_t size) {
-    size_t nc = *cap ? *cap : 16, bytes;
-    void *q;
-    if (need <= *cap && p) return p;
-    while (nc < need) {
-        if (nc > (size_t)-1 / 2) return NULL;
-        nc *= 2;
-    }
-    if (!lm__mul_ok(nc, size, &bytes)) return NULL;
-    q = LM_MALLOC(bytes);
-    if (!q) return NULL;
-    if (p) { memcpy(q, p, *cap * size); LM_FREE(p); }
-    *cap = nc;
-    return q;
-}
-
-static uint64_t lm__tok_hash(const unsigned char *s, size_t n) {   /* FNV-1a, 64 bits */
-    uint64_t h = 0xcbf29ce484222325ull;
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+static uint64_t lm__tok_hash(const unsigned char *s, size_t n) {   /* FNV-1a, then mixed */
+    uint64_t h = lm__fnv1a(LM__FNV_SEED, s, n);
     return h ^ (h >> 29);
 }
 
@@ -5541,31 +5874,6 @@ static int lm__tok_uni_class(uint32_t cp) {
     return (int)(lm__tok_uni_runs[lo] & 3);
 }
 
-/* Decode one well-formed UTF-8 character at s[0..n), n >= 1: returns its length (1..4) and
-   sets *cp, or returns 0 if the bytes there are not well-formed (RFC 3629: no overlong
-   forms, no surrogates, nothing above U+10FFFF). */
-static int lm__tok_utf8(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int len, k;
-    if (c < 0x80) { *cp = c; return 1; }
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;           /* overlong */
-        if (c == 0xED) hi = 0x9F;           /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;           /* overlong */
-        if (c == 0xF4) hi = 0x8F;           /* above U+10FFFF */
-    } else return 0;
-    if (n < (size_t)len || s[1] < lo || s[1] > hi) return 0;
-    *cp = c & (0x7F >> len);
-    for (k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        *cp = *cp << 6 | (s[k] & 0x3F);
-    }
-    return len;
-}
 
 /* Class of the character at s[i] (i < n) and its length in bytes. A byte that does not
    start a well-formed character is a one-byte character of class other. */
@@ -5573,7 +5881,7 @@ static int lm__tok_char_class(const unsigned char *s, size_t n, size_t i, size_t
     uint32_t cp;
     int k;
     if (s[i] < 0x80) { *len = 1; return lm__tok_ascii[s[i]] - '0'; }
-    k = lm__tok_utf8(s + i, n - i, &cp);
+    k = lm__utf8_decode(s + i, n - i, &cp);
     if (!k) { *len = 1; return LM__CL_OTHER; }
     *len = (size_t)k;
     return lm__tok_uni_class(cp);
@@ -5986,7 +6294,7 @@ static int lm__bpe_before(const lm__bpe_trainer *tr, lm__bpe_entry x, lm__bpe_en
 static int lm__bpe_push(lm__bpe_trainer *tr, int pair) {
     lm__bpe_entry e, *h;
     size_t i;
-    h = (lm__bpe_entry *)lm__tok_reserve(tr->heap, &tr->cap_heap, tr->nheap + 1, sizeof *h);
+    h = (lm__bpe_entry *)lm__grow(tr->heap, &tr->cap_heap, tr->nheap + 1, sizeof *h);
     if (!h) return lm__bpe_oom();
     tr->heap = h;
     e.count = tr->pairs[pair].count;
@@ -6038,7 +6346,7 @@ static int lm__bpe_pair_index(lm__bpe_trainer *tr, int a, int b, int add) {
         if (p->a == a && p->b == b) return tr->pair_slot[h];
     }
     if (!add) return -1;
-    p = (lm__bpe_pair *)lm__tok_reserve(tr->pairs, &tr->cap_pairs, tr->npairs + 1, sizeof *p);
+    p = (lm__bpe_pair *)lm__grow(tr->pairs, &tr->cap_pairs, tr->npairs + 1, sizeof *p);
     if (!p) return -2;
     tr->pairs = p;
     p += tr->npairs;
@@ -6054,14 +6362,14 @@ static int lm__bpe_add(lm__bpe_trainer *tr, int a, int b, int64_t f, int pos, in
     lm__bpe_node *nd;
     if (i < 0) return lm__bpe_oom();
     tr->pairs[i].count += f;
-    nd = (lm__bpe_node *)lm__tok_reserve(tr->nodes, &tr->cap_nodes, tr->nnodes + 1, sizeof *nd);
+    nd = (lm__bpe_node *)lm__grow(tr->nodes, &tr->cap_nodes, tr->nnodes + 1, sizeof *nd);
     if (!nd) return lm__bpe_oom();
     tr->nodes = nd;
     nd[tr->nnodes].pos = pos;
     nd[tr->nnodes].next = tr->pairs[i].head;
     tr->pairs[i].head = (int)tr->nnodes++;
     if (x >= 0 && tr->pairs[i].stamp != x) {
-        int *q = (int *)lm__tok_reserve(tr->touched, &tr->cap_touched, tr->ntouched + 1, sizeof *q);
+        int *q = (int *)lm__grow(tr->touched, &tr->cap_touched, tr->ntouched + 1, sizeof *q);
         if (!q) return lm__bpe_oom();
         tr->touched = q;
         q[tr->ntouched++] = i;
@@ -6098,7 +6406,7 @@ static int lm__bpe_count_words(lm__bpe_trainer *tr, const unsigned char *s, size
             LM_FREE(table);
             return lm__fail(LM_ERR_ARG, "lm_tok_train: text has too many distinct words");
         }
-        w = (lm__bpe_word *)lm__tok_reserve(tr->words, &tr->cap_words, tr->nwords + 1, sizeof *w);
+        w = (lm__bpe_word *)lm__grow(tr->words, &tr->cap_words, tr->nwords + 1, sizeof *w);
         if (!w) { LM_FREE(table); return lm__bpe_oom(); }
         tr->words = w;
         w += tr->nwords;
@@ -6247,11 +6555,9 @@ static void lm__tok_put(unsigned char *out, size_t cap, size_t *pos, const char 
     *pos += n;
 }
 static void lm__tok_put_uint(unsigned char *out, size_t cap, size_t *pos, unsigned v, char end) {
-    char tmp[16];
-    int k = 15;
-    tmp[k] = end;
-    do { tmp[--k] = (char)('0' + v % 10); v /= 10; } while (v);
-    lm__tok_put(out, cap, pos, tmp + k, (size_t)(16 - k));
+    char tmp[24], *e = lm__utoa(v, tmp);
+    *e++ = end;
+    lm__tok_put(out, cap, pos, tmp, (size_t)(e - tmp));
 }
 static size_t lm__tok_image(const lm_tokenizer *t, unsigned char *out, size_t cap) {
     size_t pos = 0;
@@ -6285,15 +6591,11 @@ static int lm__tok_lit(lm__tok_cur *c, const char *lit) {
 }
 /* A decimal number of at most 9 digits without leading zeros, then the character end. */
 static int lm__tok_uint(lm__tok_cur *c, long *v, char end) {
-    int k = 0;
-    *v = 0;
-    while (c->p < c->end && *c->p >= '0' && *c->p <= '9' && k < 10) {
-        if (k == 1 && *v == 0) return 0;                    /* leading zero */
-        *v = *v * 10 + (*c->p++ - '0');
-        k++;
-    }
-    if (k == 0 || k > 9 || c->p >= c->end || *c->p != (unsigned char)end) return 0;
-    c->p++;
+    uint64_t u;
+    size_t k = lm__atou_n((const char *)c->p, (size_t)(c->end - c->p), 999999999, &u);
+    if (k == 0 || c->p + k >= c->end || c->p[k] != (unsigned char)end) return 0;
+    c->p += k + 1;
+    *v = (long)u;
     return 1;
 }
 
@@ -6367,62 +6669,21 @@ static int lm__gpt2_err(const char *file, const lm__tok_cur *c, const unsigned c
     return lm__fail(LM_ERR_FORMAT, "%s: %s at byte %zu", file, what, (size_t)(c->p - start));
 }
 
-static void lm__tok_json_ws(lm__tok_cur *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
-        c->p++;
-}
-
-static int lm__tok_hex4(const unsigned char *p, uint32_t *v) {
-    int k;
-    *v = 0;
-    for (k = 0; k < 4; k++) {
-        unsigned h = p[k];
-        if (h >= '0' && h <= '9') h -= '0';
-        else if ((h | 32) >= 'a' && (h | 32) <= 'f') h = (h | 32) - 'a' + 10;
-        else return 0;
-        *v = *v << 4 | h;
-    }
-    return 1;
-}
-
-/* A JSON string (the cursor is at its opening quote) that spells a GPT-2 token: its bytes
-   go to out (at most LM__TOK_MAXLEN). Returns a message, or NULL when all is well. */
-static const char *lm__tok_json_str(lm__tok_cur *c, const int *u2b, unsigned char *out, int *len) {
-    *len = 0;
-    if (c->p >= c->end || *c->p != '"') return "expected a string";
-    c->p++;
-    for (;;) {
+/* The bytes of a GPT-2 token, from its string (UTF-8, unescaped by the JSON lexer):
+   each character must stand for a byte. In place (no byte is longer than its character);
+   returns the length, or -1. */
+static int lm__gpt2_bytes(char *str, const int *u2b) {
+    const unsigned char *z = (const unsigned char *)str;
+    size_t n = strlen(str), i = 0;
+    int len = 0;
+    while (i < n) {
         uint32_t cp;
-        if (c->p >= c->end) return "unterminated string";
-        if (*c->p == '"') { c->p++; return NULL; }
-        if (*c->p < 0x20) return "control character in a string";
-        if (*c->p == '\\') {
-            const char *esc = "\"\"\\\\//b\bf\fn\nr\rt\t", *e;
-            if (c->end - c->p < 2) return "unterminated string";
-            for (e = esc; *e && *e != (char)c->p[1]; e += 2) {}
-            if (*e) { cp = (unsigned char)e[1]; c->p += 2; }
-            else if (c->p[1] == 'u') {
-                if (c->end - c->p < 6 || !lm__tok_hex4(c->p + 2, &cp)) return "bad \\u escape";
-                c->p += 6;
-                if (cp >= 0xDC00 && cp <= 0xDFFF) return "lone low surrogate";
-                if (cp >= 0xD800 && cp <= 0xDBFF) {           /* needs its low half */
-                    uint32_t lo;
-                    if (c->end - c->p < 6 || c->p[0] != '\\' || c->p[1] != 'u' ||
-                        !lm__tok_hex4(c->p + 2, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                        return "lone high surrogate";
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    c->p += 6;
-                }
-            } else return "bad escape";
-        } else {
-            int k = lm__tok_utf8(c->p, (size_t)(c->end - c->p), &cp);
-            if (!k) return "invalid UTF-8";
-            c->p += k;
-        }
-        if (cp >= LM__GPT2_NCHAR || u2b[cp] < 0) return "character that stands for no byte";
-        if (*len >= LM__TOK_MAXLEN) return "token longer than 1024 bytes";
-        out[(*len)++] = (unsigned char)u2b[cp];
+        int k = lm__utf8_decode(z + i, n - i, &cp);   /* the lexer checked the UTF-8 */
+        if (!k || cp >= LM__GPT2_NCHAR || u2b[cp] < 0 || len >= LM__TOK_MAXLEN) return -1;
+        str[len++] = (char)u2b[cp];
+        i += (size_t)k;
     }
+    return len;
 }
 
 /* Token lookup by bytes, for resolving merges: open addressing over ids. */
@@ -6448,67 +6709,50 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2_mem(const void *encoder_json, size_t n1,
     unsigned char *blob = NULL, pair[2 * LM__TOK_MAXLEN];
     lm__tok_json_entry *ent = NULL;
     size_t nent = 0, cap_ent = 0, used = 0, i, lines = 1;
-    int *by_id = NULL, vocab, b;
+    int *by_id = NULL, vocab, b, more;
+    lm__json js_p;
     lm__tok_index ix;
     lm_tokenizer *t = NULL;
     lm__tok_cur c;
-    const char *msg;
     ix.slot = NULL;
     if ((!js && n1) || (!bp && n2))
         return lm__fail(LM_ERR_ARG, "lm_tok_load_gpt2_mem: NULL buffer"), (lm_tokenizer *)NULL;
     lm__gpt2_unmap(u2b);
 
-    /* encoder.json: { "token": id, ... } with the token bytes packed into blob */
-    blob = (unsigned char *)LM_MALLOC(n1 ? n1 : 1);
+    /* encoder.json: { "token": id, ... }; the JSON lexer unescapes each token's string
+       into blob, and lm__gpt2_bytes turns it into the token's bytes in place */
+    blob = (unsigned char *)LM_MALLOC(n1 + 1);
     if (!blob) { lm__fail(LM_ERR_MEM, "encoder.json: out of memory"); goto fail; }
-    c.p = js;
-    c.end = js + n1;
-    lm__tok_json_ws(&c);
-    if (!lm__tok_lit(&c, "{")) { lm__gpt2_err("encoder.json", &c, js, "expected {"); goto fail; }
-    lm__tok_json_ws(&c);
-    if (lm__tok_lit(&c, "}")) { lm__gpt2_err("encoder.json", &c, js, "no tokens"); goto fail; }
-    for (;;) {
+    lm__json_init(&js_p, js, n1, (char *)blob, "encoder.json", "JSON");
+    if (lm__json_want(&js_p, '{')) goto fail;
+    if (lm__json_peek(&js_p, '}')) { lm__json_fail(&js_p, "no tokens", ""); goto fail; }
+    for (more = 1; more;) {
         lm__tok_json_entry *e;
-        long id = 0;
-        int len, k = 0;
-        lm__tok_json_ws(&c);
-        if ((msg = lm__tok_json_str(&c, u2b, pair, &len)) != NULL) {
-            lm__gpt2_err("encoder.json", &c, js, msg);
+        char *str;
+        uint64_t id;
+        int len;
+        size_t at = js_p.used;
+        if (lm__json_string(&js_p, "token", &str) || lm__json_want(&js_p, ':') ||
+            lm__json_uint(&js_p, "id", &id))
+            goto fail;
+        if (id >= LM__TOK_MAXVOCAB) { lm__json_fail(&js_p, "an id not below 1048576", ""); goto fail; }
+        if ((len = lm__gpt2_bytes(str, u2b)) < 0) {
+            lm__json_fail(&js_p, "a character that stands for no byte", " (token)");
             goto fail;
         }
-        lm__tok_json_ws(&c);
-        if (!lm__tok_lit(&c, ":")) {
-            lm__gpt2_err("encoder.json", &c, js, "expected :");
-            goto fail;
-        }
-        lm__tok_json_ws(&c);
-        while (c.p < c.end && *c.p >= '0' && *c.p <= '9' && k < 8) {
-            if (k == 1 && id == 0) break;                      /* leading zero */
-            id = id * 10 + (*c.p++ - '0');
-            k++;
-        }
-        if (k == 0 || id >= LM__TOK_MAXVOCAB || (c.p < c.end && *c.p >= '0' && *c.p <= '9')) {
-            lm__gpt2_err("encoder.json", &c, js,
-                         "expected an id: digits, no leading zero, below 1048576");
-            goto fail;
-        }
-        e = (lm__tok_json_entry *)lm__tok_reserve(ent, &cap_ent, nent + 1, sizeof *e);
+        js_p.used = at + (size_t)len;             /* keep the bytes, packed */
+        e = (lm__tok_json_entry *)lm__grow(ent, &cap_ent, nent + 1, sizeof *e);
         if (!e) { lm__fail(LM_ERR_MEM, "encoder.json: out of memory"); goto fail; }
         ent = e;
-        ent[nent].off = used;
+        ent[nent].off = at;
         ent[nent].len = len;
         ent[nent].id = (int)id;
         nent++;
-        memcpy(blob + used, pair, (size_t)len);             /* len <= the string's size */
-        used += (size_t)len;
-        lm__tok_json_ws(&c);
-        if (lm__tok_lit(&c, ",")) continue;
-        if (lm__tok_lit(&c, "}")) break;
-        lm__gpt2_err("encoder.json", &c, js, "expected , or }");
-        goto fail;
+        if (lm__json_next(&js_p, '}', &more)) goto fail;
     }
-    lm__tok_json_ws(&c);
-    if (c.p != c.end) { lm__gpt2_err("encoder.json", &c, js, "text after the object"); goto fail; }
+    lm__json_ws(&js_p);
+    if (js_p.i != js_p.n) { lm__json_fail(&js_p, "text after the object", ""); goto fail; }
+    used = js_p.used;
     if (nent > LM__TOK_MAXVOCAB || used > LM__TOK_MAXBYTES) {
         lm__fail(LM_ERR_FORMAT, "encoder.json: too many tokens");
         goto fail;
@@ -6576,7 +6820,7 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2_mem(const void *encoder_json, size_t n1,
             uint32_t cp;
             int k;
             if (*c.p == ' ' && split < 0 && len > 0) { split = len; c.p++; continue; }
-            k = lm__tok_utf8(c.p, (size_t)(c.end - c.p), &cp);
+            k = lm__utf8_decode(c.p, (size_t)(c.end - c.p), &cp);
             if (!k || cp >= LM__GPT2_NCHAR || u2b[cp] < 0 ||
                 len - (split < 0 ? 0 : split) >= LM__TOK_MAXLEN) {
                 lm__gpt2_err("vocab.bpe", &c, bp, "bad character in a merge");
@@ -6612,33 +6856,12 @@ fail:
    crash never leaves half a tokenizer behind.
    --------------------------------------------------------------------------------------- */
 #ifndef LM_NO_STDIO
-static int lm__tok_slurp(const char *path, unsigned char **buf, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    size_t cap = 0, got;
-    unsigned char *p = NULL;
-    *buf = NULL;
-    *n = 0;
-    if (!f) return lm__fail(LM_ERR_IO, "cannot open %s", path);
-    for (;;) {
-        unsigned char *q = (unsigned char *)lm__tok_reserve(p, &cap, *n + 65536, 1);
-        if (!q) { fclose(f); LM_FREE(p); return lm__fail(LM_ERR_MEM, "%s: out of memory", path); }
-        p = q;
-        got = fread(p + *n, 1, cap - *n, f);
-        *n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) { fclose(f); LM_FREE(p); return lm__fail(LM_ERR_IO, "cannot read %s", path); }
-    fclose(f);
-    *buf = p;
-    return LM_OK;
-}
-
 LMDEF lm_tokenizer *lm_tok_load(const char *path) {
     unsigned char *buf;
     size_t n;
     lm_tokenizer *t;
     if (!path) return lm__fail(LM_ERR_ARG, "lm_tok_load: NULL path"), (lm_tokenizer *)NULL;
-    if (lm__tok_slurp(path, &buf, &n) != LM_OK) return NULL;
+    if (lm__read_file(path, &buf, &n) != LM_OK) return NULL;
     t = lm_tok_load_mem(buf, n);
     LM_FREE(buf);
     return t;
@@ -6655,9 +6878,9 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir) {
     if (!path) return lm__fail(LM_ERR_MEM, "out of memory"), (lm_tokenizer *)NULL;
     memcpy(path, dir, dl);
     memcpy(path + dl, "/encoder.json", 14);
-    if (lm__tok_slurp(path, &enc, &n1) == LM_OK) {
+    if (lm__read_file(path, &enc, &n1) == LM_OK) {
         memcpy(path + dl, "/vocab.bpe", 11);
-        if (lm__tok_slurp(path, &bpe, &n2) == LM_OK) {
+        if (lm__read_file(path, &bpe, &n2) == LM_OK) {
             t = lm_tok_load_gpt2_mem(enc, n1, bpe, n2);
             LM_FREE(bpe);
         }
@@ -6670,35 +6893,19 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir) {
 LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
     long need = lm_tok_save_mem(t, NULL, 0);
     unsigned char *buf;
-    char *tmp;
-    size_t pl;
-    FILE *f;
-    int ok;
+    lm__out o;
+    int rc;
     if (need < 0) return (int)need;
     if (!path) return lm__fail(LM_ERR_ARG, "lm_tok_save: NULL path");
-    pl = strlen(path);
     buf = (unsigned char *)LM_MALLOC((size_t)need + 1);
-    tmp = (char *)LM_MALLOC(pl + 5);
-    if (!buf || !tmp) {
-        LM_FREE(buf); LM_FREE(tmp);
-        return lm__fail(LM_ERR_MEM, "lm_tok_save: out of memory");
-    }
+    if (!buf) return lm__fail(LM_ERR_MEM, "lm_tok_save: out of memory");
     lm_tok_save_mem(t, buf, (size_t)need);
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp", 5);
-    f = fopen(tmp, "wb");
-    if (!f) {
-        LM_FREE(buf); LM_FREE(tmp);
-        return lm__fail(LM_ERR_IO, "cannot create %s.tmp", path);
+    if ((rc = lm__out_open(&o, path)) == LM_OK) {
+        lm__out_put(&o, buf, (size_t)need);
+        rc = lm__out_close(&o);
     }
-    ok = fwrite(buf, 1, (size_t)need, f) == (size_t)need;
-    ok &= fflush(f) == 0;
-    ok &= fclose(f) == 0;
-    /* rename over the old file; where that is refused (Windows), remove it first */
-    if (ok && rename(tmp, path) != 0) ok = remove(path) == 0 && rename(tmp, path) == 0;
-    if (!ok) remove(tmp);
-    LM_FREE(buf); LM_FREE(tmp);
-    return ok ? LM_OK : lm__fail(LM_ERR_IO, "cannot write %s", path);
+    LM_FREE(buf);
+    return rc;
 }
 #endif /* LM_NO_STDIO */
 
@@ -6714,20 +6921,6 @@ LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
    a single byte of data is touched. Numbers in the data are assembled from bytes, so the
    code is right on big-endian hosts and at any alignment.
    --------------------------------------------------------------------------------------- */
-#ifndef LM_NO_STDIO
-#include <errno.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#ifndef __cplusplus
-/* fsync and fileno are POSIX, not C99: under -std=c99 the system headers may hide them.
-   Repeating a compatible declaration is always allowed in C (C++ builds see them anyway). */
-extern int fsync(int fd);
-extern int (fileno)(FILE *stream);
-#endif
-#define LM__ST_FSYNC 1
-#endif
-#endif
-
 /* Bytes <-> numbers, little-endian whatever the host. */
 static uint64_t lm__st_le64(const unsigned char *p) {
     uint64_t v = 0;
@@ -6860,54 +7053,7 @@ static void lm__st_encode(const float *src, int dtype, size_t n, unsigned char *
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes available), or 0 if it is not
-   one: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t lm__utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len, k;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;           /* overlong below U+0800                     */
-        if (c == 0xED) hi = 0x9F;           /* surrogates U+D800..DFFF                   */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;           /* overlong below U+10000                    */
-        if (c == 0xF4) hi = 0x8F;           /* above U+10FFFF                            */
-    } else return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (k = 2; k < len; k++) if (s[k] < 0x80 || s[k] > 0xBF) return 0;
-    return len;
-}
-static int lm__utf8_valid(const char *z) {
-    const unsigned char *s = (const unsigned char *)z;
-    size_t n = strlen(z), i = 0, k;
-    while (i < n) { if (!(k = lm__utf8_seq(s + i, n - i))) return 0; i += k; }
-    return 1;
-}
 
-/* Decimal text of v into out (room for 21 bytes); returns the end (at the NUL). */
-static char *lm__st_utoa(uint64_t v, char *out) {
-    char tmp[24];
-    int k = 0;
-    do { tmp[k++] = (char)('0' + (int)(v % 10)); v /= 10; } while (v);
-    while (k) *out++ = tmp[--k];
-    *out = 0;
-    return out;
-}
-/* A strict decimal: digits only, no sign, no leading zero, at most max. */
-static int lm__st_atou(const char *z, uint64_t max, uint64_t *out) {
-    uint64_t v = 0;
-    if (!z || !*z || (z[0] == '0' && z[1])) return 0;
-    for (; *z; z++) {
-        unsigned d = (unsigned)(*z - '0');
-        if (d > 9 || v > (max - d) / 10) return 0;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 1;
-}
 
 /* "[a, b, c]" for messages. */
 static void lm__st_shape_str(const int64_t *shape, int ndim, char *out) {
@@ -6915,185 +7061,13 @@ static void lm__st_shape_str(const int64_t *shape, int ndim, char *out) {
     *out++ = '[';
     for (i = 0; i < ndim; i++) {
         if (i) { *out++ = ','; *out++ = ' '; }
-        out = lm__st_utoa((uint64_t)shape[i], out);
+        out = lm__utoa((uint64_t)shape[i], out);
     }
     *out++ = ']';
     *out = 0;
 }
 
-/* Arrays that grow by doubling (LM_MALLOC has no realloc). Returns the new array, or NULL
-   with the old one left as it was. */
-static void *lm__st_grow(void *arr, int *cap, int need, size_t elem) {
-    void *q;
-    size_t bytes;
-    int nc = *cap ? *cap : 16;
-    while (nc < need) {
-        if (nc > INT_MAX / 2) return NULL;
-        nc *= 2;
-    }
-    if (!lm__mul_ok((size_t)nc, elem, &bytes) || !(q = LM_MALLOC(bytes))) return NULL;
-    if (arr) { memcpy(q, arr, (size_t)*cap * elem); LM_FREE(arr); }
-    *cap = nc;
-    return q;
-}
 
-/* ---- The header parser --------------------------------------------------------------
-   Recursive descent over exactly our schema: top object -> tensor objects -> arrays of
-   integers, and __metadata__ -> strings. Depth is at most three by construction, so a
-   header of a million '[' is just "expected '{'". Strings are unescaped into one pool as
-   large as the header (unescaping never lengthens a string, and the closing quote pays
-   for the NUL), so names and values stay valid as long as the lm_st_file. */
-typedef struct lm__json {
-    const unsigned char *s;  /* the header text                                          */
-    size_t n, i;             /* its length, the read position                            */
-    char *pool;              /* unescaped strings                                        */
-    size_t used;
-} lm__json;
-
-static int lm__json_fail(const lm__json *p, const char *what, const char *ctx) {
-    if (p->i >= p->n)
-        return lm__fail(LM_ERR_FORMAT, "safetensors: header ends early (at byte %zu): %s%s",
-                        p->i, what, ctx);
-    return lm__fail(LM_ERR_FORMAT, "safetensors: bad header at byte %zu: %s%s", p->i, what, ctx);
-}
-static void lm__json_ws(lm__json *p) {
-    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-                           p->s[p->i] == '\r'))
-        p->i++;
-}
-/* Skip white space; is the next byte c? (Not consumed.) */
-static int lm__json_peek(lm__json *p, int c) {
-    lm__json_ws(p);
-    return p->i < p->n && p->s[p->i] == c;
-}
-static int lm__json_want(lm__json *p, int c) {
-    char what[16] = "expected ' '";
-    if (lm__json_peek(p, c)) { p->i++; return LM_OK; }
-    what[10] = (char)c;
-    return lm__json_fail(p, what, "");
-}
-/* After an item: ',' (returns 1: another follows) or the closing byte (returns 0). */
-static int lm__json_next(lm__json *p, int close, int *more) {
-    char what[24] = "expected ',' or ' '";
-    lm__json_ws(p);
-    if (p->i < p->n && p->s[p->i] == ',') { p->i++; *more = 1; return LM_OK; }
-    if (p->i < p->n && p->s[p->i] == close) { p->i++; *more = 0; return LM_OK; }
-    what[17] = (char)close;
-    return lm__json_fail(p, what, "");
-}
-
-static int lm__json_hex4(lm__json *p, uint32_t *out) {
-    uint32_t v = 0;
-    int k;
-    if (p->n - p->i < 4) return lm__json_fail(p, "unterminated \\u escape", "");
-    for (k = 0; k < 4; k++) {
-        int c = p->s[p->i + k];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
-        else return lm__json_fail(p, "bad hex digit in \\u escape", "");
-    }
-    p->i += 4;
-    *out = v;
-    return LM_OK;
-}
-
-/* A JSON string, unescaped into the pool as valid UTF-8 with no NUL inside. what names
-   the string in messages ("tensor name", ...). */
-static int lm__json_string(lm__json *p, const char *what, char **out) {
-    char ctx[80] = " (";
-    char *d;
-    strcat(ctx, what);
-    strcat(ctx, ")");
-    lm__json_ws(p);
-    if (p->i >= p->n || p->s[p->i] != '"') return lm__json_fail(p, "expected a string", ctx);
-    p->i++;
-    d = p->pool + p->used;
-    *out = d;
-    for (;;) {
-        unsigned c;
-        if (p->i >= p->n) return lm__json_fail(p, "unterminated string", ctx);
-        c = p->s[p->i];
-        if (c == '"') { p->i++; break; }
-        if (c < 0x20) return lm__json_fail(p, "raw control character in a string", ctx);
-        if (c == '\\') {
-            uint32_t cp, lo;
-            if (p->i + 1 >= p->n) { p->i = p->n; return lm__json_fail(p, "unterminated string", ctx); }
-            c = p->s[p->i + 1];
-            p->i += 2;
-            switch (c) {
-            case '"': case '\\': case '/': *d++ = (char)c; continue;
-            case 'b': *d++ = '\b'; continue;
-            case 'f': *d++ = '\f'; continue;
-            case 'n': *d++ = '\n'; continue;
-            case 'r': *d++ = '\r'; continue;
-            case 't': *d++ = '\t'; continue;
-            case 'u': break;
-            default: p->i -= 2; return lm__json_fail(p, "bad escape", ctx);
-            }
-            if (lm__json_hex4(p, &cp)) return LM_ERR_FORMAT;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                /* a high surrogate must be followed by an escaped low one */
-                if (p->n - p->i < 2 || p->s[p->i] != '\\' || p->s[p->i + 1] != 'u')
-                    return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
-                p->i += 2;
-                if (lm__json_hex4(p, &lo)) return LM_ERR_FORMAT;
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return lm__json_fail(p, "unpaired surrogate in \\u escape", ctx);
-            }
-            if (cp == 0) return lm__json_fail(p, "NUL character (\\u0000)", ctx);
-            /* code point to UTF-8 */
-            if (cp < 0x80) *d++ = (char)cp;
-            else if (cp < 0x800) {
-                *d++ = (char)(0xC0 | cp >> 6); *d++ = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                *d++ = (char)(0xE0 | cp >> 12); *d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
-                *d++ = (char)(0x80 | (cp & 0x3F));
-            } else {
-                *d++ = (char)(0xF0 | cp >> 18); *d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *d++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *d++ = (char)(0x80 | (cp & 0x3F));
-            }
-        } else {
-            size_t k = lm__utf8_seq(p->s + p->i, p->n - p->i);
-            if (!k) return lm__json_fail(p, "invalid UTF-8", ctx);
-            memcpy(d, p->s + p->i, k);
-            d += k;
-            p->i += k;
-        }
-    }
-    *d++ = 0;
-    p->used = (size_t)(d - p->pool);
-    return LM_OK;
-}
-
-/* A non-negative integer that fits in a u64: digits only, no leading zero, no fraction
-   or exponent. */
-static int lm__json_uint(lm__json *p, const char *what, uint64_t *out) {
-    char ctx[300] = " (";
-    uint64_t v = 0;
-    strcat(ctx, what);
-    strcat(ctx, ")");
-    lm__json_ws(p);
-    if (p->i < p->n && p->s[p->i] == '-') return lm__json_fail(p, "negative number", ctx);
-    if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9')
-        return lm__json_fail(p, "expected a non-negative integer", ctx);
-    if (p->s[p->i] == '0' && p->i + 1 < p->n && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')
-        return lm__json_fail(p, "number with a leading zero", ctx);
-    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-        unsigned d = (unsigned)(p->s[p->i] - '0');
-        if (v > (~(uint64_t)0 - d) / 10) return lm__json_fail(p, "number too large", ctx);
-        v = v * 10 + d;
-        p->i++;
-    }
-    if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
-        return lm__json_fail(p, "not an integer", ctx);
-    *out = v;
-    return LM_OK;
-}
 
 /* One tensor's description {"dtype":..., "shape":[...], "data_offsets":[b, e]}, then the
    checks that make its byte range safe to read: shape product without overflow, size in
@@ -7191,7 +7165,8 @@ static int lm__st_parse_tensor(lm__json *p, lm_st_entry *e, size_t data_len) {
 
 /* The top-level object: tensors and at most one __metadata__ object of strings. */
 static int lm__st_parse_header(lm__json *p, lm_st_file *f) {
-    int ecap = 0, mcap = 0, more = 1, seen_meta = 0;
+    size_t ecap = 0, mcap = 0;
+    int more = 1, seen_meta = 0;
     lm__json_ws(p);
     if (p->i < p->n && p->s[p->i] != '{')
         return lm__json_fail(p, "the header must be a JSON object", "");
@@ -7215,8 +7190,8 @@ static int lm__st_parse_header(lm__json *p, lm_st_file *f) {
                     return lm__fail(LM_ERR_FORMAT, "safetensors: metadata value of '%s' is not "
                                     "a string", key);
                 if (lm__json_string(p, "metadata value", &val)) return LM_ERR_FORMAT;
-                if (2 * f->nmeta + 2 > mcap) {
-                    q = lm__st_grow((void *)f->meta, &mcap, 2 * f->nmeta + 2, sizeof(char *));
+                if ((size_t)(2 * f->nmeta + 2) > mcap) {
+                    q = lm__grow((void *)f->meta, &mcap, (size_t)(2 * f->nmeta + 2), sizeof(char *));
                     if (!q) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for metadata");
                     f->meta = (const char **)q;
                 }
@@ -7232,8 +7207,8 @@ static int lm__st_parse_header(lm__json *p, lm_st_file *f) {
             if (len >= LM_ST_NAME_MAX)
                 return lm__fail(LM_ERR_FORMAT, "safetensors: tensor name of %zu bytes is too long "
                                 "(limit %d)", len, LM_ST_NAME_MAX - 1);
-            if (f->n + 1 > ecap) {
-                void *q = lm__st_grow(f->entries, &ecap, f->n + 1, sizeof(lm_st_entry));
+            if ((size_t)f->n + 1 > ecap) {
+                void *q = lm__grow(f->entries, &ecap, (size_t)f->n + 1, sizeof(lm_st_entry));
                 if (!q) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for tensors");
                 f->entries = (lm_st_entry *)q;
             }
@@ -7251,11 +7226,7 @@ static int lm__st_parse_header(lm__json *p, lm_st_file *f) {
 
 /* Names and keys are looked up through an open-addressing hash table (FNV-1a), which also
    finds duplicates in linear time however many tensors a hostile header lists. */
-static uint32_t lm__st_hash(const char *z) {
-    uint32_t h = 2166136261u;
-    while (*z) { h ^= (unsigned char)*z++; h *= 16777619u; }
-    return h;
-}
+static uint32_t lm__st_hash(const char *z) { return (uint32_t)lm__fnv1a(LM__FNV_SEED, z, strlen(z)); }
 /* Index n keys (key(ctx, i) for i < n) into a new table; *dup = first duplicate or -1. */
 typedef const char *(*lm__st_keyfn)(const void *ctx, int i);
 static const char *lm__st_key_entry(const void *ctx, int i) {
@@ -7362,12 +7333,9 @@ LMDEF int lm_st_parse(lm_st_file *f, const void *buf, size_t len) {
                         "after it (truncated file?)", (unsigned long long)hlen, len - 8);
     f->data = b + 8 + (size_t)hlen;
     f->data_len = len - 8 - (size_t)hlen;
-    p.s = b + 8;
-    p.n = (size_t)hlen;
-    p.i = 0;
-    p.used = 0;
-    p.pool = f->strings = (char *)LM_MALLOC((size_t)hlen + 1);
-    if (!p.pool) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for the header");
+    f->strings = (char *)LM_MALLOC((size_t)hlen + 1);
+    if (!f->strings) return lm__fail(LM_ERR_MEM, "safetensors: out of memory for the header");
+    lm__json_init(&p, b + 8, (size_t)hlen, f->strings, "safetensors", "header");
     rc = lm__st_parse_header(&p, f);
     if (rc) { lm__st_free(f); return rc; }
 
@@ -7422,30 +7390,13 @@ LMDEF int lm_st_read_f32(const lm_st_file *f, const lm_st_entry *e, float *out) 
 
 #ifndef LM_NO_STDIO
 LMDEF int lm_st_open(lm_st_file *f, const char *path) {
-    FILE *fp;
-    long size;
     unsigned char *buf;
+    size_t size;
     int rc;
     if (!f || !path) return lm__fail(LM_ERR_ARG, "lm_st_open: NULL argument");
     memset(f, 0, sizeof *f);
-    fp = fopen(path, "rb");
-    if (!fp) return lm__fail(LM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        fclose(fp);
-        return lm__fail(LM_ERR_IO, "cannot get the size of '%s'", path);
-    }
-    buf = (unsigned char *)LM_MALLOC(size ? (size_t)size : 1);
-    if (!buf) {
-        fclose(fp);
-        return lm__fail(LM_ERR_MEM, "cannot allocate %ld bytes for '%s'", size, path);
-    }
-    if (size && fread(buf, 1, (size_t)size, fp) != (size_t)size) {
-        fclose(fp);
-        LM_FREE(buf);
-        return lm__fail(LM_ERR_IO, "cannot read '%s'", path);
-    }
-    fclose(fp);
-    rc = lm_st_parse(f, buf, (size_t)size);
+    if ((rc = lm__read_file(path, &buf, &size)) != LM_OK) return rc;
+    rc = lm_st_parse(f, buf, size);
     if (rc) { LM_FREE(buf); return rc; }
     f->owned = buf;
     return LM_OK;
@@ -7463,7 +7414,7 @@ static void lm__sink_put(lm__sink *s, const char *z, size_t n) {
 static void lm__sink_str(lm__sink *s, const char *z) { lm__sink_put(s, z, strlen(z)); }
 static void lm__sink_u64(lm__sink *s, uint64_t v) {
     char tmp[24];
-    lm__sink_put(s, tmp, (size_t)(lm__st_utoa(v, tmp) - tmp));
+    lm__sink_put(s, tmp, (size_t)(lm__utoa(v, tmp) - tmp));
 }
 /* A JSON string literal: quotes, backslashes and control characters escaped; the rest
    (checked UTF-8) copied as it is. */
@@ -7638,72 +7589,33 @@ LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv,
 
 #ifndef LM_NO_STDIO
 /* path + suffix, freshly allocated (NULL when out of memory). */
-static char *lm__st_path(const char *path, const char *suffix) {
-    size_t a = strlen(path), b = strlen(suffix);
-    char *s = (char *)LM_MALLOC(a + b + 1);
-    if (s) { memcpy(s, path, a); memcpy(s + a, suffix, b + 1); }
-    return s;
-}
 
-/* Atomic replace: everything goes to path.tmp; only a complete, flushed and synced file
-   is renamed over path (rename within a directory is atomic on POSIX), so a crash or a
-   full disk at any moment leaves either the old file or the new one, never half of one. */
+/* Through a temporary file and a rename (section 12), the data encoded a chunk at a time. */
 LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
                       const char *const *meta_kv, int nmeta) {
-    const size_t chunk = 16384;        /* floats encoded per fwrite                      */
+    const size_t chunk = 16384;        /* floats encoded per write                       */
     size_t hlen = 0, total = 0;
     unsigned char *buf;
-    char *tmp;
-    FILE *fp;
-    int i, rc, ok;
+    lm__out o;
+    int i, rc;
     if (!path) return lm__fail(LM_ERR_ARG, "lm_st_write: NULL path");
     rc = lm__st_layout(t, n, meta_kv, nmeta, &hlen, &total);
     if (rc) return rc;
     buf = (unsigned char *)LM_MALLOC(8 + hlen + chunk * 4);
-    tmp = lm__st_path(path, ".tmp");
-    if (!buf || !tmp) {
-        if (buf) LM_FREE(buf);
-        if (tmp) LM_FREE(tmp);
-        return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
-    }
-    fp = fopen(tmp, "wb");
-    if (!fp) {
-        rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-        LM_FREE(buf);
-        LM_FREE(tmp);
-        return rc;
-    }
+    if (!buf) return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
+    if ((rc = lm__out_open(&o, path)) != LM_OK) { LM_FREE(buf); return rc; }
     lm__st_write_header(buf, hlen, t, n, meta_kv, nmeta);
-    ok = fwrite(buf, 1, 8 + hlen, fp) == 8 + hlen;
-    for (i = 0; ok && i < n; i++) {
+    lm__out_put(&o, buf, 8 + hlen);
+    for (i = 0; o.rc == LM_OK && i < n; i++) {
         size_t numel = (size_t)lm__st_out_numel(&t[i]), at, size = (size_t)lm__st_dtypes[t[i].dtype].size;
-        for (at = 0; ok && at < numel; at += chunk) {
+        for (at = 0; o.rc == LM_OK && at < numel; at += chunk) {
             size_t k = numel - at < chunk ? numel - at : chunk;
             lm__st_encode(t[i].data + at, t[i].dtype, k, buf);
-            ok = fwrite(buf, size, k, fp) == k;
+            lm__out_put(&o, buf, size * k);
         }
     }
-    ok = ok && fflush(fp) == 0;
-#ifdef LM__ST_FSYNC
-    ok = ok && fsync(fileno(fp)) == 0;
-#endif
-    if (!ok) rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-    }
-#ifdef _WIN32
-    /* Windows' rename will not replace a file: drop the old one first (not atomic there) */
-    if (ok) remove(path);
-#endif
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    }
-    if (!ok) remove(tmp);
     LM_FREE(buf);
-    LM_FREE(tmp);
-    return ok ? LM_OK : rc;
+    return lm__out_close(&o);
 }
 #endif
 
@@ -7756,7 +7668,7 @@ static int lm__gpt_classify(const char *name, int *blk, int *key) {
 static int lm__gpt_meta_int(const lm_st_file *f, const char *key, uint64_t max, uint64_t *out) {
     const char *v = lm_st_meta(f, key);
     if (!v) return 0;
-    if (!lm__st_atou(v, max, out))
+    if (!lm__atou(v, max, out))
         return lm__fail(LM_ERR_FORMAT, "checkpoint: metadata %s = '%s' is not a valid number",
                         key, v);
     return 1;
@@ -7960,7 +7872,7 @@ static void lm__gpt_meta(const lm_gpt *m, char (*num)[24], const char **kv) {
     for (i = 0; i < 6; i++) kv[2 * i] = keys[i];
     kv[1] = "pt";
     for (i = 0; i < 5; i++) {
-        lm__st_utoa((uint64_t)(vals[i] < 0 ? 0 : vals[i]), num[i]);
+        lm__utoa((uint64_t)(vals[i] < 0 ? 0 : vals[i]), num[i]);
         kv[2 * i + 3] = num[i];
     }
 }
@@ -8041,13 +7953,9 @@ LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
    writes the state first and the model second, so a crash between the two would leave a
    state that belongs to other weights. Loading the state compares fingerprints. */
 static uint64_t lm__weights_fnv(const lm_params *p) {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = LM__FNV_SEED;
     int k;
-    size_t i;
-    for (k = 0; k < p->n; k++) {
-        const unsigned char *b = (const unsigned char *)p->t[k].data;
-        for (i = 0; i < (size_t)p->t[k].size * sizeof(float); i++) { h ^= b[i]; h *= 0x100000001b3ull; }
-    }
+    for (k = 0; k < p->n; k++) h = lm__fnv1a(h, p->t[k].data, (size_t)p->t[k].size * sizeof(float));
     return h;
 }
 
@@ -8069,7 +7977,7 @@ LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_tr
     if (n <= 0) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no parameters");
     names = (char (*)[LM_NAME_MAX + 2])LM_MALLOC((size_t)2 * (size_t)n * sizeof *names);
     o = (lm_st_out *)LM_MALLOC((size_t)2 * (size_t)n * sizeof *o);
-    path = lm__st_path(model_path, ".state");
+    path = lm__path_plus(model_path, ".state");
     if (!names || !o || !path) { lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory"); goto done; }
     om = lm__gpt_outs(m, m->params.m, names, "m.");
     ov = om ? lm__gpt_outs(m, m->params.v, names + n, "v.") : NULL;
@@ -8077,11 +7985,11 @@ LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_tr
     memcpy(o, om, (size_t)n * sizeof *o);
     memcpy(o + n, ov, (size_t)n * sizeof *o);
     lm__gpt_meta(m, num, kv);
-    kv[12] = "adam_step"; lm__st_utoa((uint64_t)m->params.step, num[5]); kv[13] = num[5];
-    kv[14] = "step"; lm__st_utoa((uint64_t)s->step, num[6]); kv[15] = num[6];
-    kv[16] = "data_pos"; lm__st_utoa(s->data_pos, num[7]); kv[17] = num[7];
-    kv[18] = "rng"; lm__st_utoa(s->rng, num[8]); kv[19] = num[8];
-    kv[20] = "weights_fnv"; lm__st_utoa(lm__weights_fnv(&m->params), num[9]); kv[21] = num[9];
+    kv[12] = "adam_step"; lm__utoa((uint64_t)m->params.step, num[5]); kv[13] = num[5];
+    kv[14] = "step"; lm__utoa((uint64_t)s->step, num[6]); kv[15] = num[6];
+    kv[16] = "data_pos"; lm__utoa(s->data_pos, num[7]); kv[17] = num[7];
+    kv[18] = "rng"; lm__utoa(s->rng, num[8]); kv[19] = num[8];
+    kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(&m->params), num[9]); kv[21] = num[9];
     rc = lm_st_write(path, o, 2 * n, kv, 11);
 done:
     if (names) LM_FREE(names);
@@ -8157,7 +8065,7 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
     char *path;
     int rc;
     if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
-    if (!(path = lm__st_path(model_path, ".state")))
+    if (!(path = lm__path_plus(model_path, ".state")))
         return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
     rc = lm_st_open(&f, path);
     LM_FREE(path);

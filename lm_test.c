@@ -2413,7 +2413,7 @@ static void test_tok_unicode(void) {
     for (i = 0, bad = 0; i < sizeof utf8 / sizeof utf8[0]; i++) {
         uint32_t cp;
         const unsigned char *s = (const unsigned char *)utf8[i].s;
-        bad += lm__tok_utf8(s, strlen(utf8[i].s), &cp) != utf8[i].len;
+        bad += lm__utf8_decode(s, strlen(utf8[i].s), &cp) != utf8[i].len;
     }
     CHECK(bad == 0, "unicode: strict UTF-8 (overlong, surrogate, > U+10FFFF, truncated)");
 }
