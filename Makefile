@@ -14,8 +14,8 @@ EXAMPLES = examples/linreg examples/xor examples/gpt examples/classify examples/
 
 all: lm lm_test $(EXAMPLES)
 
-lm: tools/lm.c lm.h
-	$(CC) $(WARN) $(CFLAGS) -I. tools/lm.c -o $@ $(LDLIBS)
+lm: tools/lm_cli.c lm.h
+	$(CC) $(WARN) $(CFLAGS) -I. tools/lm_cli.c -o $@ $(LDLIBS)
 
 lm_test: lm_test.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. lm_test.c -o $@ $(LDLIBS)
@@ -61,7 +61,7 @@ test-arm:
 	$(CC) $(WARN) -O2 -DLM_NO_SIMD -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_scalar $(LDLIBS)
 	./lm_test_scalar
 
-# PyTorch cross-check (DESIGN 5): GPT logits, loss, every gradient and 10 AdamW steps;
+# PyTorch cross-check: GPT logits, loss, every gradient and 10 AdamW steps;
 # the encoder's masked-LM and classifier heads; `lm eval` and greedy `lm generate` - for
 # the default (SIMD) build and a -DLM_NO_SIMD build, each against PyTorch and against each
 # other. Needs Debian's python3-torch and python3-numpy, so it runs with /usr/bin/python3
@@ -75,7 +75,7 @@ tools/torch_check: tools/torch_check.c lm.h
 tools/torch_check_scalar: tools/torch_check.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -DLM_NO_SIMD -I. $< -o $@ $(LDLIBS)
 
-tools/lm_scalar: tools/lm.c lm.h
+tools/lm_scalar: tools/lm_cli.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -DLM_NO_SIMD -I. $< -o $@ $(LDLIBS)
 
 test-torch: lm $(TORCH_BINS)
@@ -131,9 +131,9 @@ LM_PARTS = tools/lm_plot.h
 
 lm_test_asan: lm_test.c lm.h $(LM_PARTS)
 	$(CC) $(SAN_FLAGS) -I. lm_test.c -o $@ $(LDLIBS)
-lm_asan: tools/lm.c fuzz/lm_asan_options.c lm.h $(LM_PARTS)
-	$(CC) $(SAN_FLAGS) -I. tools/lm.c fuzz/lm_asan_options.c -o $@ $(LDLIBS)
-fuzz/%-replay: fuzz/fuzz_%.c fuzz/replay.c lm.h tools/lm.c $(LM_PARTS)
+lm_asan: tools/lm_cli.c fuzz/lm_asan_options.c lm.h $(LM_PARTS)
+	$(CC) $(SAN_FLAGS) -I. tools/lm_cli.c fuzz/lm_asan_options.c -o $@ $(LDLIBS)
+fuzz/%-replay: fuzz/fuzz_%.c fuzz/replay.c lm.h tools/lm_cli.c $(LM_PARTS)
 	$(CC) $(SAN_FLAGS) -I. fuzz/replay.c $< -o $@ $(LDLIBS)
 
 test-asan: lm_test_asan lm_asan $(FUZZ_NAMES:%=fuzz/%-replay)
@@ -146,9 +146,9 @@ test-asan: lm_test_asan lm_asan $(FUZZ_NAMES:%=fuzz/%-replay)
 
 lm_test_vg: lm_test.c lm.h $(LM_PARTS)
 	$(CC) $(VG_FLAGS) -I. lm_test.c -o $@ $(LDLIBS)
-lm_vg: tools/lm.c lm.h $(LM_PARTS)
-	$(CC) $(VG_FLAGS) -I. tools/lm.c -o $@ $(LDLIBS)
-fuzz/%-replay-vg: fuzz/fuzz_%.c fuzz/replay.c lm.h tools/lm.c $(LM_PARTS)
+lm_vg: tools/lm_cli.c lm.h $(LM_PARTS)
+	$(CC) $(VG_FLAGS) -I. tools/lm_cli.c -o $@ $(LDLIBS)
+fuzz/%-replay-vg: fuzz/fuzz_%.c fuzz/replay.c lm.h tools/lm_cli.c $(LM_PARTS)
 	$(CC) $(VG_FLAGS) -I. fuzz/replay.c $< -o $@ $(LDLIBS)
 fuzz/make-seeds: fuzz/make_seeds.c lm.h $(LM_PARTS)
 	$(CC) $(WARN) -O1 -I. fuzz/make_seeds.c -o $@ $(LDLIBS)
@@ -164,7 +164,7 @@ test-valgrind: lm_test_vg lm_vg fuzz/seeds $(FUZZ_NAMES:%=fuzz/%-replay-vg)
 	  else tail -n 40 fuzz/$$t-replay.log; echo "valgrind: an input of $$t FAILS"; fail=1; fi; \
 	done; exit $$fail
 
-fuzz/%-fuzz: fuzz/fuzz_%.c lm.h tools/lm.c $(LM_PARTS)
+fuzz/%-fuzz: fuzz/fuzz_%.c lm.h tools/lm_cli.c $(LM_PARTS)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -I. $< -o $@ $(LDLIBS)
 
 # Each target: its regression inputs once (-runs=0 runs a corpus and stops), then fuzzing

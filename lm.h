@@ -881,6 +881,12 @@ LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head);
 extern "C" {
 #endif
 
+/* =======================================================================================
+   1. Errors, numbers and memory
+   The ground floor: how failures are reported (an error code and one line for lm_error),
+   logging, overflow-checked sizes, the one hash and the one growing array, a portable
+   RNG, and the arena every tensor lives in.
+   ======================================================================================= */
 /* ---------------------------------------------------------------------------------------
    Errors and logging.
    A failing function records one line here and returns an error code; the caller decides
@@ -1172,13 +1178,14 @@ LM__VEC_FN void lm__layernorm_row(const float *x, const float *w, const float *b
 LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, float mean,
                                float rstd, float *pw, float *pb, float *dx, int n);
 
-/* ---------------------------------------------------------------------------------------
+/* =======================================================================================
+   2. Tensors and the graph
    Tensors and the graph.
    Every tensor of a step lives in the graph's arena. A tensor's gradient is allocated (and
    zeroed) the first time a backward function adds to it, so tensors that no gradient
    reaches cost nothing extra. Parameters are leaves whose data and grad point into the
    model's parameter blocks.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 LMDEF void lm_graph_init(lm_graph *g, lm_arena *arena) {
     memset(g, 0, sizeof *g);
     g->arena = arena;
@@ -1386,8 +1393,17 @@ static lm_tensor *lm__op_fail(lm_graph *g, const char *op, const char *why) {
 #define LM__ROWBLOCK 16
 static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLOCK; }
 
+/* =======================================================================================
+   3. Ops
+   Each op is a forward function and a backward function over a node of the tape, side by
+   side, after the math they compute; where the work runs in a vector kernel (section 11),
+   a plain scalar version of the math sits beside the op (lm__ref_*), short enough to check
+   by hand, and the tests hold the kernel to it. Backward functions add into the inputs'
+   gradients (+=), since one tensor may feed several ops.
+   ======================================================================================= */
+
 /* ---------------------------------------------------------------------------------------
-   Elementwise ops with broadcast. b's shape is a suffix of a's (or b has one element), so
+   3.1 Elementwise ops with broadcast. b's shape is a suffix of a's (or b has one element), so
    b repeats every nb elements of a: a bias over rows, a scalar over everything.
    --------------------------------------------------------------------------------------- */
 static int lm__bcast_ok(const lm_tensor *a, const lm_tensor *b) {
@@ -1505,7 +1521,7 @@ LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
 }
 
 /* ---------------------------------------------------------------------------------------
-   Matrix products. a (..., K) is seen as a matrix (M, K) with M the product of its leading
+   3.2 Matrix products. a (..., K) is seen as a matrix (M, K) with M the product of its leading
    dims. Forward and both gradients are GEMMs:
        out = a b          da += dout b^T        db += a^T dout
    and for b stored transposed (tb, b is (N, K)):
@@ -1588,7 +1604,7 @@ LMDEF lm_tensor *lm_linear(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b
 }
 
 /* ---------------------------------------------------------------------------------------
-   Reductions to a scalar: sum and mean (accumulated in double).
+   3.3 Reductions to a scalar: sum and mean (accumulated in double).
    --------------------------------------------------------------------------------------- */
 static void lm__sum_fwd(lm_node *n) {
     double s = 0;
@@ -1615,7 +1631,7 @@ LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 0);
 LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1); }
 
 /* ---------------------------------------------------------------------------------------
-   Activations. GELU is GPT-2's tanh form:
+   3.4 Activations. GELU is GPT-2's tanh form:
        gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
        gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
    --------------------------------------------------------------------------------------- */
@@ -1673,7 +1689,7 @@ LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__T
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
 
 /* ---------------------------------------------------------------------------------------
-   Softmax and log-softmax over the last dim, max-subtracted for stability.
+   3.5 Softmax and log-softmax over the last dim, max-subtracted for stability.
        softmax:     dx = y (dy - sum(dy y))
        log_softmax: dx = dy - softmax(x) sum(dy)
    --------------------------------------------------------------------------------------- */
@@ -1722,7 +1738,7 @@ LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a
 LMDEF lm_tensor *lm_log_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(g, a, 1); }
 
 /* ---------------------------------------------------------------------------------------
-   LayerNorm over the last dim C: xhat = (x - mean) * rstd, y = xhat w + b, with
+   3.6 LayerNorm over the last dim C: xhat = (x - mean) * rstd, y = xhat w + b, with
    rstd = 1/sqrt(var + eps) and the biased variance, as PyTorch. Forward keeps mean and
    rstd per row. Backward, with dxhat = dy w:
        dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
@@ -1796,7 +1812,7 @@ LMDEF lm_tensor *lm_layernorm(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor
 }
 
 /* ---------------------------------------------------------------------------------------
-   Embedding: rows of a table picked by ids. The gradient scatters back into the picked
+   3.7 Embedding: rows of a table picked by ids. The gradient scatters back into the picked
    rows; rows picked twice add up, in order.
    --------------------------------------------------------------------------------------- */
 static void lm__embed_fwd(lm_node *n) {
@@ -1833,7 +1849,7 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
 }
 
 /* ---------------------------------------------------------------------------------------
-   Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
+   3.8 Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
    [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
    Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
    key j < len) and P = softmax(S):
@@ -1979,7 +1995,7 @@ LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causa
 }
 
 /* ---------------------------------------------------------------------------------------
-   Shape ops: reshape (same elements, new shape), transpose of the last two dims, a slice
+   3.9 Shape ops: reshape (same elements, new shape), transpose of the last two dims, a slice
    of the last dim, and a gather of rows. Each copies; gradients flow back the same way.
    --------------------------------------------------------------------------------------- */
 enum { LM__RESHAPE, LM__TRANSPOSE, LM__SLICE, LM__GATHER };
@@ -2058,7 +2074,7 @@ LMDEF lm_tensor *lm_gather_rows(lm_graph *g, lm_tensor *a, const int *idx, int n
 }
 
 /* ---------------------------------------------------------------------------------------
-   Dropout: in training, zero each element with probability p and scale the rest by
+   3.10 Dropout: in training, zero each element with probability p and scale the rest by
    1/(1-p) (the mask is drawn from the graph's RNG and kept for backward); at eval, or with
    p = 0, it is the identity and records nothing.
    --------------------------------------------------------------------------------------- */
@@ -2089,7 +2105,7 @@ LMDEF lm_tensor *lm_dropout(lm_graph *g, lm_tensor *a, float p) {
 }
 
 /* ---------------------------------------------------------------------------------------
-   Mean pooling: the average of each row's first lens[b] positions, (B, T, C) -> (B, C).
+   3.11 Mean pooling: the average of each row's first lens[b] positions, (B, T, C) -> (B, C).
    Its gradient spreads dy / len evenly over those positions.
    --------------------------------------------------------------------------------------- */
 static void lm__pool_fwd(lm_node *n) {
@@ -2130,7 +2146,7 @@ LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens) {
 }
 
 /* ---------------------------------------------------------------------------------------
-   Losses. Each returns a scalar mean.
+   3.12 Losses. Each returns a scalar mean.
    Cross-entropy over logits (N, V): loss = mean over counted rows of lse(x) - x[target],
    rows whose target is ignore_index skipped. Backward: (softmax(x) - onehot) / count;
    forward keeps only lse per row, and backward recomputes softmax from the logits.
@@ -2277,6 +2293,13 @@ LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target) {
     return lm__pair_loss(g, &lm__op_mse, pred, target, "mse");
 }
 
+/* =======================================================================================
+   4. Optimizers and the schedule
+   A model's parameters live in one block, their gradients and the AdamW moments in three
+   more of the same layout, so clipping, the optimizers and checkpoints are loops over
+   arrays, cut into chunks for the thread pool.
+   ======================================================================================= */
+
 /* ---------------------------------------------------------------------------------------
    Parameters: one block of values, one of gradients, two of optimizer moments. Each
    tensor starts on a 16-float boundary so SIMD loops over one tensor stay aligned.
@@ -2363,7 +2386,7 @@ LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
 }
 
 /* ---------------------------------------------------------------------------------------
-   Optimizers and the learning-rate schedule (DESIGN 3.4, as torch.optim.AdamW):
+   AdamW, SGD and the learning-rate schedule (as torch.optim.AdamW, see TRAINING):
        p *= 1 - lr wd                      (tensors of 2+ dims only)
        m = b1 m + (1 - b1) g     v = b2 v + (1 - b2) g^2
        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -3525,7 +3548,8 @@ LMDEF int lm_metrics_from_confusion(const long *cm, int K, lm_metrics *m) {
 
 LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
 
-/* ---------------------------------------------------------------------------------------
+/* =======================================================================================
+   9. Thread pool
    Thread pool. One global pool of worker threads. A job is n tasks; workers and the caller
    take task numbers from a shared counter until none are left. Which thread runs a task
    never matters: each task owns its outputs.
@@ -3537,7 +3561,7 @@ LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
    the caller likewise spins before it sleeps waiting for the workers to finish. Spinning
    needs atomic loads and stores: GCC/Clang's __atomic builtins. Elsewhere (e.g. tcc) the
    pool falls back to the mutex alone and never spins.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 static int lm__nthreads = 1;
 static volatile int lm__in_job = 0;  /* a job is running: nested calls run serially      */
 
@@ -3722,7 +3746,8 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
     for (i = 0; i < n; i++) fn(ctx, i);
 }
 
-/* ---------------------------------------------------------------------------------------
+/* =======================================================================================
+   10. GEMM
    GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, in the GotoBLAS / BLIS way.
 
    Almost every FLOP of training and inference goes through here, so this is the one place
@@ -3756,7 +3781,7 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
    path (measured with -fstack-usage). Any thread that calls lm_gemm, and the pool's
    workers (started with 4 MB stacks), need that much stack to spare. LM_GEMM_KC and
    LM_GEMM_TN, defined before including, shrink it, e.g. for a microcontroller.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 
 /* A micro-kernel: acc = sum over k < kc of a[k*MR + i] * b[k*NR + j] for an MR x NR block,
    then C[i*ldc + j] = alpha * acc + beta * C (C is not read when beta == 0). */
@@ -4496,7 +4521,8 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 #endif
 }
 
-/* ---------------------------------------------------------------------------------------
+/* =======================================================================================
+   11. Vector kernels
    Vector math: exp, tanh, sigmoid, GELU, softmax sums, dot products, AdamW and LayerNorm
    over float arrays, with SIMD.
 
@@ -4532,7 +4558,7 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
               backward (gelu') 1e-6 relative plus 1e-8 absolute.
    armv7 NEON flushes denormal inputs and results to zero in hardware, so on that path the
    tails above end at FLT_MIN instead.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 #define LM__VEC_IMPL 1
 
 /* ---------------------------------------------------------------------------------------
@@ -5121,7 +5147,7 @@ LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n) {
 /* y += x */
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n) { lm__vadd(y, x, y, n); }
 
-/* One AdamW step over n parameters (DESIGN 3.4), in exactly PyTorch's order of float
+/* One AdamW step over n parameters (see TRAINING), in exactly PyTorch's order of float
    operations per element:
        w *= decay;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
        w -= step_size m / (sqrt(v) / bc2_sqrt + eps)
@@ -5614,7 +5640,8 @@ static int lm__out_close(lm__out *o) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   Tokenizers: raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
+   13. Tokenizers
+   Raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
    A tokenizer is a table of tokens (each a short byte string, addressed by id) plus a
    ranked list of merges "token l followed by token r becomes token m". The bytes kind is
    the same thing with no merges. Encoding cuts the text into pre-tokens (GPT-2's pattern,
@@ -6909,8 +6936,8 @@ LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
 }
 #endif /* LM_NO_STDIO */
 
-/* ---------------------------------------------------------------------------------------
-   Safetensors I/O (DESIGN 3.2).
+/* =======================================================================================
+   14. Safetensors
    A file is: u64 little-endian N; N bytes of JSON; the raw data. The JSON is one object
    mapping each tensor name to {"dtype": "F32", "shape": [...], "data_offsets": [b, e]},
    offsets relative to the start of the data, plus an optional "__metadata__" object of
@@ -6920,7 +6947,7 @@ LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
    valid UTF-8, and every shape and offset is checked with overflow-safe arithmetic before
    a single byte of data is touched. Numbers in the data are assembled from bytes, so the
    code is right on big-endian hosts and at any alignment.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 /* Bytes <-> numbers, little-endian whatever the host. */
 static uint64_t lm__st_le64(const unsigned char *p) {
     uint64_t v = 0;
@@ -7619,14 +7646,15 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 }
 #endif
 
-/* ---------------------------------------------------------------------------------------
-   GPT checkpoints (DESIGN 3.2): the model's parameters under Hugging Face GPT-2 names.
+/* =======================================================================================
+   15. Checkpoints
+   GPT checkpoints: the model's parameters under Hugging Face GPT-2 names.
    Saving is a loop over lm_gpt.params, which holds the tensors in checkpoint order with
    their names. Loading infers the configuration from the shapes, accepts what Hugging
    Face files contain (a "transformer." prefix, attention-mask buffers, a tied lm_head),
    checks every tensor against the expected layout, and only then builds a model and
    copies the weights in: a bad file never yields a half-loaded model.
-   --------------------------------------------------------------------------------------- */
+   ======================================================================================= */
 
 /* Tensor k of the GPT layout (section 5): its name, and its shape as the file's int64. */
 static int lm__gpt_slot(const lm_gpt_config *c, int k, char *name, int64_t *shape) {

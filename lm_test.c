@@ -429,7 +429,7 @@ static void test_core_optim(void) {
     CHECK_NEAR(p.t[0].grad[0], 3.0 / (5 + 1e-6), 1e-6, "clip: scales by max/(norm+1e-6)");
     lm_clip_grad_norm(&p, 10.0f);
     CHECK_NEAR(p.t[1].grad[1], 4.0 / (5 + 1e-6), 1e-6, "clip: leaves small gradients alone");
-    /* schedule (DESIGN 3.4) */
+    /* schedule (lm_lr_at) */
     o = lm_train_defaults();
     o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;
     CHECK_NEAR(lm_lr_at(&o, 0), 1e-5, 1e-9, "cosine: first warmup step lr (s+1)/W");
@@ -617,7 +617,7 @@ static void test_gpt_eval_data(void) {
     lm_gpt *m = t_tiny_gpt(1, 1, 8, 8, 50, 2);
     double want = 0;
     for (i = 0; i < 100; i++) tok[i] = (i * 7) % 50;
-    /* sequential order (DESIGN 3.3): B*T = 40 per step, wrap when p + 41 > 100 */
+    /* sequential order: B*T = 40 per step, wrap when p + 41 > 100 */
     d = lm_data_init(tok, 100, LM_ORDER_SEQUENTIAL, 0);
     lm_data_next(&d, 5, 8, in, tg);
     for (i = 0; i < 40; i++) if (in[i] != tok[i] || tg[i] != tok[i + 1]) ok = 0;
@@ -1269,7 +1269,7 @@ static void run_gemm_tests(void) {
     test_gemm_threads();
     test_gemm_nested();
 }
-/* Tests: safetensors I/O and GPT checkpoints (DESIGN 3.2). */
+/* Tests: safetensors I/O and GPT checkpoints (lm.h, CHECKPOINTS). */
 
 /* ---- helpers ------------------------------------------------------------------------ */
 static t_scratch st_t_scratch;
@@ -3880,7 +3880,7 @@ static void run_plot_tests(void) {
 }
 #ifndef LM_TEST_NO_CLI
 /* ---------------------------------------------------------------------------------------
-   Tests of the `lm` command line (tools/lm.c, DESIGN 3.5).
+   Tests of the `lm` command line (tools/lm_cli.c).
    They run the built lm binary (./lm, which make test builds first at the repository
    root; or the one the environment variable LM_BIN names, e.g. LM_BIN=./lm_asan for a
    sanitizer build) with system(), each command as

@@ -1,4 +1,4 @@
-/* fuzz_cli.c - libFuzzer target for the command line of tools/lm.c.
+/* fuzz_cli.c - libFuzzer target for the command line of tools/lm_cli.c.
 
    Build (make fuzz does this):
        clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_cli.c \
@@ -10,7 +10,7 @@
    it). For example "detokenize\0--threads\0" "2\x01" "72 105" runs
    `lm detokenize --threads 2` with "72 105" on stdin.
 
-   tools/lm.c is included here whole, with four names redirected by the preprocessor, so
+   tools/lm_cli.c is included here whole, with four names redirected by the preprocessor, so
    the file itself needs no hook:
      main   -> lm_cli_main, called once per input;
      exit   -> fuzz_exit, which jumps back here (longjmp) with the status;
@@ -30,7 +30,7 @@
    only when they ask for --help or -h (anything else returns at once); `lm bench` alone
    and an unknown benchmark still run.
 
-   Then the contract of DESIGN 3.5 is checked: the status is 0, 1 or 2; a failure prints
+   Then the command line's contract is checked: the status is 0, 1 or 2; a failure prints
    exactly one line on stderr, starting "lm"; a usage error (2) prints nothing on stdout.
    stdout and stderr are captured in memory (open_memstream) for this; with the environment
    variable FUZZ_CLI_ECHO set, both are shown with the status, to look at an input by hand. */
@@ -42,7 +42,7 @@
 #include <errno.h>
 #include <setjmp.h>
 
-/* The redirections, declared before tools/lm.c is read. */
+/* The redirections, declared before tools/lm_cli.c is read. */
 #if defined(__GNUC__) || defined(__clang__)
 static void fuzz_exit(int status) __attribute__((noreturn));
 #else
@@ -61,7 +61,7 @@ static void fuzz_free(void *p);
 #define malloc fuzz_malloc
 #define realloc fuzz_realloc
 #define free fuzz_free
-#include "tools/lm.c"
+#include "tools/lm_cli.c"
 #undef main
 #undef exit
 #undef fopen

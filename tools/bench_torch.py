@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench_torch.py - the PyTorch side of `make bench`: a minimal GPT-2 (DESIGN.md 3.1) timed
+"""bench_torch.py - the PyTorch side of `make bench`: a minimal GPT-2 (lm.h, TRAINING) timed
 the same way as `lm bench train` and `lm bench generate`.
 
     bench_torch.py train    --layers L --heads H --embd C --ctx T --batch B --vocab V
@@ -79,7 +79,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(C, eps=1e-5)
         # causal mask: True above the diagonal (the future), filled with -inf
         self.register_buffer("mask", torch.triu(torch.ones(n_ctx, n_ctx, dtype=torch.bool), 1))
-        # DESIGN 3.1 initialisation
+        # lm.h's initialisation (TRAINING)
         for name, p in self.named_parameters():
             if name.endswith("bias"):
                 nn.init.zeros_(p)

@@ -15,7 +15,7 @@
        static const lm_gpt_config NAME_config;    the shape, as lm_gpt_config
        static const float NAME_weights[];         every tensor, in checkpoint order
 
-   The weights are the model's tensors in the order of DESIGN 3.2 (wte, wpe, then per
+   The weights are the model's tensors in checkpoint order (wte, wpe, then per
    block ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj, each weight then
    bias, then ln_f), each tensor's floats row-major, one tensor straight after the other
    with no padding. A table of offsets in the file's opening comment shows where each

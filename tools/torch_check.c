@@ -69,7 +69,7 @@ static const char *case_meta(const lm_st_file *f, const char *key) {
 }
 static double meta_num(const lm_st_file *f, const char *key) { return atof(case_meta(f, key)); }
 
-/* The optimizer options of DESIGN 3.4, from the case's metadata. */
+/* The optimizer options (lm.h, TRAINING), from the case's metadata. */
 static lm_train_opts case_opts(const lm_st_file *f) {
     lm_train_opts o = lm_train_defaults();
     o.lr = (float)meta_num(f, "lr");

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Cross-check lm.h against PyTorch (DESIGN 3.1, 3.3, 3.4): `make test-torch`.
+"""Cross-check lm.h against PyTorch (lm.h's TRAINING docs): `make test-torch`.
 
 For several random configurations (widths that are not powers of two, 1 to 3 heads, sequence
 lengths that are not multiples of 8, a byte vocabulary and one of a few thousand, 1 to 3
@@ -13,7 +13,7 @@ tools/torch_check.c, and once as the small PyTorch module below - and compares:
             the classifier (mean over the valid positions; cross-entropy over n_class, or
             BCE-with-logits for one class) logits, loss and gradients, the library's own
             classifier loss and probabilities, and the parameters after a few steps;
-  lm CLI    `lm eval` (DESIGN 3.3 windows) and greedy `lm generate` (the window slides to
+  lm CLI    `lm eval` (lm_gpt_eval's windows) and greedy `lm generate` (the window slides to
             the last n_ctx tokens) on the byte-vocabulary checkpoints.
 The GPT checkpoints are written here in the Hugging Face GPT-2 layout and read by
 lm_gpt_load: with `h.{i}.attn.bias` buffers and the config in __metadata__; with a
@@ -112,7 +112,7 @@ def st_read(path):
 
 
 # ---------------------------------------------------------------------------------------
-# The reference model: GPT-2 as DESIGN 3.1 states it. Conv1D keeps its weight as
+# The reference model: GPT-2 as lm.h's TRAINING docs state it. Conv1D keeps its weight as
 # (in, out); the output head is the token embedding (tied); GELU is the tanh form;
 # LayerNorm eps is 1e-5; no dropout. Parameter names are those of Hugging Face GPT-2,
 # so named_parameters() lines up with lm.h's checkpoint names.
@@ -259,7 +259,7 @@ def random_weights(cfg, rng, encoder=False):
 
 
 def lr_at(o, s):
-    """DESIGN 3.4: linear warmup to lr, then cosine down to min_lr at the last step."""
+    """lm_lr_at: linear warmup to lr, then cosine down to min_lr at the last step."""
     W, S = o["warmup"], o["steps"]
     if s < W:
         return o["lr"] * (s + 1) / W

@@ -5,7 +5,7 @@
                    [--ctx 64] [--batch 12] [--steps 2000] [--lr 1e-3] [--min-lr 1e-4]
                    [--warmup 100] [--eval-every 250] [--seed 1337] [--threads 2]
 
-The same run as `lm train` with the same flags (DESIGN.md 3.1, 3.3, 3.4): byte tokens,
+The same run as `lm train` with the same flags (lm.h's TRAINING docs): byte tokens,
 the first (1 - val-frac) of the file trains, random windows, AdamW (wd 0.1 on matrices and
 embeddings, betas 0.9/0.99), clipping at 1.0, warmup then cosine to min-lr; validation
 loss over the non-overlapping windows of the held-out bytes at each eval. The model is
@@ -75,7 +75,7 @@ def main():
                             lr=a.lr, betas=(0.9, 0.99), eps=1e-8)
     S, W, T, B = a.steps, a.warmup, a.ctx, a.batch
 
-    def lr_at(s):                                   # DESIGN.md 3.4
+    def lr_at(s):                                   # lm_lr_at
         if s < W:
             return a.lr * (s + 1) / W
         r = (s - W) / max(1, S - 1 - W)

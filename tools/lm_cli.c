@@ -2,10 +2,10 @@
    models, and train or apply byte-level BPE tokenizers.
 
    Build from the repository root:
-       cc -O2 -I. tools/lm.c -o lm -lm -lpthread
+       cc -O2 -I. tools/lm_cli.c -o lm -lm -lpthread
    (add -march=native for the AVX2 / AVX-512 kernels).
 
-   The contract is DESIGN.md section 3.5. In short:
+   The contract (also in README.md, "The lm command line"):
      - stdout carries only results: generated text, the eval line, token ids, benchmark
        figures, model info. Everything else (progress, notes, errors) goes to stderr.
      - Exit status 0 on success, 2 on a usage error (bad flag, bad number, missing flag),
@@ -977,7 +977,7 @@ static void cmd_train(int argc, char **argv) {
     n_train = getd(&c, "--val-frac") > 0 ? (size_t)((1.0 - getd(&c, "--val-frac")) * (double)n) : n;
     if (n_train > n) n_train = n;
     n_val = n - n_train;
-    /* sequential order reads B*T+1 tokens a step; random windows need T+1 (DESIGN 3.3) */
+    /* sequential order reads B*T+1 tokens a step; random windows need T+1 (lm.h, TRAINING) */
     if (!strcmp(getstr(&c, "--order"), "sequential") && n_train < (size_t)B * (size_t)T + 1)
         die("'%s' gives %lu training tokens, fewer than --batch x --ctx + 1 = %lu that "
             "--order sequential reads per step", data_path,
@@ -1250,7 +1250,7 @@ static void cmd_generate(int argc, char **argv) {
 }
 
 /* ---------------------------------------------------------------------------------------
-   lm eval: DESIGN 3.3 windows over all the tokens of a file; the mean cross-entropy and
+   lm eval: lm_gpt_eval's windows over all the tokens of a file; the mean cross-entropy and
    its exponential, the perplexity.
    --------------------------------------------------------------------------------------- */
 static const char usage_eval[] =
