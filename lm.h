@@ -12,17 +12,19 @@
        #include <stdio.h>
 
        int main(void) {
-           static int tokens[1 << 20];
-           size_t n = 0;
-           ...put your training text into tokens[0..n), one byte a token...
            lm_gpt_config cfg = {0};                 // zero fields take the defaults:
            cfg.vocab = 256;                         //   4 layers, 4 heads, 128 wide, context 64
            lm_gpt *m = lm_gpt_new(&cfg, 1337);      // fresh weights from seed 1337
+           if (!m) { printf("%s\n", lm_error()); return 1; }
            lm_train_opts o = lm_train_defaults();   // AdamW, lr 1e-3 cosine to 1e-4, 2000 steps
+           ...change any option you like: o.steps, o.lr, o.warmup...
+           static int tokens[1 << 20];              // the training text, one byte a token
+           size_t n = 0;
+           ...read your text into tokens[0..n)...
            lm_data d = lm_data_init(tokens, n, LM_ORDER_RANDOM, 1337);
            static int in[12 * 64], tg[12 * 64];     // a batch: 12 rows of 64 tokens
            for (int step = 0; step < o.steps; step++) {
-               lm_data_next(&d, 12, 64, in, tg);    // inputs, and targets one token later
+               if (lm_data_next(&d, 12, 64, in, tg) != LM_OK) break;   // targets: one later
                float loss = lm_gpt_train_step(m, &o, in, tg, 12, 64, step);
                if (loss != loss) { printf("%s\n", lm_error()); return 1; }
                if (step % 100 == 0) printf("step %d loss %.3f\n", step, loss);
@@ -31,9 +33,9 @@
            lm_gpt_free(m);
            return 0;
        }
-   A line written ...like this... stands for code of your own (here: reading a file). The
-   test fills each such line in from tests/docs/ and compiles the rest as it is printed,
-   as it does the C examples of README.md. `lm generate` (tools/lm_cli.c) shows loading
+   A line written ...like this... stands for code of your own. `make test` compiles this
+   program, and the C examples of README.md, as they are printed here, with each such line
+   filled in from tests/docs/, and runs them. `lm generate` (tools/lm_cli.c) shows loading
    and sampling; examples/ has a lesson for each step of the course.
 
    Functions that can fail return an int (LM_OK = 0, or a negative LM_ERR_* code), NULL or
@@ -1019,6 +1021,8 @@ LMDEF void lm_log(const char *fmt, ...) {
     lm__log_fn(lm__log_user, buf);
 }
 
+LMDEF const char *lm_version(void) { return LM_VERSION_STRING; }
+
 LMDEF const char *lm_simd_name(void) {
 #if defined(LM_AVX512)
     return "avx512";
@@ -1156,6 +1160,7 @@ LMDEF void lm_arena_free(lm_arena *a) {
 #else
 #define LM__VEC_FN static
 #endif
+#define LM__REF LM__VEC_FN     /* the plain references of section 3, for reading and tests */
 /* 1 = kernels use their vector loop; 0 = the scalar loop only (tests and benchmarks). */
 static int lm__vec_simd = 1;
 LM__VEC_FN int lm__vec_lanes(void);   /* floats per vector of the kernels in use (1: scalar) */
@@ -1528,6 +1533,18 @@ LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
        out = a b^T        da += dout b          db += dout^T a
    linear() adds a bias row, whose gradient is the column sum of dout.
    --------------------------------------------------------------------------------------- */
+/* The plain math: c (M, N) = a (M, K) b (K, N), or b^T for b stored (N, K). The op calls
+   lm_gemm (section 10), which computes the same sums in another order, blocked for speed. */
+LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, int K, int N, int tb) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = 0;
+            for (k = 0; k < K; k++) s += (double)a[(size_t)i * K + k] * (tb ? b[(size_t)j * K + k] : b[(size_t)k * N + j]);
+            c[(size_t)i * N + j] = s;
+        }
+}
+
 static void lm__matmul_fwd(lm_node *n) {
     lm_tensor *a = n->in[0], *b = n->in[1], *bias = n->in[2];
     int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
@@ -1638,6 +1655,21 @@ LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1)
 #define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define LM__GELU_C 0.044715f
 
+/* The plain math of the kernels (lm__gelu_fwd, lm__gelu_bwd, lm__vsigmoid, lm__vtanh; their
+   polynomials are in section 11). GELU is written x / (1 + exp(-2u)), the same function as
+   0.5 x (1 + tanh u) without its cancellation for negative x. */
+LM__REF double lm__ref_gelu(double x) {
+    double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+    return x / (1.0 + exp(-2.0 * u));
+}
+LM__REF double lm__ref_gelu_grad(double x) {
+    double u = 0.7978845608028654 * (x + 0.044715 * x * x * x), e = exp(-2.0 * u);
+    double s = 1.0 / (1.0 + e);                /* 0.5 (1 + tanh u); 1 - tanh^2 u = 4 s e s */
+    if (e > DBL_MAX) return 0;                 /* the limit, far below float's range       */
+    return s + 2.0 * x * (e * s) * s * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
+}
+LM__REF double lm__ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
 enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
 typedef struct { lm_node *n; float *gx; } lm__act_job;
 static void lm__act_fwd_task(void *ctx, int c) {
@@ -1693,6 +1725,15 @@ LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM
        softmax:     dx = y (dy - sum(dy y))
        log_softmax: dx = dy - softmax(x) sum(dy)
    --------------------------------------------------------------------------------------- */
+/* The plain math of one row: y = exp(x - max) / sum exp(x - max), or its log. */
+LM__REF void lm__ref_softmax(const float *x, double *y, int n, int logspace) {
+    double mx = -HUGE_VAL, z = 0;
+    int j;
+    for (j = 0; j < n; j++) if (x[j] > mx) mx = x[j];
+    for (j = 0; j < n; j++) z += exp(x[j] - mx);
+    for (j = 0; j < n; j++) y[j] = logspace ? x[j] - mx - log(z) : exp(x[j] - mx) / z;
+}
+
 static void lm__softmax_row(const float *x, float *y, int n, int logspace) {
     float mx = lm__vmax(x, n);
     int j;
@@ -1745,6 +1786,29 @@ LMDEF lm_tensor *lm_log_softmax(lm_graph *g, lm_tensor *a) { return lm__softmax(
        dw += sum_rows dy xhat     db += sum_rows dy
    Rows run in parallel blocks; dw and db are summed per block, then over blocks in order.
    --------------------------------------------------------------------------------------- */
+/* The plain math of one row (the kernels lm__layernorm_row and lm__ln_bwd_row, section
+   11, sum more carefully in float lanes): forward, then backward given dy. */
+LM__REF void lm__ref_layernorm(const float *x, const float *w, const float *b, const float *dy,
+                               int n, double eps, double *y, double *dx, double *dw, double *db) {
+    double mean = 0, var = 0, rstd, m1 = 0, m2 = 0;
+    int j;
+    for (j = 0; j < n; j++) mean += x[j];
+    mean /= n;
+    for (j = 0; j < n; j++) var += (x[j] - mean) * (x[j] - mean);
+    rstd = 1.0 / sqrt(var / n + eps);
+    for (j = 0; j < n; j++) {
+        double xh = (x[j] - mean) * rstd;
+        y[j] = xh * w[j] + b[j];
+        if (dy) { m1 += (double)dy[j] * w[j] / n; m2 += (double)dy[j] * w[j] * xh / n; }
+    }
+    for (j = 0; dy && j < n; j++) {
+        double xh = (x[j] - mean) * rstd;
+        dx[j] = rstd * ((double)dy[j] * w[j] - m1 - xh * m2);
+        dw[j] = (double)dy[j] * xh;
+        db[j] = dy[j];
+    }
+}
+
 typedef struct { lm_node *n; int C, rows; float *partial; } lm__ln_job;
 
 static void lm__ln_fwd_task(void *ctx, int blk) {
@@ -1860,6 +1924,54 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
    keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
    forward did. Each (batch, head) pair is one task writing its own columns.
    --------------------------------------------------------------------------------------- */
+/* The plain math, one query row at a time, forward and backward: y (B, T, C) and, given
+   dy, the gradient g (B, T, 3C) of qkv. p and dp are scratch rows of T doubles. The op
+   below computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
+LM__REF void lm__ref_attention(const float *qkv, const float *dy, int B, int T, int C, int H,
+                               int causal, const int *lens, double *y, double *g, double *p,
+                               double *dp) {
+    int hs = C / H, b, h, i, j, d;
+    double sc = 1.0 / sqrt((double)hs);
+    memset(y, 0, sizeof(double) * (size_t)B * T * C);
+    if (g) memset(g, 0, sizeof(double) * (size_t)B * T * 3 * C);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < T; i++) {
+                int len = lens ? lens[b] : T, lim = causal && i + 1 < len ? i + 1 : len;
+                const float *q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
+                const float *dyi = dy ? dy + ((size_t)b * T + i) * C + h * hs : NULL;
+                double mx = -HUGE_VAL, z = 0, dot = 0;
+                for (j = 0; j < lim; j++) {                 /* S = q k^T / sqrt(hs)          */
+                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    double s = 0;
+                    for (d = 0; d < hs; d++) s += (double)q[d] * k[d];
+                    p[j] = s * sc;
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (j = 0; j < lim; j++) z += (p[j] = exp(p[j] - mx));   /* P = softmax(S) */
+                for (j = 0; j < lim; j++) {                 /* y = P v; dv += P^T dy; dP     */
+                    const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    p[j] /= z;
+                    dp[j] = 0;
+                    for (d = 0; d < hs; d++) {
+                        y[((size_t)b * T + i) * C + h * hs + d] += p[j] * v[d];
+                        if (!g) continue;
+                        g[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d] += p[j] * dyi[d];
+                        dp[j] += (double)dyi[d] * v[d];
+                    }
+                    dot += p[j] * dp[j];
+                }
+                for (j = 0; g && j < lim; j++) {            /* dS; dq += dS k; dk += dS^T q  */
+                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                    double ds = p[j] * (dp[j] - dot) * sc;
+                    for (d = 0; d < hs; d++) {
+                        g[((size_t)b * T + i) * 3 * C + h * hs + d] += ds * k[d];
+                        g[((size_t)b * T + j) * 3 * C + C + h * hs + d] += ds * q[d];
+                    }
+                }
+            }
+}
+
 typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
 
 /* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
@@ -2151,6 +2263,20 @@ LMDEF lm_tensor *lm_mean_pool(lm_graph *g, lm_tensor *x, const int *lens) {
    rows whose target is ignore_index skipped. Backward: (softmax(x) - onehot) / count;
    forward keeps only lse per row, and backward recomputes softmax from the logits.
    --------------------------------------------------------------------------------------- */
+/* The plain math: the mean over counted rows of log(sum exp x) - x[target]. */
+LM__REF double lm__ref_cross_entropy(const float *x, const int *targets, int rows, int V, int ignore) {
+    double tot = 0, mx, z;
+    int r, j, cnt = 0;
+    for (r = 0; r < rows; r++, x += V) {
+        if (targets[r] == ignore) continue;
+        for (mx = -HUGE_VAL, j = 0; j < V; j++) if (x[j] > mx) mx = x[j];
+        for (z = 0, j = 0; j < V; j++) z += exp(x[j] - mx);
+        tot += mx + log(z) - x[targets[r]];
+        cnt++;
+    }
+    return cnt ? tot / cnt : 0;
+}
+
 typedef struct { lm_node *n; int V, rows; double *part; int *cnt; } lm__ce_job;
 
 static void lm__ce_fwd_task(void *ctx, int blk) {
@@ -2391,6 +2517,16 @@ LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
        m = b1 m + (1 - b1) g     v = b2 v + (1 - b2) g^2
        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
    --------------------------------------------------------------------------------------- */
+/* The plain math of one element at step t, in double (the kernel lm__adamw_update, section
+   11, does PyTorch's float operations in PyTorch's order). */
+LM__REF void lm__ref_adamw(double *w, double *m, double *v, double g, double lr, double wd,
+                           double b1, double b2, double eps, long t) {
+    *w *= 1 - lr * wd;
+    *m = b1 * *m + (1 - b1) * g;
+    *v = b2 * *v + (1 - b2) * g * g;
+    *w -= lr / (1 - pow(b1, (double)t)) * *m / (sqrt(*v) / sqrt(1 - pow(b2, (double)t)) + eps);
+}
+
 LMDEF lm_train_opts lm_train_defaults(void) {
     lm_train_opts o;
     o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;

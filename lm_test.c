@@ -851,56 +851,11 @@ static void test_core_graph_reuse(void) {
    spans three of the row blocks attention works in (32 + 32 + 11), so the causal block
    skipping, the padding mask and a fully padded row (len 0) are all exercised, forward and
    backward, on 1 and 2 threads. */
-static void t_att_reference(const float *qkv, const float *dy, int B, int T, int C, int H,
-                            int causal, const int *lens, double *y, double *g) {
-    int hs = C / H, b, h, i, j, d;
-    double sc = 1.0 / sqrt((double)hs);
-    double *p = (double *)malloc(sizeof(double) * (size_t)T), *dp = (double *)malloc(sizeof(double) * (size_t)T);
-    memset(y, 0, sizeof(double) * (size_t)B * T * C);
-    memset(g, 0, sizeof(double) * (size_t)B * T * 3 * C);
-    for (b = 0; b < B; b++)
-        for (h = 0; h < H; h++)
-            for (i = 0; i < T; i++) {
-                int len = lens ? lens[b] : T, lim = causal && i + 1 < len ? i + 1 : len;
-                const float *q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
-                const float *dyi = dy + ((size_t)b * T + i) * C + h * hs;
-                double mx = -1e300, z = 0, dot = 0;
-                for (j = 0; j < lim; j++) {                 /* P = softmax(q k^T / sqrt(hs)) */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
-                    double s = 0;
-                    for (d = 0; d < hs; d++) s += (double)q[d] * k[d];
-                    p[j] = s * sc;
-                    if (p[j] > mx) mx = p[j];
-                }
-                for (j = 0; j < lim; j++) z += (p[j] = exp(p[j] - mx));
-                for (j = 0; j < lim; j++) {                 /* y = P v; dv += P dy; dP     */
-                    const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
-                    p[j] /= z;
-                    dp[j] = 0;
-                    for (d = 0; d < hs; d++) {
-                        y[((size_t)b * T + i) * C + h * hs + d] += p[j] * v[d];
-                        g[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d] += p[j] * dyi[d];
-                        dp[j] += (double)dyi[d] * v[d];
-                    }
-                    dot += p[j] * dp[j];
-                }
-                for (j = 0; j < lim; j++) {                 /* dS; dq += dS k; dk += dS q  */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
-                    double ds = p[j] * (dp[j] - dot) * sc;
-                    for (d = 0; d < hs; d++) {
-                        g[((size_t)b * T + i) * 3 * C + h * hs + d] += ds * k[d];
-                        g[((size_t)b * T + j) * 3 * C + C + h * hs + d] += ds * q[d];
-                    }
-                }
-            }
-    free(p);
-    free(dp);
-}
 static void test_attention_long(void) {
     enum { B = 3, T = 75, C = 24, H = 3 };
     static const int lens[B] = { 75, 40, 0 };
     static float qkv[B * T * 3 * C], dy[B * T * C];
-    static double y[B * T * C], gr[B * T * 3 * C];
+    static double y[B * T * C], gr[B * T * 3 * C], pr[T], dpr[T];
     int mode, th, i, shape[3] = { B, T, 3 * C };
     lm_rng r = lm_rng_seed(11);
     for (i = 0; i < B * T * 3 * C; i++) qkv[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
@@ -908,7 +863,7 @@ static void test_attention_long(void) {
     for (mode = 0; mode < 3; mode++) {
         int causal = mode != 1;
         const int *ln = mode == 0 ? NULL : lens;
-        t_att_reference(qkv, dy, B, T, C, H, causal, ln, y, gr);
+        lm__ref_attention(qkv, dy, B, T, C, H, causal, ln, y, gr, pr, dpr);
         for (th = 1; th <= 2; th++) {
             lm_arena a;
             lm_graph g;
@@ -971,15 +926,234 @@ static void test_encoder_dropout(void) {
     lm_encoder_free(a);
 }
 
+/* Each op's forward (and for layernorm and attention, backward) against the plain scalar
+   reference that sits beside it in lm.h (lm__ref_*), through the graph, on the SIMD
+   kernels. */
+static void test_core_references(void) {
+    enum { M = 5, K = 37, N = 19, R = 6, V = 300, C = 40 };
+    static float a[M * K], b[K * N], bt[N * K], x[R * V], w[C], bias[C], dy[R * C];
+    static double want[R * V], dx[C], dw[C], db[C];
+    static const int tg[R] = { 3, 299, -1, 0, 150, 7 };
+    lm_arena ar;
+    lm_graph g;
+    lm_tensor *A, *B, *X, *Y, *W, *Bs, *D;
+    int sa[2] = { M, K }, sb[2] = { K, N }, sbt[2] = { N, K }, sx[2] = { R, V }, sc[1] = { C };
+    int sl[2] = { R, C }, i, j, tb;
+    double e, worst;
+    lm_rng r = lm_rng_seed(31);
+    char what[160];
+    for (i = 0; i < M * K; i++) a[i] = 2 * lm_rng_uniform(&r) - 1;
+    for (i = 0; i < K * N; i++) b[i] = 2 * lm_rng_uniform(&r) - 1;
+    for (i = 0; i < N; i++) for (j = 0; j < K; j++) bt[i * K + j] = b[j * N + i];
+    for (i = 0; i < R * V; i++) x[i] = 8 * lm_rng_uniform(&r) - 4;
+    for (i = 0; i < C; i++) { w[i] = 0.5f + lm_rng_uniform(&r); bias[i] = lm_rng_uniform(&r) - 0.5f; }
+    for (i = 0; i < R * C; i++) dy[i] = 2 * lm_rng_uniform(&r) - 1;
+    lm_arena_init_buffer(&ar, t_arena_buf, sizeof t_arena_buf);
+    for (tb = 0; tb < 2; tb++) {
+        lm_graph_init(&g, &ar);
+        A = lm_tensor_wrap(&g, a, 2, sa, 0);
+        B = tb ? lm_tensor_wrap(&g, bt, 2, sbt, 0) : lm_tensor_wrap(&g, b, 2, sb, 0);
+        Y = lm_matmul(&g, A, B, tb);
+        lm__ref_matmul(a, tb ? bt : b, want, M, K, N, tb);
+        for (worst = 0, i = 0; Y && i < M * N; i++) if ((e = fabs(Y->data[i] - want[i])) > worst) worst = e;
+        snprintf(what, sizeof what, "reference: matmul%s (5x37 by 37x19) as lm__ref_matmul, worst %.2g", tb ? " (b^T)" : "", worst);
+        CHECK(Y && worst < 1e-5, what);
+    }
+    for (j = 0; j < 2; j++) {
+        lm_graph_init(&g, &ar);
+        X = lm_tensor_wrap(&g, x, 2, sx, 0);
+        Y = j ? lm_log_softmax(&g, X) : lm_softmax(&g, X);
+        for (worst = 0, i = 0; i < R; i++) {
+            int k;
+            lm__ref_softmax(x + i * V, want, V, j);
+            for (k = 0; Y && k < V; k++) if ((e = fabs(Y->data[i * V + k] - want[k])) > worst) worst = e;
+        }
+        snprintf(what, sizeof what, "reference: %s over 300 as lm__ref_softmax, worst %.2g", j ? "log_softmax" : "softmax", worst);
+        CHECK(Y && worst < 2e-6, what);
+    }
+    lm_graph_init(&g, &ar);
+    Y = lm_cross_entropy(&g, lm_tensor_wrap(&g, x, 2, sx, 0), tg, -1);
+    e = Y ? fabs(Y->data[0] - lm__ref_cross_entropy(x, tg, R, V, -1)) : 1;
+    snprintf(what, sizeof what, "reference: cross_entropy (one row ignored) as lm__ref_cross_entropy, error %.2g", e);
+    CHECK(e < 2e-6, what);
+    for (j = 0; j < 3; j++) {
+        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : tanh;
+        lm_graph_init(&g, &ar);
+        X = lm_tensor_wrap(&g, x, 2, sx, 0);
+        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : lm_tanh(&g, X);
+        for (worst = 0, i = 0; Y && i < R * V; i++)
+            if ((e = fabs(Y->data[i] - ref(x[i])) / (1e-3 + fabs(ref(x[i])))) > worst) worst = e;
+        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g", j == 0 ? "gelu" : j == 1 ? "sigmoid" : "tanh", worst);
+        CHECK(Y && worst < 2e-6, what);
+    }
+    /* layernorm: forward, and every gradient, against lm__ref_layernorm row by row */
+    lm_graph_init(&g, &ar);
+    X = lm_tensor_wrap(&g, x, 2, sl, 1);       /* the first R*C values of x, as (R, C) */
+    W = lm_tensor_wrap(&g, w, 1, sc, 1);
+    Bs = lm_tensor_wrap(&g, bias, 1, sc, 1);
+    Y = lm_layernorm(&g, X, W, Bs, 1e-5f);
+    D = Y ? lm_tensor_wrap(&g, dy, 2, sl, 0) : NULL;
+    if (!Y || !D || lm_backward(&g, lm_sum(&g, lm_mul(&g, Y, D))) != LM_OK) { CHECK(0, "reference: layernorm runs"); return; }
+    {
+        double gw[C] = { 0 }, gb[C] = { 0 }, ey = 0, ex = 0, ewb = 0;
+        for (i = 0; i < R; i++) {
+            lm__ref_layernorm(x + i * C, w, bias, dy + i * C, C, 1e-5, want, dx, dw, db);
+            for (j = 0; j < C; j++) {
+                if ((e = fabs(Y->data[i * C + j] - want[j])) > ey) ey = e;
+                if ((e = fabs(X->grad[i * C + j] - dx[j])) > ex) ex = e;
+                gw[j] += dw[j]; gb[j] += db[j];
+            }
+        }
+        for (j = 0; j < C; j++) {
+            if ((e = fabs(W->grad[j] - gw[j])) > ewb) ewb = e;
+            if ((e = fabs(Bs->grad[j] - gb[j])) > ewb) ewb = e;
+        }
+        snprintf(what, sizeof what, "reference: layernorm y, dx, dw, db as lm__ref_layernorm (worst %.2g %.2g %.2g)", ey, ex, ewb);
+        CHECK(ey < 2e-6 && ex < 1e-5 && ewb < 1e-5, what);
+    }
+}
+
+/* The plain AdamW formula in double, against lm_adamw_step over five steps. */
+static void test_core_adamw_reference(void) {
+    lm_gpt *m = t_tiny_gpt(1, 2, 8, 4, 11, 3);
+    lm_train_opts o = lm_train_defaults();
+    lm_rng r = lm_rng_seed(5);
+    double *w, *mm, *vv, worst = 0;
+    size_t i, n;
+    int t, k;
+    char what[160];
+    if (!m) { CHECK(0, "adamw reference: model"); return; }
+    n = m->params.total;
+    w = (double *)calloc(n, sizeof *w); mm = (double *)calloc(n, sizeof *mm); vv = (double *)calloc(n, sizeof *vv);
+    for (i = 0; i < n; i++) w[i] = m->params.data[i];
+    o.lr = 0.01f;
+    for (t = 1; t <= 5; t++) {
+        for (i = 0; i < n; i++) m->params.grad[i] = 0.1f * lm_rng_normal(&r);
+        lm_adamw_step(&m->params, &o, o.lr);
+        for (k = 0; k < m->params.n; k++) {
+            lm_tensor *te = &m->params.t[k];
+            size_t off = (size_t)(te->data - m->params.data);
+            for (i = 0; i < (size_t)te->size; i++)
+                lm__ref_adamw(&w[off + i], &mm[off + i], &vv[off + i], te->grad[i], o.lr,
+                              te->ndim >= 2 ? o.wd : 0, o.beta1, o.beta2, o.eps, t);
+        }
+    }
+    for (k = 0; k < m->params.n; k++) {
+        lm_tensor *te = &m->params.t[k];
+        size_t off = (size_t)(te->data - m->params.data);
+        for (i = 0; i < (size_t)te->size; i++)
+            if (fabs(te->data[i] - w[off + i]) > worst) worst = fabs(te->data[i] - w[off + i]);
+    }
+    snprintf(what, sizeof what, "reference: 5 AdamW steps as lm__ref_adamw (decay on matrices only), worst %.2g", worst);
+    CHECK(worst < 1e-6, what);
+    free(w); free(mm); free(vv);
+    lm_gpt_free(m);
+}
+
+/* A training step in parts (zero_grad, backward, update) is the training step; the
+   training options are checked; the version is the header's. */
+static void test_gpt_step_parts(void) {
+    lm_gpt *a = t_tiny_gpt(2, 2, 16, 8, 30, 4), *b = t_tiny_gpt(2, 2, 16, 8, 30, 4);
+    lm_train_opts o = lm_train_defaults(), zero;
+    int in[16], tg[16], i, s, same = 1;
+    float la = 0, lb = 0;
+    lm_rng r = lm_rng_seed(9);
+    if (!a || !b) { CHECK(0, "step parts: models"); return; }
+    o.lr = 3e-3f; o.warmup = 2; o.steps = 10;
+    for (s = 0; s < 4; s++) {
+        for (i = 0; i < 16; i++) { in[i] = (int)lm_rng_below(&r, 30); tg[i] = (int)lm_rng_below(&r, 30); }
+        la = lm_gpt_train_step(a, &o, in, tg, 2, 8, s);
+        lm_params_zero_grad(&b->params);
+        lb = lm_gpt_backward(b, in, tg, 2, 8);
+        if (lm_params_update(&b->params, &o, s) != LM_OK) same = 0;
+        if (la != lb) same = 0;
+    }
+    same = same && !memcmp(a->params.data, b->params.data, a->params.total * sizeof(float));
+    CHECK(same, "gpt: zero_grad + backward + lm_params_update is lm_gpt_train_step, bit for bit");
+    memset(&zero, 0, sizeof zero);
+    memcpy(b->params.data, a->params.data, a->params.total * sizeof(float));
+    lb = lm_gpt_train_step(b, &zero, in, tg, 2, 8, 0);
+    CHECK(lb != lb && strstr(lm_error(), "lm_train_defaults") && !memcmp(a->params.data, b->params.data, a->params.total * sizeof(float)),
+          "gpt: a zeroed lm_train_opts is refused, naming lm_train_defaults, weights untouched");
+    la = lm_gpt_train_step(a, NULL, in, tg, 2, 8, 0);
+    CHECK(la == la, "gpt: NULL training options mean the defaults");
+    o.beta2 = 1.5f;
+    CHECK(lm_params_update(&a->params, &o, 0) == LM_ERR_ARG && strstr(lm_error(), "betas"),
+          "gpt: training options out of range are refused");
+    CHECK(!strcmp(lm_version(), LM_VERSION_STRING) && LM_VERSION_MAJOR == 0 && LM_VERSION_MINOR >= 1,
+          "lm_version() is LM_VERSION_STRING");
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+}
+
+/* lm_gpt_from_memory: a model over weights in place (as lm2c writes them) and one
+   buffer, which generates exactly as the model it came from and cannot train. */
+#define T_FM_L 2
+#define T_FM_H 2
+#define T_FM_C 16
+#define T_FM_T 12
+#define T_FM_V 40
+static unsigned char t_fm_buf[LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V)];
+static void test_gpt_from_memory(void) {
+    lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *m;
+    float *flat, la[T_FM_V], lb[T_FM_V];
+    size_t off = 0;
+    int k, i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20], tg[4] = { 1, 2, 3, 4 };
+    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    lm_rng r = lm_rng_seed(2);
+    if (!ref) { CHECK(0, "from_memory: model"); return; }
+    for (i = 0; i < (int)ref->params.total; i++) ref->params.data[i] += 0.1f * lm_rng_normal(&r);
+    flat = (float *)malloc(ref->params.total * sizeof(float));
+    for (k = 0; k < ref->params.n; k++) {       /* checkpoint order, no padding: as lm2c */
+        memcpy(flat + off, ref->params.t[k].data, (size_t)ref->params.t[k].size * sizeof(float));
+        off += (size_t)ref->params.t[k].size;
+    }
+    m = lm_gpt_from_memory(&ref->cfg, flat, t_fm_buf, sizeof t_fm_buf);
+    CHECK(m && m->params.n == ref->params.n && !strcmp(m->params.names[5], ref->params.names[5]),
+          "from_memory: the model is laid out as lm_gpt_new's");
+    if (!m) { free(flat); lm_gpt_free(ref); return; }
+    for (i = 0; i < T_FM_T; i++) {
+        lm_gpt_step_token(ref, i % T_FM_V, la);
+        lm_gpt_step_token(m, i % T_FM_V, lb);
+        if (memcmp(la, lb, sizeof la)) same = 0;
+    }
+    CHECK(same, "from_memory: step_token logits equal the original model's, bit for bit");
+    sa.temperature = sb.temperature = 0.9f;
+    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
+    CHECK(lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) == LM_OK && !memcmp(oa, ob, sizeof oa),
+          "from_memory: lm_gpt_generate (window sliding) gives the same tokens");
+    CHECK(lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) != lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) &&
+          strstr(lm_error(), "cannot train"), "from_memory: training is refused with a message");
+    CHECK(lm_gpt_from_memory(&ref->cfg, flat, t_fm_buf,
+                             LM_GPT_MEMORY_BYTES_STEP(T_FM_L, T_FM_C, T_FM_T, T_FM_V) - 1) == NULL &&
+          strstr(lm_error(), "buffer"), "from_memory: a buffer too small is refused");
+    {
+        lm_gpt_config c = ref->cfg;
+        c.n_head = 0;
+        CHECK(lm_gpt_from_memory(&c, flat, t_fm_buf, sizeof t_fm_buf) == NULL,
+              "from_memory: an incomplete config is refused (no defaults for a model in flash)");
+    }
+    CHECK(lm_gpt_memory(&ref->cfg, 4, 12) > 16.0 * ref->params.total &&
+          lm_gpt_memory(&ref->cfg, 0, 0) > 16.0 * ref->params.total &&
+          lm_gpt_memory(&ref->cfg, 4, 12) > lm_gpt_memory(&ref->cfg, 0, 0),
+          "lm_gpt_memory: counts the parameters four times over, plus a step");
+    free(flat);
+    lm_gpt_free(ref);
+}
+
 static void run_core_tests(void) {
     test_core_arena();
     test_core_rng();
     test_core_forward_values();
+    test_core_references();
     test_core_graph_reuse();
     test_core_gradients();
     test_attention_long();
     test_core_optim();
+    test_core_adamw_reference();
     test_gpt_init();
+    test_gpt_step_parts();
+    test_gpt_from_memory();
     test_gpt_gradcheck();
     test_gpt_overfit();
     test_gpt_kv_cache();
@@ -2880,7 +3054,6 @@ static void test_vec__inputs(float *x, int n, float lo, float hi, uint64_t seed)
    exp, tanh, sigmoid: ulps against libm in double
    --------------------------------------------------------------------------------------- */
 typedef void (*test_vec__unary_fn)(const float *x, float *y, int n);
-static double test_vec__sigmoid_ref(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* Run fn over the inputs on both paths; check the worst ulp error of each against tol,
    and that the two paths agree to within agree ulps. */
@@ -2966,7 +3139,7 @@ static void test_vec_sigmoid(void) {
     char msg[160];
     int p;
     x[1] = (float)INFINITY; x[2] = -(float)INFINITY; x[3] = (float)NAN;
-    test_vec__unary("sigmoid", lm__vsigmoid, test_vec__sigmoid_ref, -110.0f, 110.0f, 3.0, 3.0);
+    test_vec__unary("sigmoid", lm__vsigmoid, lm__ref_sigmoid, -110.0f, 110.0f, 3.0, 3.0);
     for (p = 0; p < 2; p++) {
         lm__vec_simd = !p;
         lm__vsigmoid(x, y, 16);
@@ -2987,17 +3160,6 @@ static void test_vec_sigmoid(void) {
    itself denormal there, with few bits, and the product with x multiplies its error.
    The derivative crosses zero (x = -0.75), so it is checked as 1e-6 |want| + 1e-8.
    --------------------------------------------------------------------------------------- */
-static double test_vec__gelu_ref(double x) {
-    double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
-    return x / (1.0 + exp(-2.0 * u));          /* = 0.5 x (1 + tanh u), without cancelling */
-}
-static double test_vec__gelu_grad_ref(double x) {
-    double u = 0.7978845608028654 * (x + 0.044715 * x * x * x), e = exp(-2.0 * u);
-    double s = 1.0 / (1.0 + e);                /* 0.5 (1 + tanh u); 1 - tanh^2 u = 4 s e s */
-    if (isinf(e)) return 0;                    /* the limit, far below float's range */
-    return s + 2.0 * x * (e * s) * s * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
-}
-
 /* the forward limit in ulps: 4, plus 3 |2u| for negative x */
 static double test_vec__gelu_lim(double x) {
     return x < 0 ? 4 + 3.0 * fabs(x * (1.5957691216057308 + 0.0713548162726 * x * x)) : 4;
@@ -3034,7 +3196,7 @@ static void test_vec_gelu(void) {
             double xi = x[i], want, got, err, lim;
             int e2;
             if (isinf(xi) || xi != xi) continue;                /* checked below */
-            want = test_vec__gelu_ref(xi);
+            want = lm__ref_gelu(xi);
             lim = test_vec__gelu_lim(xi);
             if (test_vec__flushed(y[p][i], want)) err = 0;
             else if (fabs(want) >= FLT_MIN) err = test_vec__ulps(y[p][i], want) / lim;
@@ -3046,7 +3208,7 @@ static void test_vec_gelu(void) {
                 wrel[p] = fabs((y[p][i] - want) / want);
             /* dx = 1 + dy gelu'(x): 1e-6 relative on the product, plus the ulp that adding
                it to dx can round away */
-            want = 1.0 + (double)dy[i] * test_vec__gelu_grad_ref(xi);
+            want = 1.0 + (double)dy[i] * lm__ref_gelu_grad(xi);
             got = dx[p][i];
             frexp(want, &e2);
             err = fabs(got - want) - ldexp(1.0, e2 - 24);
@@ -3893,6 +4055,7 @@ static void run_plot_tests(void) {
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>   /* getcwd */
 /* The SVG checks (lm train --plot, lm plot) use the XML checker and path counter of the
    plot tests above. */
 
@@ -3949,10 +4112,21 @@ static void test_cli__expand(const char *in, char *out, size_t cap) {
     out[n] = 0;
 }
 
+/* The exit status a command left in DIR/rc (-1 if none). */
+static int test_cli__rc(void) {
+    char path[256], *rc_text;
+    int rc;
+    sprintf(path, "%s/rc", test_cli__dir);
+    rc_text = test_cli__slurp(path, NULL);
+    rc = rc_text ? atoi(rc_text) : -1;
+    free(rc_text);
+    return rc;
+}
+
 /* Run `lm ARGS` (printf-style, then expanded as above). Returns the exit status; stdout
    and stderr land in test_cli__out/err. */
 static int test_cli__run(const char *fmt, ...) {
-    char args[4096], cmd[8192], path[256], *rc_text;
+    char args[4096], cmd[8192], path[256];
     int rc;
     va_list ap;
     va_start(ap, fmt);
@@ -3969,10 +4143,7 @@ static int test_cli__run(const char *fmt, ...) {
     test_cli__out = test_cli__slurp(path, &test_cli__out_len);
     sprintf(path, "%s/err", test_cli__dir);
     test_cli__err = test_cli__slurp(path, NULL);
-    sprintf(path, "%s/rc", test_cli__dir);
-    rc_text = test_cli__slurp(path, NULL);
-    rc = rc_text ? atoi(rc_text) : -1;
-    free(rc_text);
+    rc = test_cli__rc();
     if (!test_cli__out) { test_cli__out = (char *)malloc(1); test_cli__out[0] = 0; test_cli__out_len = 0; }
     if (!test_cli__err) { test_cli__err = (char *)malloc(1); test_cli__err[0] = 0; }
     return rc;
@@ -4478,6 +4649,66 @@ static void test_cli_bench(void) {
           "bench generate: n_ctx - 1 tokens by default");
 }
 
+/* The documentation stays true. (1) The C examples of lm.h's QUICK START and of README.md,
+   which `make test` extracts, fills in and compiles (tests/docs.sh, into out/docs/), run
+   here: each must exit 0, and one that saves model.safetensors must leave a loadable
+   model. (2) Each section of CONTENTS in lm.h's docs block has its banner "N. Title", in
+   order. */
+static void test_docs(void) {
+    char *list = test_cli__slurp("out/docs/list", NULL), *name, *save = NULL, cwd[1024];
+    char *h = test_cli__slurp("lm.h", NULL);
+    int ran = 0;
+    if (!list) {
+        printf("note: out/docs/list is missing: the documentation's examples were not built "
+               "(make test builds them with tests/docs.sh)\n");
+    } else if (!getcwd(cwd, sizeof cwd - 300)) {
+        CHECK(0, "docs: the working directory");
+    } else {
+        for (name = strtok_r(list, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+            char cmd[2048], what[200], path[300];
+            int rc;
+            lm_gpt *m;
+            test_cli__write("input.txt", "A small text for the documentation's examples to "
+                            "train on. It repeats, so a few steps already learn from it.\n");
+            sprintf(path, "%s/model.safetensors", test_cli__dir);
+            remove(path);
+            snprintf(cmd, sizeof cmd, "cd %s && %s/out/docs/%s input.txt >out 2>err; echo $? >rc",
+                     test_cli__dir, cwd, name);
+            rc = system(cmd) == -1 ? -1 : test_cli__rc();
+            snprintf(what, sizeof what, "docs: the example '%s' compiled from the docs runs and exits 0", name);
+            CHECK(rc == 0, what);
+            if ((m = lm_gpt_load(path, 0)) != NULL || rc != 0) {
+                snprintf(what, sizeof what, "docs: the model '%s' saves loads again", name);
+                CHECK(m != NULL, what);
+            }
+            lm_gpt_free(m);
+            ran++;
+        }
+        CHECK(ran >= 2, "docs: the QUICK START and the README's example were built and run");
+    }
+    free(list);
+    if (!h) { CHECK(0, "docs: read lm.h"); return; }
+    {
+        /* CONTENTS lines: "       N.  Title   words..." ; banners: "   N. Title" */
+        char *c = strstr(h, "   CONTENTS"), *end = c ? strstr(c, "\n\n") : NULL, *at = h;
+        int n = 0, bad = 0;
+        while (c && end && (c = strchr(c + 1, '\n')) != NULL && c < end) {
+            int num, k = 0;
+            char title[80], banner[100], *hit;
+            if (sscanf(c + 1, " %d. %n", &num, &k) != 1 || k == 0) continue;
+            sscanf(c + 1 + k, "%79[^\n]", title);
+            { char *sp = strstr(title, "  "); if (sp) *sp = 0; }  /* the title ends at two spaces */
+            snprintf(banner, sizeof banner, "\n   %d. %s", num, title);
+            hit = strstr(at, banner);
+            if (!hit || num != n + 1) { bad++; printf("  CONTENTS entry %d '%s' has no banner in order\n", num, title); }
+            else at = hit + 1;
+            n = num;
+        }
+        CHECK(n >= 15 && bad == 0, "docs: every CONTENTS entry of lm.h has its section banner, in order");
+    }
+    free(h);
+}
+
 static void run_cli_tests(void) {
     FILE *f;
     char cmd[128];
@@ -4508,6 +4739,7 @@ static void run_cli_tests(void) {
     test_cli_plot();
     test_cli_progress();
     test_cli_bench();
+    test_docs();
     free(test_cli__out);
     free(test_cli__err);
     test_cli__out = test_cli__err = NULL;
