@@ -2,6 +2,7 @@
 #   make          build everything
 #   make test     run the test suite (last line: N passed, M failed)
 #   make demo     train a small GPT on lm.h's own source, then sample from it
+#   make install  lm.h and the lm tool under PREFIX (default /usr/local); make uninstall
 #   make clean
 # Extra suites (each needs Debian packages that .ci/run installs): compile-check,
 # examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, fuzz;
@@ -10,11 +11,11 @@ CC ?= cc
 CFLAGS ?= -O2 -march=native
 WARN = -std=c99 -Wall -Wextra -pedantic
 LDLIBS = -lm -lpthread
-EXAMPLES = examples/linreg examples/xor examples/gpt examples/classify examples/binary
+EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary
 
 all: lm lm_test $(EXAMPLES)
 
-lm: tools/lm_cli.c lm.h
+lm: tools/lm_cli.c lm.h tools/lm_plot.h
 	$(CC) $(WARN) $(CFLAGS) -I. tools/lm_cli.c -o $@ $(LDLIBS)
 
 lm_test: lm_test.c lm.h
@@ -22,18 +23,25 @@ lm_test: lm_test.c lm.h
 
 examples/%: examples/%.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
-examples/classify: tools/lm_plot.h
+examples/4_classify: examples/lesson_data.h tools/lm_plot.h
 
-test: lm lm_test
+test: lm lm_test out/docs/list
 	./lm_test
 
-# The examples, run as a user would (from examples/, no arguments); each checks its own
-# lesson and exits non-zero if it failed. About three minutes on 2 cores, most of it gpt
-# and classify. classify also draws its confusion matrix (out/classify_confusion.svg),
-# checked for well-formed XML when xmllint is installed.
+# The documentation's C examples - lm.h's QUICK START and README.md's ```c blocks - as
+# printed, with each ...elision... filled in from tests/docs/ (tests/docs.sh); lm_test
+# runs them.
+out/docs/list: lm.h README.md tests/docs.sh $(wildcard tests/docs/*.c)
+	sh tests/docs.sh $(CC) $(WARN) -Werror $(CFLAGS)
+
+# The examples in course order, run as a user would (from examples/, no arguments); each
+# checks its own lesson and exits non-zero if it failed. About three minutes on 2 cores,
+# most of it 3_gpt and 4_classify. 4_classify also draws its confusion matrix
+# (out/classify_confusion.svg), checked for well-formed XML when xmllint is installed.
 examples-run: $(EXAMPLES)
 	mkdir -p out
-	cd examples && ./linreg && ./xor && ./binary && ./gpt && ./classify --plot ../out/classify_confusion.svg
+	cd examples && ./1_linreg && ./2_xor && ./3_gpt && \
+	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary
 	if command -v xmllint >/dev/null; then xmllint --noout out/classify_confusion.svg; fi
 
 # The README's first command: a byte-level GPT trained on lm.h's own source (every checkout
@@ -44,6 +52,17 @@ demo: lm
 	./lm generate --model demo.safetensors --prompt "static " --tokens 400 --temperature 0.7
 	@echo
 	@echo "(loss curve: demo.svg)"
+
+# lm.h to $(PREFIX)/include and the lm tool to $(PREFIX)/bin, under DESTDIR when set (for
+# packaging: make install DESTDIR=/tmp/pkg PREFIX=/usr). uninstall removes those two.
+PREFIX ?= /usr/local
+install: lm
+	install -d "$(DESTDIR)$(PREFIX)/include" "$(DESTDIR)$(PREFIX)/bin"
+	install -m 644 lm.h "$(DESTDIR)$(PREFIX)/include/lm.h"
+	install -m 755 lm "$(DESTDIR)$(PREFIX)/bin/lm"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/include/lm.h" "$(DESTDIR)$(PREFIX)/bin/lm"
 
 # ARM: the whole suite cross-compiled for aarch64 and armhf (NEON), run under qemu-user;
 # then the scalar path (LM_NO_SIMD) natively. Needs gcc-aarch64-linux-gnu,
@@ -215,5 +234,5 @@ clean:
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
 	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 
-.PHONY: all test examples-run demo clean compile-check test-arm test-torch test-cortex-m \
-	test-asan test-valgrind fuzz bench
+.PHONY: all test examples-run demo install uninstall clean compile-check test-arm test-torch \
+	test-cortex-m test-asan test-valgrind fuzz bench

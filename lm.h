@@ -429,6 +429,9 @@ LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
                          const int (*shapes)[LM_MAX_DIMS], const char *const *names);
 LMDEF int lm_params_find(const lm_params *p, const char *name);
 LMDEF void lm_params_zero_grad(lm_params *p);
+/* Forget the optimizer's state (moments and step count): a new phase of training, say
+   fine-tuning after pretraining, starts its AdamW afresh. */
+LMDEF void lm_params_reset_optimizer(lm_params *p);
 /* Scale all gradients by min(1, max_norm / (||g|| + 1e-6)); returns ||g|| before. */
 LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm);
 
@@ -2474,6 +2477,11 @@ LMDEF int lm_params_find(const lm_params *p, const char *name) {
 }
 
 LMDEF void lm_params_zero_grad(lm_params *p) { lm__zero(p->grad, p->total); }
+LMDEF void lm_params_reset_optimizer(lm_params *p) {
+    if (p->m) lm__zero(p->m, p->total);
+    if (p->v) lm__zero(p->v, p->total);
+    p->step = 0;
+}
 
 /* The squared norm is summed in double per part, then over the parts in order. The parts
    are at most 1024 chunks of equal size, from the parameter count only, so the norm is
@@ -4682,7 +4690,7 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
    lm__vec_simd = 0 sends every kernel down its scalar loop for the whole array, so tests
    and benchmarks can compare the two paths in one binary.
 
-   Accuracy, worst case measured by the tests against double precision (test_vec.inc), the
+   Accuracy, worst case measured by the tests against double precision (lm_test.c, the vec tests), the
    same on every path:
      exp      0.96 ulp over the whole float range: +inf above 88.7228, gradual underflow
               into the denormals below -87.34, 0 below -103.97, NaN stays NaN.

@@ -1080,6 +1080,12 @@ static void test_gpt_step_parts(void) {
     o.beta2 = 1.5f;
     CHECK(lm_params_update(&a->params, &o, 0) == LM_ERR_ARG && strstr(lm_error(), "betas"),
           "gpt: training options out of range are refused");
+    {
+        size_t k, nz = 0;
+        lm_params_reset_optimizer(&a->params);
+        for (k = 0; k < a->params.total; k++) nz += a->params.m[k] != 0 || a->params.v[k] != 0;
+        CHECK(nz == 0 && a->params.step == 0, "lm_params_reset_optimizer: moments and step count back to 0");
+    }
     CHECK(!strcmp(lm_version(), LM_VERSION_STRING) && LM_VERSION_MAJOR == 0 && LM_VERSION_MINOR >= 1,
           "lm_version() is LM_VERSION_STRING");
     lm_gpt_free(a);
@@ -4212,6 +4218,11 @@ static void test_cli_help(void) {
           strstr(test_cli__out, "--plot FILE.svg"), "lm train --help: --plot and the exit statuses");
     CHECK(test_cli__run("") == 2 && !test_cli__out_len && strstr(test_cli__err, "usage"),
           "lm with no arguments: usage on stderr, exit 2");
+    CHECK(test_cli__run("--version") == 0 &&
+          !strncmp(test_cli__out, "lm " LM_VERSION_STRING " (lm.h " LM_VERSION_STRING ", ",
+                   sizeof("lm " LM_VERSION_STRING " (lm.h " LM_VERSION_STRING ", ") - 1) &&
+          strstr(test_cli__out, lm_simd_name()) && test_cli__out_len == strcspn(test_cli__out, "\n") + 1,
+          "lm --version: one line, the versions of lm and lm.h and the kernels");
 }
 
 static void test_cli_usage_errors(void) {

@@ -1,4 +1,4 @@
-/* cc -O2 -I.. linreg.c -o linreg -lm -lpthread
+/* cc -O2 -I.. 1_linreg.c -o 1_linreg -lm -lpthread
 
    Lesson 1: fitting a line by gradient descent.
 

@@ -1,4 +1,4 @@
-/* cc -O2 -march=native -I.. xor.c -o xor -lm -lpthread
+/* cc -O2 -march=native -I.. 2_xor.c -o 2_xor -lm -lpthread
 
    Lesson 2: why neural networks have hidden layers.
 

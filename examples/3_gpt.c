@@ -1,4 +1,4 @@
-/* cc -O2 -march=native -I.. gpt.c -o gpt -lm -lpthread
+/* cc -O2 -march=native -I.. 3_gpt.c -o 3_gpt -lm -lpthread
 
    Lesson 3: a language model, start to finish.
 
@@ -13,7 +13,7 @@
    the training part. Then we let the model write: feed it a prompt, draw the next byte
    from its predicted distribution, append it, repeat.
 
-   usage: gpt [FILE]      (default ../lm.h, which every checkout has)
+   usage: 3_gpt [FILE]    (default ../lm.h, which every checkout has)
    About a minute on 2 cores. */
 #define LM_IMPLEMENTATION
 #include "lm.h"

@@ -1,4 +1,4 @@
-/* cc -O2 -march=native -I.. binary.c -o binary -lm -lpthread
+/* cc -O2 -march=native -I.. 5_binary.c -o 5_binary -lm -lpthread
 
    Lesson 5: a yes/no question, answered by a Transformer with a single output.
 

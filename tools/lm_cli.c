@@ -105,6 +105,9 @@ static double phys_mem(void) {
     return 0;
 }
 
+/* bytes: what a run allocates, lm_gpt_memory(cfg, B, T) (lm.h): the parameters with their
+   gradients and AdamW moments, the KV cache, and the work arena of a training step of
+   (B, T), or of generation when B = 0. */
 static void check_fits(double bytes, const char *what) {
     double have = phys_mem();
     if (have <= 0) have = 1ull << 40; /* unknown: allow up to 1 TiB */
@@ -489,21 +492,16 @@ static void opt_shape(cli *c) {
     opt_int(c, "--ctx", 64, 1, 1048576);
 }
 
-/* Parameters of a GPT: embeddings, L blocks of 12C^2 + 13C, the final LayerNorm. */
-static double gpt_params(double L, double C, double N, double V) {
-    return V * C + N * C + L * (12 * C * C + 13 * C) + 2 * C;
-}
-/* Bytes a training run needs: weights, gradients and two moments (16 bytes a parameter)
-   plus the activations and their gradients for a (B, T) batch, plus the KV cache. */
-static double train_bytes(double L, double H, double C, double N, double V, double B,
-                          double T) {
-    return 16 * gpt_params(L, C, N, V) + 8 * N * L * C +
-           8 * B * T * (L * (20 * C + H * T) + 2 * V + 4 * C);
-}
-/* Bytes inference needs: weights (with room for grads and moments, as the library keeps
-   them), the KV cache and one row of logits. */
-static double infer_bytes(double L, double C, double N, double V) {
-    return 16 * gpt_params(L, C, N, V) + 8 * N * L * C + 64 * V;
+/* The shape options (--layers, --heads, --embd, --ctx) as a model configuration. */
+static lm_gpt_config shape_config(cli *c, int vocab) {
+    lm_gpt_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.n_layer = (int)geti(c, "--layers");
+    cfg.n_head = (int)geti(c, "--heads");
+    cfg.n_embd = (int)geti(c, "--embd");
+    cfg.n_ctx = (int)geti(c, "--ctx");
+    cfg.vocab = vocab;
+    return cfg;
 }
 
 /* The library indexes tensors with int: no weight matrix may reach 2^31 elements. */
@@ -904,12 +902,10 @@ static void cmd_train(int argc, char **argv) {
     eval_every = (int)geti(&c, "--eval-every");
     save_every = (int)geti(&c, "--save-every");
     if (!init) {
+        lm_gpt_config cfg = shape_config(&c, 256);
         check_shape(&c, 256);
-        check_step(B, (double)geti(&c, "--ctx"), (double)geti(&c, "--embd"),
-                   (double)geti(&c, "--heads"), 256);
-        check_fits(train_bytes((double)geti(&c, "--layers"), (double)geti(&c, "--heads"),
-                               (double)geti(&c, "--embd"), (double)geti(&c, "--ctx"), 256,
-                               B, (double)geti(&c, "--ctx")), "this model and batch");
+        check_step(B, cfg.n_ctx, cfg.n_embd, cfg.n_head, 256);
+        check_fits(lm_gpt_memory(&cfg, B, cfg.n_ctx), "this model and batch");
     }
     if (getd(&c, "--min-lr") > getd(&c, "--lr"))
         die_usage("--min-lr %g is above --lr %g", getd(&c, "--min-lr"), getd(&c, "--lr"));
@@ -954,21 +950,14 @@ static void cmd_train(int argc, char **argv) {
         if (T > run.m->cfg.n_ctx)
             die_usage("--ctx %d is longer than the context of '%s' (%d)", T, init, run.m->cfg.n_ctx);
         check_step(B, T, run.m->cfg.n_embd, run.m->cfg.n_head, run.m->cfg.vocab);
-        check_fits(train_bytes(run.m->cfg.n_layer, run.m->cfg.n_head, run.m->cfg.n_embd,
-                               run.m->cfg.n_ctx, run.m->cfg.vocab, B, T), "this model and batch");
+        check_fits(lm_gpt_memory(&run.m->cfg, B, T), "this model and batch");
         check_vocab(run.m, &tok, init);
     } else {
-        lm_gpt_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.n_layer = (int)geti(&c, "--layers");
-        cfg.n_head = (int)geti(&c, "--heads");
-        cfg.n_embd = (int)geti(&c, "--embd");
-        cfg.n_ctx = T = (int)geti(&c, "--ctx");
-        cfg.vocab = tok.vocab;
+        lm_gpt_config cfg = shape_config(&c, tok.vocab);
+        T = cfg.n_ctx;
         check_shape(&c, cfg.vocab);
         check_step(B, T, cfg.n_embd, cfg.n_head, cfg.vocab);
-        check_fits(train_bytes(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.n_ctx, cfg.vocab, B, T),
-                   "this model and batch");
+        check_fits(lm_gpt_memory(&cfg, B, T), "this model and batch");
         run.m = lm_gpt_new(&cfg, get(&c, "--seed")->u);
         if (!run.m) die("cannot create the model: %s", lm_error());
     }
@@ -1434,20 +1423,11 @@ static void bench_gemm(int argc, char **argv) {
 
 /* A fresh model from the shape options (plus --vocab), after checking it fits. */
 static lm_gpt *bench_model(cli *c, double B, double T) {
-    lm_gpt_config cfg;
+    lm_gpt_config cfg = shape_config(c, (int)geti(c, "--vocab"));
     lm_gpt *m;
-    check_shape(c, (double)geti(c, "--vocab"));
-    if (B > 0) check_step(B, T, (double)geti(c, "--embd"), (double)geti(c, "--heads"),
-                          (double)geti(c, "--vocab"));
-    memset(&cfg, 0, sizeof cfg);
-    cfg.n_layer = (int)geti(c, "--layers");
-    cfg.n_head = (int)geti(c, "--heads");
-    cfg.n_embd = (int)geti(c, "--embd");
-    cfg.n_ctx = (int)geti(c, "--ctx");
-    cfg.vocab = (int)geti(c, "--vocab");
-    check_fits(B > 0 ? train_bytes(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.n_ctx, cfg.vocab, B, T)
-                     : infer_bytes(cfg.n_layer, cfg.n_embd, cfg.n_ctx, cfg.vocab),
-               "this model");
+    check_shape(c, cfg.vocab);
+    if (B > 0) check_step(B, T, cfg.n_embd, cfg.n_head, cfg.vocab);
+    check_fits(lm_gpt_memory(&cfg, (int)B, (int)T), "this model");
     m = lm_gpt_new(&cfg, 1);
     if (!m) die("cannot create the model: %s", lm_error());
     return m;
@@ -1739,6 +1719,25 @@ static void cmd_plot(int argc, char **argv) {
 }
 
 /* ---------------------------------------------------------------------------------------
+   lm version (also lm --version): one line on stdout, the tool's version, then the lm.h it
+   was built with and which kernels that build runs.
+   --------------------------------------------------------------------------------------- */
+static const char usage_version[] =
+"usage: lm version        (or lm --version)\n"
+"\n"
+"Print one line: the version of lm, then that of the lm.h it was built with and the\n"
+"kernels it runs (avx512, avx2, neon or scalar), e.g.\n"
+"    lm 0.1.0 (lm.h 0.1.0, avx2 kernels)\n";
+
+static void cmd_version(int argc, char **argv) {
+    cli c;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_version;
+    cli_parse(&c, argc, argv);
+    printf("lm %s (lm.h %s, %s kernels)\n", LM_VERSION_STRING, lm_version(), lm_simd_name());
+}
+
+/* ---------------------------------------------------------------------------------------
    main: pick the subcommand.
    --------------------------------------------------------------------------------------- */
 static const char usage_main[] =
@@ -1753,6 +1752,7 @@ static const char usage_main[] =
 "  tokenize    text to token ids\n"
 "  detokenize  token ids to text\n"
 "  plot        draw a training log (lm train --log) as an SVG picture\n"
+"  version     the version of lm and of lm.h (also lm --version)\n"
 "\n"
 "Results go to stdout; progress, notes and errors to stderr.\n"
 "Exit status: 0 success, 1 runtime error (a file missing or malformed, a NaN loss), 2\n"
@@ -1763,7 +1763,8 @@ typedef struct command { const char *name; void (*run)(int argc, char **argv); }
 static const command g_commands[] = {
     { "train", cmd_train }, { "generate", cmd_generate }, { "eval", cmd_eval },
     { "info", cmd_info }, { "bench", cmd_bench }, { "bpe", cmd_bpe },
-    { "plot", cmd_plot }, { "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize }
+    { "plot", cmd_plot }, { "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize },
+    { "version", cmd_version }
 };
 
 int main(int argc, char **argv) {
@@ -1775,6 +1776,7 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
     }
     cmd = argv[1];
+    if (!strcmp(cmd, "--version")) cmd = "version";
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         /* lm help CMD is lm CMD --help */
         if (!strcmp(cmd, "help") && argc > 2) {

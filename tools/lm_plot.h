@@ -1,6 +1,6 @@
 /* lm_plot.h - loss curves and confusion matrices as SVG files, with no dependencies.
 
-   A small companion of lm.h for the programs around it (tools/lm.c, examples/classify.c).
+   A small companion of lm.h for the programs around it (tools/lm_cli.c, examples/4_classify.c).
    It draws two pictures a person training a model wants to look at:
      - the loss curve of a run: the train loss as logged (faint) and smoothed (bold), the
        validation loss as points joined by a line, and the learning-rate schedule on a
