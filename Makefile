@@ -5,7 +5,7 @@
 #   make install  lm.h and the lm tool under PREFIX (default /usr/local); make uninstall
 #   make clean
 # Extra suites (each needs Debian packages that .ci/run installs): compile-check,
-# examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, fuzz;
+# examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, test-tsan, fuzz;
 # `make bench` prints speed ratios against OpenBLAS and PyTorch (never part of a test).
 CC ?= cc
 CFLAGS ?= -O2 -march=native
@@ -18,8 +18,14 @@ all: lm lm_test $(EXAMPLES)
 lm: tools/lm_cli.c lm.h tools/lm_plot.h
 	$(CC) $(WARN) $(CFLAGS) -I. tools/lm_cli.c -o $@ $(LDLIBS)
 
+# The suite is built with -fstack-clash-protection where the compiler has it: every big
+# frame then touches each page of its stack as it grows, so the small-stack tests (lm.h on
+# a 64 KB thread stack) crash on the guard page instead of silently jumping over it.
+STACK_CHECK := $(shell $(CC) -fstack-clash-protection -E -x c - </dev/null >/dev/null 2>&1 && \
+                 echo -fstack-clash-protection)
+
 lm_test: lm_test.c lm.h
-	$(CC) $(WARN) $(CFLAGS) -I. lm_test.c -o $@ $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) $(STACK_CHECK) -I. lm_test.c -o $@ $(LDLIBS)
 
 examples/%: examples/%.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
@@ -136,7 +142,7 @@ compile-check:
 #                        its regression inputs; needs clang with libFuzzer (FUZZ_CC)
 # Every target builds its own binaries (names below), so none disturbs `make test`.
 SAN_FLAGS = -std=c99 -Wall -Wextra -pedantic -g -O1 -march=native -fno-omit-frame-pointer \
-            -fsanitize=address,undefined -fno-sanitize-recover=all
+            -fsanitize=address,undefined -fno-sanitize-recover=all $(STACK_CHECK)
 SAN_ENV = UBSAN_OPTIONS=print_stacktrace=1
 # valgrind cannot run AVX-512 code: the AVX2 path (or scalar) is what it checks
 VG_FLAGS = -std=c99 -Wall -Wextra -pedantic -g -O1 -march=native -mno-avx512f
@@ -202,12 +208,25 @@ fuzz: fuzz/seeds $(FUZZ_NAMES:%=fuzz/%-fuzz)
 	  else tail -n 30 fuzz/$$t.log; echo "fuzz $$t: FAILED, the input is in fuzz/artifacts/"; fail=1; fi; \
 	done; exit $$fail
 
+# ---- ThreadSanitizer (issue 20) --------------------------------------------------------
+#   make test-tsan       lm_test's thread tests under ThreadSanitizer: 2 and 4 threads
+#                        calling lm.h at once (each training its own GPT, generating, a
+#                        GEMM, failing with errors of its own), one of them while another
+#                        thread keeps changing lm_set_threads, and 4 threads generating from
+#                        one shared copy of the weights; every result bit-identical to the
+#                        single-threaded run, and any data race reported fails the target.
+TSAN_FLAGS = -std=c99 -Wall -Wextra -pedantic -g -O1 -march=native -fsanitize=thread
+lm_test_tsan: lm_test.c lm.h $(LM_PARTS)
+	$(CC) $(TSAN_FLAGS) -I. lm_test.c -o $@ $(LDLIBS)
+test-tsan: lm_test_tsan
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" LM_TEST_ONLY=threads ./lm_test_tsan
+
 # What these targets build (for `make clean`: rm -rf $(SAN_CLEAN)); fuzz/corpus/ is the
 # corpus the fuzzers grow from run to run, kept.
-SAN_CLEAN = lm_test_asan lm_asan lm_test_vg lm_vg fuzz/*-fuzz fuzz/*-replay fuzz/*-replay-vg \
+SAN_CLEAN = lm_test_asan lm_test_tsan lm_asan lm_test_vg lm_vg fuzz/*-fuzz fuzz/*-replay fuzz/*-replay-vg \
             fuzz/make-seeds fuzz/seeds fuzz/artifacts fuzz/*.log
 
-.PHONY: test-asan test-valgrind fuzz
+.PHONY: test-asan test-valgrind test-tsan fuzz
 
 # Speed comparison (issue 6): lm.h against OpenBLAS for GEMM (Debian's libopenblas, its own
 # kernel choice and each AVX-512 kernel forced; compared against the fastest) and against
@@ -235,4 +254,4 @@ clean:
 	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 
 .PHONY: all test examples-run demo install uninstall clean compile-check test-arm test-torch \
-	test-cortex-m test-asan test-valgrind fuzz bench
+	test-cortex-m test-asan test-valgrind test-tsan fuzz bench

@@ -55,7 +55,8 @@
        LM_NO_STDIO         no stdio or files: for bare-metal targets. Loading and saving from
                            memory buffers still works; logging goes to a callback.
        LM_MAX_THREADS      upper bound of the thread pool (default 64).
-       LM_GEMM_KC, LM_GEMM_TN  shrink the GEMM's blocks, and with them its stack (THREADS).
+       LM_GEMM_KC, LM_GEMM_TN  shrink the GEMM's blocks, and with them its panel memory
+                           (THREADS).
 
    SIMD is chosen from the compiler's own macros: __AVX512F__, __AVX2__ with __FMA__, and
    __ARM_NEON (aarch64 and armv7 with NEON-VFPv4). Build with -march=native (x86) or the right
@@ -77,13 +78,35 @@
        cut into tasks whose boundaries depend only on the problem size, never on the thread
        count, and every task writes its own outputs, so results are bit-identical for any
        number of threads.
-       What may run concurrently: the pool and the last error message are global, so call
-       lm.h from one thread at a time (the pool's workers are the library's own threads).
-       lm_error() is a single buffer shared by all threads.
-       Stack: the GEMM packs its panels on the stack of the thread that runs a task, up to
-       610 KB with AVX-512 (403 KB AVX2, 132 KB NEON, 35 KB scalar). The pool's workers get
-       4 MB stacks; a thread of yours that calls lm.h needs that much room too, or build with
-       smaller LM_GEMM_KC / LM_GEMM_TN.
+       What may run concurrently (with pthreads; `make test-tsan` checks it):
+         - Calls on different objects from different threads at the same time: safe. Each
+           lm_gpt, encoder, tokenizer, graph or arena is one object; two threads may each
+           train, evaluate or generate with their own model at once, and get the very bits
+           they would get alone.
+         - One object from two threads at once: not safe, reading included. A model's
+           KV cache, work arena and sampling buffers change on every call, generation and
+           evaluation too. To serve several users from one model, give each thread its own
+           lm_gpt: lm_gpt_from_memory over one copy of the weights (a buffer each) shares
+           the weights, which it only reads.
+         - The pool runs one caller's job at a time; a caller that finds it busy runs its
+           tasks itself, so jobs are never mixed and results stay the same bits.
+         - lm_set_threads and lm_get_threads may be called at any time from any thread
+           (lm_set_threads waits for a running job), except from inside a task of
+           lm_parallel_for. lm_set_log is for start-up, before other threads call lm.h.
+         - lm_error() is per thread where the compiler has thread-local storage (GCC and
+           Clang); with tcc, and with LM_NO_THREADS, it is one message for the program.
+           LM_NO_THREADS builds keep their GEMM panels in one static array: call them from
+           one thread at a time.
+       Stack: every call uses a small, bounded stack - at most 3.1 KB measured for a
+       training step, generation or a GEMM (lm_test's small-stack tests run them on a
+       64 KB thread stack; the largest single frame is 3.6 KB, in lm_tok_load_gpt2_mem,
+       by -fstack-usage), so lm.h runs on a musl thread (128 KB) or a small RTOS task.
+       Big buffers live in memory the library owns: each thread that runs GEMM tasks has
+       one block for the packed panels (610 KB with AVX-512, 403 KB AVX2, 132 KB NEON,
+       35 KB scalar; smaller with LM_GEMM_KC / LM_GEMM_TN). The pool's workers get theirs
+       when they start and free it when they stop; any other thread gets its block on its
+       first GEMM (out of memory there is an LM_ERR_MEM error, never a crash) and keeps it
+       until the thread ends. LM_NO_THREADS uses one static block and never mallocs it.
 
    CONTENTS: the implementation reads in the order of the course; each section opens with
    a banner "N. Title", so a search for "5. The Transformer" finds it.
@@ -697,12 +720,14 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is M x K, op(B) is K x N.
    ta: A is stored K x M (transposed); tb: B is stored N x K. lda/ldb/ldc are row strides.
-   When beta == 0, C is not read (it may hold NaN). */
-LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+   When beta == 0, C is not read (it may hold NaN). Returns LM_OK, or LM_ERR_ARG for bad
+   sizes or strides, or LM_ERR_MEM when a thread's first product cannot get the memory
+   for its packed panels (THREADS); C is then untouched. */
+LMDEF int lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* The portable reference path, always compiled, for tests and benchmarks. */
-LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
+LMDEF int lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 
 
@@ -896,9 +921,18 @@ extern "C" {
    Errors and logging.
    A failing function records one line here and returns an error code; the caller decides
    what to do. The message is formatted by a tiny vsnprintf-free formatter so that it also
-   works under LM_NO_STDIO.
+   works under LM_NO_STDIO. Each thread has its own message where the compiler has thread-
+   local storage (GCC, Clang: __thread), so concurrent callers never see each other's
+   errors; elsewhere (tcc, or LM_NO_THREADS) there is one message for the whole program.
    --------------------------------------------------------------------------------------- */
-static char lm__errbuf[512];
+#if !defined(LM_NO_THREADS) && (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+#define LM__TLS __thread
+#define LM__HAVE_TLS 1
+#else
+#define LM__TLS
+#define LM__HAVE_TLS 0
+#endif
+static LM__TLS char lm__errbuf[512];
 
 LMDEF const char *lm_error(void) { return lm__errbuf[0] ? lm__errbuf : "no error"; }
 LMDEF void lm_clear_error(void) { lm__errbuf[0] = 0; }
@@ -1185,6 +1219,9 @@ LM__VEC_FN void lm__layernorm_row(const float *x, const float *w, const float *b
                                   int n, float eps, float *mean_out, float *rstd_out);
 LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, float mean,
                                float rstd, float *pw, float *pb, float *dx, int n);
+/* The calling thread's GEMM panel memory (section 10); NULL, with lm_error(), if it
+   cannot be had. Ops whose tasks call lm_gemm reserve it before posting them. */
+static float *lm__panels_reserve(void);
 
 /* =======================================================================================
    2. Tensors and the graph
@@ -1556,7 +1593,8 @@ static void lm__matmul_fwd(lm_node *n) {
     if (bias) {
         for (i = 0; i < M; i++) memcpy(o + (size_t)i * N, bias->data, (size_t)N * sizeof(float));
     }
-    lm_gemm(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, bias ? 1.0f : 0.0f, o, N);
+    if (lm_gemm(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, bias ? 1.0f : 0.0f, o, N) != LM_OK)
+        n->g->failed = 1;
 }
 
 /* Column sums of dout into the bias gradient, in row blocks of fixed size summed in order. */
@@ -1588,14 +1626,16 @@ static void lm__matmul_bwd(lm_node *n) {
     int M = a->size / K;
     const float *go = n->out->grad;
     float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1), *gbias = lm__in_grad(n, 2);
+    int rc = LM_OK;
     if (ga) {
-        if (tb) lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, 1.0f, ga, K);
-        else lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, 1.0f, ga, K);
+        if (tb) rc |= lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, 1.0f, ga, K);
+        else rc |= lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, 1.0f, ga, K);
     }
     if (gb) {
-        if (tb) lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, 1.0f, gb, K);
-        else lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, 1.0f, gb, N);
+        if (tb) rc |= lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, 1.0f, gb, K);
+        else rc |= lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, 1.0f, gb, N);
     }
+    if (rc != LM_OK) n->g->failed = 1;
     if (gbias) lm__colsum_acc(gbias, go, M, N);
 }
 static const lm_op lm__op_matmul = { "matmul", lm__matmul_fwd, lm__matmul_bwd };
@@ -2081,6 +2121,7 @@ static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
     size_t len;
     lm__att_setup(&J, n);
     len = (size_t)copies * J.B * J.H * J.T * J.T;
+    if (!lm__panels_reserve()) { n->g->failed = 1; return; }  /* for the tasks' lm_gemm */
     J.scratch = lm__scratch(n->g, len);
     if (!J.scratch) return;
     lm_parallel_for(J.B * J.H, fn, &J);
@@ -2484,9 +2525,10 @@ LMDEF void lm_params_reset_optimizer(lm_params *p) {
 }
 
 /* The squared norm is summed in double per part, then over the parts in order. The parts
-   are at most 1024 chunks of equal size, from the parameter count only, so the norm is
+   are at most 128 chunks of equal size, from the parameter count only, so the norm is
    the same for any thread count. */
-typedef struct { lm_params *p; size_t part; double ss[1024]; float coef; } lm__clip_job;
+#define LM__CLIP_PARTS 128
+typedef struct { lm_params *p; size_t part; double ss[LM__CLIP_PARTS]; float coef; } lm__clip_job;
 static void lm__clip_task(void *ctx, int c) {
     lm__clip_job *J = (lm__clip_job *)ctx;
     size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
@@ -2502,12 +2544,12 @@ static void lm__scale_task(void *ctx, int c) {
     for (i = i0; i < i1; i++) g[i] *= coef;
 }
 LMDEF float lm_clip_grad_norm(lm_params *p, float max_norm) {
-    lm__clip_job J0, *J = &J0;               /* 8 KB of partial sums, on the stack      */
+    lm__clip_job J0, *J = &J0;               /* 1 KB of partial sums, on the stack      */
     double ss = 0;
     int c, parts;
     float norm;
     J->p = p;
-    J->part = p->total / 1024 + 1 > LM__CHUNK ? p->total / 1024 + 1 : LM__CHUNK;
+    J->part = p->total / LM__CLIP_PARTS + 1 > LM__CHUNK ? p->total / LM__CLIP_PARTS + 1 : LM__CHUNK;
     parts = (int)((p->total + J->part - 1) / J->part);
     lm__run_tasks(parts, lm__clip_task, J);
     for (c = 0; c < parts; c++) ss += J->ss[c];
@@ -3705,9 +3747,20 @@ LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
    the caller likewise spins before it sleeps waiting for the workers to finish. Spinning
    needs atomic loads and stores: GCC/Clang's __atomic builtins. Elsewhere (e.g. tcc) the
    pool falls back to the mutex alone and never spins.
+
+   Concurrent callers. Threads of a program may call lm.h at the same time, each on its own
+   objects (THREADS, in the docs block). The pool runs one job at a time: a caller takes it
+   with a trylock of lm__pool_owner and holds it for the job. A caller that finds it taken -
+   by another thread's job, or by its own when a task calls lm_parallel_for (nesting) - runs
+   its tasks itself, one after the other. So jobs are never mixed, and since the tasks and
+   what each computes do not depend on who runs them, the results are the same either way.
+   lm_set_threads takes the same lock (waiting for a running job) to stop and restart the
+   workers, so it may be called at any time, except from inside a task.
+
+   Every worker starts with a block of scratch memory for the GEMM's packed panels (section
+   10), too big for a small stack, allocated here and freed when the worker ends.
    ======================================================================================= */
-static int lm__nthreads = 1;
-static volatile int lm__in_job = 0;  /* a job is running: nested calls run serially      */
+static int lm__nthreads = 1;         /* threads in use, the caller included (atomic)     */
 
 #if !defined(LM_NO_THREADS)
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
@@ -3725,10 +3778,17 @@ static volatile int lm__in_job = 0;  /* a job is running: nested calls run seria
 #define LM__SPINS 10000              /* polls before sleeping: 0.1 to 1 ms, by the CPU    */
 #else
 #define LM__ATOMICS 0
+#define LM__LOAD(x) (x)
+#define LM__STORE(x, v) ((x) = (v))
 #endif
+
+/* The GEMM's per-thread panel memory (section 10): a new block, and this thread's. */
+static void *lm__panels_new(void);
+static int lm__panels_set(void *block);
 
 typedef struct lm__pool {
     pthread_t th[LM_MAX_THREADS];
+    void *panels[LM_MAX_THREADS];    /* each worker's panel block, until it has taken it  */
     int nworkers;                    /* threads besides the caller                        */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
@@ -3740,7 +3800,8 @@ typedef struct lm__pool {
     int quit;
 } lm__pool;
 static lm__pool lm__the_pool;
-static int lm__pool_started = 0;
+static int lm__pool_started = 0;     /* read and written only under lm__pool_owner        */
+static pthread_mutex_t lm__pool_owner = PTHREAD_MUTEX_INITIALIZER;  /* held for a job     */
 
 /* Take and run tasks until none are left. Called with the mutex NOT held. */
 static void lm__pool_drain(lm__pool *p) {
@@ -3760,8 +3821,9 @@ static void lm__pool_drain(lm__pool *p) {
 }
 
 static void *lm__pool_worker(void *arg) {
-    lm__pool *p = (lm__pool *)arg;
+    lm__pool *p = &lm__the_pool;
     unsigned long seen = 0;
+    lm__panels_set(*(void **)arg);   /* this thread's from now on; freed when it ends    */
     for (;;) {
 #if LM__ATOMICS
         int spin;
@@ -3790,12 +3852,13 @@ static void *lm__pool_worker(void *arg) {
     }
 }
 
+/* Stop and start the workers: with lm__pool_owner held. */
 static void lm__pool_stop(void) {
     lm__pool *p = &lm__the_pool;
     int i;
     if (!lm__pool_started) return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    LM__STORE(p->quit, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (i = 0; i < p->nworkers; i++) pthread_join(p->th[i], NULL);
@@ -3813,17 +3876,16 @@ static int lm__pool_start(int nworkers) {
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
     lm__pool_started = 1;
-    {
-        /* GEMM tasks keep their packed panels on the stack (up to ~610 KB with AVX-512):
-           give workers room for them wherever the default stack is small */
-        pthread_attr_t attr;
-        int have_attr = pthread_attr_init(&attr) == 0;
-        if (have_attr) pthread_attr_setstacksize(&attr, (size_t)4 << 20);
-        for (i = 0; i < nworkers; i++) {
-            if (pthread_create(&p->th[i], have_attr ? &attr : NULL, lm__pool_worker, p) != 0) break;
-            p->nworkers = i + 1;
+    /* Workers keep their GEMM panels in their own block, so their stack needs are the
+       library's few KB: the system's default stack size is plenty. A worker that cannot
+       get its block, or be started, is not started: the pool is then smaller. */
+    for (i = 0; i < nworkers; i++) {
+        if (!(p->panels[i] = lm__panels_new())) break;
+        if (pthread_create(&p->th[i], NULL, lm__pool_worker, &p->panels[i]) != 0) {
+            LM_FREE(p->panels[i]);
+            break;
         }
-        if (have_attr) pthread_attr_destroy(&attr);
+        p->nworkers = i + 1;
     }
     return p->nworkers + 1;
 }
@@ -3842,22 +3904,36 @@ LMDEF int lm_set_threads(int n) {
     if (n <= 0) n = lm_num_cores();
     if (n > LM_MAX_THREADS) n = LM_MAX_THREADS;
 #if !defined(LM_NO_THREADS)
-    if (n == lm__nthreads && (n == 1 || lm__pool_started)) return n;
-    lm__pool_stop();
-    lm__nthreads = n > 1 ? lm__pool_start(n - 1) : 1;
+    pthread_mutex_lock(&lm__pool_owner);             /* no job runs while we change it   */
+    if (!(n == lm__nthreads && (n == 1 || lm__pool_started))) {
+        lm__pool_stop();
+        LM__STORE(lm__nthreads, n > 1 ? lm__pool_start(n - 1) : 1);
+    }
+    n = lm__nthreads;
+    pthread_mutex_unlock(&lm__pool_owner);
 #else
-    lm__nthreads = 1;
+    n = 1;
 #endif
-    return lm__nthreads;
+    return n;
 }
-LMDEF int lm_get_threads(void) { return lm__nthreads; }
+LMDEF int lm_get_threads(void) {
+#if !defined(LM_NO_THREADS)
+    return LM__LOAD(lm__nthreads);
+#else
+    return lm__nthreads;
+#endif
+}
 
 LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
     int i;
 #if !defined(LM_NO_THREADS)
-    if (lm__nthreads > 1 && n > 1 && !lm__in_job) {
+    if (n > 1 && LM__LOAD(lm__nthreads) > 1 && pthread_mutex_trylock(&lm__pool_owner) == 0) {
         lm__pool *p = &lm__the_pool;
-        lm__in_job = 1;
+        if (!lm__pool_started || p->nworkers == 0) {
+            for (i = 0; i < n; i++) fn(ctx, i);
+            pthread_mutex_unlock(&lm__pool_owner);
+            return;
+        }
         pthread_mutex_lock(&p->mu);
         p->fn = fn; p->ctx = ctx; p->n = n;
 #if LM__ATOMICS
@@ -3883,7 +3959,7 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 #endif
         p->caller_waits = 0;
         pthread_mutex_unlock(&p->mu);
-        lm__in_job = 0;
+        pthread_mutex_unlock(&lm__pool_owner);
         return;
     }
 #endif
@@ -3919,12 +3995,13 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 
    Few rows (M <= 4, as in generation) take a separate, unpacked path: see below.
 
-   Memory: the packed panels live on the stack of whichever thread runs the task, so a call
-   never allocates. One task's frame is (KC * TN + MR * KC + MR * NR) floats plus alignment
-   slack: 610 KB with AVX-512, 403 KB with AVX2, 132 KB with NEON, 35 KB for the portable
-   path (measured with -fstack-usage). Any thread that calls lm_gemm, and the pool's
-   workers (started with 4 MB stacks), need that much stack to spare. LM_GEMM_KC and
-   LM_GEMM_TN, defined before including, shrink it, e.g. for a microcontroller.
+   Memory: the packed panels live in a scratch block of the thread that runs the task, not
+   on its stack: (KC * TN + MR * KC + MR * NR) floats plus alignment slack, 610 KB with
+   AVX-512, 403 KB with AVX2, 132 KB with NEON, 35 KB for the portable path. Each thread
+   gets its block once and keeps it (see "Panel memory" below), so a call allocates
+   nothing after a thread's first, and the stack a call needs is small (THREADS, in the
+   docs block). LM_GEMM_KC and LM_GEMM_TN, defined before including, shrink the block,
+   e.g. for a microcontroller.
    ======================================================================================= */
 
 /* A micro-kernel: acc = sum over k < kc of a[k*MR + i] * b[k*NR + j] for an MR x NR block,
@@ -4028,6 +4105,12 @@ typedef struct lm__gemm_arch {
 #define LM__GEMM_MIN_TILES 4
 #define LM__GEMM_TILE_MIN (4 << 20)
 #define LM__GEMM_PAR_MIN (4 << 20)
+
+/* The few-rows path (M <= LM__GEMM_SMALL_M, see below): tasks of LM__GEMM_SW columns,
+   K in chunks of LM__GEMM_SK. */
+#define LM__GEMM_SMALL_M 4
+#define LM__GEMM_SW 256
+#define LM__GEMM_SK 256
 
 /* ---------------------------------------------------------------------------------------
    Portable micro-kernel, 4 x 4. Plain C with the accumulators in named locals, so that
@@ -4379,6 +4462,56 @@ static void lm__gemm_pack_b(float *dst, const float *B, size_t ldb, int tb, int 
 }
 
 /* ---------------------------------------------------------------------------------------
+   Panel memory. A task packs its panels into the scratch block of the thread that runs it,
+   LM__GEMM_SCRATCH floats: room for the B slice, the A micro-panel and an edge tile, each
+   aligned to 64 bytes (or for the few-rows path's sums). With threads, each thread's block
+   hangs on a pthread key whose destructor frees it when the thread ends: a pool worker is
+   given its block when it starts (section 9); any other thread gets one on its first
+   product (lm__panels_reserve, where running out of memory is reported) and keeps it.
+   The main thread's block lives until the process exits. Without threads the block is
+   one static array, so a bare-metal build needs no malloc for it.
+   --------------------------------------------------------------------------------------- */
+#define LM__GEMM_SCRATCH LM__GEMM_MAX(LM__GEMM_BUF_B + LM__GEMM_BUF_A + LM__GEMM_BUF_C + 48, \
+                                      2 * LM__GEMM_SMALL_M * LM__GEMM_SW + 16)
+#if !defined(LM_NO_THREADS)
+static pthread_key_t lm__panel_key;
+static pthread_once_t lm__panel_once = PTHREAD_ONCE_INIT;
+static int lm__panel_key_ok = 0;
+static void lm__panels_free(void *block) { LM_FREE(block); }
+static void lm__panel_key_init(void) {
+    lm__panel_key_ok = pthread_key_create(&lm__panel_key, lm__panels_free) == 0;
+}
+static void *lm__panels_new(void) {
+    pthread_once(&lm__panel_once, lm__panel_key_init);
+    return lm__panel_key_ok ? LM_MALLOC(LM__GEMM_SCRATCH * sizeof(float)) : NULL;
+}
+static int lm__panels_set(void *block) { return pthread_setspecific(lm__panel_key, block) == 0; }
+/* This thread's block; NULL if it has none (lm__panels_reserve first). */
+static float *lm__panels(void) {
+    pthread_once(&lm__panel_once, lm__panel_key_init);
+    return lm__panel_key_ok ? (float *)pthread_getspecific(lm__panel_key) : NULL;
+}
+/* This thread's block, allocated on its first call; NULL (with lm_error()) when out of
+   memory. */
+static float *lm__panels_reserve(void) {
+    float *b = lm__panels();
+    if (b || !lm__panel_key_ok) {
+        if (!b) lm__fail(LM_ERR_MEM, "gemm: no thread-specific key for the panel memory");
+        return b;
+    }
+    b = (float *)lm__panels_new();
+    if (b && !lm__panels_set(b)) { LM_FREE(b); b = NULL; }
+    if (!b) lm__fail(LM_ERR_MEM, "gemm: cannot allocate %zu bytes of panel memory",
+                     (size_t)LM__GEMM_SCRATCH * sizeof(float));
+    return b;
+}
+#else
+static float lm__panel_block[LM__GEMM_SCRATCH];
+static float *lm__panels(void) { return lm__panel_block; }
+static float *lm__panels_reserve(void) { return lm__panel_block; }
+#endif
+
+/* ---------------------------------------------------------------------------------------
    The tile task. A job describes the whole product; task t computes tile t of C:
    rows [ti*tm, ...) and columns [tj*tn, ...), through all of K.
    --------------------------------------------------------------------------------------- */
@@ -4402,9 +4535,9 @@ static void lm__gemm_task(void *ctx, int t) {
     const lm__gemm_job *jb = (const lm__gemm_job *)ctx;
     const lm__gemm_arch *ar = jb->arch;
     const int mr = ar->mr, nr = ar->nr;
-    /* stack: the B slice, one A micro-panel and one edge tile (see the top of the section) */
-    float bbuf[LM__GEMM_BUF_B + 16], abuf[LM__GEMM_BUF_A + 16], cbuf[LM__GEMM_BUF_C];
-    float *bp = lm__gemm_align(bbuf), *ap = lm__gemm_align(abuf);
+    /* the thread's panel memory: the B slice, one A micro-panel and one edge tile */
+    float *bp = lm__gemm_align(lm__panels()), *ap = lm__gemm_align(bp + LM__GEMM_BUF_B);
+    float *cbuf = ap + LM__GEMM_BUF_A;
     int i0 = (t / jb->ntn) * jb->tm, j0 = (t % jb->ntn) * jb->tn;
     int m = jb->M - i0 < jb->tm ? jb->M - i0 : jb->tm;
     int n = jb->N - j0 < jb->tn ? jb->N - j0 : jb->tn;
@@ -4450,10 +4583,6 @@ static void lm__gemm_task(void *ctx, int t) {
    of op(A) for a chunk are gathered first). Each element's sum runs over k in the same
    order whatever the thread count.
    --------------------------------------------------------------------------------------- */
-#define LM__GEMM_SMALL_M 4
-#define LM__GEMM_SW 256
-#define LM__GEMM_SK 256
-
 /* y[r * ldy + j] += a[r] * x[j] for r < m, j < n; vector code only when simd. */
 static void lm__gemm_axpy_rows(float *y, int ldy, const float *a, int m, const float *x,
                                int n, int simd) {
@@ -4521,8 +4650,8 @@ static void lm__gemm_small_task(void *ctx, int t) {
     const int M = jb->M, K = jb->K, j0 = t * LM__GEMM_SW;
     const int n = jb->N - j0 < LM__GEMM_SW ? jb->N - j0 : LM__GEMM_SW;
     const int simd = jb->arch->simd;
-    float acc[LM__GEMM_SMALL_M * LM__GEMM_SW];    /* (M, n) sums, rows LM__GEMM_SW apart */
-    float a[LM__GEMM_SMALL_M * LM__GEMM_SK];      /* (M, kc) of op(A), rows SK apart     */
+    float *acc = lm__gemm_align(lm__panels());    /* (M, n) sums, rows LM__GEMM_SW apart */
+    float *a = acc + LM__GEMM_SMALL_M * LM__GEMM_SW;  /* (M, kc) of op(A), rows SK apart */
     float ak[LM__GEMM_SMALL_M];
     int i, j, k, p0;
     for (i = 0; i < M * LM__GEMM_SW; i++) acc[i] = 0.0f;
@@ -4573,26 +4702,21 @@ static void lm__gemm_scale_c(int M, int N, float beta, float *C, size_t ldc) {
 /* x rounded up to a multiple of q */
 static int lm__gemm_roundup(int x, int q) { return (x + q - 1) / q * q; }
 
-static void lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, int K,
-                         float alpha, const float *A, int lda, const float *B, int ldb,
-                         float beta, float *C, int ldc) {
+static int lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, int K,
+                        float alpha, const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc) {
     lm__gemm_job jb;
     int nkc, ntm, ntn, tmt, tasks, t;
-    if (M < 0 || N < 0 || K < 0) {
-        lm__fail(LM_ERR_ARG, "gemm: negative size M=%d N=%d K=%d", M, N, K);
-        return;
-    }
-    if (M == 0 || N == 0) return;
-    if (!C || ldc < N) {
-        lm__fail(LM_ERR_ARG, "gemm: C is NULL or ldc=%d < N=%d", C ? ldc : 0, N);
-        return;
-    }
-    if (alpha == 0.0f || K == 0) { lm__gemm_scale_c(M, N, beta, C, (size_t)ldc); return; }
-    if (!A || !B || lda < (ta ? M : K) || ldb < (tb ? K : N)) {
-        lm__fail(LM_ERR_ARG, "gemm: A or B is NULL or a stride is too small (lda=%d ldb=%d)",
-                 lda, ldb);
-        return;
-    }
+    if (M < 0 || N < 0 || K < 0)
+        return lm__fail(LM_ERR_ARG, "gemm: negative size M=%d N=%d K=%d", M, N, K);
+    if (M == 0 || N == 0) return LM_OK;
+    if (!C || ldc < N)
+        return lm__fail(LM_ERR_ARG, "gemm: C is NULL or ldc=%d < N=%d", C ? ldc : 0, N);
+    if (alpha == 0.0f || K == 0) { lm__gemm_scale_c(M, N, beta, C, (size_t)ldc); return LM_OK; }
+    if (!A || !B || lda < (ta ? M : K) || ldb < (tb ? K : N))
+        return lm__fail(LM_ERR_ARG, "gemm: A or B is NULL or a stride is too small (lda=%d ldb=%d)",
+                        lda, ldb);
+    if (!lm__panels_reserve()) return LM_ERR_MEM;     /* this thread's, for its tasks   */
     jb.arch = ar;
     jb.ta = ta; jb.tb = tb; jb.M = M; jb.N = N; jb.K = K;
     jb.alpha = alpha; jb.beta = beta;
@@ -4604,7 +4728,7 @@ static void lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, 
             lm_parallel_for(tasks, lm__gemm_small_task, &jb);
         else
             for (t = 0; t < tasks; t++) lm__gemm_small_task(&jb, t);
-        return;
+        return LM_OK;
     }
     /* K blocks: as few as KC allows, of equal depth */
     nkc = (K + ar->kc - 1) / ar->kc;
@@ -4638,6 +4762,7 @@ static void lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, 
         lm_parallel_for(tasks, lm__gemm_task, &jb);
     else
         for (t = 0; t < tasks; t++) lm__gemm_task(&jb, t);
+    return LM_OK;
 }
 
 static const lm__gemm_arch lm__gemm_arch_scalar = {
@@ -4651,17 +4776,17 @@ static const lm__gemm_arch lm__gemm_arch_simd = {
 };
 #endif
 
-LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                          int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+LMDEF int lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    return lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+LMDEF int lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc) {
 #ifdef LM__GEMM_KERNEL
-    lm__gemm_run(&lm__gemm_arch_simd, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return lm__gemm_run(&lm__gemm_arch_simd, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
-    lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
 

@@ -1180,8 +1180,8 @@ static void run_core_tests(void) {
    float sum are proportional to. Worst-case float summation error is about K * 6e-8 of
    that scale, so this is ~16x slack; a wrong index or a lost block is off by O(scale). */
 
-typedef void (*lm_t_gemm_fn)(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                             int lda, const float *B, int ldb, float beta, float *C, int ldc);
+typedef int (*lm_t_gemm_fn)(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                            int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 static void lm_t_gemm_fill(float *x, size_t n, lm_rng *r) {
     size_t i;
@@ -1449,6 +1449,336 @@ static void run_gemm_tests(void) {
     test_gemm_threads();
     test_gemm_nested();
 }
+/* Tests: threads (lm.h, THREADS) - the library on small stacks, and concurrent callers.
+   Both need POSIX threads; `make test-tsan` runs this group (LM_TEST_ONLY=threads) under
+   ThreadSanitizer, and `make test-asan` runs it with the rest under AddressSanitizer. */
+#if !defined(LM_NO_THREADS) && defined(T_POSIX)
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* FNV-1a over the bits of n floats or ints: a fingerprint of what a caller computed. */
+static uint64_t t_fp(uint64_t h, const void *p, size_t bytes) {
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i;
+    for (i = 0; i < bytes; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* ---- small stacks ----------------------------------------------------------------------
+   A thread of the program calls lm.h on a 64 KB stack of the test's own, with a guard page
+   below it (PROT_NONE: running into it is a crash, not silent corruption; the suite is
+   built with -fstack-clash-protection where the compiler has it, so no frame can jump the
+   guard). The stack is painted first; afterwards the lowest byte that changed tells how
+   deep the calls went. Each job's results must equal the same job run on the main thread. */
+enum { T_STACK_TRAIN, T_STACK_GENERATE, T_STACK_GEMM, T_STACK_JOBS };
+static const char *const t_stack_names[T_STACK_JOBS] = { "a training step", "generation",
+                                                         "a GEMM" };
+typedef struct { int job; uint64_t fp; const unsigned char *top; } t_stack_job;
+
+static uint64_t t_stack_work(int job) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    lm_rng r = lm_rng_seed(3);
+    int i;
+    if (job == T_STACK_TRAIN) {     /* the case: 2 layers, 128 wide, batch 8 x 64 */
+        static int in[8 * 64], tg[8 * 64];
+        lm_gpt *m = t_tiny_gpt(2, 2, 128, 64, 256, 4);
+        lm_train_opts o = lm_train_defaults();
+        float loss;
+        if (!m) return 0;
+        for (i = 0; i < 8 * 64; i++) { in[i] = (int)lm_rng_below(&r, 256); tg[i] = (int)lm_rng_below(&r, 256); }
+        loss = lm_gpt_train_step(m, &o, in, tg, 8, 64, 0);
+        h = t_fp(h, &loss, sizeof loss);
+        h = t_fp(h, m->params.data, m->params.total * sizeof(float));
+        lm_gpt_free(m);
+    } else if (job == T_STACK_GENERATE) {    /* prefill, KV-cache steps, a sliding window */
+        int prompt[5] = { 1, 2, 3, 4, 5 }, out[40];
+        lm_gpt *m = t_tiny_gpt(2, 2, 64, 32, 96, 6);
+        lm_sampler s = lm_sampler_defaults(7);
+        if (!m || lm_gpt_generate(m, prompt, 5, 40, &s, NULL, NULL, out) != LM_OK) { lm_gpt_free(m); return 0; }
+        h = t_fp(h, out, sizeof out);
+        lm_gpt_free(m);
+    } else {                        /* packed path, split into tiles; and the few-rows path */
+        int M = 300, N = 333, K = 290;
+        float *A = (float *)malloc((size_t)M * K * sizeof(float));
+        float *B = (float *)malloc((size_t)K * N * sizeof(float));
+        float *C = (float *)malloc((size_t)M * N * sizeof(float));
+        if (A && B && C) {
+            lm_t_gemm_fill(A, (size_t)M * K, &r);
+            lm_t_gemm_fill(B, (size_t)K * N, &r);
+            if (lm_gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N) == LM_OK)
+                h = t_fp(h, C, (size_t)M * N * sizeof(float));
+            if (lm_gemm(0, 0, 3, N, K, 1.0f, A, K, B, N, 0.0f, C, N) == LM_OK)
+                h = t_fp(h, C, (size_t)3 * N * sizeof(float));
+        }
+        free(A); free(B); free(C);
+    }
+    return h;
+}
+static void *t_stack_thread(void *arg) {
+    t_stack_job *j = (t_stack_job *)arg;
+    unsigned char here = 0;
+    j->top = &here;                 /* about where this thread's stack starts             */
+    j->fp = t_stack_work(j->job);
+    return NULL;
+}
+/* The lowest changed byte of the painted stack (read past ASan's view of stack memory) */
+#if defined(__SANITIZE_ADDRESS__)
+__attribute__((no_sanitize_address))
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+__attribute__((no_sanitize_address))
+#endif
+#endif
+static const unsigned char *t_stack_low(const unsigned char *lo, size_t n) {
+    size_t i = 0;
+    while (i < n && lo[i] == 0xA5) i++;
+    return lo + i;
+}
+static int t_valgrind(void) {
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "vgpreload") != NULL;
+}
+/* Run job on a thread with a stack of kb KB; returns the bytes of stack it used, or 0. */
+static size_t t_on_stack(int job, size_t kb, uint64_t *fp) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size = kb << 10, used = 0;
+    unsigned char *mem = NULL;
+    pthread_attr_t at;
+    pthread_t th;
+    t_stack_job j;
+    int ok;
+    if (posix_memalign((void **)&mem, page, size + page) != 0) return 0;
+    memset(mem + page, 0xA5, size);
+    if (mprotect(mem, page, PROT_NONE) != 0) { free(mem); return 0; }
+    j.job = job; j.fp = 0; j.top = NULL;
+    ok = pthread_attr_init(&at) == 0 && pthread_attr_setstack(&at, mem + page, size) == 0 &&
+         pthread_create(&th, &at, t_stack_thread, &j) == 0 && pthread_join(th, NULL) == 0;
+    pthread_attr_destroy(&at);
+    /* valgrind makes a finished thread's stack unreadable: then the work is checked, but
+       not measured (1 byte stands for "ran") */
+    if (ok && j.top) used = t_valgrind() ? 1 : (size_t)(j.top - t_stack_low(mem + page, size));
+    mprotect(mem, page, PROT_READ | PROT_WRITE);
+    free(mem);
+    *fp = j.fp;
+    return used;
+}
+/* ThreadSanitizer cannot start a thread on a stack smaller than ~900 KB of its own. */
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+static void test_small_stacks(void) {
+    int job, th;
+#ifdef T_TSAN
+    printf("  small stacks: not tested under ThreadSanitizer (its threads need ~900 KB stacks)\n");
+    return;
+#endif
+    for (th = 1; th <= 2; th++) {
+        lm_set_threads(th);                 /* with 2, the calling thread runs tasks too */
+        for (job = 0; job < T_STACK_JOBS; job++) {
+            uint64_t want = t_stack_work(job), got = 0;
+            size_t used = t_on_stack(job, 64, &got);
+            char what[160];
+            sprintf(what, "small stacks: %s on a 64 KB thread stack, %d thread(s), as on the "
+                    "main thread", t_stack_names[job], th);
+            CHECK(used > 0 && want != 0 && got == want, what);
+            if (used > 1)
+                printf("  stack: %s, %d thread(s): %zu bytes of a 64 KB stack used\n",
+                       t_stack_names[job], th, used);
+        }
+    }
+    lm_set_threads(1);
+}
+
+/* ---- concurrent callers ----------------------------------------------------------------
+   Each caller trains its own GPT a few steps, generates from it (prefill, KV cache and a
+   sliding window), runs a GEMM big enough to want the pool, and fails on purpose now and
+   then, checking that lm_error() keeps its own message. Run one after the other on one
+   thread, then 2 and 4 at once after lm_set_threads(2) (one of them gets the pool, the
+   others run their tasks themselves), also while another thread keeps changing the
+   thread count: every caller's results must be the same bits each time. And several
+   threads generating at once from models built by lm_gpt_from_memory over one shared,
+   read-only copy of the weights. */
+typedef struct { int id; uint64_t fp; int own_errors; } t_caller;
+
+/* Errors of a caller's own, each still there after a little work (a product the size of
+   a head's attention) while the other callers fail with theirs. */
+static void t_own_errors(lm_gpt *m, int id, int *own) {
+    float x[32 * 32], logits[96];
+    int i, s;
+    for (s = 0; s < 1000; s++) {
+        char want[32];
+        for (i = 0; i < 32 * 32; i++) x[i] = (float)(i % 7);
+        if (lm_gpt_step_token(m, -1000000 - 1000 * id - s, logits) == LM_OK) *own = 0;
+        lm_gemm(0, 0, 16, 32, 32, 1.0f, x, 32, x, 32, 0.0f, x + 16 * 32, 32);
+        sprintf(want, "token %d ", -1000000 - 1000 * id - s);
+        if (LM__HAVE_TLS && !strstr(lm_error(), want)) *own = 0;
+    }
+}
+static uint64_t t_caller_work(int id, int *own_errors) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    lm_rng r = lm_rng_seed(50 + (uint64_t)id);
+    int in[4 * 32], tg[4 * 32], prompt[3], out[40], i, s;
+    lm_gpt *m = t_tiny_gpt(2, 2, 64, 32, 96, 60 + (uint64_t)id);
+    lm_train_opts o = lm_train_defaults();
+    lm_sampler smp = lm_sampler_defaults(70 + (uint64_t)id);
+    float *A, *B, *C;
+    *own_errors = 1;
+    if (!m) return 0;
+    t_own_errors(m, id, own_errors);
+    for (s = 0; s < 3; s++) {
+        float loss;
+        for (i = 0; i < 4 * 32; i++) { in[i] = (int)lm_rng_below(&r, 96); tg[i] = (int)lm_rng_below(&r, 96); }
+        loss = lm_gpt_train_step(m, &o, in, tg, 4, 32, s);
+        h = t_fp(h, &loss, sizeof loss);
+    }
+    t_own_errors(m, id, own_errors);
+    h = t_fp(h, m->params.data, m->params.total * sizeof(float));
+    t_own_errors(m, id, own_errors);
+    for (i = 0; i < 3; i++) prompt[i] = (int)lm_rng_below(&r, 96);
+    if (lm_gpt_generate(m, prompt, 3, 40, &smp, NULL, NULL, out) != LM_OK) h = 0;
+    h = t_fp(h, out, sizeof out);
+    A = (float *)malloc(256 * 128 * sizeof(float));
+    B = (float *)malloc(128 * 256 * sizeof(float));
+    C = (float *)malloc(256 * 256 * sizeof(float));
+    if (A && B && C) {
+        lm_t_gemm_fill(A, 256 * 128, &r);
+        lm_t_gemm_fill(B, 128 * 256, &r);
+        if (lm_gemm(0, 0, 256, 256, 128, 1.0f, A, 128, B, 256, 0.0f, C, 256) != LM_OK) h = 0;
+        h = t_fp(h, C, 256 * 256 * sizeof(float));
+    }
+    free(A); free(B); free(C);
+    lm_gpt_free(m);
+    return h;
+}
+static void *t_caller_thread(void *arg) {
+    t_caller *c = (t_caller *)arg;
+    c->fp = t_caller_work(c->id, &c->own_errors);
+    return NULL;
+}
+
+/* A thread that keeps changing the thread count until told to stop. */
+static pthread_mutex_t t_toggle_mu = PTHREAD_MUTEX_INITIALIZER;
+static int t_toggle_stop, t_toggle_changes;
+static void *t_toggle_thread(void *arg) {
+    int k = 0, stop = 0;
+    (void)arg;
+    while (!stop) {
+        lm_set_threads(1 + k++ % 3);
+        pthread_mutex_lock(&t_toggle_mu);
+        stop = t_toggle_stop;
+        t_toggle_changes = k;
+        pthread_mutex_unlock(&t_toggle_mu);
+    }
+    return NULL;
+}
+
+/* Generation from a model over shared weights (lm_gpt_from_memory), each thread its own. */
+typedef struct { const float *weights; const lm_gpt_config *cfg; int id; uint64_t fp; } t_reader;
+static uint64_t t_reader_work(const float *weights, const lm_gpt_config *cfg, int id) {
+    size_t len = lm_gpt_memory(cfg, 0, 0);
+    void *buf = malloc(len);
+    lm_gpt *m = buf ? lm_gpt_from_memory(cfg, weights, buf, len) : NULL;
+    int prompt[2] = { id, 2 * id + 1 }, out[48];
+    lm_sampler smp = lm_sampler_defaults(90 + (uint64_t)id);
+    uint64_t h = 0;
+    if (m && lm_gpt_generate(m, prompt, 2, 48, &smp, NULL, NULL, out) == LM_OK)
+        h = t_fp(0xcbf29ce484222325ull, out, sizeof out);
+    free(buf);
+    return h;
+}
+static void *t_reader_thread(void *arg) {
+    t_reader *r = (t_reader *)arg;
+    r->fp = t_reader_work(r->weights, r->cfg, r->id);
+    return NULL;
+}
+
+static void test_concurrent_callers(void) {
+    enum { NMAX = 4 };
+    uint64_t want[NMAX];
+    int id, k, round;
+    lm_set_threads(1);
+    for (id = 0; id < NMAX; id++) {
+        int own;
+        want[id] = t_caller_work(id, &own);
+        CHECK(want[id] != 0 && own, "concurrent callers: the single-threaded reference runs");
+    }
+    for (round = 0; round < 3; round++) {
+        int n = round == 0 ? 2 : 4, same = 1, own = 1, made = 1;
+        pthread_t th[NMAX], tog;
+        t_caller c[NMAX];
+        char what[200];
+        lm_set_threads(2);
+        if (round == 2) {
+            t_toggle_stop = 0;
+            made = pthread_create(&tog, NULL, t_toggle_thread, NULL) == 0;
+        }
+        for (k = 0; k < n; k++) {
+            c[k].id = k; c[k].fp = 0; c[k].own_errors = 0;
+            if (pthread_create(&th[k], NULL, t_caller_thread, &c[k]) != 0) { made = 0; c[k].id = -1; }
+        }
+        for (k = 0; k < n; k++) if (c[k].id >= 0) pthread_join(th[k], NULL);
+        if (round == 2 && made) {
+            pthread_mutex_lock(&t_toggle_mu);
+            t_toggle_stop = 1;
+            pthread_mutex_unlock(&t_toggle_mu);
+            pthread_join(tog, NULL);
+        }
+        for (k = 0; k < n; k++) {
+            same &= c[k].fp == want[k];
+            own &= c[k].own_errors;
+        }
+        sprintf(what, "concurrent callers: %d threads at once%s, each caller's losses, weights, "
+                "generated tokens and GEMM bit-identical to its single-threaded run", n,
+                round == 2 ? " while another thread changes lm_set_threads" : "");
+        CHECK(made && same, what);
+        sprintf(what, "concurrent callers: %d threads, lm_error() is per thread (each keeps its own message)", n);
+        if (LM__HAVE_TLS) CHECK(made && own, what);
+        if (round == 2) printf("  concurrent callers: lm_set_threads changed %d times meanwhile\n", t_toggle_changes);
+    }
+    {   /* many generating threads, one read-only copy of the weights */
+        lm_gpt *ref = t_tiny_gpt(2, 2, 32, 24, 50, 81);
+        float *flat = ref ? (float *)malloc(ref->params.total * sizeof(float)) : NULL;
+        uint64_t single[NMAX];
+        t_reader rd[NMAX];
+        pthread_t th[NMAX];
+        size_t off = 0;
+        int same = 1;
+        if (!flat) { CHECK(0, "concurrent readers: model"); lm_gpt_free(ref); return; }
+        for (k = 0; k < ref->params.n; k++) {
+            memcpy(flat + off, ref->params.t[k].data, (size_t)ref->params.t[k].size * sizeof(float));
+            off += (size_t)ref->params.t[k].size;
+        }
+        lm_set_threads(1);
+        for (k = 0; k < NMAX; k++) single[k] = t_reader_work(flat, &ref->cfg, k);
+        lm_set_threads(2);
+        for (k = 0; k < NMAX; k++) {
+            rd[k].weights = flat; rd[k].cfg = &ref->cfg; rd[k].id = k; rd[k].fp = 0;
+            if (pthread_create(&th[k], NULL, t_reader_thread, &rd[k]) != 0) rd[k].id = -1;
+        }
+        for (k = 0; k < NMAX; k++) {
+            if (rd[k].id >= 0) pthread_join(th[k], NULL);
+            same &= rd[k].id >= 0 && single[k] != 0 && rd[k].fp == single[k];
+        }
+        CHECK(same, "concurrent readers: 4 threads generating at once from one shared copy of "
+              "the weights (lm_gpt_from_memory each), tokens as generated one at a time");
+        lm_set_threads(1);
+        free(flat);
+        lm_gpt_free(ref);
+    }
+}
+
+static void run_thread_tests(void) {
+    test_small_stacks();
+    test_concurrent_callers();
+}
+#else
+static void run_thread_tests(void) {}
+#endif
+
 /* Tests: safetensors I/O and GPT checkpoints (lm.h, CHECKPOINTS). */
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -4761,8 +5091,13 @@ static void run_cli_tests(void) {
 
 int main(void) {
     printf("lm.h test suite: SIMD path %s, %d cores\n", lm_simd_name(), lm_num_cores());
+    if (getenv("LM_TEST_ONLY") && !strcmp(getenv("LM_TEST_ONLY"), "threads")) {
+        run_thread_tests();                   /* make test-tsan: this group alone */
+        return SUMMARY();
+    }
     run_core_tests();
     run_gemm_tests();
+    run_thread_tests();
     run_st_tests();
     run_tok_tests();
     run_vec_tests();
