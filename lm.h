@@ -1210,6 +1210,8 @@ LM__VEC_FN float lm__vmax(const float *x, int n);
 LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
 LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
 LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n);
+LM__VEC_FN void lm__gemv_cols(const float *x, const float *W, size_t ld, int in, const float *b,
+                              float *y, int n);
 LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n);
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n);
 LM__VEC_FN void lm__adamw_update(float *w, const float *g, float *m, float *v, int n,
@@ -1222,6 +1224,25 @@ LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, 
 /* The calling thread's GEMM panel memory (section 10); NULL, with lm_error(), if it
    cannot be had. Ops whose tasks call lm_gemm reserve it before posting them. */
 static float *lm__panels_reserve(void);
+/* What the ops may add to a product (section 3), each done by the task on its own part of
+   C while that part is in cache, instead of in a pass of its own over all of C:
+     bias  a row added to every row of C: C = alpha op(A) op(B) + bias (beta must be 0).
+           Each micro-tile's rows of C are set to the bias just before its first K block
+           adds the product onto them, so C = bias + (the product), rounded as a copy of
+           the bias followed by the product with beta = 1 would be.
+     post  called on each finished micro-tile: rows [i0, i0 + m), columns [j0, j0 + n)
+           of C, after its last K block (an activation, a residual add). */
+typedef void (*lm__gemm_post_fn)(void *ctx, float *c, size_t ldc, int i0, int j0, int m, int n);
+typedef struct lm__gemm_extra {
+    const float *bias;
+    lm__gemm_post_fn post;
+    void *post_ctx;
+} lm__gemm_extra;
+
+/* lm_gemm with a bias or an epilogue (section 10). */
+static int lm__gemm_ex(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                       const lm__gemm_extra *ex);
 
 /* =======================================================================================
    2. Tensors and the graph
@@ -1361,6 +1382,18 @@ static float *lm__grad(lm_graph *g, lm_tensor *t) {
     }
     return t->grad;
 }
+/* The same for a backward function that can store instead of add: when t has no gradient
+   yet, its buffer is taken unzeroed and *fresh is set, and the function must then write
+   every element of it (=, not +=), in the same task that computes them. That saves a pass
+   of its own over the buffer (and a job of the pool) for most gradients of a step. */
+static float *lm__grad_w(lm_graph *g, lm_tensor *t, int *fresh) {
+    *fresh = 0;
+    if (!t->grad) {
+        t->grad = lm__scratch(g, (size_t)t->size);
+        *fresh = t->grad != NULL;
+    }
+    return t->grad;
+}
 
 LMDEF lm_node *lm_node_new(lm_graph *g, const lm_op *op, int nin, lm_tensor **in, int ndim,
                            const int *shape) {
@@ -1419,10 +1452,16 @@ static int *lm__shape_last(const lm_tensor *a, int last, int *buf) {
     buf[a->ndim - 1] = last;
     return buf;
 }
-/* The gradient of an input, or NULL if that input wants none. */
+/* The gradient of an input, or NULL if that input wants none; lm__in_grad_w for a backward
+   that writes it all when *fresh (see lm__grad_w). */
 static float *lm__in_grad(lm_node *n, int k) {
     lm_tensor *t = n->in[k];
     return t && t->requires_grad ? lm__grad(n->g, t) : NULL;
+}
+static float *lm__in_grad_w(lm_node *n, int k, int *fresh) {
+    lm_tensor *t = n->in[k];
+    *fresh = 0;
+    return t && t->requires_grad ? lm__grad_w(n->g, t, fresh) : NULL;
 }
 static lm_tensor *lm__op_fail(lm_graph *g, const char *op, const char *why) {
     lm__fail(LM_ERR_ARG, "%s: %s", op, why);
@@ -1478,8 +1517,9 @@ static void lm__binary_span(int kind, const float *a, const float *b, int nb, in
             o[i + j] = kind == LM__ADD ? a[i + j] + b[j] : kind == LM__SUB ? a[i + j] - b[j] : a[i + j] * b[j];
 }
 static void lm__binary_gspan(int mul, const float *go, const float *b, int nb, int na,
-                             float *ga, int i0, int i1) {
+                             float *ga, int i0, int i1, int set) {
     int i, j;
+    if (set) memset(ga + i0, 0, (size_t)(i1 - i0) * sizeof(float));   /* a fresh gradient */
     if (!mul) { for (i = i0; i < i1; i++) ga[i] += go[i]; return; }
     if (nb == 1 || nb == na) {
         for (i = i0; i < i1; i++) ga[i] += go[i] * b[nb == 1 ? 0 : i];
@@ -1490,7 +1530,7 @@ static void lm__binary_gspan(int mul, const float *go, const float *b, int nb, i
 }
 /* Tasks: whole repeats of b, about a chunk's worth each; plain chunks when b is a scalar or
    as large as a (a residual add). */
-typedef struct { lm_node *n; float *dst; int step; } lm__binary_job;
+typedef struct { lm_node *n; float *dst; int step, fresh; } lm__binary_job;
 static int lm__binary_tasks(lm__binary_job *J) {
     int na = J->n->in[0]->size, nb = J->n->in[1]->size;
     J->step = nb == 1 || nb == na ? LM__CHUNK : (LM__CHUNK / nb > 0 ? LM__CHUNK / nb : 1) * nb;
@@ -1506,7 +1546,8 @@ static void lm__binary_bwd_task(void *ctx, int c) {
     const lm__binary_job *J = (const lm__binary_job *)ctx;
     lm_node *n = J->n;
     int na = n->in[0]->size, i0 = c * J->step, i1 = na - i0 < J->step ? na : i0 + J->step;
-    lm__binary_gspan(n->i[0] == LM__MUL, n->out->grad, n->in[1]->data, n->in[1]->size, na, J->dst, i0, i1);
+    lm__binary_gspan(n->i[0] == LM__MUL, n->out->grad, n->in[1]->data, n->in[1]->size, na, J->dst,
+                     i0, i1, J->fresh);
 }
 static void lm__binary_fwd(lm_node *n) {
     lm__binary_job J;
@@ -1515,16 +1556,26 @@ static void lm__binary_fwd(lm_node *n) {
 }
 static void lm__binary_bwd(lm_node *n) {
     const float *a = n->in[0]->data, *go = n->out->grad;
-    float *gb = lm__in_grad(n, 1);
+    float *gb;
     int i, j, na = n->in[0]->size, nb = n->in[1]->size, kind = n->i[0];
     lm__binary_job J;
     J.n = n;
-    if ((J.dst = lm__in_grad(n, 0)) != NULL) lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
-    if (gb && nb == na && kind == LM__ADD) {         /* same shapes: gb += go, in chunks   */
-        J.dst = gb;
-        lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+    if (kind == LM__ADD && nb == na) {               /* same shapes (a residual add)        */
+        if ((J.dst = lm__in_grad_w(n, 1, &J.fresh)) != NULL)       /* gb += go, in chunks */
+            lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+        if (n->in[0]->requires_grad && !n->in[0]->grad && na > 1) {
+            /* a has no gradient yet: it is go, so a takes go's buffer, which is dead
+               after this node anyway (not the root of backward: that has one element) */
+            n->in[0]->grad = n->out->grad;
+            n->out->grad = NULL;
+        } else if ((J.dst = lm__in_grad_w(n, 0, &J.fresh)) != NULL) {
+            lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
+        }
         return;
     }
+    gb = lm__in_grad(n, 1);
+    if ((J.dst = lm__in_grad_w(n, 0, &J.fresh)) != NULL)
+        lm__run_tasks(lm__binary_tasks(&J), lm__binary_bwd_task, &J);
     if (gb) for (i = 0; i < na; i += nb) {           /* b repeats: sum over the repeats   */
         if (kind == LM__MUL) for (j = 0; j < nb; j++) gb[j] += go[i + j] * a[i + j];
         else if (kind == LM__SUB) for (j = 0; j < nb; j++) gb[j] -= go[i + j];
@@ -1588,12 +1639,12 @@ LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, in
 static void lm__matmul_fwd(lm_node *n) {
     lm_tensor *a = n->in[0], *b = n->in[1], *bias = n->in[2];
     int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
-    int M = a->size / K, i;
-    float *o = n->out->data;
-    if (bias) {
-        for (i = 0; i < M; i++) memcpy(o + (size_t)i * N, bias->data, (size_t)N * sizeof(float));
-    }
-    if (lm_gemm(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, bias ? 1.0f : 0.0f, o, N) != LM_OK)
+    int M = a->size / K;
+    lm__gemm_extra ex;
+    memset(&ex, 0, sizeof ex);
+    ex.bias = bias ? bias->data : NULL;            /* added by each tile as it goes */
+    if (lm__gemm_ex(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, 0.0f, n->out->data, N,
+                    &ex) != LM_OK)
         n->g->failed = 1;
 }
 
@@ -1625,15 +1676,15 @@ static void lm__matmul_bwd(lm_node *n) {
     int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
     int M = a->size / K;
     const float *go = n->out->grad;
-    float *ga = lm__in_grad(n, 0), *gb = lm__in_grad(n, 1), *gbias = lm__in_grad(n, 2);
-    int rc = LM_OK;
+    int fa, fb, rc = LM_OK;                  /* fresh gradients are stored (beta 0)   */
+    float *ga = lm__in_grad_w(n, 0, &fa), *gb = lm__in_grad_w(n, 1, &fb), *gbias = lm__in_grad(n, 2);
     if (ga) {
-        if (tb) rc |= lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, 1.0f, ga, K);
-        else rc |= lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, 1.0f, ga, K);
+        if (tb) rc |= lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, fa ? 0.0f : 1.0f, ga, K);
+        else rc |= lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, fa ? 0.0f : 1.0f, ga, K);
     }
     if (gb) {
-        if (tb) rc |= lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, 1.0f, gb, K);
-        else rc |= lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, 1.0f, gb, N);
+        if (tb) rc |= lm_gemm(1, 0, N, K, M, 1.0f, go, N, a->data, K, fb ? 0.0f : 1.0f, gb, K);
+        else rc |= lm_gemm(1, 0, K, N, M, 1.0f, a->data, K, go, N, fb ? 0.0f : 1.0f, gb, N);
     }
     if (rc != LM_OK) n->g->failed = 1;
     if (gbias) lm__colsum_acc(gbias, go, M, N);
@@ -1714,7 +1765,7 @@ LM__REF double lm__ref_gelu_grad(double x) {
 LM__REF double lm__ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
-typedef struct { lm_node *n; float *gx; } lm__act_job;
+typedef struct { lm_node *n; float *gx; int fresh; } lm__act_job;
 static void lm__act_fwd_task(void *ctx, int c) {
     lm_node *n = ((lm__act_job *)ctx)->n;
     int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
@@ -1733,6 +1784,7 @@ static void lm__act_bwd_task(void *ctx, int c) {
     int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
     const float *x = n->in[0]->data + i0, *y = n->out->data + i0, *go = n->out->grad + i0;
     float *gx = J->gx + i0;
+    if (J->fresh) memset(gx, 0, (size_t)len * sizeof(float));   /* fresh: this chunk's own */
     switch (n->i[0]) {
     case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
     case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
@@ -1747,7 +1799,7 @@ static void lm__act_fwd(lm_node *n) {
 }
 static void lm__act_bwd(lm_node *n) {
     lm__act_job J;
-    J.n = n; J.gx = lm__in_grad(n, 0);
+    J.n = n; J.gx = lm__in_grad_w(n, 0, &J.fresh);
     if (J.gx) lm__chunk_for((size_t)n->out->size, lm__act_bwd_task, &J);
 }
 static const lm_op lm__op_act = { "activation", lm__act_fwd, lm__act_bwd };
@@ -1852,7 +1904,7 @@ LM__REF void lm__ref_layernorm(const float *x, const float *w, const float *b, c
     }
 }
 
-typedef struct { lm_node *n; int C, rows; float *partial; } lm__ln_job;
+typedef struct { lm_node *n; int C, rows, fresh; float *partial; } lm__ln_job;
 
 static void lm__ln_fwd_task(void *ctx, int blk) {
     lm__ln_job *J = (lm__ln_job *)ctx;
@@ -1879,6 +1931,9 @@ static void lm__ln_bwd_task(void *ctx, int blk) {
     float *pw = J->partial + (size_t)blk * 2 * C, *pb = pw + C;
     if (r1 > J->rows) r1 = J->rows;
     memset(pw, 0, 2 * (size_t)C * sizeof(float));
+    if (gx && J->fresh)                           /* a fresh gradient: this block's rows */
+        memset(gx + (size_t)blk * LM__ROWBLOCK * C, 0,
+               (size_t)(r1 - blk * LM__ROWBLOCK) * C * sizeof(float));
     for (r = blk * LM__ROWBLOCK; r < r1; r++)
         lm__ln_bwd_row(n->in[0]->data + (size_t)r * C, n->out->grad + (size_t)r * C, w,
                        n->saved[2 * r], n->saved[2 * r + 1], pw, pb, gx ? gx + (size_t)r * C : NULL, C);
@@ -1887,9 +1942,9 @@ static void lm__ln_bwd(lm_node *n) {
     lm__ln_job J;
     int blk, j, nb;
     float *gw, *gb;
-    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C;
+    J.n = n; J.C = n->out->shape[n->out->ndim - 1]; J.rows = n->out->size / J.C; J.fresh = 0;
     nb = lm__nblocks(J.rows);
-    if (n->in[0]->requires_grad && !lm__grad(n->g, n->in[0])) return;
+    if (n->in[0]->requires_grad && !lm__grad_w(n->g, n->in[0], &J.fresh)) return;
     gw = lm__in_grad(n, 1);
     gb = lm__in_grad(n, 2);
     J.partial = (float *)lm_arena_alloc(n->g->arena, (size_t)nb * 2 * J.C * sizeof(float));
@@ -2015,7 +2070,7 @@ LM__REF void lm__ref_attention(const float *qkv, const float *dy, int B, int T, 
             }
 }
 
-typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
+typedef struct { lm_node *n; int B, T, C, H, hs, fresh; float *scratch; } lm__att_job;
 
 /* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
    may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
@@ -2085,6 +2140,9 @@ static void lm__att_bwd_task(void *ctx, int task) {
     float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
     float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
     float sc = 1.0f / sqrtf((float)hs);
+    if (J->fresh)                   /* a fresh gradient: this task's columns of dq, dk, dv */
+        for (i = 0; i < T; i++)
+            for (j = 0; j < 3; j++) memset(dq + (size_t)i * C3 + j * J->C, 0, (size_t)hs * sizeof(float));
     for (i0 = 0; i0 < T; i0 = i1) {
         i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
         m = i1 - i0;
@@ -2116,10 +2174,11 @@ static void lm__att_setup(lm__att_job *J, lm_node *n) {
     J->H = n->i[0]; J->hs = J->C / J->H;
 }
 /* P scratch for every task at once (tasks run in parallel), recycled after the op. */
-static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
+static void lm__att_run(lm_node *n, int copies, lm_task_fn fn, int fresh) {
     lm__att_job J;
     size_t len;
     lm__att_setup(&J, n);
+    J.fresh = fresh;
     len = (size_t)copies * J.B * J.H * J.T * J.T;
     if (!lm__panels_reserve()) { n->g->failed = 1; return; }  /* for the tasks' lm_gemm */
     J.scratch = lm__scratch(n->g, len);
@@ -2127,10 +2186,11 @@ static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
     lm_parallel_for(J.B * J.H, fn, &J);
     lm__release(n->g, J.scratch, len);
 }
-static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
+static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task, 0); }
 static void lm__att_bwd(lm_node *n) {
-    if (!n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
-    lm__att_run(n, 2, lm__att_bwd_task);
+    int fresh;
+    if (!n->in[0]->requires_grad || !lm__grad_w(n->g, n->in[0], &fresh)) return;
+    lm__att_run(n, 2, lm__att_bwd_task, fresh);
 }
 static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
 LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
@@ -2321,7 +2381,7 @@ LM__REF double lm__ref_cross_entropy(const float *x, const int *targets, int row
     return cnt ? tot / cnt : 0;
 }
 
-typedef struct { lm_node *n; int V, rows; double *part; int *cnt; } lm__ce_job;
+typedef struct { lm_node *n; int V, rows, fresh; double *part; int *cnt; } lm__ce_job;
 
 static void lm__ce_fwd_task(void *ctx, int blk) {
     lm__ce_job *J = (lm__ce_job *)ctx;
@@ -2367,6 +2427,7 @@ static void lm__ce_bwd_task(void *ctx, int blk) {
     for (r = blk * LM__ROWBLOCK; r < r1; r++) {
         const float *x = n->in[0]->data + (size_t)r * V;
         float *gx = n->in[0]->grad + (size_t)r * V, lse = n->saved[r], p[256];
+        if (J->fresh) memset(gx, 0, (size_t)V * sizeof(float));    /* a fresh gradient */
         if (n->ids[r] == n->i[0]) continue;
         for (j = 0; j < V; j += 256) {       /* gx += softmax(x) d, 256 at a time */
             int len = V - j < 256 ? V - j : 256;
@@ -2378,7 +2439,7 @@ static void lm__ce_bwd_task(void *ctx, int blk) {
 }
 static void lm__ce_bwd(lm_node *n) {
     lm__ce_job J;
-    if (!n->i[1] || !n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
+    if (!n->i[1] || !n->in[0]->requires_grad || !lm__grad_w(n->g, n->in[0], &J.fresh)) return;
     J.n = n; J.V = n->in[0]->shape[n->in[0]->ndim - 1]; J.rows = n->in[0]->size / J.V;
     lm_parallel_for(lm__nblocks(J.rows), lm__ce_bwd_task, &J);
 }
@@ -3188,78 +3249,116 @@ static void lm__ln_row(const float *x, const float *w, const float *b, float *y,
     lm__layernorm_row(x, w, b, y, n, 1e-5f, &mean, &rstd);
 }
 
-/* One row through a layer, split over the pool: output columns in fixed blocks of 256,
-   each summed over the input in order, so the result does not depend on the threads.
-       trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
-       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x      */
-typedef struct { const float *x, *W, *b; float *y; int in, out, trans; } lm__gemv_job;
-#define LM__GEMV_BLOCK 256
-static void lm__gemv_task(void *ctx, int blk) {
-    const lm__gemv_job *J = (const lm__gemv_job *)ctx;
-    int j0 = blk * LM__GEMV_BLOCK, j1 = j0 + LM__GEMV_BLOCK, i, j;
-    if (j1 > J->out) j1 = J->out;
-    if (J->trans) {
-        for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
-    } else {
-        float *y = J->y;
-        for (j = j0; j < j1; j++) y[j] = J->b ? J->b[j] : 0.0f;
-        for (i = 0; i < J->in; i++) lm__vaxpy(J->x[i], J->W + (size_t)i * J->out + j0, y + j0, j1 - j0);
+/* The plain math of one row through a layer: y (out) = b + x (in) W (in, out), b may be
+   NULL. lm__gemv_cols (section 11) computes the same sums in the same order, a block of
+   columns at a time. */
+LM__REF void lm__ref_gemv(const float *x, const float *W, const float *b, double *y, int in, int out) {
+    int i, j;
+    for (j = 0; j < out; j++) {
+        double s = b ? b[j] : 0;
+        for (i = 0; i < in; i++) s += (double)x[i] * W[(size_t)i * out + j];
+        y[j] = s;
     }
 }
-static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out, int trans) {
+
+/* One row through a layer, split over the pool in tasks of LM__GEMV_W outputs:
+       trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
+       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x
+   then on the task's own outputs, if asked: y = gelu(y) (act), and res += y (res: the
+   residual stream x). A token's whole time goes into reading the weights, so every
+   weight is read once, as part of a stream: a task of trans 0 keeps its LM__GEMV_W sums
+   in registers while it walks down the rows of W (lm__gemv_cols). Each output is summed
+   over the input in order, so the result does not depend on the threads; 64 outputs a
+   task let two threads (or more) share even a 384-wide layer evenly. */
+typedef struct { const float *x, *W, *b; float *y, *res; int in, out, trans, act; } lm__gemv_job;
+#define LM__GEMV_W 64
+static void lm__gemv_task(void *ctx, int blk) {
+    const lm__gemv_job *J = (const lm__gemv_job *)ctx;
+    int j0 = blk * LM__GEMV_W, j1 = j0 + LM__GEMV_W, j;
+    if (j1 > J->out) j1 = J->out;
+    if (J->trans)
+        for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
+    else
+        lm__gemv_cols(J->x, J->W + j0, (size_t)J->out, J->in, J->b ? J->b + j0 : NULL, J->y + j0, j1 - j0);
+    if (J->act) lm__gelu_fwd(J->y + j0, J->y + j0, j1 - j0);
+    if (J->res) lm__vacc(J->y + j0, J->res + j0, j1 - j0);
+}
+static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out,
+                     int trans, int act, float *res) {
     lm__gemv_job J;
     J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
-    lm_parallel_for((out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK, lm__gemv_task, &J);
+    J.act = act; J.res = res;
+    lm_parallel_for((out + LM__GEMV_W - 1) / LM__GEMV_W, lm__gemv_task, &J);
 }
-static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y) {
-    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
+/* A Conv1D layer for one row; act: then GELU; res: then res += y. */
+static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y,
+                           int act, float *res) {
+    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0, act, res);
+}
+
+/* Attention of one new position (pos) to the cached ones, head h one task: scores
+   q k_t / sqrt(hs) for t <= pos, softmax, then the weighted sum of the v_t. sc: a row of
+   n_ctx scores per task (or one row, when the heads run one after the other). */
+typedef struct { const float *qkv, *kc, *vc; float *att, *sc; int pos, C, hs, sc_stride; } lm__gen_att_job;
+static void lm__gen_att_task(void *ctx, int h) {
+    const lm__gen_att_job *J = (const lm__gen_att_job *)ctx;
+    const float *q = J->qkv + h * J->hs;
+    float mx = -FLT_MAX, *y = J->att + h * J->hs, *sc = J->sc + (size_t)h * J->sc_stride;
+    float scale = 1.0f / sqrtf((float)J->hs);
+    double s;
+    int t, j;
+    for (t = 0; t <= J->pos; t++) {
+        sc[t] = lm__vdot(q, J->kc + (size_t)t * J->C + h * J->hs, J->hs) * scale;
+        if (sc[t] > mx) mx = sc[t];
+    }
+    s = lm__vsum_exp_shift(sc, mx, sc, J->pos + 1);
+    for (j = 0; j < J->hs; j++) y[j] = 0;
+    for (t = 0; t <= J->pos; t++) lm__vaxpy((float)(sc[t] / s), J->vc + (size_t)t * J->C + h * J->hs, y, J->hs);
 }
 
 /* Feed one token at position cache_len; logits (V) for the token after it. */
 LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     const lm_gpt_config *c = &m->cfg;
-    int C = c->n_embd, H = c->n_head, hs = C / H, pos = m->cache_len, l, h, j, t;
-    size_t mark;
-    float *x, *buf, *qkv, *att, *hid, *sc;
-    float scale = 1.0f / sqrtf((float)hs);
+    int C = c->n_embd, H = c->n_head, pos = m->cache_len, l, j;
+    size_t mark, per_head;
+    float *x, *buf, *qkv, *att, *hid;
+    lm__gen_att_job A;
     if (token < 0 || token >= c->vocab) return lm__fail(LM_ERR_ARG, "generate: token %d outside [0, %d)", token, c->vocab);
     if (pos >= c->n_ctx) return lm__fail(LM_ERR_ARG, "generate: the KV cache is full (%d positions)", c->n_ctx);
-    if (m->work.cap == 0 && lm_arena_init(&m->work, (size_t)(16 * C + c->n_ctx + 64) * sizeof(float) * 2) != LM_OK)
+    if (m->work.cap == 0 &&
+        lm_arena_init(&m->work, ((size_t)16 * C + (size_t)(H + 1) * c->n_ctx + 64) * sizeof(float) * 2) != LM_OK)
         return LM_ERR_MEM;
     mark = lm_arena_mark(&m->work);
     x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
     if (!x) return LM_ERR_MEM;
-    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; sc = hid + 4 * C;
+    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; A.sc = hid + 4 * C;
+    /* a row of scores for each head, so the heads can run at once; a buffer sized for
+       one (LM_GPT_STEP_BYTES) runs them one after the other instead */
+    per_head = (size_t)H * c->n_ctx * sizeof(float) + 64;
+    A.sc_stride = 0;
+    if (H > 1 && m->work.cap - m->work.used >= per_head) {
+        A.sc = (float *)lm_arena_alloc(&m->work, per_head);
+        A.sc_stride = c->n_ctx;
+    }
+    A.att = att; A.qkv = qkv; A.pos = pos; A.C = C; A.hs = C / H;
     for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
     for (l = 0; l < c->n_layer; l++) {
         lm_block *b = &m->h[l];
         float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
         lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
-        lm__linear_row(buf, b->attn_w, b->attn_b, qkv);
+        lm__linear_row(buf, b->attn_w, b->attn_b, qkv, 0, NULL);
         memcpy(kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
         memcpy(vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
-        for (h = 0; h < H; h++) {
-            const float *q = qkv + h * hs;
-            float mx = -FLT_MAX, *y = att + h * hs;
-            double s = 0;
-            for (t = 0; t <= pos; t++) {
-                sc[t] = lm__vdot(q, kc + (size_t)t * C + h * hs, hs) * scale;
-                if (sc[t] > mx) mx = sc[t];
-            }
-            s = lm__vsum_exp_shift(sc, mx, sc, pos + 1);
-            for (j = 0; j < hs; j++) y[j] = 0;
-            for (t = 0; t <= pos; t++) lm__vaxpy((float)(sc[t] / s), vc + (size_t)t * C + h * hs, y, hs);
-        }
-        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf);
-        for (j = 0; j < C; j++) x[j] += buf[j];
+        A.kc = kc; A.vc = vc;
+        if (A.sc_stride) lm_parallel_for(H, lm__gen_att_task, &A);
+        else for (j = 0; j < H; j++) lm__gen_att_task(&A, j);
+        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf, 0, x);      /* x += ... */
         lm__ln_row(x, b->ln_2_w->data, b->ln_2_b->data, buf, C);
-        lm__linear_row(buf, b->fc_w, b->fc_b, hid);
-        lm__gelu_fwd(hid, hid, 4 * C);
-        lm__linear_row(hid, b->proj_w, b->proj_b, buf);
-        for (j = 0; j < C; j++) x[j] += buf[j];
+        lm__linear_row(buf, b->fc_w, b->fc_b, hid, 1, NULL);                  /* GELU     */
+        lm__linear_row(hid, b->proj_w, b->proj_b, buf, 0, x);                 /* x += ... */
     }
     lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, buf, C);
-    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte buf */
+    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1, 0, NULL);   /* logits = wte buf */
     m->cache_len = pos + 1;
     lm_arena_reset(&m->work, mark);
     return LM_OK;
@@ -3296,7 +3395,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     last = (float *)lm_arena_alloc(&m->work, (size_t)c->n_embd * sizeof(float));
     if (!last) return LM_ERR_MEM;
     lm__ln_row(x->data + (size_t)(n - 1) * c->n_embd, m->ln_f_w->data, m->ln_f_b->data, last, c->n_embd);
-    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1);
+    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1, 0, NULL);
     m->cache_len = n;
     lm_arena_reset(&m->work, 0);
     return LM_OK;
@@ -4515,6 +4614,8 @@ static float *lm__panels_reserve(void) { return lm__panel_block; }
    The tile task. A job describes the whole product; task t computes tile t of C:
    rows [ti*tm, ...) and columns [tj*tn, ...), through all of K.
    --------------------------------------------------------------------------------------- */
+/* lm__gemm_extra (a bias, an epilogue) is declared with the forward declarations of
+   section 1. */
 typedef struct lm__gemm_job {
     const lm__gemm_arch *arch;
     int ta, tb, M, N, K;
@@ -4524,6 +4625,7 @@ typedef struct lm__gemm_job {
     size_t lda, ldb, ldc;
     int tm, tn, ntn;         /* tile height and width, tiles per row of tiles            */
     int kc;                  /* K block, chosen from K alone                             */
+    const lm__gemm_extra *ex;                /* bias and epilogue; NULL: none            */
 } lm__gemm_job;
 
 /* Round p up to 64 bytes: the packed panels start on a cache line. */
@@ -4542,11 +4644,14 @@ static void lm__gemm_task(void *ctx, int t) {
     int m = jb->M - i0 < jb->tm ? jb->M - i0 : jb->tm;
     int n = jb->N - j0 < jb->tn ? jb->N - j0 : jb->tn;
     int p0;
+    const float *bias = jb->ex ? jb->ex->bias : NULL;
+    lm__gemm_post_fn post = jb->ex ? jb->ex->post : NULL;
     for (p0 = 0; p0 < jb->K; p0 += jb->kc) {
         int kc = jb->K - p0 < jb->kc ? jb->K - p0 : jb->kc;
-        /* the first K block applies beta; later ones add onto what is there */
-        float beta = p0 == 0 ? jb->beta : 1.0f;
-        int i, j;
+        /* the first K block applies beta (or starts from the bias); later ones add onto
+           what is there */
+        float beta = p0 == 0 && !bias ? jb->beta : 1.0f;
+        int i, j, last = p0 + kc >= jb->K;
         lm__gemm_pack_b(bp, jb->B, jb->ldb, jb->tb, p0, kc, j0, n, nr);
         for (i = 0; i < m; i += mr) {
             int mi = m - i < mr ? m - i : mr;
@@ -4555,6 +4660,11 @@ static void lm__gemm_task(void *ctx, int t) {
                 int nj = n - j < nr ? n - j : nr;
                 const float *bj = bp + (size_t)(j / nr) * kc * nr;
                 float *c = jb->C + (size_t)(i0 + i) * jb->ldc + (j0 + j);
+                if (bias && p0 == 0) {
+                    int r;
+                    for (r = 0; r < mi; r++)
+                        memcpy(c + (size_t)r * jb->ldc, bias + j0 + j, (size_t)nj * sizeof(float));
+                }
                 if (mi == mr && nj == nr) {
                     ar->kernel(kc, ap, bj, c, jb->ldc, jb->alpha, beta);
                 } else {
@@ -4568,6 +4678,7 @@ static void lm__gemm_task(void *ctx, int t) {
                         else for (s = 0; s < nj; s++) cr[s] = tr[s] + beta * cr[s];
                     }
                 }
+                if (post && last) post(jb->ex->post_ctx, c, jb->ldc, i0 + i, j0 + j, mi, nj);
             }
         }
     }
@@ -4678,10 +4789,12 @@ static void lm__gemm_small_task(void *ctx, int t) {
     }
     for (i = 0; i < M; i++) {
         float *c = jb->C + (size_t)i * jb->ldc + j0;
-        const float *s = acc + i * LM__GEMM_SW;
-        if (jb->beta == 0.0f) for (j = 0; j < n; j++) c[j] = jb->alpha * s[j];
+        const float *s = acc + i * LM__GEMM_SW, *bias = jb->ex ? jb->ex->bias : NULL;
+        if (bias) for (j = 0; j < n; j++) c[j] = jb->alpha * s[j] + bias[j0 + j];
+        else if (jb->beta == 0.0f) for (j = 0; j < n; j++) c[j] = jb->alpha * s[j];
         else for (j = 0; j < n; j++) c[j] = jb->alpha * s[j] + jb->beta * c[j];
     }
+    if (jb->ex && jb->ex->post) jb->ex->post(jb->ex->post_ctx, jb->C + j0, jb->ldc, 0, j0, M, n);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -4704,7 +4817,7 @@ static int lm__gemm_roundup(int x, int q) { return (x + q - 1) / q * q; }
 
 static int lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, int K,
                         float alpha, const float *A, int lda, const float *B, int ldb,
-                        float beta, float *C, int ldc) {
+                        float beta, float *C, int ldc, const lm__gemm_extra *ex) {
     lm__gemm_job jb;
     int nkc, ntm, ntn, tmt, tasks, t;
     if (M < 0 || N < 0 || K < 0)
@@ -4712,6 +4825,8 @@ static int lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, i
     if (M == 0 || N == 0) return LM_OK;
     if (!C || ldc < N)
         return lm__fail(LM_ERR_ARG, "gemm: C is NULL or ldc=%d < N=%d", C ? ldc : 0, N);
+    if (ex && (ex->bias || ex->post) && (alpha == 0.0f || K == 0))
+        return lm__fail(LM_ERR_ARG, "gemm: a bias or an epilogue needs alpha != 0 and K > 0");
     if (alpha == 0.0f || K == 0) { lm__gemm_scale_c(M, N, beta, C, (size_t)ldc); return LM_OK; }
     if (!A || !B || lda < (ta ? M : K) || ldb < (tb ? K : N))
         return lm__fail(LM_ERR_ARG, "gemm: A or B is NULL or a stride is too small (lda=%d ldb=%d)",
@@ -4722,6 +4837,7 @@ static int lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, i
     jb.alpha = alpha; jb.beta = beta;
     jb.A = A; jb.B = B; jb.C = C;
     jb.lda = (size_t)lda; jb.ldb = (size_t)ldb; jb.ldc = (size_t)ldc;
+    jb.ex = ex;
     if (M <= LM__GEMM_SMALL_M) {
         tasks = (N + LM__GEMM_SW - 1) / LM__GEMM_SW;
         if (tasks > 1 && (double)M * N * K >= LM__GEMM_PAR_MIN)
@@ -4776,18 +4892,25 @@ static const lm__gemm_arch lm__gemm_arch_simd = {
 };
 #endif
 
+/* lm_gemm with a bias or an epilogue (lm__gemm_extra): what the ops call. */
+static int lm__gemm_ex(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                       const lm__gemm_extra *ex) {
+#ifdef LM__GEMM_KERNEL
+    return lm__gemm_run(&lm__gemm_arch_simd, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ex);
+#else
+    return lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ex);
+#endif
+}
+
 LMDEF int lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    return lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 LMDEF int lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-#ifdef LM__GEMM_KERNEL
-    return lm__gemm_run(&lm__gemm_arch_simd, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-    return lm__gemm_run(&lm__gemm_arch_scalar, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
+    return lm__gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 /* =======================================================================================
@@ -5402,6 +5525,53 @@ LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n) {
             lm__vf_store(y + i, lm__vf_fma(va, lm__vf_load(x + i), lm__vf_load(y + i)));
     }
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* One block of columns of a matrix-vector product, as generation runs a layer for a token:
+   y[j] = b[j] + sum over i < in of x[i] W[i * ld + j] for j < n (b NULL: 0), each sum over
+   i in order, one fused multiply-add per term (lm__ref_gemv is the plain math). Four
+   vectors of columns stay in registers while the rows of W go by, the row LM__GEMV_PF
+   ahead prefetched, so W streams in once. Leftover columns: one vector, then one at a
+   time. */
+#define LM__GEMV_PF 8
+LM__VEC_FN void lm__gemv_cols(const float *x, const float *W, size_t ld, int in, const float *b,
+                              float *y, int n) {
+    int i, j = 0;
+    if (lm__vec_simd) {
+        for (; j + 4 * LM__VW <= n; j += 4 * LM__VW) {
+            const float *w = W + j;
+            lm__vf z = lm__vf_set1(0.0f), a0 = z, a1 = z, a2 = z, a3 = z;
+            if (b) {
+                a0 = lm__vf_load(b + j); a1 = lm__vf_load(b + j + LM__VW);
+                a2 = lm__vf_load(b + j + 2 * LM__VW); a3 = lm__vf_load(b + j + 3 * LM__VW);
+            }
+            for (i = 0; i < in; i++, w += ld) {
+                lm__vf xi = lm__vf_set1(x[i]);
+                if (i + LM__GEMV_PF < in) {
+                    const float *f = w + LM__GEMV_PF * ld;
+                    LM__PREFETCH(f);
+                    LM__PREFETCH(f + 4 * LM__VW - 1);
+                }
+                a0 = lm__vf_fma(xi, lm__vf_load(w), a0);
+                a1 = lm__vf_fma(xi, lm__vf_load(w + LM__VW), a1);
+                a2 = lm__vf_fma(xi, lm__vf_load(w + 2 * LM__VW), a2);
+                a3 = lm__vf_fma(xi, lm__vf_load(w + 3 * LM__VW), a3);
+            }
+            lm__vf_store(y + j, a0); lm__vf_store(y + j + LM__VW, a1);
+            lm__vf_store(y + j + 2 * LM__VW, a2); lm__vf_store(y + j + 3 * LM__VW, a3);
+        }
+        for (; j + LM__VW <= n; j += LM__VW) {
+            const float *w = W + j;
+            lm__vf a0 = b ? lm__vf_load(b + j) : lm__vf_set1(0.0f);
+            for (i = 0; i < in; i++, w += ld) a0 = lm__vf_fma(lm__vf_set1(x[i]), lm__vf_load(w), a0);
+            lm__vf_store(y + j, a0);
+        }
+    }
+    for (; j < n; j++) {
+        float s = b ? b[j] : 0.0f;
+        for (i = 0; i < in; i++) s += x[i] * W[(size_t)i * ld + j];
+        y[j] = s;
+    }
 }
 
 /* y = a + b (y may be a or b) */

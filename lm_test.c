@@ -293,6 +293,77 @@ static void test_core_gradients(void) {
     (void)s6;
 }
 
+/* The same gradients when the op's inputs come out of another op (x * 1 here) and so have
+   no gradient buffer yet: backward functions then store into a fresh buffer instead of
+   adding to a zeroed one (lm__grad_w), and a same-shape add hands its output's gradient
+   to its first input. Each op is checked against central differences again that way. */
+typedef struct { t_build_fn f; void *ctx; int n; } t_fresh;
+static lm_tensor *tb_fresh(lm_graph *g, lm_tensor **x, void *c) {
+    t_fresh *w = (t_fresh *)c;
+    lm_tensor *y[4];
+    int k;
+    for (k = 0; k < 4; k++) y[k] = k < w->n ? lm_scale(g, x[k], 1.0f) : x[k];
+    return w->f(g, y, w->ctx);
+}
+static lm_tensor *tb_add_twice(lm_graph *g, lm_tensor **x, void *c) {   /* a + b, then + a */
+    (void)c;
+    return lm_add(g, lm_add(g, x[0], x[1]), x[0]);
+}
+static void t_gradcheck_fresh(const char *name, t_build_fn f, t_leaf *lv, int nl, void *ctx, int nfresh) {
+    char what[96];
+    t_fresh w;
+    w.f = f; w.ctx = ctx; w.n = nfresh;
+    sprintf(what, "%s, inputs without gradients yet", name);
+    t_gradcheck(what, tb_fresh, lv, nl, &w);
+}
+static void test_core_gradients_fresh(void) {
+    lm_rng r = lm_rng_seed(11);
+    t_leaf l[4];
+    int s345[3] = { 3, 4, 5 }, s5[1] = { 5 }, s2_3_7[3] = { 2, 3, 7 }, s7_4[2] = { 7, 4 };
+    int s4_7[2] = { 4, 7 }, s4[1] = { 4 }, s6_10[2] = { 6, 10 }, s40_8[2] = { 40, 8 }, s8[1] = { 8 };
+    int sqkv[3] = { 2, 5, 12 }, s6_5[2] = { 6, 5 }, zero = 0, one = 1;
+    static const int lens[2] = { 3, 5 };
+    t_att a;
+    t_leaf_init(&l[0], 3, s345, &r, -1, 1, 1); t_leaf_init(&l[1], 3, s345, &r, -1, 1, 1);
+    t_gradcheck_fresh("add (3,4,5)+(3,4,5)", tb_add, l, 2, NULL, 2);
+    t_gradcheck_fresh("add (3,4,5)+(3,4,5), then + a again", tb_add_twice, l, 2, NULL, 2);
+    t_gradcheck_fresh("sub (3,4,5)-(3,4,5)", tb_sub, l, 2, NULL, 2);
+    t_gradcheck_fresh("mul (3,4,5)*(3,4,5)", tb_mul, l, 2, NULL, 2);
+    t_leaf_free(l, 2);
+    t_leaf_init(&l[0], 3, s345, &r, -1, 1, 1); t_leaf_init(&l[1], 1, s5, &r, -1, 1, 1);
+    t_gradcheck_fresh("add (3,4,5)+(5)", tb_add, l, 2, NULL, 2);
+    t_gradcheck_fresh("mul (3,4,5)*(5)", tb_mul, l, 2, NULL, 2);
+    t_leaf_free(l, 2);
+    t_leaf_init(&l[0], 3, s2_3_7, &r, -1, 1, 1); t_leaf_init(&l[1], 2, s7_4, &r, -1, 1, 1);
+    t_gradcheck_fresh("matmul (2,3,7)x(7,4)", tb_matmul, l, 2, &zero, 2);
+    t_leaf_free(l, 2);
+    t_leaf_init(&l[0], 3, s2_3_7, &r, -1, 1, 1); t_leaf_init(&l[1], 2, s4_7, &r, -1, 1, 1);
+    t_gradcheck_fresh("matmul (2,3,7)x(4,7)^T", tb_matmul, l, 2, &one, 2);
+    t_leaf_free(l, 2);
+    t_leaf_init(&l[0], 3, s2_3_7, &r, -1, 1, 1); t_leaf_init(&l[1], 2, s7_4, &r, -1, 1, 1);
+    t_leaf_init(&l[2], 1, s4, &r, -1, 1, 1);
+    t_gradcheck_fresh("linear (2,3,7)x(7,4)+(4)", tb_linear, l, 3, NULL, 3);
+    t_leaf_free(l, 3);
+    t_leaf_init(&l[0], 2, s6_10, &r, -2, 2, 1);
+    t_gradcheck_fresh("gelu", tb_gelu, l, 1, NULL, 1);
+    t_gradcheck_fresh("tanh", tb_tanh, l, 1, NULL, 1);
+    t_gradcheck_fresh("sigmoid", tb_sigmoid, l, 1, NULL, 1);
+    t_leaf_free(l, 1);
+    t_leaf_init(&l[0], 2, s40_8, &r, -2, 2, 1); t_leaf_init(&l[1], 1, s8, &r, 0.5f, 1.5f, 1);
+    t_leaf_init(&l[2], 1, s8, &r, -1, 1, 1);
+    t_gradcheck_fresh("layernorm (40,8)", tb_layernorm, l, 3, NULL, 1);
+    t_leaf_free(l, 3);
+    t_leaf_init(&l[0], 3, sqkv, &r, -1.5f, 1.5f, 1);
+    a.heads = 2; a.causal = 1; a.lens = NULL;
+    t_gradcheck_fresh("attention causal, 2 heads", tb_attention, l, 1, &a, 1);
+    a.heads = 4; a.causal = 0; a.lens = lens;
+    t_gradcheck_fresh("attention padding mask, 4 heads", tb_attention, l, 1, &a, 1);
+    t_leaf_free(l, 1);
+    t_leaf_init(&l[0], 2, s6_5, &r, -2, 2, 1);
+    t_gradcheck_fresh("cross_entropy with ignore_index", tb_ce, l, 1, NULL, 1);
+    t_leaf_free(l, 1);
+}
+
 /* Forward values against direct formulas. */
 static void test_core_forward_values(void) {
     static unsigned char buf[1 << 16];
@@ -1154,6 +1225,7 @@ static void run_core_tests(void) {
     test_core_references();
     test_core_graph_reuse();
     test_core_gradients();
+    test_core_gradients_fresh();
     test_attention_long();
     test_core_optim();
     test_core_adamw_reference();
@@ -1439,6 +1511,60 @@ static void test_gemm_nested(void) {
     free(A); free(B); free(C); free(R);
 }
 
+/* What the ops ask of the GEMM besides the product (lm__gemm_extra): a bias row, which
+   must give the very bits of copying the bias into C and adding the product with beta = 1
+   (what the linear op did before), and an epilogue called exactly once on every element
+   of C, after its sum is complete. Sizes cross tiles, K blocks and the few-rows path. */
+typedef struct { float *seen; const float *C; int bad, N; } t_gemm_post;
+static void t_gemm_post_fn(void *ctx, float *c, size_t ldc, int i0, int j0, int m, int n) {
+    t_gemm_post *p = (t_gemm_post *)ctx;
+    int i, j;
+    for (i = 0; i < m; i++)
+        for (j = 0; j < n; j++) {
+            if (c + i * ldc + j != p->C + (size_t)(i0 + i) * p->N + j0 + j) p->bad++;
+            p->seen[(size_t)(i0 + i) * p->N + j0 + j] += 1.0f;
+            c[i * ldc + j] *= 2.0f;
+        }
+}
+static void test_gemm_extra(void) {
+    static const int shapes[4][3] = { { 300, 333, 700 }, { 37, 45, 19 }, { 3, 500, 300 }, { 1, 65, 7 } };
+    int s, th, bad = 0;
+    for (th = 1; th <= 2; th++) {
+        lm_set_threads(th);
+        for (s = 0; s < 4; s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], i;
+            float *A = (float *)malloc((size_t)M * K * sizeof(float));
+            float *B = (float *)malloc((size_t)K * N * sizeof(float));
+            float *bias = (float *)malloc((size_t)N * sizeof(float));
+            float *C1 = (float *)malloc((size_t)M * N * sizeof(float));
+            float *C2 = (float *)malloc((size_t)M * N * sizeof(float));
+            float *seen = (float *)calloc((size_t)M * N, sizeof(float));
+            lm__gemm_extra ex;
+            t_gemm_post pc;
+            lm_rng r = lm_rng_seed(31 + (uint64_t)s);
+            if (!A || !B || !bias || !C1 || !C2 || !seen) { bad++; goto next; }
+            lm_t_gemm_fill(A, (size_t)M * K, &r);
+            lm_t_gemm_fill(B, (size_t)K * N, &r);
+            lm_t_gemm_fill(bias, (size_t)N, &r);
+            for (i = 0; i < M; i++) memcpy(C1 + (size_t)i * N, bias, (size_t)N * sizeof(float));
+            lm_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 1.0f, C1, N);
+            for (i = 0; i < M * N; i++) C2[i] = (float)NAN;
+            memset(&ex, 0, sizeof ex);
+            ex.bias = bias;
+            ex.post = t_gemm_post_fn;
+            pc.seen = seen; pc.C = C2; pc.bad = 0; pc.N = N;
+            ex.post_ctx = &pc;
+            lm__gemm_ex(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N, &ex);
+            for (i = 0; i < M * N; i++) if (C2[i] != 2.0f * C1[i] || seen[i] != 1.0f) bad++;
+            bad += pc.bad;
+        next:
+            free(A); free(B); free(bias); free(C1); free(C2); free(seen);
+        }
+    }
+    lm_set_threads(1);
+    CHECK(bad == 0, "gemm: a bias row and an epilogue give the bits of the separate passes, every element once");
+}
+
 static void run_gemm_tests(void) {
     test_gemm_small_exhaustive();
     test_gemm_sizes_1_67();
@@ -1448,6 +1574,7 @@ static void run_gemm_tests(void) {
     test_gemm_bad_args();
     test_gemm_threads();
     test_gemm_nested();
+    test_gemm_extra();
 }
 /* Tests: threads (lm.h, THREADS) - the library on small stacks, and concurrent callers.
    Both need POSIX threads; `make test-tsan` runs this group (LM_TEST_ONLY=threads) under
@@ -3756,6 +3883,42 @@ static void test_vec_arith(void) {
 }
 
 /* ---------------------------------------------------------------------------------------
+   Generation's matrix-vector kernel, lm__gemv_cols: both paths against lm__ref_gemv (the
+   same sum in double) for widths that use the four-vector block, single vectors and the
+   one-column tail, with and without a bias, W read with a stride wider than the block.
+   --------------------------------------------------------------------------------------- */
+static void test_vec_gemv(void) {
+    enum { IN = 77, LD = 203 };
+    static float W[IN * LD], x[IN], b[LD], y[LD];
+    double want[LD], worst = 0;
+    lm_rng r = lm_rng_seed(23);
+    int i, j, p, w, bad = 0, widths[6] = { 1, 7, 16, 64, 75, 203 };
+    char msg[160];
+    for (i = 0; i < IN * LD; i++) W[i] = lm_rng_normal(&r);
+    for (i = 0; i < IN; i++) x[i] = lm_rng_normal(&r);
+    for (i = 0; i < LD; i++) b[i] = lm_rng_normal(&r);
+    lm__ref_gemv(x, W, b, want, IN, LD);
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        for (w = 0; w < 6; w++) {
+            int n = widths[w], off = LD - n;               /* the last n columns          */
+            lm__gemv_cols(x, W + off, LD, IN, w & 1 ? b + off : NULL, y, n);
+            for (j = 0; j < n; j++) {
+                double mag = w & 1 ? fabs(b[off + j]) : 0, e, want_j = want[off + j] - (w & 1 ? 0 : b[off + j]);
+                for (i = 0; i < IN; i++) mag += fabs((double)x[i] * W[(size_t)i * LD + off + j]);
+                e = fabs(y[j] - want_j) / (mag * 1e-7 * IN);
+                if (e > worst) worst = e;
+                if (!(e <= 1)) bad++;
+            }
+        }
+    }
+    lm__vec_simd = 1;
+    snprintf(msg, sizeof msg, "vec: gemv_cols against the plain sum, both paths, 6 widths: %d wrong "
+             "(worst %.3g of the tolerance)", bad, worst);
+    CHECK(bad == 0, msg);
+}
+
+/* ---------------------------------------------------------------------------------------
    AdamW: both paths against the formula evaluated in double from the same inputs (each
    float operation rounds, so a few ulps of the terms), and against each other.
    --------------------------------------------------------------------------------------- */
@@ -3886,6 +4049,7 @@ static void run_vec_tests(void) {
     test_vec_reductions();
     test_vec_lengths();
     test_vec_arith();
+    test_vec_gemv();
     test_vec_adamw();
     test_vec_layernorm();
 }
