@@ -1636,6 +1636,25 @@ LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, in
         }
 }
 
+/* Two steps that usually follow a linear layer run inside it, on each GEMM tile as it is
+   finished (lm__gemm_extra), instead of as ops of their own with a pass over memory each:
+     LM__THEN_GELU      out = gelu(x w + b); the product before GELU is kept (n->saved)
+                        for backward, which first makes d(product) = dout gelu'(product)
+     LM__THEN_RESIDUAL  out = res + (x w + b): the residual stream of a block; backward
+                        passes dout on to res unchanged.
+   Both give the bits of lm_gelu(lm_linear(...)) and lm_add(res, lm_linear(...)) (GELU:
+   when the width is a whole number of vectors, as in every model here; otherwise the
+   last few columns of a row take GELU's scalar path, which may differ in the last bit). */
+enum { LM__THEN_NONE, LM__THEN_GELU, LM__THEN_RESIDUAL };
+static void lm__matmul_then(void *ctx, float *c, size_t ldc, int i0, int j0, int m, int n) {
+    lm_node *nd = (lm_node *)ctx;
+    int N = nd->out->shape[nd->out->ndim - 1], r;
+    for (r = 0; r < m; r++) {
+        size_t at = (size_t)(i0 + r) * N + j0;
+        if (nd->i[1] == LM__THEN_GELU) lm__gelu_fwd(c + r * ldc, nd->out->data + at, n);
+        else lm__vacc(nd->in[3]->data + at, c + r * ldc, n);
+    }
+}
 static void lm__matmul_fwd(lm_node *n) {
     lm_tensor *a = n->in[0], *b = n->in[1], *bias = n->in[2];
     int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
@@ -1643,8 +1662,9 @@ static void lm__matmul_fwd(lm_node *n) {
     lm__gemm_extra ex;
     memset(&ex, 0, sizeof ex);
     ex.bias = bias ? bias->data : NULL;            /* added by each tile as it goes */
-    if (lm__gemm_ex(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, 0.0f, n->out->data, N,
-                    &ex) != LM_OK)
+    if (n->i[1] != LM__THEN_NONE) { ex.post = lm__matmul_then; ex.post_ctx = n; }
+    if (lm__gemm_ex(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, 0.0f,
+                    n->i[1] == LM__THEN_GELU ? n->saved : n->out->data, N, &ex) != LM_OK)
         n->g->failed = 1;
 }
 
@@ -1671,13 +1691,29 @@ static void lm__colsum_acc(float *gbias, const float *go, int M, int N) {
     else for (c = 0; c < nc; c++) lm__colsum_task(&J, c);
 }
 
+/* LM__THEN_GELU's backward: d(product) = dout gelu'(product), a chunk a task. */
+typedef struct { const float *x, *go; float *dx; size_t n; } lm__gelu_bwd_job;
+static void lm__gelu_bwd_task(void *ctx, int c) {
+    const lm__gelu_bwd_job *J = (const lm__gelu_bwd_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK, len = J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK;
+    memset(J->dx + i0, 0, len * sizeof(float));
+    lm__gelu_bwd(J->x + i0, J->go + i0, J->dx + i0, (int)len);
+}
 static void lm__matmul_bwd(lm_node *n) {
     lm_tensor *a = n->in[0], *b = n->in[1];
     int tb = n->i[0], K = a->shape[a->ndim - 1], N = n->out->shape[n->out->ndim - 1];
     int M = a->size / K;
     const float *go = n->out->grad;
     int fa, fb, rc = LM_OK;                  /* fresh gradients are stored (beta 0)   */
-    float *ga = lm__in_grad_w(n, 0, &fa), *gb = lm__in_grad_w(n, 1, &fb), *gbias = lm__in_grad(n, 2);
+    float *ga, *gb, *gbias, *dh = NULL;
+    if (n->i[1] == LM__THEN_GELU) {
+        lm__gelu_bwd_job J;
+        J.x = n->saved; J.go = go; J.n = (size_t)n->out->size;
+        if (!(J.dx = dh = lm__scratch(n->g, J.n))) return;
+        lm__chunk_for(J.n, lm__gelu_bwd_task, &J);
+        go = dh;
+    }
+    ga = lm__in_grad_w(n, 0, &fa); gb = lm__in_grad_w(n, 1, &fb); gbias = lm__in_grad(n, 2);
     if (ga) {
         if (tb) rc |= lm_gemm(0, 0, M, K, N, 1.0f, go, N, b->data, K, fa ? 0.0f : 1.0f, ga, K);
         else rc |= lm_gemm(0, 1, M, K, N, 1.0f, go, N, b->data, N, fa ? 0.0f : 1.0f, ga, K);
@@ -1688,30 +1724,56 @@ static void lm__matmul_bwd(lm_node *n) {
     }
     if (rc != LM_OK) n->g->failed = 1;
     if (gbias) lm__colsum_acc(gbias, go, M, N);
+    if (dh) lm__release(n->g, dh, (size_t)n->out->size);
+    if (n->i[1] == LM__THEN_RESIDUAL && n->in[3]->requires_grad) {
+        lm_tensor *res = n->in[3];
+        if (!res->grad && res->size > 1) {       /* res's gradient is dout: hand it over  */
+            res->grad = n->out->grad;
+            n->out->grad = NULL;
+        } else if (lm__grad(n->g, res)) {
+            lm__vacc(n->out->grad, res->grad, res->size);
+        }
+    }
 }
 static const lm_op lm__op_matmul = { "matmul", lm__matmul_fwd, lm__matmul_bwd };
 
 static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias, int tb,
-                             const char *name) {
-    lm_tensor *in[3];
+                             const char *name, int then, lm_tensor *res) {
+    lm_tensor *in[4];
     lm_node *n;
     int shape[LM_MAX_DIMS], K, N;
-    if (!a || !b) { g->failed = 1; return NULL; }
+    if (!a || !b || (then == LM__THEN_RESIDUAL && !res)) { g->failed = 1; return NULL; }
     if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
     K = tb ? b->shape[1] : b->shape[0];
     N = tb ? b->shape[0] : b->shape[1];
     if (a->shape[a->ndim - 1] != K) return lm__op_fail(g, name, "inner dimensions differ");
     if (bias && bias->size != N) return lm__op_fail(g, name, "bias size differs from the output width");
-    in[0] = a; in[1] = b; in[2] = bias;
-    n = lm_node_new(g, &lm__op_matmul, bias ? 3 : 2, in, a->ndim, lm__shape_last(a, N, shape));
-    if (n) n->i[0] = tb;
+    if (res && res->size != a->size / K * N) return lm__op_fail(g, name, "the residual has another size");
+    in[0] = a; in[1] = b; in[2] = bias; in[3] = res;
+    n = lm_node_new(g, &lm__op_matmul, res ? 4 : bias ? 3 : 2, in, a->ndim, lm__shape_last(a, N, shape));
+    if (!n) return NULL;
+    n->i[0] = tb;
+    n->i[1] = then;
+    if (then == LM__THEN_GELU &&
+        !(n->saved = (float *)lm_arena_alloc(g->arena, (size_t)n->out->size * sizeof(float)))) {
+        g->failed = 1;
+        return NULL;
+    }
     return lm_node_run(n);
 }
 LMDEF lm_tensor *lm_matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, int tb) {
-    return lm__matmul(g, a, b, NULL, tb, "matmul");
+    return lm__matmul(g, a, b, NULL, tb, "matmul", LM__THEN_NONE, NULL);
 }
 LMDEF lm_tensor *lm_linear(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
-    return lm__matmul(g, x, w, bias, 0, "linear");
+    return lm__matmul(g, x, w, bias, 0, "linear", LM__THEN_NONE, NULL);
+}
+/* gelu(x w + b), and res + (x w + b), with the step run on each tile (see above). */
+static lm_tensor *lm__linear_gelu(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
+    return lm__matmul(g, x, w, bias, 0, "linear", LM__THEN_GELU, NULL);
+}
+static lm_tensor *lm__linear_residual(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias,
+                                      lm_tensor *res) {
+    return lm__matmul(g, x, w, bias, 0, "linear", LM__THEN_RESIDUAL, res);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2856,13 +2918,16 @@ static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, int n_head, 
         }
     }
     h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
-    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
-    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
+    /* x + dropout(linear(h)): with no dropout, the add runs inside the linear layer */
+    if (g->training && drop > 0)
+        x = lm_add(g, x, lm_dropout(g, lm_linear(g, h, b->attn_proj_w, b->attn_proj_b), drop));
+    else
+        x = lm__linear_residual(g, h, b->attn_proj_w, b->attn_proj_b, x);
     h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
-    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
-    h = lm_gelu(g, h);
-    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
-    return lm_add(g, x, lm_dropout(g, h, drop));
+    h = lm__linear_gelu(g, h, b->fc_w, b->fc_b);               /* (B, T, 4C) */
+    if (g->training && drop > 0)
+        return lm_add(g, x, lm_dropout(g, lm_linear(g, h, b->proj_w, b->proj_b), drop));
+    return lm__linear_residual(g, h, b->proj_w, b->proj_b, x);   /* (B, T, C)  */
 }
 
 /* The trunk: x = dropout(wte[tokens] + wpe[0..T)), then the blocks; (B, T, C), before the

@@ -364,6 +364,64 @@ static void test_core_gradients_fresh(void) {
     t_leaf_free(l, 1);
 }
 
+/* The linear layer with GELU or a residual add run inside it (lm__linear_gelu,
+   lm__linear_residual): gradients, and the bits of the separate ops. */
+static lm_tensor *tb_linear_gelu(lm_graph *g, lm_tensor **x, void *c) {
+    (void)c;
+    return lm__linear_gelu(g, x[0], x[1], x[2]);
+}
+static lm_tensor *tb_linear_residual(lm_graph *g, lm_tensor **x, void *c) {
+    (void)c;
+    return lm__linear_residual(g, x[0], x[1], x[2], x[3]);
+}
+static lm_tensor *tb_linear_gelu_ops(lm_graph *g, lm_tensor **x, void *c) {
+    (void)c;
+    return lm_gelu(g, lm_linear(g, x[0], x[1], x[2]));
+}
+static lm_tensor *tb_linear_residual_ops(lm_graph *g, lm_tensor **x, void *c) {
+    (void)c;
+    return lm_add(g, x[3], lm_linear(g, x[0], x[1], x[2]));
+}
+static void test_linear_then(void) {
+    lm_rng r = lm_rng_seed(12);
+    t_leaf l[4];
+    int sx[3] = { 3, 19, 24 }, sw[2] = { 24, 48 }, sb[1] = { 48 }, sr[3] = { 3, 19, 48 }, k, which, bad = 0;
+    static unsigned char buf[1 << 20];
+    t_leaf_init(&l[0], 3, sx, &r, -1, 1, 1); t_leaf_init(&l[1], 2, sw, &r, -1, 1, 1);
+    t_leaf_init(&l[2], 1, sb, &r, -1, 1, 1); t_leaf_init(&l[3], 3, sr, &r, -1, 1, 1);
+    t_gradcheck("linear then GELU (in the tiles)", tb_linear_gelu, l, 3, NULL);
+    t_gradcheck("linear then residual add (in the tiles)", tb_linear_residual, l, 4, NULL);
+    t_gradcheck_fresh("linear then GELU (in the tiles)", tb_linear_gelu, l, 3, NULL, 3);
+    t_gradcheck_fresh("linear then residual add (in the tiles)", tb_linear_residual, l, 4, NULL, 4);
+    for (which = 0; which < 2; which++) {      /* forward and every gradient: the same bits */
+        float *out[2], *grad[2][4];
+        int v, nl = which ? 4 : 3;
+        for (v = 0; v < 2; v++) {
+            lm_arena a;
+            lm_graph g;
+            lm_tensor *o, *loss;
+            t_build_fn f = which ? (v ? tb_linear_residual : tb_linear_residual_ops)
+                                 : (v ? tb_linear_gelu : tb_linear_gelu_ops);
+            lm_arena_init_buffer(&a, buf, sizeof buf);
+            o = t_run(&g, &a, f, l, nl, NULL, 1);
+            loss = lm_sum(&g, lm_mul(&g, o, o));
+            if (!o || lm_backward(&g, loss) != LM_OK) { bad++; continue; }
+            out[v] = (float *)malloc((size_t)o->size * sizeof(float));
+            memcpy(out[v], o->data, (size_t)o->size * sizeof(float));
+            for (k = 0; k < nl; k++) {
+                grad[v][k] = (float *)malloc((size_t)l[k].size * sizeof(float));
+                memcpy(grad[v][k], l[k].grad, (size_t)l[k].size * sizeof(float));
+            }
+        }
+        if (bad) break;
+        bad += memcmp(out[0], out[1], sizeof(float) * 3 * 19 * 48) != 0;
+        for (k = 0; k < nl; k++) bad += memcmp(grad[0][k], grad[1][k], sizeof(float) * (size_t)l[k].size) != 0;
+        for (v = 0; v < 2; v++) { free(out[v]); for (k = 0; k < nl; k++) free(grad[v][k]); }
+    }
+    CHECK(bad == 0, "linear then GELU / residual: output and gradients bit-identical to the separate ops");
+    t_leaf_free(l, 4);
+}
+
 /* Forward values against direct formulas. */
 static void test_core_forward_values(void) {
     static unsigned char buf[1 << 16];
@@ -1226,6 +1284,7 @@ static void run_core_tests(void) {
     test_core_graph_reuse();
     test_core_gradients();
     test_core_gradients_fresh();
+    test_linear_then();
     test_attention_long();
     test_core_optim();
     test_core_adamw_reference();
