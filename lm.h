@@ -1209,6 +1209,7 @@ LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN float lm__vmax(const float *x, int n);
 LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
 LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
+LM__VEC_FN double lm__vsumsq(const float *x, int n);
 LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n);
 LM__VEC_FN void lm__gemv_cols(const float *x, const float *W, size_t ld, int in, const float *b,
                               float *y, int n);
@@ -1639,7 +1640,8 @@ LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, in
 /* Two steps that usually follow a linear layer run inside it, on each GEMM tile as it is
    finished (lm__gemm_extra), instead of as ops of their own with a pass over memory each:
      LM__THEN_GELU      out = gelu(x w + b); the product before GELU is kept (n->saved)
-                        for backward, which first makes d(product) = dout gelu'(product)
+                        for backward, which first makes d(product) = dout gelu'(product);
+                        with no_grad, GELU runs in place and nothing is kept
      LM__THEN_RESIDUAL  out = res + (x w + b): the residual stream of a block; backward
                         passes dout on to res unchanged.
    Both give the bits of lm_gelu(lm_linear(...)) and lm_add(res, lm_linear(...)) (GELU:
@@ -1664,7 +1666,7 @@ static void lm__matmul_fwd(lm_node *n) {
     ex.bias = bias ? bias->data : NULL;            /* added by each tile as it goes */
     if (n->i[1] != LM__THEN_NONE) { ex.post = lm__matmul_then; ex.post_ctx = n; }
     if (lm__gemm_ex(0, tb, M, N, K, 1.0f, a->data, K, b->data, tb ? K : N, 0.0f,
-                    n->i[1] == LM__THEN_GELU ? n->saved : n->out->data, N, &ex) != LM_OK)
+                    n->saved ? n->saved : n->out->data, N, &ex) != LM_OK)
         n->g->failed = 1;
 }
 
@@ -1754,7 +1756,7 @@ static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor 
     if (!n) return NULL;
     n->i[0] = tb;
     n->i[1] = then;
-    if (then == LM__THEN_GELU &&
+    if (then == LM__THEN_GELU && !g->no_grad &&           /* inference: GELU in place */
         !(n->saved = (float *)lm_arena_alloc(g->arena, (size_t)n->out->size * sizeof(float)))) {
         g->failed = 1;
         return NULL;
@@ -2081,8 +2083,8 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
        dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
        dq += dS k      dk += dS^T q
    P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
-   keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
-   forward did. Each (batch, head) pair is one task writing its own columns.
+   keeps each row's max m and 1/sum exp(S - m), and backward recomputes P = exp(S - m) / sum
+   exactly as forward did. Each (batch, head) pair is one task writing its own columns.
    --------------------------------------------------------------------------------------- */
 /* The plain math, one query row at a time, forward and backward: y (B, T, C) and, given
    dy, the gradient g (B, T, 3C) of qkv. p and dp are scratch rows of T doubles. The op
@@ -2151,12 +2153,12 @@ static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int co
     int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
     int causal = n->i[1], len = n->ids ? n->ids[b] : T, lanes = lm__vec_lanes();
     const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
-    float *lse = n->saved + (size_t)task * T;
+    float *st = n->saved + (size_t)task * T * 2;        /* per row: max, 1 / sum          */
     if (cols <= 0) return;
     lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
             q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
     for (i = i0; i < i1; i++) {
-        float *row = P + (size_t)i * T, L;
+        float *row = P + (size_t)i * T, inv;
         int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
         int nv = lim;
         if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
@@ -2167,12 +2169,16 @@ static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int co
             for (j = lim; j < nv; j++) row[j] = -1e30f;
         else
             nv = lim;
+        /* row = exp(S - max), then P = row / sum: forward finds max and sum, backward
+           computes the same bits from them again */
         if (forward) {
-            float mx = lm__vmax(row, lim);
-            lse[i] = mx + (float)log(lm__vsum_exp_shift(row, mx, NULL, nv));
+            st[2 * i] = lm__vmax(row, lim);
+            st[2 * i + 1] = (float)(1.0 / lm__vsum_exp_shift(row, st[2 * i], row, nv));
+        } else {
+            lm__vsum_exp_shift(row, st[2 * i], row, nv);
         }
-        L = lse[i];
-        lm__vsum_exp_shift(row, L, row, nv);      /* row = exp(S - L) = P */
+        inv = st[2 * i + 1];
+        for (j = 0; j < lim; j++) row[j] *= inv;
         for (j = lim; j < cols; j++) row[j] = 0.0f;
     }
 }
@@ -2267,7 +2273,7 @@ LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causa
     n->i[0] = n_head;
     n->i[1] = causal;
     n->ids = lens;
-    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * sizeof(float));
+    n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * 2 * sizeof(float));
     if (!n->saved) { g->failed = 1; return NULL; }
     return lm_node_run(n);
 }
@@ -2654,11 +2660,8 @@ LMDEF void lm_params_reset_optimizer(lm_params *p) {
 typedef struct { lm_params *p; size_t part; double ss[LM__CLIP_PARTS]; float coef; } lm__clip_job;
 static void lm__clip_task(void *ctx, int c) {
     lm__clip_job *J = (lm__clip_job *)ctx;
-    size_t i, i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
-    const float *g = J->p->grad;
-    double ss = 0;
-    for (i = i0; i < i1; i++) ss += (double)g[i] * g[i];
-    J->ss[c] = ss;
+    size_t i0 = (size_t)c * J->part, i1 = J->p->total - i0 < J->part ? J->p->total : i0 + J->part;
+    J->ss[c] = lm__vsumsq(J->p->grad + i0, (int)(i1 - i0));
 }
 static void lm__scale_task(void *ctx, int c) {
     lm__clip_job *J = (lm__clip_job *)ctx;
@@ -2997,7 +3000,22 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
         g->training = mode == LM__TRAIN;
         g->rng = rng;
         out = fn(g, ctx);
-        if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
+        if (out && mode == LM__TRAIN && !g->failed) {
+            /* Backward adds into the parameters' gradients as it goes, so it must not run
+               out of memory halfway (a retry would add them twice). What it takes - a
+               gradient for each tensor, scratch no bigger than the forward's - is at most
+               twice what the forward took: make sure that much is free first. */
+            size_t fwd = work->used;
+            if (work->cap - work->used < 2 * fwd) {
+                if (work->want < 3 * fwd) work->want = 3 * fwd;
+                g->failed = 1;
+                if (!work->owned)
+                    return lm__fail(LM_ERR_MEM, "the step needs %zu bytes of work memory, the buffer has %zu",
+                                    work->want, work->cap), (lm_tensor *)NULL;
+            } else if (lm_backward(g, out) != LM_OK || g->failed) {
+                return NULL;                            /* no retry: see above            */
+            }
+        }
         if (out && !g->failed) return out;
         if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
         if (!work->owned)                               /* the caller's buffer: keep it */
@@ -3220,9 +3238,10 @@ LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inpu
 }
 
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
+    const lm_gpt_config *c = &m->cfg;
     size_t nw, w;
-    double tot = 0;
-    int B = 8;
+    double tot = 0, per_row, cap;
+    int B;
     if (T < 1 || T > m->cfg.n_ctx) {
         lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
         return NAN;
@@ -3232,6 +3251,13 @@ LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
         return NAN;
     }
     nw = (n - 1) / (size_t)T;
+    /* Windows go in B at a time: as many as fit in 64 MB of work memory (or in what 8 of
+       them take, if more), at most 64; bigger batches make bigger, faster products and
+       fewer jobs for the same sums. */
+    per_row = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, 1, LM__INFER);
+    cap = 8 * per_row > (double)(64 << 20) ? 8 * per_row : (double)(64 << 20);
+    B = (int)(cap / per_row);
+    if (B > 64) B = 64;
     /* Consecutive windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...)
        and their targets the same run shifted by one, so b windows go in as b rows. */
     for (w = 0; w < nw; w += (size_t)B) {
@@ -3470,6 +3496,11 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
    Sampling: temperature, then top-k (keep the k largest), then top-p (keep the smallest
    set of most likely tokens whose probability reaches p), then one uniform draw.
    Temperature 0 is greedy: the first index of the largest logit.
+   The order is by probability, ties to the lower id (lm__before). Nothing sorts the whole
+   vocabulary (50257 tokens for GPT-2): top-k keeps a heap of the k best; top-p sums the
+   probabilities by binary exponent (a bucket holds [2^e, 2^(e+1))), finds the bucket where
+   the running sum from the top reaches p, and sorts that bucket alone. Either way the cut
+   is one token c: a token stays if it is c or comes before c.
    --------------------------------------------------------------------------------------- */
 /* Sort idx[0..n) by logits descending (ties: lower index first); heap sort, no recursion. */
 static int lm__before(const float *x, int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); }
@@ -3484,44 +3515,124 @@ static void lm__sift(const float *x, int *idx, int i, int n) {
         i = c;
     }
 }
-static void lm__sort_desc(const float *x, int *idx, int n) {
+static void lm__heapsort(const float *x, int *idx, int n) {
     int i, t;
-    for (i = 0; i < n; i++) idx[i] = i;
     for (i = n / 2 - 1; i >= 0; i--) lm__sift(x, idx, i, n);
     for (i = n - 1; i > 0; i--) {
         t = idx[0]; idx[0] = idx[i]; idx[i] = t;
         lm__sift(x, idx, 0, i);
     }
 }
+/* The plain rule, for reading and for the tests: probabilities as lm_sample makes them,
+   the whole vocabulary sorted, the top-k and top-p cuts taken in that order, then the draw.
+   It returns the token drawn from r (a copy of the sampler's stream) and leaves p with
+   the kept probabilities (0 elsewhere). */
+static void lm__sort_desc(const float *x, int *idx, int n);
+LM__REF int lm__ref_sample(const lm_sampler *s, lm_rng r, float *p, int *idx, int V) {
+    int i, best = 0, keep = V;
+    double tot = 0, run = 0, u;
+    float mx;
+    for (i = 1; i < V; i++) if (p[i] > p[best]) best = i;
+    if (!(s->temperature > 0)) return best;
+    mx = p[best];
+    for (i = 0; i < V; i++) p[i] = (float)exp((double)((p[i] - mx) / s->temperature));
+    lm__sort_desc(p, idx, V);
+    if (s->top_k > 0 && s->top_k < V) keep = s->top_k;
+    for (i = 0; i < keep; i++) tot += p[idx[i]];
+    if (s->top_p < 1.0f)
+        for (i = 0; i < keep; i++)
+            if ((run += p[idx[i]]) >= s->top_p * tot) { keep = i + 1; break; }
+    for (i = keep; i < V; i++) p[idx[i]] = 0.0f;
+    for (tot = 0, i = 0; i < V; i++) tot += p[i];
+    u = (double)lm_rng_uniform(&r) * tot;
+    for (run = 0, i = 0; i < V; i++)
+        if (p[i] > 0 && u < (run += p[i])) return i;
+    return best;
+}
+static void lm__sort_desc(const float *x, int *idx, int n) {
+    int i;
+    for (i = 0; i < n; i++) idx[i] = i;
+    lm__heapsort(x, idx, n);
+}
+
+/* Keep token cut and the tokens that come before it; zero the rest. */
+static void lm__keep_through(float *p, int V, int cut) {
+    int i;
+    for (i = 0; i < V; i++)
+        if (i != cut && !lm__before(p, i, cut)) p[i] = 0.0f;
+}
+/* The binary exponent of a probability in (0, 1]: its bucket, 0 to 127. */
+static int lm__p_bucket(float p) {
+    uint32_t b;
+    memcpy(&b, &p, sizeof b);
+    return (int)(b >> 23) & 127;
+}
+/* The sum of p[0..n) in double (four running sums, added at the end): the same bits for
+   the same p and n, whichever pass asks. */
+static double lm__psum(const float *p, int n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) { s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3]; }
+    for (; i < n; i++) s0 += p[i];
+    return (s0 + s1) + (s2 + s3);
+}
+#define LM__DRAW_BLOCK 256
 
 LMDEF int lm_sample(lm_sampler *s, float *logits, int *scratch, int V) {
-    int i, best = 0, keep = V;
+    float *p = logits;
+    int i, best = 0;
     float mx;
-    double sum = 0, u, acc = 0;
+    double tot, u, run;
     for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
     if (!(s->temperature > 0)) return best;
     mx = logits[best];
-    for (i = 0; i < V; i++) logits[i] = expf((logits[i] - mx) / s->temperature);
-    if ((s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f) {
-        if (!scratch) return lm__fail(LM_ERR_ARG, "sample: top-k/top-p need scratch"), best;
-        lm__sort_desc(logits, scratch, V);
-        if (s->top_k > 0 && s->top_k < V) keep = s->top_k;
-        if (s->top_p < 1.0f) {
-            double tot = 0, run = 0;
-            int k;
-            for (k = 0; k < keep; k++) tot += logits[scratch[k]];
-            for (k = 0; k < keep; k++) {
-                run += logits[scratch[k]];
-                if (run >= s->top_p * tot) { keep = k + 1; break; }
-            }
-        }
-        for (i = keep; i < V; i++) logits[scratch[i]] = 0.0f;
+    for (i = 0; i < V; i++) p[i] = (logits[i] - mx) / s->temperature;
+    lm__vexp(p, p, V);                              /* p = exp((logit - max) / T), in (0, 1] */
+    if (((s->top_k > 0 && s->top_k < V) || s->top_p < 1.0f) && !scratch)
+        return lm__fail(LM_ERR_ARG, "sample: top-k/top-p need scratch"), best;
+    if (s->top_k > 0 && s->top_k < V) {
+        /* a heap of the k best seen so far, its root the worst of them: in the end the cut */
+        int k = s->top_k;
+        for (i = 0; i < k; i++) scratch[i] = i;
+        for (i = k / 2 - 1; i >= 0; i--) lm__sift(p, scratch, i, k);
+        for (i = k; i < V; i++)
+            if (lm__before(p, i, scratch[0])) { scratch[0] = i; lm__sift(p, scratch, 0, k); }
+        lm__keep_through(p, V, scratch[0]);
     }
-    for (i = 0; i < V; i++) sum += logits[i];
-    u = (double)lm_rng_uniform(&s->rng) * sum;
-    for (i = 0; i < V; i++) {
-        acc += logits[i];
-        if (logits[i] > 0 && u < acc) return i;
+    if (s->top_p < 1.0f) {
+        double bsum[128], target;
+        int bcount[128], b, n = 0, cut;
+        memset(bsum, 0, sizeof bsum);
+        memset(bcount, 0, sizeof bcount);
+        for (i = 0; i < V; i++)
+            if (p[i] > 0) { b = lm__p_bucket(p[i]); bsum[b] += p[i]; bcount[b]++; }
+        for (tot = 0, b = 127; b >= 0; b--) tot += bsum[b];
+        target = s->top_p * tot;
+        /* from the top bucket down: the first whose sum brings the total to the target */
+        for (run = 0, b = 127; b > 0 && (!bcount[b] || run + bsum[b] < target); b--) run += bsum[b];
+        for (i = 0; i < V; i++)
+            if (p[i] > 0 && lm__p_bucket(p[i]) == b) scratch[n++] = i;
+        lm__heapsort(p, scratch, n);
+        for (cut = 0; cut + 1 < n && (run += p[scratch[cut]]) < target; cut++) {}
+        if (n > 0) lm__keep_through(p, V, scratch[cut]);
+    }
+    /* the draw: the first token whose running sum passes u, found block by block */
+    for (tot = 0, i = 0; i < V; i += LM__DRAW_BLOCK)
+        tot += lm__psum(p + i, V - i < LM__DRAW_BLOCK ? V - i : LM__DRAW_BLOCK);
+    if (!(tot > 0)) return best;
+    u = (double)lm_rng_uniform(&s->rng) * tot;
+    for (run = 0, i = 0; i < V; i += LM__DRAW_BLOCK) {
+        int n = V - i < LM__DRAW_BLOCK ? V - i : LM__DRAW_BLOCK, j, last = -1;
+        double bs = lm__psum(p + i, n), acc = run;
+        if (u >= run + bs && i + n < V) { run += bs; continue; }
+        for (j = i; j < i + n; j++) {
+            if (!(p[j] > 0)) continue;
+            acc += p[j];
+            last = j;
+            if (u < acc) return j;
+        }
+        if (last >= 0) return last;                /* rounding: u fell at the block's end */
+        run += bs;
     }
     return best;
 }
@@ -5558,6 +5669,25 @@ LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int 
         if (y) y[i] = e;
         total += e;
     }
+    return total;
+}
+
+/* sum of x[i]^2 (the gradient norm of clipping), summed as lm__vsum_exp_shift sums: float
+   lanes over blocks of LM__VSUM_BLOCK, the blocks in double. */
+LM__VEC_FN double lm__vsumsq(const float *x, int n) {
+    double total = 0;
+    int i = 0;
+    if (lm__vec_simd)
+        while (i + LM__VW <= n) {
+            int end = n - i > LM__VSUM_BLOCK ? i + LM__VSUM_BLOCK : n;
+            lm__vf acc = lm__vf_set1(0.0f);
+            for (; i + LM__VW <= end; i += LM__VW) {
+                lm__vf v = lm__vf_load(x + i);
+                acc = lm__vf_fma(v, v, acc);
+            }
+            total += lm__vf_sum_double(acc);
+        }
+    for (; i < n; i++) total += (double)x[i] * x[i];
     return total;
 }
 

@@ -778,6 +778,70 @@ static void test_gpt_eval_data(void) {
     lm_gpt_free(m);
 }
 
+/* The work arena: when a step does not fit (here after lm_gpt_loss sized it for the
+   forward alone), it grows and the step is built again - before backward has added
+   anything to the gradients, so the weights come out as if it had fitted at once. */
+static void test_gpt_arena_retry(void) {
+    float *w[2];
+    size_t total = 0;
+    int v, s, i, in[14], tg[14], grew = 0;
+    for (v = 0; v < 2; v++) {
+        lm_gpt *m = t_tiny_gpt(1, 1, 24, 8, 256, 3);
+        lm_train_opts o = lm_train_defaults();
+        lm_rng r = lm_rng_seed(4);
+        for (i = 0; i < 14; i++) { in[i] = (int)lm_rng_below(&r, 256); tg[i] = (int)lm_rng_below(&r, 256); }
+        if (v) lm_gpt_loss(m, in, tg, 2, 7);                    /* a small arena first */
+        for (s = 0; s < 4; s++) {
+            size_t cap = m->work.cap;
+            lm_gpt_train_step(m, &o, in, tg, 2, 7, s);
+            if (v && s == 0 && m->work.cap > cap) grew = 1;
+        }
+        total = m->params.total;
+        w[v] = (float *)malloc(total * sizeof(float));
+        memcpy(w[v], m->params.data, total * sizeof(float));
+        lm_gpt_free(m);
+    }
+    CHECK(grew && memcmp(w[0], w[1], total * sizeof(float)) == 0,
+          "work arena: a step that had to grow it gives the weights of one that fitted at once");
+    free(w[0]); free(w[1]);
+}
+
+/* The sampler against its plain rule (lm__ref_sample: the whole vocabulary sorted): the
+   same tokens kept and the same token drawn, over GPT-2's vocabulary and small ones, for
+   temperature alone, top-k, top-p, both, p = 0 (the single best) and ties. */
+static void test_sample_rule(void) {
+    enum { VMAX = 50257 };
+    static float logits[VMAX], a[VMAX], b[VMAX];
+    static int scratch[VMAX], idx[VMAX];
+    static const int vs[3] = { 50257, 256, 7 }, ks[4] = { 0, 1, 40, 300 };
+    static const float ps[4] = { 1.0f, 0.9f, 0.3f, 0.0f };
+    int v, k, q, rep, i, same_kept = 0, same_tok = 0, cases = 0;
+    lm_rng r = lm_rng_seed(77);
+    char msg[160];
+    for (v = 0; v < 3; v++)
+        for (k = 0; k < 4; k++)
+            for (q = 0; q < 4; q++)
+                for (rep = 0; rep < 3; rep++) {
+                    int V = vs[v], t1, t2, ok = 1;
+                    lm_sampler s = lm_sampler_defaults(100 + (uint64_t)rep);
+                    s.temperature = rep == 2 ? 0.7f : 1.0f;
+                    s.top_k = ks[k]; s.top_p = ps[q];
+                    for (i = 0; i < V; i++)      /* rep 1: ties (few distinct values) */
+                        logits[i] = rep == 1 ? (float)(int)(4.0f * lm_rng_uniform(&r)) : 3.0f * lm_rng_normal(&r);
+                    memcpy(a, logits, (size_t)V * sizeof(float));
+                    memcpy(b, logits, (size_t)V * sizeof(float));
+                    t2 = lm__ref_sample(&s, s.rng, b, idx, V);
+                    t1 = lm_sample(&s, a, scratch, V);
+                    for (i = 0; i < V; i++) if ((a[i] > 0) != (b[i] > 0)) ok = 0;
+                    same_kept += ok;
+                    same_tok += t1 == t2;
+                    cases++;
+                }
+    snprintf(msg, sizeof msg, "sample: as the plain rule (whole vocabulary sorted): same tokens kept in "
+             "%d of %d cases, same token drawn in %d", same_kept, cases, same_tok);
+    CHECK(same_kept == cases && same_tok == cases, msg);
+}
+
 /* Threads: training is bit-identical for 1, 2 and 3 threads. */
 static void test_gpt_threads(void) {
     float *w[3];
@@ -1296,6 +1360,8 @@ static void run_core_tests(void) {
     test_gpt_kv_cache();
     test_gpt_eval_data();
     test_gpt_threads();
+    test_gpt_arena_retry();
+    test_sample_rule();
     test_encoder();
     test_encoder_dropout();
     test_encoder_learns();
@@ -3942,6 +4008,32 @@ static void test_vec_arith(void) {
 }
 
 /* ---------------------------------------------------------------------------------------
+   The sum of squares of clipping (lm__vsumsq), both paths, against double: float lanes
+   over blocks of 256, so a relative error of a few 1e-8.
+   --------------------------------------------------------------------------------------- */
+static void test_vec_sumsq(void) {
+    enum { N = 5003 };
+    static float x[N];
+    lm_rng r = lm_rng_seed(29);
+    double want, worst = 0;
+    int i, p, n;
+    char msg[120];
+    for (i = 0; i < N; i++) x[i] = lm_rng_normal(&r) * (i % 3 ? 1e-3f : 1.0f);
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        for (n = 0; n <= N; n += n < 40 ? 1 : 997) {
+            double e;
+            for (want = 0, i = 0; i < n; i++) want += (double)x[i] * x[i];
+            e = n ? fabs(lm__vsumsq(x, n) - want) / want : fabs(lm__vsumsq(x, n));
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    lm__vec_simd = 1;
+    snprintf(msg, sizeof msg, "vec: vsumsq within 1e-7 of the double sum, both paths (worst %.2g)", worst);
+    CHECK(worst <= 1e-7, msg);
+}
+
+/* ---------------------------------------------------------------------------------------
    Generation's matrix-vector kernel, lm__gemv_cols: both paths against lm__ref_gemv (the
    same sum in double) for widths that use the four-vector block, single vectors and the
    one-column tail, with and without a bias, W read with a stride wider than the block.
@@ -4109,6 +4201,7 @@ static void run_vec_tests(void) {
     test_vec_lengths();
     test_vec_arith();
     test_vec_gemv();
+    test_vec_sumsq();
     test_vec_adamw();
     test_vec_layernorm();
 }
