@@ -4849,7 +4849,8 @@ static void test_cli__corpus(void) {
 
 static void test_cli_help(void) {
     static const char *const cmds[] = { "train", "generate", "eval", "info", "bench",
-                                        "bench gemm", "bench train", "bench generate", "bpe",
+                                        "bench gemm", "bench train", "bench generate",
+                                        "bench bandwidth", "bpe",
                                         "tokenize", "detokenize", "plot" };
     int k, bad = 0;
     for (k = 0; k < (int)(sizeof cmds / sizeof cmds[0]); k++)
@@ -5304,6 +5305,11 @@ static void test_cli_bench(void) {
     p = strstr(test_cli__out, "tok_per_s ");
     CHECK(rc == 0 && strstr(test_cli__out, "generate 15 tokens") && p && test_cli__lines(p) == 1,
           "bench generate: n_ctx - 1 tokens by default");
+    rc = test_cli__run("bench bandwidth --mb 2 --threads 2");
+    p = strstr(test_cli__out, "gb_per_s ");
+    CHECK(rc == 0 && p && sscanf(p, "gb_per_s %lf", &v) == 1 && v > 0 && test_cli__lines(p) == 1,
+          "bench bandwidth: gb_per_s is the last line");
+    CHECK(test_cli__run("bench bandwidth --mb 0") == 2, "bench bandwidth --mb 0: a usage error");
 }
 
 /* The documentation stays true. (1) The C examples of lm.h's QUICK START and of README.md,

@@ -1350,6 +1350,7 @@ static const char usage_bench[] =
 "                      [--vocab 256] [--steps 10] [--threads N]\n"
 "       lm bench generate [--model CKPT [--heads N] | --layers 4 --heads 4 --embd 128\n"
 "                      --ctx 64 --vocab 256] [--tokens N] [--threads N]\n"
+"       lm bench bandwidth [--mb 64] [--threads N]\n"
 "\n"
 "gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
 "          median of repeated runs. Last line: gflops X\n"
@@ -1358,6 +1359,9 @@ static const char usage_bench[] =
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
 "          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
+"bandwidth how fast the pool's threads read memory: a buffer of --mb MB summed over and\n"
+"          over in chunks, as generation reads its weights; the best of repeated passes.\n"
+"          Last line: gb_per_s X\n"
 "\n"
 "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
@@ -1529,19 +1533,69 @@ static void bench_generate(int argc, char **argv) {
     lm_gpt_free(m);
 }
 
+/* lm bench bandwidth: read a buffer as fast as the pool can, chunk by chunk. */
+typedef struct { const float *p; size_t n; double *part; } bench_bw_job;
+#define BENCH_BW_CHUNK (64 * 1024)                 /* floats a task: 256 KB            */
+static void bench_bw_task(void *ctx, int c) {
+    bench_bw_job *J = (bench_bw_job *)ctx;
+    size_t i, i0 = (size_t)c * BENCH_BW_CHUNK, i1 = i0 + BENCH_BW_CHUNK;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    if (i1 > J->n) i1 = J->n;
+    for (i = i0; i + 8 <= i1; i += 8) {            /* eight sums: the compiler vectorizes */
+        s0 += J->p[i]; s1 += J->p[i + 1]; s2 += J->p[i + 2]; s3 += J->p[i + 3];
+        s4 += J->p[i + 4]; s5 += J->p[i + 5]; s6 += J->p[i + 6]; s7 += J->p[i + 7];
+    }
+    J->part[c] = (double)s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+}
+static void bench_bandwidth(int argc, char **argv) {
+    cli c;
+    bench_bw_job J;
+    size_t i;
+    int tasks, pass;
+    double best = 1e30, sum = 0;
+    float *buf;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_bench;
+    opt_int(&c, "--mb", 64, 1, 65536);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    J.n = (size_t)geti(&c, "--mb") << 18;          /* MB in floats */
+    check_fits(4.0 * (double)J.n, "this buffer");
+    apply_threads(&c);
+    buf = (float *)xmalloc(J.n * sizeof(float));
+    for (i = 0; i < J.n; i++) buf[i] = (float)(i & 7);
+    tasks = (int)((J.n + BENCH_BW_CHUNK - 1) / BENCH_BW_CHUNK);
+    J.p = buf;
+    J.part = (double *)xmalloc((size_t)tasks * sizeof(double));
+    for (pass = 0; pass < 40; pass++) {            /* the first passes warm up */
+        double t = now_s();
+        int k;
+        lm_parallel_for(tasks, bench_bw_task, &J);
+        t = now_s() - t;
+        for (k = 0; k < tasks; k++) sum += J.part[k];
+        if (pass >= 2 && t < best) best = t;
+    }
+    printf("bandwidth: %d MB read by %d threads, best of 38 passes: %.3f ms (checksum %g)\n",
+           (int)geti(&c, "--mb"), lm_get_threads(), best * 1e3, sum);
+    printf("gb_per_s %.2f\n", 4.0 * (double)J.n / best / 1e9);
+    free(buf); free(J.part);
+}
+
 static void cmd_bench(int argc, char **argv) {
     static char name[64];
-    if (argc < 1) die_usage("which benchmark? gemm, train or generate (see lm bench --help)");
+    if (argc < 1) die_usage("which benchmark? gemm, train, generate or bandwidth (see lm bench --help)");
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         fputs(usage_bench, stdout);
         exit(0);
     }
-    if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate"))
-        die_usage("unknown benchmark '%s': gemm, train or generate", argv[0]);
+    if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate") &&
+        strcmp(argv[0], "bandwidth"))
+        die_usage("unknown benchmark '%s': gemm, train, generate or bandwidth", argv[0]);
     sprintf(name, "lm bench %s", argv[0]);
     g_cmd = name;
     if (!strcmp(argv[0], "gemm")) bench_gemm(argc - 1, argv + 1);
     else if (!strcmp(argv[0], "train")) bench_train(argc - 1, argv + 1);
+    else if (!strcmp(argv[0], "bandwidth")) bench_bandwidth(argc - 1, argv + 1);
     else bench_generate(argc - 1, argv + 1);
 }
 
@@ -1747,7 +1801,7 @@ static const char usage_main[] =
 "  generate    continue a prompt with a trained model\n"
 "  eval        loss and perplexity of a model on a text file\n"
 "  info        configuration and tensors of a checkpoint\n"
-"  bench       speed figures: gemm, train, generate\n"
+"  bench       speed figures: gemm, train, generate, bandwidth\n"
 "  bpe         learn a byte-level BPE tokenizer\n"
 "  tokenize    text to token ids\n"
 "  detokenize  token ids to text\n"
