@@ -2806,21 +2806,37 @@ static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *
    step needs; if the graph does not fit, the arena is made bigger (at least double) and
    the step is built again from scratch. That happens only on the first steps, so a run
    settles at the size it really needs and then allocates nothing. Each attempt starts the
-   graph's RNG from the same state, so a retried step draws the same masks. */
+   graph's RNG from the same state, so a retried step draws the same masks.
+   Training: backward runs into a zeroed block of gradients in the arena (the parameters'
+   tensors point there while the graph runs), which is added into the parameters' own
+   gradients only when the whole step has succeeded. So an attempt that runs out of room
+   halfway through backward leaves the parameters' gradients as they were, and a backward
+   adds exactly one batch's gradient, computed on its own. */
 typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
 enum { LM__INFER = 0, LM__TRAIN = 1 };
+static void lm__params_point_grads(lm_params *p, float *grad) {
+    int k;
+    for (k = 0; k < p->n; k++) p->t[k].grad = grad + (p->t[k].data - p->data);
+}
+typedef struct { float *dst; const float *src; size_t n; } lm__acc_job;
+static void lm__acc_task(void *ctx, int c) {
+    lm__acc_job *J = (lm__acc_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK;
+    lm__vacc(J->src + i0, J->dst + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
+}
 /* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
-   when training), or NULL with lm_error() set. Training: dropout on, backward from the
-   output into the parameters' gradients. */
+   when training), or NULL with lm_error() set. Training (params not NULL): dropout on,
+   backward from the output, its gradients added into params->grad. */
 static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
-                          int mode, lm_rng rng) {
+                          int mode, lm_rng rng, lm_params *params) {
     int attempt;
     if (work->cap == 0) {
         if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
             return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
     }
     for (attempt = 0; attempt < 24; attempt++) {
-        lm_tensor *out;
+        lm_tensor *out = NULL;
+        float *grads = NULL;
         size_t want;
         lm_arena_reset(work, 0);
         work->want = 0;
@@ -2828,8 +2844,21 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
         g->no_grad = mode == LM__INFER;
         g->training = mode == LM__TRAIN;
         g->rng = rng;
-        out = fn(g, ctx);
+        if (mode == LM__TRAIN && params) {
+            grads = (float *)lm_arena_alloc(work, params->total * sizeof(float));
+            if (grads) { lm__zero(grads, params->total); lm__params_point_grads(params, grads); }
+            else g->failed = 1;
+        }
+        if (!g->failed) out = fn(g, ctx);
         if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
+        if (grads) {
+            lm__params_point_grads(params, params->grad);
+            if (out && !g->failed) {                    /* the step is whole: keep it */
+                lm__acc_job J;
+                J.dst = params->grad; J.src = grads; J.n = params->total;
+                lm__chunk_for(params->total, lm__acc_task, &J);
+            }
+        }
         if (out && !g->failed) return out;
         if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
         if (!work->owned)                               /* the caller's buffer: keep it */
@@ -2897,7 +2926,8 @@ static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mod
         lm_params_zero_grad(s->params);
     }
     lm_clear_error();
-    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN, s->rng);
+    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN,
+                   s->rng, s->params);
     l = loss ? loss->data[0] : NAN;
     if (loss && !(l - l == 0)) {                     /* NaN or infinity */
         lm__fail(LM_ERR_NUMERIC, "%s: the loss is %s", s->who, l != l ? "NaN" : "infinite");
@@ -3239,7 +3269,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     float *last;
     p.m = m; p.tokens = tokens; p.n = n;
     x = lm__fit(&m->work, lm__work_estimate(c->n_layer, c->n_head, c->n_embd, n, c->vocab, 1, LM__INFER),
-                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0));
+                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0), NULL);
     if (!x && m->work.cap && !m->work.owned) {
         /* a small caller-owned arena (a microcontroller): one position at a time */
         int k, rc = LM_OK;
