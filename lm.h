@@ -526,16 +526,19 @@ LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T);
    sized with them. LM_GPT_PARAMS counts the parameters; LM_GPT_GRAPH_BYTES bounds the
    per-step arena of a forward pass over B rows of T tokens without gradients (a prompt
    going in); a training step needs about LM_GPT_TRAIN_GRAPH_BYTES. */
-#define LM_GPT_PARAMS(L, C, T, V)                                                        \
-    ((size_t)(V) * (C) + (size_t)(T) * (C) +                                            \
-     (size_t)(L) * (12 * (size_t)(C) * (C) + 13 * (size_t)(C)) + 2 * (size_t)(C))
+#define LM_GPT_PARAMS(L, C, T, V) LM__GPT_PARAMS(size_t, L, C, T, V)
+#define LM_GPT_GRAPH_BYTES(L, H, C, T, B) LM__ROUND64(LM__GPT_GRAPH(size_t, L, H, C, T, B))
+#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B) LM__GPT_TRAIN_GRAPH(size_t, L, H, C, T, V, B)
+/* The formulas, in a type t (size_t for the macros, double in lm_gpt_memory): */
 #define LM__ROUND64(x) (((size_t)(x) + 63) / 64 * 64)
-#define LM_GPT_GRAPH_BYTES(L, H, C, T, B)                                                \
-    ((size_t)(B) * LM__ROUND64(sizeof(float) *                                          \
-        ((size_t)(L) * (20 * (size_t)(T) * (C) + (size_t)(H) * (T) * (T) + 4 * (size_t)(T)) \
-         + 3 * (size_t)(T) * (C) + 16 * (size_t)(C))) + ((size_t)(L) * 16 + 16) * 512)
-#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B)                                       \
-    (2 * LM_GPT_GRAPH_BYTES(L, H, C, T, B) + 12 * (size_t)(B) * (T) * (V) + ((size_t)1 << 20))
+#define LM__GPT_PARAMS(t, L, C, T, V)                                                    \
+    ((t)(V) * (C) + (t)(T) * (C) + (t)(L) * (12 * (t)(C) * (C) + 13 * (t)(C)) + 2 * (t)(C))
+#define LM__GPT_GRAPH(t, L, H, C, T, B)   /* activations, attention rows, tape nodes */ \
+    ((t)(B) * 4 * ((t)(L) * (20 * (t)(T) * (C) + (t)(H) * (T) * (T) + 4 * (t)(T))          \
+                   + 3 * (t)(T) * (C) + 16 * (t)(C)) + ((t)(L) * 16 + 16) * 512)
+#define LM__GPT_TRAIN_GRAPH(t, L, H, C, T, V, B) /* and their gradients, the logits' */  \
+    (2 * LM__GPT_GRAPH(t, L, H, C, T, B) + 12 * (t)(B) * (T) * (V) + (t)1048576 +          \
+     4 * LM__GPT_PARAMS(t, L, C, T, V))
 /* Everything a run allocates, for refusing a configuration before allocating anything:
    the parameters with their gradients and AdamW moments, the KV cache, and the work
    arena of a training step of (B, T) (B = 0: generation only). As a double, so that a
@@ -2873,9 +2876,8 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
 
 /* What the work arena of one step over (B, T) needs, roughly (see LM_GPT_GRAPH_BYTES). */
 static double lm__work_estimate(int L, int H, int C, int T, int V, int B, int mode) {
-    double graph = (double)B * 4.0 * ((double)L * (20.0 * T * C + (double)H * T * T + 4.0 * T) +
-                                      3.0 * T * C + 16.0 * C) + (L * 16.0 + 16.0) * 512;
-    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T * V + (1 << 20) : graph + 4.0 * B * T * V;
+    return mode == LM__TRAIN ? LM__GPT_TRAIN_GRAPH(double, L, H, C, T, V, B)
+                             : LM__GPT_GRAPH(double, L, H, C, T, B) + 4.0 * B * T * V;
 }
 
 /* The step runner every model uses. A model gives its parameters, its work arena, an
@@ -3113,7 +3115,7 @@ LMDEF double lm_gpt_memory(const lm_gpt_config *cfg, int B, int T) {
     lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
     if (c.vocab <= 0) c.vocab = 256;
     L = c.n_layer; C = c.n_embd; N = c.n_ctx; V = c.vocab;
-    params = V * C + N * C + L * (12 * C * C + 13 * C) + 2 * C;
+    params = LM__GPT_PARAMS(double, L, C, N, V);
     /* weights, gradients, two moments; the KV cache; generation's scratch; one step */
     return 16 * params + 8 * L * N * C + 8 * V + 4 * N +
            (B > 0 ? lm__work_estimate(c.n_layer, c.n_head, c.n_embd, T, c.vocab, B, LM__TRAIN)
