@@ -8153,13 +8153,22 @@ LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
     return m;
 }
 
-/* A fingerprint of the weights (FNV-1a over their bytes), kept in the state file: a save
-   writes the state first and the model second, so a crash between the two would leave a
-   state that belongs to other weights. Loading the state compares fingerprints. */
+/* A fingerprint of the weights (FNV-1a over their bytes as a checkpoint stores them,
+   little-endian F32, so a host of either byte order computes the same number), kept in the
+   state file: a save writes the state first and the model second, so a crash between the
+   two would leave a state that belongs to other weights. Loading the state compares
+   fingerprints. */
 static uint64_t lm__weights_fnv(const lm_params *p) {
+    unsigned char le[1024];
     uint64_t h = LM__FNV_SEED;
+    size_t at, c;
     int k;
-    for (k = 0; k < p->n; k++) h = lm__fnv1a(h, p->t[k].data, (size_t)p->t[k].size * sizeof(float));
+    for (k = 0; k < p->n; k++)
+        for (at = 0; at < (size_t)p->t[k].size; at += c) {
+            c = (size_t)p->t[k].size - at < 256 ? (size_t)p->t[k].size - at : 256;
+            lm__st_encode(p->t[k].data + at, LM_DT_F32, c, le);
+            h = lm__fnv1a(h, le, 4 * c);
+        }
     return h;
 }
 
