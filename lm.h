@@ -3608,7 +3608,8 @@ static lm_tensor *lm__pred_graph(lm_graph *g, void *ctx) {
 }
 
 /* Check a batch, then run build through lm__run_step. Masks and dropout are drawn from
-   (seed, training steps taken), and a training step then counts one more. */
+   (seed, training steps taken), and a training step that succeeds counts one more (one
+   that failed, out of memory say, was not taken: tried again, it draws the same). */
 static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, const int *lens,
                           const int *labels, float *probs, int B, int T,
                           const lm_train_opts *o, int step, int mode) {
@@ -3616,6 +3617,7 @@ static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, 
     lm__enc_batch x;
     lm__step s;
     size_t i;
+    float loss;
     if (B < 1 || T < 1 || T > c->n_ctx) {
         lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
         return NAN;
@@ -3640,8 +3642,9 @@ static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, 
     s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
                               mode == LM__LOSS ? LM__INFER : LM__TRAIN);
     s.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
-    if (mode == LM__STEP) e->steps++;
-    return lm__run_step(&s, o, step, mode);
+    loss = lm__run_step(&s, o, step, mode);
+    if (mode == LM__STEP && loss == loss) e->steps++;   /* a failed step was not taken */
+    return loss;
 }
 
 LMDEF float lm_encoder_mlm_loss(lm_encoder *e, const int *tokens, const int *lens, int B, int T) {
