@@ -3270,6 +3270,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     lm_tensor *x;
     float *last;
     p.m = m; p.tokens = tokens; p.n = n;
+    m->cache_len = 0;           /* the rows are rewritten from here: if this fails, none holds */
     x = lm__fit(&m->work, lm__work_estimate(c->n_layer, c->n_head, c->n_embd, n, c->vocab, 1, LM__INFER),
                 &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0), NULL);
     if (!x && m->work.cap && !m->work.owned) {
