@@ -1026,6 +1026,8 @@ static void cmd_train(int argc, char **argv) {
             if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
                 fseek(logf, (long)keep, SEEK_SET) != 0)
                 die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
+            die("cannot write '%s': %s", lp, strerror(errno));
         } else if (!(logf = fopen(lp, "wb"))) {
             die("cannot write '%s': %s", lp, strerror(errno));
         }
