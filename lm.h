@@ -48,7 +48,8 @@
        LM_ASSERT(x)        internal consistency checks (default: assert.h). Never used for
                            input validation: bad input is an error code, not an assert.
        LM_MALLOC(n)        allocator; define LM_MALLOC and LM_FREE together or neither.
-       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY).
+       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY,
+                           also for what running out leaves). LM_FREE(NULL) must be a no-op.
        LM_NO_SIMD          use only the portable scalar kernels (always compiled anyway,
                            so the SIMD paths can be checked against them).
        LM_NO_THREADS       no pthreads; everything runs on the calling thread.
@@ -71,6 +72,15 @@
        owns (lm_arena_init_buffer), and lm_gpt_from_memory builds a model over weights in
        flash and one caller's buffer: that is how an embedded program runs with no malloc.
        lm_arena.peak is the high-water mark: run one step and you know what a run needs.
+       When memory runs out (LM_MALLOC returns NULL, or a caller's buffer is too small), the
+       function returns LM_ERR_MEM, NULL or NaN and lm_error() says so; it has freed what it
+       had allocated, and left the object it was given usable: a failed training step leaves
+       the weights, AdamW moments and step counts as they were, a failed lm_gpt_backward
+       the gradients, a failed load or save the model and the files, a failed generation a
+       KV cache that holds what it claims (nothing, if the prompt did not go in). Called
+       again once memory is back, it gives exactly what a run that never failed would have. LM_FREE(NULL) must do nothing, as free(NULL) does.
+       `make test-faults` fails every allocation of each operation in turn to hold lm.h to
+       this.
 
    THREADS
        lm_set_threads(n) sizes one global pool (default 1, n = 0 means all cores). Work is
@@ -153,6 +163,22 @@
        checked: a malformed or truncated file is an error and creates nothing.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
+       Every save (lm_gpt_save, lm_gpt_save_state, lm_tok_save, lm_st_write) writes
+       PATH.tmp, flushes and fsyncs it, renames it over PATH, then fsyncs the directory
+       (POSIX), so a crash, a kill, a full disk or a power cut at any moment leaves the old
+       file or the new one, whole, and once a save has returned LM_OK the new file is on
+       the disk. A failed save returns LM_ERR_IO (or LM_ERR_MEM), lm_error() names the file
+       and the reason, the temporary file is removed and the old file is as it was; only if
+       the directory's fsync fails, after the rename, is the new file in place (whole, but
+       perhaps not through a power cut). lm_gpt_save_with_state writes the weights and the
+       resume state as one commit: both temporary files whole and synced, then the weights
+       renamed (the commit), then the state. Stopped before the commit, the old pair
+       stands; after it (a kill, or a failed second rename, whose error says so), the new
+       weights stand and their state waits, whole, in MODEL.state.tmp, where
+       lm_gpt_load_state finds it and renames it into place. So a training run killed at
+       any moment resumes exactly (`make test-faults` kills `lm train` before each of its
+       file calls and at random moments to check). All files are little-endian whatever the
+       host (`make test-be` reads and writes them on big-endian s390x).
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
@@ -827,12 +853,6 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size);
-#ifndef LM_NO_STDIO
-/* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename, then
-   the directory synced). On failure the file at path is as it was. */
-LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
-/* Load a checkpoint (ours or Hugging Face GPT-2); n_head = 0: from metadata, else C/64. */
-LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head);
 /* Training state for exact resume, saved beside the model as PATH.state: AdamW moments
    and step count, and the caller's numbers (schedule step, data position, RNG). */
 typedef struct lm_train_state {
@@ -840,6 +860,12 @@ typedef struct lm_train_state {
     uint64_t data_pos;       /* lm_data.pos                                               */
     uint64_t rng;            /* lm_data.rng.state                                         */
 } lm_train_state;
+#ifndef LM_NO_STDIO
+/* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename, then
+   the directory synced). On failure the file at path is as it was. */
+LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
+/* Load a checkpoint (ours or Hugging Face GPT-2); n_head = 0: from metadata, else C/64. */
+LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head);
 LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s);
 /* The weights to PATH and the training state to PATH.state as one commit, so that a kill
    or a power cut at any moment leaves a pair that resumes exactly: the old one, or the new
