@@ -5,7 +5,8 @@
 #   make install  lm.h and the lm tool under PREFIX (default /usr/local); make uninstall
 #   make clean
 # Extra suites (each needs Debian packages that .ci/run installs): compile-check,
-# examples-run, test-torch, test-arm, test-be, test-cortex-m, test-asan, test-valgrind, fuzz;
+# examples-run, test-torch, test-arm, test-be, test-cortex-m, test-asan, test-valgrind,
+# test-faults, fuzz;
 # `make bench` prints speed ratios against OpenBLAS and PyTorch (never part of a test).
 CC ?= cc
 CFLAGS ?= -O2 -march=native
@@ -233,6 +234,24 @@ SAN_CLEAN = lm_test_asan lm_asan lm_test_vg lm_vg fuzz/*-fuzz fuzz/*-replay fuzz
             fuzz/make-seeds fuzz/seeds fuzz/artifacts fuzz/*.log
 
 .PHONY: test-asan test-valgrind fuzz
+
+# ---- Faults (issue 20) ------------------------------------------------------------------
+#   make test-faults     lm.h when the machine fails under it (tests/faults.c, under ASan and
+#                        UBSan): every allocation of each operation that allocates fails in
+#                        turn; every file call of each save fails in turn; `lm train` with
+#                        each file call failing, with a file size limit, and killed (SIGKILL)
+#                        before each file call and at random moments, then resumed. Prints
+#                        the counts; last line N passed, M failed. A few minutes on 2 cores.
+out/faults: tests/faults.c lm.h
+	@mkdir -p out
+	$(CC) $(SAN_FLAGS) -I. tests/faults.c -o $@ $(LDLIBS)
+out/lm_faults: tests/faults.c lm.h tools/lm_cli.c fuzz/lm_asan_options.c $(LM_PARTS)
+	@mkdir -p out
+	$(CC) $(SAN_FLAGS) -DFAULTS_CLI -I. tests/faults.c fuzz/lm_asan_options.c -o $@ $(LDLIBS)
+test-faults: out/faults out/lm_faults
+	$(SAN_ENV) out/faults
+
+.PHONY: test-faults
 
 # Speed comparison (issue 6): lm.h against OpenBLAS for GEMM (Debian's libopenblas, its own
 # kernel choice and each AVX-512 kernel forced; compared against the fastest) and against
