@@ -8488,12 +8488,15 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
     memcpy(tmp, path, n + 6);
     memcpy(tmp + n + 6, ".tmp", 5);
     if ((rc = lm__gpt_state_load(m, path, s)) != LM_OK && rc != LM_ERR_MEM) {
+        int rc2;
         lm__fmt(why, sizeof why, "%s", lm_error());
-        if (lm__gpt_state_load(m, tmp, s) == LM_OK) {
+        if ((rc2 = lm__gpt_state_load(m, tmp, s)) == LM_OK) {
             rc = LM_OK;
             if (rename(tmp, path) == 0)            /* if not, the next save puts it right */
                 lm_log("checkpoint: finished a save of '%s' that had stopped between its two "
                        "renames (its resume state was still in '%s')", model_path, tmp);
+        } else if (rc2 == LM_ERR_MEM) {
+            rc = rc2;                              /* it may load when memory is back */
         } else {
             rc = lm__fail(rc, "%s", why);
         }
