@@ -1311,6 +1311,9 @@ int main(int argc, char **argv) {
     if (strchr(parts, '3') || strchr(parts, '4')) f_cli(parts);
     f_cleanup();
     CHECK(f_live == 0, "%ld blocks of lm.h's are still allocated at the end", f_live);
+    printf("in all: %ld allocation failure points; %ld file calls failed (%ld in lm.h's saves, "
+           "%ld in lm train); %ld kills; %ld crashes\n", f_points, f_io_points + f_cli_points,
+           f_io_points, f_cli_points, f_kills, f_crashes);
     printf("%d passed, %d failed\n", f_pass, f_fail);
     return f_fail ? 1 : 0;
 }
