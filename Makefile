@@ -275,8 +275,11 @@ test-faults: out/faults out/lm_faults
 # Speed comparison (issue 6): lm.h against OpenBLAS for GEMM (Debian's libopenblas, its own
 # kernel choice and each AVX-512 kernel forced; compared against the fastest) and against
 # Debian's PyTorch at its best thread count for training and KV-cache generation, all in one
-# run on this machine. Prints each figure, the ratio and the target; writes out/bench.txt.
-# About 5-10 minutes on an idle 2-core machine. Needs libopenblas-dev and python3-torch.
+# run on this machine; lm.h's AVX2 build against OpenBLAS's Haswell kernel; generation's
+# weights read per second against the machine's streaming bandwidth; the Tiny Shakespeare
+# run (when ../shared/data/tinyshakespeare.txt or --shakespeare FILE is there). Prints each
+# figure, the ratio and the target; writes out/bench.txt.
+# About 15-20 minutes on an idle 2-core machine. Needs libopenblas-dev and python3-torch.
 # Never part of `make test`. BENCH_ARGS passes options to tools/bench.py, e.g.
 # BENCH_ARGS="--quick" (a smoke test), "--only gemm", "--gemm-cputime" (busy machine).
 BENCH_ARGS ?=
@@ -289,7 +292,11 @@ out/bench_gemm_openblas: tools/bench_gemm.c lm.h
 	@mkdir -p out
 	$(CC) $(CFLAGS) -DLM_BENCH_OPENBLAS -I. $< -o $@ -lopenblas $(LDLIBS)
 
-bench: lm out/bench_gemm out/bench_gemm_openblas
+out/bench_gemm_avx2: tools/bench_gemm.c lm.h
+	@mkdir -p out
+	$(CC) -O2 -mavx2 -mfma -I. $< -o $@ $(LDLIBS)
+
+bench: lm out/bench_gemm out/bench_gemm_avx2 out/bench_gemm_openblas
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
 
 clean:

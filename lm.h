@@ -116,7 +116,9 @@
        35 KB scalar; smaller with LM_GEMM_KC / LM_GEMM_TN). The pool's workers get theirs
        when they start and free it when they stop; any other thread gets its block on its
        first GEMM (out of memory there is an LM_ERR_MEM error, never a crash) and keeps it
-       until the thread ends. LM_NO_THREADS uses one static block and never mallocs it.
+       until the thread ends (or calls lm_thread_release: the main thread, whose block
+       would otherwise stay until exit). LM_NO_THREADS uses one static block and never
+       mallocs it.
 
    CONTENTS: the implementation reads in the order of the course; each section opens with
    a banner "N. Title", so a search for "5. The Transformer" finds it.
@@ -743,6 +745,12 @@ LMDEF double lm_perplexity(double mean_loss);
 LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
 LMDEF int lm_get_threads(void);
 LMDEF int lm_num_cores(void);
+/* Give back the memory lm.h keeps for the calling thread: its block for the GEMM's packed
+   panels (THREADS), allocated on the thread's first product. Its next product allocates
+   it again. A thread that ends gives its block back by itself; the main thread's stays
+   until the process exits unless it calls this (before counting allocations, say). Not
+   from inside a task of lm_parallel_for. */
+LMDEF void lm_thread_release(void);
 /* Run fn(ctx, i) for i in [0, n) across the pool; returns when all are done. */
 typedef void (*lm_task_fn)(void *ctx, int i);
 LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx);
@@ -4324,8 +4332,8 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
    where the library is built for speed. The scheme:
 
      * C is cut into tiles of at most TM x TN; one tile is one task of the thread pool.
-       Tile sizes come from M, N and K only, never from the thread count. Each task packs
-       its own panels, so tasks share nothing but the read-only A and B.
+       Tile sizes come from M, N and K, and whether there are threads to share them. Each
+       task packs its own panels, so tasks share nothing but the read-only A and B.
      * K is cut into blocks of at most KC (evenly: K = 384 with KC = 256 gives 192 + 192).
        For each K block a task packs its KC x TN slice of op(B) into NR-column micro-panels
        (kept in L2), then walks its rows MR at a time: it packs an MR x KC micro-panel of
@@ -4670,9 +4678,10 @@ static void lm__gemm_pack_copy(float *dst, int w, const float *src, size_t ld, i
             LM__PREFETCH(f + n - 1);
         }
         r = 0;
-        /* rows of a panel are short (12 to 32 floats): inline vector moves beat memcpy */
+        /* rows of a panel are short (6 to 32 floats): inline vector moves beat memcpy */
 #if defined(LM_AVX2)
         for (; r + 8 <= n; r += 8) _mm256_storeu_ps(d + r, _mm256_loadu_ps(s + r));
+        for (; r + 4 <= n; r += 4) _mm_storeu_ps(d + r, _mm_loadu_ps(s + r));
 #elif defined(LM_NEON)
         for (; r + 4 <= n; r += 4) vst1q_f32(d + r, vld1q_f32(s + r));
 #endif
@@ -4687,6 +4696,27 @@ static void lm__gemm_pack_copy(float *dst, int w, const float *src, size_t ld, i
 static void lm__gemm_pack_tchunk(float *dst, int w, const float *src, size_t ld, int n,
                                  int kc, int pf) {
     int r = 0, k;
+#if defined(LM_AVX2)
+    if (n % 4 == 2) {
+        /* two rows left after the groups of 4 (AVX2's 6-row panels): interleave them, 8
+           values of k a step, and store the pairs */
+        const float *s0 = src + (size_t)(n - 2) * ld, *s1 = s0 + ld;
+        float *dg = dst + (n - 2);
+        for (k = 0; k + 8 <= kc; k += 8) {
+            __m256 a = _mm256_loadu_ps(s0 + k), b = _mm256_loadu_ps(s1 + k);
+            __m256 lo = _mm256_unpacklo_ps(a, b), hi = _mm256_unpackhi_ps(a, b);
+            __m128 l0 = _mm256_castps256_ps128(lo), l1 = _mm256_extractf128_ps(lo, 1);
+            __m128 h0 = _mm256_castps256_ps128(hi), h1 = _mm256_extractf128_ps(hi, 1);
+            float *d = dg + (size_t)k * w;
+            _mm_storel_pi((__m64 *)d, l0); _mm_storeh_pi((__m64 *)(d + w), l0);
+            _mm_storel_pi((__m64 *)(d + 2 * w), h0); _mm_storeh_pi((__m64 *)(d + 3 * w), h0);
+            _mm_storel_pi((__m64 *)(d + 4 * w), l1); _mm_storeh_pi((__m64 *)(d + 5 * w), l1);
+            _mm_storel_pi((__m64 *)(d + 6 * w), h1); _mm_storeh_pi((__m64 *)(d + 7 * w), h1);
+        }
+        for (; k < kc; k++) { dg[(size_t)k * w] = s0[k]; dg[(size_t)k * w + 1] = s1[k]; }
+        n -= 2;                                      /* the groups of 4 below do the rest */
+    }
+#endif
     while (r + 4 <= n || (r < n && n >= 4)) {
         int g = r + 4 <= n ? r : n - 4;                 /* first row of this group */
         const float *s0 = src + (size_t)g * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
@@ -4855,10 +4885,15 @@ static float *lm__panels_reserve(void) {
                      (size_t)LM__GEMM_SCRATCH * sizeof(float));
     return b;
 }
+LMDEF void lm_thread_release(void) {
+    float *b = lm__panels();
+    if (b && lm__panels_set(NULL)) LM_FREE(b);
+}
 #else
 static float lm__panel_block[LM__GEMM_SCRATCH];
 static float *lm__panels(void) { return lm__panel_block; }
 static float *lm__panels_reserve(void) { return lm__panel_block; }
+LMDEF void lm_thread_release(void) {}
 #endif
 
 /* ---------------------------------------------------------------------------------------
@@ -5105,12 +5140,14 @@ static int lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, i
        tiles of a row of tiles run one after the other. When that leaves fewer than
        LM__GEMM_MIN_TILES tiles to share between threads, halve the longer side of the
        tile, while tiles keep LM__GEMM_TILE_MIN work and sides of a few micro-tiles
-       (halving keeps the count even, so two threads get equal shares). All from M, N and
-       K only. */
+       (halving keeps the count even, so two threads get equal shares). With one thread
+       there is nothing to share, and every cut packs A or B once more, so the tiles stay
+       as large as the caches allow. The tiling never changes a sum (see the top of the
+       section), so that choice leaves the bits alone. */
     tmt = ar->tm_floats / jb.kc < 4 * ar->mr ? 4 * ar->mr : ar->tm_floats / jb.kc;
     ntm = (M + tmt - 1) / tmt;
     ntn = (N + ar->tn - 1) / ar->tn;
-    while (ntm * ntn < LM__GEMM_MIN_TILES &&
+    while (lm_get_threads() > 1 && ntm * ntn < LM__GEMM_MIN_TILES &&
            (double)M * N * K / (2.0 * ntm * ntn) >= LM__GEMM_TILE_MIN) {
         int th = (M + ntm - 1) / ntm, tw = (N + ntn - 1) / ntn;
         if (th >= tw && th >= 8 * ar->mr) ntm *= 2;

@@ -2,12 +2,13 @@
 """bench.py - `make bench`: lm.h against OpenBLAS (GEMM) and PyTorch (training, generation),
 measured in one run on the same machine, with the ratios and the targets of issue 6.
 
-    /usr/bin/python3 tools/bench.py [--only gemm,train,generate] [--reps 3] [--quick]
-                                    [--gemm-cputime]
+    /usr/bin/python3 tools/bench.py [--only gemm,train,generate,shakespeare] [--reps 3]
+                                    [--quick] [--gemm-cputime] [--shakespeare FILE]
                                     [--lm ./lm] [--out out/bench.txt]
 
-Needs the binaries of `make bench`: ./lm, out/bench_gemm (lm.h) and out/bench_gemm_openblas
-(the same harness calling cblas_sgemm of Debian's libopenblas), and Debian's python3-torch,
+Needs the binaries of `make bench`: ./lm, out/bench_gemm (lm.h), out/bench_gemm_avx2 (lm.h
+built for AVX2 + FMA alone, as most x86 machines run it) and out/bench_gemm_openblas (the
+same harness calling cblas_sgemm of Debian's libopenblas), and Debian's python3-torch,
 hence /usr/bin/python3 (a venv python3 does not see it).
 
 What is measured, each in a fresh process:
@@ -19,13 +20,22 @@ What is measured, each in a fresh process:
             So the comparisons below are against the fastest kernel ("OpenBLAS best"), and
             PyTorch runs with both the automatic and the fastest kernel, keeping its best.
   GEMM      GFLOP/s of tools/bench_gemm.c (median of 7 timings) for lm.h and each OpenBLAS
-            kernel, at 1 and 2 threads.
+            kernel, at 1 and 2 threads; and lm.h's AVX2 build against OpenBLAS's Haswell
+            kernel (OPENBLAS_CORETYPE=Haswell, AVX2 + FMA), 1 thread.
   train     ms per step of `lm bench train` (at 2 threads; 1 thread for information) and of
             tools/bench_torch.py at 1 and 2 threads; PyTorch's best is its fastest thread
             count and kernel. Peak RSS of each process (getrusage). Both figures are the median
             of the process's timed steps.
   generate  tokens/s of KV-cache generation from a one-token prompt, n_ctx - 1 tokens, for
-            `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each.
+            `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each. Then
+            the same as bytes of weights read per second (every weight is read once a
+            token), against the machine's streaming bandwidth measured in the same run by
+            `lm bench bandwidth` on 2 threads, over a buffer the size of the weights (the
+            same level of the memory hierarchy; a 1 GB buffer, main memory, is shown too).
+  shakespeare  the 2000-step Tiny Shakespeare run with 8 evaluations, wall time: `lm train`
+            with its defaults (2 threads) against tools/train_torch.py, the same recipe,
+            at 1 and 2 threads (best). Needs the text: --shakespeare FILE (the default
+            looks in ../shared/data/ and ../../shared/data/; the row is skipped if absent).
 Every configuration runs --reps times (the runs of lm and PyTorch interleaved, so a change
 in the machine's load hits both alike) and the median is kept. PyTorch runs with
 OMP_WAIT_POLICY=PASSIVE and OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = its thread count.
@@ -253,6 +263,23 @@ def bench_gemm(a):
             1.85 if not a.gemm_cputime else None, "GFLOP/s")
         row(f"GEMM {name}, 2t: lm.h / OpenBLAS best ({best[2]})", lm[2], ob[(best[2], 2)],
             ratio_of(lm[2], ob[(best[2], 2)]), None, "GFLOP/s")
+    # most x86 machines have AVX2 and no AVX-512: lm.h built that way against OpenBLAS's
+    # Haswell kernel (AVX2 + FMA), one thread each
+    log(f"GEMM, AVX2 builds: lm.h (-mavx2 -mfma) and OpenBLAS Haswell, 1 thread "
+        f"(load average {loadavg()})")
+    for M, N, K, bt in GEMM_SHAPES:
+        name = f"{M}x{N}x{K}" + (" B^T" if bt else "")
+        args = [str(M), str(N), str(K)] + (["--bt"] if bt else []) + ["--threads", "1"]
+        args += ["--cputime"] if a.gemm_cputime else []
+        l2, o2 = [], []
+        for _ in range(a.reps):
+            v, _ = run([a.gemm_avx2] + args, base_env(), "[AVX2 build]")
+            l2.append(v and v["gflops"])
+            v, _ = run([a.gemm_ob] + args, ob_env("Haswell", 1), "[Haswell]")
+            o2.append(v and v["gflops"])
+        l2, o2 = median(l2), median(o2)
+        row(f"GEMM {name}, 1t, AVX2: lm.h / OpenBLAS Haswell", l2, o2, ratio_of(l2, o2), 1.0,
+            "GFLOP/s")
 
 
 def torch_kernels(a):
@@ -317,6 +344,13 @@ def bench_train(a):
     bench_train_one(a, "tiny", TINY, a.tiny_steps, 3, 0.5, 2.0)
 
 
+def weight_bytes(cfg):
+    """The bytes of weights one generated token reads: every block's matrices, biases and
+    LayerNorms, the final LayerNorm, one row of wpe, and wte once more as the head."""
+    L, C, V = cfg["layers"], cfg["embd"], cfg["vocab"]
+    return 4 * (L * (12 * C * C + 13 * C) + 2 * C + C + V * C)
+
+
 def bench_generate(a):
     kernels = torch_kernels(a)
     cfg = SMALL
@@ -348,6 +382,81 @@ def bench_generate(a):
         ratio_of(lm[2], pt[best]), None, "tok/s")
     row(f"generate small: lm.h best ({lbest}t) / PyTorch best", lm[lbest], pt[best],
         ratio_of(lm[lbest], pt[best]), 2.5, "tok/s")
+    # the same in bytes of weights read per second, against what the machine streams
+    wb = weight_bytes(cfg)
+    mb = (wb + (1 << 20) - 1) >> 20
+    log(f"streaming bandwidth, 2 threads: {mb} MB (the weights' size) and 1024 MB "
+        f"(load average {loadavg()})")
+    bw, dram = [], []
+    for _ in range(a.reps):
+        v, _ = run([a.lm, "bench", "bandwidth", "--mb", str(mb), "--threads", "2"])
+        bw.append(v and v["gb_per_s"])
+        v, _ = run([a.lm, "bench", "bandwidth", "--mb", "1024", "--threads", "2"])
+        dram.append(v and v["gb_per_s"])
+    bw, dram = median(bw), median(dram)
+    gen_gbs = lm[lbest] * wb / 1e9 if lm[lbest] else None
+    row(f"generate small: weights read, lm.h best ({lbest}t) / bandwidth ({mb} MB, 2t)",
+        gen_gbs, bw, ratio_of(gen_gbs, bw), 0.6, "GB/s")
+    row("bandwidth, main memory (1024 MB, 2t), for information", dram, None, None, None, "GB/s")
+
+
+def find_shakespeare(a):
+    if a.shakespeare:
+        return a.shakespeare if os.path.exists(a.shakespeare) else None
+    here = os.path.dirname(os.path.abspath(__file__))
+    for rel in ("../../shared/data", "../../../shared/data", "../shared/data"):
+        path = os.path.normpath(os.path.join(here, rel, "tinyshakespeare.txt"))
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def bench_shakespeare(a):
+    """The whole recipe of the README's run: `lm train` defaults, 2000 steps, an evaluation
+    every 250 (8), against tools/train_torch.py's same recipe; wall time of each process."""
+    path = find_shakespeare(a)
+    if not path:
+        log("shakespeare: tinyshakespeare.txt not found (--shakespeare FILE): row skipped")
+        return
+    steps = 200 if a.quick else 2000
+    log(f"the Tiny Shakespeare run, {steps} steps, an evaluation every 250 ({path}) "
+        f"(load average {loadavg()})")
+    os.makedirs("out", exist_ok=True)
+    lm, pt = [], {(k[0], th): [] for k in torch_kernels(a) for th in (1, 2)}
+    for rep_i in range(a.shakespeare_reps):
+        t = time.perf_counter()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        p = subprocess.run([a.lm, "train", "--data", path, "--steps", str(steps),
+                            "--eval-every", "250", "--threads", "2",
+                            "--model", "out/bench_shakespeare.safetensors"],
+                           env=base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - t
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        if p.returncode != 0:
+            log(f"  FAILED: lm train: {p.stderr.strip()[-300:]}")
+            lm.append(None)
+        else:
+            val = [ln for ln in p.stderr.splitlines() + p.stdout.splitlines() if "val" in ln]
+            shares.append(100.0 * cpu / wall)
+            log(f"  lm train (2 threads): wall {wall:.1f} s; {val[-1].strip() if val else ''}"
+                f"  (cpu {100.0 * cpu / wall:.0f}%)")
+            lm.append(wall)
+        for klabel, ct, core, _g in torch_runs(a, rep_i):
+            for th in (1, 2):
+                v, _ = run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                         "train_torch.py"),
+                            "--data", path, "--steps", str(steps), "--eval-every", "250",
+                            "--threads", str(th)], torch_env(th, ct), f"[OpenBLAS {klabel}]")
+                pt[(klabel, th)].append(v and v["wall_s"])
+    lm = median(lm)
+    pt = {k: median(v) for k, v in pt.items()}
+    ok = [k for k in pt if pt[k] is not None]
+    if not ok:
+        return
+    best = min(ok, key=lambda k: pt[k])
+    row(f"Tiny Shakespeare {steps} steps + evals, wall: lm.h 2t / PyTorch best ({best[1]}t {best[0]})",
+        lm, pt[best], ratio_of(pt[best], lm), 2.0, "s")
 
 
 def print_summary():
@@ -370,14 +479,19 @@ def print_summary():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--only", default="gemm,train,generate",
-                   help="comma-separated subset of gemm,train,generate")
+    p.add_argument("--only", default="gemm,train,generate,shakespeare",
+                   help="comma-separated subset of gemm,train,generate,shakespeare")
     p.add_argument("--reps", type=int, default=3, help="runs of each configuration (median)")
     p.add_argument("--quick", action="store_true",
                    help="one run per configuration and fewer steps: a smoke test")
     p.add_argument("--lm", default="./lm")
     p.add_argument("--gemm-lm", default="out/bench_gemm")
     p.add_argument("--gemm-ob", default="out/bench_gemm_openblas")
+    p.add_argument("--gemm-avx2", default="out/bench_gemm_avx2")
+    p.add_argument("--shakespeare", default=None, help="tinyshakespeare.txt (default: look in "
+                   "../shared/data/)")
+    p.add_argument("--shakespeare-reps", type=int, default=1,
+                   help="runs of the Tiny Shakespeare recipe (each takes a minute or two)")
     p.add_argument("--small-steps", type=int, default=5, help="timed steps, small GPT")
     p.add_argument("--tiny-steps", type=int, default=20, help="timed steps, tiny GPT")
     p.add_argument("--gen-reps", type=int, default=3,
@@ -391,8 +505,8 @@ def main():
         a.reps, a.small_steps, a.tiny_steps, a.gen_reps = 1, 1, 5, 1
     parts = [s.strip() for s in a.only.split(",") if s.strip()]
     for s in parts:
-        if s not in ("gemm", "train", "generate"):
-            sys.exit(f"bench.py: unknown part '{s}' (gemm, train, generate)")
+        if s not in ("gemm", "train", "generate", "shakespeare"):
+            sys.exit(f"bench.py: unknown part '{s}' (gemm, train, generate, shakespeare)")
     a.torch_kernels = None
     t0 = time.time()
     log(f"lm.h benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}, "
@@ -406,6 +520,8 @@ def main():
         bench_train(a)
     if "generate" in parts:
         bench_generate(a)
+    if "shakespeare" in parts:
+        bench_shakespeare(a)
     log(f"load average at end: {loadavg()}; {time.time() - t0:.0f} s in all")
     print_summary()
     if a.out:
