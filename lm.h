@@ -944,6 +944,7 @@ LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head);
 #endif
 #if !defined(LM_NO_THREADS)
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #endif
 #if defined(LM_AVX2)
@@ -4101,10 +4102,19 @@ LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
    A training step posts a few hundred jobs, many of them short (a layernorm, a residual
    add), so waking a sleeping thread for each (a system call, tens of microseconds on a
    virtual machine) would cost more than the work. Workers therefore spin a little while
-   on the job counter after finishing a job, and only then sleep on a condition variable;
-   the caller likewise spins before it sleeps waiting for the workers to finish. Spinning
-   needs atomic loads and stores: GCC/Clang's __atomic builtins. Elsewhere (e.g. tcc) the
-   pool falls back to the mutex alone and never spins.
+   on the job word after finishing a job (yielding the core now and then, so a busy
+   machine's other programs still run), and only then sleep on a condition variable; the
+   caller likewise spins before it sleeps waiting for the last task to finish.
+
+   The caller never waits for a worker that has nothing to do: it waits for the job's
+   tasks, counted as they finish, not for the workers to check in. A worker that comes late
+   (asleep, or not given the core by a busy machine) finds no task left and goes back to
+   waiting. For that, the job word holds the job's number and the next task together
+   (job << 32 | next), and a task is claimed by a compare-and-swap that succeeds only for
+   the job the worker read the description of: a late worker can never run a task of a
+   job it has not read. Spinning and the job word need atomic operations: GCC/Clang's
+   __atomic builtins. Elsewhere (e.g. tcc) the pool does the same under its mutex and
+   never spins.
 
    Concurrent callers. Threads of a program may call lm.h at the same time, each on its own
    objects (THREADS, in the docs block). The pool runs one job at a time: a caller takes it
@@ -4126,6 +4136,8 @@ static int lm__nthreads = 1;         /* threads in use, the caller included (ato
 #define LM__LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define LM__STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 #define LM__FETCH_ADD(x, v) __atomic_fetch_add(&(x), (v), __ATOMIC_ACQ_REL)
+#define LM__CAS(x, old, new) __atomic_compare_exchange_n(&(x), &(old), (new), 0, \
+                                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 #if defined(__x86_64__) || defined(__i386__)
 #define LM__PAUSE() __builtin_ia32_pause()
 #elif defined(__aarch64__) || (defined(__arm__) && defined(__ARM_ARCH) && __ARM_ARCH >= 7)
@@ -4134,6 +4146,7 @@ static int lm__nthreads = 1;         /* threads in use, the caller included (ato
 #define LM__PAUSE() ((void)0)
 #endif
 #define LM__SPINS 10000              /* polls before sleeping: 0.1 to 1 ms, by the CPU    */
+#define LM__SPIN_YIELD 1024          /* polls between two sched_yield()                  */
 #else
 #define LM__ATOMICS 0
 #define LM__LOAD(x) (x)
@@ -4149,11 +4162,12 @@ typedef struct lm__pool {
     void *panels[LM_MAX_THREADS];    /* each worker's panel block, until it has taken it  */
     int nworkers;                    /* threads besides the caller                        */
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
-    unsigned long generation;        /* bumped for each job                               */
-    lm_task_fn fn;
+    pthread_cond_t wake, done_cv;
+    unsigned long long word;         /* the job word: job number << 32 | next task        */
+    lm_task_fn fn;                   /* the job: its tasks fn(ctx, i), i < n              */
     void *ctx;
-    int n, next, busy;               /* tasks in the job, next to take, workers still in  */
+    int n;
+    int done;                        /* tasks of the job finished                         */
     int sleepers, caller_waits;      /* workers asleep on wake; the caller asleep on done */
     int quit;
 } lm__pool;
@@ -4161,52 +4175,77 @@ static lm__pool lm__the_pool;
 static int lm__pool_started = 0;     /* read and written only under lm__pool_owner        */
 static pthread_mutex_t lm__pool_owner = PTHREAD_MUTEX_INITIALIZER;  /* held for a job     */
 
-/* Take and run tasks until none are left. Called with the mutex NOT held. */
-static void lm__pool_drain(lm__pool *p) {
-    for (;;) {
-        int i;
+#define LM__JOB(w) ((unsigned)((w) >> 32))
+/* Claim the next task of job `job` (which has n tasks): its number, or -1 when the job has
+   none left or is no longer the pool's. */
+static int lm__pool_claim(lm__pool *p, unsigned job, int n) {
 #if LM__ATOMICS
-        i = LM__FETCH_ADD(p->next, 1);
-        if (i >= p->n) return;
+    unsigned long long w = LM__LOAD(p->word);
+    while (LM__JOB(w) == job && (int)(w & 0xffffffffu) < n)
+        if (LM__CAS(p->word, w, w + 1)) return (int)(w & 0xffffffffu);
+    return -1;
 #else
-        pthread_mutex_lock(&p->mu);
-        i = p->next < p->n ? p->next++ : -1;
-        pthread_mutex_unlock(&p->mu);
-        if (i < 0) return;
+    int i = -1;
+    pthread_mutex_lock(&p->mu);
+    if (LM__JOB(p->word) == job && (int)(p->word & 0xffffffffu) < n) i = (int)(p->word++ & 0xffffffffu);
+    pthread_mutex_unlock(&p->mu);
+    return i;
 #endif
-        p->fn(p->ctx, i);
+}
+/* Task i of the job is done; the last one wakes the caller if it sleeps. */
+static void lm__pool_finished(lm__pool *p, int n) {
+#if LM__ATOMICS
+    if (LM__FETCH_ADD(p->done, 1) + 1 == n) {
+        pthread_mutex_lock(&p->mu);
+        if (p->caller_waits) pthread_cond_signal(&p->done_cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+#else
+    pthread_mutex_lock(&p->mu);
+    if (++p->done == n && p->caller_waits) pthread_cond_signal(&p->done_cv);
+    pthread_mutex_unlock(&p->mu);
+#endif
+}
+/* Run tasks of job `job` until none is left. */
+static void lm__pool_drain(lm__pool *p, unsigned job, lm_task_fn fn, void *ctx, int n) {
+    int i;
+    while ((i = lm__pool_claim(p, job, n)) >= 0) {
+        fn(ctx, i);
+        lm__pool_finished(p, n);
     }
 }
 
 static void *lm__pool_worker(void *arg) {
     lm__pool *p = &lm__the_pool;
-    unsigned long seen = 0;
+    unsigned seen = 0;
     lm__panels_set(*(void **)arg);   /* this thread's from now on; freed when it ends    */
     for (;;) {
+        unsigned job;
+        lm_task_fn fn;
+        void *ctx;
+        int n;
 #if LM__ATOMICS
         int spin;
-        for (spin = 0; spin < LM__SPINS && LM__LOAD(p->generation) == seen && !LM__LOAD(p->quit); spin++)
+        for (spin = 1; spin <= LM__SPINS && LM__JOB(LM__LOAD(p->word)) == seen && !LM__LOAD(p->quit); spin++) {
             LM__PAUSE();
+            if (spin % LM__SPIN_YIELD == 0) sched_yield();
+        }
 #endif
-        pthread_mutex_lock(&p->mu);
-        p->sleepers++;
-        while (p->generation == seen && !p->quit) pthread_cond_wait(&p->wake, &p->mu);
-        p->sleepers--;
-        if (p->quit) { pthread_mutex_unlock(&p->mu); return NULL; }
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
-        lm__pool_drain(p);
-#if LM__ATOMICS
-        if (LM__FETCH_ADD(p->busy, -1) == 1) {       /* the last worker out             */
+        if (LM__JOB(LM__LOAD(p->word)) == seen && !LM__LOAD(p->quit)) {   /* then sleep */
             pthread_mutex_lock(&p->mu);
-            if (p->caller_waits) pthread_cond_signal(&p->done);
+            p->sleepers++;
+            while (LM__JOB(LM__LOAD(p->word)) == seen && !LM__LOAD(p->quit))
+                pthread_cond_wait(&p->wake, &p->mu);
+            p->sleepers--;
             pthread_mutex_unlock(&p->mu);
         }
-#else
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->done);
-        pthread_mutex_unlock(&p->mu);
-#endif
+        if (LM__LOAD(p->quit)) return NULL;
+        /* the job's description, then its number: a claim below succeeds only if the
+           job is still that one, and then the description was its own */
+        job = LM__JOB(LM__LOAD(p->word));
+        fn = LM__LOAD(p->fn); ctx = LM__LOAD(p->ctx); n = LM__LOAD(p->n);
+        seen = job;
+        lm__pool_drain(p, job, fn, ctx, n);
     }
 }
 
@@ -4222,7 +4261,7 @@ static void lm__pool_stop(void) {
     for (i = 0; i < p->nworkers; i++) pthread_join(p->th[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->done_cv);
     lm__pool_started = 0;
 }
 
@@ -4232,7 +4271,7 @@ static int lm__pool_start(int nworkers) {
     memset(p, 0, sizeof *p);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
     lm__pool_started = 1;
     /* Workers keep their GEMM panels in their own block, so their stack needs are the
        library's few KB: the system's default stack size is plenty. A worker that cannot
@@ -4287,34 +4326,31 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 #if !defined(LM_NO_THREADS)
     if (n > 1 && LM__LOAD(lm__nthreads) > 1 && pthread_mutex_trylock(&lm__pool_owner) == 0) {
         lm__pool *p = &lm__the_pool;
+        unsigned job;
         if (!lm__pool_started || p->nworkers == 0) {
             for (i = 0; i < n; i++) fn(ctx, i);
             pthread_mutex_unlock(&lm__pool_owner);
             return;
         }
+        /* describe the job, then publish its number with the task counter at 0 */
+        job = LM__JOB(LM__LOAD(p->word)) + 1;
+        LM__STORE(p->fn, fn); LM__STORE(p->ctx, ctx); LM__STORE(p->n, n);
+        LM__STORE(p->done, 0);
         pthread_mutex_lock(&p->mu);
-        p->fn = fn; p->ctx = ctx; p->n = n;
-#if LM__ATOMICS
-        LM__STORE(p->next, 0);
-        LM__STORE(p->busy, p->nworkers);
-        LM__STORE(p->generation, p->generation + 1);  /* spinning workers start now     */
-#else
-        p->next = 0; p->busy = p->nworkers;
-        p->generation++;
-#endif
+        LM__STORE(p->word, (unsigned long long)job << 32);  /* spinning workers start now */
         if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
-        lm__pool_drain(p);
+        lm__pool_drain(p, job, fn, ctx, n);
+        /* the tasks the workers took: wait for them to finish */
 #if LM__ATOMICS
-        for (i = 0; i < LM__SPINS && LM__LOAD(p->busy) > 0; i++) LM__PAUSE();
+        for (i = 1; i <= LM__SPINS && LM__LOAD(p->done) < n; i++) {
+            LM__PAUSE();
+            if (i % LM__SPIN_YIELD == 0) sched_yield();
+        }
 #endif
         pthread_mutex_lock(&p->mu);
         p->caller_waits = 1;
-#if LM__ATOMICS
-        while (LM__LOAD(p->busy) > 0) pthread_cond_wait(&p->done, &p->mu);
-#else
-        while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
-#endif
+        while (LM__LOAD(p->done) < n) pthread_cond_wait(&p->done_cv, &p->mu);
         p->caller_waits = 0;
         pthread_mutex_unlock(&p->mu);
         pthread_mutex_unlock(&lm__pool_owner);
