@@ -4402,6 +4402,11 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
    then C[i*ldc + j] = alpha * acc + beta * C (C is not read when beta == 0). */
 typedef void (*lm__gemm_kernel_fn)(int kc, const float *a, const float *b, float *c,
                                    size_t ldc, float alpha, float beta);
+/* The same, reading A where it lies: row i of the MR x kc block is a + i * lda, k along
+   the row (row-major A, not transposed), so no A panel is packed. The FMAs are the same,
+   in the same order: the same bits as packing A first. */
+typedef void (*lm__gemm_rows_fn)(int kc, const float *a, size_t lda, const float *b, float *c,
+                                 size_t ldc, float alpha, float beta);
 
 /* One GEMM "architecture": a micro-kernel and the block sizes that suit it. */
 typedef struct lm__gemm_arch {
@@ -4411,6 +4416,7 @@ typedef struct lm__gemm_arch {
     int tm_floats;           /* tallest tile, times kc: the tile's rows of A fit in L2    */
     lm__gemm_kernel_fn kernel;
     int simd;                /* the few-rows path may use vector code (0: the reference)  */
+    lm__gemm_rows_fn rows;   /* the kernel on A in place (NULL: A is always packed)       */
 } lm__gemm_arch;
 
 /* ---------------------------------------------------------------------------------------
@@ -4573,7 +4579,29 @@ static void lm__gemm_kernel_avx512(int kc, const float *a, const float *b, float
     if (beta == 0.0f) { LM__Z_ROWS(LM__Z_STORE0) }
     else { LM__Z_ROWS(LM__Z_STORE) }
 }
+/* A in place: rows 4q + r at a_q + r lda (q < 3, r < 4), so three pointers and three
+   strides address all twelve, each pointer one float further per k. */
+#define LM__ZR_FMA(i, p, o) { __m512 ai = _mm512_set1_ps(p[o]); \
+    c##i##a = _mm512_fmadd_ps(ai, b0, c##i##a); c##i##b = _mm512_fmadd_ps(ai, b1, c##i##b); }
+static void lm__gemm_rows_avx512(int kc, const float *a, size_t lda, const float *b, float *c,
+                                 size_t ldc, float alpha, float beta) {
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    const float *a0 = a, *a4 = a + 4 * lda, *a8 = a + 8 * lda;
+    size_t l2 = 2 * lda, l3 = 3 * lda;
+    int k;
+    LM__Z_ROWS(LM__Z_DECL)
+    LM__Z_ROWS(LM__Z_PREF)
+    for (k = 0; k < kc; k++, a0++, a4++, a8++, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        LM__ZR_FMA(0, a0, 0) LM__ZR_FMA(1, a0, lda) LM__ZR_FMA(2, a0, l2) LM__ZR_FMA(3, a0, l3)
+        LM__ZR_FMA(4, a4, 0) LM__ZR_FMA(5, a4, lda) LM__ZR_FMA(6, a4, l2) LM__ZR_FMA(7, a4, l3)
+        LM__ZR_FMA(8, a8, 0) LM__ZR_FMA(9, a8, lda) LM__ZR_FMA(10, a8, l2) LM__ZR_FMA(11, a8, l3)
+    }
+    if (beta == 0.0f) { LM__Z_ROWS(LM__Z_STORE0) }
+    else { LM__Z_ROWS(LM__Z_STORE) }
+}
 #define LM__GEMM_KERNEL lm__gemm_kernel_avx512
+#define LM__GEMM_ROWS lm__gemm_rows_avx512
 
 /* ---------------------------------------------------------------------------------------
    AVX2 + FMA micro-kernel, 6 x 16: 12 ymm accumulators, 2 ymm of B, 1 broadcast of A;
@@ -4607,7 +4635,27 @@ static void lm__gemm_kernel_avx2(int kc, const float *a, const float *b, float *
     if (beta == 0.0f) { LM__Y_ROWS(LM__Y_STORE0) }
     else { LM__Y_ROWS(LM__Y_STORE) }
 }
+/* A in place: rows 3q + r at a_q + r lda (q < 2, r < 3). */
+#define LM__YR_FMA(i, p, o) { __m256 ai = _mm256_broadcast_ss(p + (o)); \
+    c##i##a = _mm256_fmadd_ps(ai, b0, c##i##a); c##i##b = _mm256_fmadd_ps(ai, b1, c##i##b); }
+static void lm__gemm_rows_avx2(int kc, const float *a, size_t lda, const float *b, float *c,
+                               size_t ldc, float alpha, float beta) {
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const float *a0 = a, *a3 = a + 3 * lda;
+    size_t l2 = 2 * lda;
+    int k;
+    LM__Y_ROWS(LM__Y_DECL)
+    LM__Y_ROWS(LM__Y_PREF)
+    for (k = 0; k < kc; k++, a0++, a3++, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        LM__YR_FMA(0, a0, 0) LM__YR_FMA(1, a0, lda) LM__YR_FMA(2, a0, l2)
+        LM__YR_FMA(3, a3, 0) LM__YR_FMA(4, a3, lda) LM__YR_FMA(5, a3, l2)
+    }
+    if (beta == 0.0f) { LM__Y_ROWS(LM__Y_STORE0) }
+    else { LM__Y_ROWS(LM__Y_STORE) }
+}
 #define LM__GEMM_KERNEL lm__gemm_kernel_avx2
+#define LM__GEMM_ROWS lm__gemm_rows_avx2
 
 /* ---------------------------------------------------------------------------------------
    NEON micro-kernel for aarch64, 8 x 12: 24 q accumulators; per k two q of A (8 rows) and
@@ -4866,7 +4914,33 @@ static void lm__gemm_pack_a(float *dst, const float *A, size_t lda, int ta, int 
    one after the other (panel q, columns j0 + q*nr ..., at dst + q * kc * nr). */
 static void lm__gemm_pack_b(float *dst, const float *B, size_t ldb, int tb, int p0, int kc,
                             int j0, int n, int nr) {
-    int q;
+    int q, k;
+    if (!tb) {
+        /* B runs along the panels: walk it a row at a time, the whole slice's width of
+           it (one run of memory, which the prefetchers follow), handing each panel its
+           nr values; the row LM__GEMM_PFROWS ahead is asked for line by line */
+        int np = (n + nr - 1) / nr;
+        for (k = 0; k < kc; k++) {
+            const float *s = B + (size_t)(p0 + k) * ldb + j0;
+            if (k + LM__GEMM_PFROWS < kc) {
+                int x;
+                for (x = 0; x < n; x += 16) LM__PREFETCH(s + LM__GEMM_PFROWS * ldb + x);
+            }
+            for (q = 0; q < np; q++) {
+                int w = n - q * nr < nr ? n - q * nr : nr, r = 0;
+                float *d = dst + (size_t)q * kc * nr + (size_t)k * nr;
+                const float *sq = s + q * nr;
+#if defined(LM_AVX2)
+                for (; r + 8 <= w; r += 8) _mm256_storeu_ps(d + r, _mm256_loadu_ps(sq + r));
+#elif defined(LM_NEON)
+                for (; r + 4 <= w; r += 4) vst1q_f32(d + r, vld1q_f32(sq + r));
+#endif
+                for (; r < w; r++) d[r] = sq[r];
+                for (; r < nr; r++) d[r] = 0.0f;
+            }
+        }
+        return;
+    }
     for (q = 0; q * nr < n; q++) {
         int w = n - q * nr < nr ? n - q * nr : nr;      /* valid columns in this panel */
         int jq = j0 + q * nr;
@@ -4977,7 +5051,10 @@ static void lm__gemm_task(void *ctx, int t) {
         lm__gemm_pack_b(bp, jb->B, jb->ldb, jb->tb, p0, kc, j0, n, nr);
         for (i = 0; i < m; i += mr) {
             int mi = m - i < mr ? m - i : mr;
-            lm__gemm_pack_a(ap, jb->A, jb->lda, jb->ta, i0 + i, mi, p0, kc, mr);
+            /* a whole micro-row of row-major A is read in place where the ISA has a kernel
+               for that; otherwise (and at the edge) it is packed first */
+            const float *ain = ar->rows && !jb->ta && mi == mr ? jb->A + (size_t)(i0 + i) * jb->lda + p0 : NULL;
+            if (!ain) lm__gemm_pack_a(ap, jb->A, jb->lda, jb->ta, i0 + i, mi, p0, kc, mr);
             for (j = 0; j < n; j += nr) {
                 int nj = n - j < nr ? n - j : nr;
                 const float *bj = bp + (size_t)(j / nr) * kc * nr;
@@ -4988,11 +5065,13 @@ static void lm__gemm_task(void *ctx, int t) {
                         memcpy(c + (size_t)r * jb->ldc, bias + j0 + j, (size_t)nj * sizeof(float));
                 }
                 if (mi == mr && nj == nr) {
-                    ar->kernel(kc, ap, bj, c, jb->ldc, jb->alpha, beta);
+                    if (ain) ar->rows(kc, ain, jb->lda, bj, c, jb->ldc, jb->alpha, beta);
+                    else ar->kernel(kc, ap, bj, c, jb->ldc, jb->alpha, beta);
                 } else {
                     /* edge: full tile into cbuf, then the valid mi x nj part into C */
                     int r, s;
-                    ar->kernel(kc, ap, bj, cbuf, (size_t)nr, jb->alpha, 0.0f);
+                    if (ain) ar->rows(kc, ain, jb->lda, bj, cbuf, (size_t)nr, jb->alpha, 0.0f);
+                    else ar->kernel(kc, ap, bj, cbuf, (size_t)nr, jb->alpha, 0.0f);
                     for (r = 0; r < mi; r++) {
                         float *cr = c + (size_t)r * jb->ldc;
                         const float *tr = cbuf + r * nr;
@@ -5207,12 +5286,15 @@ static int lm__gemm_run(const lm__gemm_arch *ar, int ta, int tb, int M, int N, i
 
 static const lm__gemm_arch lm__gemm_arch_scalar = {
     LM__GEMM_SMR, LM__GEMM_SNR, LM__GEMM_SKC, LM__GEMM_RUP(LM__GEMM_STN, LM__GEMM_SNR),
-    LM__GEMM_STMF, lm__gemm_kernel_scalar, 0
+    LM__GEMM_STMF, lm__gemm_kernel_scalar, 0, NULL
 };
 #ifdef LM__GEMM_KERNEL
+#ifndef LM__GEMM_ROWS
+#define LM__GEMM_ROWS NULL
+#endif
 static const lm__gemm_arch lm__gemm_arch_simd = {
     LM__GEMM_MR, LM__GEMM_NR, LM__GEMM_KC, LM__GEMM_RUP(LM__GEMM_TN, LM__GEMM_NR),
-    LM__GEMM_TMF, LM__GEMM_KERNEL, 1
+    LM__GEMM_TMF, LM__GEMM_KERNEL, 1, LM__GEMM_ROWS
 };
 #endif
 
