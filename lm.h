@@ -107,10 +107,11 @@
            Clang); with tcc, and with LM_NO_THREADS, it is one message for the program.
            LM_NO_THREADS builds keep their GEMM panels in one static array: call them from
            one thread at a time.
-       Stack: every call uses a small, bounded stack - at most 3.1 KB measured for a
-       training step, generation or a GEMM (lm_test's small-stack tests run them on a
-       64 KB thread stack; the largest single frame is 3.6 KB, in lm_tok_load_gpt2_mem,
-       by -fstack-usage), so lm.h runs on a musl thread (128 KB) or a small RTOS task.
+       Stack: every call uses a small, bounded stack - at most 3.7 KB measured (gcc -O2,
+       x86-64) for a training step, generation, a GEMM, or training and using a BPE
+       tokenizer: lm_test's small-stack tests run them on a 64 KB thread stack. The
+       largest single frame is 3.6 KB, in lm_tok_load_gpt2_mem (-fstack-usage). So lm.h
+       runs on a musl thread (128 KB) or a small RTOS task.
        Big buffers live in memory the library owns: each thread that runs GEMM tasks has
        one block for the packed panels (610 KB with AVX-512, 403 KB AVX2, 132 KB NEON,
        35 KB scalar; smaller with LM_GEMM_KC / LM_GEMM_TN). The pool's workers get theirs

@@ -1752,9 +1752,9 @@ static uint64_t t_fp(uint64_t h, const void *p, size_t bytes) {
    built with -fstack-clash-protection where the compiler has it, so no frame can jump the
    guard). The stack is painted first; afterwards the lowest byte that changed tells how
    deep the calls went. Each job's results must equal the same job run on the main thread. */
-enum { T_STACK_TRAIN, T_STACK_GENERATE, T_STACK_GEMM, T_STACK_JOBS };
+enum { T_STACK_TRAIN, T_STACK_GENERATE, T_STACK_GEMM, T_STACK_TOK, T_STACK_JOBS };
 static const char *const t_stack_names[T_STACK_JOBS] = { "a training step", "generation",
-                                                         "a GEMM" };
+                                                         "a GEMM", "BPE training and encoding" };
 typedef struct { int job; uint64_t fp; const unsigned char *top; } t_stack_job;
 
 static uint64_t t_stack_work(int job) {
@@ -1779,6 +1779,17 @@ static uint64_t t_stack_work(int job) {
         if (!m || lm_gpt_generate(m, prompt, 5, 40, &s, NULL, NULL, out) != LM_OK) { lm_gpt_free(m); return 0; }
         h = t_fp(h, out, sizeof out);
         lm_gpt_free(m);
+    } else if (job == T_STACK_TOK) {   /* the tokenizer's biggest frames: train, encode */
+        static char text[6000];
+        static int ids[6000];
+        lm_tokenizer *t;
+        long n;
+        for (i = 0; i < (int)sizeof text - 1; i++)
+            text[i] = "the cat sat on the mat, 'twas 1999 \xc3\xa9t\xc3\xa9!\n"[lm_rng_below(&r, 38)];
+        t = lm_tok_train(text, sizeof text - 1, 320);
+        n = t ? lm_tok_encode(t, text, sizeof text - 1, ids, 6000) : -1;
+        if (n > 0) h = t_fp(h, ids, (size_t)n * sizeof(int));
+        lm_tok_free(t);
     } else {                        /* packed path, split into tiles; and the few-rows path */
         int M = 300, N = 333, K = 290;
         float *A = (float *)malloc((size_t)M * K * sizeof(float));
@@ -1866,6 +1877,9 @@ static void test_small_stacks(void) {
             sprintf(what, "small stacks: %s on a 64 KB thread stack, %d thread(s), as on the "
                     "main thread", t_stack_names[job], th);
             CHECK(used > 0 && want != 0 && got == want, what);
+            sprintf(what, "small stacks: %s, %d thread(s), within 16 KB of stack (lm.h's THREADS "
+                    "docs say a few KB)", t_stack_names[job], th);
+            CHECK(used <= 16384, what);
             if (used > 1)
                 printf("  stack: %s, %d thread(s): %zu bytes of a 64 KB stack used\n",
                        t_stack_names[job], th, used);
