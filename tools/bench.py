@@ -32,6 +32,10 @@ What is measured, each in a fresh process:
             token), against the machine's streaming bandwidth measured in the same run by
             `lm bench bandwidth` on 2 threads, over a buffer the size of the weights (the
             same level of the memory hierarchy; a 1 GB buffer, main memory, is shown too).
+  peak      the machine's peak, measured first: GFLOP/s of independent fused multiply-adds
+            (`bench_gemm --peak`) in lm.h's build's widest vectors at 1 and 2 threads and in
+            the AVX2 build at 1 thread (median of --reps). The GEMM rows and the small GPT's
+            training (its matrix products' FLOPs a step, counted dense) are shown against it.
   shakespeare  the 2000-step Tiny Shakespeare run with 8 evaluations, wall time: `lm train`
             with its defaults (2 threads) against tools/train_torch.py, the same recipe,
             at 1 and 2 threads (best). Needs the text: --shakespeare FILE (the default
@@ -229,6 +233,23 @@ def probe_openblas(a):
     return kernels
 
 
+def bench_peak(a):
+    """The machine's peak (GFLOP/s of FMAs, no memory traffic) in the same run: a.peak =
+    {1: lm.h's build 1t, 2: its 2t, "avx2": the AVX2 build 1t}."""
+    log(f"peak: fused multiply-adds, no memory traffic (load average {loadavg()})")
+    runs = {1: [], 2: [], "avx2": []}
+    for _ in range(a.reps):
+        for th in (1, 2):
+            v, _ = run([a.gemm_lm, "--peak", "--threads", str(th)], base_env())
+            runs[th].append(v and v["gflops"])
+        v, _ = run([a.gemm_avx2, "--peak", "--threads", "1"], base_env(), "[AVX2 build]")
+        runs["avx2"].append(v and v["gflops"])
+    a.peak = {k: median(v) for k, v in runs.items()}
+    row("peak, lm.h's build, 1t, for information", a.peak[1], None, None, None, "GFLOP/s")
+    row("peak, lm.h's build, 2t, for information", a.peak[2], None, None, None, "GFLOP/s")
+    row("peak, AVX2 build, 1t, for information", a.peak["avx2"], None, None, None, "GFLOP/s")
+
+
 def bench_gemm(a):
     kernels = probe_openblas(a)
     log(f"GEMM: GFLOP/s, C = A op(B) with A M x K (load average {loadavg()})"
@@ -263,6 +284,8 @@ def bench_gemm(a):
             1.85 if not a.gemm_cputime else None, "GFLOP/s")
         row(f"GEMM {name}, 2t: lm.h / OpenBLAS best ({best[2]})", lm[2], ob[(best[2], 2)],
             ratio_of(lm[2], ob[(best[2], 2)]), None, "GFLOP/s")
+        row(f"GEMM {name}, 1t: lm.h / the machine's peak 1t", lm[1], a.peak.get(1),
+            ratio_of(lm[1], a.peak.get(1)), None, "GFLOP/s")
     # most x86 machines have AVX2 and no AVX-512: lm.h built that way against OpenBLAS's
     # Haswell kernel (AVX2 + FMA), one thread each
     log(f"GEMM, AVX2 builds: lm.h (-mavx2 -mfma) and OpenBLAS Haswell, 1 thread "
@@ -280,6 +303,8 @@ def bench_gemm(a):
         l2, o2 = median(l2), median(o2)
         row(f"GEMM {name}, 1t, AVX2: lm.h / OpenBLAS Haswell", l2, o2, ratio_of(l2, o2), 1.0,
             "GFLOP/s")
+        row(f"GEMM {name}, 1t, AVX2: lm.h / the AVX2 peak 1t", l2, a.peak.get("avx2"),
+            ratio_of(l2, a.peak.get("avx2")), None, "GFLOP/s")
 
 
 def torch_kernels(a):
@@ -335,12 +360,24 @@ def bench_train_one(a, label, cfg, steps, warmup, rss_target, speed_target):
         ratio_of(pt[best], lm[1]), None, "ms/step")
     row(f"train {label}: lm.h 2t / PyTorch best ({bname})", lm[2], pt[best],
         ratio_of(pt[best], lm[2]), speed_target, "ms/step")
+    gf = train_gflop(cfg)
+    got = gf / (lm[2] / 1e3) if lm[2] else None
+    row(f"train {label}: lm.h 2t's matrix products / the machine's peak 2t", got,
+        a.peak.get(2), ratio_of(got, a.peak.get(2)), None, "GFLOP/s")
     row(f"train {label}: peak RSS lm.h 2t / PyTorch best", lm_rss[2], pt_rss[best],
         ratio_of(lm_rss[2], pt_rss[best]), rss_target, "MB", higher_is_better=False)
 
 
+def train_gflop(cfg):
+    """GFLOP of one training step's matrix products (forward 2, backward 4 per multiply-add):
+    the blocks' four matrices (12 C^2 a token), the head (V C), and attention's Q K^T and
+    P V counted dense (T^2 C a layer each)."""
+    L, C, V, B, T = cfg["layers"], cfg["embd"], cfg["vocab"], cfg["batch"], cfg["ctx"]
+    return 6.0 * (B * T * (L * 12 * C * C + V * C) + 2 * L * B * T * T * C) / 1e9
+
+
 def bench_train(a):
-    bench_train_one(a, "small", SMALL, a.small_steps, 2, 0.5, 1.5)
+    bench_train_one(a, "small", SMALL, a.small_steps, 2, 0.5, 1.7)
     bench_train_one(a, "tiny", TINY, a.tiny_steps, 3, 0.5, 2.0)
 
 
@@ -514,6 +551,9 @@ def main():
     log(f"OpenBLAS: {openblas_config()}")
     log(f"PyTorch: {torch_version()} ({sys.executable}); lm: {a.lm}; {a.reps} run(s) per configuration")
     log(f"load average at start: {loadavg()}")
+    a.peak = {}
+    if "gemm" in parts or "train" in parts:
+        bench_peak(a)
     if "gemm" in parts:
         bench_gemm(a)
     if "train" in parts:
