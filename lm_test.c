@@ -1092,6 +1092,132 @@ static void test_gpt_step_parts(void) {
     lm_gpt_free(b);
 }
 
+/* Gradient accumulation: A micro-batches added in order. The order is the contract that
+   lets processes share the work (lm-mpi), so the test plays that: the micro-batches'
+   gradients computed apart, then summed in pieces of odd sizes by "ranks" that each add
+   their own into the running sum - with the arguments swapped for some - on 2 threads;
+   the weights must equal the plain accumulation loop's on 1 thread, bit for bit. */
+static void test_gpt_accum(void) {
+    enum { A = 3, B = 2, T = 8, V = 30, S = 3 };
+    lm_gpt *a = t_tiny_gpt(2, 2, 16, T, V, 4), *b = t_tiny_gpt(2, 2, 16, T, V, 4);
+    lm_gpt *c = t_tiny_gpt(2, 2, 16, T, V, 4);
+    lm_train_opts o = lm_train_defaults();
+    int in[A * B * T], tg[A * B * T], i, j, s, same = 1;
+    lm_rng r = lm_rng_seed(21);
+    size_t n = a->params.total, off, piece;
+    float *sum = (float *)malloc(n * sizeof(float)), *g[A], la = 0, lb;
+    double worst = 0, scale = 0;
+    for (j = 0; j < A; j++) g[j] = (float *)malloc(n * sizeof(float));
+    o.lr = 3e-3f; o.warmup = 1; o.steps = 10;
+    for (s = 0; s < S; s++) {
+        double tot = 0;
+        for (i = 0; i < A * B * T; i++) { in[i] = (int)lm_rng_below(&r, V); tg[i] = (int)lm_rng_below(&r, V); }
+        lm_set_threads(1);                           /* a: the loop of the docs */
+        for (j = 0; j < A; j++) {
+            lm_params_zero_grad(&a->params);
+            tot += lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+            lm_grad_accumulate(sum, a->params.grad, n, j == 0);
+        }
+        la = (float)(tot / A);
+        if (lm_params_update_mean(&a->params, sum, A, &o, s) != LM_OK) same = 0;
+        lm_set_threads(2);                           /* b: three "ranks" and a chain */
+        for (j = 0; j < A; j++) {
+            lm_params_zero_grad(&b->params);
+            lb = lm_gpt_backward(b, in + j * B * T, tg + j * B * T, B, T);
+            memcpy(g[j], b->params.grad, n * sizeof(float));
+        }
+        piece = 1000 + 77 * (size_t)s;
+        for (off = 0; off < n; off += piece) {
+            size_t len = n - off < piece ? n - off : piece;
+            lm_grad_accumulate(b->params.grad + off, g[0] + off, len, 1);      /* rank 0 */
+            lm_grad_accumulate(g[1] + off, b->params.grad + off, len, 0);      /* rank 1: g1 + x */
+            lm_grad_accumulate(b->params.grad + off, g[1] + off, len, 1);
+            lm_grad_accumulate(b->params.grad + off, g[2] + off, len, 0);      /* rank 2: x + g2 */
+        }
+        if (lm_params_update_mean(&b->params, b->params.grad, A, &o, s) != LM_OK) same = 0;
+    }
+    lm_set_threads(1);
+    CHECK(same && !memcmp(a->params.data, b->params.data, n * sizeof(float)) &&
+          !memcmp(a->params.m, b->params.m, n * sizeof(float)) && a->params.step == S,
+          "accumulation: the sum's order fixes the bits (pieces, swapped adds, 2 threads)");
+    (void)lb;
+    /* the step's gradient is the mean over all A*B rows: as one batch of A*B rows, to
+       rounding (no clipping, so the update leaves the mean in grad) */
+    o.clip = 0;
+    memcpy(c->params.data, a->params.data, n * sizeof(float));
+    lm_params_zero_grad(&c->params);
+    lb = lm_gpt_backward(c, in, tg, A * B, T);
+    for (j = 0; j < A; j++) {
+        lm_params_zero_grad(&a->params);
+        la = j ? la + lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T)
+               : lm_gpt_backward(a, in, tg, B, T);
+        lm_grad_accumulate(sum, a->params.grad, n, j == 0);
+    }
+    lm_params_update_mean(&a->params, sum, A, &o, S);
+    for (off = 0; off < n; off++) {
+        double d = fabs((double)a->params.grad[off] - c->params.grad[off]);
+        if (d > worst) worst = d;
+        if (fabs(c->params.grad[off]) > scale) scale = fabs(c->params.grad[off]);
+    }
+    CHECK(worst <= 1e-5 * scale && scale > 0, "accumulation: the gradient is the mean over all A*B rows");
+    CHECK_NEAR(la / A, lb, 1e-5, "accumulation: the mean of the micro-batch losses is the big batch's loss");
+    /* A = 1: the same bits as lm_gpt_train_step, with a sum apart or in place */
+    memcpy(b->params.data, c->params.data, n * sizeof(float));
+    lm_params_reset_optimizer(&b->params);
+    lm_params_reset_optimizer(&c->params);
+    o.clip = 1;
+    for (s = 0; s < S; s++) {
+        lm_gpt_train_step(c, &o, in, tg, B, T, s);
+        lm_params_zero_grad(&b->params);
+        lm_gpt_backward(b, in, tg, B, T);
+        if (s == 0) lm_params_update_mean(&b->params, b->params.grad, 1, &o, s);
+        else {
+            lm_grad_accumulate(sum, b->params.grad, n, 1);
+            lm_params_update_mean(&b->params, sum, 1, &o, s);
+        }
+    }
+    CHECK(!memcmp(b->params.data, c->params.data, n * sizeof(float)),
+          "accumulation: A = 1 is lm_gpt_train_step, bit for bit");
+    memcpy(sum, b->params.data, n * sizeof(float));
+    CHECK(lm_params_update_mean(&b->params, NULL, 2, &o, 0) == LM_ERR_ARG &&
+          lm_params_update_mean(&b->params, b->params.grad, 0, &o, 0) == LM_ERR_ARG &&
+          strstr(lm_error(), "at least 1") && !memcmp(sum, b->params.data, n * sizeof(float)),
+          "accumulation: no sum or A < 1 is refused, the weights untouched");
+    for (j = 0; j < A; j++) free(g[j]);
+    free(sum);
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+    lm_gpt_free(c);
+}
+
+/* lm_gpt_eval in parts (groups of 8 windows, shared out as processes would) gives
+   lm_gpt_eval's result bit for bit. */
+static void test_gpt_eval_parts(void) {
+    lm_gpt *m = t_tiny_gpt(1, 2, 16, 8, 40, 6);
+    int tok[300], i, k, ok = 1;
+    float loss[8];
+    long ng;
+    for (i = 0; i < 300; i++) tok[i] = (i * 13 + i / 7) % 40;
+    ng = lm_gpt_eval_groups(m, tok, 300, 8, 0, 0, NULL);  /* 37 windows: groups of 8, 8, 8, 8, 5 */
+    CHECK(ng == 5, "eval parts: the number of groups");
+    for (k = 1; k <= 3; k++) {        /* k "processes", each a contiguous run of groups */
+        int p;
+        float got, want = lm_gpt_eval(m, tok, 300, 8);
+        for (p = 0; p < k; p++) {
+            long g0 = ng * p / k, g1 = ng * (p + 1) / k;
+            if (lm_gpt_eval_groups(m, tok, 300, 8, g0, g1, loss + g0) != ng) ok = 0;
+        }
+        got = lm_gpt_eval_mean(loss, 300, 8);
+        if (memcmp(&got, &want, sizeof got) || got != got) ok = 0;
+    }
+    CHECK(ok, "eval parts: split over 1, 2, 3 processes equals lm_gpt_eval, bit for bit");
+    CHECK(lm_gpt_eval_groups(m, tok, 300, 8, 2, 6, loss) == LM_ERR_ARG &&
+          lm_gpt_eval_groups(m, tok, 300, 9, 0, 0, NULL) == LM_ERR_ARG &&
+          lm_gpt_eval_mean(loss, 5, 8) != lm_gpt_eval_mean(loss, 5, 8),
+          "eval parts: groups out of range, T > n_ctx and too few tokens are errors");
+    lm_gpt_free(m);
+}
+
 /* lm_gpt_from_memory: a model over weights in place (as lm2c writes them) and one
    buffer, which generates exactly as the model it came from and cannot train. */
 #define T_FM_L 2
@@ -1159,6 +1285,8 @@ static void run_core_tests(void) {
     test_core_adamw_reference();
     test_gpt_init();
     test_gpt_step_parts();
+    test_gpt_accum();
+    test_gpt_eval_parts();
     test_gpt_from_memory();
     test_gpt_gradcheck();
     test_gpt_overfit();
