@@ -1,0 +1,246 @@
+/* tools/lm_mpi.h - the MPI half of lm-mpi: the `lm` command line (tools/lm_cli.c) built
+   with `mpicc -DLM_MPI` (make lm-mpi) runs as P processes that train one model together.
+   lm.h knows nothing of MPI; this file is all the talking, included by lm_cli.c in the
+   place of the one-process team_ functions (see "Training together" there).
+
+       mpirun -np P ./lm-mpi train ... --accum A   is bit for bit   ./lm train ... --accum P*A
+
+   What each function does for the P ranks:
+     team_bcast        rank 0's bytes to every rank (the text, the weights at the start)
+     team_allgather    a few floats from every rank to every rank, in rank order (the
+                       micro-batches' losses, to agree on the step's loss and on failures)
+     team_gather_runs  the validation losses of each rank's run of window groups, to rank 0
+     team_chain        the gradient sum, in micro-batch order (below)
+     team_signals      SIGINT/SIGTERM: rank 0 saves at once, from a thread of its own
+
+   The gradient sum. A float sum depends on its order, and MPI_Allreduce fixes neither the
+   order nor the grouping, so the ranks add in the order of one process: rank 0's partial
+   sum (its micro-batches added in order) goes to rank 1, which adds its own micro-batches
+   to it one by one, then to rank 2, and so on; the last rank has the whole sum and sends
+   it back down the same line. Both passes run in chunks of TEAM_CHUNK floats, pipelined:
+   while rank 1 adds chunk c, rank 0 already sends chunk c+1, and the whole sum starts back
+   as soon as its first chunk is complete. Each rank sends and receives each gradient
+   float at most twice, 2 x 4 bytes x parameters a step (the first and last rank once each
+   way), as a ring all-reduce would; time about 2 x 4 x parameters / bandwidth plus P
+   chunks' worth of latency to fill the line. */
+#include <mpi.h>
+#include <pthread.h>
+
+#define LM_TOOL "lm-mpi"
+#define TEAM_CHUNK 262144    /* floats per message (1 MB), a multiple of lm.h's task size  */
+#define TEAM_WINDOW 4        /* chunks of the running sum in flight towards each rank     */
+enum { TEAM_TAG_UP = 11, TEAM_TAG_DOWN = 12 };
+
+static int g_team_rank = 0, g_team_size = 1;
+
+static void team_lock(void);
+/* An MPI call that failed: a process died or the network broke. Rank 0 may be saving
+   after a signal: the lock waits for that to finish first. */
+static void team_ok(int rc, const char *what) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (rc == MPI_SUCCESS) return;
+    team_lock();
+    if (MPI_Error_string(rc, msg, &len) != MPI_SUCCESS) strcpy(msg, "unknown MPI error");
+    die_here("%s failed: %s (did a process die?)", what, msg);
+}
+
+static void team_start(int *argc, char ***argv) {
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "lm-mpi: MPI_Init failed\n");
+        exit(EXIT_RUNTIME);
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_team_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_team_size);
+    /* errors come back to team_ok (a message) instead of aborting the job unexplained */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    g_rank = g_team_rank;
+    /* results are rank 0's: the others' stdout goes nowhere */
+    if (g_team_rank != 0 && !freopen("/dev/null", "w", stdout)) exit(EXIT_RUNTIME);
+}
+static void team_end(void) { MPI_Finalize(); }
+static int team_rank(void) { return g_team_rank; }
+static int team_size(void) { return g_team_size; }
+
+/* The default --threads: this machine's cores shared among the ranks running on it. */
+static int team_threads(void) {
+    MPI_Comm local;
+    int here = 1, cores = lm_num_cores();
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+        MPI_Comm_size(local, &here);
+        MPI_Comm_free(&local);
+    }
+    return cores / here > 1 ? cores / here : 1;
+}
+
+static void team_bcast(void *buf, size_t bytes) {
+    size_t off = 0;
+    while (off < bytes) {                       /* counts are ints: 1 GB at a time */
+        size_t len = bytes - off < ((size_t)1 << 30) ? bytes - off : (size_t)1 << 30;
+        team_ok(MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        off += len;
+    }
+}
+static void team_barrier(void) { team_ok(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+static void team_allgather(const float *mine, int n, float *all) {
+    team_ok(MPI_Allgather((void *)mine, n, MPI_FLOAT, all, n, MPI_FLOAT, MPI_COMM_WORLD),
+            "MPI_Allgather");
+}
+/* buf (n floats): rank r holds the run [n r / P, n (r+1) / P); rank 0 gets them all. */
+static void team_gather_runs(float *buf, long n) {
+    int P = g_team_size, r, *counts = (int *)xmalloc((size_t)P * 2 * sizeof(int)), *displs = counts + P;
+    long lo = n * g_team_rank / P;
+    for (r = 0; r < P; r++) {
+        displs[r] = (int)(n * r / P);
+        counts[r] = (int)(n * (r + 1) / P - n * r / P);
+    }
+    team_ok(MPI_Gatherv(g_team_rank == 0 ? MPI_IN_PLACE : (void *)(buf + lo), counts[g_team_rank],
+                        MPI_FLOAT, buf, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Gatherv");
+    free(counts);
+}
+
+/* The gradient sum of the P ranks, in micro-batch order. On entry rank 0's partial sum is
+   `part` (its own micro-batches added in order; it may be grad), and rank r > 0 has its
+   first nkeep gradients in keep[] and its last in grad. On return every rank has the
+   whole sum in grad (and the function returns grad). Rank r, for each chunk c:
+       up:   x = what rank r-1 sent; x += keep[0]; ...; x += grad;  send x to rank r+1
+             (the last rank adds into grad instead - x + g is g + x exactly - and starts
+             the chunk back down)
+       down: grad = what rank r+1 sent; send it on to rank r-1.
+   Messages between two ranks in one direction arrive in the order sent (MPI's
+   non-overtaking rule), so the chunks need no numbers of their own. */
+static const float *team_chain(float *grad, const float *part, float *const *keep, int nkeep,
+                               size_t n) {
+    static float *ring;                         /* TEAM_WINDOW chunks arriving from r-1 */
+    /* up[c]: chunk c's send up; back[c]: its send down; in[c]: its receive, first of the
+       partial sum coming up (into the ring), then of the whole sum coming down (into grad) */
+    static MPI_Request *up, *in, *back;
+    static size_t have;
+    int r = g_team_rank, P = g_team_size, i;
+    size_t K = (n + TEAM_CHUNK - 1) / TEAM_CHUNK, c;
+    if (P == 1) return part;
+    if (have < K) {
+        free(up); free(in); free(back);
+        up = (MPI_Request *)xmalloc(K * sizeof(MPI_Request));
+        in = (MPI_Request *)xmalloc(K * sizeof(MPI_Request));
+        back = (MPI_Request *)xmalloc(K * sizeof(MPI_Request));
+        have = K;
+    }
+    if (!ring) ring = (float *)xmalloc((size_t)TEAM_WINDOW * TEAM_CHUNK * sizeof(float));
+#define TEAM_LEN(c) ((int)(n - (c) * TEAM_CHUNK < TEAM_CHUNK ? n - (c) * TEAM_CHUNK : TEAM_CHUNK))
+    if (r == 0) {
+        for (c = 0; c < K; c++)
+            team_ok(MPI_Isend((void *)(part + c * TEAM_CHUNK), TEAM_LEN(c), MPI_FLOAT, 1,
+                              TEAM_TAG_UP, MPI_COMM_WORLD, &up[c]), "MPI_Isend");
+        for (c = 0; c < K; c++) {               /* grad may be part: wait for its send */
+            team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
+            team_ok(MPI_Irecv(grad + c * TEAM_CHUNK, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_DOWN,
+                              MPI_COMM_WORLD, &in[c]), "MPI_Irecv");
+        }
+        team_ok(MPI_Waitall((int)K, in, MPI_STATUSES_IGNORE), "MPI_Waitall");
+        return grad;
+    }
+    for (c = 0; c < K && c < TEAM_WINDOW; c++)
+        team_ok(MPI_Irecv(ring + c * TEAM_CHUNK, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_UP,
+                          MPI_COMM_WORLD, &in[c]), "MPI_Irecv");
+    for (c = 0; c < K; c++) {
+        float *x = ring + (c % TEAM_WINDOW) * TEAM_CHUNK, *g = grad + c * TEAM_CHUNK;
+        size_t len = (size_t)TEAM_LEN(c);
+        team_ok(MPI_Wait(&in[c], MPI_STATUS_IGNORE), "MPI_Wait");
+        for (i = 0; i < nkeep; i++) lm_grad_accumulate(x, keep[i] + c * TEAM_CHUNK, len, 0);
+        if (r < P - 1) {
+            lm_grad_accumulate(x, g, len, 0);
+            team_ok(MPI_Isend(x, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_UP, MPI_COMM_WORLD,
+                              &up[c]), "MPI_Isend");
+            team_ok(MPI_Irecv(g, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_DOWN, MPI_COMM_WORLD,
+                              &in[c]), "MPI_Irecv");
+            if (c + TEAM_WINDOW < K) team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
+        } else {
+            lm_grad_accumulate(g, x, len, 0);
+            team_ok(MPI_Isend(g, (int)len, MPI_FLOAT, r - 1, TEAM_TAG_DOWN, MPI_COMM_WORLD,
+                              &back[c]), "MPI_Isend");
+            in[c] = MPI_REQUEST_NULL;
+        }
+        if (c + TEAM_WINDOW < K)
+            team_ok(MPI_Irecv(x, TEAM_LEN(c + TEAM_WINDOW), MPI_FLOAT, r - 1, TEAM_TAG_UP,
+                              MPI_COMM_WORLD, &in[c + TEAM_WINDOW]), "MPI_Irecv");
+    }
+    if (r < P - 1) {
+        for (c = 0; c < K; c++) {
+            team_ok(MPI_Wait(&in[c], MPI_STATUS_IGNORE), "MPI_Wait");
+            team_ok(MPI_Isend(grad + c * TEAM_CHUNK, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_DOWN,
+                              MPI_COMM_WORLD, &back[c]), "MPI_Isend");
+        }
+        for (c = K > TEAM_WINDOW ? K - TEAM_WINDOW : 0; c < K; c++)
+            team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
+    }
+    team_ok(MPI_Waitall((int)K, back, MPI_STATUSES_IGNORE), "MPI_Waitall");
+#undef TEAM_LEN
+    return grad;
+}
+
+/* SIGINT and SIGTERM. mpirun passes them on to every rank and kills the job for good a
+   second later (OpenMPI's odls_base_sigkill_timeout), too soon to finish a step and then
+   save. So rank 0 saves at once, from a thread of its own, while the step in flight goes
+   on: the handler wakes the thread through a pipe; the thread takes the lock that the
+   training loop holds from each update to the end of that step's bookkeeping, and calls
+   stop(sig), which saves the weights of the last whole step and ends the process. The
+   save only reads the parameters, which the step in flight does not change (it writes
+   the gradients and its own work memory), and touches no state lm.h shares between
+   threads but the error message. The other ranks ignore the signals: they have nothing
+   to save, and mpirun ends them once rank 0 has gone. */
+static pthread_mutex_t g_team_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int g_team_pipe[2] = { -1, -1 };
+static int g_team_locked;                /* the training loop holds the lock           */
+static volatile sig_atomic_t g_team_sig;
+static void (*g_team_stop)(int sig);
+
+static void team_on_signal(int sig) {
+    char b = 1;
+    g_team_sig = sig;
+    if (write(g_team_pipe[1], &b, 1) < 0) { /* the pipe is full: a wake-up is pending */ }
+}
+static void *team_saver(void *arg) {
+    char b;
+    (void)arg;
+    while (read(g_team_pipe[0], &b, 1) != 1) {}
+    pthread_mutex_lock(&g_team_mutex);
+    g_team_stop(g_team_sig);                     /* does not return */
+    return NULL;
+}
+/* Returns 1: the signals are taken care of (the caller installs no handler of its own). */
+static int team_signals(void (*stop)(int sig)) {
+    struct sigaction sa;
+    pthread_t t;
+    pthread_attr_t at;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    if (g_team_rank != 0) {
+        sa.sa_handler = SIG_IGN;
+    } else {
+        g_team_stop = stop;
+        if (pipe(g_team_pipe) != 0) die_here("cannot make a pipe: %s", strerror(errno));
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &at, team_saver, NULL) != 0) die_here("cannot start a thread");
+        pthread_attr_destroy(&at);
+        sa.sa_handler = team_on_signal;
+        sa.sa_flags = SA_RESTART;
+    }
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return 1;
+}
+/* The training loop's lock (only rank 0 has a saver to keep out; taking it twice is
+   taking it once). */
+static void team_lock(void) {
+    if (g_team_pipe[0] < 0 || g_team_locked) return;
+    pthread_mutex_lock(&g_team_mutex);
+    g_team_locked = 1;
+}
+static void team_unlock(void) {
+    if (g_team_pipe[0] < 0 || !g_team_locked) return;
+    g_team_locked = 0;
+    pthread_mutex_unlock(&g_team_mutex);
+}
