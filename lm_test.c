@@ -4609,6 +4609,64 @@ static void test_cli_threads(void) {
 #undef TEST_CLI_RUN
 }
 
+/* The losses of a --log file, rows 1..n (0 when unreadable). */
+static int test_cli__log_losses(const char *name, double *loss, int cap) {
+    char path[256], *csv, *p;
+    int n = 0, step;
+    sprintf(path, "%s/%s", test_cli__dir, name);
+    if (!(csv = test_cli__slurp(path, NULL))) return 0;
+    for (p = strchr(csv, '\n'); p && n < cap && sscanf(p + 1, "%d,%lf", &step, &loss[n]) == 2 &&
+         step == n + 1; p = strchr(p + 1, '\n'))
+        n++;
+    free(csv);
+    return n;
+}
+
+/* lm train --accum A: A micro-batches of --batch B rows a step. */
+static void test_cli_accum(void) {
+    static const char *const bad[3] = { "0", "-2", "2x" };
+    double la[12], lb[12], worst = 0;
+    int rc, k, na, nb;
+#define TEST_CLI_RUN "train --data @/text.txt --layers 1 --heads 2 --embd 16 --ctx 16 --warmup 0 --lr 1e-2 --quiet"
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 4 --model @/p1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 4 --accum 1 --model @/p2.safetensors");
+    CHECK(rc == 0 && test_cli__same("p1.safetensors", "p2.safetensors"),
+          "--accum 1 is the plain training step (bit-identical checkpoint)");
+    /* sequential order: 2 micro-batches of 2 rows read the rows one batch of 4 reads, so
+       each step's loss is the same mean over 4 rows, to rounding */
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 4 --log @/b4.csv --model @/b4.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 2 --accum 2 --log @/a2.csv --model @/a2.safetensors");
+    na = test_cli__log_losses("b4.csv", la, 12);
+    nb = test_cli__log_losses("a2.csv", lb, 12);
+    for (k = 0; k < na && k < nb; k++)
+        if (fabs(la[k] - lb[k]) > worst) worst = fabs(la[k] - lb[k]);
+    CHECK(rc == 0 && na == 12 && nb == 12 && worst < 1e-4 && la[11] < la[0] - 0.1,
+          "--batch 2 --accum 2 learns as --batch 4: each step's loss the mean over 4 rows");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 2 --log @/b2.csv --model @/b2.safetensors");
+    nb = test_cli__log_losses("b2.csv", lb, 12);
+    CHECK(rc == 0 && nb == 12 && fabs(la[0] - lb[0]) > 1e-4, "(and not as --batch 2 alone)");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --threads 1 --model @/t1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --threads 2 --model @/t2.safetensors");
+    CHECK(rc == 0 && test_cli__same("t1.safetensors", "t2.safetensors"),
+          "--accum 3 with --threads 1 and 2: bit-identical checkpoints");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --schedule constant --model @/r1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --batch 2 --accum 3 --schedule constant --model @/r2.safetensors --steps 5");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --schedule constant --model @/r2.safetensors --resume @/r2.safetensors");
+    CHECK(rc == 0 && test_cli__same("r1.safetensors", "r2.safetensors"),
+          "--accum 3: 5 steps + resume to 12 == 12 steps (bit-identical checkpoint)");
+#undef TEST_CLI_RUN
+    for (k = 0; k < 3; k++) {
+        rc = test_cli__run("train --data @/text.txt --accum %s", bad[k]);
+        CHECK(test_cli__one_error(rc, 2) && strstr(test_cli__err, "--accum"), "a bad --accum is a usage error naming it");
+    }
+    rc = test_cli__run("train --help");
+    CHECK(rc == 0 && strstr(test_cli__out, "--accum A"), "lm train --help tells of --accum");
+    rc = test_cli__run("bench train " TEST_CLI_TINY " --steps 2 --accum 2");
+    CHECK(rc == 0 && strstr(test_cli__out, "1 process x 2 micro-batches") &&
+          strstr(test_cli__out, "ms_per_step ") && strstr(test_cli__out, " compute_ms ") &&
+          strstr(test_cli__out, " exchange_ms 0.000 "), "bench train --accum 2: the step in its parts");
+}
+
 /* A diverging run stops with a message naming the step and keeps the last good file. */
 static void test_cli_nan(void) {
     int rc;
@@ -4873,6 +4931,7 @@ static void run_cli_tests(void) {
     test_cli_train_and_use();
     test_cli_resume();
     test_cli_threads();
+    test_cli_accum();
     test_cli_nan();
     test_cli_tokens();
     test_cli_plot();

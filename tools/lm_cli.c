@@ -49,6 +49,8 @@ static int g_live_line = 0;  /* train's live progress line is on screen: clear i
    (die_here), naming itself. */
 static int g_rank = 0;
 static int g_speak = 0;      /* this rank's own failure: say it whatever the rank */
+static void team_end(void);  /* (see "Training together" below) */
+static int team_threads(void);
 
 static void clear_live_line(void) {
     if (g_live_line) { fputs("\r\033[K", stderr); g_live_line = 0; }
@@ -309,6 +311,7 @@ static void cli_parse(cli *c, int argc, char **argv) {
         cli_opt *o;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(c->usage, stdout);
+            team_end();
             exit(0);
         }
         o = is_option(a) && !strchr(a, '=') ? cli_find(c, a, strlen(a)) : NULL;
@@ -355,7 +358,6 @@ static void cli_parse(cli *c, int argc, char **argv) {
 }
 
 /* The options every subcommand takes. */
-static int team_threads(void);
 static void opt_threads(cli *c) { opt_int(c, "--threads", team_threads(), 1, 1024); }
 static void apply_threads(cli *c) { lm_set_threads((int)geti(c, "--threads")); }
 
@@ -1681,14 +1683,18 @@ static void cmd_info(int argc, char **argv) {
 static const char usage_bench[] =
 "usage: lm bench gemm M N K [--bt] [--threads N]\n"
 "       lm bench train [--layers 4] [--heads 4] [--embd 128] [--ctx 64] [--batch 12]\n"
-"                      [--vocab 256] [--steps 10] [--threads N]\n"
+"                      [--accum 1] [--vocab 256] [--steps 10] [--threads N]\n"
 "       lm bench generate [--model CKPT [--heads N] | --layers 4 --heads 4 --embd 128\n"
 "                      --ctx 64 --vocab 256] [--tokens N] [--threads N]\n"
 "\n"
 "gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
 "          median of repeated runs. Last line: gflops X\n"
 "train     training steps of a GPT on random tokens, after 2 warm-up steps; the median\n"
-"          step. Last line: ms_per_step X tok_per_s Y peak_rss_mb Z\n"
+"          step. Last line: ms_per_step X tok_per_s Y peak_rss_mb Z; with --accum A > 1\n"
+"          or under lm-mpi (mpirun -np P lm-mpi bench train: P processes of A\n"
+"          micro-batches) followed by the medians compute_ms (the gradients),\n"
+"          exchange_ms (summing them across the processes), update_ms (clip and\n"
+"          AdamW) and sent_mb, the megabytes the busiest process sends a step\n"
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
 "          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
@@ -1767,17 +1773,30 @@ static lm_gpt *bench_model(cli *c, double B, double T) {
     return m;
 }
 
+/* The median of x[0..n) (sorts x). */
+static double median_of(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Training steps as lm train takes them (accum_grads, then the update): with --accum, A
+   micro-batches a step; under lm-mpi, P processes of A micro-batches each, and the last
+   line adds how the step divides between computing the gradients, exchanging them and
+   the update, and how many megabytes the busiest rank sends a step (it receives as
+   many). */
 static void bench_train(int argc, char **argv) {
     cli c;
     lm_gpt *m;
     lm_train_opts o;
-    lm_rng rng = lm_rng_seed(2);
-    int B, T, S, s, i, *in, *tg;
-    double *times, med;
+    lm_rng rng;
+    accum acc;
+    int A, B, T, S, s, i, P = team_size();
+    double *times, *tc, *tx, *tu, med;
     memset(&c, 0, sizeof c);
     c.usage = usage_bench;
     opt_shape(&c);
     opt_int(&c, "--batch", 12, 1, 1048576);
+    opt_int(&c, "--accum", 1, 1, 1048576);
     opt_int(&c, "--vocab", 256, 1, 16777216);
     opt_int(&c, "--steps", 10, 1, 1000000);
     opt_threads(&c);
@@ -1785,39 +1804,52 @@ static void bench_train(int argc, char **argv) {
     B = (int)geti(&c, "--batch");
     T = (int)geti(&c, "--ctx");
     S = (int)geti(&c, "--steps");
+    A = (int)geti(&c, "--accum");
     m = bench_model(&c, B, T);
+    check_fits(lm_gpt_memory(&m->cfg, B, T) + accum_bytes(&m->cfg, A), "this model and batch");
     apply_threads(&c);
-    in = (int *)xmalloc((size_t)B * T * sizeof(int));
-    tg = (int *)xmalloc((size_t)B * T * sizeof(int));
-    times = (double *)xmalloc((size_t)S * sizeof(double));
+    accum_init(&acc, m, A, B, T);
+    times = (double *)xmalloc((size_t)S * 4 * sizeof(double));
+    tc = times + S; tx = tc + S; tu = tx + S;
     o = lm_train_defaults();
     o.steps = S + 2;
     o.warmup = 0;
+    rng = lm_rng_seed(2 + (uint64_t)team_rank());
     for (s = 0; s < S + 2; s++) {
-        double t;
+        double t, t1;
         float loss;
-        for (i = 0; i < B * T; i++) {
-            in[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
-            tg[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
+        for (i = 0; i < A * B * T; i++) {
+            acc.in[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
+            acc.tg[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
         }
         t = now_s();
-        loss = lm_gpt_train_step(m, &o, in, tg, B, T, s);
-        t = now_s() - t;
+        loss = accum_grads(&acc);
         if (loss != loss) die("training step failed: %s", lm_error());
-        if (s >= 2) times[s - 2] = t;  /* the first two steps warm up caches and arenas */
-    }
-    for (s = 1; s < S; s++)                /* the median step: steadier than the mean on */
-        for (i = s; i > 0 && times[i - 1] > times[i]; i--) {   /* a shared machine      */
-            double x = times[i]; times[i] = times[i - 1]; times[i - 1] = x;
+        t1 = now_s();
+        if (lm_params_update_mean(&m->params, acc.grad, P * A, &o, s) != LM_OK)
+            die("training step failed: %s", lm_error());
+        if (s >= 2) {          /* the first two steps warm up caches and arenas */
+            times[s - 2] = now_s() - t;
+            tc[s - 2] = acc.t_compute;
+            tx[s - 2] = acc.t_exchange;
+            tu[s - 2] = now_s() - t1;
         }
-    med = S % 2 ? times[S / 2] : 0.5 * (times[S / 2 - 1] + times[S / 2]);
+    }
+    med = median_of(times, S);  /* the median step: steadier than the mean on a shared machine */
     printf("train %d layers, %d heads, %d wide, context %d, vocab %d, batch %d: %lu "
-           "parameters, %d threads, %s, %d steps\n", m->cfg.n_layer, m->cfg.n_head,
+           "parameters, %d threads, %s, %d steps", m->cfg.n_layer, m->cfg.n_head,
            m->cfg.n_embd, T, m->cfg.vocab, B, (unsigned long)lm_gpt_num_params(m),
            lm_get_threads(), lm_simd_name(), S);
-    printf("ms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f\n", med * 1e3,
-           (double)B * T / med, peak_rss_mb());
-    free(in); free(tg); free(times);
+    if (P > 1 || A > 1) printf(", %d process%s x %d micro-batches", P, P > 1 ? "es" : "", A);
+    printf("\nms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f", med * 1e3,
+           (double)B * T * A * P / med, peak_rss_mb());
+    if (P > 1 || A > 1)
+        printf(" compute_ms %.3f exchange_ms %.3f update_ms %.3f sent_mb %.3f",
+               median_of(tc, S) * 1e3, median_of(tx, S) * 1e3, median_of(tu, S) * 1e3,
+               (P > 2 ? 2.0 : P - 1.0) * 4.0 * (double)m->params.total / 1e6);
+    printf("\n");
+    free(times);
+    accum_free(&acc);
     lm_gpt_free(m);
 }
 
@@ -1868,12 +1900,15 @@ static void cmd_bench(int argc, char **argv) {
     if (argc < 1) die_usage("which benchmark? gemm, train or generate (see lm bench --help)");
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         fputs(usage_bench, stdout);
+        team_end();
         exit(0);
     }
     if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate"))
         die_usage("unknown benchmark '%s': gemm, train or generate", argv[0]);
-    sprintf(name, "lm bench %s", argv[0]);
+    sprintf(name, LM_TOOL " bench %s", argv[0]);
     g_cmd = name;
+    if (team_size() > 1 && strcmp(argv[0], "train"))
+        die_usage("runs on one process only (bench train runs on several)");
     if (!strcmp(argv[0], "gemm")) bench_gemm(argc - 1, argv + 1);
     else if (!strcmp(argv[0], "train")) bench_train(argc - 1, argv + 1);
     else bench_generate(argc - 1, argv + 1);
@@ -2068,7 +2103,7 @@ static void cmd_version(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.usage = usage_version;
     cli_parse(&c, argc, argv);
-    printf("lm %s (lm.h %s, %s kernels)\n", LM_VERSION_STRING, lm_version(), lm_simd_name());
+    printf(LM_TOOL " %s (lm.h %s, %s kernels)\n", LM_VERSION_STRING, lm_version(), lm_simd_name());
 }
 
 /* ---------------------------------------------------------------------------------------
