@@ -67,13 +67,20 @@ static void vsay(const char *fmt, va_list ap) {
     if (g_rank != 0) fprintf(stderr, "%s: rank %d: %s\n", g_cmd, g_rank, buf);
     else fprintf(stderr, "%s: %s\n", g_cmd, buf);
 }
+/* Exit with status. lm-mpi: a rank other than 0 that said nothing has rank 0 say it (all
+   see the same command line and data, so rank 0 stops for the same reason), and gives it
+   a few seconds to: mpirun ends the job when the first rank goes. */
+static void quiet_exit(int status) {
+    if (g_rank != 0 && !g_speak) sleep(5);
+    exit(status);
+}
 /* A usage error: the command line is wrong. Exit 2. */
 static void die_usage(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsay(fmt, ap);
     va_end(ap);
-    exit(EXIT_USAGE);
+    quiet_exit(EXIT_USAGE);
 }
 /* A runtime error: the work failed. Exit 1. */
 static void die(const char *fmt, ...) {
@@ -81,7 +88,7 @@ static void die(const char *fmt, ...) {
     va_start(ap, fmt);
     vsay(fmt, ap);
     va_end(ap);
-    exit(EXIT_RUNTIME);
+    quiet_exit(EXIT_RUNTIME);
 }
 /* A runtime error of this process alone (lm-mpi: said by whichever rank has it). */
 static void die_here(const char *fmt, ...) {

@@ -17,17 +17,18 @@
    order nor the grouping, so the ranks add in the order of one process: rank 0's partial
    sum (its micro-batches added in order) goes to rank 1, which adds its own micro-batches
    to it one by one, then to rank 2, and so on; the last rank has the whole sum and sends
-   it back down the same line. Both passes run in chunks of TEAM_CHUNK floats, pipelined:
-   while rank 1 adds chunk c, rank 0 already sends chunk c+1, and the whole sum starts back
-   as soon as its first chunk is complete. Each rank sends and receives each gradient
-   float at most twice, 2 x 4 bytes x parameters a step (the first and last rank once each
-   way), as a ring all-reduce would; time about 2 x 4 x parameters / bandwidth plus P
-   chunks' worth of latency to fill the line. */
+   it back down the same line. Both passes run in chunks of up to 1 MB, pipelined:
+   while rank 1 adds chunk c, rank 0 already sends chunk c+1, and the last rank sends each
+   chunk of the whole sum back as soon as it has it. A rank in the middle sends (and
+   receives) 2 x 4 bytes x parameters a step, up then down; the first and last ranks half
+   that - as much as a ring all-reduce moves, without its freedom of order. With K chunks
+   the exchange takes about 2K + 2P chunk times (K + 2 for two ranks, whose two directions
+   overlap): bandwidth-bound, plus filling the line. */
 #include <mpi.h>
 #include <pthread.h>
 
 #define LM_TOOL "lm-mpi"
-#define TEAM_CHUNK 262144    /* floats per message (1 MB), a multiple of lm.h's task size  */
+#define TEAM_CHUNK 262144    /* floats per message at most (1 MB)                          */
 #define TEAM_WINDOW 4        /* chunks of the running sum in flight towards each rank     */
 enum { TEAM_TAG_UP = 11, TEAM_TAG_DOWN = 12 };
 
@@ -100,6 +101,15 @@ static void team_gather_runs(float *buf, long n) {
     free(counts);
 }
 
+/* Floats per message: 1 MB, or less so that the gradient goes in at least 8P messages -
+   filling the line of P ranks (below) then takes a small part of the time - but never
+   under 64 KB, where the cost of a message would start to tell. The same on every rank. */
+static size_t team_chunk(size_t n, int P) {
+    size_t ch = n / (8 * (size_t)P);
+    ch = (ch + 16383) / 16384 * 16384;
+    return ch < 16384 ? 16384 : ch > TEAM_CHUNK ? TEAM_CHUNK : ch;
+}
+
 /* The gradient sum of the P ranks, in micro-batch order. On entry rank 0's partial sum is
    `part` (its own micro-batches added in order; it may be grad), and rank r > 0 has its
    first nkeep gradients in keep[] and its last in grad. On return every rank has the
@@ -118,7 +128,7 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
     static MPI_Request *up, *in, *back;
     static size_t have;
     int r = g_team_rank, P = g_team_size, i;
-    size_t K = (n + TEAM_CHUNK - 1) / TEAM_CHUNK, c;
+    size_t ch = team_chunk(n, P), K = (n + ch - 1) / ch, c;
     if (P == 1) return part;
     if (have < K) {
         free(up); free(in); free(back);
@@ -128,27 +138,27 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
         have = K;
     }
     if (!ring) ring = (float *)xmalloc((size_t)TEAM_WINDOW * TEAM_CHUNK * sizeof(float));
-#define TEAM_LEN(c) ((int)(n - (c) * TEAM_CHUNK < TEAM_CHUNK ? n - (c) * TEAM_CHUNK : TEAM_CHUNK))
+#define TEAM_LEN(c) ((int)(n - (c) * ch < ch ? n - (c) * ch : ch))
     if (r == 0) {
         for (c = 0; c < K; c++)
-            team_ok(MPI_Isend((void *)(part + c * TEAM_CHUNK), TEAM_LEN(c), MPI_FLOAT, 1,
+            team_ok(MPI_Isend((void *)(part + c * ch), TEAM_LEN(c), MPI_FLOAT, 1,
                               TEAM_TAG_UP, MPI_COMM_WORLD, &up[c]), "MPI_Isend");
         for (c = 0; c < K; c++) {               /* grad may be part: wait for its send */
             team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
-            team_ok(MPI_Irecv(grad + c * TEAM_CHUNK, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_DOWN,
+            team_ok(MPI_Irecv(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_DOWN,
                               MPI_COMM_WORLD, &in[c]), "MPI_Irecv");
         }
         team_ok(MPI_Waitall((int)K, in, MPI_STATUSES_IGNORE), "MPI_Waitall");
         return grad;
     }
     for (c = 0; c < K && c < TEAM_WINDOW; c++)
-        team_ok(MPI_Irecv(ring + c * TEAM_CHUNK, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_UP,
+        team_ok(MPI_Irecv(ring + c * ch, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_UP,
                           MPI_COMM_WORLD, &in[c]), "MPI_Irecv");
     for (c = 0; c < K; c++) {
-        float *x = ring + (c % TEAM_WINDOW) * TEAM_CHUNK, *g = grad + c * TEAM_CHUNK;
+        float *x = ring + (c % TEAM_WINDOW) * ch, *g = grad + c * ch;
         size_t len = (size_t)TEAM_LEN(c);
         team_ok(MPI_Wait(&in[c], MPI_STATUS_IGNORE), "MPI_Wait");
-        for (i = 0; i < nkeep; i++) lm_grad_accumulate(x, keep[i] + c * TEAM_CHUNK, len, 0);
+        for (i = 0; i < nkeep; i++) lm_grad_accumulate(x, keep[i] + c * ch, len, 0);
         if (r < P - 1) {
             lm_grad_accumulate(x, g, len, 0);
             team_ok(MPI_Isend(x, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_UP, MPI_COMM_WORLD,
@@ -169,7 +179,7 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
     if (r < P - 1) {
         for (c = 0; c < K; c++) {
             team_ok(MPI_Wait(&in[c], MPI_STATUS_IGNORE), "MPI_Wait");
-            team_ok(MPI_Isend(grad + c * TEAM_CHUNK, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_DOWN,
+            team_ok(MPI_Isend(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_DOWN,
                               MPI_COMM_WORLD, &back[c]), "MPI_Isend");
         }
         for (c = K > TEAM_WINDOW ? K - TEAM_WINDOW : 0; c < K; c++)
