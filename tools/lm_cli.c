@@ -711,7 +711,9 @@ typedef struct accum {
     int failed;              /* after a failed step: ACCUM_NAN, ACCUM_INF or ACCUM_ERROR  */
     int failed_rank;         /* the first rank that failed (with ACCUM_ERROR if any did)  */
     char why[512];           /* this rank's lm_error() when it failed                     */
-    double t_compute, t_exchange;   /* seconds of the last step's two parts              */
+    double t_compute;        /* seconds of the last step: this rank's gradients,          */
+    double t_wait;           /*   agreeing on the losses (waiting for the slowest rank),  */
+    double t_exchange;       /*   summing the gradients across the ranks                  */
 } accum;
 
 /* Bytes accumulation needs beyond lm_gpt_memory: rank 0 a running sum, another rank its
@@ -788,6 +790,8 @@ static float accum_grads(accum *a) {
     a->t_compute = now_s() - t;
     t = now_s();
     team_allgather(a->mine, A + 1, a->all);
+    a->t_wait = now_s() - t;
+    t = now_s();
     a->failed = ACCUM_OK;
     for (r = 0; r < a->P; r++) {
         int s = (int)a->all[(size_t)r * (A + 1) + A];
@@ -796,7 +800,7 @@ static float accum_grads(accum *a) {
             a->failed_rank = r;
         }
     }
-    if (a->failed != ACCUM_OK) { a->t_exchange = now_s() - t; return NAN; }
+    if (a->failed != ACCUM_OK) { a->t_exchange = 0; return NAN; }
     if (A > 1 && a->rank == 0) part = a->sum;
     a->grad = team_chain(p->grad, part, a->keep, A > 1 && a->rank > 0 ? A - 1 : 0, p->total);
     a->t_exchange = now_s() - t;
@@ -1700,8 +1704,9 @@ static const char usage_bench[] =
 "          step. Last line: ms_per_step X tok_per_s Y peak_rss_mb Z; with --accum A > 1\n"
 "          or under lm-mpi (mpirun -np P lm-mpi bench train: P processes of A\n"
 "          micro-batches) followed by the medians compute_ms (the gradients),\n"
-"          exchange_ms (summing them across the processes), update_ms (clip and\n"
-"          AdamW) and sent_mb, the megabytes the busiest process sends a step\n"
+"          wait_ms (for the slowest process), exchange_ms (summing the gradients\n"
+"          across the processes), update_ms (clip and AdamW) and sent_mb, the\n"
+"          megabytes the busiest process sends a step (and receives)\n"
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
 "          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
@@ -1788,9 +1793,10 @@ static double median_of(double *x, int n) {
 
 /* Training steps as lm train takes them (accum_grads, then the update): with --accum, A
    micro-batches a step; under lm-mpi, P processes of A micro-batches each, and the last
-   line adds how the step divides between computing the gradients, exchanging them and
-   the update, and how many megabytes the busiest rank sends a step (it receives as
-   many). */
+   line adds how the step divides between computing the gradients, waiting for the
+   slowest process, exchanging the gradients and the update, and how many megabytes the
+   busiest rank sends a step (it receives as many). Each rank reports its own times;
+   rank 0's are printed. */
 static void bench_train(int argc, char **argv) {
     cli c;
     lm_gpt *m;
@@ -1798,7 +1804,7 @@ static void bench_train(int argc, char **argv) {
     lm_rng rng;
     accum acc;
     int A, B, T, S, s, i, P = team_size();
-    double *times, *tc, *tx, *tu, med;
+    double *times, *tc, *tw, *tx, *tu, med;
     memset(&c, 0, sizeof c);
     c.usage = usage_bench;
     opt_shape(&c);
@@ -1816,8 +1822,8 @@ static void bench_train(int argc, char **argv) {
     check_fits(lm_gpt_memory(&m->cfg, B, T) + accum_bytes(&m->cfg, A), "this model and batch");
     apply_threads(&c);
     accum_init(&acc, m, A, B, T);
-    times = (double *)xmalloc((size_t)S * 4 * sizeof(double));
-    tc = times + S; tx = tc + S; tu = tx + S;
+    times = (double *)xmalloc((size_t)S * 5 * sizeof(double));
+    tc = times + S; tw = tc + S; tx = tw + S; tu = tx + S;
     o = lm_train_defaults();
     o.steps = S + 2;
     o.warmup = 0;
@@ -1838,6 +1844,7 @@ static void bench_train(int argc, char **argv) {
         if (s >= 2) {          /* the first two steps warm up caches and arenas */
             times[s - 2] = now_s() - t;
             tc[s - 2] = acc.t_compute;
+            tw[s - 2] = acc.t_wait;
             tx[s - 2] = acc.t_exchange;
             tu[s - 2] = now_s() - t1;
         }
@@ -1851,8 +1858,9 @@ static void bench_train(int argc, char **argv) {
     printf("\nms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f", med * 1e3,
            (double)B * T * A * P / med, peak_rss_mb());
     if (P > 1 || A > 1)
-        printf(" compute_ms %.3f exchange_ms %.3f update_ms %.3f sent_mb %.3f",
-               median_of(tc, S) * 1e3, median_of(tx, S) * 1e3, median_of(tu, S) * 1e3,
+        printf(" compute_ms %.3f wait_ms %.3f exchange_ms %.3f update_ms %.3f sent_mb %.3f",
+               median_of(tc, S) * 1e3, median_of(tw, S) * 1e3, median_of(tx, S) * 1e3,
+               median_of(tu, S) * 1e3,
                (P > 2 ? 2.0 : P - 1.0) * 4.0 * (double)m->params.total / 1e6);
     printf("\n");
     free(times);
