@@ -128,7 +128,7 @@
        back to 0 whenever the next read would run past the end; random takes B windows at
        offsets drawn from the seeded RNG. lm_gpt_eval() is the mean cross-entropy over the
        non-overlapping windows i = 0 .. (n-1)/T - 1: inputs [iT, iT+T), targets one later.
-       Gradient accumulation (lm_grad_accumulate, lm_params_update_mean) makes one step of
+       Gradient accumulation (lm_params_update_mean, lm_grad_accumulate) makes one step of
        A micro-batches of B rows: the step's loss and gradient are the mean over all A*B
        rows, and clipping and AdamW run once. Micro-batch j of a step is what the data
        order gives as the j-th batch of B (A calls of lm_data_next: sequential reads them
@@ -472,21 +472,21 @@ LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd);
 /* The update of a training step: clip the gradients (o->clip), then one AdamW step at
    lm_lr_at(o, step). o = NULL: the defaults. An error if o is out of range. */
 LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step);
-/* Gradient accumulation (see TRAINING): one update from A micro-batches, each one's
-   gradient computed on its own and added into a sum of yours (p->total floats) in
-   micro-batch order, so the sum is ((g_0 + g_1) + g_2) + ... whoever computes the parts.
-       for (j = 0; j < A; j++) {
-           lm_params_zero_grad(&m->params);
-           loss += lm_gpt_backward(m, in[j], tg[j], B, T);     each g_j a mean over B rows
-           lm_grad_accumulate(sum, m->params.grad, m->params.total, j == 0);
-       }
-       lm_params_update_mean(&m->params, sum, A, o, step);
-   lm_grad_accumulate: sum[i] = g[i] when first, else sum[i] += g[i], for i in [0, n).
-   lm_params_update_mean: grad = sum / A (the mean over all A*B rows; sum may be p->grad),
-   then lm_params_update. An error if A < 1 or sum is NULL. */
-LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n, int first);
-LMDEF int lm_params_update_mean(lm_params *p, const float *sum, int A, const lm_train_opts *o,
-                                int step);
+/* Gradient accumulation (see TRAINING): one update from A micro-batches of B rows. A
+   backward (lm_gpt_backward, ...) computes its batch's gradient on its own and adds it
+   into the gradients with one float addition per element, so after
+       lm_params_zero_grad(&m->params);
+       for (j = 0; j < A; j++) loss += lm_gpt_backward(m, in[j], tg[j], B, T);
+   the gradients hold ((0 + g_0) + g_1) + ... + g_(A-1), the sum in micro-batch order
+   (each g_j a mean over B rows), and
+       lm_params_update_mean(&m->params, A, o, step);
+   divides them by A - the mean over all A*B rows - then takes the update as
+   lm_params_update does (clip, AdamW); an error if A < 1. A program that computes some
+   of the micro-batches' gradients elsewhere (another process, as lm-mpi does) adds them
+   in the same order with lm_grad_accumulate, sum[i] += g[i] for i in [0, n), to get the
+   same bits. */
+LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n);
+LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int step);
 
 /* ---------------------------------------------------------------------------------------
    Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
@@ -2522,27 +2522,28 @@ LMDEF void lm_params_reset_optimizer(lm_params *p) {
     p->step = 0;
 }
 
-/* Gradient accumulation's one addition. Each element is a single IEEE float add, sum + g,
-   so the result is fixed by the order in which the micro-batches are added and by nothing
-   else: not the thread count, not how a program cuts the arrays into pieces (and x + y
-   equals y + x exactly). That is what lets processes that each hold some of the
-   micro-batches pass the running sum along and end with the bits of one process. A plain
-   loop on purpose: the compiler may vectorize it only where vector adds are IEEE adds
-   (armv7's NEON flushes subnormals, so there it stays scalar), and it runs at the speed
-   of memory either way. */
-typedef struct { float *sum; const float *g; size_t n; int first; } lm__accum_job;
+/* Gradient accumulation's addition, the one a backward makes too (lm__fit, section 5).
+   Each element is a single IEEE float add, sum + g, so the result is fixed by the order
+   in which the micro-batches are added and by nothing else: not the thread count, not how
+   a program cuts the arrays into pieces (and x + y equals y + x exactly). That is what
+   lets processes that each hold some of the micro-batches pass the running sum along and
+   end with the bits of one process. A plain loop on purpose: compilers vectorize it only
+   where vector adds are IEEE adds (armv7's NEON flushes subnormals to zero), and it runs
+   at the speed of memory either way. (A gradient computed on its own is 0 + g, so -0
+   becomes +0. That changes no sum: a running sum from +0 is never -0, and s + 0 is s for
+   either zero.) */
+typedef struct { float *sum; const float *g; size_t n; } lm__accum_job;
 static void lm__accum_task(void *ctx, int c) {
     const lm__accum_job *J = (const lm__accum_job *)ctx;
     size_t i, i0 = (size_t)c * LM__CHUNK, i1 = J->n - i0 < LM__CHUNK ? J->n : i0 + LM__CHUNK;
     float *s = J->sum;
     const float *g = J->g;
-    if (J->first) { if (s != g) memcpy(s + i0, g + i0, (i1 - i0) * sizeof(float)); }
-    else for (i = i0; i < i1; i++) s[i] += g[i];
+    for (i = i0; i < i1; i++) s[i] += g[i];
 }
-LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n, int first) {
+LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n) {
     lm__accum_job J;
     if (!sum || !g) return;
-    J.sum = sum; J.g = g; J.n = n; J.first = first;
+    J.sum = sum; J.g = g; J.n = n;
     lm__chunk_for(n, lm__accum_task, &J);
 }
 
@@ -2881,12 +2882,6 @@ static void lm__params_point_grads(lm_params *p, float *grad) {
     int k;
     for (k = 0; k < p->n; k++) p->t[k].grad = grad + (p->t[k].data - p->data);
 }
-typedef struct { float *dst; const float *src; size_t n; } lm__acc_job;
-static void lm__acc_task(void *ctx, int c) {
-    lm__acc_job *J = (lm__acc_job *)ctx;
-    size_t i0 = (size_t)c * LM__CHUNK;
-    lm__vacc(J->src + i0, J->dst + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
-}
 /* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
    when training), or NULL with lm_error() set. Training (params not NULL): dropout on,
    backward from the output, its gradients added into params->grad. */
@@ -2916,11 +2911,8 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
         if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
         if (grads) {
             lm__params_point_grads(params, params->grad);
-            if (out && !g->failed) {                    /* the step is whole: keep it */
-                lm__acc_job J;
-                J.dst = params->grad; J.src = grads; J.n = params->total;
-                lm__chunk_for(params->total, lm__acc_task, &J);
-            }
+            if (out && !g->failed)                      /* the step is whole: keep it */
+                lm_grad_accumulate(params->grad, grads, params->total);
         }
         if (out && !g->failed) return out;
         if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
@@ -2974,26 +2966,25 @@ LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step) {
     if (o->clip > 0) lm_clip_grad_norm(p, o->clip);
     return lm_adamw_step(p, o, lm_lr_at(o, step));
 }
-/* The update of an accumulated step: the mean gradient sum / A (a division, so that A = 1
-   leaves the sum exactly as it is), then lm_params_update. */
-typedef struct { float *grad; const float *sum; float A; size_t n; } lm__mean_job;
+/* The update of an accumulated step: the mean gradient, the sum / A (a division, so that
+   A = 1 is exactly lm_params_update), then lm_params_update. */
+typedef struct { float *grad; float A; size_t n; } lm__mean_job;
 static void lm__mean_task(void *ctx, int c) {
     const lm__mean_job *J = (const lm__mean_job *)ctx;
     size_t i, i0 = (size_t)c * LM__CHUNK, i1 = J->n - i0 < LM__CHUNK ? J->n : i0 + LM__CHUNK;
-    for (i = i0; i < i1; i++) J->grad[i] = J->sum[i] / J->A;
+    for (i = i0; i < i1; i++) J->grad[i] /= J->A;
 }
-LMDEF int lm_params_update_mean(lm_params *p, const float *sum, int A, const lm_train_opts *o,
-                                int step) {
+LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int step) {
     lm_train_opts def;
     lm__mean_job J;
     int rc;
     if (!o) { def = lm_train_defaults(); o = &def; }
     if ((rc = lm__opts_check(o)) != LM_OK) return rc;
-    if (!sum || A < 1 || !p->grad)
-        return lm__fail(LM_ERR_ARG, "lm_params_update_mean: %s", A < 1 ? "A must be at least 1" :
-                        "no gradient sum (or the parameters have no gradients)");
-    J.grad = p->grad; J.sum = sum; J.A = (float)A; J.n = p->total;
-    if (A > 1 || sum != p->grad) lm__chunk_for(p->total, lm__mean_task, &J);
+    if (A < 1 || A > (1 << 24) || !p->grad)
+        return lm__fail(LM_ERR_ARG, "lm_params_update_mean: %s", p->grad ? "A must be from 1 to 2^24"
+                        : "the parameters have no gradients");
+    J.grad = p->grad; J.A = (float)A; J.n = p->total;
+    if (A > 1) lm__chunk_for(p->total, lm__mean_task, &J);
     return lm_params_update(p, o, step);
 }
 static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mode) {

@@ -1095,8 +1095,9 @@ static void test_gpt_step_parts(void) {
 /* Gradient accumulation: A micro-batches added in order. The order is the contract that
    lets processes share the work (lm-mpi), so the test plays that: the micro-batches'
    gradients computed apart, then summed in pieces of odd sizes by "ranks" that each add
-   their own into the running sum - with the arguments swapped for some - on 2 threads;
-   the weights must equal the plain accumulation loop's on 1 thread, bit for bit. */
+   their own into the running sum - with the arguments swapped for one - on 2 threads;
+   the weights must equal those of backward adding into the gradients on 1 thread (the
+   loop of the docs), bit for bit. */
 static void test_gpt_accum(void) {
     enum { A = 3, B = 2, T = 8, V = 30, S = 3 };
     lm_gpt *a = t_tiny_gpt(2, 2, 16, T, V, 4), *b = t_tiny_gpt(2, 2, 16, T, V, 4);
@@ -1110,50 +1111,41 @@ static void test_gpt_accum(void) {
     for (j = 0; j < A; j++) g[j] = (float *)malloc(n * sizeof(float));
     o.lr = 3e-3f; o.warmup = 1; o.steps = 10;
     for (s = 0; s < S; s++) {
-        double tot = 0;
         for (i = 0; i < A * B * T; i++) { in[i] = (int)lm_rng_below(&r, V); tg[i] = (int)lm_rng_below(&r, V); }
         lm_set_threads(1);                           /* a: the loop of the docs */
-        for (j = 0; j < A; j++) {
-            lm_params_zero_grad(&a->params);
-            tot += lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
-            lm_grad_accumulate(sum, a->params.grad, n, j == 0);
-        }
-        la = (float)(tot / A);
-        if (lm_params_update_mean(&a->params, sum, A, &o, s) != LM_OK) same = 0;
+        lm_params_zero_grad(&a->params);
+        for (j = 0; j < A; j++) lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+        if (lm_params_update_mean(&a->params, A, &o, s) != LM_OK) same = 0;
         lm_set_threads(2);                           /* b: three "ranks" and a chain */
         for (j = 0; j < A; j++) {
             lm_params_zero_grad(&b->params);
-            lb = lm_gpt_backward(b, in + j * B * T, tg + j * B * T, B, T);
+            lm_gpt_backward(b, in + j * B * T, tg + j * B * T, B, T);
             memcpy(g[j], b->params.grad, n * sizeof(float));
         }
         piece = 1000 + 77 * (size_t)s;
         for (off = 0; off < n; off += piece) {
             size_t len = n - off < piece ? n - off : piece;
-            lm_grad_accumulate(b->params.grad + off, g[0] + off, len, 1);      /* rank 0 */
-            lm_grad_accumulate(g[1] + off, b->params.grad + off, len, 0);      /* rank 1: g1 + x */
-            lm_grad_accumulate(b->params.grad + off, g[1] + off, len, 1);
-            lm_grad_accumulate(b->params.grad + off, g[2] + off, len, 0);      /* rank 2: x + g2 */
+            memset(sum + off, 0, len * sizeof(float));
+            lm_grad_accumulate(sum + off, g[0] + off, len);                    /* rank 0 */
+            lm_grad_accumulate(g[1] + off, sum + off, len);                    /* rank 1: g1 + x */
+            memcpy(b->params.grad + off, g[1] + off, len * sizeof(float));     /* rank 2: */
+            lm_grad_accumulate(b->params.grad + off, g[2] + off, len);         /*   x + g2 */
         }
-        if (lm_params_update_mean(&b->params, b->params.grad, A, &o, s) != LM_OK) same = 0;
+        if (lm_params_update_mean(&b->params, A, &o, s) != LM_OK) same = 0;
     }
     lm_set_threads(1);
     CHECK(same && !memcmp(a->params.data, b->params.data, n * sizeof(float)) &&
           !memcmp(a->params.m, b->params.m, n * sizeof(float)) && a->params.step == S,
-          "accumulation: the sum's order fixes the bits (pieces, swapped adds, 2 threads)");
-    (void)lb;
+          "accumulation: the sum's order fixes the bits (apart, in pieces, swapped adds, 2 threads)");
     /* the step's gradient is the mean over all A*B rows: as one batch of A*B rows, to
        rounding (no clipping, so the update leaves the mean in grad) */
     o.clip = 0;
     memcpy(c->params.data, a->params.data, n * sizeof(float));
     lm_params_zero_grad(&c->params);
     lb = lm_gpt_backward(c, in, tg, A * B, T);
-    for (j = 0; j < A; j++) {
-        lm_params_zero_grad(&a->params);
-        la = j ? la + lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T)
-               : lm_gpt_backward(a, in, tg, B, T);
-        lm_grad_accumulate(sum, a->params.grad, n, j == 0);
-    }
-    lm_params_update_mean(&a->params, sum, A, &o, S);
+    lm_params_zero_grad(&a->params);
+    for (j = 0; j < A; j++) la += lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+    lm_params_update_mean(&a->params, A, &o, S);
     for (off = 0; off < n; off++) {
         double d = fabs((double)a->params.grad[off] - c->params.grad[off]);
         if (d > worst) worst = d;
@@ -1161,7 +1153,7 @@ static void test_gpt_accum(void) {
     }
     CHECK(worst <= 1e-5 * scale && scale > 0, "accumulation: the gradient is the mean over all A*B rows");
     CHECK_NEAR(la / A, lb, 1e-5, "accumulation: the mean of the micro-batch losses is the big batch's loss");
-    /* A = 1: the same bits as lm_gpt_train_step, with a sum apart or in place */
+    /* A = 1: the same bits as lm_gpt_train_step */
     memcpy(b->params.data, c->params.data, n * sizeof(float));
     lm_params_reset_optimizer(&b->params);
     lm_params_reset_optimizer(&c->params);
@@ -1170,19 +1162,14 @@ static void test_gpt_accum(void) {
         lm_gpt_train_step(c, &o, in, tg, B, T, s);
         lm_params_zero_grad(&b->params);
         lm_gpt_backward(b, in, tg, B, T);
-        if (s == 0) lm_params_update_mean(&b->params, b->params.grad, 1, &o, s);
-        else {
-            lm_grad_accumulate(sum, b->params.grad, n, 1);
-            lm_params_update_mean(&b->params, sum, 1, &o, s);
-        }
+        lm_params_update_mean(&b->params, 1, &o, s);
     }
     CHECK(!memcmp(b->params.data, c->params.data, n * sizeof(float)),
           "accumulation: A = 1 is lm_gpt_train_step, bit for bit");
     memcpy(sum, b->params.data, n * sizeof(float));
-    CHECK(lm_params_update_mean(&b->params, NULL, 2, &o, 0) == LM_ERR_ARG &&
-          lm_params_update_mean(&b->params, b->params.grad, 0, &o, 0) == LM_ERR_ARG &&
-          strstr(lm_error(), "at least 1") && !memcmp(sum, b->params.data, n * sizeof(float)),
-          "accumulation: no sum or A < 1 is refused, the weights untouched");
+    CHECK(lm_params_update_mean(&b->params, 0, &o, 0) == LM_ERR_ARG && strstr(lm_error(), "from 1") &&
+          !memcmp(sum, b->params.data, n * sizeof(float)),
+          "accumulation: A < 1 is refused, the weights untouched");
     for (j = 0; j < A; j++) free(g[j]);
     free(sum);
     lm_gpt_free(a);

@@ -616,10 +616,8 @@ static void team_allgather(const float *mine, int n, float *all) {
 }
 static void team_gather_runs(float *buf, long n) { (void)buf; (void)n; }
 /* The sum of one process is the sum it made. */
-static const float *team_chain(float *grad, const float *part, float *const *keep, int nkeep,
-                               size_t n) {
+static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
     (void)grad; (void)keep; (void)nkeep; (void)n;
-    return part;
 }
 static int team_signals(void (*stop)(int sig)) { (void)stop; return 0; }
 static void team_lock(void) {}
@@ -703,11 +701,9 @@ typedef struct accum {
     int P, rank;             /* the team                                                  */
     int *in, *tg;            /* (A, B, T) this rank's micro-batches                       */
     int *skip_in, *skip_tg;  /* (B, T) where the other ranks' micro-batches are drawn to  */
-    float *sum;              /* (total) rank 0's running sum, when A > 1                  */
     float **keep;            /* (A - 1) another rank's first A - 1 gradients, when A > 1  */
     float *mine, *all;       /* (A + 1), (P, A + 1): losses and a status, of this rank and
                                 of every rank                                             */
-    const float *grad;       /* after accum_grads: the sum of all P*A gradients          */
     int failed;              /* after a failed step: ACCUM_NAN, ACCUM_INF or ACCUM_ERROR  */
     int failed_rank;         /* the first rank that failed (with ACCUM_ERROR if any did)  */
     char why[512];           /* this rank's lm_error() when it failed                     */
@@ -716,11 +712,12 @@ typedef struct accum {
     double t_exchange;       /*   summing the gradients across the ranks                  */
 } accum;
 
-/* Bytes accumulation needs beyond lm_gpt_memory: rank 0 a running sum, another rank its
-   first A - 1 gradients (the sum reaches it only after the ranks before it are done). */
+/* Bytes accumulation needs beyond lm_gpt_memory: nothing on rank 0, whose backwards add
+   into the gradients as they come; another rank keeps its first A - 1 gradients apart
+   (the running sum reaches it only once the ranks before it are done). */
 static double accum_bytes(const lm_gpt_config *c, int A) {
     double n = (double)LM_GPT_PARAMS(c->n_layer, c->n_embd, c->n_ctx, c->vocab) + 16.0 * (2 + 12 * c->n_layer + 2);
-    return A == 1 ? 0 : 4.0 * n * (team_rank() == 0 ? 1 : A - 1);
+    return team_rank() == 0 ? 0 : 4.0 * n * (A - 1);
 }
 
 static void accum_init(accum *a, lm_gpt *m, int A, int B, int T) {
@@ -737,14 +734,13 @@ static void accum_init(accum *a, lm_gpt *m, int A, int B, int T) {
     a->mine = (float *)xmalloc((size_t)(A + 1) * sizeof(float));
     a->all = (float *)xmalloc((size_t)a->P * (A + 1) * sizeof(float));
     a->keep = (float **)xmalloc((size_t)A * sizeof(float *));
-    if (A > 1 && a->rank == 0) a->sum = (float *)xmalloc(total * sizeof(float));
-    for (i = 0; A > 1 && a->rank > 0 && i < A - 1; i++) a->keep[i] = (float *)xmalloc(total * sizeof(float));
+    for (i = 0; a->rank > 0 && i < A - 1; i++) a->keep[i] = (float *)xmalloc(total * sizeof(float));
 }
 
 static void accum_free(accum *a) {
     int i;
-    for (i = 0; a->A > 1 && a->rank > 0 && i < a->A - 1; i++) free(a->keep[i]);
-    free(a->keep); free(a->sum); free(a->all); free(a->mine);
+    for (i = 0; a->rank > 0 && i < a->A - 1; i++) free(a->keep[i]);
+    free(a->keep); free(a->all); free(a->mine);
     free(a->skip_tg); free(a->skip_in); free(a->tg); free(a->in);
 }
 
@@ -761,19 +757,20 @@ static int accum_draw(accum *a, lm_data *d) {
     return LM_OK;
 }
 
-/* This rank's gradients, then everyone's summed in order: a->grad. Returns the step's
-   loss, the mean of all P*A micro-batches' losses (summed in double, in order), or NaN
-   when some micro-batch failed (a->failed says how, on every rank). */
+/* This rank's gradients, then everyone's summed in order, in the gradients of every
+   rank. Rank 0 lets its backwards add into the gradients (lm.h: each adds its own
+   micro-batch's, whole); another rank keeps its first A - 1 apart for the chain. Returns
+   the step's loss, the mean of all P*A micro-batches' losses (summed in double, in
+   order), or NaN when some micro-batch failed (a->failed says how, on every rank). */
 static float accum_grads(accum *a) {
     lm_params *p = &a->m->params;
     size_t bt = (size_t)a->B * a->T;
     int A = a->A, i, r;
-    const float *part = p->grad;
     float status = ACCUM_OK;
     double t = now_s(), tot = 0;
     for (i = 0; i < A; i++) {
         float l;
-        lm_params_zero_grad(p);
+        if (i == 0 || a->rank > 0) lm_params_zero_grad(p);
         lm_clear_error();
         l = a->mine[i] = lm_gpt_backward(a->m, a->in + i * bt, a->tg + i * bt, a->B, a->T);
         if (l != l) {
@@ -783,8 +780,7 @@ static float accum_grads(accum *a) {
             for (; i < A; i++) a->mine[i] = NAN;
             break;
         }
-        if (A > 1 && a->rank == 0) lm_grad_accumulate(a->sum, p->grad, p->total, i == 0);
-        else if (A > 1 && i < A - 1) memcpy(a->keep[i], p->grad, p->total * sizeof(float));
+        if (a->rank > 0 && i < A - 1) memcpy(a->keep[i], p->grad, p->total * sizeof(float));
     }
     a->mine[A] = status;
     a->t_compute = now_s() - t;
@@ -801,8 +797,7 @@ static float accum_grads(accum *a) {
         }
     }
     if (a->failed != ACCUM_OK) { a->t_exchange = 0; return NAN; }
-    if (A > 1 && a->rank == 0) part = a->sum;
-    a->grad = team_chain(p->grad, part, a->keep, A > 1 && a->rank > 0 ? A - 1 : 0, p->total);
+    team_chain(p->grad, a->keep, a->rank > 0 ? A - 1 : 0, p->total);
     a->t_exchange = now_s() - t;
     for (i = 0; i < a->P * A; i++) tot += a->all[(size_t)(i / A) * (A + 1) + i % A];
     return (float)(tot / (a->P * A));
@@ -1433,7 +1428,7 @@ static void cmd_train(int argc, char **argv) {
                 acc.failed == ACCUM_INF ? "infinite" : "NaN", done, S);
         }
         team_lock();
-        if (lm_params_update_mean(&run.m->params, acc.grad, P * A, &o, s) != LM_OK)
+        if (lm_params_update_mean(&run.m->params, P * A, &o, s) != LM_OK)
             die("step %d/%d failed: %s", done, S, lm_error());
         t = now_s() - t;
         train_mark(&run, done, loss, lr, pr.tokens / (t > 0 ? t : 1e-9));
@@ -1839,7 +1834,7 @@ static void bench_train(int argc, char **argv) {
         loss = accum_grads(&acc);
         if (loss != loss) die("training step failed: %s", lm_error());
         t1 = now_s();
-        if (lm_params_update_mean(&m->params, acc.grad, P * A, &o, s) != LM_OK)
+        if (lm_params_update_mean(&m->params, P * A, &o, s) != LM_OK)
             die("training step failed: %s", lm_error());
         if (s >= 2) {          /* the first two steps warm up caches and arenas */
             times[s - 2] = now_s() - t;

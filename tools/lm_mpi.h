@@ -111,17 +111,16 @@ static size_t team_chunk(size_t n, int P) {
 }
 
 /* The gradient sum of the P ranks, in micro-batch order. On entry rank 0's partial sum is
-   `part` (its own micro-batches added in order; it may be grad), and rank r > 0 has its
-   first nkeep gradients in keep[] and its last in grad. On return every rank has the
-   whole sum in grad (and the function returns grad). Rank r, for each chunk c:
+   in grad (its own micro-batches added in order), and rank r > 0 has its first nkeep
+   gradients in keep[] and its last in grad. On return every rank has the whole sum in
+   grad. Rank r, for each chunk c:
        up:   x = what rank r-1 sent; x += keep[0]; ...; x += grad;  send x to rank r+1
              (the last rank adds into grad instead - x + g is g + x exactly - and starts
              the chunk back down)
        down: grad = what rank r+1 sent; send it on to rank r-1.
    Messages between two ranks in one direction arrive in the order sent (MPI's
    non-overtaking rule), so the chunks need no numbers of their own. */
-static const float *team_chain(float *grad, const float *part, float *const *keep, int nkeep,
-                               size_t n) {
+static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
     static float *ring;                         /* TEAM_WINDOW chunks arriving from r-1 */
     /* up[c]: chunk c's send up; back[c]: its send down; in[c]: its receive, first of the
        partial sum coming up (into the ring), then of the whole sum coming down (into grad) */
@@ -129,7 +128,7 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
     static size_t have;
     int r = g_team_rank, P = g_team_size, i;
     size_t ch = team_chunk(n, P), K = (n + ch - 1) / ch, c;
-    if (P == 1) return part;
+    if (P == 1) return;
     if (have < K) {
         free(up); free(in); free(back);
         up = (MPI_Request *)xmalloc(K * sizeof(MPI_Request));
@@ -141,15 +140,15 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
 #define TEAM_LEN(c) ((int)(n - (c) * ch < ch ? n - (c) * ch : ch))
     if (r == 0) {
         for (c = 0; c < K; c++)
-            team_ok(MPI_Isend((void *)(part + c * ch), TEAM_LEN(c), MPI_FLOAT, 1,
-                              TEAM_TAG_UP, MPI_COMM_WORLD, &up[c]), "MPI_Isend");
-        for (c = 0; c < K; c++) {               /* grad may be part: wait for its send */
+            team_ok(MPI_Isend(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_UP,
+                              MPI_COMM_WORLD, &up[c]), "MPI_Isend");
+        for (c = 0; c < K; c++) {               /* the sum comes back where it went from */
             team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
             team_ok(MPI_Irecv(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_DOWN,
                               MPI_COMM_WORLD, &in[c]), "MPI_Irecv");
         }
         team_ok(MPI_Waitall((int)K, in, MPI_STATUSES_IGNORE), "MPI_Waitall");
-        return grad;
+        return;
     }
     for (c = 0; c < K && c < TEAM_WINDOW; c++)
         team_ok(MPI_Irecv(ring + c * ch, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_UP,
@@ -158,16 +157,16 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
         float *x = ring + (c % TEAM_WINDOW) * ch, *g = grad + c * ch;
         size_t len = (size_t)TEAM_LEN(c);
         team_ok(MPI_Wait(&in[c], MPI_STATUS_IGNORE), "MPI_Wait");
-        for (i = 0; i < nkeep; i++) lm_grad_accumulate(x, keep[i] + c * ch, len, 0);
+        for (i = 0; i < nkeep; i++) lm_grad_accumulate(x, keep[i] + c * ch, len);
         if (r < P - 1) {
-            lm_grad_accumulate(x, g, len, 0);
+            lm_grad_accumulate(x, g, len);
             team_ok(MPI_Isend(x, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_UP, MPI_COMM_WORLD,
                               &up[c]), "MPI_Isend");
             team_ok(MPI_Irecv(g, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_DOWN, MPI_COMM_WORLD,
                               &in[c]), "MPI_Irecv");
             if (c + TEAM_WINDOW < K) team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
         } else {
-            lm_grad_accumulate(g, x, len, 0);
+            lm_grad_accumulate(g, x, len);
             team_ok(MPI_Isend(g, (int)len, MPI_FLOAT, r - 1, TEAM_TAG_DOWN, MPI_COMM_WORLD,
                               &back[c]), "MPI_Isend");
             in[c] = MPI_REQUEST_NULL;
@@ -187,7 +186,6 @@ static const float *team_chain(float *grad, const float *part, float *const *kee
     }
     team_ok(MPI_Waitall((int)K, back, MPI_STATUSES_IGNORE), "MPI_Waitall");
 #undef TEAM_LEN
-    return grad;
 }
 
 /* SIGINT and SIGTERM. mpirun passes them on to every rank and kills the job for good a
