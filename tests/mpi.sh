@@ -120,8 +120,9 @@ check "lm-mpi generate on 3 processes: a usage error, said once" \
     [ $rc -ne 0 -a "$(grep -c 'lm-mpi generate: runs on one process only' "$DIR/err")" -eq 1 ]
 mpi 3 train --data "$DIR/text.txt" --accum 0 2>"$DIR/err"
 check "a bad --accum on 3 processes: said once" [ "$(grep -c '^lm-mpi train: --accum' "$DIR/err")" -eq 1 ]
-mpi 2 $RUN --steps 100 --eval-every 50 --model "$DIR/mpi.safetensors" 2>"$DIR/err"
+mpi 2 $RUN --steps 100 --eval-every 50 --model "$DIR/mpi.safetensors" --plot "$DIR/mpi.svg" 2>"$DIR/err"
 check "the final summary once" [ "$(grep -c 'steps in' "$DIR/err")" -eq 1 ]
+check "--plot: rank 0 draws the curves" grep -q '</svg>' "$DIR/mpi.svg"
 mpi 2 train --help >"$DIR/out"
 "$LM" train --help >"$DIR/out1"
 check "--help printed once" cmp -s "$DIR/out" "$DIR/out1"

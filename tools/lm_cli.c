@@ -805,14 +805,16 @@ static float accum_grads(accum *a) {
 
 /* ---------------------------------------------------------------------------------------
    lm train.
-   The loop is: draw a batch (lm_data), one lm_gpt_train_step, then the bookkeeping: an
-   eval on the validation split when due, a CSV row, a checkpoint when due, progress.
+   The loop is: draw the step's micro-batches (lm_data), their gradients (accum_grads, and
+   under lm-mpi the exchange), the update (lm_params_update_mean), then the bookkeeping:
+   progress, an eval on the validation split when due, a CSV row, a checkpoint when due.
    Exact resume: everything a step depends on is the weights, the AdamW moments and step
    count, the data position and RNG, and the step number. A save writes all of them (the
    state file first, then the model), and --resume restores all of them, so the resumed
    run replays the uninterrupted one bit for bit.
    Signals only set a flag; the loop notices it after the step in flight, saves and exits
-   with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+   with 128 + the signal number (130 for SIGINT, 143 for SIGTERM). (lm-mpi: rank 0 saves
+   at once instead, from a thread of its own: see train_stop and tools/lm_mpi.h.)
    --------------------------------------------------------------------------------------- */
 static const char usage_train[] =
 "usage: lm train --data FILE [options]\n"
@@ -1090,15 +1092,16 @@ static void train_plot(train_plotter *p, int done, int silent) {
     p->drawn_at = done;
 }
 
-/* The last step's CSV row (--log) and plot point (--plot), with its validation loss or
-   NaN for none. */
-static void train_log_row(train_run *r, FILE *logf, train_plotter *plot, float val_loss,
-                          double t_begin) {
+/* The last step's CSV row (--log) and plot point (--plot), with its validation loss when
+   evaluated. */
+static void train_log_row(train_run *r, FILE *logf, train_plotter *plot, int evaluated,
+                          float val_loss, double t_begin) {
     if (!r->row_due) return;
     r->row_due = 0;
+    if (!evaluated) val_loss = NAN;
     if (logf) {
         fprintf(logf, "%d,%.9g,%.9g,%.1f,", r->done, r->row_loss, r->row_lr, r->row_rate);
-        if (val_loss == val_loss) fprintf(logf, "%.9g", val_loss);
+        if (evaluated) fprintf(logf, "%.9g", val_loss);
         fprintf(logf, ",%.3f\n", now_s() - t_begin);
         fflush(logf);
     }
@@ -1123,7 +1126,7 @@ static struct train_ctx {
 static void train_stop(int sig, int from_thread) {
     train_run *r = g_train.run;
     clear_live_line();
-    train_log_row(r, g_train.logf, g_train.plot, NAN, g_train.t_begin);
+    train_log_row(r, g_train.logf, g_train.plot, 0, NAN, g_train.t_begin);
     train_save(r, r->done);
     train_plot(g_train.plot, r->done, 0);
     if (g_train.logf) fclose(g_train.logf);
@@ -1444,7 +1447,7 @@ static void cmd_train(int argc, char **argv) {
             fprintf(stderr, "step %d/%d val loss %.4f ppl %.2f\n", done, S, val_loss,
                     exp(val_loss));
         }
-        train_log_row(&run, logf, &plot, evaluated ? (float)val_loss : NAN, t_begin);
+        train_log_row(&run, logf, &plot, evaluated, (float)val_loss, t_begin);
         if (due_eval || due_save) train_plot(&plot, done, 0);
         if (due_save) train_save(&run, done);
         team_unlock();
