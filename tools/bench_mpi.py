@@ -13,7 +13,8 @@
      big   ./lm bench train --batch 16 --threads 2: one batch of 16 rows (not the same
            bits; how fast one process does the same work in one piece)
    and prints two's step against one's (the target is at most 1.15), how two's step
-   divides between computing, exchanging and updating, and the exchange's rate.
+   divides between computing, waiting for the slower process, exchanging the gradient and
+   updating, and the exchange's rate.
 2. GPT-2 124M (12 x 768, context 1024, vocabulary 50257): the compute of one micro-batch
    of one row on 2 threads, and the update, measured once (--no-gpt2 skips it; about two
    minutes).

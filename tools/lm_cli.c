@@ -622,6 +622,8 @@ static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
 static int team_signals(void (*stop)(int sig)) { (void)stop; return 0; }
 static void team_lock(void) {}
 static void team_unlock(void) {}
+static double team_sent(void) { return 0; }
+static double team_max(double x) { return x; }
 #endif
 
 /* Rank 0 read the text: the others get its tokens and the vocabulary size, so only rank
@@ -1802,7 +1804,7 @@ static void bench_train(int argc, char **argv) {
     lm_rng rng;
     accum acc;
     int A, B, T, S, s, i, P = team_size();
-    double *times, *tc, *tw, *tx, *tu, med;
+    double *times, *tc, *tw, *tx, *tu, med, sent = 0;
     memset(&c, 0, sizeof c);
     c.usage = usage_bench;
     opt_shape(&c);
@@ -1827,6 +1829,7 @@ static void bench_train(int argc, char **argv) {
     o.warmup = 0;
     rng = lm_rng_seed(2 + (uint64_t)team_rank());
     for (s = 0; s < S + 2; s++) {
+        if (s == 2) sent = team_sent();
         double t, t1;
         float loss;
         for (i = 0; i < A * B * T; i++) {
@@ -1847,6 +1850,7 @@ static void bench_train(int argc, char **argv) {
             tu[s - 2] = now_s() - t1;
         }
     }
+    sent = team_max((team_sent() - sent) / S);   /* bytes a step, the busiest rank's */
     med = median_of(times, S);  /* the median step: steadier than the mean on a shared machine */
     printf("train %d layers, %d heads, %d wide, context %d, vocab %d, batch %d: %lu "
            "parameters, %d threads, %s, %d steps", m->cfg.n_layer, m->cfg.n_head,
@@ -1859,7 +1863,7 @@ static void bench_train(int argc, char **argv) {
         printf(" compute_ms %.3f wait_ms %.3f exchange_ms %.3f update_ms %.3f sent_mb %.3f",
                median_of(tc, S) * 1e3, median_of(tw, S) * 1e3, median_of(tx, S) * 1e3,
                median_of(tu, S) * 1e3,
-               (P > 2 ? 2.0 : P - 1.0) * 4.0 * (double)m->params.total / 1e6);
+               sent / 1e6);
     printf("\n");
     free(times);
     accum_free(&acc);

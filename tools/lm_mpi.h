@@ -33,6 +33,7 @@
 enum { TEAM_TAG_UP = 11, TEAM_TAG_DOWN = 12 };
 
 static int g_team_rank = 0, g_team_size = 1;
+static double g_team_sent;      /* bytes this rank has sent in team_chain (lm bench train) */
 
 static void team_lock(void);
 /* An MPI call that failed: a process died or the network broke. Rank 0 may be saving
@@ -61,6 +62,12 @@ static void team_start(int *argc, char ***argv) {
     if (g_team_rank != 0 && !freopen("/dev/null", "w", stdout)) exit(EXIT_RUNTIME);
 }
 static void team_end(void) { MPI_Finalize(); }
+static double team_sent(void) { return g_team_sent; }
+static double team_max(double x) {
+    double y = x;
+    team_ok(MPI_Allreduce(&x, &y, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+    return y;
+}
 static int team_rank(void) { return g_team_rank; }
 static int team_size(void) { return g_team_size; }
 
@@ -99,6 +106,12 @@ static void team_gather_runs(float *buf, long n) {
     team_ok(MPI_Gatherv(g_team_rank == 0 ? MPI_IN_PLACE : (void *)(buf + lo), counts[g_team_rank],
                         MPI_FLOAT, buf, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD), "MPI_Gatherv");
     free(counts);
+}
+
+/* Send len floats of buf to rank `to`, counting the bytes. */
+static void team_isend(const float *buf, int len, int to, int tag, MPI_Request *req) {
+    g_team_sent += 4.0 * len;
+    team_ok(MPI_Isend((void *)buf, len, MPI_FLOAT, to, tag, MPI_COMM_WORLD, req), "MPI_Isend");
 }
 
 /* Floats per message: 1 MB, or less so that the gradient goes in at least 8P messages -
@@ -140,8 +153,7 @@ static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
 #define TEAM_LEN(c) ((int)(n - (c) * ch < ch ? n - (c) * ch : ch))
     if (r == 0) {
         for (c = 0; c < K; c++)
-            team_ok(MPI_Isend(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_UP,
-                              MPI_COMM_WORLD, &up[c]), "MPI_Isend");
+            team_isend(grad + c * ch, TEAM_LEN(c), 1, TEAM_TAG_UP, &up[c]);
         for (c = 0; c < K; c++) {               /* the sum comes back where it went from */
             team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
             team_ok(MPI_Irecv(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, 1, TEAM_TAG_DOWN,
@@ -160,15 +172,13 @@ static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
         for (i = 0; i < nkeep; i++) lm_grad_accumulate(x, keep[i] + c * ch, len);
         if (r < P - 1) {
             lm_grad_accumulate(x, g, len);
-            team_ok(MPI_Isend(x, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_UP, MPI_COMM_WORLD,
-                              &up[c]), "MPI_Isend");
+            team_isend(x, (int)len, r + 1, TEAM_TAG_UP, &up[c]);
             team_ok(MPI_Irecv(g, (int)len, MPI_FLOAT, r + 1, TEAM_TAG_DOWN, MPI_COMM_WORLD,
                               &in[c]), "MPI_Irecv");
             if (c + TEAM_WINDOW < K) team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
         } else {
             lm_grad_accumulate(g, x, len);
-            team_ok(MPI_Isend(g, (int)len, MPI_FLOAT, r - 1, TEAM_TAG_DOWN, MPI_COMM_WORLD,
-                              &back[c]), "MPI_Isend");
+            team_isend(g, (int)len, r - 1, TEAM_TAG_DOWN, &back[c]);
             in[c] = MPI_REQUEST_NULL;
         }
         if (c + TEAM_WINDOW < K)
@@ -178,8 +188,7 @@ static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
     if (r < P - 1) {
         for (c = 0; c < K; c++) {
             team_ok(MPI_Wait(&in[c], MPI_STATUS_IGNORE), "MPI_Wait");
-            team_ok(MPI_Isend(grad + c * ch, TEAM_LEN(c), MPI_FLOAT, r - 1, TEAM_TAG_DOWN,
-                              MPI_COMM_WORLD, &back[c]), "MPI_Isend");
+            team_isend(grad + c * ch, TEAM_LEN(c), r - 1, TEAM_TAG_DOWN, &back[c]);
         }
         for (c = K > TEAM_WINDOW ? K - TEAM_WINDOW : 0; c < K; c++)
             team_ok(MPI_Wait(&up[c], MPI_STATUS_IGNORE), "MPI_Wait");
