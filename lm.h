@@ -1217,6 +1217,7 @@ LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
 LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n);
 LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n);
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n);
+LM__VEC_FN void lm__vacc_ieee(const float *x, float *y, int n);
 LM__VEC_FN void lm__adamw_update(float *w, const float *g, float *m, float *v, int n,
                                  float decay, float b1, float b2, float step_size,
                                  float bc2_sqrt, float eps);
@@ -2527,18 +2528,14 @@ LMDEF void lm_params_reset_optimizer(lm_params *p) {
    in which the micro-batches are added and by nothing else: not the thread count, not how
    a program cuts the arrays into pieces (and x + y equals y + x exactly). That is what
    lets processes that each hold some of the micro-batches pass the running sum along and
-   end with the bits of one process. A plain loop on purpose: compilers vectorize it only
-   where vector adds are IEEE adds (armv7's NEON flushes subnormals to zero), and it runs
-   at the speed of memory either way. (A gradient computed on its own is 0 + g, so -0
-   becomes +0. That changes no sum: a running sum from +0 is never -0, and s + 0 is s for
-   either zero.) */
+   end with the bits of one process (the kernel, lm__vacc_ieee, makes only IEEE adds).
+   (A gradient computed on its own is 0 + g, so -0 becomes +0. That changes no sum: a
+   running sum from +0 is never -0, and s + 0 is s for either zero.) */
 typedef struct { float *sum; const float *g; size_t n; } lm__accum_job;
 static void lm__accum_task(void *ctx, int c) {
     const lm__accum_job *J = (const lm__accum_job *)ctx;
-    size_t i, i0 = (size_t)c * LM__CHUNK, i1 = J->n - i0 < LM__CHUNK ? J->n : i0 + LM__CHUNK;
-    float *s = J->sum;
-    const float *g = J->g;
-    for (i = i0; i < i1; i++) s[i] += g[i];
+    size_t i0 = (size_t)c * LM__CHUNK;
+    lm__vacc_ieee(J->g + i0, J->sum + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
 }
 LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n) {
     lm__accum_job J;
@@ -5431,6 +5428,20 @@ LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n) {
 
 /* y += x */
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n) { lm__vadd(y, x, y, n); }
+
+/* y += x in IEEE adds only, so that every element comes out the same whichever lane or
+   tail loop it falls in: gradient accumulation's addition (lm_grad_accumulate), whose bits
+   must not depend on where a program cuts its arrays. The vector loop where vector adds
+   are IEEE; plain C on armv7 (the path where LM__V_EXACT is 0), whose NEON flushes
+   subnormals to zero. */
+LM__VEC_FN void lm__vacc_ieee(const float *x, float *y, int n) {
+#if LM__V_EXACT
+    lm__vacc(x, y, n);
+#else
+    int i;
+    for (i = 0; i < n; i++) y[i] += x[i];
+#endif
+}
 
 /* One AdamW step over n parameters (see TRAINING), in exactly PyTorch's order of float
    operations per element:
