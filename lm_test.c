@@ -3563,6 +3563,30 @@ static void test_vec_arith(void) {
     lm__vec_simd = 1;
     snprintf(msg, sizeof msg, "vec: vaxpy, vadd (in place), vacc: %d wrong elements", bad);
     CHECK(bad == 0, msg);
+    /* vacc_ieee: exactly the plain float adds, subnormals included, cut anywhere */
+    bad = 0;
+    for (i = 0; i < N; i++) {
+        if (i % 3 == 0) a[i] = (i % 2 ? 1e-39f : -3e-40f) * (float)(i % 7 + 1);
+        if (i % 5 == 0) b[i] = (i % 4 ? 2e-39f : -1e-45f) * (float)(i % 3 + 1);
+    }
+    for (p = 0; p < 2; p++) {
+        int cut;
+        lm__vec_simd = !p;
+        for (cut = 0; cut < 40; cut += 13) {
+            volatile float want;
+            memcpy(y, b, sizeof y);
+            lm__vacc_ieee(a, y, cut);
+            lm__vacc_ieee(a + cut, y + cut, N - cut);
+            for (i = 0; i < N; i++) {
+                want = b[i];
+                want += a[i];
+                if (memcmp(&y[i], (const void *)&want, sizeof(float))) bad++;
+            }
+        }
+    }
+    lm__vec_simd = 1;
+    snprintf(msg, sizeof msg, "vec: vacc_ieee is the plain float add, subnormals too: %d wrong elements", bad);
+    CHECK(bad == 0, msg);
 }
 
 /* ---------------------------------------------------------------------------------------
