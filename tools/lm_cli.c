@@ -811,9 +811,11 @@ static float accum_grads(accum *a) {
    under lm-mpi the exchange), the update (lm_params_update_mean), then the bookkeeping:
    progress, an eval on the validation split when due, a CSV row, a checkpoint when due.
    Exact resume: everything a step depends on is the weights, the AdamW moments and step
-   count, the data position and RNG, and the step number. A save writes all of them (the
-   state file first, then the model), and --resume restores all of them, so the resumed
-   run replays the uninterrupted one bit for bit.
+   count, the data position and RNG, and the step number. A save writes all of them as one
+   commit (lm_gpt_save_with_state: a kill at any moment leaves the old pair or the new
+   one), and --resume restores all of them, so the resumed run replays the uninterrupted
+   one bit for bit. A file that cannot be written (a full disk) stops the run with one
+   line and exit status 1, and the last checkpoint stays as it was.
    Signals only set a flag; the loop notices it after the step in flight, saves and exits
    with 128 + the signal number (130 for SIGINT, 143 for SIGTERM). (lm-mpi: rank 0 saves
    at once instead, from a thread of its own: see train_stop and tools/lm_mpi.h.)
@@ -1049,7 +1051,7 @@ static void train_mark(train_run *r, int done, float loss, float lr, double rate
     r->row_rate = rate;
 }
 
-/* Save the resume state, then the weights: both written atomically by the library. */
+/* Save the weights and the resume state together (one commit, by the library). */
 static void train_save(train_run *r, int done) {
     lm_train_state st;
     size_t i;
@@ -1066,10 +1068,15 @@ static void train_save(train_run *r, int done) {
     st.step = done;
     st.data_pos = (uint64_t)r->at.pos;
     st.rng = r->at.rng.state;
-    if (lm_gpt_save_state(r->m, r->out, &st) != LM_OK)
-        die("cannot save the training state beside '%s': %s", r->out, lm_error());
-    if (lm_gpt_save(r->m, r->out) != LM_OK) die("cannot save '%s': %s", r->out, lm_error());
+    if (lm_gpt_save_with_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save '%s' and its training state: %s", r->out, lm_error());
     r->saved_at = done;
+}
+
+/* --log: one row (or the header), flushed at once; a failure (a full disk) stops the run
+   with the last checkpoint as it was. */
+static void log_write(FILE *f, const char *path, const char *row) {
+    if (fputs(row, f) == EOF || fflush(f) != 0) die("cannot write '%s': %s", path, strerror(errno));
 }
 
 /* --plot: the run's log kept in memory, redrawn as an SVG picture (tools/lm_plot.h) at
@@ -1096,16 +1103,17 @@ static void train_plot(train_plotter *p, int done, int silent) {
 
 /* The last step's CSV row (--log) and plot point (--plot), with its validation loss when
    evaluated. */
-static void train_log_row(train_run *r, FILE *logf, train_plotter *plot, int evaluated,
-                          float val_loss, double t_begin) {
+static void train_log_row(train_run *r, FILE *logf, const char *log_path,
+                          train_plotter *plot, int evaluated, float val_loss, double t_begin) {
     if (!r->row_due) return;
     r->row_due = 0;
     if (!evaluated) val_loss = NAN;
     if (logf) {
-        fprintf(logf, "%d,%.9g,%.9g,%.1f,", r->done, r->row_loss, r->row_lr, r->row_rate);
-        if (evaluated) fprintf(logf, "%.9g", val_loss);
-        fprintf(logf, ",%.3f\n", now_s() - t_begin);
-        fflush(logf);
+        char row[160], val[32] = "";
+        if (evaluated) snprintf(val, sizeof val, "%.9g", val_loss);
+        snprintf(row, sizeof row, "%d,%.9g,%.9g,%.1f,%s,%.3f\n", r->done, r->row_loss,
+                 r->row_lr, r->row_rate, val, now_s() - t_begin);
+        log_write(logf, log_path, row);
     }
     if (plot->path && lmplot_push(&plot->log, r->done, r->row_loss, r->row_lr, val_loss) != 0) {
         note("out of memory keeping the log for --plot: no more plotting");
@@ -1122,16 +1130,18 @@ static struct train_ctx {
     train_run *run;
     train_plotter *plot;
     FILE *logf;
+    const char *log_path;
     int S;
     double t_begin;
 } g_train;
 static void train_stop(int sig, int from_thread) {
     train_run *r = g_train.run;
     clear_live_line();
-    train_log_row(r, g_train.logf, g_train.plot, 0, NAN, g_train.t_begin);
+    train_log_row(r, g_train.logf, g_train.log_path, g_train.plot, 0, NAN, g_train.t_begin);
     train_save(r, r->done);
     train_plot(g_train.plot, r->done, 0);
-    if (g_train.logf) fclose(g_train.logf);
+    if (g_train.logf && fclose(g_train.logf) != 0)
+        die("cannot write '%s': %s", g_train.log_path, strerror(errno));
     note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
          sig == SIGINT ? "SIGINT" : "SIGTERM", r->done, g_train.S, r->out, r->out);
     if (from_thread) { fflush(NULL); _exit(128 + sig); }
@@ -1331,15 +1341,16 @@ static void cmd_train(int argc, char **argv) {
     run.row_due = 0;
 
     /* the CSV log: a header, then a row per step. A resumed run keeps the rows up to the
-       checkpoint's step (a crashed run may have logged past it) and carries on. */
+       checkpoint's step (a killed run may have logged past it) and carries on: the file
+       is cut there in place, so a kill at any moment keeps every row before the cut.
+       (lm-mpi: rank 0's.) */
     if (getstr(&c, "--log") && me == 0) {
         const char *lp = getstr(&c, "--log");
         unsigned char *old = NULL;
         size_t old_len = 0, keep = 0;
-        FILE *f = resume ? fopen(lp, "rb") : NULL;
-        if (f) {
-            old = read_stream(f, lp, &old_len);
-            fclose(f);
+        logf = resume ? fopen(lp, "r+b") : NULL;
+        if (logf) {
+            old = read_stream(logf, lp, &old_len);
             /* the header line, then rows while their step is <= start */
             while (keep < old_len) {
                 size_t e = keep;
@@ -1348,13 +1359,16 @@ static void cmd_train(int argc, char **argv) {
                 if (keep > 0 && atol((const char *)old + keep) > start) break;
                 keep = e + 1;
             }
+            free(old);
+            if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
+                fseek(logf, (long)keep, SEEK_SET) != 0)
+                die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
+            die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (!(logf = fopen(lp, "wb"))) {
+            die("cannot write '%s': %s", lp, strerror(errno));
         }
-        logf = fopen(lp, "wb");
-        if (!logf) die("cannot write '%s': %s", lp, strerror(errno));
-        if (keep > 0) fwrite(old, 1, keep, logf);
-        else fputs("step,loss,lr,tok_per_s,val_loss,elapsed_s\n", logf);
-        free(old);
-        fflush(logf);
+        if (keep == 0) log_write(logf, lp, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n");
     }
 
     if (plot.path) {
@@ -1384,6 +1398,7 @@ static void cmd_train(int argc, char **argv) {
     g_train.run = &run;
     g_train.plot = &plot;
     g_train.logf = logf;
+    g_train.log_path = getstr(&c, "--log");
     g_train.S = S;
     g_train.t_begin = t_begin;
     g_team_signals = team_signals(train_stop_thread);
@@ -1449,7 +1464,7 @@ static void cmd_train(int argc, char **argv) {
             fprintf(stderr, "step %d/%d val loss %.4f ppl %.2f\n", done, S, val_loss,
                     exp(val_loss));
         }
-        train_log_row(&run, logf, &plot, evaluated, (float)val_loss, t_begin);
+        train_log_row(&run, logf, getstr(&c, "--log"), &plot, evaluated, (float)val_loss, t_begin);
         if (due_eval || due_save) train_plot(&plot, done, 0);
         if (due_save) train_save(&run, done);
         team_unlock();
