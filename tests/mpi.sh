@@ -12,8 +12,8 @@
 #   - lm-mpi eval (the windows shared out) prints what lm eval prints;
 #   - a run of 2 processes resumed by 3 (and the same number of micro-batches a step) ends
 #     as the uninterrupted single process, log included;
-#   - SIGTERM to mpirun mid-run: rank 0 saves the last whole step at once, and resuming
-#     from there (with another P) ends as the uninterrupted run;
+#   - SIGTERM to mpirun mid-run, or to rank 0: rank 0 saves the last whole step at once,
+#     and resuming from there (with another P) ends as the uninterrupted run;
 #   - a rank killed (SIGKILL) mid-run: mpirun fails and says so, and the last checkpoint
 #     loads and resumes;
 #   - only rank 0 speaks: usage errors and progress once, not once per process.
@@ -95,6 +95,22 @@ check "SIGTERM: rank 0 says it saved" grep -q "stopped by SIGTERM after step $ro
 check "SIGTERM: stopped mid-run" [ "$rows" -ge 39 -a "$rows" -lt 1500 ]
 mpi 3 $S --accum 2 --model "$DIR/mpi.safetensors" --log "$DIR/mpi.csv" --resume "$DIR/mpi.safetensors"
 check "SIGTERM, then resumed by 3 processes == uninterrupted" same one mpi
+
+# SIGTERM to rank 0 itself: it saves (in its own time), and mpirun ends with its status
+rm -f "$DIR"/mpi.*
+$MPIRUN -np 3 "$LMMPI" $S --accum 2 --model "$DIR/mpi.safetensors" --log "$DIR/mpi.csv" 2>"$DIR/err" &
+pid=$!
+n=0
+while [ $n -lt 1000 ] && [ "$(cat "$DIR/mpi.csv" 2>/dev/null | wc -l)" -lt 40 ]; do sleep 0.02; n=$((n + 1)); done
+for p in $(pgrep -f "$DIR/mpi.safetensors"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=0'; then kill -TERM "$p"; fi
+done
+wait $pid
+rc=$?
+check "SIGTERM to rank 0: mpirun exits 143" [ $rc -eq 143 ]
+check "SIGTERM to rank 0: it says it saved" grep -q "stopped by SIGTERM after step .*; saved" "$DIR/err"
+"$LM" $S --accum 6 --model "$DIR/mpi.safetensors" --log "$DIR/mpi.csv" --resume "$DIR/mpi.safetensors"
+check "SIGTERM to rank 0, then resumed by lm == uninterrupted" same one mpi
 
 # a rank killed: mpirun fails and names it; the last checkpoint loads and resumes
 rm -f "$DIR"/mpi.*

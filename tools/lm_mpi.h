@@ -197,10 +197,10 @@ static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
 #undef TEAM_LEN
 }
 
-/* SIGINT and SIGTERM. mpirun passes them on to every rank and kills the job for good a
-   second later (OpenMPI's odls_base_sigkill_timeout), too soon to finish a step and then
-   save. So rank 0 saves at once, from a thread of its own, while the step in flight goes
-   on: the handler wakes the thread through a pipe; the thread takes the lock that the
+/* SIGINT and SIGTERM. Given either, mpirun sends SIGTERM to every rank a second later and
+   SIGKILL a second after that (OpenMPI's odls_base_sigkill_timeout), too soon to finish a
+   step and then save. So rank 0 saves at once, from a thread of its own, while the step in
+   flight goes on (a signal sent to rank 0 itself works the same, with no deadline): the handler wakes the thread through a pipe; the thread takes the lock that the
    training loop holds from each update to the end of that step's bookkeeping, and calls
    stop(sig), which saves the weights of the last whole step and ends the process. The
    save only reads the parameters, which the step in flight does not change (it writes
