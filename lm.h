@@ -380,6 +380,7 @@ LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a);   /* all elements -> scalar 
 LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a);  /* tanh form, as GPT-2 */
+LMDEF lm_tensor *lm_gelu_erf(lm_graph *g, lm_tensor *a);  /* exact: x Phi(x), as PyTorch's */
 LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a);      /* over the last dim */
@@ -391,6 +392,11 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
    causal: position t sees 0..t. lens (may be NULL): batch row b sees keys < lens[b]. */
 LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal,
                               const int *lens);
+/* Cross-attention: queries q (B, Tq, C) over the keys and values kv (B, Tk, 2C) (column
+   blocks k, v) of another sequence -> (B, Tq, C). lens (may be NULL): batch row b sees
+   keys < lens[b] (the source's padding). */
+LMDEF lm_tensor *lm_cross_attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head,
+                                    const int *lens);
 LMDEF lm_tensor *lm_reshape(lm_graph *g, lm_tensor *a, int ndim, const int *shape);
 LMDEF lm_tensor *lm_transpose(lm_graph *g, lm_tensor *a);   /* swap the last two dims */
 /* Columns [start, start+len) of the last dim. */
@@ -466,7 +472,12 @@ LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step);
    Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
    GPT-2 layout)
    --------------------------------------------------------------------------------------- */
-/* One pre-LayerNorm Transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+/* One Transformer block. The GPT's and the encoder's: pre-LayerNorm, x + attn(ln_1(x)),
+   then + mlp(ln_2(x)), weights input-major as below. The encoder-decoder's (as PyTorch's
+   nn.Transformer) use the same struct with every weight stored output-major, (out, in)
+   (the transpose of the shapes below; the MLP's width F is free, not 4C), post- or
+   pre-LayerNorm, and in its decoder a cross-attention sub-layer between the two, whose
+   fields are NULL everywhere else. */
 typedef struct lm_block {
     lm_tensor *ln_1_w, *ln_1_b;      /* (C) (C)                                           */
     lm_tensor *attn_w, *attn_b;      /* (C, 3C) (3C): q, k, v column blocks               */
@@ -474,6 +485,10 @@ typedef struct lm_block {
     lm_tensor *ln_2_w, *ln_2_b;      /* (C) (C)                                           */
     lm_tensor *fc_w, *fc_b;          /* (C, 4C) (4C)                                      */
     lm_tensor *proj_w, *proj_b;      /* (4C, C) (C)                                       */
+    lm_tensor *ln_x_w, *ln_x_b;      /* (C) (C) cross-attention's LayerNorm               */
+    lm_tensor *xattn_w, *xattn_b;    /* (3C, C) (3C): q from the block, k and v from the
+                                        encoder's output                                 */
+    lm_tensor *xattn_proj_w, *xattn_proj_b; /* (C, C) (C)                                 */
 } lm_block;
 
 typedef struct lm_gpt_config {
@@ -1172,6 +1187,8 @@ LM__VEC_FN void lm__vtanh(const float *x, float *y, int n);
 LM__VEC_FN void lm__vsigmoid(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_fwd(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n);
+LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN float lm__vmax(const float *x, int n);
 LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
 LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
@@ -1654,6 +1671,10 @@ LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1)
    3.4 Activations. GELU is GPT-2's tanh form:
        gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
        gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   and, for the encoder-decoder (PyTorch's nn.Transformer, activation "gelu"), the exact
+   form it approximates, with Phi the normal distribution function and phi its density:
+       gelu_erf(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+       gelu_erf'(x) = Phi(x) + x phi(x),   phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
    --------------------------------------------------------------------------------------- */
 #define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define LM__GELU_C 0.044715f
@@ -1672,8 +1693,13 @@ LM__REF double lm__ref_gelu_grad(double x) {
     return s + 2.0 * x * (e * s) * s * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
 }
 LM__REF double lm__ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+/* Phi(x) = 0.5 erfc(-x / sqrt 2): erfc keeps full relative accuracy for negative x. */
+LM__REF double lm__ref_gelu_erf(double x) { return 0.5 * x * erfc(-x * 0.7071067811865476); }
+LM__REF double lm__ref_gelu_erf_grad(double x) {
+    return 0.5 * erfc(-x * 0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
 
-enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
+enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID, LM__GELU_ERF };
 typedef struct { lm_node *n; float *gx; } lm__act_job;
 static void lm__act_fwd_task(void *ctx, int c) {
     lm_node *n = ((lm__act_job *)ctx)->n;
@@ -1684,6 +1710,7 @@ static void lm__act_fwd_task(void *ctx, int c) {
     case LM__RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
     case LM__GELU: lm__gelu_fwd(x, y, len); break;
     case LM__TANH: lm__vtanh(x, y, len); break;
+    case LM__GELU_ERF: lm__gelu_erf_fwd(x, y, len); break;
     default: lm__vsigmoid(x, y, len); break;
     }
 }
@@ -1697,6 +1724,7 @@ static void lm__act_bwd_task(void *ctx, int c) {
     case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
     case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
     case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
+    case LM__GELU_ERF: lm__gelu_erf_bwd(x, go, gx, len); break;
     default: for (i = 0; i < len; i++) gx[i] += go[i] * y[i] * (1.0f - y[i]); break;
     }
 }
@@ -1720,6 +1748,7 @@ static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {
 }
 LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__RELU); }
 LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU); }
+LMDEF lm_tensor *lm_gelu_erf(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU_ERF); }
 LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__TANH); }
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
 
@@ -1916,66 +1945,81 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
 }
 
 /* ---------------------------------------------------------------------------------------
-   3.8 Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
-   [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
+   3.8 Multi-head attention. Queries q (B, Tq, C) look at keys k and values v (B, Tk, C);
+   head h uses columns [h hs, (h+1) hs) of each, hs = C/H. Two ways in, one op:
+     self-attention   a fused qkv (B, T, 3C) whose column blocks [0, C), [C, 2C), [2C, 3C)
+                      are q, k and v (one linear layer makes all three);
+     cross-attention  q (B, Tq, C) from the decoder, and kv (B, Tk, 2C) from the encoder's
+                      output, whose column blocks are k and v: each decoder position looks
+                      at the whole source.
+   The op reads q, k and v in place, each as rows of a given stride, so neither case copies.
    Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
-   key j < len) and P = softmax(S):
+   key j < len, the source's length in cross-attention) and P = softmax(S):
        y = P v
        dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
        dq += dS k      dk += dS^T q
-   P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
+   P is (Tq, Tk) per head, the largest thing attention makes, so it is not kept: forward
    keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
    forward did. Each (batch, head) pair is one task writing its own columns.
    --------------------------------------------------------------------------------------- */
-/* The plain math, one query row at a time, forward and backward: y (B, T, C) and, given
-   dy, the gradient g (B, T, 3C) of qkv. p and dp are scratch rows of T doubles. The op
-   below computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
-LM__REF void lm__ref_attention(const float *qkv, const float *dy, int B, int T, int C, int H,
-                               int causal, const int *lens, double *y, double *g, double *p,
-                               double *dp) {
+/* The plain math, one query row at a time, forward and backward. q, k, v point at batch 0,
+   row 0 of their tensors, whose rows are ldq (q) and ldkv (k and v) floats apart; y is
+   (B, Tq, C); given dy (B, Tq, C), gq, gk and gv (laid out as q, k and v, zeroed by the
+   caller) receive the gradients. p and dp are scratch rows of Tk doubles. The op below
+   computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
+LM__REF void lm__ref_attention(const float *q, const float *k, const float *v, int ldq, int ldkv,
+                               const float *dy, int B, int Tq, int Tk, int C, int H, int causal,
+                               const int *lens, double *y, double *gq, double *gk, double *gv,
+                               double *p, double *dp) {
     int hs = C / H, b, h, i, j, d;
     double sc = 1.0 / sqrt((double)hs);
-    memset(y, 0, sizeof(double) * (size_t)B * T * C);
-    if (g) memset(g, 0, sizeof(double) * (size_t)B * T * 3 * C);
+    memset(y, 0, sizeof(double) * (size_t)B * Tq * C);
     for (b = 0; b < B; b++)
         for (h = 0; h < H; h++)
-            for (i = 0; i < T; i++) {
-                int len = lens ? lens[b] : T, lim = causal && i + 1 < len ? i + 1 : len;
-                const float *q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
-                const float *dyi = dy ? dy + ((size_t)b * T + i) * C + h * hs : NULL;
+            for (i = 0; i < Tq; i++) {
+                int len = lens ? lens[b] : Tk, lim = causal && i + 1 < len ? i + 1 : len;
+                const float *qi = q + ((size_t)b * Tq + i) * ldq + h * hs;
+                const float *dyi = dy ? dy + ((size_t)b * Tq + i) * C + h * hs : NULL;
+                size_t kv0 = (size_t)b * Tk * ldkv + h * hs;
                 double mx = -HUGE_VAL, z = 0, dot = 0;
                 for (j = 0; j < lim; j++) {                 /* S = q k^T / sqrt(hs)          */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
                     double s = 0;
-                    for (d = 0; d < hs; d++) s += (double)q[d] * k[d];
+                    for (d = 0; d < hs; d++) s += (double)qi[d] * k[kv0 + (size_t)j * ldkv + d];
                     p[j] = s * sc;
                     if (p[j] > mx) mx = p[j];
                 }
                 for (j = 0; j < lim; j++) z += (p[j] = exp(p[j] - mx));   /* P = softmax(S) */
                 for (j = 0; j < lim; j++) {                 /* y = P v; dv += P^T dy; dP     */
-                    const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    const float *vj = v + kv0 + (size_t)j * ldkv;
                     p[j] /= z;
                     dp[j] = 0;
                     for (d = 0; d < hs; d++) {
-                        y[((size_t)b * T + i) * C + h * hs + d] += p[j] * v[d];
-                        if (!g) continue;
-                        g[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d] += p[j] * dyi[d];
-                        dp[j] += (double)dyi[d] * v[d];
+                        y[((size_t)b * Tq + i) * C + h * hs + d] += p[j] * vj[d];
+                        if (!dyi) continue;
+                        gv[kv0 + (size_t)j * ldkv + d] += p[j] * dyi[d];
+                        dp[j] += (double)dyi[d] * vj[d];
                     }
                     dot += p[j] * dp[j];
                 }
-                for (j = 0; g && j < lim; j++) {            /* dS; dq += dS k; dk += dS^T q  */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                for (j = 0; dyi && j < lim; j++) {          /* dS; dq += dS k; dk += dS^T q  */
                     double ds = p[j] * (dp[j] - dot) * sc;
                     for (d = 0; d < hs; d++) {
-                        g[((size_t)b * T + i) * 3 * C + h * hs + d] += ds * k[d];
-                        g[((size_t)b * T + j) * 3 * C + C + h * hs + d] += ds * q[d];
+                        gq[((size_t)b * Tq + i) * ldq + h * hs + d] += ds * k[kv0 + (size_t)j * ldkv + d];
+                        gk[kv0 + (size_t)j * ldkv + d] += ds * qi[d];
                     }
                 }
             }
 }
 
-typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
+/* Where a task's q, k and v are: pointers at batch 0, head 0 (data and, in backward,
+   gradients; a gradient pointer is NULL when that input wants none) and row strides. */
+typedef struct {
+    lm_node *n;
+    int B, Tq, Tk, C, H, hs, ldq, ldkv;
+    const float *q, *k, *v;
+    float *dq, *dk, *dv;
+    float *scratch;
+} lm__att_job;
 
 /* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
    may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
@@ -1983,23 +2027,24 @@ typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
    block computes are its "cols"; no product reads past them. */
 #define LM__ATT_RB 32
 static int lm__att_cols(const lm__att_job *J, int b, int i1) {
-    int len = J->n->ids ? J->n->ids[b] : J->T;
+    int len = J->n->ids ? J->n->ids[b] : J->Tk;
     return J->n->i[1] && i1 < len ? i1 : len;
 }
 
 /* Rows [i0, i1) of P for task (b, h), columns [0, cols), from S = q k^T; forward also
-   writes the rows' log-sum-exps. Masked entries are 0. */
+   writes the rows' log-sum-exps. Masked entries are 0. P's rows are Tk apart. */
 static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int cols, float *P, int forward) {
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
-    int causal = n->i[1], len = n->ids ? n->ids[b] : T, lanes = lm__vec_lanes();
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
-    float *lse = n->saved + (size_t)task * T;
+    int b = task / J->H, h = task % J->H, Tk = J->Tk, i, j;
+    int causal = n->i[1], len = n->ids ? n->ids[b] : Tk, lanes = lm__vec_lanes();
+    const float *q = J->q + (size_t)b * J->Tq * J->ldq + h * J->hs;
+    const float *k = J->k + (size_t)b * Tk * J->ldkv + h * J->hs;
+    float *lse = n->saved + (size_t)task * J->Tq;
     if (cols <= 0) return;
-    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
-            q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
+    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * J->ldq, J->ldq,
+            k, J->ldkv, 0.0f, P + (size_t)i0 * Tk, Tk);
     for (i = i0; i < i1; i++) {
-        float *row = P + (size_t)i * T, L;
+        float *row = P + (size_t)i * Tk, L;
         int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
         int nv = lim;
         if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
@@ -2021,16 +2066,16 @@ static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int co
 }
 static void lm__att_fwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i0, i1, cols;
-    const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
-    float *P = J->scratch + (size_t)task * T * T;
-    float *y = J->n->out->data + (size_t)b * T * J->C + h * J->hs;
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+    int b = task / J->H, h = task % J->H, Tq = J->Tq, Tk = J->Tk, i0, i1, cols;
+    const float *v = J->v + (size_t)b * Tk * J->ldkv + h * J->hs;
+    float *P = J->scratch + (size_t)task * Tq * Tk;
+    float *y = J->n->out->data + (size_t)b * Tq * J->C + h * J->hs;
+    for (i0 = 0; i0 < Tq; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < Tq ? i0 + LM__ATT_RB : Tq;
         cols = lm__att_cols(J, b, i1);
         lm__att_probs(J, task, i0, i1, cols, P, 1);
         if (cols > 0)                                  /* y = P v                         */
-            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * T, T, v, C3, 0.0f,
+            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * Tk, Tk, v, J->ldkv, 0.0f,
                     y + (size_t)i0 * J->C, J->C);
         else
             for (; i0 < i1; i0++) memset(y + (size_t)i0 * J->C, 0, (size_t)J->hs * sizeof(float));
@@ -2039,67 +2084,103 @@ static void lm__att_fwd_task(void *ctx, int task) {
 static void lm__att_bwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs, i0, i1, m, cols;
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
-    const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
-    float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
-    float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
+    int b = task / J->H, h = task % J->H, Tq = J->Tq, Tk = J->Tk, i, j, hs = J->hs, i0, i1, m, cols;
+    size_t qo = (size_t)b * Tq * J->ldq + h * hs, ko = (size_t)b * Tk * J->ldkv + h * hs;
+    const float *q = J->q + qo, *k = J->k + ko, *v = J->v + ko;
+    const float *dy = n->out->grad + (size_t)b * Tq * J->C + h * hs;
+    float *dq = J->dq ? J->dq + qo : NULL, *dk = J->dk ? J->dk + ko : NULL, *dv = J->dv ? J->dv + ko : NULL;
+    float *P = J->scratch + (size_t)task * 2 * Tq * Tk, *dS = P + (size_t)Tq * Tk;
     float sc = 1.0f / sqrtf((float)hs);
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+    for (i0 = 0; i0 < Tq; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < Tq ? i0 + LM__ATT_RB : Tq;
         m = i1 - i0;
         if ((cols = lm__att_cols(J, b, i1)) <= 0) continue;   /* no keys: no gradient     */
         lm__att_probs(J, task, i0, i1, cols, P, 0);
         /* dP = dy v^T */
-        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, q + 2 * J->C, C3, 0.0f,
-                dS + (size_t)i0 * T, T);
+        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, v, J->ldkv, 0.0f,
+                dS + (size_t)i0 * Tk, Tk);
         /* dv += P^T dy */
-        lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * T, T, dy + (size_t)i0 * J->C, J->C, 1.0f,
-                dq + 2 * J->C, C3);
+        if (dv)
+            lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * Tk, Tk, dy + (size_t)i0 * J->C, J->C,
+                    1.0f, dv, J->ldkv);
         for (i = i0; i < i1; i++) {                    /* dS = P (dP - rowsum(dP P)) / sqrt(hs) */
-            const float *p = P + (size_t)i * T;
-            float *d = dS + (size_t)i * T;
+            const float *p = P + (size_t)i * Tk;
+            float *d = dS + (size_t)i * Tk;
             double s = 0;
             for (j = 0; j < cols; j++) s += (double)d[j] * p[j];
             for (j = 0; j < cols; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
         }
         /* dq += dS k ; dk += dS^T q */
-        lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * T, T, q + J->C, C3, 1.0f,
-                dq + (size_t)i0 * C3, C3);
-        lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * T, T, q + (size_t)i0 * C3, C3, 1.0f,
-                dq + J->C, C3);
+        if (dq)
+            lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * Tk, Tk, k, J->ldkv, 1.0f,
+                    dq + (size_t)i0 * J->ldq, J->ldq);
+        if (dk)
+            lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * Tk, Tk, q + (size_t)i0 * J->ldq, J->ldq,
+                    1.0f, dk, J->ldkv);
     }
 }
-static void lm__att_setup(lm__att_job *J, lm_node *n) {
+/* The layout of the node's inputs: in[0] a fused qkv (in[1] NULL), or in[0] q and in[1] kv.
+   grads: also point at the inputs' gradients (allocated here; NULL where none is wanted). */
+static int lm__att_setup(lm__att_job *J, lm_node *n, int grads) {
+    lm_tensor *a = n->in[0], *kv = n->in[1] ? n->in[1] : a;
+    int fused = n->in[1] == NULL;
     J->n = n;
-    J->B = n->in[0]->shape[0]; J->T = n->in[0]->shape[1]; J->C = n->in[0]->shape[2] / 3;
-    J->H = n->i[0]; J->hs = J->C / J->H;
+    J->B = a->shape[0]; J->Tq = a->shape[1]; J->Tk = kv->shape[1];
+    J->C = n->out->shape[2]; J->H = n->i[0]; J->hs = J->C / J->H;
+    J->ldq = a->shape[2]; J->ldkv = kv->shape[2];
+    J->q = a->data;
+    J->k = kv->data + (fused ? J->C : 0);
+    J->v = J->k + J->C;
+    J->dq = J->dk = J->dv = NULL;
+    if (!grads) return 1;
+    if (a->requires_grad && !(J->dq = lm__grad(n->g, a))) return 0;
+    if (kv->requires_grad) {
+        float *g = fused ? J->dq : lm__grad(n->g, kv);
+        if (!g) return 0;
+        J->dk = g + (fused ? J->C : 0);
+        J->dv = J->dk + J->C;
+    }
+    return J->dq || J->dk;
 }
 /* P scratch for every task at once (tasks run in parallel), recycled after the op. */
 static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
     lm__att_job J;
     size_t len;
-    lm__att_setup(&J, n);
-    len = (size_t)copies * J.B * J.H * J.T * J.T;
+    if (!lm__att_setup(&J, n, copies == 2)) return;
+    len = (size_t)copies * J.B * J.H * J.Tq * J.Tk;
     J.scratch = lm__scratch(n->g, len);
     if (!J.scratch) return;
     lm_parallel_for(J.B * J.H, fn, &J);
     lm__release(n->g, J.scratch, len);
 }
 static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
-static void lm__att_bwd(lm_node *n) {
-    if (!n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
-    lm__att_run(n, 2, lm__att_bwd_task);
-}
+static void lm__att_bwd(lm_node *n) { lm__att_run(n, 2, lm__att_bwd_task); }
 static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
-LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+
+/* q: a fused qkv (B, T, 3C) when kv is NULL, else queries (B, Tq, C) over kv (B, Tk, 2C). */
+static lm_tensor *lm__attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head, int causal,
+                                const int *lens, const char *name) {
+    lm_tensor *in[2];
     lm_node *n;
-    int shape[3];
-    if (!qkv) { g->failed = 1; return NULL; }
-    if (qkv->ndim != 3 || qkv->shape[2] % 3) return lm__op_fail(g, "attention", "qkv must be (B, T, 3C)");
-    if (n_head < 1 || (qkv->shape[2] / 3) % n_head) return lm__op_fail(g, "attention", "n_head must divide C");
-    shape[0] = qkv->shape[0]; shape[1] = qkv->shape[1]; shape[2] = qkv->shape[2] / 3;
-    n = lm_node_new(g, &lm__op_attention, 1, &qkv, 3, shape);
+    int shape[3], C, Tk, b;
+    if (!q) { g->failed = 1; return NULL; }
+    if (!kv) {
+        if (q->ndim != 3 || q->shape[2] % 3) return lm__op_fail(g, name, "qkv must be (B, T, 3C)");
+        C = q->shape[2] / 3;
+        Tk = q->shape[1];
+    } else {
+        C = q->shape[q->ndim - 1];
+        if (q->ndim != 3 || kv->ndim != 3 || kv->shape[0] != q->shape[0] || kv->shape[2] != 2 * C)
+            return lm__op_fail(g, name, "q must be (B, Tq, C) and kv (B, Tk, 2C)");
+        Tk = kv->shape[1];
+    }
+    if (n_head < 1 || C % n_head) return lm__op_fail(g, name, "n_head must divide C");
+    if (causal && Tk != q->shape[1]) return lm__op_fail(g, name, "the causal mask needs Tq = Tk");
+    for (b = 0; lens && b < q->shape[0]; b++)
+        if (lens[b] < 0 || lens[b] > Tk) return lm__op_fail(g, name, "lengths must be in [0, Tk]");
+    shape[0] = q->shape[0]; shape[1] = q->shape[1]; shape[2] = C;
+    in[0] = q; in[1] = kv;
+    n = lm_node_new(g, &lm__op_attention, kv ? 2 : 1, in, 3, shape);
     if (!n) return NULL;
     n->i[0] = n_head;
     n->i[1] = causal;
@@ -2107,6 +2188,14 @@ LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causa
     n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * sizeof(float));
     if (!n->saved) { g->failed = 1; return NULL; }
     return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+    return lm__attention(g, qkv, NULL, n_head, causal, lens, "attention");
+}
+LMDEF lm_tensor *lm_cross_attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head,
+                                    const int *lens) {
+    if (!kv) { g->failed = 1; return NULL; }
+    return lm__attention(g, q, kv, n_head, 0, lens, "cross_attention");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2727,54 +2816,98 @@ static void lm__bind_blocks(lm_block *h, lm_tensor *t, int n_layer) {
     }
 }
 
-/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
-static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
-    int shape[2];
+/* A leaf tensor on g that shares rows [r0, r0 + rows) of a parameter, data and gradient:
+   rows of a 2-D weight, or entries of a 1-D bias. A tensor without a gradient (the
+   encoder-decoder's fixed positions) gives a leaf without one. */
+static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int r0, int rows) {
+    int shape[2], cols = p->ndim == 2 ? p->shape[1] : 1;
     lm_tensor *t;
-    shape[0] = rows; shape[1] = p->shape[1];
-    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad && p->grad != NULL);
-    if (t) t->grad = t->requires_grad ? p->grad : NULL;
+    shape[0] = rows; shape[1] = cols;
+    t = lm_tensor_wrap(g, p->data + (size_t)r0 * cols, p->ndim == 2 ? 2 : 1, shape,
+                       !g->no_grad && p->grad != NULL);
+    if (t) t->grad = t->requires_grad ? p->grad + (size_t)r0 * cols : NULL;
     return t;
 }
 
-/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)). Dropout
-   (training only) on the two branches, as BERT. kc, vc (may be NULL): copy each position's
-   k and v rows there, (T, C) each, for the KV cache of generation (batch 1). */
-static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, int n_head, int causal,
-                            const int *lens, float *kc, float *vc, float drop) {
-    lm_tensor *h;
-    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
-    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
-    if (h && kc) {
-        int t, T = h->shape[1], C = h->shape[2] / 3;
-        for (t = 0; t < T; t++) {
-            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
-            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
-        }
-    }
-    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
-    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
-    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
-    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
-    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
-    h = lm_gelu(g, h);
-    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
-    return lm_add(g, x, lm_dropout(g, h, drop));
-}
-
-/* The trunk: x = dropout(wte[tokens] + wpe[0..T)), then the blocks; (B, T, C), before the
-   final LayerNorm. causal: the GPT's mask; lens (may be NULL): the encoder's padding. With
-   k_cache set (B = 1), every layer's k and v go into the KV cache, (n_layer, n_ctx, C). */
+/* A stack of blocks and what they share: the trunk is x = dropout(wte[tokens] + wpe[0..T)),
+   then the blocks; (B, T, C), before the final LayerNorm. causal: the GPT's mask; lens (may
+   be NULL): the encoder's padding. With k_cache set (B = 1), every layer's k and v go into
+   the KV cache, (n_layer, n_ctx, C). The fields after k_cache/v_cache are the
+   encoder-decoder's (section 9); zero for the GPT and the encoder. */
 typedef struct lm__trunk {
     const char *who;                 /* "gpt", "encoder": for messages                    */
-    lm_tensor *wte, *wpe;
+    lm_tensor *wte, *wpe;            /* wpe: learned positions, or fixed ones (no grad)   */
     lm_block *h;
     int n_layer, n_head, n_embd, n_ctx;
     int causal;
     const int *lens;
     float dropout;
     float *k_cache, *v_cache;
+    int act;                         /* the MLP's LM__GELU, LM__GELU_ERF or LM__RELU      */
+    float emb_scale;                 /* 0: none; else wte[tokens] * emb_scale             */
+    int post_ln;                     /* x = LN(x + f(x)), not x + f(LN(x))                */
+    int out_major;                   /* weights stored (out, in), as PyTorch's Linear     */
+    int mlp_dropout;                 /* dropout on the MLP's hidden layer too             */
+    lm_tensor *mem;                  /* (B, S, C) the encoder's output: cross-attention   */
+    const int *mem_lens;             /* (B) its lengths (may be NULL)                     */
 } lm__trunk;
+
+/* A linear layer either way round: w (in, out), or (out, in) when out_major. */
+static lm_tensor *lm__lin(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int out_major) {
+    return lm__matmul(g, x, w, b, out_major, "linear");
+}
+/* A sub-layer f of a block is wrapped one of two ways: pre-LN, x + dropout(f(LN(x))); or
+   post-LN, LN(x + dropout(f(x))). Its input, then its output: */
+static lm_tensor *lm__sub_in(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int post) {
+    return post ? x : lm_layernorm(g, x, w, b, 1e-5f);
+}
+static lm_tensor *lm__sub_out(lm_graph *g, lm_tensor *x, lm_tensor *h, lm_tensor *w, lm_tensor *b,
+                              int post, float drop) {
+    x = lm_add(g, x, lm_dropout(g, h, drop));                 /* no-op unless training */
+    return post ? lm_layernorm(g, x, w, b, 1e-5f) : x;
+}
+
+/* One Transformer block with the trunk's options (the GPT's: pre-LN, GELU, input-major):
+   self-attention, then cross-attention over m->mem when the block has it, then the MLP,
+   each a sub-layer as above. Dropout (training only) on each sub-layer's output, as BERT.
+   kc, vc (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
+   cache of generation (batch 1). */
+static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, const lm__trunk *m,
+                            float *kc, float *vc) {
+    int post = m->post_ln, om = m->out_major, C = m->n_embd;
+    lm_tensor *h, *kv;
+    h = lm__sub_in(g, x, b->ln_1_w, b->ln_1_b, post);
+    h = lm__lin(g, h, b->attn_w, b->attn_b, om);                  /* (B, T, 3C) */
+    if (h && kc) {
+        int t, T = h->shape[1];
+        for (t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        }
+    }
+    h = lm_attention(g, h, m->n_head, m->causal, m->lens);        /* (B, T, C)  */
+    h = lm__lin(g, h, b->attn_proj_w, b->attn_proj_b, om);
+    x = lm__sub_out(g, x, h, b->ln_1_w, b->ln_1_b, post, m->dropout);
+    if (b->xattn_w) {
+        /* q from the rows [0, C) of the (out, in) weight, k and v from the rows [C, 3C)
+           applied to the encoder's output: one product for both */
+        if (!om) return lm__op_fail(g, m->who, "cross-attention needs (out, in) weights");
+        h = lm__sub_in(g, x, b->ln_x_w, b->ln_x_b, post);
+        h = lm__lin(g, h, lm__rows_view(g, b->xattn_w, 0, C), lm__rows_view(g, b->xattn_b, 0, C), 1);
+        kv = lm__lin(g, m->mem, lm__rows_view(g, b->xattn_w, C, 2 * C),
+                     lm__rows_view(g, b->xattn_b, C, 2 * C), 1);   /* (B, S, 2C) */
+        h = lm_cross_attention(g, h, kv, m->n_head, m->mem_lens);  /* (B, T, C)  */
+        h = lm__lin(g, h, b->xattn_proj_w, b->xattn_proj_b, 1);
+        x = lm__sub_out(g, x, h, b->ln_x_w, b->ln_x_b, post, m->dropout);
+    }
+    h = lm__sub_in(g, x, b->ln_2_w, b->ln_2_b, post);
+    h = lm__lin(g, h, b->fc_w, b->fc_b, om);                      /* (B, T, 4C) */
+    h = lm__act(g, h, m->act);
+    if (m->mlp_dropout) h = lm_dropout(g, h, m->dropout);
+    h = lm__lin(g, h, b->proj_w, b->proj_b, om);                  /* (B, T, C)  */
+    return lm__sub_out(g, x, h, b->ln_2_w, b->ln_2_b, post, m->dropout);
+}
+
 static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *tokens, int B, int T) {
     lm_tensor *x;
     int l, b;
@@ -2792,12 +2925,12 @@ static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *
     x = lm_embedding(g, m->wte, tokens, B * T);                /* (B*T, C)   */
     if (!x) return NULL;
     x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = m->n_embd;  /* (B, T, C) */
-    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, T)), m->dropout);
+    if (m->emb_scale != 0) x = lm_scale(g, x, m->emb_scale);
+    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, 0, T)), m->dropout);
     for (l = 0; l < m->n_layer; l++) {
         size_t off = (size_t)l * m->n_ctx * m->n_embd;
-        x = lm__block(g, &m->h[l], x, m->n_head, m->causal, m->lens,
-                      m->k_cache ? m->k_cache + off : NULL, m->v_cache ? m->v_cache + off : NULL,
-                      m->dropout);
+        x = lm__block(g, &m->h[l], x, m, m->k_cache ? m->k_cache + off : NULL,
+                      m->v_cache ? m->v_cache + off : NULL);
     }
     return x;
 }
@@ -2995,6 +3128,7 @@ static lm__trunk lm__gpt_trunk(lm_gpt *m, int cache) {
     t.n_layer = m->cfg.n_layer; t.n_head = m->cfg.n_head; t.n_embd = m->cfg.n_embd;
     t.n_ctx = m->cfg.n_ctx;
     t.causal = 1;
+    t.act = LM__GELU;
     if (cache) { t.k_cache = m->k_cache; t.v_cache = m->v_cache; }
     return t;
 }
@@ -3500,7 +3634,7 @@ LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *token
     t.who = "encoder";
     t.wte = e->wte; t.wpe = e->wpe; t.h = e->h;
     t.n_layer = c->n_layer; t.n_head = c->n_head; t.n_embd = c->n_embd; t.n_ctx = c->n_ctx;
-    t.causal = 0; t.lens = lens; t.dropout = c->dropout;
+    t.causal = 0; t.lens = lens; t.dropout = c->dropout; t.act = LM__GELU;
     return lm_layernorm(g, lm__trunk_forward(g, &t, tokens, B, T), e->ln_f_w, e->ln_f_b, 1e-5f);
 }
 
@@ -4667,7 +4801,7 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 
 /* =======================================================================================
    11. Vector kernels
-   Vector math: exp, tanh, sigmoid, GELU, softmax sums, dot products, AdamW and LayerNorm
+   Vector math: exp, tanh, sigmoid, GELU (both forms), softmax sums, dot products, AdamW and LayerNorm
    over float arrays, with SIMD.
 
    Why: libm's tanhf/expf are accurate but scalar and slow, and a training step calls them
@@ -4700,6 +4834,9 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
      GELU     forward 7e-7 relative for x > -3 (2 ulp for x >= 0), and for x < -3, where
               gelu is below 0.004 in size, an error that grows to 1e-5 relative at x = -9;
               backward (gelu') 1e-6 relative plus 1e-8 absolute.
+     GELU, exact (erf) form: forward 7e-7 relative for x > -3, and within 2 (4 + x^2/2)
+              ulp everywhere (the far negative tail again); backward within 1e-6 of the
+              size of its two terms, Phi(x) + |x| phi(x), plus 1e-8.
    armv7 NEON flushes denormal inputs and results to zero in hardware, so on that path the
    tails above end at FLT_MIN instead.
    ======================================================================================= */
@@ -5148,6 +5285,67 @@ static inline lm__vf lm__vf_gelu_grad(lm__vf x) {
     return lm__vf_mul(s, lm__vf_fma(q, sm, one));
 }
 
+/* GELU, exact form: gelu(x) = x Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2). With a = |x| / sqrt 2
+   and E = erfc(a) in (0, 1], Phi(x) = 0.5 E for x < 0 and 1 - 0.5 E for x >= 0: E is
+   never subtracted from a nearby number, so both sides keep their relative accuracy.
+   erfc(a) for a >= 0 is Numerical Recipes' Chebyshev fit (fractional error below 1.2e-7):
+       t = 1 / (1 + a / 2),  erfc(a) = t exp(P(t) - a^2),  P of degree 9
+   which costs one exp and one division and has no branch, so it vectorises as it is; a^2
+   is taken as x^2 / 2 (one rounding, not two). The derivative Phi(x) + x phi(x) takes
+   phi(x) = exp(-x^2 / 2) / sqrt(2 pi) from a second exp. As for the tanh form, the
+   rounding of x^2 is magnified by exp: the relative error grows like x^2 ulp in the far
+   negative tail, where gelu is below 1e-6 in size. |x| is capped at 15, where Phi and
+   phi are 0 in float (exp's argument is below its underflow): so gelu'(+-inf) is 1 and
+   0, and gelu(-inf) is NaN, as the formula's -inf * 0 is. */
+#define LM__ERF_CAP 15.0f
+#define LM__SQRT1_2 0.70710678118654752f
+#define LM__INV_SQRT_2PI 0.39894228040143268f
+static const float lm__erfc_p[10] = {    /* P(t), highest power first */
+    0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+    -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f };
+
+/* erfc(|x| / sqrt 2) for |x| <= LM__ERF_CAP (NaN stays NaN) */
+static float lm__s_erfc_half(float ax) {
+    float t = 1.0f / (1.0f + 0.5f * LM__SQRT1_2 * ax), p = lm__erfc_p[0];
+    int i;
+    for (i = 1; i < 10; i++) p = p * t + lm__erfc_p[i];
+    return t * lm__s_exp(p - 0.5f * (ax * ax));
+}
+static float lm__s_gelu_erf(float x) {
+    float ax = fabsf(x), e = lm__s_erfc_half(ax < LM__ERF_CAP ? ax : LM__ERF_CAP);
+    return x * (x < 0 ? 0.5f * e : 1.0f - 0.5f * e);
+}
+static float lm__s_gelu_erf_grad(float x) {
+    float ax = fabsf(x) < LM__ERF_CAP ? fabsf(x) : LM__ERF_CAP, e = lm__s_erfc_half(ax);
+    float phi = lm__s_exp(-0.5f * (ax * ax)) * LM__INV_SQRT_2PI;
+    if (x != x) return x + x;
+    return (x < 0 ? 0.5f * e : 1.0f - 0.5f * e) + copysignf(ax, x) * phi;
+}
+
+static inline lm__vf lm__vf_erfc_half(lm__vf ax) {
+    lm__vf t, p;
+    int i;
+    t = lm__vf_div(lm__vf_set1(1.0f), lm__vf_fma(ax, lm__vf_set1(0.5f * LM__SQRT1_2), lm__vf_set1(1.0f)));
+    p = lm__vf_set1(lm__erfc_p[0]);
+    for (i = 1; i < 10; i++) p = lm__vf_fma(p, t, lm__vf_set1(lm__erfc_p[i]));
+    return lm__vf_mul(t, lm__vf_exp(lm__vf_fma(lm__vf_mul(ax, ax), lm__vf_set1(-0.5f), p)));
+}
+/* Phi(x) from E = erfc(|x| / sqrt 2) */
+static inline lm__vf lm__vf_phi_cdf(lm__vf x, lm__vf e) {
+    lm__vf h = lm__vf_mul(lm__vf_set1(0.5f), e);
+    return lm__vf_select(lm__vf_lt(x, lm__vf_set1(0.0f)), h, lm__vf_sub(lm__vf_set1(1.0f), h));
+}
+static inline lm__vf lm__vf_gelu_erf(lm__vf x) {
+    lm__vf ax = lm__vf_min(lm__vf_set1(LM__ERF_CAP), lm__vf_abs(x));   /* NaN passes through */
+    return lm__vf_mul(x, lm__vf_phi_cdf(x, lm__vf_erfc_half(ax)));
+}
+static inline lm__vf lm__vf_gelu_erf_grad(lm__vf x) {
+    lm__vf ax = lm__vf_min(lm__vf_set1(LM__ERF_CAP), lm__vf_abs(x)), phi;
+    phi = lm__vf_mul(lm__vf_exp(lm__vf_mul(lm__vf_mul(ax, ax), lm__vf_set1(-0.5f))),
+                     lm__vf_set1(LM__INV_SQRT_2PI));
+    return lm__vf_fma(lm__vf_copysign(ax, x), phi, lm__vf_phi_cdf(x, lm__vf_erfc_half(ax)));
+}
+
 /* ---------------------------------------------------------------------------------------
    3. Array kernels. Each one: a loop over whole vectors (skipped when lm__vec_simd is 0),
    then a scalar loop for what is left. Every kernel accepts n <= 0 (it does nothing) and
@@ -5199,6 +5397,25 @@ LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n) 
             lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
         }
     for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_grad(x[i]);
+}
+
+/* y = gelu_erf(x) (the exact form) */
+LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) lm__vf_store(y + i, lm__vf_gelu_erf(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_gelu_erf(x[i]);
+}
+
+/* dx += dy * gelu_erf'(x) */
+LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_gelu_erf_grad(lm__vf_load(x + i));
+            lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
+        }
+    for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_erf_grad(x[i]);
 }
 
 /* max of x[0..n); -inf when n <= 0. NaN entries may be skipped. */

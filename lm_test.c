@@ -179,6 +179,7 @@ static lm_tensor *tb_sum(lm_graph *g, lm_tensor **x, void *c) { (void)c; return 
 static lm_tensor *tb_mean(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_mean(g, x[0]); }
 static lm_tensor *tb_relu(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_relu(g, x[0]); }
 static lm_tensor *tb_gelu(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_gelu(g, x[0]); }
+static lm_tensor *tb_gelu_erf(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_gelu_erf(g, x[0]); }
 static lm_tensor *tb_tanh(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_tanh(g, x[0]); }
 static lm_tensor *tb_sigmoid(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_sigmoid(g, x[0]); }
 static lm_tensor *tb_softmax(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_softmax(g, x[0]); }
@@ -190,6 +191,10 @@ typedef struct { int heads, causal; const int *lens; } t_att;
 static lm_tensor *tb_attention(lm_graph *g, lm_tensor **x, void *c) {
     t_att *a = (t_att *)c;
     return lm_attention(g, x[0], a->heads, a->causal, a->lens);
+}
+static lm_tensor *tb_cross_attention(lm_graph *g, lm_tensor **x, void *c) {
+    t_att *a = (t_att *)c;
+    return lm_cross_attention(g, x[0], x[1], a->heads, a->lens);
 }
 static lm_tensor *tb_reshape(lm_graph *g, lm_tensor **x, void *c) {
     int s[2] = { 6, 10 };
@@ -242,6 +247,7 @@ static void test_core_gradients(void) {
     t_gradcheck("sum", tb_sum, l, 1, NULL);
     t_gradcheck("mean", tb_mean, l, 1, NULL);
     t_gradcheck("gelu", tb_gelu, l, 1, NULL);
+    t_gradcheck("gelu_erf (exact)", tb_gelu_erf, l, 1, NULL);
     t_gradcheck("tanh", tb_tanh, l, 1, NULL);
     t_gradcheck("sigmoid", tb_sigmoid, l, 1, NULL);
     t_gradcheck("softmax", tb_softmax, l, 1, NULL);
@@ -281,6 +287,19 @@ static void test_core_gradients(void) {
         a.heads = 2; a.causal = 1; a.lens = lens;
         t_gradcheck("attention causal + padding", tb_attention, l, 1, &a);
         t_leaf_free(l, 1);
+    }
+    /* cross-attention: 3 queries over 5 keys (C = 8), both inputs; the source's padding */
+    {
+        static const int lens[2] = { 2, 5 };
+        int sq[3] = { 2, 3, 8 }, skv[3] = { 2, 5, 16 };
+        t_att a;
+        t_leaf_init(&l[0], 3, sq, &r, -1.5f, 1.5f, 1);
+        t_leaf_init(&l[1], 3, skv, &r, -1.5f, 1.5f, 1);
+        a.heads = 2; a.causal = 0; a.lens = lens;
+        t_gradcheck("cross_attention, padded source, 2 heads", tb_cross_attention, l, 2, &a);
+        a.heads = 1; a.lens = NULL;
+        t_gradcheck("cross_attention, 1 head", tb_cross_attention, l, 2, &a);
+        t_leaf_free(l, 2);
     }
     /* losses */
     t_leaf_init(&l[0], 2, s6_5, &r, -2, 2, 1);
@@ -863,7 +882,9 @@ static void test_attention_long(void) {
     for (mode = 0; mode < 3; mode++) {
         int causal = mode != 1;
         const int *ln = mode == 0 ? NULL : lens;
-        lm__ref_attention(qkv, dy, B, T, C, H, causal, ln, y, gr, pr, dpr);
+        memset(gr, 0, sizeof gr);
+        lm__ref_attention(qkv, qkv + C, qkv + 2 * C, 3 * C, 3 * C, dy, B, T, T, C, H, causal, ln,
+                          y, gr, gr + C, gr + 2 * C, pr, dpr);
         for (th = 1; th <= 2; th++) {
             lm_arena a;
             lm_graph g;
@@ -889,6 +910,62 @@ static void test_attention_long(void) {
         }
     }
     lm_set_threads(1);
+}
+
+/* Cross-attention against the same double reference: 40 queries (two row blocks) over 75
+   keys of another tensor, the source padded (len 75, 33 and a fully padded 0), forward and
+   both inputs' gradients, on 1 and 2 threads. */
+static void test_cross_attention_long(void) {
+    enum { B = 3, TQ = 40, TK = 75, C = 24, H = 3 };
+    static const int lens[B] = { 75, 33, 0 };
+    static float q[B * TQ * C], kv[B * TK * 2 * C], dy[B * TQ * C];
+    static double y[B * TQ * C], gq[B * TQ * C], gkv[B * TK * 2 * C], pr[TK], dpr[TK];
+    int th, i, sq[3] = { B, TQ, C }, skv[3] = { B, TK, 2 * C };
+    lm_rng r = lm_rng_seed(12);
+    for (i = 0; i < B * TQ * C; i++) q[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * TK * 2 * C; i++) kv[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * TQ * C; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    memset(gq, 0, sizeof gq);
+    memset(gkv, 0, sizeof gkv);
+    lm__ref_attention(q, kv, kv + C, C, 2 * C, dy, B, TQ, TK, C, H, 0, lens, y, gq, gkv, gkv + C, pr, dpr);
+    for (th = 1; th <= 2; th++) {
+        lm_arena a;
+        lm_graph g;
+        lm_tensor *xq, *xkv, *out, *R;
+        double ey = 0, eg = 0;
+        char what[160];
+        lm_set_threads(th);
+        lm_arena_init_buffer(&a, t_arena_buf, sizeof t_arena_buf);
+        lm_graph_init(&g, &a);
+        xq = lm_tensor_wrap(&g, q, 3, sq, 1);
+        xkv = lm_tensor_wrap(&g, kv, 3, skv, 1);
+        out = lm_cross_attention(&g, xq, xkv, H, lens);
+        R = out ? lm_tensor_wrap(&g, dy, 3, out->shape, 0) : NULL;
+        if (!out || !R || lm_backward(&g, lm_sum(&g, lm_mul(&g, out, R))) != LM_OK || !xq->grad || !xkv->grad) {
+            CHECK(0, "cross-attention, long source: forward and backward run");
+            continue;
+        }
+        for (i = 0; i < B * TQ * C; i++) if (fabs(out->data[i] - y[i]) > ey) ey = fabs(out->data[i] - y[i]);
+        for (i = 0; i < B * TQ * C; i++) if (fabs(xq->grad[i] - gq[i]) > eg) eg = fabs(xq->grad[i] - gq[i]);
+        for (i = 0; i < B * TK * 2 * C; i++) if (fabs(xkv->grad[i] - gkv[i]) > eg) eg = fabs(xkv->grad[i] - gkv[i]);
+        snprintf(what, sizeof what, "cross-attention 40 x 75, padded source (75, 33, 0), %d thread(s): "
+                 "y, dq and dkv as the double reference (max err %.1e, %.1e)", th, ey, eg);
+        CHECK(ey < 2e-5 && eg < 1e-4, what);
+    }
+    lm_set_threads(1);
+    {   /* shapes that do not fit are errors */
+        static unsigned char buf[1 << 16];
+        lm_arena a;
+        lm_graph g;
+        int s1[3] = { B, TQ, C }, s2[3] = { B, TK, C }, bad[B] = { 1, 76, 3 };
+        lm_arena_init_buffer(&a, buf, sizeof buf);
+        lm_graph_init(&g, &a);
+        CHECK(!lm_cross_attention(&g, lm_tensor_wrap(&g, q, 3, s1, 0), lm_tensor_wrap(&g, kv, 3, s2, 0), H, NULL) &&
+              strstr(lm_error(), "kv (B, Tk, 2C)"), "cross-attention: kv must be (B, Tk, 2C)");
+        lm_graph_init(&g, &a);
+        CHECK(!lm_cross_attention(&g, lm_tensor_wrap(&g, q, 3, s1, 0), lm_tensor_wrap(&g, kv, 3, skv, 0), H, bad) &&
+              strstr(lm_error(), "lengths"), "cross-attention: a length past Tk is refused");
+    }
 }
 
 /* Encoder dropout: only in training steps, the same masks for the same seed and step,
@@ -976,14 +1053,15 @@ static void test_core_references(void) {
     e = Y ? fabs(Y->data[0] - lm__ref_cross_entropy(x, tg, R, V, -1)) : 1;
     snprintf(what, sizeof what, "reference: cross_entropy (one row ignored) as lm__ref_cross_entropy, error %.2g", e);
     CHECK(e < 2e-6, what);
-    for (j = 0; j < 3; j++) {
-        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : tanh;
+    for (j = 0; j < 4; j++) {
+        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : j == 2 ? tanh : lm__ref_gelu_erf;
         lm_graph_init(&g, &ar);
         X = lm_tensor_wrap(&g, x, 2, sx, 0);
-        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : lm_tanh(&g, X);
+        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : j == 2 ? lm_tanh(&g, X) : lm_gelu_erf(&g, X);
         for (worst = 0, i = 0; Y && i < R * V; i++)
             if ((e = fabs(Y->data[i] - ref(x[i])) / (1e-3 + fabs(ref(x[i])))) > worst) worst = e;
-        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g", j == 0 ? "gelu" : j == 1 ? "sigmoid" : "tanh", worst);
+        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g",
+                 j == 0 ? "gelu" : j == 1 ? "sigmoid" : j == 2 ? "tanh" : "gelu_erf", worst);
         CHECK(Y && worst < 2e-6, what);
     }
     /* layernorm: forward, and every gradient, against lm__ref_layernorm row by row */
@@ -1155,6 +1233,7 @@ static void run_core_tests(void) {
     test_core_graph_reuse();
     test_core_gradients();
     test_attention_long();
+    test_cross_attention_long();
     test_core_optim();
     test_core_adamw_reference();
     test_gpt_init();
@@ -3270,6 +3349,73 @@ static void test_vec_gelu(void) {
     free(x); free(dy); free(y[0]); free(y[1]); free(dx[0]); free(dx[1]);
 }
 
+/* The exact GELU (lm__gelu_erf_fwd and _bwd) against lm__ref_gelu_erf in double: forward
+   within 2 (4 + x^2 / 2) ulps (the tail's error grows with x^2, see lm.h), results below
+   FLT_MIN within 2 - x denormal steps more; backward within 1e-6 of the scale of its two terms,
+   Phi(x) + |x| phi(x), plus 1e-8. Then the specials. */
+static void test_vec_gelu_erf(void) {
+    float *x = (float *)malloc(TEST_VEC_N * sizeof(float)), *y = (float *)malloc(TEST_VEC_N * sizeof(float));
+    float *dx = (float *)malloc(TEST_VEC_N * sizeof(float)), *ones = (float *)malloc(TEST_VEC_N * sizeof(float));
+    double wf, wb, wrel;
+    char msg[240];
+    int i, p, bad_f, bad_b;
+    if (!x || !y || !dx || !ones) { CHECK(0, "vec: out of memory"); free(x); free(y); free(dx); free(ones); return; }
+    test_vec__inputs(x, TEST_VEC_N, -20.0f, 20.0f, 13);
+    for (i = 0; i < TEST_VEC_N; i++) ones[i] = 1.0f;
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        lm__gelu_erf_fwd(x, y, TEST_VEC_N);
+        memset(dx, 0, TEST_VEC_N * sizeof(float));
+        lm__gelu_erf_bwd(x, ones, dx, TEST_VEC_N);
+        bad_f = bad_b = 0;
+        wf = wb = wrel = 0;
+        for (i = 0; i < TEST_VEC_N; i++) {
+            double xi = x[i], want, err, lim = 2 * (4 + 0.5 * xi * xi), scale;
+            if (isinf(xi) || xi != xi) continue;                /* checked below */
+            want = lm__ref_gelu_erf(xi);
+            if (test_vec__flushed(y[i], want)) err = 0;
+            else if (fabs(want) >= FLT_MIN) err = test_vec__ulps(y[i], want) / lim;
+            else err = fabs(y[i] - want) / (lim * ldexp(fabs(want), -23) + (2 - xi) * ldexp(1.0, -149));
+            if (err > wf) wf = err;
+            if (err > 1) bad_f++;
+            if (xi > -3 && fabs(want) > 1e-30 && fabs((y[i] - want) / want) > wrel) wrel = fabs((y[i] - want) / want);
+            want = lm__ref_gelu_erf_grad(xi);
+            scale = 0.5 * erfc(-xi * 0.7071067811865476) + fabs(xi) * exp(-0.5 * xi * xi) * 0.3989422804014327;
+            err = fabs(dx[i] - want) / (1e-6 * scale + 1e-8);
+            if (err > wb) wb = err;
+            if (err > 1) bad_b++;
+        }
+        snprintf(msg, sizeof msg, "vec: gelu_erf_fwd (%s path): %d values out of tolerance, worst "
+                 "%.2f of it; worst relative error %.3g for x > -3", test_vec__path(), bad_f, wf, wrel);
+        CHECK(bad_f == 0, msg);
+        snprintf(msg, sizeof msg, "vec: gelu_erf_bwd (%s path): %d values out of tolerance, worst "
+                 "%.2f of it", test_vec__path(), bad_b, wb);
+        CHECK(bad_b == 0, msg);
+        printf("  vec: gelu_erf (%s) fwd rel err <= %.2g for x > -3, %.2f of its limit; bwd %.2f of its limit\n",
+               test_vec__path(), wrel, wf, wb);
+    }
+    /* 0 and -0 keep their sign, +inf passes, NaN stays NaN, gelu(-inf) is NaN (-inf * 0);
+       gelu'(0) = 0.5, gelu'(+-inf) = 1 and 0, gelu(-20) = -0. Arrays of 16 so that every
+       vector loop sees them. */
+    {
+        float xs[16] = {0.0f, -0.0f, 0, 0, 0, 30.0f, -20.0f}, ys[16], gs[16];
+        xs[2] = (float)INFINITY; xs[3] = (float)NAN; xs[4] = -(float)INFINITY;
+        for (p = 0; p < 2; p++) {
+            lm__vec_simd = !p;
+            for (i = 0; i < 16; i++) gs[i] = 0;
+            lm__gelu_erf_fwd(xs, ys, 16);
+            lm__gelu_erf_bwd(xs, ones, gs, 16);
+            snprintf(msg, sizeof msg, "vec: gelu_erf specials (%s path)", test_vec__path());
+            CHECK(ys[0] == 0 && !signbit(ys[0]) && ys[1] == 0 && signbit(ys[1]) &&
+                  isinf(ys[2]) && ys[2] > 0 && ys[3] != ys[3] && ys[4] != ys[4] && ys[5] == 30.0f &&
+                  ys[6] == 0 && gs[0] == 0.5f && gs[2] == 1.0f && gs[3] != gs[3] && gs[4] == 0.0f &&
+                  gs[5] == 1.0f && gs[6] == 0.0f, msg);
+        }
+    }
+    lm__vec_simd = 1;
+    free(x); free(y); free(dx); free(ones);
+}
+
 /* ---------------------------------------------------------------------------------------
    Reductions: max, the softmax sum, dot.
    --------------------------------------------------------------------------------------- */
@@ -3553,6 +3699,7 @@ static void run_vec_tests(void) {
     test_vec_tanh();
     test_vec_sigmoid();
     test_vec_gelu();
+    test_vec_gelu_erf();
     test_vec_reductions();
     test_vec_lengths();
     test_vec_arith();
