@@ -606,6 +606,138 @@ def enc_case(k, cfg, dirpath, dtype, runs, checks, outputs):
 
 
 # ---------------------------------------------------------------------------------------
+# Encoder-decoder cases: torch.nn.Transformer itself (tools/seq2seq_torch.py) against
+# lm_seq2seq, for (post-LN, relu) and (pre-LN, gelu) and one more, random weights written
+# as an lm.h checkpoint (PyTorch's state-dict names) and read by lm_seq2seq_load. Per case:
+# logits (the source's padding holds random ids, which must not matter), loss, every
+# gradient, greedy and beam decoding of each source, and 4 AdamW steps.
+# ---------------------------------------------------------------------------------------
+S2S_CASES = [
+    dict(d_model=24, nhead=3, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=40,
+         norm_first=False, activation="relu", n_ctx=16, src_vocab_size=259, tgt_vocab_size=259,
+         B=3, S=9, T=6),
+    dict(d_model=36, nhead=2, num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=50,
+         norm_first=True, activation="gelu", n_ctx=20, src_vocab_size=300, tgt_vocab_size=270,
+         B=4, S=11, T=7),
+    dict(d_model=16, nhead=1, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=24,
+         norm_first=True, activation="relu", n_ctx=12, src_vocab_size=259, tgt_vocab_size=259,
+         B=2, S=5, T=10),
+]
+S2S_OPTS = dict(lr=1e-2, min_lr=1e-3, warmup=2, steps=4, wd=0.1, beta1=0.9, beta2=0.95,
+                eps=1e-5, clip=1.0)
+S2S_BEAM = 3
+S2S_MODELS = {}    # case number -> (checkpoint path, its reference module), for the CLI
+
+
+def s2s_weights(model, rng):
+    """Random weights that make attention far from uniform and LayerNorm and biases far
+    from their fresh values; the embeddings of unit size once scaled by sqrt(d_model)."""
+    C = model.cfg["d_model"]
+    w = {}
+    for name, p in model.state_dict().items():
+        shape = tuple(p.shape)
+        if name.endswith("embedding.weight"):
+            a = rng.standard_normal(shape) / math.sqrt(C)
+        elif "norm" in name and name.endswith("weight"):
+            a = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name.endswith("in_proj_weight") or name == "generator.weight":
+            a = 0.3 * rng.standard_normal(shape)
+        elif len(shape) >= 2:
+            a = 0.15 * rng.standard_normal(shape)
+        else:
+            a = 0.05 * rng.standard_normal(shape)
+        w[name] = a.astype(np.float32)
+    return w
+
+
+def s2s_batch(rng, cfg):
+    """Sources (B, S) and targets (B, T) with their lengths: a full row, an empty target,
+    the rest random; the padding holds random ids."""
+    B, S, T = cfg["B"], cfg["S"], cfg["T"]
+    src = rng.integers(0, cfg["src_vocab_size"], size=(B, S))
+    tgt = rng.integers(0, cfg["tgt_vocab_size"] - 3, size=(B, T))
+    src_len = [S] + [int(x) for x in rng.integers(1, S + 1, size=B - 1)]
+    tgt_len = ([T, 0] + [int(x) for x in rng.integers(0, T + 1, size=B - 2)])[:B]
+    return src, src_len, tgt, tgt_len
+
+
+def s2s_case(k, cfg, dirpath, dtype, runs, checks, outputs):
+    from seq2seq_torch import Seq2Seq      # here, not at the top: it imports this file
+    rng = np.random.default_rng(4000 + k)
+    B, S, T = cfg["B"], cfg["S"], cfg["T"]
+    mcfg = {n: v for n, v in cfg.items() if n not in ("B", "S", "T")}
+    name = "s2s%d %s %s C%d H%d L%d/%d F%d" % (k, "pre-LN" if cfg["norm_first"] else "post-LN",
+                                                cfg["activation"], cfg["d_model"], cfg["nhead"],
+                                                cfg["num_encoder_layers"], cfg["num_decoder_layers"],
+                                                cfg["dim_feedforward"])
+    print("%s (ctx %d, V %d/%d, batch %d, S %d, T %d)" % (name, cfg["n_ctx"], cfg["src_vocab_size"],
+                                                           cfg["tgt_vocab_size"], B, S, T))
+    model = Seq2Seq(**mcfg)
+    w = s2s_weights(model, rng)
+    model_path = os.path.join(dirpath, "s2s%d.safetensors" % k)
+    st_write(model_path, list(w.items()), model.meta())
+    src, src_len, tgt, tgt_len = s2s_batch(rng, cfg)
+    steps = [s2s_batch(rng, cfg) for _ in range(S2S_OPTS["steps"])]
+    case_path = os.path.join(dirpath, "s2s%d.case.safetensors" % k)
+    meta = {"B": str(B), "S": str(S), "T": str(T), "max_out": str(cfg["n_ctx"]), "beam": str(S2S_BEAM)}
+    meta.update({key: repr(v) for key, v in S2S_OPTS.items()})
+    f32 = lambda a: np.asarray(a, dtype=np.float32)
+    st_write(case_path, [("src", f32(src)), ("src_len", f32(src_len)), ("tgt", f32(tgt)),
+                         ("tgt_len", f32(tgt_len)),
+                         ("step_src", f32([b[0] for b in steps])),
+                         ("step_src_len", f32([b[1] for b in steps])),
+                         ("step_tgt", f32([b[2] for b in steps])),
+                         ("step_tgt_len", f32([b[3] for b in steps]))], meta)
+
+    # PyTorch: the module as read back from the checkpoint just written
+    model = Seq2Seq.load(model_path, dtype)
+    model.train()                          # dropout is 0; the plain (not the fast) path
+    logits, loss = model(src, src_len, tgt, tgt_len)
+    loss.backward()
+    ref = {"logits": logits.detach().double().numpy(), "loss": float(loss)}
+    ref_grads = grads_of(model)
+    model.zero_grad(set_to_none=True)
+    gaps, greedy, beam = [], [], []
+    for b in range(B):
+        greedy.append(model.translate(src[b, :src_len[b]], 1, cfg["n_ctx"], gaps))
+        beam.append(model.translate(src[b, :src_len[b]], S2S_BEAM, cfg["n_ctx"], gaps))
+    print("  lens: sources %s, targets %s; outputs of %s tokens (greedy), %s (beam); smallest "
+          "score gap at a choice %.3g" % (src_len, tgt_len, [len(g) for g in greedy],
+                                          [len(g) for g in beam], min(gaps)))
+    losses, norms = train_steps(model, S2S_OPTS, lambda s: model(*steps[s])[1])
+    ref_after = numpy_of(model)
+    print("  grad norms %s: %d of %d steps clipped" % (
+        " ".join("%.3g" % n for n in norms), sum(n > S2S_OPTS["clip"] for n in norms), len(norms)))
+    S2S_MODELS[k] = (model_path, Seq2Seq.load(model_path, dtype))
+
+    for rname, harness, _ in runs:
+        out_path = os.path.join(dirpath, "s2s%d.%s.out" % (k, rname))
+        r = run([harness, "s2s", model_path, case_path, out_path, str(checks.threads)],
+                "%s [%s] harness" % (name, rname), checks)
+        if r is None:
+            continue
+        got = st_read(out_path)
+        outputs.setdefault(("s2s", k), {})[rname] = got
+        tag = "%s [%s]" % (name, rname)
+        checks.near("s2s forward", tag + " logits", got["logits"], ref["logits"], TOL_FWD)
+        checks.near("s2s forward", tag + " loss", got["loss"], [ref["loss"]], TOL_FWD)
+        checks.near("s2s forward", tag + " lm_seq2seq_loss", got["loss_api"], [ref["loss"]], TOL_FWD)
+        checks.near_all("s2s gradients", tag + " gradients",
+                        {n: got["grad." + n] for n in ref_grads}, ref_grads, TOL_GRAD)
+        for kind, want in (("greedy", greedy), ("beam", beam)):
+            rows = got[kind]
+            have = [[int(x) for x in r[1:1 + int(r[0])]] for r in rows]
+            same = have == [list(x) for x in want]
+            what = "greedy" if kind == "greedy" else "beam-%d" % S2S_BEAM
+            checks.ok(same, "%-52s %s" % (tag + " %s decoding of %d sources" % (what, B),
+                                          "same tokens" if same else "got %s want %s" % (have, want)))
+        checks.near("s2s after steps", tag + " losses of the %d steps" % S2S_OPTS["steps"],
+                    got["step_loss"], losses, TOL_STEP)
+        checks.near_all("s2s after steps", tag + " parameters after %d steps" % S2S_OPTS["steps"],
+                        {n: got["after." + n] for n in ref_after}, ref_after, TOL_STEP)
+
+
+# ---------------------------------------------------------------------------------------
 # The lm command line: eval and greedy generate on the byte-vocabulary checkpoints.
 # ---------------------------------------------------------------------------------------
 def greedy(model, prompt, n_new, n_ctx):
@@ -715,6 +847,8 @@ def main():
             gpt_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
         for k, cfg in enumerate(ENC_CASES):
             enc_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
+        for k, cfg in enumerate(S2S_CASES):
+            s2s_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
         for k, cfg in enumerate(GPT_CASES):
             if cfg["vocab"] == 256:
                 cli_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
@@ -749,7 +883,8 @@ def main():
 
     print("worst deviations from PyTorch (%s):" % args.dtype)
     for kind in ("forward", "gradients", "after steps", "schedule", "encoder forward",
-                 "encoder gradients", "encoder after steps", "cli eval"):
+                 "encoder gradients", "encoder after steps", "s2s forward", "s2s gradients",
+                 "s2s after steps", "cli eval", "s2s cli eval"):
         if kind in checks.worst:
             dev, where = checks.worst[kind]
             print("  %-20s %.2e  (%s)" % (kind, dev, where))
