@@ -4088,7 +4088,7 @@ static int lm__s2s_config(lm_seq2seq_config *c, const lm_seq2seq_config *in) {
     L = c->num_encoder_layers > c->num_decoder_layers ? c->num_encoder_layers : c->num_decoder_layers;
     if (lm__shape_check(L, H, c->d_model, c->n_ctx, c->src_vocab > c->tgt_vocab ? c->src_vocab : c->tgt_vocab,
                         "seq2seq") != LM_OK) return LM_ERR_ARG;
-    if (L > 999 || c->n_ctx > 65536 || (double)c->n_ctx * c->d_model > 67108864.0 ||
+    if (L > 999 || c->n_ctx > 65536 || (double)c->n_ctx * c->d_model > 16777216.0 ||
         (double)c->dim_feedforward * c->d_model > 2e9)
         return lm__fail(LM_ERR_ARG, "seq2seq: config out of range (layers %d and %d of at most 999, "
                         "n_ctx %d, dim_feedforward %d)", c->num_encoder_layers,
