@@ -1283,6 +1283,8 @@ LM__VEC_FN void lm__vsigmoid(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_fwd(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__relu_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__relu_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN float lm__vmax(const float *x, int n);
 LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
@@ -1797,9 +1799,8 @@ LM__REF double lm__ref_gelu_erf_grad(double x) {
 enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID, LM__GELU_ERF };
 /* y = act(x) over n values (y may be x) */
 static void lm__act_span(int kind, const float *x, float *y, int n) {
-    int i;
     switch (kind) {
-    case LM__RELU: for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
+    case LM__RELU: lm__relu_fwd(x, y, n); break;
     case LM__GELU: lm__gelu_fwd(x, y, n); break;
     case LM__TANH: lm__vtanh(x, y, n); break;
     case LM__GELU_ERF: lm__gelu_erf_fwd(x, y, n); break;
@@ -1819,7 +1820,7 @@ static void lm__act_bwd_task(void *ctx, int c) {
     const float *x = n->in[0]->data + i0, *y = n->out->data + i0, *go = n->out->grad + i0;
     float *gx = J->gx + i0;
     switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
+    case LM__RELU: lm__relu_bwd(x, go, gx, len); break;
     case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
     case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
     case LM__GELU_ERF: lm__gelu_erf_bwd(x, go, gx, len); break;
@@ -6128,6 +6129,32 @@ LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n) 
             lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
         }
     for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_grad(x[i]);
+}
+
+/* y = relu(x) = x > 0 ? x : 0 (NaN gives 0, on both paths) */
+LM__VEC_FN void lm__relu_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf z = lm__vf_set1(0.0f);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf v = lm__vf_load(x + i);
+            lm__vf_store(y + i, lm__vf_select(lm__vf_lt(z, v), v, z));
+        }
+    }
+    for (; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+/* dx += x > 0 ? dy : 0 */
+LM__VEC_FN void lm__relu_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf z = lm__vf_set1(0.0f);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_select(lm__vf_lt(z, lm__vf_load(x + i)), lm__vf_load(dy + i), z);
+            lm__vf_store(dx + i, lm__vf_add(lm__vf_load(dx + i), g));
+        }
+    }
+    for (; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;
 }
 
 /* y = gelu_erf(x) (the exact form) */

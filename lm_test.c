@@ -3416,6 +3416,34 @@ static void test_vec_gelu_erf(void) {
     free(x); free(y); free(dx); free(ones);
 }
 
+/* ReLU's kernels (lm__relu_fwd, lm__relu_bwd) are its formula exactly, on both paths:
+   x > 0 ? x : 0 (so NaN and -0 give +0), and dx += x > 0 ? dy : 0. */
+static void test_vec_relu(void) {
+    float *x = (float *)malloc(TEST_VEC_N * sizeof(float)), *y = (float *)malloc(TEST_VEC_N * sizeof(float));
+    float *dy = (float *)malloc(TEST_VEC_N * sizeof(float)), *dx = (float *)malloc(TEST_VEC_N * sizeof(float));
+    lm_rng r = lm_rng_seed(17);
+    int i, p, bad;
+    char msg[160];
+    if (!x || !y || !dy || !dx) { CHECK(0, "vec: out of memory"); free(x); free(y); free(dy); free(dx); return; }
+    test_vec__inputs(x, TEST_VEC_N, -5.0f, 5.0f, 19);
+    for (i = 0; i < TEST_VEC_N; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        for (i = 0; i < TEST_VEC_N; i++) dx[i] = 0.25f;
+        lm__relu_fwd(x, y, TEST_VEC_N);
+        lm__relu_bwd(x, dy, dx, TEST_VEC_N);
+        for (bad = 0, i = 0; i < TEST_VEC_N; i++) {
+            float fy = x[i] > 0 ? x[i] : 0, fd = 0.25f + (x[i] > 0 ? dy[i] : 0);
+            bad += memcmp(&y[i], &fy, sizeof fy) != 0 || memcmp(&dx[i], &fd, sizeof fd) != 0;
+        }
+        snprintf(msg, sizeof msg, "vec: relu_fwd and relu_bwd (%s path) are x > 0 ? x : 0 bit for bit (%d differ)",
+                 test_vec__path(), bad);
+        CHECK(bad == 0, msg);
+    }
+    lm__vec_simd = 1;
+    free(x); free(y); free(dy); free(dx);
+}
+
 /* ---------------------------------------------------------------------------------------
    Reductions: max, the softmax sum, dot.
    --------------------------------------------------------------------------------------- */
@@ -3700,6 +3728,7 @@ static void run_vec_tests(void) {
     test_vec_sigmoid();
     test_vec_gelu();
     test_vec_gelu_erf();
+    test_vec_relu();
     test_vec_reductions();
     test_vec_lengths();
     test_vec_arith();
