@@ -808,6 +808,417 @@ static void test_encoder_learns(void) {
     lm_encoder_free(e);
 }
 
+/* ---- the encoder-decoder -------------------------------------------------------------- */
+/* A small model: V_src 20, V_tgt 16 (ids 13, 14, 15 special), C 8, 2 heads. */
+static lm_seq2seq *t_tiny_s2s(int norm_first, int act, int le, int ld, uint64_t seed) {
+    lm_seq2seq_config c;
+    memset(&c, 0, sizeof c);
+    c.d_model = 8; c.nhead = 2; c.num_encoder_layers = le; c.num_decoder_layers = ld;
+    c.dim_feedforward = 12; c.n_ctx = 8; c.src_vocab = 20; c.tgt_vocab = 16;
+    c.norm_first = norm_first; c.activation = act;
+    return lm_seq2seq_new(&c, seed);
+}
+
+/* A batch of 3 pairs: sources of 5, 2 and 4 tokens (S 5) with junk past them, targets of
+   3, 0 and 2 (T 3). */
+static const int t_s2s_src[15] = { 1, 5, 9, 19, 2,   7, 3, 99, -1, 4,   0, 18, 6, 11, 7 };
+static const int t_s2s_sl[3] = { 5, 2, 4 };
+static const int t_s2s_tgt[9] = { 3, 12, 0,   -5, 77, 1,   9, 2, 42 };
+static const int t_s2s_tl[3] = { 3, 0, 2 };
+static lm_seq2seq_batch t_s2s_batch(void) {
+    lm_seq2seq_batch b;
+    b.B = 3; b.S = 5; b.T = 3;
+    b.src = t_s2s_src; b.src_len = t_s2s_sl; b.tgt = t_s2s_tgt; b.tgt_len = t_s2s_tl;
+    return b;
+}
+
+typedef struct { lm_seq2seq *m; lm_seq2seq_batch b; } t_s2s_ctx;
+static float t_s2s_loss(void *vctx, int train) {
+    t_s2s_ctx *c = (t_s2s_ctx *)vctx;
+    if (train) lm_params_zero_grad(&c->m->params);
+    return train ? lm_seq2seq_backward(c->m, &c->b) : lm_seq2seq_loss(c->m, &c->b);
+}
+
+/* Config defaults and refusals; every parameter's gradient against central differences,
+   post-LN and pre-LN, both activations; the loss's padding: a batch's loss is the
+   token-weighted mean of its pairs' losses alone, and the junk past each row's length does
+   not matter; bad batches are errors. */
+static void test_s2s_model(void) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m;
+    t_s2s_ctx x;
+    int k, i;
+    memset(&c, 0, sizeof c);
+    m = lm_seq2seq_new(&c, 1);
+    (void)i;
+    CHECK(m && m->cfg.d_model == 128 && m->cfg.nhead == 4 && m->cfg.num_encoder_layers == 3 &&
+          m->cfg.num_decoder_layers == 3 && m->cfg.dim_feedforward == 512 && m->cfg.n_ctx == 128 &&
+          m->cfg.src_vocab == 259 && m->cfg.tgt_vocab == 259 && m->cfg.bos_id == 256 &&
+          m->cfg.eos_id == 257 && m->cfg.pad_id == 258 && !m->cfg.norm_first &&
+          m->cfg.activation == LM_ACT_RELU, "seq2seq: zero config takes the documented defaults");
+    CHECK(m && m->params.n == 8 + 12 * 3 + 18 * 3 &&
+          !strcmp(m->params.names[2], "transformer.encoder.layers.0.self_attn.in_proj_weight") &&
+          m->enc[0].attn_w->shape[0] == 384 && m->enc[0].attn_w->shape[1] == 128 &&
+          m->dec[2].ln_x_w && m->dec[2].xattn_w && !m->enc[1].xattn_w &&
+          !strcmp(m->params.names[m->params.n - 2], "generator.weight"),
+          "seq2seq: PyTorch's names and (out, in) shapes, cross-attention in the decoder only");
+    CHECK(m && fabs(m->pe.data[1 * 128 + 0] - sin(1.0)) < 1e-7 && fabs(m->pe.data[3 * 128 + 1] - cos(3.0)) < 1e-7 &&
+          fabs(m->pe.data[5 * 128 + 10] - sin(5 * exp(-10 * log(10000.0) / 128))) < 1e-7,
+          "seq2seq: sinusoidal positions");
+    lm_seq2seq_free(m);
+    c.d_model = 10; c.nhead = 4;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "divide"), "seq2seq: nhead must divide d_model");
+    c.nhead = 2; c.activation = 7;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "activation"), "seq2seq: an unknown activation is refused");
+    c.activation = 0; c.bos_id = 5; c.eos_id = 5;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "distinct"), "seq2seq: special ids must be distinct");
+    c.bos_id = c.eos_id = 0; c.dropout = 1;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "dropout"), "seq2seq: dropout 1 is refused");
+
+    for (k = 0; k < 4; k++) {
+        /* GELU: finite differences across ReLU's kink are not a fair test (ReLU's op has
+           its gradient check; the ReLU models are held to PyTorch by make test-torch) */
+        static const char *const what[4] = {
+            "gradient check: seq2seq post-LN, every parameter",
+            "gradient check: seq2seq pre-LN, every parameter",
+            "gradient check: seq2seq post-LN (2+2 layers), every parameter",
+            "gradient check: seq2seq pre-LN (2+1 layers), every parameter" };
+        x.m = t_tiny_s2s(k & 1, LM_ACT_GELU, 1 + (k >= 2), 1 + (k == 2), 3 + k);
+        x.b = t_s2s_batch();
+        if (!x.m) { CHECK(0, "seq2seq: new"); continue; }
+        t_param_gradcheck(what[k], &x.m->params, t_s2s_loss, &x);
+        lm_seq2seq_free(x.m);
+    }
+
+    /* padding: the batch's loss is the token-weighted mean of the pairs' own losses */
+    m = t_tiny_s2s(0, LM_ACT_RELU, 2, 1, 11);
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    {
+        lm_seq2seq_batch b = t_s2s_batch(), one;
+        double want = 0, cnt = 0;
+        float all = lm_seq2seq_loss(m, &b);
+        for (i = 0; i < 3; i++) {
+            float l;
+            one.B = 1; one.S = t_s2s_sl[i]; one.T = t_s2s_tl[i];
+            one.src = t_s2s_src + 5 * i; one.src_len = NULL;
+            one.tgt = t_s2s_tgt + 3 * i; one.tgt_len = NULL;
+            l = lm_seq2seq_loss(m, &one);
+            want += (double)l * (t_s2s_tl[i] + 1);
+            cnt += t_s2s_tl[i] + 1;
+        }
+        CHECK_NEAR(all, want / cnt, 2e-6, "seq2seq: a padded batch's loss is the mean of its pairs' losses alone");
+        b.T = 0; b.tgt = NULL; b.tgt_len = NULL;
+        CHECK(lm_seq2seq_loss(m, &b) > 0, "seq2seq: empty targets (EOS only) have a loss");
+        b = t_s2s_batch();
+        b.S = 9;
+        CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "n_ctx"),
+              "seq2seq: a source longer than n_ctx is refused");
+        b = t_s2s_batch();
+        {
+            int bad[9];
+            memcpy(bad, t_s2s_tgt, sizeof bad);
+            bad[1] = 14;                                  /* EOS */
+            b.tgt = bad;
+            CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "special"),
+                  "seq2seq: a special id in a target is refused");
+        }
+        b = t_s2s_batch();
+        {
+            int bad[15];
+            memcpy(bad, t_s2s_src, sizeof bad);
+            bad[12] = 20;
+            b.src = bad;
+            CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "outside"),
+                  "seq2seq: a source id outside the vocabulary is refused");
+        }
+    }
+    lm_seq2seq_free(m);
+}
+
+/* Decoding with the KV cache against the full forward: greedy's token at every position
+   is the argmax (BOS and PAD excluded) of the forward over its own output so far, and EOS
+   follows when it stopped before max_out; beam 1 is greedy; limits and errors. */
+static int t_s2s_argmax_ok(lm_seq2seq *m, const int *src, int n, const int *out, int k, int ended) {
+    static unsigned char buf[4 << 20];
+    lm_arena a;
+    lm_graph g;
+    lm_seq2seq_batch b;
+    lm_tensor *logits;
+    int t, j, V = m->cfg.tgt_vocab, ok = 1;
+    lm_arena_init_buffer(&a, buf, sizeof buf);
+    lm_graph_init(&g, &a);
+    g.no_grad = 1;
+    b.B = 1; b.S = n; b.T = k; b.src = src; b.src_len = NULL; b.tgt = out; b.tgt_len = NULL;
+    logits = lm_seq2seq_forward(m, &g, &b);
+    if (!logits) return 0;
+    for (t = 0; t < k + ended; t++) {
+        const float *z = logits->data + (size_t)t * V;
+        int best = -1;
+        for (j = 0; j < V; j++)
+            if (j != m->cfg.bos_id && j != m->cfg.pad_id && (best < 0 || z[j] > z[best])) best = j;
+        ok &= best == (t < k ? out[t] : m->cfg.eos_id);
+    }
+    return ok;
+}
+
+static void test_s2s_decode(void) {
+    int src[6] = { 3, 1, 4, 1, 5, 9 }, out[16], out1[16], n, n1, k, runs = 0, ok = 1, lens = 0;
+    for (k = 0; k < 6; k++) {
+        lm_seq2seq *m = t_tiny_s2s(k & 1, k & 2 ? LM_ACT_GELU : LM_ACT_RELU, 1 + k / 4, 1 + (k & 1), 60 + k);
+        if (!m) { CHECK(0, "seq2seq: new"); return; }
+        n = lm_seq2seq_translate(m, src, 1 + k, 1, out, 7);
+        ok &= n >= 0 && t_s2s_argmax_ok(m, src, 1 + k, out, n, n < 7);
+        n1 = lm_seq2seq_translate(m, src, 1 + k, 0, out1, 7);
+        ok &= n1 == n && !memcmp(out, out1, (size_t)(n > 0 ? n : 0) * sizeof(int));
+        lens += n;
+        runs++;
+        if (k == 5) {
+            CHECK(lm_seq2seq_translate(m, src, 1 + k, 1, out1, 2) == (n < 2 ? n : 2) &&
+                  !memcmp(out, out1, (size_t)(n < 2 ? n : 2) * sizeof(int)), "seq2seq: max_out cuts the output");
+            CHECK(lm_seq2seq_translate(m, src, 5, 1, out, 0) == 0, "seq2seq: max_out 0 decodes nothing");
+            CHECK(lm_seq2seq_translate(m, src, 9, 1, out, 16) == LM_ERR_ARG && strstr(lm_error(), "n_ctx"),
+                  "seq2seq: a source longer than n_ctx is refused");
+            CHECK(lm_seq2seq_translate(m, src, 5, 17, out, 16) == LM_ERR_ARG, "seq2seq: beam above 16 is refused");
+            src[2] = 20;
+            CHECK(lm_seq2seq_translate(m, src, 5, 1, out, 16) == LM_ERR_ARG && strstr(lm_error(), "outside"),
+                  "seq2seq: a source id outside the vocabulary is refused");
+        }
+        lm_seq2seq_free(m);
+    }
+    CHECK(ok && runs == 6 && lens > 6, "seq2seq: greedy decoding with the KV cache is the argmax of the full "
+          "forward at every position (6 models: post-/pre-LN, relu/gelu, 1-2 layers), EOS where it stops");
+}
+
+/* An encoder-decoder learns: reverse strings of 1 to 6 letters of 8, exactly, on strings
+   it has not seen (greedy). */
+static void test_s2s_learns(void) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m;
+    lm_train_opts o = lm_train_defaults();
+    lm_rng r = lm_rng_seed(7);
+    int s, k, i, good = 0, src[16 * 6], tgt[16 * 6], len[16], out[8];
+    memset(&c, 0, sizeof c);
+    c.d_model = 32; c.nhead = 4; c.num_encoder_layers = 1; c.num_decoder_layers = 1; c.n_ctx = 8;
+    c.dim_feedforward = 64;
+    m = lm_seq2seq_new(&c, 5);
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    o.lr = 3e-3f; o.warmup = 20; o.steps = 600;
+    for (s = 0; s < o.steps; s++) {
+        lm_seq2seq_batch b;
+        for (k = 0; k < 16; k++) {
+            len[k] = 1 + (int)lm_rng_below(&r, 6);
+            for (i = 0; i < len[k]; i++) src[k * 6 + i] = 'a' + (int)lm_rng_below(&r, 8);
+            for (i = 0; i < len[k]; i++) tgt[k * 6 + i] = src[k * 6 + len[k] - 1 - i];
+        }
+        b.B = 16; b.S = 6; b.T = 6; b.src = src; b.src_len = len; b.tgt = tgt; b.tgt_len = len;
+        lm_seq2seq_train_step(m, &o, &b, s);
+    }
+    for (k = 0; k < 100; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 6), got, same;
+        for (i = 0; i < n; i++) src[i] = 'a' + (int)lm_rng_below(&r, 8);
+        got = lm_seq2seq_translate(m, src, n, 1, out, 8);
+        for (same = got == n, i = 0; same && i < n; i++) same = out[i] == src[n - 1 - i];
+        good += same;
+    }
+    printf("  seq2seq learns to reverse strings: %d of 100 unseen exactly right (greedy)\n", good);
+    CHECK(good >= 95, "seq2seq: learns to reverse strings (>= 95 of 100 unseen exactly right)");
+    for (good = 0, k = 0; k < 100; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 6), got, same;
+        for (i = 0; i < n; i++) src[i] = 'a' + (int)lm_rng_below(&r, 8);
+        got = lm_seq2seq_translate(m, src, n, 3, out, 8);
+        for (same = got == n, i = 0; same && i < n; i++) same = out[i] == src[n - 1 - i];
+        good += same;
+    }
+    CHECK(good >= 95, "seq2seq: beam-3 decoding of 100 more unseen strings: >= 95 exactly right");
+    lm_seq2seq_free(m);
+}
+
+/* Checkpoints: save and load give the same weights, config and outputs; strict loading of
+   damaged files; resume state: 2 + 2 steps with a save between == 4 steps; 1 and 2 threads
+   give bit-identical weights. */
+static void test_s2s_checkpoint(void) {
+    lm_seq2seq *m = t_tiny_s2s(1, LM_ACT_GELU, 2, 1, 31), *l;
+    lm_seq2seq_batch b = t_s2s_batch();
+    lm_train_opts o = lm_train_defaults();
+    unsigned char *img, *bad;
+    size_t size = 0;
+    int s;
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    CHECK(lm_seq2seq_save_mem(m, NULL, 0, &size) == LM_OK && size > 0, "seq2seq: save_mem sizes the image");
+    img = (unsigned char *)malloc(size);
+    bad = (unsigned char *)malloc(size);
+    lm_seq2seq_save_mem(m, img, size, &size);
+    l = lm_seq2seq_load_mem(img, size);
+    CHECK(l && l->params.total == m->params.total &&
+          !memcmp(l->params.data, m->params.data, m->params.total * sizeof(float)) &&
+          !memcmp(&l->cfg, &m->cfg, sizeof m->cfg) && lm_seq2seq_loss(l, &b) == lm_seq2seq_loss(m, &b),
+          "seq2seq: a checkpoint loads back with the same weights, config and loss");
+    lm_seq2seq_free(l);
+    /* damage: a truncated image, and one byte of the header changed at a time */
+    l = lm_seq2seq_load_mem(img, size - 5);
+    CHECK(!l, "seq2seq: a truncated checkpoint is refused");
+    {
+        uint64_t hn = 0;
+        size_t i, refused = 0, tried = 0;
+        char what[160];
+        memcpy(&hn, img, 8);
+        for (i = 8; i < 8 + hn && i < size; i += 7) {
+            memcpy(bad, img, size);
+            bad[i] = (unsigned char)(bad[i] ^ 0x5a);
+            l = lm_seq2seq_load_mem(bad, size);
+            refused += l == NULL;
+            lm_seq2seq_free(l);
+            tried++;
+        }
+        snprintf(what, sizeof what, "seq2seq: header bytes changed one at a time: %lu of %lu refused, none crash",
+                 (unsigned long)refused, (unsigned long)tried);
+        CHECK(tried > 10 && refused > tried / 2, what);
+    }
+    {
+        /* by name: a missing tensor, an unexpected one, a wrong shape, no nhead, a GPT */
+        lm_st_out outs[128];
+        const char *kv[2 * 16];
+        char num[16][24];
+        int n = m->params.n, k;
+        size_t sz;
+        unsigned char *buf;
+        static const char *const why[5] = { "missing tensor", "unexpected tensor", "shape", "nhead", "not a name" };
+        for (k = 0; k < 5; k++) {
+            int i, nn = 0;
+            lm__s2s_meta(m, num, kv);
+            for (i = 0; i < n; i++) {
+                const lm_tensor *t = &m->params.t[i];
+                lm_st_out *o = &outs[nn];
+                if (k == 0 && i == 5) continue;
+                memset(o, 0, sizeof *o);
+                o->name = m->params.names[i];
+                if (k == 1 && i == 3) {           /* one more tensor, of another name */
+                    outs[nn + 1] = *o;
+                    outs[nn + 1].name = "transformer.encoder.layers.0.extra.weight";
+                    outs[nn + 1].ndim = t->ndim;
+                    outs[nn + 1].shape[0] = t->shape[0];
+                    outs[nn + 1].shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+                    outs[nn + 1].data = t->data;
+                    outs[nn + 1].dtype = LM_DT_F32;
+                    nn++;
+                }
+                o->ndim = t->ndim;
+                o->shape[0] = t->shape[0]; o->shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+                if (k == 2 && i == 7) o->shape[0] = 1, o->ndim = 1;
+                o->data = t->data;
+                nn++;
+            }
+            if (k == 3) kv[4] = "n_head";   /* no "nhead" key */
+            if (k == 4) {                    /* a GPT checkpoint */
+                lm_gpt *g = t_tiny_gpt(1, 2, 8, 8, 16, 1);
+                lm_gpt_save_mem(g, NULL, 0, &sz);
+                buf = (unsigned char *)malloc(sz);
+                lm_gpt_save_mem(g, buf, sz, &sz);
+                lm_gpt_free(g);
+            } else {
+                lm_st_write_mem(outs, nn, kv, LM__S2S_META, NULL, 0, &sz);
+                buf = (unsigned char *)malloc(sz);
+                lm_st_write_mem(outs, nn, kv, LM__S2S_META, buf, sz, &sz);
+            }
+            l = lm_seq2seq_load_mem(buf, sz);
+            {
+                char what[800];
+                snprintf(what, sizeof what, "seq2seq: a checkpoint with a %s is refused with a message ('%s')",
+                         k == 0 ? "tensor missing" : k == 1 ? "tensor of another name" : k == 2 ?
+                         "tensor of the wrong shape" : k == 3 ? "metadata without nhead" : "GPT's layout",
+                         lm_error());
+                CHECK(!l && (strstr(lm_error(), why[k]) || (k == 4 && strstr(lm_error(), "encoder-decoder"))), what);
+            }
+            if (k == 4) {
+                lm_gpt *g = lm_gpt_load_mem(img, size, 0);
+                CHECK(!g && strstr(lm_error(), "not a GPT-2 name"), "seq2seq: the GPT loader refuses an encoder-decoder checkpoint");
+                lm_gpt_free(g);
+            }
+            lm_seq2seq_free(l);
+            free(buf);
+        }
+    }
+    free(img);
+    free(bad);
+    /* F16: a checkpoint written as F16 loads (rounded weights) */
+    {
+        lm_st_out outs[128];
+        const char *kv[2 * 16];
+        char num[16][24];
+        size_t sz;
+        unsigned char *buf;
+        int i;
+        lm__s2s_meta(m, num, kv);
+        for (i = 0; i < m->params.n; i++) {
+            const lm_tensor *t = &m->params.t[i];
+            memset(&outs[i], 0, sizeof outs[i]);
+            outs[i].name = m->params.names[i];
+            outs[i].ndim = t->ndim;
+            outs[i].shape[0] = t->shape[0]; outs[i].shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+            outs[i].data = t->data;
+            outs[i].dtype = LM_DT_F16;
+        }
+        lm_st_write_mem(outs, m->params.n, kv, LM__S2S_META, NULL, 0, &sz);
+        buf = (unsigned char *)malloc(sz);
+        lm_st_write_mem(outs, m->params.n, kv, LM__S2S_META, buf, sz, &sz);
+        l = lm_seq2seq_load_mem(buf, sz);
+        CHECK(l && fabs(lm_seq2seq_loss(l, &b) - lm_seq2seq_loss(m, &b)) < 1e-2,
+              "seq2seq: an F16 checkpoint loads");
+        lm_seq2seq_free(l);
+        free(buf);
+    }
+    {
+        t_scratch d;
+        lm_train_state st;
+        lm_seq2seq *a = t_tiny_s2s(0, LM_ACT_RELU, 1, 1, 41), *c2;
+        const char *path;
+        int ok = a != NULL;
+        o.steps = 4; o.warmup = 1;
+        if (ok && t_scratch_make(&d, "/tmp/lm_s2s_XXXXXX")) {
+            a->cfg.dropout = 0.2f;
+            path = t_scratch_path(&d, "m.safetensors");
+            for (s = 0; s < 2; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            st.step = 2; st.data_pos = 7; st.rng = 99;
+            ok = lm_seq2seq_save(a, path) == LM_OK && lm_seq2seq_save_state(a, path, &st) == LM_OK;
+            for (s = 2; s < 4; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            c2 = ok ? lm_seq2seq_load(path) : NULL;
+            memset(&st, 0, sizeof st);
+            ok = ok && c2 && lm_seq2seq_load_state(c2, path, &st) == LM_OK && st.step == 2 &&
+                 st.data_pos == 7 && st.rng == 99;
+            if (c2) {
+                c2->seed = 41;
+                c2->cfg.dropout = 0.2f;
+                for (s = 2; s < 4; s++) lm_seq2seq_train_step(c2, &o, &b, s);
+                ok = ok && !memcmp(a->params.data, c2->params.data, a->params.total * sizeof(float));
+            }
+            CHECK(ok, "seq2seq: 2 steps, save with the state, load, 2 more == 4 steps (with dropout)");
+            lm_seq2seq_free(c2);
+            remove(path);
+            remove(t_scratch_path(&d, "m.safetensors.state"));
+            t_scratch_done(&d);
+        }
+        lm_seq2seq_free(a);
+    }
+    {
+        float *w[2];
+        int t;
+        for (t = 0; t < 2; t++) {
+            lm_seq2seq *a = t_tiny_s2s(1, LM_ACT_GELU, 2, 2, 51);
+            lm_set_threads(t + 1);
+            o.steps = 3;
+            for (s = 0; s < 3 && a; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            w[t] = (float *)malloc(m->params.total * sizeof(float) * 2);
+            if (a) memcpy(w[t], a->params.data, a->params.total * sizeof(float));
+            if (a && t == 1) CHECK(!memcmp(w[0], w[1], a->params.total * sizeof(float)),
+                                   "seq2seq: 1 and 2 threads give bit-identical weights");
+            lm_seq2seq_free(a);
+        }
+        lm_set_threads(1);
+        free(w[0]); free(w[1]);
+    }
+    lm_seq2seq_free(m);
+}
+
 static void test_metrics(void) {
     /* truth/pred with a hand-computed confusion matrix */
     int truth[8] = { 0, 0, 0, 1, 1, 2, 2, 2 }, pred[8] = { 0, 0, 1, 1, 2, 2, 2, 0 };
@@ -1247,6 +1658,10 @@ static void run_core_tests(void) {
     test_encoder();
     test_encoder_dropout();
     test_encoder_learns();
+    test_s2s_model();
+    test_s2s_decode();
+    test_s2s_learns();
+    test_s2s_checkpoint();
     test_metrics();
 }
 /* GEMM tests: lm_gemm and lm_gemm_scalar against a naive triple loop in double precision,
