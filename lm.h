@@ -4336,13 +4336,22 @@ LMDEF lm_tensor *lm_seq2seq_forward(lm_seq2seq *m, lm_graph *g, const lm_seq2seq
     return lm__s2s_graph(g, m, b, 0);
 }
 
-/* What the work arena of one step needs, roughly (lm__fit grows it when short). */
+/* The parameters of a config (as the layout counts them), and what the work arena of one
+   step needs, roughly (lm__fit grows it when short): activations, attention rows and tape
+   nodes; for training their gradients, the logits' and the parameters' gradient block. */
+static double lm__s2s_params(const lm_seq2seq_config *c) {
+    double C = c->d_model, F = c->dim_feedforward;
+    return ((double)c->src_vocab + 2.0 * c->tgt_vocab) * C + c->tgt_vocab + 4 * C +
+           c->num_encoder_layers * (4 * C * C + 2 * C * F + 9 * C + F) +
+           c->num_decoder_layers * (8 * C * C + 2 * C * F + 15 * C + F);
+}
 static double lm__s2s_work_estimate(const lm_seq2seq_config *c, int B, int S, int T1, int mode) {
     double C = c->d_model, F = c->dim_feedforward, H = c->nhead, V = c->tgt_vocab;
     double enc = c->num_encoder_layers * (S * (20 * C + 3 * F) + H * S * S) + 4 * S * C;
     double dec = c->num_decoder_layers * (T1 * (28 * C + 3 * F) + H * T1 * ((double)T1 + S) + 2 * S * C) + 4 * T1 * C;
     double graph = 4.0 * B * (enc + dec) + (c->num_encoder_layers + c->num_decoder_layers) * 24.0 * 512 + 16384;
-    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T1 * V + (1 << 20) : graph + 4.0 * B * T1 * V;
+    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T1 * V + (1 << 20) + 4 * lm__s2s_params(c)
+                             : graph + 4.0 * B * T1 * V;
 }
 
 typedef struct { lm_seq2seq *m; const lm_seq2seq_batch *b; } lm__s2s_ctx;
@@ -4378,12 +4387,10 @@ LMDEF float lm_seq2seq_train_step(lm_seq2seq *m, const lm_train_opts *o, const l
 
 LMDEF double lm_seq2seq_memory(const lm_seq2seq_config *cfg, int B, int S, int T) {
     lm_seq2seq_config c;
-    double C, F, Le, Ld, N, params;
+    double C, F, Ld, N, params;
     if (lm__s2s_config(&c, cfg) != LM_OK) return HUGE_VAL;
-    C = c.d_model; F = c.dim_feedforward; Le = c.num_encoder_layers; Ld = c.num_decoder_layers;
-    N = c.n_ctx;
-    params = ((double)c.src_vocab + 2.0 * c.tgt_vocab) * C + c.tgt_vocab + 4 * C +
-             Le * (4 * C * C + 2 * C * F + 9 * C + F) + Ld * (8 * C * C + 2 * C * F + 15 * C + F);
+    C = c.d_model; F = c.dim_feedforward; Ld = c.num_decoder_layers; N = c.n_ctx;
+    params = lm__s2s_params(&c);
     /* weights, gradients, two moments; the positions; decoding (one beam) or one step */
     return 16 * params + 4 * N * C +
            (B > 0 ? lm__s2s_work_estimate(&c, B, S, T + 1, LM__TRAIN)
@@ -4513,7 +4520,7 @@ LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int bea
     lm_clear_error();
     if (!lm__fit(&m->work, lm__s2s_work_estimate(c, 1, n_src, 1, LM__INFER) +
                  4.0 * c->num_decoder_layers * n_src * 2 * c->d_model, &g, lm__s2s_encode_graph, &x,
-                 LM__INFER, lm_rng_seed(0)))
+                 LM__INFER, lm_rng_seed(0), NULL))
         return LM_ERR_MEM;
     t = lm__s2s_trunk(m, 1);
     limit = max_out < N ? max_out : N;           /* tokens out at most */

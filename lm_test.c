@@ -862,6 +862,8 @@ static void test_s2s_model(void) {
           m->dec[2].ln_x_w && m->dec[2].xattn_w && !m->enc[1].xattn_w &&
           !strcmp(m->params.names[m->params.n - 2], "generator.weight"),
           "seq2seq: PyTorch's names and (out, in) shapes, cross-attention in the decoder only");
+    CHECK(m && lm__s2s_params(&m->cfg) == (double)lm_seq2seq_num_params(m),
+          "seq2seq: the memory estimate counts the parameters exactly");
     CHECK(m && fabs(m->pe.data[1 * 128 + 0] - sin(1.0)) < 1e-7 && fabs(m->pe.data[3 * 128 + 1] - cos(3.0)) < 1e-7 &&
           fabs(m->pe.data[5 * 128 + 10] - sin(5 * exp(-10 * log(10000.0) / 128))) < 1e-7,
           "seq2seq: sinusoidal positions");
