@@ -5256,6 +5256,128 @@ static void test_cli_progress(void) {
     }
 }
 
+/* lm s2s: help, usage and runtime errors (one line, exit 2 or 1), a tiny model that learns
+   to reverse words (train with --log and --plot, eval's last line, translate from --text
+   and stdin, empty lines kept), resume and threads bit-identical, and checkpoints of the
+   wrong kind. */
+#define TEST_CLI_S2S "s2s train --data @/rev.tsv --layers 1 --heads 2 --embd 16 --ff 32 --ctx 12 --batch 16 --quiet"
+static void test_cli_s2s(void) {
+    static const char *const usage[] = {
+        "s2s", "s2s frobnicate", "s2s train", "s2s train --data @/rev.tsv --activation tanh",
+        "s2s train --data @/rev.tsv --heads 3", "s2s train --data @/rev.tsv --dropout 1",
+        "s2s train --data @/rev.tsv --ctx 1", "s2s train --data @/rev.tsv --init @/a --resume @/b",
+        "s2s train --data @/rev.tsv --model @/rev.tsv", "s2s eval --model @/m",
+        "s2s eval --data @/rev.tsv", "s2s translate", "s2s translate --model @/m --beam 17",
+        "s2s translate --model @/m --beam 0" };
+    static const char *const helps[] = { "s2s --help", "s2s train --help", "s2s eval --help",
+                                         "s2s translate --help" };
+    char path[256], *text, line[64];
+    FILE *f;
+    int k, bad = 0, rc;
+    lm_rng r = lm_rng_seed(3);
+    /* 400 words of 1 to 5 letters a-f, then their reversal */
+    sprintf(path, "%s/rev.tsv", test_cli__dir);
+    f = fopen(path, "wb");
+    if (!f) { CHECK(0, "s2s: write the pairs"); return; }
+    for (k = 0; k < 400; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 5), i;
+        for (i = 0; i < n; i++) line[i] = (char)('a' + lm_rng_below(&r, 6));
+        for (i = 0; i < n; i++) line[n + 1 + i] = line[n - 1 - i];
+        line[n] = '\t';
+        line[2 * n + 1] = 0;
+        fprintf(f, k == 7 ? "%s\r\n\n" : "%s\n", line);     /* a CRLF line and an empty one */
+    }
+    fclose(f);
+    for (k = 0; k < (int)(sizeof helps / sizeof helps[0]); k++)
+        if (test_cli__run("%s", helps[k]) != 0 || strncmp(test_cli__out, "usage:", 6)) bad++;
+    CHECK(bad == 0 && test_cli__run("--help") == 0 && strstr(test_cli__out, "  s2s "),
+          "s2s: every command answers --help; lm --help lists s2s");
+    for (bad = 0, k = 0; k < (int)(sizeof usage / sizeof usage[0]); k++) {
+        rc = test_cli__run("%s", usage[k]);
+        if (!test_cli__one_error(rc, 2)) { bad++; printf("  s2s usage error not reported: lm %s (exit %d): %s", usage[k], rc, test_cli__err); }
+    }
+    CHECK(bad == 0, "s2s: usage errors exit 2 with one line on stderr");
+    test_cli__write("notab.tsv", "a\tb\nno tab here\n");
+    rc = test_cli__run("s2s train --data @/notab.tsv --steps 2");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "notab.tsv:2: no tab"),
+          "s2s: a line without a tab is an error naming the line");
+    test_cli__write("long.tsv", "abcdefghijklmnopq\tx\n");
+    rc = test_cli__run("s2s train --data @/long.tsv --ctx 8 --steps 2");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "long.tsv:1: the source has 17 tokens"),
+          "s2s: a source longer than --ctx is an error naming the line");
+    rc = test_cli__run("s2s eval --model @/missing.safetensors --data @/rev.tsv");
+    CHECK(test_cli__one_error(rc, 1), "s2s: a missing checkpoint: exit 1, one line");
+
+    /* train, then eval and translate */
+    rc = test_cli__run(TEST_CLI_S2S " --steps 500 --lr 1e-2 --warmup 20 --eval-every 250 --model @/rev.safetensors "
+                       "--log @/rev.csv --plot @/rev.svg");
+    sprintf(path, "%s/rev.csv", test_cli__dir);
+    text = test_cli__slurp(path, NULL);
+    CHECK(rc == 0 && text && test_cli__lines(text) == 501 && !strncmp(text, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n", 42),
+          "s2s train: a CSV row per step, as lm train's");
+    free(text);
+    CHECK(rc == 0 && strstr(test_cli__err, "validation exact match"), "s2s train: the last note gives the validation exact match");
+    sprintf(path, "%s/rev.svg", test_cli__dir);
+    text = test_cli__slurp(path, NULL);
+    CHECK(text && !plot_t_xml_check(text), "s2s train --plot: a well-formed picture");
+    free(text);
+    rc = test_cli__run("s2s eval --model @/rev.safetensors --data @/rev.tsv");
+    {
+        double loss = -1, em = -1;
+        const char *last = test_cli__out;
+        char *nl;
+        while ((nl = strchr(last, '\n')) && nl[1]) last = nl + 1;
+        CHECK(rc == 0 && sscanf(last, "loss %lf exact_match %lf", &loss, &em) == 2 && loss >= 0 && loss < 0.5 &&
+              em > 0.9, "s2s eval: last line 'loss X exact_match Y'; the model learned (loss < 0.5, exact match > 0.9)");
+        printf("  s2s eval: loss %.4f exact_match %.4f\n", loss, em);
+    }
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcde");
+    CHECK(rc == 0 && !strcmp(test_cli__out, "edcba\n"), "s2s translate --text: the output on one line");
+    {
+        /* stdin line by line (CR dropped, an empty line kept) gives what --text gives */
+        char want[256] = "";
+        static const char *const words[3] = { "fab", "ecafd", "cafe" };
+        for (k = 0; k < 3; k++) {
+            rc = test_cli__run("s2s translate --model @/rev.safetensors --beam 3 --text %s", words[k]);
+            if (rc == 0 && strlen(want) + strlen(test_cli__out) < sizeof want - 2) strcat(want, test_cli__out);
+            if (k == 0) strcat(want, "\n");
+        }
+        test_cli__write("src.txt", "fab\r\n\necafd\ncafe");
+        rc = test_cli__run("s2s translate --model @/rev.safetensors --beam 3 < @/src.txt");
+        CHECK(rc == 0 && !strcmp(test_cli__out, want) && test_cli__lines(want) == 4,
+              "s2s translate: stdin line by line (CR dropped, an empty line kept, no last newline) as --text, beam 3");
+    }
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcde --max-tokens 2");
+    CHECK(rc == 0 && !strcmp(test_cli__out, "ed\n"), "s2s translate --max-tokens cuts the output");
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcdefghijklm");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "context"), "s2s translate: a source past the context: exit 1");
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abc --tokenizer @/rev.tsv");
+    CHECK(test_cli__one_error(rc, 1), "s2s translate: a file that is not a tokenizer: exit 1");
+    /* the wrong kind of checkpoint, both ways */
+    rc = test_cli__run("train --data @/text.txt " TEST_CLI_TINY " --steps 2 --quiet --model @/gpt.safetensors");
+    rc |= test_cli__run("s2s translate --model @/gpt.safetensors --text abc");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "not an encoder-decoder"),
+          "s2s translate on a GPT checkpoint: exit 1 with the reason");
+    rc = test_cli__run("generate --model @/rev.safetensors --tokens 3");
+    CHECK(test_cli__one_error(rc, 1), "generate on an encoder-decoder checkpoint: exit 1, one line");
+
+    /* resume and threads: bit-identical checkpoints (constant schedule: the lr does not
+       depend on --steps; dropout on, so its masks must resume too) */
+#define TEST_CLI_S2S_RUN TEST_CLI_S2S " --schedule constant --lr 3e-3 --dropout 0.1 --eval-every 0"
+    rc = test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --model @/s30.safetensors --threads 1");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 15 --model @/s15.safetensors --threads 2");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --model @/s15.safetensors --resume @/s15.safetensors --threads 2");
+    CHECK(rc == 0 && test_cli__same("s30.safetensors", "s15.safetensors"),
+          "s2s: 15 steps + resume to 30 (2 threads) == 30 steps (1 thread), bit-identical checkpoint");
+    rc = test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --order sequential --model @/q1.safetensors --threads 1");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 10 --order sequential --model @/q2.safetensors --threads 2");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --order sequential --model @/q2.safetensors --resume @/q2.safetensors");
+    CHECK(rc == 0 && test_cli__same("q1.safetensors", "q2.safetensors"),
+          "s2s: the same with --order sequential");
+#undef TEST_CLI_S2S_RUN
+}
+#undef TEST_CLI_S2S
+
 static void test_cli_bench(void) {
     double v = 0;
     const char *p;
@@ -5368,6 +5490,7 @@ static void run_cli_tests(void) {
     test_cli_plot();
     test_cli_progress();
     test_cli_bench();
+    test_cli_s2s();
     test_docs();
     free(test_cli__out);
     free(test_cli__err);
