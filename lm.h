@@ -138,6 +138,37 @@
        cache: greedy at temperature 0, else temperature, top-k and top-p sampling from a
        seeded lm_sampler. When the text outgrows n_ctx the model sees the last n_ctx tokens.
 
+   ENCODER-DECODER (lm_seq2seq: PyTorch's nn.Transformer, "Attention Is All You Need")
+       Source text in, other text out. The encoder is num_encoder_layers blocks over the
+       source with its padding masked; the decoder is num_decoder_layers blocks over BOS +
+       the target so far, causal, each block with a cross-attention sub-layer between its
+       self-attention and its MLP: queries from the decoder, keys and values from the
+       encoder's output (its padding masked too). Each stack ends with a LayerNorm (as
+       nn.Transformer's encoder.norm and decoder.norm); a Linear layer (the "generator")
+       makes the logits over the target vocabulary. The blocks are nn.Transformer's:
+       post-LN, x = LN(x + f(x)), by default, or pre-LN, x = x + f(LN(x)), with norm_first;
+       attention with fused in_proj (3C, C) and out_proj (C, C); an MLP linear1 (F, C),
+       relu (default) or the exact GELU x Phi(x), linear2 (C, F); LayerNorm eps 1e-5; every
+       weight output-major, (out, in), as PyTorch's Linear. Tokens enter as
+       embedding * sqrt(d_model) plus the fixed sinusoidal positions
+       pe[t][2i] = sin(t / 10000^(2i/C)), pe[t][2i+1] = cos(...) (computed in double). With
+       the byte vocabulary (the default) ids 0..255 are bytes and BOS = 256, EOS = 257,
+       PAD = 258 (in general tgt_vocab - 3, - 2, - 1); a source is its tokens alone.
+       Training is teacher-forced: the decoder reads BOS + target and is taught target +
+       EOS, the loss the mean cross-entropy over those positions (PAD ignored), AdamW as
+       for the GPT. Dropout (config dropout, training steps only) acts where PyTorch's
+       does but on the attention weights: embeddings, each sub-layer's output, and the
+       MLP's hidden layer. Fresh weights: every matrix Xavier-uniform (as nn.Transformer
+       and PyTorch's translation tutorial), biases 0, LayerNorm 1 and 0.
+       lm_seq2seq_translate() runs the encoder once per source and computes every decoder
+       layer's cross-attention keys and values once; the decoder then takes one token at a
+       time through a KV cache, so an output token costs the same whatever came before but
+       for the attention over it. Greedy decoding takes the likeliest token (BOS and PAD
+       never); beam search of width k keeps the k likeliest hypotheses by total
+       log-probability (no length penalty) and returns the likeliest finished one. make
+       test-torch holds logits, loss, every gradient, both decodings and AdamW steps to
+       torch.nn.Transformer (tools/seq2seq_torch.py), for post-LN/relu and pre-LN/gelu.
+
    CHECKPOINTS (safetensors)
        A u64 little-endian header length N, N bytes of JSON (padded with spaces to a
        multiple of 8), then the raw little-endian tensor data; offsets count from the start
@@ -154,6 +185,29 @@
        checked: a malformed or truncated file is an error and creates nothing.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
+       Encoder-decoder checkpoints (lm_seq2seq_save) hold PyTorch's state-dict names, in
+       its (out, in) layout, so weights move between PyTorch and lm.h unchanged
+       (tools/seq2seq_torch.py is the PyTorch module); i counts each stack's layers:
+           src_tok_emb.embedding.weight (V_src, C)   tgt_tok_emb.embedding.weight (V_tgt, C)
+           transformer.encoder.layers.{i}.self_attn.in_proj_weight (3C, C), .in_proj_bias
+               (3C), .self_attn.out_proj.weight (C, C), .out_proj.bias (C),
+               .linear1.weight (F, C), .linear1.bias (F), .linear2.weight (C, F),
+               .linear2.bias (C), .norm1.weight|bias, .norm2.weight|bias (C)
+           transformer.encoder.norm.weight|bias (C)
+           transformer.decoder.layers.{i}: the encoder layer's tensors, and
+               .multihead_attn.in_proj_weight (3C, C) (rows q, k, v), .in_proj_bias (3C),
+               .multihead_attn.out_proj.weight|bias, and .norm3.weight|bias (norm1 is the
+               self-attention's, norm2 the cross-attention's, norm3 the MLP's)
+           transformer.decoder.norm.weight|bias (C)
+           generator.weight (V_tgt, C), generator.bias (V_tgt)
+       (the embeddings and output layer as in PyTorch's translation tutorial). The config
+       is __metadata__, under nn.Transformer's argument names: d_model, nhead,
+       num_encoder_layers, num_decoder_layers, dim_feedforward, norm_first (true/false),
+       activation (relu/gelu), and n_ctx, src_vocab_size, tgt_vocab_size, bos_id, eos_id,
+       pad_id. Loading takes the shape from the tensors and nhead from the metadata (which
+       must say it); the rest, when absent, defaults as PyTorch's (post-LN, relu) and lm.h's
+       (n_ctx 128, the last three ids special). Every name, shape and dtype is checked as
+       for the GPT; the tutorial's positional_encoding.pos_embedding buffer is ignored.
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
