@@ -2018,15 +2018,26 @@ static void s2s_translate_cmd(int argc, char **argv) {
         tokens += s2s_translate_one(m, &tok, (const unsigned char *)t, strlen(t), beam, max_out, out, 0);
         sources++;
     } else {
-        char *buf = NULL;
-        size_t cap = 0;
-        ssize_t len;
-        while ((len = getline(&buf, &cap, stdin)) >= 0) {
+        /* line by line, each output printed as soon as its line is in */
+        size_t cap = 256, len;
+        char *buf = (char *)xmalloc(cap);
+        int ch = 0;
+        while (ch != EOF) {
+            len = 0;
+            while ((ch = getc(stdin)) != EOF && ch != '\n') {
+                if (len + 1 >= cap) {
+                    char *nb = (char *)realloc(buf, cap * 2);
+                    if (!nb) die("out of memory reading stdin");
+                    buf = nb;
+                    cap *= 2;
+                }
+                buf[len++] = (char)ch;
+            }
+            if (ch == EOF && len == 0) break;            /* no last line after a newline */
             line++;
-            if (len > 0 && buf[len - 1] == '\n') len--;
             if (len > 0 && buf[len - 1] == '\r') len--;
-            tokens += s2s_translate_one(m, &tok, (const unsigned char *)buf, (size_t)len, beam,
-                                        max_out, out, line);
+            tokens += s2s_translate_one(m, &tok, (const unsigned char *)buf, len, beam, max_out,
+                                        out, line);
             sources++;
         }
         if (ferror(stdin)) die("cannot read stdin: %s", strerror(errno));
