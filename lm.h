@@ -3485,10 +3485,16 @@ static void lm__gemv_task(void *ctx, int blk) {
         for (i = 0; i < J->in; i++) lm__vaxpy(J->x[i], J->W + (size_t)i * J->out + j0, y + j0, j1 - j0);
     }
 }
+/* A product of fewer than LM__GEMV_POOL multiply-adds runs on the calling thread: waking
+   the pool would cost more than it saves (and far more on a busy machine). The blocks
+   are the same either way, so the result is too. */
+#define LM__GEMV_POOL (1 << 17)
 static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out, int trans) {
     lm__gemv_job J;
+    int k, n = (out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK;
     J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
-    lm_parallel_for((out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK, lm__gemv_task, &J);
+    if ((double)in * out >= LM__GEMV_POOL) lm_parallel_for(n, lm__gemv_task, &J);
+    else for (k = 0; k < n; k++) lm__gemv_task(&J, k);
 }
 /* A linear layer on one row, its weight (in, out), or (out, in) when out_major. */
 static void lm__lin_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y, int out_major) {
