@@ -74,9 +74,21 @@ static void fuzz_entries(const lm_st_file *f, size_t len) {
     }
 }
 
+/* Two models' parameters, bit for bit. */
+static void fuzz_same_weights(const lm_params *a, const lm_params *b) {
+    size_t i;
+    FUZZ_ASSERT(a->total == b->total, "the parameter count survives a round trip");
+    for (i = 0; i < a->total; i++) {
+        uint32_t x, y;
+        memcpy(&x, &a->data[i], 4);
+        memcpy(&y, &b->data[i], 4);
+        FUZZ_ASSERT(x == y, "weights survive a round trip bit for bit");
+    }
+}
+
 /* A model that loaded: save it, load the image again, compare; then one generation step. */
 static void fuzz_model(lm_gpt *m) {
-    size_t need = 0, i;
+    size_t need = 0;
     unsigned char *img;
     lm_gpt *r;
     FUZZ_ASSERT(m->cfg.n_layer >= 1 && m->cfg.n_head >= 1 && m->cfg.n_embd % m->cfg.n_head == 0,
@@ -91,12 +103,7 @@ static void fuzz_model(lm_gpt *m) {
                 r->cfg.n_embd == m->cfg.n_embd && r->cfg.n_ctx == m->cfg.n_ctx &&
                 r->cfg.vocab == m->cfg.vocab && r->params.total == m->params.total,
                 "the config survives a round trip");
-    for (i = 0; i < m->params.total; i++) {
-        uint32_t a, b;
-        memcpy(&a, &m->params.data[i], 4);
-        memcpy(&b, &r->params.data[i], 4);
-        FUZZ_ASSERT(a == b, "weights survive a round trip bit for bit");
-    }
+    fuzz_same_weights(&m->params, &r->params);
     lm_gpt_free(r);
     free(img);
     /* one step of generation on whatever numbers the file held (NaN included): it must
@@ -113,7 +120,7 @@ static void fuzz_model(lm_gpt *m) {
 /* An encoder-decoder that loaded: its image loads back to the same config and weights;
    then a short decoding on whatever numbers it holds (it must not crash). */
 static void fuzz_s2s(lm_seq2seq *m) {
-    size_t need = 0, i;
+    size_t need = 0;
     unsigned char *img;
     lm_seq2seq *r;
     FUZZ_ASSERT(m->cfg.nhead >= 1 && m->cfg.d_model % m->cfg.nhead == 0 &&
@@ -125,14 +132,8 @@ static void fuzz_s2s(lm_seq2seq *m) {
     FUZZ_ASSERT(lm_seq2seq_save_mem(m, img, need, &need) == LM_OK, "save_mem");
     r = lm_seq2seq_load_mem(img, need);
     FUZZ_ASSERT(r != NULL, "what we save we can load");
-    FUZZ_ASSERT(!memcmp(&r->cfg, &m->cfg, sizeof m->cfg) && r->params.total == m->params.total,
-                "the config survives a round trip");
-    for (i = 0; i < m->params.total; i++) {
-        uint32_t a, b;
-        memcpy(&a, &m->params.data[i], 4);
-        memcpy(&b, &r->params.data[i], 4);
-        FUZZ_ASSERT(a == b, "weights survive a round trip bit for bit");
-    }
+    FUZZ_ASSERT(!memcmp(&r->cfg, &m->cfg, sizeof m->cfg), "the config survives a round trip");
+    fuzz_same_weights(&m->params, &r->params);
     lm_seq2seq_free(r);
     free(img);
     if (lm_seq2seq_num_params(m) <= 200000 && m->cfg.n_ctx <= 4096) {

@@ -2054,20 +2054,14 @@ static void s2s_translate_cmd(int argc, char **argv) {
     lm_seq2seq_free(m);
 }
 
+static void sub_dispatch(int argc, char **argv, const char *cmd, const char *what,
+                         const char *list, const char *usage, const char *const *names,
+                         void (*const *runs)(int, char **), int n);
 static void cmd_s2s(int argc, char **argv) {
-    static char name[64];
-    if (argc < 1) die_usage("which? train, eval or translate (see lm s2s --help)");
-    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-        fputs(usage_s2s, stdout);
-        exit(0);
-    }
-    if (strcmp(argv[0], "train") && strcmp(argv[0], "eval") && strcmp(argv[0], "translate"))
-        die_usage("unknown s2s command '%s': train, eval or translate", argv[0]);
-    sprintf(name, "lm s2s %s", argv[0]);
-    g_cmd = name;
-    if (!strcmp(argv[0], "train")) s2s_train(argc - 1, argv + 1);
-    else if (!strcmp(argv[0], "eval")) s2s_eval_cmd(argc - 1, argv + 1);
-    else s2s_translate_cmd(argc - 1, argv + 1);
+    static const char *const names[3] = { "train", "eval", "translate" };
+    static void (*const runs[3])(int, char **) = { s2s_train, s2s_eval_cmd, s2s_translate_cmd };
+    sub_dispatch(argc, argv, "lm s2s", "s2s command", "train, eval or translate", usage_s2s,
+                 names, runs, 3);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2258,20 +2252,30 @@ static void bench_generate(int argc, char **argv) {
     lm_gpt_free(m);
 }
 
-static void cmd_bench(int argc, char **argv) {
+/* A subcommand with subcommands of its own (lm bench WHICH, lm s2s WHICH): --help, or run
+   the one named, under the name "CMD WHICH" for messages. */
+static void sub_dispatch(int argc, char **argv, const char *cmd, const char *what,
+                         const char *list, const char *usage, const char *const *names,
+                         void (*const *runs)(int, char **), int n) {
     static char name[64];
-    if (argc < 1) die_usage("which benchmark? gemm, train or generate (see lm bench --help)");
+    int k;
+    if (argc < 1) die_usage("which %s? %s (see %s --help)", what, list, cmd);
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-        fputs(usage_bench, stdout);
+        fputs(usage, stdout);
         exit(0);
     }
-    if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate"))
-        die_usage("unknown benchmark '%s': gemm, train or generate", argv[0]);
-    sprintf(name, "lm bench %s", argv[0]);
+    for (k = 0; k < n && strcmp(argv[0], names[k]); k++) {}
+    if (k == n) die_usage("unknown %s '%s': %s", what, argv[0], list);
+    snprintf(name, sizeof name, "%s %s", cmd, names[k]);
     g_cmd = name;
-    if (!strcmp(argv[0], "gemm")) bench_gemm(argc - 1, argv + 1);
-    else if (!strcmp(argv[0], "train")) bench_train(argc - 1, argv + 1);
-    else bench_generate(argc - 1, argv + 1);
+    runs[k](argc - 1, argv + 1);
+}
+
+static void cmd_bench(int argc, char **argv) {
+    static const char *const names[3] = { "gemm", "train", "generate" };
+    static void (*const runs[3])(int, char **) = { bench_gemm, bench_train, bench_generate };
+    sub_dispatch(argc, argv, "lm bench", "benchmark", "gemm, train or generate", usage_bench,
+                 names, runs, 3);
 }
 
 /* ---------------------------------------------------------------------------------------
