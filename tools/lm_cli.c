@@ -964,6 +964,23 @@ static double gpt_eval(void *ctx) {
 }
 static void gpt_save(void *ctx, int done) { train_save((train_run *)ctx, done); }
 
+/* The files a run writes: --model must be writable, and so must --plot (when given), whose
+   plotter starts empty. */
+static void train_outputs(cli *c, train_plotter *plot) {
+    check_writable(getstr(c, "--model"));
+    memset(plot, 0, sizeof *plot);
+    plot->path = getstr(c, "--plot");
+    plot->drawn_at = -1;
+    lmplot_init(&plot->log);
+    if (plot->path) check_writable(plot->path);
+}
+/* A resumed run with a log: its picture starts with the rows logged before (log_open has
+   flushed the rows it kept, so the file is complete). */
+static void plot_resumed(train_plotter *plot, cli *c, int resume, FILE *logf) {
+    if (resume && logf && lmplot_read_csv(getstr(c, "--log"), &plot->log, NULL, 0) != 0)
+        lmplot_init(&plot->log);
+}
+
 /* The options every training command takes (lm train, lm s2s train) after its shape and
    --batch: the run (--model, --init, --resume), the optimizer and schedule, the data
    order and split, evals and saves, the seed, threads, the log, the plot, the tokenizer. */
@@ -1104,12 +1121,7 @@ static void cmd_train(int argc, char **argv) {
     bytes = read_file(data_path, &nbytes);
     tokens = tok_encode(&tok, bytes, nbytes, &n);
     free(bytes);
-    check_writable(getstr(&c, "--model"));
-    memset(&plot, 0, sizeof plot);
-    plot.path = getstr(&c, "--plot");
-    plot.drawn_at = -1;
-    lmplot_init(&plot.log);
-    if (plot.path) check_writable(plot.path);
+    train_outputs(&c, &plot);
     memset(&run, 0, sizeof run);
     run.out = getstr(&c, "--model");
     run.saved_at = -1;
@@ -1185,10 +1197,7 @@ static void cmd_train(int argc, char **argv) {
                  run.m->cfg.n_layer, run.m->cfg.n_layer == 1 ? "" : "s", run.m->cfg.n_embd,
                  fmt_count((double)lm_gpt_num_params(run.m), np), T, S,
                  base ? base + 1 : data_path);
-        /* a resumed run with a log: the picture starts with the rows logged before (the
-           kept rows are flushed above, so the file is complete) */
-        if (resume && logf && lmplot_read_csv(getstr(&c, "--log"), &plot.log, NULL, 0) != 0)
-            lmplot_init(&plot.log);
+        plot_resumed(&plot, &c, resume, logf);
     }
     in = (int *)xmalloc((size_t)B * T * sizeof(int));
     tg = (int *)xmalloc((size_t)B * T * sizeof(int));
@@ -1812,12 +1821,7 @@ static void s2s_train(int argc, char **argv) {
     tok_open(&c, &tok);
     data_path = getstr(&c, "--data");
     pairs_read(data_path, &tok, &P);
-    check_writable(getstr(&c, "--model"));
-    memset(&plot, 0, sizeof plot);
-    plot.path = getstr(&c, "--plot");
-    plot.drawn_at = -1;
-    lmplot_init(&plot.log);
-    if (plot.path) check_writable(plot.path);
+    train_outputs(&c, &plot);
     memset(&run, 0, sizeof run);
     run.out = getstr(&c, "--model");
     run.saved_at = -1;
@@ -1881,8 +1885,7 @@ static void s2s_train(int argc, char **argv) {
                  "encoder-decoder %d+%d layers \xC3\x97 %d wide (%s params), %d steps \xE2\x80\x94 %s",
                  cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.d_model,
                  fmt_count((double)lm_seq2seq_num_params(run.m), np), S, base ? base + 1 : data_path);
-        if (resume && logf && lmplot_read_csv(getstr(&c, "--log"), &plot.log, NULL, 0) != 0)
-            lmplot_init(&plot.log);
+        plot_resumed(&plot, &c, resume, logf);
     }
     memset(&pr, 0, sizeof pr);
     pr.quiet = (int)geti(&c, "--quiet");
