@@ -5324,8 +5324,7 @@ static void test_cli_s2s(void) {
     rc = test_cli__run("s2s eval --model @/rev.safetensors --data @/rev.tsv");
     {
         double loss = -1, em = -1;
-        const char *last = test_cli__out;
-        char *nl;
+        const char *last = test_cli__out, *nl;
         while ((nl = strchr(last, '\n')) && nl[1]) last = nl + 1;
         CHECK(rc == 0 && sscanf(last, "loss %lf exact_match %lf", &loss, &em) == 2 && loss >= 0 && loss < 0.5 &&
               em > 0.9, "s2s eval: last line 'loss X exact_match Y'; the model learned (loss < 0.5, exact match > 0.9)");
@@ -5359,7 +5358,12 @@ static void test_cli_s2s(void) {
     CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "not an encoder-decoder"),
           "s2s translate on a GPT checkpoint: exit 1 with the reason");
     rc = test_cli__run("generate --model @/rev.safetensors --tokens 3");
-    CHECK(test_cli__one_error(rc, 1), "generate on an encoder-decoder checkpoint: exit 1, one line");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "encoder-decoder checkpoint: lm s2s"),
+          "generate on an encoder-decoder checkpoint: exit 1, one line saying to use lm s2s");
+    rc = test_cli__run("info --model @/rev.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "\nkind encoder-decoder\nd_model 16\nnhead 2\n") &&
+          strstr(test_cli__out, "\ntransformer.decoder.layers.0.multihead_attn.in_proj_weight [48, 16]\n"),
+          "lm info on an encoder-decoder checkpoint: its config under nn.Transformer's names, its tensors");
 
     /* resume and threads: bit-identical checkpoints (constant schedule: the lr does not
        depend on --steps; dropout on, so its masks must resume too) */

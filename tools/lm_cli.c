@@ -520,12 +520,24 @@ static void check_step(double B, double T, double C, double H, double V) {
 }
 
 /* Load a checkpoint. heads > 0 overrides the file's n_head (for files without metadata). */
+/* Is path a safetensors file with the encoder-decoder's layout (lm s2s)? */
+static int is_s2s_file(const char *path) {
+    lm_st_file f;
+    int yes;
+    if (lm_st_open(&f, path) != LM_OK) return 0;
+    yes = lm_st_find(&f, "src_tok_emb.embedding.weight") != NULL;
+    lm_st_close(&f);
+    return yes;
+}
+
 static lm_gpt *load_model(const char *path, int heads) {
     lm_gpt *m;
     FILE *f = fopen(path, "rb");
     if (!f) die("cannot open '%s': %s", path, strerror(errno));
     fclose(f);
     m = lm_gpt_load(path, heads);
+    if (!m && is_s2s_file(path))
+        die("'%s' is an encoder-decoder checkpoint: lm s2s eval and lm s2s translate use it", path);
     if (!m) die("cannot load '%s': %s", path, lm_error());
     return m;
 }
@@ -1394,7 +1406,35 @@ static void cmd_eval(int argc, char **argv) {
 static const char usage_info[] =
 "usage: lm info --model CKPT [--heads N] [--threads N]\n"
 "\n"
-"Print a checkpoint's configuration, parameter count, and each tensor's name and shape.\n";
+"Print a checkpoint's configuration, parameter count, and each tensor's name and shape:\n"
+"a GPT's, or an encoder-decoder's (lm s2s; the first line after the path then says\n"
+"\"kind encoder-decoder\").\n";
+
+/* lm info of an encoder-decoder: its config under nn.Transformer's names. */
+static void info_s2s(const char *path) {
+    lm_seq2seq *m = lm_seq2seq_load(path);
+    const lm_seq2seq_config *c;
+    int k, d;
+    if (!m) die("cannot load '%s': %s", path, lm_error());
+    c = &m->cfg;
+    printf("model %s\nkind encoder-decoder\n", path);
+    printf("d_model %d\nnhead %d\nnum_encoder_layers %d\nnum_decoder_layers %d\n"
+           "dim_feedforward %d\nnorm_first %s\nactivation %s\nn_ctx %d\nsrc_vocab %d\n"
+           "tgt_vocab %d\nbos_id %d\neos_id %d\npad_id %d\n", c->d_model, c->nhead,
+           c->num_encoder_layers, c->num_decoder_layers, c->dim_feedforward,
+           c->norm_first ? "true" : "false", c->activation == LM_ACT_GELU ? "gelu" : "relu",
+           c->n_ctx, c->src_vocab, c->tgt_vocab, c->bos_id, c->eos_id, c->pad_id);
+    printf("params %lu\n", (unsigned long)lm_seq2seq_num_params(m));
+    printf("tensors %d\n", m->params.n);
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        printf("%s [", m->params.names[k]);
+        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
+        printf("]\n");
+    }
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    lm_seq2seq_free(m);
+}
 
 static void cmd_info(int argc, char **argv) {
     cli c;
@@ -1410,6 +1450,7 @@ static void cmd_info(int argc, char **argv) {
     if (!seen(&c, "--model")) die_usage("--model CKPT is required (see lm info --help)");
     apply_threads(&c);
     path = getstr(&c, "--model");
+    if (is_s2s_file(path)) { info_s2s(path); return; }
     m = load_model(path, heads_for(&c, path));
     printf("model %s\n", path);
     printf("n_layer %d\nn_head %d\nn_embd %d\nn_ctx %d\nvocab %d\n", m->cfg.n_layer,
