@@ -579,9 +579,11 @@ static const char *fmt_time(double s, char *buf) {
    The loop is: draw a batch (lm_data), one lm_gpt_train_step, then the bookkeeping: an
    eval on the validation split when due, a CSV row, a checkpoint when due, progress.
    Exact resume: everything a step depends on is the weights, the AdamW moments and step
-   count, the data position and RNG, and the step number. A save writes all of them (the
-   state file first, then the model), and --resume restores all of them, so the resumed
-   run replays the uninterrupted one bit for bit.
+   count, the data position and RNG, and the step number. A save writes all of them as one
+   commit (lm_gpt_save_with_state: a kill at any moment leaves the old pair or the new
+   one), and --resume restores all of them, so the resumed run replays the uninterrupted
+   one bit for bit. A file that cannot be written (a full disk) stops the run with one
+   line and exit status 1, and the last checkpoint stays as it was.
    Signals only set a flag; the loop notices it after the step in flight, saves and exits
    with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
    --------------------------------------------------------------------------------------- */
@@ -795,7 +797,6 @@ typedef struct train_run {
     size_t n_val;
 } train_run;
 
-/* Save the resume state, then the weights: both written atomically by the library. */
 /* Weights that overflowed are not worth keeping: the next loss would be NaN. */
 static void check_finite(const lm_params *p, int done) {
     size_t i;
@@ -807,6 +808,7 @@ static void check_finite(const lm_params *p, int done) {
     }
 }
 
+/* Save the weights and the resume state together (one commit, by the library). */
 static void train_save(train_run *r, int done) {
     lm_train_state st;
     if (r->saved_at == done) return;
@@ -815,10 +817,15 @@ static void train_save(train_run *r, int done) {
     st.step = done;
     st.data_pos = (uint64_t)r->data.pos;
     st.rng = r->data.rng.state;
-    if (lm_gpt_save_state(r->m, r->out, &st) != LM_OK)
-        die("cannot save the training state beside '%s': %s", r->out, lm_error());
-    if (lm_gpt_save(r->m, r->out) != LM_OK) die("cannot save '%s': %s", r->out, lm_error());
+    if (lm_gpt_save_with_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save '%s' and its training state: %s", r->out, lm_error());
     r->saved_at = done;
+}
+
+/* --log: one row (or the header), flushed at once; a failure (a full disk) stops the run
+   with the last checkpoint as it was. */
+static void log_write(FILE *f, const char *path, const char *row) {
+    if (fputs(row, f) == EOF || fflush(f) != 0) die("cannot write '%s': %s", path, strerror(errno));
 }
 
 /* --plot: the run's log kept in memory, redrawn as an SVG picture (tools/lm_plot.h) at
@@ -921,10 +928,11 @@ static void train_loop_run(train_loop *L) {
             }
         }
         if (L->logf) {
-            fprintf(L->logf, "%d,%.9g,%.9g,%.1f,", done, loss, lr, tokens / (t > 0 ? t : 1e-9));
-            if (evaluated) fprintf(L->logf, "%.9g", val_loss);
-            fprintf(L->logf, ",%.3f\n", now_s() - t_begin);
-            fflush(L->logf);
+            char row[160], val[32] = "";
+            if (evaluated) snprintf(val, sizeof val, "%.9g", val_loss);
+            snprintf(row, sizeof row, "%d,%.9g,%.9g,%.1f,%s,%.3f\n", done, loss, lr,
+                     tokens / (t > 0 ? t : 1e-9), val, now_s() - t_begin);
+            log_write(L->logf, L->log_path, row);
         }
         if (L->plot->path && lmplot_push(&L->plot->log, done, loss, lr, evaluated ? val_loss : NAN) != 0) {
             note("out of memory keeping the log for --plot: no more plotting");
@@ -939,7 +947,7 @@ static void train_loop_run(train_loop *L) {
         clear_live_line();
         L->save(L->ctx, s);
         train_plot(L->plot, s, 0);
-        if (L->logf) fclose(L->logf);
+        if (L->logf && fclose(L->logf) != 0) die("cannot write '%s': %s", L->log_path, strerror(errno));
         note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", s, S, L->out, L->out);
         exit(128 + sig);
@@ -1054,17 +1062,17 @@ static lm_train_opts train_opts(cli *c) {
     return o;
 }
 
-/* The CSV log (NULL when path is): a header, then a row per step. A resumed run keeps the
-   rows up to the checkpoint's step (a crashed run may have logged past it) and carries on. */
+/* The CSV log (NULL when lp is): a header, then a row per step. A resumed run keeps the
+   rows up to the checkpoint's step (a killed run may have logged past it) and carries on:
+   the file is cut there in place, so a kill at any moment keeps every row before the cut. */
 static FILE *log_open(const char *lp, int resume, int start) {
     unsigned char *old = NULL;
     size_t old_len = 0, keep = 0;
-    FILE *f, *logf;
+    FILE *logf;
     if (!lp) return NULL;
-    f = resume ? fopen(lp, "rb") : NULL;
-    if (f) {
-        old = read_stream(f, lp, &old_len);
-        fclose(f);
+    logf = resume ? fopen(lp, "r+b") : NULL;
+    if (logf) {
+        old = read_stream(logf, lp, &old_len);
         /* the header line, then rows while their step is <= start */
         while (keep < old_len) {
             size_t e = keep;
@@ -1073,13 +1081,16 @@ static FILE *log_open(const char *lp, int resume, int start) {
             if (keep > 0 && atol((const char *)old + keep) > start) break;
             keep = e + 1;
         }
+        free(old);
+        if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
+            fseek(logf, (long)keep, SEEK_SET) != 0)
+            die("cannot write '%s': %s", lp, strerror(errno));
+    } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
+        die("cannot write '%s': %s", lp, strerror(errno));
+    } else if (!(logf = fopen(lp, "wb"))) {
+        die("cannot write '%s': %s", lp, strerror(errno));
     }
-    logf = fopen(lp, "wb");
-    if (!logf) die("cannot write '%s': %s", lp, strerror(errno));
-    if (keep > 0) fwrite(old, 1, keep, logf);
-    else fputs("step,loss,lr,tok_per_s,val_loss,elapsed_s\n", logf);
-    free(old);
-    fflush(logf);
+    if (keep == 0) log_write(logf, lp, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n");
     return logf;
 }
 
@@ -1800,9 +1811,8 @@ static void s2s_save(void *ctx, int done) {
     st.step = done;
     st.data_pos = (uint64_t)r->pos;
     st.rng = r->rng.state;
-    if (lm_seq2seq_save_state(r->m, r->out, &st) != LM_OK)
-        die("cannot save the training state beside '%s': %s", r->out, lm_error());
-    if (lm_seq2seq_save(r->m, r->out) != LM_OK) die("cannot save '%s': %s", r->out, lm_error());
+    if (lm_seq2seq_save_with_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save '%s' and its training state: %s", r->out, lm_error());
     r->saved_at = done;
 }
 
