@@ -4468,13 +4468,15 @@ static float lm__s2s_step(lm_seq2seq *m, const lm_train_opts *o, const lm_seq2se
                           int step, int mode) {
     lm__s2s_ctx x;
     lm__step s;
+    float loss;
     if (lm__s2s_check(m, b) != LM_OK) return NAN;
     x.m = m; x.b = b;
     s.who = "seq2seq"; s.params = &m->params; s.work = &m->work; s.build = lm__s2s_loss_graph; s.ctx = &x;
     s.est = lm__s2s_work_estimate(&m->cfg, b->B, b->S, b->T + 1, mode == LM__LOSS ? LM__INFER : LM__TRAIN);
     s.rng = lm_rng_seed(m->seed ^ (0x9E3779B97F4A7C15ull * (m->steps + 1)));
-    if (mode == LM__STEP) m->steps++;
-    return lm__run_step(&s, o, step, mode);
+    loss = lm__run_step(&s, o, step, mode);
+    if (mode == LM__STEP && loss == loss) m->steps++;   /* a failed step was not taken */
+    return loss;
 }
 LMDEF float lm_seq2seq_loss(lm_seq2seq *m, const lm_seq2seq_batch *b) {
     return lm__s2s_step(m, NULL, b, 0, LM__LOSS);
