@@ -110,7 +110,8 @@ test-be: lm_test_s390x out/endian_host out/endian_s390x
 # PyTorch cross-check: GPT logits, loss, every gradient and 10 AdamW steps;
 # the encoder's masked-LM and classifier heads; the encoder-decoder (nn.Transformer:
 # logits, loss, every gradient, greedy and beam decodes, AdamW steps; `lm s2s eval` and
-# `lm s2s translate`); `lm eval` and greedy `lm generate` - for
+# `lm s2s translate`; a model `lm s2s train` wrote, read and saved again by PyTorch);
+# `lm eval` and greedy `lm generate` - for
 # the default (SIMD) build and a -DLM_NO_SIMD build, each against PyTorch and against each
 # other. Needs Debian's python3-torch and python3-numpy, so it runs with /usr/bin/python3
 # (a pyenv or venv python3 on PATH does not see them). Last line: N passed, M failed.

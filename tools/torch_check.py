@@ -18,7 +18,9 @@ tools/torch_check.c, and once as the small PyTorch module below - and compares:
             gradient, greedy and beam decoding of each source, and 4 AdamW steps;
   lm CLI    `lm eval` (lm_gpt_eval's windows) and greedy `lm generate` (the window slides to
             the last n_ctx tokens) on the byte-vocabulary checkpoints; `lm s2s eval` (loss,
-            exact match) and `lm s2s translate` on the encoder-decoder's.
+            exact match) and `lm s2s translate` on the encoder-decoder's; and the other
+            way round, a model `lm s2s train` wrote read by PyTorch (same loss, same
+            greedy outputs) and saved by it again for lm (same `lm s2s eval` line).
 The GPT checkpoints are written here in the Hugging Face GPT-2 layout and read by
 lm_gpt_load: with `h.{i}.attn.bias` buffers and the config in __metadata__; with a
 `transformer.` prefix, `attn.masked_bias` buffers, a tied `lm_head.weight` and no metadata
@@ -784,14 +786,8 @@ def s2s_cli_case(k, cfg, dirpath, dtype, runs, checks, outputs):
     with open(src_path, "wb") as f:
         for s, _ in pairs:
             f.write(s + b"\n")
-    S, T = max(len(s) for s, _ in pairs), max(max(len(t) for _, t in pairs), 1)
-    src = np.zeros((len(pairs), S), dtype=np.int64)
-    tgt = np.zeros((len(pairs), T), dtype=np.int64)
-    for i, (s, t) in enumerate(pairs):
-        src[i, :len(s)] = list(s)
-        tgt[i, :len(t)] = list(t)
     with torch.no_grad():
-        ref_loss = float(model(src, [len(s) for s, _ in pairs], tgt, [len(t) for _, t in pairs])[1])
+        ref_loss = float(model(*s2s_pairs_tensors(pairs))[1])
     outs = [bytes(model.translate(list(s), 1, cfg["n_ctx"])).split(b"\n")[0] for s, _ in pairs]
     ref_em = sum(o == t for o, (_, t) in zip(outs, pairs)) / len(pairs)
     print("  %d pairs: loss %.6f, exact match %.2f (greedy)" % (len(pairs), ref_loss, ref_em))
@@ -820,6 +816,77 @@ def s2s_cli_case(k, cfg, dirpath, dtype, runs, checks, outputs):
         same = r.returncode == 0 and got[:-1] == outs and got[-1] == b""
         checks.ok(same, "%-52s %d sources, one output a line%s" % (
             tag + " greedy translate", len(pairs), "" if same else ": differ"))
+
+
+def s2s_pairs_tensors(pairs):
+    """Rows of source and target bytes, zero-padded, and their lengths."""
+    S, T = max(len(s) for s, _ in pairs), max(max(len(t) for _, t in pairs), 1)
+    src = np.zeros((len(pairs), S), dtype=np.int64)
+    tgt = np.zeros((len(pairs), T), dtype=np.int64)
+    for i, (s, t) in enumerate(pairs):
+        src[i, :len(s)] = list(s)
+        tgt[i, :len(t)] = list(t)
+    return src, [len(s) for s, _ in pairs], tgt, [len(t) for _, t in pairs]
+
+
+def s2s_trained_case(dirpath, dtype, runs, checks):
+    """The other way round: a checkpoint lm.h wrote (`lm s2s train`: pre-LN, gelu, 1 + 2
+    layers) read by PyTorch (Seq2Seq.load), whose loss and greedy outputs on the pairs must
+    be `lm s2s eval`'s and `lm s2s translate`'s; then saved by PyTorch (Seq2Seq.save) and
+    read by lm.h again, whose `lm s2s eval` must print the same line as on its own file."""
+    from seq2seq_torch import Seq2Seq
+    name = "lm s2s train -> PyTorch -> lm"
+    print(name)
+    rng = np.random.default_rng(6000)
+    pairs = []
+    for _ in range(40):
+        s = bytes(int(x) for x in rng.choice(list(b"abcdef"), int(rng.integers(1, 8))))
+        pairs.append((s, s[::-1]))
+    data_path = os.path.join(dirpath, "s2s_trained.pairs.tsv")
+    src_path = os.path.join(dirpath, "s2s_trained.sources.txt")
+    with open(data_path, "wb") as f:
+        f.write(b"".join(s + b"\t" + t + b"\n" for s, t in pairs))
+    with open(src_path, "wb") as f:
+        f.write(b"".join(s + b"\n" for s, _ in pairs))
+    batch = s2s_pairs_tensors(pairs)
+    for rname, _, lm in runs:
+        tag = "%s [%s]" % (name, rname)
+        ck = os.path.join(dirpath, "s2s_trained.%s.safetensors" % rname)
+        if run([lm, "s2s", "train", "--data", data_path, "--model", ck, "--embd", "24",
+                "--heads", "2", "--enc-layers", "1", "--dec-layers", "2", "--ff", "40",
+                "--ctx", "10", "--norm-first", "--activation", "gelu", "--steps", "60",
+                "--batch", "8", "--lr", "1e-2", "--warmup", "5", "--val-frac", "0",
+                "--eval-every", "0", "--threads", str(checks.threads)],
+               tag + " train", checks) is None:
+            continue
+        model = Seq2Seq.load(ck, dtype)
+        model.train()                      # dropout is 0; the plain path
+        with torch.no_grad():
+            ref_loss = float(model(*batch)[1])
+        outs = [bytes(model.translate(list(s), 1, 10)).split(b"\n")[0] for s, _ in pairs]
+        ref_em = sum(o == t for o, (_, t) in zip(outs, pairs)) / len(pairs)
+        r = run([lm, "s2s", "eval", "--model", ck, "--data", data_path], tag + " eval", checks)
+        line = (r.stdout.decode().strip().splitlines() or [""])[-1] if r else ""
+        last = line.split()
+        ok = len(last) == 4 and last[0] == "loss" and last[2] == "exact_match"
+        loss, em = (float(last[1]), float(last[3])) if ok else (float("nan"), float("nan"))
+        checks.ok(ok and abs(loss - ref_loss) <= TOL_FWD * abs(ref_loss) + 1e-6 and em == ref_em,
+                  "%-52s loss %.6f exact_match %.2f vs PyTorch %.6f %.2f" % (
+                      tag + " eval", loss, em, ref_loss, ref_em))
+        with open(src_path, "rb") as f:
+            r = subprocess.run([lm, "s2s", "translate", "--model", ck], stdin=f,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        got = r.stdout.split(b"\n")
+        checks.ok(r.returncode == 0 and got[:-1] == outs and got[-1] == b"",
+                  "%-52s %d sources as PyTorch's greedy outputs" % (tag + " translate", len(pairs)))
+        again = os.path.join(dirpath, "s2s_trained.%s.torch.safetensors" % rname)
+        model.save(again)
+        r = run([lm, "s2s", "eval", "--model", again, "--data", data_path],
+                tag + " eval of PyTorch's save", checks)
+        line2 = (r.stdout.decode().strip().splitlines() or [""])[-1] if r else "(none)"
+        checks.ok(ok and line2 == line, "%-52s %s" % (tag + " saved by PyTorch, read by lm",
+                                                       line2 if line2 == line else
+                                                       "%r vs %r" % (line2, line)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -940,6 +1007,7 @@ def main():
         for k, cfg in enumerate(S2S_CASES):
             if cfg["src_vocab_size"] == cfg["tgt_vocab_size"] == 259:
                 s2s_cli_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
+        s2s_trained_case(dirpath, dtype, args.run, checks)
 
         # The test exercises clipping: some steps clip and some do not.
         clipped = sum(c for c, _ in checks.clip_counts)
