@@ -1421,11 +1421,23 @@ static const char usage_info[] =
 "a GPT's, or an encoder-decoder's (lm s2s; the first line after the path then says\n"
 "\"kind encoder-decoder\").\n";
 
+/* lm info's tensor list: the count, then each name and shape; stdout flushed. */
+static void info_tensors(const lm_params *p) {
+    int k, d;
+    printf("tensors %d\n", p->n);
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        printf("%s [", p->names[k]);
+        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
+        printf("]\n");
+    }
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+}
+
 /* lm info of an encoder-decoder: its config under nn.Transformer's names. */
 static void info_s2s(const char *path) {
     lm_seq2seq *m = lm_seq2seq_load(path);
     const lm_seq2seq_config *c;
-    int k, d;
     if (!m) die("cannot load '%s': %s", path, lm_error());
     c = &m->cfg;
     printf("model %s\nkind encoder-decoder\n", path);
@@ -1436,21 +1448,13 @@ static void info_s2s(const char *path) {
            c->norm_first ? "true" : "false", c->activation == LM_ACT_GELU ? "gelu" : "relu",
            c->n_ctx, c->src_vocab, c->tgt_vocab, c->bos_id, c->eos_id, c->pad_id);
     printf("params %lu\n", (unsigned long)lm_seq2seq_num_params(m));
-    printf("tensors %d\n", m->params.n);
-    for (k = 0; k < m->params.n; k++) {
-        const lm_tensor *t = &m->params.t[k];
-        printf("%s [", m->params.names[k]);
-        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
-        printf("]\n");
-    }
-    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    info_tensors(&m->params);
     lm_seq2seq_free(m);
 }
 
 static void cmd_info(int argc, char **argv) {
     cli c;
     lm_gpt *m;
-    int k, d;
     const char *path;
     memset(&c, 0, sizeof c);
     c.usage = usage_info;
@@ -1467,14 +1471,7 @@ static void cmd_info(int argc, char **argv) {
     printf("n_layer %d\nn_head %d\nn_embd %d\nn_ctx %d\nvocab %d\n", m->cfg.n_layer,
            m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx, m->cfg.vocab);
     printf("params %lu\n", (unsigned long)lm_gpt_num_params(m));
-    printf("tensors %d\n", m->params.n);
-    for (k = 0; k < m->params.n; k++) {
-        const lm_tensor *t = &m->params.t[k];
-        printf("%s [", m->params.names[k]);
-        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
-        printf("]\n");
-    }
-    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    info_tensors(&m->params);
     lm_gpt_free(m);
 }
 
