@@ -1067,7 +1067,7 @@ static void test_s2s_checkpoint(void) {
         uint64_t hn = 0;
         size_t i, refused = 0, tried = 0;
         char what[160];
-        memcpy(&hn, img, 8);
+        for (i = 8; i-- > 0;) hn = hn << 8 | img[i];   /* little-endian, whatever the host */
         for (i = 8; i < 8 + hn && i < size; i += 7) {
             memcpy(bad, img, size);
             bad[i] = (unsigned char)(bad[i] ^ 0x5a);
