@@ -12,7 +12,8 @@ CC ?= cc
 CFLAGS ?= -O2 -march=native
 WARN = -std=c99 -Wall -Wextra -pedantic
 LDLIBS = -lm -lpthread
-EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary
+EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary \
+           examples/6_seq2seq
 
 all: lm lm_test $(EXAMPLES)
 
@@ -36,13 +37,13 @@ out/docs/list: lm.h README.md tests/docs.sh $(wildcard tests/docs/*.c)
 	sh tests/docs.sh $(CC) $(WARN) -Werror $(CFLAGS)
 
 # The examples in course order, run as a user would (from examples/, no arguments); each
-# checks its own lesson and exits non-zero if it failed. About three minutes on 2 cores,
-# most of it 3_gpt and 4_classify. 4_classify also draws its confusion matrix
+# checks its own lesson and exits non-zero if it failed. About five minutes on 2 cores,
+# most of it 3_gpt, 4_classify and 6_seq2seq. 4_classify also draws its confusion matrix
 # (out/classify_confusion.svg), checked for well-formed XML when xmllint is installed.
 examples-run: $(EXAMPLES)
 	mkdir -p out
 	cd examples && ./1_linreg && ./2_xor && ./3_gpt && \
-	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary
+	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary && ./6_seq2seq
 	if command -v xmllint >/dev/null; then xmllint --noout out/classify_confusion.svg; fi
 
 # The README's first command: a byte-level GPT trained on lm.h's own source (every checkout
@@ -107,7 +108,10 @@ test-be: lm_test_s390x out/endian_host out/endian_s390x
 	out/endian_host check out/be/s390x out/be/host
 
 # PyTorch cross-check: GPT logits, loss, every gradient and 10 AdamW steps;
-# the encoder's masked-LM and classifier heads; `lm eval` and greedy `lm generate` - for
+# the encoder's masked-LM and classifier heads; the encoder-decoder (nn.Transformer:
+# logits, loss, every gradient, greedy and beam decodes, AdamW steps; `lm s2s eval` and
+# `lm s2s translate`; a model `lm s2s train` wrote, read and saved again by PyTorch);
+# `lm eval` and greedy `lm generate` - for
 # the default (SIMD) build and a -DLM_NO_SIMD build, each against PyTorch and against each
 # other. Needs Debian's python3-torch and python3-numpy, so it runs with /usr/bin/python3
 # (a pyenv or venv python3 on PATH does not see them). Last line: N passed, M failed.

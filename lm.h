@@ -110,13 +110,14 @@
        6.  The GPT                         GPT-2: layout, init, forward, training, eval, data
        7.  Generation                      the KV cache, sampling, a model over flash
        8.  The encoder                     masked-LM pretraining, fine-tuning, metrics
-       9.  Thread pool
-       10. GEMM                            packed, cache-blocked, one micro-kernel per ISA
-       11. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
-       12. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
-       13. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
-       14. Safetensors                     the strict reader and the writer
-       15. Checkpoints                     GPT checkpoints and resume state
+       9.  The encoder-decoder             nn.Transformer: training, greedy and beam decoding
+       10. Thread pool
+       11. GEMM                            packed, cache-blocked, one micro-kernel per ISA
+       12. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
+       13. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
+       14. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
+       15. Safetensors                     the strict reader and the writer
+       16. Checkpoints                     GPT and encoder-decoder checkpoints, resume state
 
    TRAINING (the GPT: GPT-2's architecture, as PyTorch computes it)
        The model: token embedding wte (V, C) plus position embedding wpe (n_ctx, C); L blocks
@@ -158,6 +159,37 @@
        cache: greedy at temperature 0, else temperature, top-k and top-p sampling from a
        seeded lm_sampler. When the text outgrows n_ctx the model sees the last n_ctx tokens.
 
+   ENCODER-DECODER (lm_seq2seq: PyTorch's nn.Transformer, "Attention Is All You Need")
+       Source text in, other text out. The encoder is num_encoder_layers blocks over the
+       source with its padding masked; the decoder is num_decoder_layers blocks over BOS +
+       the target so far, causal, each block with a cross-attention sub-layer between its
+       self-attention and its MLP: queries from the decoder, keys and values from the
+       encoder's output (its padding masked too). Each stack ends with a LayerNorm (as
+       nn.Transformer's encoder.norm and decoder.norm); a Linear layer (the "generator")
+       makes the logits over the target vocabulary. The blocks are nn.Transformer's:
+       post-LN, x = LN(x + f(x)), by default, or pre-LN, x = x + f(LN(x)), with norm_first;
+       attention with fused in_proj (3C, C) and out_proj (C, C); an MLP linear1 (F, C),
+       relu (default) or the exact GELU x Phi(x), linear2 (C, F); LayerNorm eps 1e-5; every
+       weight output-major, (out, in), as PyTorch's Linear. Tokens enter as
+       embedding * sqrt(d_model) plus the fixed sinusoidal positions
+       pe[t][2i] = sin(t / 10000^(2i/C)), pe[t][2i+1] = cos(...) (computed in double). With
+       the byte vocabulary (the default) ids 0..255 are bytes and BOS = 256, EOS = 257,
+       PAD = 258 (in general tgt_vocab - 3, - 2, - 1); a source is its tokens alone.
+       Training is teacher-forced: the decoder reads BOS + target and is taught target +
+       EOS, the loss the mean cross-entropy over those positions (PAD ignored), AdamW as
+       for the GPT. Dropout (config dropout, training steps only) acts where PyTorch's
+       does but on the attention weights: embeddings, each sub-layer's output, and the
+       MLP's hidden layer. Fresh weights: every matrix Xavier-uniform (as nn.Transformer
+       and PyTorch's translation tutorial), biases 0, LayerNorm 1 and 0.
+       lm_seq2seq_translate() runs the encoder once per source and computes every decoder
+       layer's cross-attention keys and values once; the decoder then takes one token at a
+       time through a KV cache, so an output token costs the same whatever came before but
+       for the attention over it. Greedy decoding takes the likeliest token (BOS and PAD
+       never); beam search of width k keeps the k likeliest hypotheses by total
+       log-probability (no length penalty) and returns the likeliest finished one. make
+       test-torch holds logits, loss, every gradient, both decodings and AdamW steps to
+       torch.nn.Transformer (tools/seq2seq_torch.py), for post-LN/relu and pre-LN/gelu.
+
    CHECKPOINTS (safetensors)
        A u64 little-endian header length N, N bytes of JSON (padded with spaces to a
        multiple of 8), then the raw little-endian tensor data; offsets count from the start
@@ -190,6 +222,29 @@
        any moment resumes exactly (`make test-faults` kills `lm train` before each of its
        file calls and at random moments to check). All files are little-endian whatever the
        host (`make test-be` reads and writes them on big-endian s390x).
+       Encoder-decoder checkpoints (lm_seq2seq_save) hold PyTorch's state-dict names, in
+       its (out, in) layout, so weights move between PyTorch and lm.h unchanged
+       (tools/seq2seq_torch.py is the PyTorch module); i counts each stack's layers:
+           src_tok_emb.embedding.weight (V_src, C)   tgt_tok_emb.embedding.weight (V_tgt, C)
+           transformer.encoder.layers.{i}.self_attn.in_proj_weight (3C, C), .in_proj_bias
+               (3C), .self_attn.out_proj.weight (C, C), .out_proj.bias (C),
+               .linear1.weight (F, C), .linear1.bias (F), .linear2.weight (C, F),
+               .linear2.bias (C), .norm1.weight|bias, .norm2.weight|bias (C)
+           transformer.encoder.norm.weight|bias (C)
+           transformer.decoder.layers.{i}: the encoder layer's tensors, and
+               .multihead_attn.in_proj_weight (3C, C) (rows q, k, v), .in_proj_bias (3C),
+               .multihead_attn.out_proj.weight|bias, and .norm3.weight|bias (norm1 is the
+               self-attention's, norm2 the cross-attention's, norm3 the MLP's)
+           transformer.decoder.norm.weight|bias (C)
+           generator.weight (V_tgt, C), generator.bias (V_tgt)
+       (the embeddings and output layer as in PyTorch's translation tutorial). The config
+       is __metadata__, under nn.Transformer's argument names: d_model, nhead,
+       num_encoder_layers, num_decoder_layers, dim_feedforward, norm_first (true/false),
+       activation (relu/gelu), and n_ctx, src_vocab_size, tgt_vocab_size, bos_id, eos_id,
+       pad_id. Loading takes the shape from the tensors and nhead from the metadata (which
+       must say it); the rest, when absent, defaults as PyTorch's (post-LN, relu) and lm.h's
+       (n_ctx 128, the last three ids special). Every name, shape and dtype is checked as
+       for the GPT; the tutorial's positional_encoding.pos_embedding buffer is ignored.
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
@@ -417,6 +472,7 @@ LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a);   /* all elements -> scalar 
 LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a);  /* tanh form, as GPT-2 */
+LMDEF lm_tensor *lm_gelu_erf(lm_graph *g, lm_tensor *a);  /* exact: x Phi(x), as PyTorch's */
 LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a);      /* over the last dim */
@@ -428,6 +484,11 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
    causal: position t sees 0..t. lens (may be NULL): batch row b sees keys < lens[b]. */
 LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal,
                               const int *lens);
+/* Cross-attention: queries q (B, Tq, C) over the keys and values kv (B, Tk, 2C) (column
+   blocks k, v) of another sequence -> (B, Tq, C). lens (may be NULL): batch row b sees
+   keys < lens[b] (the source's padding). */
+LMDEF lm_tensor *lm_cross_attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head,
+                                    const int *lens);
 LMDEF lm_tensor *lm_reshape(lm_graph *g, lm_tensor *a, int ndim, const int *shape);
 LMDEF lm_tensor *lm_transpose(lm_graph *g, lm_tensor *a);   /* swap the last two dims */
 /* Columns [start, start+len) of the last dim. */
@@ -518,7 +579,12 @@ LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int
    Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
    GPT-2 layout)
    --------------------------------------------------------------------------------------- */
-/* One pre-LayerNorm Transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+/* One Transformer block. The GPT's and the encoder's: pre-LayerNorm, x + attn(ln_1(x)),
+   then + mlp(ln_2(x)), weights input-major as below. The encoder-decoder's (as PyTorch's
+   nn.Transformer) use the same struct with every weight stored output-major, (out, in)
+   (the transpose of the shapes below; the MLP's width F is free, not 4C), post- or
+   pre-LayerNorm, and in its decoder a cross-attention sub-layer between the two, whose
+   fields are NULL everywhere else. */
 typedef struct lm_block {
     lm_tensor *ln_1_w, *ln_1_b;      /* (C) (C)                                           */
     lm_tensor *attn_w, *attn_b;      /* (C, 3C) (3C): q, k, v column blocks               */
@@ -526,6 +592,10 @@ typedef struct lm_block {
     lm_tensor *ln_2_w, *ln_2_b;      /* (C) (C)                                           */
     lm_tensor *fc_w, *fc_b;          /* (C, 4C) (4C)                                      */
     lm_tensor *proj_w, *proj_b;      /* (4C, C) (C)                                       */
+    lm_tensor *ln_x_w, *ln_x_b;      /* (C) (C) cross-attention's LayerNorm               */
+    lm_tensor *xattn_w, *xattn_b;    /* (3C, C) (3C): q from the block, k and v from the
+                                        encoder's output                                 */
+    lm_tensor *xattn_proj_w, *xattn_proj_b; /* (C, C) (C)                                 */
 } lm_block;
 
 typedef struct lm_gpt_config {
@@ -751,7 +821,88 @@ LMDEF int lm_metrics_from_confusion(const long *confusion, int n_class, lm_metri
 LMDEF double lm_perplexity(double mean_loss);
 
 /* ---------------------------------------------------------------------------------------
-   Public API 9-10: threads and GEMM
+   Public API 9: the encoder-decoder (PyTorch's nn.Transformer; see ENCODER-DECODER above)
+   Source text in, other text out: an encoder over the source, a decoder over the target
+   so far that also attends to the encoder's output (cross-attention), then a linear layer
+   to the target vocabulary. Its functions have the GPT's shape: a loss, a backward and a
+   training step on a batch of pairs, and decoding with a KV cache.
+   --------------------------------------------------------------------------------------- */
+enum { LM_ACT_RELU = 0, LM_ACT_GELU = 1 };
+typedef struct lm_seq2seq_config {   /* zero fields take the defaults in brackets          */
+    int d_model;             /* width C                                 (128)             */
+    int nhead;               /* heads; must divide d_model              (4)               */
+    int num_encoder_layers;  /*                                         (3)               */
+    int num_decoder_layers;  /*                                         (3)               */
+    int dim_feedforward;     /* the MLP's width F                       (4 d_model)       */
+    int norm_first;          /* 0: post-LN, x = LN(x + f(x)), PyTorch's default;
+                                1: pre-LN, x = x + f(LN(x))                               */
+    int activation;          /* LM_ACT_RELU (PyTorch's default) or LM_ACT_GELU (erf form) */
+    int n_ctx;               /* longest source; the decoder sees BOS + target, so targets
+                                are at most n_ctx - 1 tokens           (128)             */
+    int src_vocab, tgt_vocab; /* including the special ids below        (256 + 3 each)    */
+    int bos_id, eos_id, pad_id; /* target ids        (tgt_vocab - 3, tgt_vocab - 2, - 1)  */
+    float dropout;           /* training steps only                     (0)               */
+} lm_seq2seq_config;
+
+typedef struct lm_seq2seq {
+    lm_seq2seq_config cfg;
+    lm_tensor *src_emb, *tgt_emb;    /* (V_src, C) (V_tgt, C) token embeddings            */
+    lm_block *enc, *dec;             /* (num_encoder_layers) (num_decoder_layers)         */
+    lm_tensor *enc_norm_w, *enc_norm_b, *dec_norm_w, *dec_norm_b;  /* (C) each            */
+    lm_tensor *out_w, *out_b;        /* (V_tgt, C) (V_tgt) the output layer               */
+    lm_tensor pe;                    /* (n_ctx, C) sinusoidal positions, not a parameter  */
+    lm_params params;                /* the parameters, in checkpoint order               */
+    lm_arena arena;                  /* params, grads, optimizer state, positions         */
+    lm_arena work;                   /* per-step graph and activations                    */
+    lm_arena dec_arena;              /* decoding: caches and scratch, made on first use   */
+    float *kv_self, *kv_cross;       /* (beams, L_dec, n_ctx, 2C) the decoder's own k, v;
+                                        (L_dec, n_ctx, 2C) the source's, once per source  */
+    int beams;                       /* beams the decoding memory holds                   */
+    uint64_t seed, steps;            /* dropout: drawn from (seed, steps taken)           */
+} lm_seq2seq;
+
+/* A batch of B pairs. Row b of src holds src_len[b] tokens, then anything (padding is the
+   library's business); row b of tgt holds the tgt_len[b] tokens of the target, without
+   BOS or EOS, then anything. The decoder reads BOS + target and is taught target + EOS:
+   T + 1 positions, so T <= n_ctx - 1. */
+typedef struct lm_seq2seq_batch {
+    int B;                   /* pairs                                                     */
+    int S, T;                /* row lengths of src and tgt (S >= 1, T >= 0)               */
+    const int *src;          /* (B, S) source tokens                                      */
+    const int *src_len;      /* (B) in [1, S]; NULL: every row is S long                  */
+    const int *tgt;          /* (B, T) target tokens (none may be a special id)           */
+    const int *tgt_len;      /* (B) in [0, T]; NULL: every row is T long                  */
+} lm_seq2seq_batch;
+
+/* Zero fields of cfg take the defaults above; fresh weights as ENCODER-DECODER says. */
+LMDEF lm_seq2seq *lm_seq2seq_new(const lm_seq2seq_config *cfg, uint64_t seed);
+LMDEF void lm_seq2seq_free(lm_seq2seq *m);
+LMDEF size_t lm_seq2seq_num_params(const lm_seq2seq *m);
+/* Build the forward graph of a batch on g: logits (B, T + 1, V_tgt), position t of row b
+   predicting target token t (t < tgt_len[b]) or EOS (t = tgt_len[b]). */
+LMDEF lm_tensor *lm_seq2seq_forward(lm_seq2seq *m, lm_graph *g, const lm_seq2seq_batch *b);
+/* Mean cross-entropy over the counted positions, sum(tgt_len[b] + 1), teacher-forced;
+   backward adds its gradients into m->params.grad (dropout on); a training step is
+   zero_grad, backward, lm_params_update, and returns the loss before the update. NAN on
+   error, with lm_error(). No malloc after the first steps, as the GPT's. */
+LMDEF float lm_seq2seq_loss(lm_seq2seq *m, const lm_seq2seq_batch *b);
+LMDEF float lm_seq2seq_backward(lm_seq2seq *m, const lm_seq2seq_batch *b);
+LMDEF float lm_seq2seq_train_step(lm_seq2seq *m, const lm_train_opts *o,
+                                  const lm_seq2seq_batch *b, int step);
+/* Decode the target of one source src[0..n_src), 1 <= n_src <= n_ctx: greedy when
+   beam <= 1, else beam search over `beam` hypotheses (at most 16). out receives the tokens
+   without BOS and EOS, at most max_out; returns how many, or a negative LM_ERR_* code.
+   Decoding stops at EOS, at max_out tokens, or when the decoder's n_ctx positions are
+   used up (so at most n_ctx tokens). */
+LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int beam, int *out,
+                               int max_out);
+/* Everything a run allocates, as lm_gpt_memory: parameters with gradients and moments,
+   and the work arena of a training step of B pairs of S and T tokens (B = 0: decoding,
+   with its caches for one beam). */
+LMDEF double lm_seq2seq_memory(const lm_seq2seq_config *cfg, int B, int S, int T);
+
+/* ---------------------------------------------------------------------------------------
+   Public API 10-11: threads and GEMM
    --------------------------------------------------------------------------------------- */
 LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
 LMDEF int lm_get_threads(void);
@@ -772,7 +923,7 @@ LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, cons
 
 
 /* ---------------------------------------------------------------------------------------
-   Public API 13: tokenizers
+   Public API 14: tokenizers
    Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
    the docs block at the top of this file for the rules and the file format.
    --------------------------------------------------------------------------------------- */
@@ -807,7 +958,7 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DI
 LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
 
 /* ---------------------------------------------------------------------------------------
-   Public API 14: safetensors files
+   Public API 15: safetensors files
    A safetensors file is: 8 bytes, a little-endian u64 N; N bytes of JSON naming every
    tensor with its dtype, shape and byte range; then the raw little-endian data. The reader
    below is strict: it checks every byte of the header and every offset against the data,
@@ -884,7 +1035,7 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 #endif
 
 /* ---------------------------------------------------------------------------------------
-   Public API 15: GPT checkpoints (see CHECKPOINTS above)
+   Public API 16: checkpoints of the GPT and the encoder-decoder (see CHECKPOINTS above)
    --------------------------------------------------------------------------------------- */
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
@@ -915,6 +1066,22 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
 #endif
 /* From a safetensors image in memory; the model is untouched on error. */
 LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head);
+
+/* The encoder-decoder's checkpoints: PyTorch's state-dict names (CHECKPOINTS), as the GPT's
+   (F32 written, F32, F16 and BF16 read, every name, shape and dtype checked, saved
+   atomically; the resume state in MODEL.state). */
+LMDEF int lm_seq2seq_save_mem(const lm_seq2seq *m, void *buf, size_t cap, size_t *size);
+LMDEF lm_seq2seq *lm_seq2seq_load_mem(const void *buf, size_t len);
+#ifndef LM_NO_STDIO
+LMDEF int lm_seq2seq_save(const lm_seq2seq *m, const char *path);
+LMDEF lm_seq2seq *lm_seq2seq_load(const char *path);
+LMDEF int lm_seq2seq_save_state(const lm_seq2seq *m, const char *model_path,
+                                const lm_train_state *s);
+/* The checkpoint and its resume state as one commit, as lm_gpt_save_with_state. */
+LMDEF int lm_seq2seq_save_with_state(const lm_seq2seq *m, const char *path,
+                                     const lm_train_state *s);
+LMDEF int lm_seq2seq_load_state(lm_seq2seq *m, const char *model_path, lm_train_state *s);
+#endif
 
 #ifdef __cplusplus
 }
@@ -1229,7 +1396,7 @@ LMDEF void lm_arena_free(lm_arena *a) {
 
 /* ---------------------------------------------------------------------------------------
    Forward declarations. The ops and models below are written first, for the reader; the
-   machinery they stand on comes at the end of the file: the vector kernels (section 11),
+   machinery they stand on comes at the end of the file: the vector kernels (section 12),
    which each have a plain scalar loop beside their SIMD loop.
    --------------------------------------------------------------------------------------- */
 #if defined(__GNUC__) || defined(__clang__)
@@ -1246,6 +1413,10 @@ LM__VEC_FN void lm__vtanh(const float *x, float *y, int n);
 LM__VEC_FN void lm__vsigmoid(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_fwd(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n);
+LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__relu_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__relu_bwd(const float *x, const float *dy, float *dx, int n);
+LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN float lm__vmax(const float *x, int n);
 LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
 LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
@@ -1479,7 +1650,7 @@ static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLO
 /* =======================================================================================
    3. Ops
    Each op is a forward function and a backward function over a node of the tape, side by
-   side, after the math they compute; where the work runs in a vector kernel (section 11),
+   side, after the math they compute; where the work runs in a vector kernel (section 12),
    a plain scalar version of the math sits beside the op (lm__ref_*), short enough to check
    by hand, and the tests hold the kernel to it. Backward functions add into the inputs'
    gradients (+=), since one tensor may feed several ops.
@@ -1612,7 +1783,7 @@ LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
    linear() adds a bias row, whose gradient is the column sum of dout.
    --------------------------------------------------------------------------------------- */
 /* The plain math: c (M, N) = a (M, K) b (K, N), or b^T for b stored (N, K). The op calls
-   lm_gemm (section 10), which computes the same sums in another order, blocked for speed. */
+   lm_gemm (section 11), which computes the same sums in another order, blocked for speed. */
 LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, int K, int N, int tb) {
     int i, j, k;
     for (i = 0; i < M; i++)
@@ -1729,12 +1900,16 @@ LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1)
    3.4 Activations. GELU is GPT-2's tanh form:
        gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
        gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   and, for the encoder-decoder (PyTorch's nn.Transformer, activation "gelu"), the exact
+   form it approximates, with Phi the normal distribution function and phi its density:
+       gelu_erf(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+       gelu_erf'(x) = Phi(x) + x phi(x),   phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
    --------------------------------------------------------------------------------------- */
 #define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define LM__GELU_C 0.044715f
 
 /* The plain math of the kernels (lm__gelu_fwd, lm__gelu_bwd, lm__vsigmoid, lm__vtanh; their
-   polynomials are in section 11). GELU is written x / (1 + exp(-2u)), the same function as
+   polynomials are in section 12). GELU is written x / (1 + exp(-2u)), the same function as
    0.5 x (1 + tanh u) without its cancellation for negative x. */
 LM__REF double lm__ref_gelu(double x) {
     double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
@@ -1747,20 +1922,28 @@ LM__REF double lm__ref_gelu_grad(double x) {
     return s + 2.0 * x * (e * s) * s * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
 }
 LM__REF double lm__ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+/* Phi(x) = 0.5 erfc(-x / sqrt 2): erfc keeps full relative accuracy for negative x. */
+LM__REF double lm__ref_gelu_erf(double x) { return 0.5 * x * erfc(-x * 0.7071067811865476); }
+LM__REF double lm__ref_gelu_erf_grad(double x) {
+    return 0.5 * erfc(-x * 0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
 
-enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
+enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID, LM__GELU_ERF };
+/* y = act(x) over n values (y may be x) */
+static void lm__act_span(int kind, const float *x, float *y, int n) {
+    switch (kind) {
+    case LM__RELU: lm__relu_fwd(x, y, n); break;
+    case LM__GELU: lm__gelu_fwd(x, y, n); break;
+    case LM__TANH: lm__vtanh(x, y, n); break;
+    case LM__GELU_ERF: lm__gelu_erf_fwd(x, y, n); break;
+    default: lm__vsigmoid(x, y, n); break;
+    }
+}
 typedef struct { lm_node *n; float *gx; } lm__act_job;
 static void lm__act_fwd_task(void *ctx, int c) {
     lm_node *n = ((lm__act_job *)ctx)->n;
-    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
-    const float *x = n->in[0]->data + i0;
-    float *y = n->out->data + i0;
-    switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
-    case LM__GELU: lm__gelu_fwd(x, y, len); break;
-    case LM__TANH: lm__vtanh(x, y, len); break;
-    default: lm__vsigmoid(x, y, len); break;
-    }
+    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK;
+    lm__act_span(n->i[0], n->in[0]->data + i0, n->out->data + i0, len);
 }
 static void lm__act_bwd_task(void *ctx, int c) {
     lm__act_job *J = (lm__act_job *)ctx;
@@ -1769,9 +1952,10 @@ static void lm__act_bwd_task(void *ctx, int c) {
     const float *x = n->in[0]->data + i0, *y = n->out->data + i0, *go = n->out->grad + i0;
     float *gx = J->gx + i0;
     switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
+    case LM__RELU: lm__relu_bwd(x, go, gx, len); break;
     case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
     case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
+    case LM__GELU_ERF: lm__gelu_erf_bwd(x, go, gx, len); break;
     default: for (i = 0; i < len; i++) gx[i] += go[i] * y[i] * (1.0f - y[i]); break;
     }
 }
@@ -1795,6 +1979,7 @@ static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {
 }
 LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__RELU); }
 LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU); }
+LMDEF lm_tensor *lm_gelu_erf(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU_ERF); }
 LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__TANH); }
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
 
@@ -1991,66 +2176,81 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
 }
 
 /* ---------------------------------------------------------------------------------------
-   3.8 Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
-   [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
+   3.8 Multi-head attention. Queries q (B, Tq, C) look at keys k and values v (B, Tk, C);
+   head h uses columns [h hs, (h+1) hs) of each, hs = C/H. Two ways in, one op:
+     self-attention   a fused qkv (B, T, 3C) whose column blocks [0, C), [C, 2C), [2C, 3C)
+                      are q, k and v (one linear layer makes all three);
+     cross-attention  q (B, Tq, C) from the decoder, and kv (B, Tk, 2C) from the encoder's
+                      output, whose column blocks are k and v: each decoder position looks
+                      at the whole source.
+   The op reads q, k and v in place, each as rows of a given stride, so neither case copies.
    Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
-   key j < len) and P = softmax(S):
+   key j < len, the source's length in cross-attention) and P = softmax(S):
        y = P v
        dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
        dq += dS k      dk += dS^T q
-   P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
+   P is (Tq, Tk) per head, the largest thing attention makes, so it is not kept: forward
    keeps each row's log-sum-exp L, and backward recomputes P = exp(S - L) exactly as
    forward did. Each (batch, head) pair is one task writing its own columns.
    --------------------------------------------------------------------------------------- */
-/* The plain math, one query row at a time, forward and backward: y (B, T, C) and, given
-   dy, the gradient g (B, T, 3C) of qkv. p and dp are scratch rows of T doubles. The op
-   below computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
-LM__REF void lm__ref_attention(const float *qkv, const float *dy, int B, int T, int C, int H,
-                               int causal, const int *lens, double *y, double *g, double *p,
-                               double *dp) {
+/* The plain math, one query row at a time, forward and backward. q, k, v point at batch 0,
+   row 0 of their tensors, whose rows are ldq (q) and ldkv (k and v) floats apart; y is
+   (B, Tq, C); given dy (B, Tq, C), gq, gk and gv (laid out as q, k and v, zeroed by the
+   caller) receive the gradients. p and dp are scratch rows of Tk doubles. The op below
+   computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
+LM__REF void lm__ref_attention(const float *q, const float *k, const float *v, int ldq, int ldkv,
+                               const float *dy, int B, int Tq, int Tk, int C, int H, int causal,
+                               const int *lens, double *y, double *gq, double *gk, double *gv,
+                               double *p, double *dp) {
     int hs = C / H, b, h, i, j, d;
     double sc = 1.0 / sqrt((double)hs);
-    memset(y, 0, sizeof(double) * (size_t)B * T * C);
-    if (g) memset(g, 0, sizeof(double) * (size_t)B * T * 3 * C);
+    memset(y, 0, sizeof(double) * (size_t)B * Tq * C);
     for (b = 0; b < B; b++)
         for (h = 0; h < H; h++)
-            for (i = 0; i < T; i++) {
-                int len = lens ? lens[b] : T, lim = causal && i + 1 < len ? i + 1 : len;
-                const float *q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
-                const float *dyi = dy ? dy + ((size_t)b * T + i) * C + h * hs : NULL;
+            for (i = 0; i < Tq; i++) {
+                int len = lens ? lens[b] : Tk, lim = causal && i + 1 < len ? i + 1 : len;
+                const float *qi = q + ((size_t)b * Tq + i) * ldq + h * hs;
+                const float *dyi = dy ? dy + ((size_t)b * Tq + i) * C + h * hs : NULL;
+                size_t kv0 = (size_t)b * Tk * ldkv + h * hs;
                 double mx = -HUGE_VAL, z = 0, dot = 0;
                 for (j = 0; j < lim; j++) {                 /* S = q k^T / sqrt(hs)          */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
                     double s = 0;
-                    for (d = 0; d < hs; d++) s += (double)q[d] * k[d];
+                    for (d = 0; d < hs; d++) s += (double)qi[d] * k[kv0 + (size_t)j * ldkv + d];
                     p[j] = s * sc;
                     if (p[j] > mx) mx = p[j];
                 }
                 for (j = 0; j < lim; j++) z += (p[j] = exp(p[j] - mx));   /* P = softmax(S) */
                 for (j = 0; j < lim; j++) {                 /* y = P v; dv += P^T dy; dP     */
-                    const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    const float *vj = v + kv0 + (size_t)j * ldkv;
                     p[j] /= z;
                     dp[j] = 0;
                     for (d = 0; d < hs; d++) {
-                        y[((size_t)b * T + i) * C + h * hs + d] += p[j] * v[d];
-                        if (!g) continue;
-                        g[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d] += p[j] * dyi[d];
-                        dp[j] += (double)dyi[d] * v[d];
+                        y[((size_t)b * Tq + i) * C + h * hs + d] += p[j] * vj[d];
+                        if (!dyi) continue;
+                        gv[kv0 + (size_t)j * ldkv + d] += p[j] * dyi[d];
+                        dp[j] += (double)dyi[d] * vj[d];
                     }
                     dot += p[j] * dp[j];
                 }
-                for (j = 0; g && j < lim; j++) {            /* dS; dq += dS k; dk += dS^T q  */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                for (j = 0; dyi && j < lim; j++) {          /* dS; dq += dS k; dk += dS^T q  */
                     double ds = p[j] * (dp[j] - dot) * sc;
                     for (d = 0; d < hs; d++) {
-                        g[((size_t)b * T + i) * 3 * C + h * hs + d] += ds * k[d];
-                        g[((size_t)b * T + j) * 3 * C + C + h * hs + d] += ds * q[d];
+                        gq[((size_t)b * Tq + i) * ldq + h * hs + d] += ds * k[kv0 + (size_t)j * ldkv + d];
+                        gk[kv0 + (size_t)j * ldkv + d] += ds * qi[d];
                     }
                 }
             }
 }
 
-typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
+/* Where a task's q, k and v are: pointers at batch 0, head 0 (data and, in backward,
+   gradients; a gradient pointer is NULL when that input wants none) and row strides. */
+typedef struct {
+    lm_node *n;
+    int B, Tq, Tk, C, H, hs, ldq, ldkv;
+    const float *q, *k, *v;
+    float *dq, *dk, *dv;
+    float *scratch;
+} lm__att_job;
 
 /* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
    may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
@@ -2058,23 +2258,24 @@ typedef struct { lm_node *n; int B, T, C, H, hs; float *scratch; } lm__att_job;
    block computes are its "cols"; no product reads past them. */
 #define LM__ATT_RB 32
 static int lm__att_cols(const lm__att_job *J, int b, int i1) {
-    int len = J->n->ids ? J->n->ids[b] : J->T;
+    int len = J->n->ids ? J->n->ids[b] : J->Tk;
     return J->n->i[1] && i1 < len ? i1 : len;
 }
 
 /* Rows [i0, i1) of P for task (b, h), columns [0, cols), from S = q k^T; forward also
-   writes the rows' log-sum-exps. Masked entries are 0. */
+   writes the rows' log-sum-exps. Masked entries are 0. P's rows are Tk apart. */
 static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int cols, float *P, int forward) {
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
-    int causal = n->i[1], len = n->ids ? n->ids[b] : T, lanes = lm__vec_lanes();
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
-    float *lse = n->saved + (size_t)task * T;
+    int b = task / J->H, h = task % J->H, Tk = J->Tk, i, j;
+    int causal = n->i[1], len = n->ids ? n->ids[b] : Tk, lanes = lm__vec_lanes();
+    const float *q = J->q + (size_t)b * J->Tq * J->ldq + h * J->hs;
+    const float *k = J->k + (size_t)b * Tk * J->ldkv + h * J->hs;
+    float *lse = n->saved + (size_t)task * J->Tq;
     if (cols <= 0) return;
-    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
-            q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
+    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * J->ldq, J->ldq,
+            k, J->ldkv, 0.0f, P + (size_t)i0 * Tk, Tk);
     for (i = i0; i < i1; i++) {
-        float *row = P + (size_t)i * T, L;
+        float *row = P + (size_t)i * Tk, L;
         int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
         int nv = lim;
         if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
@@ -2096,16 +2297,16 @@ static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int co
 }
 static void lm__att_fwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i0, i1, cols;
-    const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
-    float *P = J->scratch + (size_t)task * T * T;
-    float *y = J->n->out->data + (size_t)b * T * J->C + h * J->hs;
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+    int b = task / J->H, h = task % J->H, Tq = J->Tq, Tk = J->Tk, i0, i1, cols;
+    const float *v = J->v + (size_t)b * Tk * J->ldkv + h * J->hs;
+    float *P = J->scratch + (size_t)task * Tq * Tk;
+    float *y = J->n->out->data + (size_t)b * Tq * J->C + h * J->hs;
+    for (i0 = 0; i0 < Tq; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < Tq ? i0 + LM__ATT_RB : Tq;
         cols = lm__att_cols(J, b, i1);
         lm__att_probs(J, task, i0, i1, cols, P, 1);
         if (cols > 0)                                  /* y = P v                         */
-            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * T, T, v, C3, 0.0f,
+            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * Tk, Tk, v, J->ldkv, 0.0f,
                     y + (size_t)i0 * J->C, J->C);
         else
             for (; i0 < i1; i0++) memset(y + (size_t)i0 * J->C, 0, (size_t)J->hs * sizeof(float));
@@ -2114,67 +2315,103 @@ static void lm__att_fwd_task(void *ctx, int task) {
 static void lm__att_bwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs, i0, i1, m, cols;
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
-    const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
-    float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
-    float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
+    int b = task / J->H, h = task % J->H, Tq = J->Tq, Tk = J->Tk, i, j, hs = J->hs, i0, i1, m, cols;
+    size_t qo = (size_t)b * Tq * J->ldq + h * hs, ko = (size_t)b * Tk * J->ldkv + h * hs;
+    const float *q = J->q + qo, *k = J->k + ko, *v = J->v + ko;
+    const float *dy = n->out->grad + (size_t)b * Tq * J->C + h * hs;
+    float *dq = J->dq ? J->dq + qo : NULL, *dk = J->dk ? J->dk + ko : NULL, *dv = J->dv ? J->dv + ko : NULL;
+    float *P = J->scratch + (size_t)task * 2 * Tq * Tk, *dS = P + (size_t)Tq * Tk;
     float sc = 1.0f / sqrtf((float)hs);
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+    for (i0 = 0; i0 < Tq; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < Tq ? i0 + LM__ATT_RB : Tq;
         m = i1 - i0;
         if ((cols = lm__att_cols(J, b, i1)) <= 0) continue;   /* no keys: no gradient     */
         lm__att_probs(J, task, i0, i1, cols, P, 0);
         /* dP = dy v^T */
-        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, q + 2 * J->C, C3, 0.0f,
-                dS + (size_t)i0 * T, T);
+        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, v, J->ldkv, 0.0f,
+                dS + (size_t)i0 * Tk, Tk);
         /* dv += P^T dy */
-        lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * T, T, dy + (size_t)i0 * J->C, J->C, 1.0f,
-                dq + 2 * J->C, C3);
+        if (dv)
+            lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * Tk, Tk, dy + (size_t)i0 * J->C, J->C,
+                    1.0f, dv, J->ldkv);
         for (i = i0; i < i1; i++) {                    /* dS = P (dP - rowsum(dP P)) / sqrt(hs) */
-            const float *p = P + (size_t)i * T;
-            float *d = dS + (size_t)i * T;
+            const float *p = P + (size_t)i * Tk;
+            float *d = dS + (size_t)i * Tk;
             double s = 0;
             for (j = 0; j < cols; j++) s += (double)d[j] * p[j];
             for (j = 0; j < cols; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
         }
         /* dq += dS k ; dk += dS^T q */
-        lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * T, T, q + J->C, C3, 1.0f,
-                dq + (size_t)i0 * C3, C3);
-        lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * T, T, q + (size_t)i0 * C3, C3, 1.0f,
-                dq + J->C, C3);
+        if (dq)
+            lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * Tk, Tk, k, J->ldkv, 1.0f,
+                    dq + (size_t)i0 * J->ldq, J->ldq);
+        if (dk)
+            lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * Tk, Tk, q + (size_t)i0 * J->ldq, J->ldq,
+                    1.0f, dk, J->ldkv);
     }
 }
-static void lm__att_setup(lm__att_job *J, lm_node *n) {
+/* The layout of the node's inputs: in[0] a fused qkv (in[1] NULL), or in[0] q and in[1] kv.
+   grads: also point at the inputs' gradients (allocated here; NULL where none is wanted). */
+static int lm__att_setup(lm__att_job *J, lm_node *n, int grads) {
+    lm_tensor *a = n->in[0], *kv = n->in[1] ? n->in[1] : a;
+    int fused = n->in[1] == NULL;
     J->n = n;
-    J->B = n->in[0]->shape[0]; J->T = n->in[0]->shape[1]; J->C = n->in[0]->shape[2] / 3;
-    J->H = n->i[0]; J->hs = J->C / J->H;
+    J->B = a->shape[0]; J->Tq = a->shape[1]; J->Tk = kv->shape[1];
+    J->C = n->out->shape[2]; J->H = n->i[0]; J->hs = J->C / J->H;
+    J->ldq = a->shape[2]; J->ldkv = kv->shape[2];
+    J->q = a->data;
+    J->k = kv->data + (fused ? J->C : 0);
+    J->v = J->k + J->C;
+    J->dq = J->dk = J->dv = NULL;
+    if (!grads) return 1;
+    if (a->requires_grad && !(J->dq = lm__grad(n->g, a))) return 0;
+    if (kv->requires_grad) {
+        float *g = fused ? J->dq : lm__grad(n->g, kv);
+        if (!g) return 0;
+        J->dk = g + (fused ? J->C : 0);
+        J->dv = J->dk + J->C;
+    }
+    return J->dq || J->dk;
 }
 /* P scratch for every task at once (tasks run in parallel), recycled after the op. */
 static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
     lm__att_job J;
     size_t len;
-    lm__att_setup(&J, n);
-    len = (size_t)copies * J.B * J.H * J.T * J.T;
+    if (!lm__att_setup(&J, n, copies == 2)) return;
+    len = (size_t)copies * J.B * J.H * J.Tq * J.Tk;
     J.scratch = lm__scratch(n->g, len);
     if (!J.scratch) return;
     lm_parallel_for(J.B * J.H, fn, &J);
     lm__release(n->g, J.scratch, len);
 }
 static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
-static void lm__att_bwd(lm_node *n) {
-    if (!n->in[0]->requires_grad || !lm__grad(n->g, n->in[0])) return;
-    lm__att_run(n, 2, lm__att_bwd_task);
-}
+static void lm__att_bwd(lm_node *n) { lm__att_run(n, 2, lm__att_bwd_task); }
 static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
-LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+
+/* q: a fused qkv (B, T, 3C) when kv is NULL, else queries (B, Tq, C) over kv (B, Tk, 2C). */
+static lm_tensor *lm__attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head, int causal,
+                                const int *lens, const char *name) {
+    lm_tensor *in[2];
     lm_node *n;
-    int shape[3];
-    if (!qkv) { g->failed = 1; return NULL; }
-    if (qkv->ndim != 3 || qkv->shape[2] % 3) return lm__op_fail(g, "attention", "qkv must be (B, T, 3C)");
-    if (n_head < 1 || (qkv->shape[2] / 3) % n_head) return lm__op_fail(g, "attention", "n_head must divide C");
-    shape[0] = qkv->shape[0]; shape[1] = qkv->shape[1]; shape[2] = qkv->shape[2] / 3;
-    n = lm_node_new(g, &lm__op_attention, 1, &qkv, 3, shape);
+    int shape[3], C, Tk, b;
+    if (!q) { g->failed = 1; return NULL; }
+    if (!kv) {
+        if (q->ndim != 3 || q->shape[2] % 3) return lm__op_fail(g, name, "qkv must be (B, T, 3C)");
+        C = q->shape[2] / 3;
+        Tk = q->shape[1];
+    } else {
+        C = q->shape[q->ndim - 1];
+        if (q->ndim != 3 || kv->ndim != 3 || kv->shape[0] != q->shape[0] || kv->shape[2] != 2 * C)
+            return lm__op_fail(g, name, "q must be (B, Tq, C) and kv (B, Tk, 2C)");
+        Tk = kv->shape[1];
+    }
+    if (n_head < 1 || C % n_head) return lm__op_fail(g, name, "n_head must divide C");
+    if (causal && Tk != q->shape[1]) return lm__op_fail(g, name, "the causal mask needs Tq = Tk");
+    for (b = 0; lens && b < q->shape[0]; b++)
+        if (lens[b] < 0 || lens[b] > Tk) return lm__op_fail(g, name, "lengths must be in [0, Tk]");
+    shape[0] = q->shape[0]; shape[1] = q->shape[1]; shape[2] = C;
+    in[0] = q; in[1] = kv;
+    n = lm_node_new(g, &lm__op_attention, kv ? 2 : 1, in, 3, shape);
     if (!n) return NULL;
     n->i[0] = n_head;
     n->i[1] = causal;
@@ -2182,6 +2419,14 @@ LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causa
     n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * sizeof(float));
     if (!n->saved) { g->failed = 1; return NULL; }
     return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+    return lm__attention(g, qkv, NULL, n_head, causal, lens, "attention");
+}
+LMDEF lm_tensor *lm_cross_attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head,
+                                    const int *lens) {
+    if (!kv) { g->failed = 1; return NULL; }
+    return lm__attention(g, q, kv, n_head, 0, lens, "cross_attention");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2733,7 +2978,7 @@ static int lm__shape_check(int L, int H, int C, int T, int V, const char *who) {
 
 /* The parameters, in checkpoint order: wte, wpe, then for each block i the 12 tensors
    "h.{i}." + lm__block_keys[j], then ln_f. Weights are (rows C, cols C) below, biases and
-   LayerNorms (cols C). Checkpoints (section 15) and lm_gpt_from_memory use the same table. */
+   LayerNorms (cols C). Checkpoints (section 16) and lm_gpt_from_memory use the same table. */
 #define LM__BLOCK_N 12
 static const char *const lm__block_keys[LM__BLOCK_N] = {
     "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
@@ -2823,54 +3068,98 @@ static void lm__bind_blocks(lm_block *h, lm_tensor *t, int n_layer) {
     }
 }
 
-/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
-static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
-    int shape[2];
+/* A leaf tensor on g that shares rows [r0, r0 + rows) of a parameter, data and gradient:
+   rows of a 2-D weight, or entries of a 1-D bias. A tensor without a gradient (the
+   encoder-decoder's fixed positions) gives a leaf without one. */
+static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int r0, int rows) {
+    int shape[2], cols = p->ndim == 2 ? p->shape[1] : 1;
     lm_tensor *t;
-    shape[0] = rows; shape[1] = p->shape[1];
-    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad && p->grad != NULL);
-    if (t) t->grad = t->requires_grad ? p->grad : NULL;
+    shape[0] = rows; shape[1] = cols;
+    t = lm_tensor_wrap(g, p->data + (size_t)r0 * cols, p->ndim == 2 ? 2 : 1, shape,
+                       !g->no_grad && p->grad != NULL);
+    if (t) t->grad = t->requires_grad ? p->grad + (size_t)r0 * cols : NULL;
     return t;
 }
 
-/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)). Dropout
-   (training only) on the two branches, as BERT. kc, vc (may be NULL): copy each position's
-   k and v rows there, (T, C) each, for the KV cache of generation (batch 1). */
-static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, int n_head, int causal,
-                            const int *lens, float *kc, float *vc, float drop) {
-    lm_tensor *h;
-    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
-    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
-    if (h && kc) {
-        int t, T = h->shape[1], C = h->shape[2] / 3;
-        for (t = 0; t < T; t++) {
-            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
-            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
-        }
-    }
-    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
-    h = lm_linear(g, h, b->attn_proj_w, b->attn_proj_b);
-    x = lm_add(g, x, lm_dropout(g, h, drop));                  /* no-op unless training */
-    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
-    h = lm_linear(g, h, b->fc_w, b->fc_b);                     /* (B, T, 4C) */
-    h = lm_gelu(g, h);
-    h = lm_linear(g, h, b->proj_w, b->proj_b);                 /* (B, T, C)  */
-    return lm_add(g, x, lm_dropout(g, h, drop));
-}
-
-/* The trunk: x = dropout(wte[tokens] + wpe[0..T)), then the blocks; (B, T, C), before the
-   final LayerNorm. causal: the GPT's mask; lens (may be NULL): the encoder's padding. With
-   k_cache set (B = 1), every layer's k and v go into the KV cache, (n_layer, n_ctx, C). */
+/* A stack of blocks and what they share: the trunk is x = dropout(wte[tokens] + wpe[0..T)),
+   then the blocks; (B, T, C), before the final LayerNorm. causal: the GPT's mask; lens (may
+   be NULL): the encoder's padding. With k_cache set (B = 1), every layer's k and v go into
+   the KV cache, (n_layer, n_ctx, C). The fields after k_cache/v_cache are the
+   encoder-decoder's (section 9); zero for the GPT and the encoder. */
 typedef struct lm__trunk {
     const char *who;                 /* "gpt", "encoder": for messages                    */
-    lm_tensor *wte, *wpe;
+    lm_tensor *wte, *wpe;            /* wpe: learned positions, or fixed ones (no grad)   */
     lm_block *h;
     int n_layer, n_head, n_embd, n_ctx;
     int causal;
     const int *lens;
     float dropout;
     float *k_cache, *v_cache;
+    int act;                         /* the MLP's LM__GELU, LM__GELU_ERF or LM__RELU      */
+    float emb_scale;                 /* 0: none; else wte[tokens] * emb_scale             */
+    int post_ln;                     /* x = LN(x + f(x)), not x + f(LN(x))                */
+    int out_major;                   /* weights stored (out, in), as PyTorch's Linear     */
+    int mlp_dropout;                 /* dropout on the MLP's hidden layer too             */
+    lm_tensor *mem;                  /* (B, S, C) the encoder's output: cross-attention   */
+    const int *mem_lens;             /* (B) its lengths (may be NULL)                     */
 } lm__trunk;
+
+/* A linear layer either way round: w (in, out), or (out, in) when out_major. */
+static lm_tensor *lm__lin(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int out_major) {
+    return lm__matmul(g, x, w, b, out_major, "linear");
+}
+/* A sub-layer f of a block is wrapped one of two ways: pre-LN, x + dropout(f(LN(x))); or
+   post-LN, LN(x + dropout(f(x))). Its input, then its output: */
+static lm_tensor *lm__sub_in(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int post) {
+    return post ? x : lm_layernorm(g, x, w, b, 1e-5f);
+}
+static lm_tensor *lm__sub_out(lm_graph *g, lm_tensor *x, lm_tensor *h, lm_tensor *w, lm_tensor *b,
+                              int post, float drop) {
+    x = lm_add(g, x, lm_dropout(g, h, drop));                 /* no-op unless training */
+    return post ? lm_layernorm(g, x, w, b, 1e-5f) : x;
+}
+
+/* One Transformer block with the trunk's options (the GPT's: pre-LN, GELU, input-major):
+   self-attention, then cross-attention over m->mem when the block has it, then the MLP,
+   each a sub-layer as above. Dropout (training only) on each sub-layer's output, as BERT.
+   kc, vc (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
+   cache of generation (batch 1). */
+static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, const lm__trunk *m,
+                            float *kc, float *vc) {
+    int post = m->post_ln, om = m->out_major, C = m->n_embd;
+    lm_tensor *h, *kv;
+    h = lm__sub_in(g, x, b->ln_1_w, b->ln_1_b, post);
+    h = lm__lin(g, h, b->attn_w, b->attn_b, om);                  /* (B, T, 3C) */
+    if (h && kc) {
+        int t, T = h->shape[1];
+        for (t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        }
+    }
+    h = lm_attention(g, h, m->n_head, m->causal, m->lens);        /* (B, T, C)  */
+    h = lm__lin(g, h, b->attn_proj_w, b->attn_proj_b, om);
+    x = lm__sub_out(g, x, h, b->ln_1_w, b->ln_1_b, post, m->dropout);
+    if (b->xattn_w) {
+        /* q from the rows [0, C) of the (out, in) weight, k and v from the rows [C, 3C)
+           applied to the encoder's output: one product for both */
+        if (!om) return lm__op_fail(g, m->who, "cross-attention needs (out, in) weights");
+        h = lm__sub_in(g, x, b->ln_x_w, b->ln_x_b, post);
+        h = lm__lin(g, h, lm__rows_view(g, b->xattn_w, 0, C), lm__rows_view(g, b->xattn_b, 0, C), 1);
+        kv = lm__lin(g, m->mem, lm__rows_view(g, b->xattn_w, C, 2 * C),
+                     lm__rows_view(g, b->xattn_b, C, 2 * C), 1);   /* (B, S, 2C) */
+        h = lm_cross_attention(g, h, kv, m->n_head, m->mem_lens);  /* (B, T, C)  */
+        h = lm__lin(g, h, b->xattn_proj_w, b->xattn_proj_b, 1);
+        x = lm__sub_out(g, x, h, b->ln_x_w, b->ln_x_b, post, m->dropout);
+    }
+    h = lm__sub_in(g, x, b->ln_2_w, b->ln_2_b, post);
+    h = lm__lin(g, h, b->fc_w, b->fc_b, om);                      /* (B, T, 4C) */
+    h = lm__act(g, h, m->act);
+    if (m->mlp_dropout) h = lm_dropout(g, h, m->dropout);
+    h = lm__lin(g, h, b->proj_w, b->proj_b, om);                  /* (B, T, C)  */
+    return lm__sub_out(g, x, h, b->ln_2_w, b->ln_2_b, post, m->dropout);
+}
+
 static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *tokens, int B, int T) {
     lm_tensor *x;
     int l, b;
@@ -2888,12 +3177,12 @@ static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *
     x = lm_embedding(g, m->wte, tokens, B * T);                /* (B*T, C)   */
     if (!x) return NULL;
     x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = m->n_embd;  /* (B, T, C) */
-    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, T)), m->dropout);
+    if (m->emb_scale != 0) x = lm_scale(g, x, m->emb_scale);
+    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, 0, T)), m->dropout);
     for (l = 0; l < m->n_layer; l++) {
         size_t off = (size_t)l * m->n_ctx * m->n_embd;
-        x = lm__block(g, &m->h[l], x, m->n_head, m->causal, m->lens,
-                      m->k_cache ? m->k_cache + off : NULL, m->v_cache ? m->v_cache + off : NULL,
-                      m->dropout);
+        x = lm__block(g, &m->h[l], x, m, m->k_cache ? m->k_cache + off : NULL,
+                      m->v_cache ? m->v_cache + off : NULL);
     }
     return x;
 }
@@ -3132,6 +3421,7 @@ static lm__trunk lm__gpt_trunk(lm_gpt *m, int cache) {
     t.n_layer = m->cfg.n_layer; t.n_head = m->cfg.n_head; t.n_embd = m->cfg.n_embd;
     t.n_ctx = m->cfg.n_ctx;
     t.causal = 1;
+    t.act = LM__GELU;
     if (cache) { t.k_cache = m->k_cache; t.v_cache = m->v_cache; }
     return t;
 }
@@ -3322,7 +3612,8 @@ static void lm__ln_row(const float *x, const float *w, const float *b, float *y,
 /* One row through a layer, split over the pool: output columns in fixed blocks of 256,
    each summed over the input in order, so the result does not depend on the threads.
        trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
-       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x      */
+       trans 1:  y (out) = W (out, in) x (in) + b      a PyTorch Linear; the tied output
+                                                       head, wte x (b NULL)            */
 typedef struct { const float *x, *W, *b; float *y; int in, out, trans; } lm__gemv_job;
 #define LM__GEMV_BLOCK 256
 static void lm__gemv_task(void *ctx, int blk) {
@@ -3331,28 +3622,103 @@ static void lm__gemv_task(void *ctx, int blk) {
     if (j1 > J->out) j1 = J->out;
     if (J->trans) {
         for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
+        if (J->b) for (j = j0; j < j1; j++) J->y[j] += J->b[j];
     } else {
         float *y = J->y;
         for (j = j0; j < j1; j++) y[j] = J->b ? J->b[j] : 0.0f;
         for (i = 0; i < J->in; i++) lm__vaxpy(J->x[i], J->W + (size_t)i * J->out + j0, y + j0, j1 - j0);
     }
 }
+/* A product of fewer than LM__GEMV_POOL multiply-adds runs on the calling thread: waking
+   the pool would cost more than it saves (and far more on a busy machine). The blocks
+   are the same either way, so the result is too. */
+#define LM__GEMV_POOL (1 << 17)
 static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out, int trans) {
     lm__gemv_job J;
+    int k, n = (out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK;
     J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
-    lm_parallel_for((out + LM__GEMV_BLOCK - 1) / LM__GEMV_BLOCK, lm__gemv_task, &J);
+    if ((double)in * out >= LM__GEMV_POOL) lm_parallel_for(n, lm__gemv_task, &J);
+    else for (k = 0; k < n; k++) lm__gemv_task(&J, k);
 }
-static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y) {
-    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
+/* A linear layer on one row, its weight (in, out), or (out, in) when out_major. */
+static void lm__lin_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y, int out_major) {
+    if (out_major) lm__gemv(x, w->data, b->data, y, w->shape[1], w->shape[0], 1);
+    else lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
+}
+
+/* One query row q (C) over the n rows of k and v (rows ld floats apart), H heads of hs:
+   y (C) = softmax(q k^T / sqrt(hs)) v per head. sc: n floats of scratch. */
+static void lm__att_row(const float *q, const float *k, const float *v, int ld, int n, int H,
+                        int hs, float *y, float *sc) {
+    float scale = 1.0f / sqrtf((float)hs);
+    int h, t, j;
+    for (h = 0; h < H; h++) {
+        float mx = -FLT_MAX, *yh = y + h * hs;
+        double s = 0;
+        for (t = 0; t < n; t++) {
+            sc[t] = lm__vdot(q + h * hs, k + (size_t)t * ld + h * hs, hs) * scale;
+            if (sc[t] > mx) mx = sc[t];
+        }
+        s = lm__vsum_exp_shift(sc, mx, sc, n);
+        for (j = 0; j < hs; j++) yh[j] = 0;
+        for (t = 0; t < n; t++) lm__vaxpy((float)(sc[t] / s), v + (size_t)t * ld + h * hs, yh, hs);
+    }
+}
+
+/* A sub-layer on one row (see lm__sub_in/lm__sub_out): its input, LN(x) into buf or x
+   itself (post-LN); then x += out, and x = LN(x) after it for post-LN. */
+static const float *lm__row_in(const float *x, const lm_tensor *w, const lm_tensor *b, float *buf,
+                               int C, int post) {
+    if (post) return x;
+    lm__ln_row(x, w->data, b->data, buf, C);
+    return buf;
+}
+static void lm__row_out(float *x, const float *out, const lm_tensor *w, const lm_tensor *b, int C,
+                        int post) {
+    int j;
+    for (j = 0; j < C; j++) x[j] += out[j];
+    if (post) lm__ln_row(x, w->data, b->data, x, C);
+}
+
+/* One position through a block with the trunk's options, the same math as lm__block does
+   for a whole sequence, on x (C) in place and without a graph. The position's k and v go
+   to row pos of kc and vc (rows ldc floats apart), and its query sees rows 0..pos there;
+   with cross-attention, it sees the S rows of the encoder's keys and values xkv (each row
+   k then v, 2C). w: scratch of 5C + F + max(pos + 1, S) floats. */
+static void lm__block_row(const lm_block *b, const lm__trunk *m, float *x, int pos, float *kc,
+                          float *vc, int ldc, const float *xkv, int S, float *w) {
+    int C = m->n_embd, H = m->n_head, hs = C / H, post = m->post_ln, om = m->out_major;
+    int F = b->fc_w->shape[om ? 0 : 1];
+    float *buf = w, *qkv = buf + C, *att = qkv + 3 * C, *hid = att + C, *sc = hid + F;
+    const float *in;
+    in = lm__row_in(x, b->ln_1_w, b->ln_1_b, buf, C, post);
+    lm__lin_row(in, b->attn_w, b->attn_b, qkv, om);
+    memcpy(kc + (size_t)pos * ldc, qkv + C, (size_t)C * sizeof(float));
+    memcpy(vc + (size_t)pos * ldc, qkv + 2 * C, (size_t)C * sizeof(float));
+    lm__att_row(qkv, kc, vc, ldc, pos + 1, H, hs, att, sc);
+    lm__lin_row(att, b->attn_proj_w, b->attn_proj_b, buf, om);
+    lm__row_out(x, buf, b->ln_1_w, b->ln_1_b, C, post);
+    if (b->xattn_w) {                              /* q from rows [0, C) of the weight */
+        in = lm__row_in(x, b->ln_x_w, b->ln_x_b, buf, C, post);
+        lm__gemv(in, b->xattn_w->data, b->xattn_b->data, qkv, C, C, 1);
+        lm__att_row(qkv, xkv, xkv + C, 2 * C, S, H, hs, att, sc);
+        lm__lin_row(att, b->xattn_proj_w, b->xattn_proj_b, buf, 1);
+        lm__row_out(x, buf, b->ln_x_w, b->ln_x_b, C, post);
+    }
+    in = lm__row_in(x, b->ln_2_w, b->ln_2_b, buf, C, post);
+    lm__lin_row(in, b->fc_w, b->fc_b, hid, om);
+    lm__act_span(m->act, hid, hid, F);
+    lm__lin_row(hid, b->proj_w, b->proj_b, buf, om);
+    lm__row_out(x, buf, b->ln_2_w, b->ln_2_b, C, post);
 }
 
 /* Feed one token at position cache_len; logits (V) for the token after it. */
 LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     const lm_gpt_config *c = &m->cfg;
-    int C = c->n_embd, H = c->n_head, hs = C / H, pos = m->cache_len, l, h, j, t;
+    lm__trunk t = lm__gpt_trunk(m, 0);
+    int C = c->n_embd, pos = m->cache_len, l, j;
     size_t mark;
-    float *x, *buf, *qkv, *att, *hid, *sc;
-    float scale = 1.0f / sqrtf((float)hs);
+    float *x;
     if (token < 0 || token >= c->vocab) return lm__fail(LM_ERR_ARG, "generate: token %d outside [0, %d)", token, c->vocab);
     if (pos >= c->n_ctx) return lm__fail(LM_ERR_ARG, "generate: the KV cache is full (%d positions)", c->n_ctx);
     if (m->work.cap == 0 && lm_arena_init(&m->work, (size_t)(16 * C + c->n_ctx + 64) * sizeof(float) * 2) != LM_OK)
@@ -3360,37 +3726,13 @@ LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     mark = lm_arena_mark(&m->work);
     x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
     if (!x) return LM_ERR_MEM;
-    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; sc = hid + 4 * C;
     for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
     for (l = 0; l < c->n_layer; l++) {
-        lm_block *b = &m->h[l];
-        float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
-        lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
-        lm__linear_row(buf, b->attn_w, b->attn_b, qkv);
-        memcpy(kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
-        memcpy(vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
-        for (h = 0; h < H; h++) {
-            const float *q = qkv + h * hs;
-            float mx = -FLT_MAX, *y = att + h * hs;
-            double s = 0;
-            for (t = 0; t <= pos; t++) {
-                sc[t] = lm__vdot(q, kc + (size_t)t * C + h * hs, hs) * scale;
-                if (sc[t] > mx) mx = sc[t];
-            }
-            s = lm__vsum_exp_shift(sc, mx, sc, pos + 1);
-            for (j = 0; j < hs; j++) y[j] = 0;
-            for (t = 0; t <= pos; t++) lm__vaxpy((float)(sc[t] / s), vc + (size_t)t * C + h * hs, y, hs);
-        }
-        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf);
-        for (j = 0; j < C; j++) x[j] += buf[j];
-        lm__ln_row(x, b->ln_2_w->data, b->ln_2_b->data, buf, C);
-        lm__linear_row(buf, b->fc_w, b->fc_b, hid);
-        lm__gelu_fwd(hid, hid, 4 * C);
-        lm__linear_row(hid, b->proj_w, b->proj_b, buf);
-        for (j = 0; j < C; j++) x[j] += buf[j];
+        size_t off = (size_t)l * c->n_ctx * C;
+        lm__block_row(&m->h[l], &t, x, pos, m->k_cache + off, m->v_cache + off, C, NULL, 0, x + C);
     }
-    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, buf, C);
-    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte buf */
+    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, x + C, C);
+    lm__gemv(x + C, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte ln_f(x) */
     m->cache_len = pos + 1;
     lm_arena_reset(&m->work, mark);
     return LM_OK;
@@ -3674,7 +4016,7 @@ LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *token
     t.who = "encoder";
     t.wte = e->wte; t.wpe = e->wpe; t.h = e->h;
     t.n_layer = c->n_layer; t.n_head = c->n_head; t.n_embd = c->n_embd; t.n_ctx = c->n_ctx;
-    t.causal = 0; t.lens = lens; t.dropout = c->dropout;
+    t.causal = 0; t.lens = lens; t.dropout = c->dropout; t.act = LM__GELU;
     return lm_layernorm(g, lm__trunk_forward(g, &t, tokens, B, T), e->ln_f_w, e->ln_f_b, 1e-5f);
 }
 
@@ -3870,7 +4212,603 @@ LMDEF int lm_metrics_from_confusion(const long *cm, int K, lm_metrics *m) {
 LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
 
 /* =======================================================================================
-   9. Thread pool
+   9. The encoder-decoder
+   PyTorch's nn.Transformer, the architecture of "Attention Is All You Need", as
+   ENCODER-DECODER in the docs describes it: an encoder over the source and a decoder over
+   the target so far, both stacks of the blocks of section 5 (post- or pre-LN, relu or the
+   exact GELU, weights output-major as PyTorch keeps them); the decoder's blocks add the
+   cross-attention sub-layer, queries from the decoder, keys and values from the encoder's
+   output. Tokens enter as embedding * sqrt(C) plus the fixed sinusoidal positions; a
+   linear layer makes the logits. Training is teacher-forced cross-entropy through the step
+   runner of section 5; decoding runs the encoder once per source, computes every decoder
+   layer's cross-attention keys and values once, and then feeds the decoder one position
+   at a time through a KV cache, greedy or by beam search.
+   ======================================================================================= */
+
+/* A block's tensors under PyTorch's state-dict names, each with the lm_block field it
+   binds to and its shape: rows and cols as 'C' (d_model), '3' (3 d_model) or 'F'
+   (dim_feedforward); cols 0 for a 1-D tensor. The decoder's norm2 belongs to the
+   cross-attention, its norm3 to the MLP (the encoder's norm2). */
+typedef struct { const char *key; size_t field; char rows, cols; } lm__s2s_key;
+#define LM__S2S_KEY(k, f, r, c) { k, offsetof(lm_block, f), r, c }
+#define LM__S2S_ENC_N 12
+#define LM__S2S_DEC_N 18
+static const lm__s2s_key lm__s2s_keys[2][LM__S2S_DEC_N] = { {
+    LM__S2S_KEY("self_attn.in_proj_weight", attn_w, '3', 'C'),
+    LM__S2S_KEY("self_attn.in_proj_bias", attn_b, '3', 0),
+    LM__S2S_KEY("self_attn.out_proj.weight", attn_proj_w, 'C', 'C'),
+    LM__S2S_KEY("self_attn.out_proj.bias", attn_proj_b, 'C', 0),
+    LM__S2S_KEY("linear1.weight", fc_w, 'F', 'C'),
+    LM__S2S_KEY("linear1.bias", fc_b, 'F', 0),
+    LM__S2S_KEY("linear2.weight", proj_w, 'C', 'F'),
+    LM__S2S_KEY("linear2.bias", proj_b, 'C', 0),
+    LM__S2S_KEY("norm1.weight", ln_1_w, 'C', 0),
+    LM__S2S_KEY("norm1.bias", ln_1_b, 'C', 0),
+    LM__S2S_KEY("norm2.weight", ln_2_w, 'C', 0),
+    LM__S2S_KEY("norm2.bias", ln_2_b, 'C', 0) }, {
+    LM__S2S_KEY("self_attn.in_proj_weight", attn_w, '3', 'C'),
+    LM__S2S_KEY("self_attn.in_proj_bias", attn_b, '3', 0),
+    LM__S2S_KEY("self_attn.out_proj.weight", attn_proj_w, 'C', 'C'),
+    LM__S2S_KEY("self_attn.out_proj.bias", attn_proj_b, 'C', 0),
+    LM__S2S_KEY("multihead_attn.in_proj_weight", xattn_w, '3', 'C'),
+    LM__S2S_KEY("multihead_attn.in_proj_bias", xattn_b, '3', 0),
+    LM__S2S_KEY("multihead_attn.out_proj.weight", xattn_proj_w, 'C', 'C'),
+    LM__S2S_KEY("multihead_attn.out_proj.bias", xattn_proj_b, 'C', 0),
+    LM__S2S_KEY("linear1.weight", fc_w, 'F', 'C'),
+    LM__S2S_KEY("linear1.bias", fc_b, 'F', 0),
+    LM__S2S_KEY("linear2.weight", proj_w, 'C', 'F'),
+    LM__S2S_KEY("linear2.bias", proj_b, 'C', 0),
+    LM__S2S_KEY("norm1.weight", ln_1_w, 'C', 0),
+    LM__S2S_KEY("norm1.bias", ln_1_b, 'C', 0),
+    LM__S2S_KEY("norm2.weight", ln_x_w, 'C', 0),
+    LM__S2S_KEY("norm2.bias", ln_x_b, 'C', 0),
+    LM__S2S_KEY("norm3.weight", ln_2_w, 'C', 0),
+    LM__S2S_KEY("norm3.bias", ln_2_b, 'C', 0) } };
+
+/* The parameters in checkpoint order: the two embeddings; the encoder's layers and final
+   norm; the decoder's layers and final norm; the output layer. */
+#define LM__S2S_N(le, ld) (8 + LM__S2S_ENC_N * (le) + LM__S2S_DEC_N * (ld))
+static int lm__s2s_dim(const lm_seq2seq_config *c, char code) {
+    return code == 'C' ? c->d_model : code == '3' ? 3 * c->d_model : c->dim_feedforward;
+}
+static void lm__s2s_layout(const void *cfgp, int k, char *name, int *ndim, int *shape) {
+    const lm_seq2seq_config *c = (const lm_seq2seq_config *)cfgp;
+    int C = c->d_model, ne = LM__S2S_ENC_N * c->num_encoder_layers;
+    int nd = LM__S2S_DEC_N * c->num_decoder_layers, dec = 0, n;
+    *ndim = 2;
+    shape[1] = C;
+    if (k < 2) {
+        strcpy(name, k ? "tgt_tok_emb.embedding.weight" : "src_tok_emb.embedding.weight");
+        shape[0] = k ? c->tgt_vocab : c->src_vocab;
+        return;
+    }
+    k -= 2;
+    if (k >= ne + 2) { k -= ne + 2; dec = 1; }
+    n = dec ? nd : ne;
+    if (k < n) {
+        const lm__s2s_key *key = &lm__s2s_keys[dec][k % (dec ? LM__S2S_DEC_N : LM__S2S_ENC_N)];
+        lm__fmt(name, LM_NAME_MAX, "transformer.%s.layers.%d.%s", dec ? "decoder" : "encoder",
+                k / (dec ? LM__S2S_DEC_N : LM__S2S_ENC_N), key->key);
+        shape[0] = lm__s2s_dim(c, key->rows);
+        if (key->cols) shape[1] = lm__s2s_dim(c, key->cols);
+        else *ndim = 1;
+        return;
+    }
+    k -= n;
+    if (k < 2) {
+        lm__fmt(name, LM_NAME_MAX, "transformer.%s.norm.%s", dec ? "decoder" : "encoder",
+                k ? "bias" : "weight");
+        *ndim = 1;
+        shape[0] = C;
+        return;
+    }
+    strcpy(name, k == 2 ? "generator.weight" : "generator.bias");
+    shape[0] = c->tgt_vocab;
+    if (k == 3) *ndim = 1;
+}
+
+/* The configuration with its defaults, checked. */
+static int lm__s2s_config(lm_seq2seq_config *c, const lm_seq2seq_config *in) {
+    lm_seq2seq_config given;
+    int H, L;
+    memset(&given, 0, sizeof given);
+    if (in) given = *in;
+    *c = given;
+    if (c->d_model <= 0) c->d_model = 128;
+    if (c->nhead <= 0) c->nhead = 4;
+    if (c->num_encoder_layers <= 0) c->num_encoder_layers = 3;
+    if (c->num_decoder_layers <= 0) c->num_decoder_layers = 3;
+    if (c->dim_feedforward <= 0) c->dim_feedforward = c->d_model <= 65536 ? 4 * c->d_model : 1;
+    if (c->n_ctx <= 0) c->n_ctx = 128;
+    if (c->src_vocab <= 0) c->src_vocab = 256 + 3;
+    if (c->tgt_vocab <= 0) c->tgt_vocab = 256 + 3;
+    if (c->bos_id == 0) c->bos_id = c->tgt_vocab - 3;
+    if (c->eos_id == 0) c->eos_id = c->tgt_vocab - 2;
+    if (c->pad_id == 0) c->pad_id = c->tgt_vocab - 1;
+    H = c->nhead;
+    L = c->num_encoder_layers > c->num_decoder_layers ? c->num_encoder_layers : c->num_decoder_layers;
+    if (lm__shape_check(L, H, c->d_model, c->n_ctx, c->src_vocab > c->tgt_vocab ? c->src_vocab : c->tgt_vocab,
+                        "seq2seq") != LM_OK) return LM_ERR_ARG;
+    if (L > 999 || c->n_ctx > 65536 || (double)c->n_ctx * c->d_model > 16777216.0 ||
+        (double)c->dim_feedforward * c->d_model > 2e9)
+        return lm__fail(LM_ERR_ARG, "seq2seq: config out of range (layers %d and %d of at most 999, "
+                        "n_ctx %d, dim_feedforward %d)", c->num_encoder_layers,
+                        c->num_decoder_layers, c->n_ctx, c->dim_feedforward);
+    if (c->norm_first != 0 && c->norm_first != 1)
+        return lm__fail(LM_ERR_ARG, "seq2seq: norm_first %d is not 0 or 1", c->norm_first);
+    if (c->activation != LM_ACT_RELU && c->activation != LM_ACT_GELU)
+        return lm__fail(LM_ERR_ARG, "seq2seq: activation %d is not LM_ACT_RELU or LM_ACT_GELU", c->activation);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return lm__fail(LM_ERR_ARG, "seq2seq: dropout %g outside [0, 1)", (double)c->dropout);
+    if (c->bos_id < 0 || c->bos_id >= c->tgt_vocab || c->eos_id < 0 || c->eos_id >= c->tgt_vocab ||
+        c->pad_id < 0 || c->pad_id >= c->tgt_vocab || c->bos_id == c->eos_id ||
+        c->bos_id == c->pad_id || c->eos_id == c->pad_id)
+        return lm__fail(LM_ERR_ARG, "seq2seq: bos_id %d, eos_id %d and pad_id %d must be distinct "
+                        "ids of the target vocabulary of %d", c->bos_id, c->eos_id, c->pad_id,
+                        c->tgt_vocab);
+    return LM_OK;
+}
+
+/* pe[t][j] = sin(t / 10000^(2i / C)) for j = 2i and cos(...) for j = 2i + 1, as the paper;
+   computed in double, rounded to float. */
+static void lm__s2s_positions(float *pe, int T, int C) {
+    int t, j;
+    for (j = 0; j < C; j++) {
+        double f = exp(-(double)(j & ~1) * log(10000.0) / C);
+        for (t = 0; t < T; t++)
+            pe[(size_t)t * C + j] = (float)(j & 1 ? cos(t * f) : sin(t * f));
+    }
+}
+
+/* A model with its memory laid out and its positions made, but no weights yet. */
+static lm_seq2seq *lm__s2s_alloc(const lm_seq2seq_config *cfg) {
+    lm_seq2seq *m;
+    lm_seq2seq_config c;
+    int n, l, j, Le, Ld, C;
+    if (lm__s2s_config(&c, cfg) != LM_OK) return NULL;
+    Le = c.num_encoder_layers; Ld = c.num_decoder_layers; C = c.d_model;
+    n = LM__S2S_N(Le, Ld);
+    m = (lm_seq2seq *)LM_MALLOC(sizeof *m);
+    if (!m) { lm__fail(LM_ERR_MEM, "seq2seq: out of memory"); return NULL; }
+    memset(m, 0, sizeof *m);
+    m->cfg = c;
+    if (lm__params_build(&m->params, &m->arena, n, lm__s2s_layout, &c,
+                         (size_t)(Le + Ld) * sizeof(lm_block) + (size_t)c.n_ctx * C * sizeof(float) + 1024) != LM_OK)
+        goto fail;
+    m->enc = (lm_block *)lm_arena_calloc(&m->arena, (size_t)(Le + Ld) * sizeof(lm_block));
+    m->pe.data = (float *)lm_arena_alloc(&m->arena, (size_t)c.n_ctx * C * sizeof(float));
+    if (!m->enc || !m->pe.data) goto fail;
+    m->dec = m->enc + Le;
+    for (l = 0; l < Le + Ld; l++) {
+        int dec = l >= Le, nk = dec ? LM__S2S_DEC_N : LM__S2S_ENC_N;
+        lm_tensor *t = &m->params.t[dec ? 4 + LM__S2S_ENC_N * Le + LM__S2S_DEC_N * (l - Le)
+                                        : 2 + LM__S2S_ENC_N * l];
+        for (j = 0; j < nk; j++)
+            *(lm_tensor **)((char *)&m->enc[l] + lm__s2s_keys[dec][j].field) = t + j;
+    }
+    m->src_emb = &m->params.t[0];
+    m->tgt_emb = &m->params.t[1];
+    m->enc_norm_w = &m->params.t[2 + LM__S2S_ENC_N * Le];
+    m->enc_norm_b = m->enc_norm_w + 1;
+    m->dec_norm_w = &m->params.t[n - 4];
+    m->dec_norm_b = &m->params.t[n - 3];
+    m->out_w = &m->params.t[n - 2];
+    m->out_b = &m->params.t[n - 1];
+    m->pe.ndim = 2; m->pe.shape[0] = c.n_ctx; m->pe.shape[1] = C; m->pe.size = c.n_ctx * C;
+    lm__s2s_positions(m->pe.data, c.n_ctx, C);
+    return m;
+fail:
+    lm_arena_free(&m->arena);
+    LM_FREE(m);
+    return NULL;
+}
+
+/* Fresh init, as nn.Transformer's and PyTorch's translation tutorial: every matrix (the
+   embeddings and the output layer too) Xavier-uniform, U(-a, a) with
+   a = sqrt(6 / (rows + cols)); biases 0; LayerNorm weights 1. Drawn in parameter order from
+   one seeded stream. */
+static void lm__s2s_init(lm_params *p, uint64_t seed) {
+    lm_rng rng = lm_rng_seed(seed);
+    int k, i;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        if (t->ndim == 2) {
+            float a = sqrtf(6.0f / (float)(t->shape[0] + t->shape[1]));
+            for (i = 0; i < t->size; i++) t->data[i] = a * (2.0f * lm_rng_uniform(&rng) - 1.0f);
+        } else if (strstr(p->names[k], "norm") && lm__ends_with(p->names[k], ".weight")) {
+            for (i = 0; i < t->size; i++) t->data[i] = 1.0f;
+        }
+    }
+}
+
+LMDEF lm_seq2seq *lm_seq2seq_new(const lm_seq2seq_config *cfg, uint64_t seed) {
+    lm_seq2seq *m = lm__s2s_alloc(cfg);
+    if (!m) return NULL;
+    m->seed = seed;
+    lm__s2s_init(&m->params, seed);
+    return m;
+}
+
+LMDEF void lm_seq2seq_free(lm_seq2seq *m) {
+    if (!m) return;
+    lm_arena_free(&m->arena);
+    lm_arena_free(&m->work);
+    lm_arena_free(&m->dec_arena);
+    LM_FREE(m);
+}
+
+LMDEF size_t lm_seq2seq_num_params(const lm_seq2seq *m) {
+    size_t s = 0;
+    int k;
+    for (k = 0; k < m->params.n; k++) s += (size_t)m->params.t[k].size;
+    return s;
+}
+
+/* The encoder or the decoder as a trunk of section 5. */
+static lm__trunk lm__s2s_trunk(lm_seq2seq *m, int decoder) {
+    const lm_seq2seq_config *c = &m->cfg;
+    lm__trunk t;
+    memset(&t, 0, sizeof t);
+    t.who = decoder ? "seq2seq decoder" : "seq2seq encoder";
+    t.wte = decoder ? m->tgt_emb : m->src_emb;
+    t.wpe = &m->pe;
+    t.h = decoder ? m->dec : m->enc;
+    t.n_layer = decoder ? c->num_decoder_layers : c->num_encoder_layers;
+    t.n_head = c->nhead; t.n_embd = c->d_model; t.n_ctx = c->n_ctx;
+    t.causal = decoder;
+    t.dropout = c->dropout;
+    t.act = c->activation == LM_ACT_GELU ? LM__GELU_ERF : LM__RELU;
+    t.emb_scale = sqrtf((float)c->d_model);
+    t.post_ln = !c->norm_first;
+    t.out_major = 1;
+    t.mlp_dropout = 1;
+    return t;
+}
+
+/* A batch's shape and tokens, checked before anything is built. */
+static int lm__s2s_check(const lm_seq2seq *m, const lm_seq2seq_batch *b) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int i, t, big;
+    if (!b || b->B < 1 || b->S < 1 || b->S > c->n_ctx || b->T < 0 || b->T > c->n_ctx - 1 || !b->src ||
+        (b->T > 0 && !b->tgt))
+        return lm__fail(LM_ERR_ARG, "seq2seq: a batch needs B >= 1 rows, sources of 1 to n_ctx = %d "
+                        "tokens and targets of at most %d", c->n_ctx, c->n_ctx - 1);
+    big = c->tgt_vocab > c->dim_feedforward ? c->tgt_vocab : c->dim_feedforward;
+    if (big < 3 * c->d_model) big = 3 * c->d_model;
+    if ((double)b->B * (b->S > b->T + 1 ? b->S : b->T + 1) * big > INT_MAX ||
+        (double)b->B * c->nhead * (b->S > b->T + 1 ? b->S : b->T + 1) * (b->S > b->T + 1 ? b->S : b->T + 1) > INT_MAX)
+        return lm__fail(LM_ERR_ARG, "seq2seq: a batch of %d rows is too large for this model", b->B);
+    for (i = 0; i < b->B; i++) {
+        int ns = b->src_len ? b->src_len[i] : b->S, nt = b->tgt_len ? b->tgt_len[i] : b->T;
+        if (ns < 1 || ns > b->S)
+            return lm__fail(LM_ERR_ARG, "seq2seq: source length %d of row %d outside [1, %d]", ns, i, b->S);
+        if (nt < 0 || nt > b->T)
+            return lm__fail(LM_ERR_ARG, "seq2seq: target length %d of row %d outside [0, %d]", nt, i, b->T);
+        for (t = 0; t < ns; t++)
+            if (b->src[(size_t)i * b->S + t] < 0 || b->src[(size_t)i * b->S + t] >= c->src_vocab)
+                return lm__fail(LM_ERR_ARG, "seq2seq: source token %d (row %d, position %d) outside "
+                                "[0, %d)", b->src[(size_t)i * b->S + t], i, t, c->src_vocab);
+        for (t = 0; t < nt; t++) {
+            int y = b->tgt[(size_t)i * b->T + t];
+            if (y < 0 || y >= c->tgt_vocab || y == c->bos_id || y == c->eos_id || y == c->pad_id)
+                return lm__fail(LM_ERR_ARG, "seq2seq: target token %d (row %d, position %d) outside "
+                                "[0, %d) or a special id (BOS %d, EOS %d, PAD %d)", y, i, t,
+                                c->tgt_vocab, c->bos_id, c->eos_id, c->pad_id);
+        }
+    }
+    return LM_OK;
+}
+
+/* The logits (B, T, V_tgt) of decoder inputs dec (B, T) after sources src (B, S) of lengths
+   src_len: the encoder and its final norm, then the decoder attending to that, its final
+   norm, and the output layer. */
+static lm_tensor *lm__s2s_logits(lm_graph *g, lm_seq2seq *m, const int *src, const int *src_len,
+                                 int S, const int *dec, int T, int B) {
+    lm__trunk e = lm__s2s_trunk(m, 0), d = lm__s2s_trunk(m, 1);
+    e.lens = src_len;
+    d.mem = lm_layernorm(g, lm__trunk_forward(g, &e, src, B, S), m->enc_norm_w, m->enc_norm_b, 1e-5f);
+    d.mem_lens = src_len;
+    return lm__lin(g, lm_layernorm(g, lm__trunk_forward(g, &d, dec, B, T), m->dec_norm_w, m->dec_norm_b, 1e-5f),
+                   m->out_w, m->out_b, 1);
+}
+
+/* Teacher forcing, on g's arena: the sources with their padding made a valid id (0; the
+   mask hides it), the decoder's input BOS + target and its targets target + EOS, both of
+   T + 1 and padded with pad_id, which the loss ignores. Then the logits, and the loss if
+   tgt_out is wanted. */
+static lm_tensor *lm__s2s_graph(lm_graph *g, lm_seq2seq *m, const lm_seq2seq_batch *b, int loss) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int B = b->B, S = b->S, T1 = b->T + 1, i, t;
+    int *src = (int *)lm_arena_alloc(g->arena, sizeof(int) * (size_t)B * (S + 2 * T1));
+    int *dec, *tgt;
+    lm_tensor *logits;
+    if (!src) { g->failed = 1; return NULL; }
+    dec = src + (size_t)B * S;
+    tgt = dec + (size_t)B * T1;
+    for (i = 0; i < B; i++) {
+        int ns = b->src_len ? b->src_len[i] : S, nt = b->tgt_len ? b->tgt_len[i] : b->T;
+        for (t = 0; t < S; t++) src[(size_t)i * S + t] = t < ns ? b->src[(size_t)i * S + t] : 0;
+        for (t = 0; t < T1; t++) {
+            int y = t < nt ? b->tgt[(size_t)i * b->T + t] : t == nt ? c->eos_id : c->pad_id;
+            dec[(size_t)i * T1 + t] = t == 0 ? c->bos_id : t <= nt ? b->tgt[(size_t)i * b->T + t - 1] : c->pad_id;
+            tgt[(size_t)i * T1 + t] = y;
+        }
+    }
+    logits = lm__s2s_logits(g, m, src, b->src_len, S, dec, T1, B);
+    return loss ? lm_cross_entropy(g, logits, tgt, c->pad_id) : logits;
+}
+
+LMDEF lm_tensor *lm_seq2seq_forward(lm_seq2seq *m, lm_graph *g, const lm_seq2seq_batch *b) {
+    if (g->failed) return NULL;
+    if (lm__s2s_check(m, b) != LM_OK) { g->failed = 1; return NULL; }
+    return lm__s2s_graph(g, m, b, 0);
+}
+
+/* The parameters of a config (as the layout counts them), and what the work arena of one
+   step needs, roughly (lm__fit grows it when short): activations, attention rows and tape
+   nodes; for training their gradients, the logits' and the parameters' gradient block. */
+static double lm__s2s_params(const lm_seq2seq_config *c) {
+    double C = c->d_model, F = c->dim_feedforward;
+    return ((double)c->src_vocab + 2.0 * c->tgt_vocab) * C + c->tgt_vocab + 4 * C +
+           c->num_encoder_layers * (4 * C * C + 2 * C * F + 9 * C + F) +
+           c->num_decoder_layers * (8 * C * C + 2 * C * F + 15 * C + F);
+}
+static double lm__s2s_work_estimate(const lm_seq2seq_config *c, int B, int S, int T1, int mode) {
+    double C = c->d_model, F = c->dim_feedforward, H = c->nhead, V = c->tgt_vocab;
+    double enc = c->num_encoder_layers * (S * (20 * C + 3 * F) + H * S * S) + 4 * S * C;
+    double dec = c->num_decoder_layers * (T1 * (28 * C + 3 * F) + H * T1 * ((double)T1 + S) + 2 * S * C) + 4 * T1 * C;
+    double graph = 4.0 * B * (enc + dec) + (c->num_encoder_layers + c->num_decoder_layers) * 24.0 * 512 + 16384;
+    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T1 * V + (1 << 20) + 4 * lm__s2s_params(c)
+                             : graph + 4.0 * B * T1 * V;
+}
+
+typedef struct { lm_seq2seq *m; const lm_seq2seq_batch *b; } lm__s2s_ctx;
+static lm_tensor *lm__s2s_loss_graph(lm_graph *g, void *ctx) {
+    lm__s2s_ctx *x = (lm__s2s_ctx *)ctx;
+    return lm__s2s_graph(g, x->m, x->b, 1);
+}
+
+/* Check the batch, then lm__run_step. Dropout masks are drawn from (seed, training steps
+   taken), as the encoder's, and a training step counts one more. */
+static float lm__s2s_step(lm_seq2seq *m, const lm_train_opts *o, const lm_seq2seq_batch *b,
+                          int step, int mode) {
+    lm__s2s_ctx x;
+    lm__step s;
+    float loss;
+    if (lm__s2s_check(m, b) != LM_OK) return NAN;
+    x.m = m; x.b = b;
+    s.who = "seq2seq"; s.params = &m->params; s.work = &m->work; s.build = lm__s2s_loss_graph; s.ctx = &x;
+    s.est = lm__s2s_work_estimate(&m->cfg, b->B, b->S, b->T + 1, mode == LM__LOSS ? LM__INFER : LM__TRAIN);
+    s.rng = lm_rng_seed(m->seed ^ (0x9E3779B97F4A7C15ull * (m->steps + 1)));
+    loss = lm__run_step(&s, o, step, mode);
+    if (mode == LM__STEP && loss == loss) m->steps++;   /* a failed step was not taken */
+    return loss;
+}
+LMDEF float lm_seq2seq_loss(lm_seq2seq *m, const lm_seq2seq_batch *b) {
+    return lm__s2s_step(m, NULL, b, 0, LM__LOSS);
+}
+LMDEF float lm_seq2seq_backward(lm_seq2seq *m, const lm_seq2seq_batch *b) {
+    return lm__s2s_step(m, NULL, b, 0, LM__BACKWARD);
+}
+LMDEF float lm_seq2seq_train_step(lm_seq2seq *m, const lm_train_opts *o, const lm_seq2seq_batch *b,
+                                  int step) {
+    return lm__s2s_step(m, o, b, step, LM__STEP);
+}
+
+LMDEF double lm_seq2seq_memory(const lm_seq2seq_config *cfg, int B, int S, int T) {
+    lm_seq2seq_config c;
+    double C, F, Ld, N, params;
+    if (lm__s2s_config(&c, cfg) != LM_OK) return HUGE_VAL;
+    C = c.d_model; F = c.dim_feedforward; Ld = c.num_decoder_layers; N = c.n_ctx;
+    params = lm__s2s_params(&c);
+    /* weights, gradients, two moments; the positions; decoding (one beam) or one step */
+    return 16 * params + 4 * N * C +
+           (B > 0 ? lm__s2s_work_estimate(&c, B, S, T + 1, LM__TRAIN)
+                  : 16 * Ld * N * C + 4 * (10 * C + F + N + 2.0 * c.tgt_vocab) +
+                    lm__s2s_work_estimate(&c, 1, c.n_ctx, 1, LM__INFER));
+}
+
+/* ---------------------------------------------------------------------------------------
+   Decoding. The encoder runs once per source, through the graph (no gradients); every
+   decoder layer's cross-attention keys and values of it, (S, 2C), are computed there once
+   and kept in kv_cross. Then the decoder takes one position at a time, row by row with
+   lm__block_row as the GPT's generation does, its own keys and values going into a KV
+   cache: a token costs the same whatever came before, apart from the attention over it.
+   Beam search keeps `beam` hypotheses, each with a cache slot; a step feeds every
+   hypothesis its last token, takes the best `beam` continuations of all of them by total
+   log-probability, and gives each a slot: a parent's own slot to its first child, a copy
+   of it to any other. A hypothesis that ends with EOS is finished; the search stops when
+   the best finished one scores at least the best open one (scores only fall), when
+   max_out tokens are out, or when n_ctx positions are used up; the result is the
+   finished hypothesis with the highest total log-probability (no length penalty). Greedy
+   decoding is the search with one hypothesis.
+   --------------------------------------------------------------------------------------- */
+#define LM__BEAM_MAX 16
+
+/* The decoding memory of m for `beams` hypotheses: cache slots (beams, L_dec, n_ctx, 2C),
+   the source's keys and values (L_dec, n_ctx, 2C), then per hypothesis its row x (C),
+   its tokens (n_ctx) and its scores, and the scratch of a step. Made on first use, and
+   again only for more beams. */
+typedef struct {
+    float *x;                /* (beams, C) each hypothesis's row                          */
+    float *logp;             /* (beams, V) their next-token log-probabilities             */
+    float *scratch;          /* 5C + F + n_ctx floats for lm__block_row                   */
+    int *tok;                /* (2, beams, n_ctx) tokens, double-buffered                 */
+    int *slot;               /* (2, beams) cache slot of each hypothesis                  */
+    double *score;           /* (2, beams) total log-probabilities                        */
+} lm__s2s_dec;
+static int lm__s2s_dec_mem(lm_seq2seq *m, int beams, lm__s2s_dec *d) {
+    const lm_seq2seq_config *c = &m->cfg;
+    size_t C = (size_t)c->d_model, N = (size_t)c->n_ctx, Ld = (size_t)c->num_decoder_layers, V = (size_t)c->tgt_vocab;
+    size_t floats = (beams + 1) * Ld * N * 2 * C + beams * (C + V) + 5 * C + (size_t)c->dim_feedforward + N;
+    size_t bytes = floats * sizeof(float) + (size_t)beams * (2 * N + 2) * sizeof(int) +
+                   2 * (size_t)beams * sizeof(double) + 16 * 64;
+    lm_arena *a = &m->dec_arena;
+    if (m->beams < beams) {
+        lm_arena_free(a);
+        m->beams = 0;
+        if (lm_arena_init(a, bytes) != LM_OK) return LM_ERR_MEM;
+        m->beams = beams;
+    }
+    lm_arena_reset(a, 0);
+    m->kv_self = (float *)lm_arena_alloc(a, (size_t)beams * Ld * N * 2 * C * sizeof(float));
+    m->kv_cross = (float *)lm_arena_alloc(a, Ld * N * 2 * C * sizeof(float));
+    d->x = (float *)lm_arena_alloc(a, (size_t)beams * C * sizeof(float));
+    d->logp = (float *)lm_arena_alloc(a, (size_t)beams * V * sizeof(float));
+    d->scratch = (float *)lm_arena_alloc(a, (5 * C + (size_t)c->dim_feedforward + N) * sizeof(float));
+    d->tok = (int *)lm_arena_alloc(a, (size_t)beams * 2 * N * sizeof(int));
+    d->slot = (int *)lm_arena_alloc(a, (size_t)beams * 2 * sizeof(int));
+    d->score = (double *)lm_arena_alloc(a, 2 * (size_t)beams * sizeof(double));
+    if (!m->kv_self || !m->kv_cross || !d->x || !d->logp || !d->scratch || !d->tok || !d->slot || !d->score)
+        return lm__fail(LM_ERR_MEM, "seq2seq: decoding memory: %s", lm_error());
+    return LM_OK;
+}
+
+/* The encoder over one source, and each decoder layer's keys and values of its output. */
+typedef struct { lm_seq2seq *m; const int *src; int n; } lm__s2s_src;
+static lm_tensor *lm__s2s_encode_graph(lm_graph *g, void *ctx) {
+    lm__s2s_src *x = (lm__s2s_src *)ctx;
+    lm_seq2seq *m = x->m;
+    lm__trunk e = lm__s2s_trunk(m, 0);
+    int C = m->cfg.d_model, l;
+    lm_tensor *mem, *kv = NULL;
+    mem = lm_layernorm(g, lm__trunk_forward(g, &e, x->src, 1, x->n), m->enc_norm_w, m->enc_norm_b, 1e-5f);
+    for (l = 0; l < m->cfg.num_decoder_layers; l++) {
+        lm_block *b = &m->dec[l];
+        kv = lm__lin(g, mem, lm__rows_view(g, b->xattn_w, C, 2 * C), lm__rows_view(g, b->xattn_b, C, 2 * C), 1);
+        if (!kv) return NULL;
+        memcpy(m->kv_cross + (size_t)l * m->cfg.n_ctx * 2 * C, kv->data, (size_t)x->n * 2 * C * sizeof(float));
+    }
+    return kv;
+}
+
+/* Hypothesis i (cache slot `slot`) feeds token at position pos: its log-probabilities of
+   the next token into logp (V). */
+static void lm__s2s_dec_step(lm_seq2seq *m, const lm__trunk *t, lm__s2s_dec *d, int i, int slot,
+                             int token, int pos, int S) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int C = c->d_model, V = c->tgt_vocab, l, j;
+    size_t per = (size_t)c->n_ctx * 2 * C;
+    float *x = d->x + (size_t)i * C, *logp = d->logp + (size_t)i * V, *buf = d->scratch;
+    const float *e = m->tgt_emb->data + (size_t)token * C, *p = m->pe.data + (size_t)pos * C;
+    for (j = 0; j < C; j++) {
+        float v = e[j] * t->emb_scale;
+        x[j] = v + p[j];
+    }
+    for (l = 0; l < c->num_decoder_layers; l++) {
+        float *kv = m->kv_self + ((size_t)slot * c->num_decoder_layers + l) * per;
+        lm__block_row(&m->dec[l], t, x, pos, kv, kv + C, 2 * C, m->kv_cross + (size_t)l * per, S, d->scratch);
+    }
+    lm__ln_row(x, m->dec_norm_w->data, m->dec_norm_b->data, buf, C);
+    lm__gemv(buf, m->out_w->data, m->out_b->data, logp, C, V, 1);
+    lm__softmax_row(logp, logp, V, 1);
+}
+
+LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int beam, int *out,
+                               int max_out) {
+    const lm_seq2seq_config *c = &m->cfg;
+    lm__trunk t;
+    lm__s2s_dec d;
+    lm__s2s_src x;
+    lm_graph g;
+    int i, j, k, pos, K = beam < 1 ? 1 : beam, live = 1, cur = 0, V = c->tgt_vocab, N = c->n_ctx;
+    int best_len = 0, have_best = 0, limit, rc;
+    double best = -HUGE_VAL;
+    if (!m || !src || (max_out > 0 && !out) || max_out < 0)
+        return lm__fail(LM_ERR_ARG, "seq2seq translate: NULL argument or negative max_out");
+    if (n_src < 1 || n_src > N)
+        return lm__fail(LM_ERR_ARG, "seq2seq translate: a source of %d tokens, need 1 to n_ctx = %d", n_src, N);
+    if (beam > LM__BEAM_MAX)
+        return lm__fail(LM_ERR_ARG, "seq2seq translate: beam %d, at most %d", beam, LM__BEAM_MAX);
+    for (i = 0; i < n_src; i++)
+        if (src[i] < 0 || src[i] >= c->src_vocab)
+            return lm__fail(LM_ERR_ARG, "seq2seq translate: source token %d at position %d outside "
+                            "[0, %d)", src[i], i, c->src_vocab);
+    if (max_out == 0) return 0;
+    if ((rc = lm__s2s_dec_mem(m, K, &d)) != LM_OK) return rc;
+    x.m = m; x.src = src; x.n = n_src;
+    lm_clear_error();
+    if (!lm__fit(&m->work, lm__s2s_work_estimate(c, 1, n_src, 1, LM__INFER) +
+                 4.0 * c->num_decoder_layers * n_src * 2 * c->d_model, &g, lm__s2s_encode_graph, &x,
+                 LM__INFER, lm_rng_seed(0), NULL))
+        return LM_ERR_MEM;
+    t = lm__s2s_trunk(m, 1);
+    limit = max_out < N ? max_out : N;           /* tokens out at most */
+    d.slot[0] = 0;
+    d.score[0] = 0;
+    for (pos = 0; pos < limit && live > 0; pos++) {
+        /* every open hypothesis feeds its last token (BOS first) */
+        int *tok = d.tok + (size_t)cur * K * N, *ntok = d.tok + (size_t)(1 - cur) * K * N;
+        int *slot = d.slot + cur * K, *nslot = d.slot + (1 - cur) * K, nlive = 0, used = 0;
+        double *score = d.score + cur * K, *nscore = d.score + (1 - cur) * K;
+        int cand_i[LM__BEAM_MAX], cand_t[LM__BEAM_MAX], nc = 0;
+        double cand_s[LM__BEAM_MAX];
+        for (i = 0; i < live; i++)
+            lm__s2s_dec_step(m, &t, &d, i, slot[i], pos ? tok[(size_t)i * N + pos - 1] : c->bos_id, pos, n_src);
+        /* the best K continuations of all, by total log-probability: ties to the earlier
+           hypothesis, then the smaller token */
+        for (i = 0; i < live; i++) {
+            const float *lp = d.logp + (size_t)i * V;
+            for (j = 0; j < V; j++) {
+                double s = score[i] + lp[j];
+                if (j == c->bos_id || j == c->pad_id) continue;
+                if (nc == K && !(s > cand_s[K - 1])) continue;
+                k = nc < K ? nc++ : K - 1;
+                for (; k > 0 && s > cand_s[k - 1]; k--) {
+                    cand_s[k] = cand_s[k - 1]; cand_i[k] = cand_i[k - 1]; cand_t[k] = cand_t[k - 1];
+                }
+                cand_s[k] = s; cand_i[k] = i; cand_t[k] = j;
+            }
+        }
+        /* EOS finishes a hypothesis; the rest continue, in a cache slot each */
+        for (k = 0; k < nc; k++) {
+            int p = cand_i[k], full = pos + 1 == limit;
+            if (cand_t[k] == c->eos_id || full) {
+                int len = cand_t[k] == c->eos_id ? pos : pos + 1;
+                if (!have_best || cand_s[k] > best) {
+                    best = cand_s[k];
+                    best_len = len;
+                    have_best = 1;
+                    for (j = 0; j < pos && j < max_out; j++) out[j] = tok[(size_t)p * N + j];
+                    if (len > pos) out[pos] = cand_t[k];
+                }
+                continue;
+            }
+            memcpy(ntok + (size_t)nlive * N, tok + (size_t)p * N, (size_t)pos * sizeof(int));
+            ntok[(size_t)nlive * N + pos] = cand_t[k];
+            nscore[nlive] = cand_s[k];
+            nslot[nlive] = -1 - p;                  /* to be given a slot below */
+            nlive++;
+        }
+        /* slots: the first child of a parent takes the parent's slot, any other a copy */
+        for (k = 0; k < nlive; k++) {
+            int p = -1 - nslot[k];
+            if (!(used & (1 << p))) { used |= 1 << p; nslot[k] = slot[p]; }
+        }
+        for (k = 0; k < nlive; k++) {
+            int p, free_slot, taken = 0;
+            size_t per = (size_t)c->num_decoder_layers * N * 2 * c->d_model, l;
+            if (nslot[k] >= 0) continue;
+            p = -1 - nslot[k];
+            for (free_slot = 0; free_slot < K; free_slot++) {
+                for (taken = 0, j = 0; j < nlive && !taken; j++) taken = nslot[j] == free_slot;
+                if (!taken) break;
+            }
+            for (l = 0; l < (size_t)c->num_decoder_layers; l++)
+                memcpy(m->kv_self + (size_t)free_slot * per + l * N * 2 * c->d_model,
+                       m->kv_self + (size_t)slot[p] * per + l * N * 2 * c->d_model,
+                       (size_t)(pos + 1) * 2 * c->d_model * sizeof(float));
+            nslot[k] = free_slot;
+        }
+        live = nlive;
+        cur = 1 - cur;
+        if (have_best && (live == 0 || best >= d.score[cur * K])) break;
+    }
+    return best_len < max_out ? best_len : max_out;
+}
+
+/* =======================================================================================
+   10. Thread pool
    Thread pool. One global pool of worker threads. A job is n tasks; workers and the caller
    take task numbers from a shared counter until none are left. Which thread runs a task
    never matters: each task owns its outputs.
@@ -4068,7 +5006,7 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 }
 
 /* =======================================================================================
-   10. GEMM
+   11. GEMM
    GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, in the GotoBLAS / BLIS way.
 
    Almost every FLOP of training and inference goes through here, so this is the one place
@@ -4843,9 +5781,9 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 }
 
 /* =======================================================================================
-   11. Vector kernels
-   Vector math: exp, tanh, sigmoid, GELU, softmax sums, dot products, AdamW and LayerNorm
-   over float arrays, with SIMD.
+   12. Vector kernels
+   Vector math: exp, tanh, sigmoid, GELU (both forms), softmax sums, dot products, AdamW
+   and LayerNorm over float arrays, with SIMD.
 
    Why: libm's tanhf/expf are accurate but scalar and slow, and a training step calls them
    for every GELU activation and every softmax and cross-entropy entry. These kernels
@@ -4877,6 +5815,9 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
      GELU     forward 7e-7 relative for x > -3 (2 ulp for x >= 0), and for x < -3, where
               gelu is below 0.004 in size, an error that grows to 1e-5 relative at x = -9;
               backward (gelu') 1e-6 relative plus 1e-8 absolute.
+     GELU, exact (erf) form: forward 7e-7 relative for x > -3, and within 2 (4 + x^2/2)
+              ulp everywhere (the far negative tail again); backward within 1e-6 of the
+              size of its two terms, Phi(x) + |x| phi(x), plus 1e-8.
    armv7 NEON flushes denormal inputs and results to zero in hardware, so on that path the
    tails above end at FLT_MIN instead.
    ======================================================================================= */
@@ -5325,6 +6266,67 @@ static inline lm__vf lm__vf_gelu_grad(lm__vf x) {
     return lm__vf_mul(s, lm__vf_fma(q, sm, one));
 }
 
+/* GELU, exact form: gelu(x) = x Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2). With a = |x| / sqrt 2
+   and E = erfc(a) in (0, 1], Phi(x) = 0.5 E for x < 0 and 1 - 0.5 E for x >= 0: E is
+   never subtracted from a nearby number, so both sides keep their relative accuracy.
+   erfc(a) for a >= 0 is Numerical Recipes' Chebyshev fit (fractional error below 1.2e-7):
+       t = 1 / (1 + a / 2),  erfc(a) = t exp(P(t) - a^2),  P of degree 9
+   which costs one exp and one division and has no branch, so it vectorises as it is; a^2
+   is taken as x^2 / 2 (one rounding, not two). The derivative Phi(x) + x phi(x) takes
+   phi(x) = exp(-x^2 / 2) / sqrt(2 pi) from a second exp. As for the tanh form, the
+   rounding of x^2 is magnified by exp: the relative error grows like x^2 ulp in the far
+   negative tail, where gelu is below 1e-6 in size. |x| is capped at 15, where Phi and
+   phi are 0 in float (exp's argument is below its underflow): so gelu'(+-inf) is 1 and
+   0, and gelu(-inf) is NaN, as the formula's -inf * 0 is. */
+#define LM__ERF_CAP 15.0f
+#define LM__SQRT1_2 0.70710678118654752f
+#define LM__INV_SQRT_2PI 0.39894228040143268f
+static const float lm__erfc_p[10] = {    /* P(t), highest power first */
+    0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+    -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f };
+
+/* erfc(|x| / sqrt 2) for |x| <= LM__ERF_CAP (NaN stays NaN) */
+static float lm__s_erfc_half(float ax) {
+    float t = 1.0f / (1.0f + 0.5f * LM__SQRT1_2 * ax), p = lm__erfc_p[0];
+    int i;
+    for (i = 1; i < 10; i++) p = p * t + lm__erfc_p[i];
+    return t * lm__s_exp(p - 0.5f * (ax * ax));
+}
+static float lm__s_gelu_erf(float x) {
+    float ax = fabsf(x), e = lm__s_erfc_half(ax < LM__ERF_CAP ? ax : LM__ERF_CAP);
+    return x * (x < 0 ? 0.5f * e : 1.0f - 0.5f * e);
+}
+static float lm__s_gelu_erf_grad(float x) {
+    float ax = fabsf(x) < LM__ERF_CAP ? fabsf(x) : LM__ERF_CAP, e = lm__s_erfc_half(ax);
+    float phi = lm__s_exp(-0.5f * (ax * ax)) * LM__INV_SQRT_2PI;
+    if (x != x) return x + x;
+    return (x < 0 ? 0.5f * e : 1.0f - 0.5f * e) + copysignf(ax, x) * phi;
+}
+
+static inline lm__vf lm__vf_erfc_half(lm__vf ax) {
+    lm__vf t, p;
+    int i;
+    t = lm__vf_div(lm__vf_set1(1.0f), lm__vf_fma(ax, lm__vf_set1(0.5f * LM__SQRT1_2), lm__vf_set1(1.0f)));
+    p = lm__vf_set1(lm__erfc_p[0]);
+    for (i = 1; i < 10; i++) p = lm__vf_fma(p, t, lm__vf_set1(lm__erfc_p[i]));
+    return lm__vf_mul(t, lm__vf_exp(lm__vf_fma(lm__vf_mul(ax, ax), lm__vf_set1(-0.5f), p)));
+}
+/* Phi(x) from E = erfc(|x| / sqrt 2) */
+static inline lm__vf lm__vf_phi_cdf(lm__vf x, lm__vf e) {
+    lm__vf h = lm__vf_mul(lm__vf_set1(0.5f), e);
+    return lm__vf_select(lm__vf_lt(x, lm__vf_set1(0.0f)), h, lm__vf_sub(lm__vf_set1(1.0f), h));
+}
+static inline lm__vf lm__vf_gelu_erf(lm__vf x) {
+    lm__vf ax = lm__vf_min(lm__vf_set1(LM__ERF_CAP), lm__vf_abs(x));   /* NaN passes through */
+    return lm__vf_mul(x, lm__vf_phi_cdf(x, lm__vf_erfc_half(ax)));
+}
+static inline lm__vf lm__vf_gelu_erf_grad(lm__vf x) {
+    lm__vf ax = lm__vf_min(lm__vf_set1(LM__ERF_CAP), lm__vf_abs(x)), phi;
+    phi = lm__vf_mul(lm__vf_exp(lm__vf_mul(lm__vf_mul(ax, ax), lm__vf_set1(-0.5f))),
+                     lm__vf_set1(LM__INV_SQRT_2PI));
+    return lm__vf_fma(lm__vf_copysign(ax, x), phi, lm__vf_phi_cdf(x, lm__vf_erfc_half(ax)));
+}
+
 /* ---------------------------------------------------------------------------------------
    3. Array kernels. Each one: a loop over whole vectors (skipped when lm__vec_simd is 0),
    then a scalar loop for what is left. Every kernel accepts n <= 0 (it does nothing) and
@@ -5376,6 +6378,51 @@ LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n) 
             lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
         }
     for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_grad(x[i]);
+}
+
+/* y = relu(x) = x > 0 ? x : 0 (NaN gives 0, on both paths) */
+LM__VEC_FN void lm__relu_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf z = lm__vf_set1(0.0f);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf v = lm__vf_load(x + i);
+            lm__vf_store(y + i, lm__vf_select(lm__vf_lt(z, v), v, z));
+        }
+    }
+    for (; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+/* dx += x > 0 ? dy : 0 */
+LM__VEC_FN void lm__relu_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf z = lm__vf_set1(0.0f);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_select(lm__vf_lt(z, lm__vf_load(x + i)), lm__vf_load(dy + i), z);
+            lm__vf_store(dx + i, lm__vf_add(lm__vf_load(dx + i), g));
+        }
+    }
+    for (; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;
+}
+
+/* y = gelu_erf(x) (the exact form) */
+LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) lm__vf_store(y + i, lm__vf_gelu_erf(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_gelu_erf(x[i]);
+}
+
+/* dx += dy * gelu_erf'(x) */
+LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_gelu_erf_grad(lm__vf_load(x + i));
+            lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
+        }
+    for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_erf_grad(x[i]);
 }
 
 /* max of x[0..n); -inf when n <= 0. NaN entries may be skipped. */
@@ -5650,8 +6697,8 @@ LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, 
 }
 
 /* =======================================================================================
-   12. Text and numbers in files
-   What the file formats of sections 13 to 15 share: UTF-8, decimal numbers, a strict JSON
+   13. Text and numbers in files
+   What the file formats of sections 14 to 16 share: UTF-8, decimal numbers, a strict JSON
    lexer, and whole files - read in one go, and written through a temporary file that is
    renamed over the target only when complete, so a crash never leaves half a file.
    ======================================================================================= */
@@ -5721,7 +6768,7 @@ static int lm__atou(const char *z, uint64_t max, uint64_t *out) {
 
 /* ---------------------------------------------------------------------------------------
    A strict JSON lexer, for the two JSON documents the library reads: a safetensors header
-   and GPT-2's encoder.json. Their parsers (sections 13 and 14) are recursive descent
+   and GPT-2's encoder.json. Their parsers (sections 14 and 15) are recursive descent
    over exactly their schema, with depth fixed by construction, so a document of a million
    '[' is just "expected '{'"; this lexer gives them the pieces: white space, punctuation,
    strings and non-negative integers. Strings are unescaped into one pool as large as the
@@ -6050,7 +7097,7 @@ static int lm__out_close(lm__out *o) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   13. Tokenizers
+   14. Tokenizers
    Raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
    A tokenizer is a table of tokens (each a short byte string, addressed by id) plus a
    ranked list of merges "token l followed by token r becomes token m". The bytes kind is
@@ -7347,7 +8394,7 @@ LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   14. Safetensors
+   15. Safetensors
    A file is: u64 little-endian N; N bytes of JSON; the raw data. The JSON is one object
    mapping each tensor name to {"dtype": "F32", "shape": [...], "data_offsets": [b, e]},
    offsets relative to the start of the data, plus an optional "__metadata__" object of
@@ -8078,8 +9125,9 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 #endif
 
 /* =======================================================================================
-   15. Checkpoints
-   GPT checkpoints: the model's parameters under Hugging Face GPT-2 names.
+   16. Checkpoints
+   GPT checkpoints: the model's parameters under Hugging Face GPT-2 names; then the
+   encoder-decoder's, under PyTorch's; and the resume state every model writes the same way.
    Saving is a loop over lm_gpt.params, which holds the tensors in checkpoint order with
    their names. Loading infers the configuration from the shapes, accepts what Hugging
    Face files contain (a "transformer." prefix, attention-mask buffers, a tied lm_head),
@@ -8356,9 +9404,8 @@ static uint64_t lm__weights_fnv(const lm_params *p) {
 /* The parameters as writer entries o[0..n): data from base (the weights, or a moment
    buffer laid out like them), names prefix + the parameter's name written into names (or,
    when names is NULL, the parameters' own). An error if the model looks wrong. */
-static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
-                        char (*names)[LM_NAME_MAX + 2], const char *prefix) {
-    const lm_params *p = &m->params;
+static int lm__params_outs(const lm_params *p, const float *base, lm_st_out *o,
+                           char (*names)[LM_NAME_MAX + 2], const char *prefix) {
     int i, k;
     for (i = 0; i < p->n; i++) {
         const lm_tensor *t = &p->t[i];
@@ -8383,16 +9430,18 @@ static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
    writer: state NULL, the checkpoint (the weights, the config as metadata); else the resume
    state (tensors m.<name> and v.<name>, the AdamW moments shaped as the parameters, and as
    metadata the config plus adam_step, step, data_pos, rng and the weights' fingerprint).
-   kv points into num: use it where it was made. lm__gpt_file_free releases it. */
-typedef struct lm__gpt_file {
+   The model's own make function puts its config's ncfg pairs in kv[0 .. 2 ncfg) (their
+   numbers in num[0 .. 15)) and calls lm__model_file_make. kv points into num: use it
+   where it was made. lm__model_file_free releases it. */
+typedef struct lm__model_file {
     lm_st_out *o;            /* (n) entries, then (a state) their names                     */
     int n, nmeta;
-    char num[10][24];        /* the metadata's numbers as text                              */
-    const char *kv[22];
-} lm__gpt_file;
-static void lm__gpt_file_free(lm__gpt_file *f) { LM_FREE(f->o); f->o = NULL; }
-static int lm__gpt_file_make(lm__gpt_file *f, const lm_gpt *m, const lm_train_state *state) {
-    const lm_params *p = &m->params;
+    char num[20][24];        /* the metadata's numbers as text: the config's, then the state's */
+    const char *kv[40];
+} lm__model_file;
+static void lm__model_file_free(lm__model_file *f) { LM_FREE(f->o); f->o = NULL; }
+static int lm__model_file_make(lm__model_file *f, const lm_params *p, int ncfg,
+                               const lm_train_state *state) {
     char (*names)[LM_NAME_MAX + 2] = NULL;
     int rc;
     f->o = NULL;
@@ -8407,46 +9456,270 @@ static int lm__gpt_file_make(lm__gpt_file *f, const lm_gpt *m, const lm_train_st
     if (!f->o) return lm__fail(LM_ERR_MEM, "checkpoint: out of memory");
     if (state) {
         names = (char (*)[LM_NAME_MAX + 2])(f->o + f->n);
-        rc = lm__gpt_outs(m, p->m, f->o, names, "m.");
-        if (rc == LM_OK) rc = lm__gpt_outs(m, p->v, f->o + p->n, names + p->n, "v.");
+        rc = lm__params_outs(p, p->m, f->o, names, "m.");
+        if (rc == LM_OK) rc = lm__params_outs(p, p->v, f->o + p->n, names + p->n, "v.");
     } else {
-        rc = lm__gpt_outs(m, p->data, f->o, NULL, "");
+        rc = lm__params_outs(p, p->data, f->o, NULL, "");
     }
-    if (rc != LM_OK) { lm__gpt_file_free(f); return rc; }
-    lm__gpt_meta(m, f->num, f->kv);
-    f->nmeta = 6;
+    if (rc != LM_OK) { lm__model_file_free(f); return rc; }
+    f->nmeta = ncfg;
     if (state) {
-        const char **kv = f->kv;
-        char (*num)[24] = f->num;
-        kv[12] = "adam_step"; lm__utoa((uint64_t)p->step, num[5]); kv[13] = num[5];
-        kv[14] = "step"; lm__utoa((uint64_t)state->step, num[6]); kv[15] = num[6];
-        kv[16] = "data_pos"; lm__utoa(state->data_pos, num[7]); kv[17] = num[7];
-        kv[18] = "rng"; lm__utoa(state->rng, num[8]); kv[19] = num[8];
-        kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(p), num[9]); kv[21] = num[9];
-        f->nmeta = 11;
+        const char **kv = f->kv + 2 * ncfg;
+        char (*num)[24] = f->num + 15;
+        kv[0] = "adam_step"; lm__utoa((uint64_t)p->step, num[0]); kv[1] = num[0];
+        kv[2] = "step"; lm__utoa((uint64_t)state->step, num[1]); kv[3] = num[1];
+        kv[4] = "data_pos"; lm__utoa(state->data_pos, num[2]); kv[5] = num[2];
+        kv[6] = "rng"; lm__utoa(state->rng, num[3]); kv[7] = num[3];
+        kv[8] = "weights_fnv"; lm__utoa(lm__weights_fnv(p), num[4]); kv[9] = num[4];
+        f->nmeta = ncfg + 5;
     }
     return LM_OK;
 }
+static int lm__gpt_file_make(lm__model_file *f, const lm_gpt *m, const lm_train_state *state) {
+    lm__gpt_meta(m, f->num, f->kv);
+    return lm__model_file_make(f, &m->params, 6, state);
+}
 
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size) {
-    lm__gpt_file f;
+    lm__model_file f;
     int rc;
     if (size) *size = 0;
     if (!m) return lm__fail(LM_ERR_ARG, "lm_gpt_save_mem: NULL model");
     if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
     rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
-    lm__gpt_file_free(&f);
+    lm__model_file_free(&f);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Encoder-decoder checkpoints. The parameters under their own names (section 9's layout:
+   PyTorch's state-dict names of nn.Transformer under "transformer.", in its (out, in)
+   layout, and the embeddings and output layer of PyTorch's translation tutorial), the
+   config as metadata under nn.Transformer's argument names. Loading takes the shape from
+   the tensors and the rest from the metadata, and checks that every tensor the layout has
+   is there with its shape and a readable dtype, and nothing else is (but the tutorial's
+   positions buffer, which lm.h computes itself), before anything is allocated.
+   --------------------------------------------------------------------------------------- */
+#define LM__S2S_META 14
+static void lm__s2s_meta(const lm_seq2seq *m, char (*num)[24], const char **kv) {
+    static const char *const keys[LM__S2S_META] = {
+        "format", "d_model", "nhead", "num_encoder_layers", "num_decoder_layers",
+        "dim_feedforward", "norm_first", "activation", "n_ctx", "src_vocab_size",
+        "tgt_vocab_size", "bos_id", "eos_id", "pad_id" };
+    const lm_seq2seq_config *c = &m->cfg;
+    int vals[LM__S2S_META], i;
+    vals[1] = c->d_model; vals[2] = c->nhead; vals[3] = c->num_encoder_layers;
+    vals[4] = c->num_decoder_layers; vals[5] = c->dim_feedforward; vals[8] = c->n_ctx;
+    vals[9] = c->src_vocab; vals[10] = c->tgt_vocab; vals[11] = c->bos_id; vals[12] = c->eos_id;
+    vals[13] = c->pad_id;
+    for (i = 0; i < LM__S2S_META; i++) {
+        kv[2 * i] = keys[i];
+        if (i == 0 || i == 6 || i == 7) continue;
+        lm__utoa((uint64_t)(vals[i] < 0 ? 0 : vals[i]), num[i]);
+        kv[2 * i + 1] = num[i];
+    }
+    kv[1] = "pt";
+    kv[13] = c->norm_first ? "true" : "false";
+    kv[15] = c->activation == LM_ACT_GELU ? "gelu" : "relu";
+}
+
+/* The number of a layer in a name "transformer.STACK.layers.N.rest", or -1 when the name is
+   not one of STACK's layers (N: 1 to 3 digits, no leading zero). */
+static int lm__s2s_layer_of(const char *name, const char *stack) {
+    size_t n = strlen(stack);
+    int i = 0, d = 0;
+    if (strncmp(name, "transformer.", 12) || strncmp(name + 12, stack, n) ||
+        strncmp(name + 12 + n, ".layers.", 8)) return -1;
+    name += 12 + n + 8;
+    if (name[0] == '0' && name[1] != '.') return -1;
+    for (; *name >= '0' && *name <= '9'; name++, d++) {
+        if (d == 3) return -1;
+        i = i * 10 + (*name - '0');
+    }
+    return d > 0 && *name == '.' ? i : -1;
+}
+
+/* A yes/no from __metadata__: 0 or 1 if read, *out untouched when absent, an error if not
+   one of true, false, True, False, 1, 0. */
+static int lm__s2s_meta_bool(const lm_st_file *f, const char *key, int *out) {
+    const char *v = lm_st_meta(f, key);
+    if (!v) return LM_OK;
+    if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) *out = 0;
+    else return lm__fail(LM_ERR_FORMAT, "checkpoint: metadata %s = '%s' is not true or false", key, v);
+    return LM_OK;
+}
+
+/* Check a parsed checkpoint completely, then build the model and copy the weights in. */
+static lm_seq2seq *lm__s2s_from_st(const lm_st_file *f) {
+    const lm_st_entry *se = lm_st_find(f, "src_tok_emb.embedding.weight");
+    const lm_st_entry *te = lm_st_find(f, "tgt_tok_emb.embedding.weight"), *l1 = NULL;
+    const char *act = lm_st_meta(f, "activation");
+    lm_seq2seq_config c;
+    lm_seq2seq *m = NULL;
+    char name[LM_NAME_MAX], s1[128], s2[128];
+    int64_t want[LM_MAX_DIMS];
+    int i, k, n, rc, nd, shape[LM_MAX_DIMS], *used = NULL;
+    uint64_t u;
+    if (!se || !te) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no tensor '%s' (not an encoder-decoder checkpoint)",
+                 !se ? "src_tok_emb.embedding.weight" : "tgt_tok_emb.embedding.weight");
+        return NULL;
+    }
+    if (se->ndim != 2 || te->ndim != 2 || se->shape[1] != te->shape[1] || se->shape[1] < 1 ||
+        se->shape[1] > 65536 || se->shape[0] < 1 || te->shape[0] < 1 ||
+        se->numel > INT_MAX || te->numel > INT_MAX) {
+        lm__st_shape_str(se->shape, se->ndim, s1);
+        lm__st_shape_str(te->shape, te->ndim, s2);
+        lm__fail(LM_ERR_FORMAT, "checkpoint: the embeddings %s and %s must be (V, d_model) of one "
+                 "d_model, within range", s1, s2);
+        return NULL;
+    }
+    memset(&c, 0, sizeof c);
+    c.d_model = (int)se->shape[1];
+    c.src_vocab = (int)se->shape[0];
+    c.tgt_vocab = (int)te->shape[0];
+    for (i = 0; i < f->n; i++) {                       /* the stacks' depths */
+        int le = lm__s2s_layer_of(f->entries[i].name, "encoder");
+        int ld = lm__s2s_layer_of(f->entries[i].name, "decoder");
+        if (le + 1 > c.num_encoder_layers) c.num_encoder_layers = le + 1;
+        if (ld + 1 > c.num_decoder_layers) c.num_decoder_layers = ld + 1;
+    }
+    if (!c.num_encoder_layers || !c.num_decoder_layers) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no %s layers (transformer.%s.layers.0.*)",
+                 c.num_encoder_layers ? "decoder" : "encoder", c.num_encoder_layers ? "decoder" : "encoder");
+        return NULL;
+    }
+    l1 = lm_st_find(f, "transformer.encoder.layers.0.linear1.weight");
+    if (!l1 || l1->ndim != 2 || l1->shape[0] < 1 || l1->shape[0] > INT_MAX / 2) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no tensor 'transformer.encoder.layers.0.linear1.weight' "
+                 "of shape (dim_feedforward, d_model)");
+        return NULL;
+    }
+    c.dim_feedforward = (int)l1->shape[0];
+    /* the rest from the metadata: nhead must be there; the others default as PyTorch's */
+    if ((rc = lm__gpt_meta_int(f, "nhead", INT_MAX, &u)) < 0) return NULL;
+    if (rc == 0) { lm__fail(LM_ERR_FORMAT, "checkpoint: no nhead in the metadata"); return NULL; }
+    c.nhead = (int)u;
+    if (c.nhead < 1) { lm__fail(LM_ERR_FORMAT, "checkpoint: nhead 0"); return NULL; }
+    if (lm__s2s_meta_bool(f, "norm_first", &c.norm_first) != LM_OK) return NULL;
+    if (act && strcmp(act, "relu") && strcmp(act, "gelu")) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: metadata activation = '%s' is not relu or gelu", act);
+        return NULL;
+    }
+    c.activation = act && !strcmp(act, "gelu") ? LM_ACT_GELU : LM_ACT_RELU;
+    {
+        static const char *const keys[10] = { "n_ctx", "bos_id", "eos_id", "pad_id", "d_model",
+            "num_encoder_layers", "num_decoder_layers", "dim_feedforward", "src_vocab_size",
+            "tgt_vocab_size" };
+        int *dst[4], have[6];
+        dst[0] = &c.n_ctx; dst[1] = &c.bos_id; dst[2] = &c.eos_id; dst[3] = &c.pad_id;
+        have[0] = c.d_model; have[1] = c.num_encoder_layers; have[2] = c.num_decoder_layers;
+        have[3] = c.dim_feedforward; have[4] = c.src_vocab; have[5] = c.tgt_vocab;
+        for (k = 0; k < 10; k++) {
+            if ((rc = lm__gpt_meta_int(f, keys[k], INT_MAX, &u)) < 0) return NULL;
+            if (rc == 0) continue;
+            if (k < 4) {
+                if (u == 0) {                  /* 0 in the config means "the default" */
+                    lm__fail(LM_ERR_FORMAT, "checkpoint: metadata %s = 0 is not supported", keys[k]);
+                    return NULL;
+                }
+                *dst[k] = (int)u;
+            } else if (u != (uint64_t)have[k - 4]) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: metadata says %s = %d, the tensors say %d",
+                         keys[k], (int)u, have[k - 4]);
+                return NULL;
+            }
+        }
+    }
+    if (lm__s2s_config(&c, &c) != LM_OK) {
+        char why[400];
+        lm__fmt(why, sizeof why, "%s", lm_error());
+        lm__fail(LM_ERR_FORMAT, "checkpoint: %s", why);
+        return NULL;
+    }
+    /* every tensor of the layout, with its shape and a readable dtype; then nothing else */
+    n = LM__S2S_N(c.num_encoder_layers, c.num_decoder_layers);
+    used = (int *)LM_MALLOC(((size_t)f->n + 1) * sizeof(int));
+    if (!used) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
+    for (i = 0; i < f->n; i++) used[i] = 0;
+    for (k = 0; k < n; k++) {
+        const lm_st_entry *e;
+        int d, same;
+        lm__s2s_layout(&c, k, name, &nd, shape);
+        if (!(e = lm_st_find(f, name))) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s'", name);
+            goto fail;
+        }
+        if (!lm__st_readable(e->dtype)) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; weights must be F32, "
+                     "F16 or BF16", e->name, lm_st_dtype_name(e->dtype));
+            goto fail;
+        }
+        for (same = e->ndim == nd, d = 0; d < nd; d++) {
+            want[d] = shape[d];
+            if (same) same = e->shape[d] == shape[d];
+        }
+        if (!same) {
+            lm__st_shape_str(e->shape, e->ndim, s1);
+            lm__st_shape_str(want, nd, s2);
+            lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has shape %s, expected %s", name, s1, s2);
+            goto fail;
+        }
+        used[e - f->entries] = 1;
+    }
+    for (i = 0; i < f->n; i++)
+        if (!used[i] && strcmp(f->entries[i].name, "positional_encoding.pos_embedding")) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: unexpected tensor '%s' (not a name of the "
+                     "encoder-decoder)", f->entries[i].name);
+            goto fail;
+        }
+    LM_FREE(used);
+    used = NULL;
+    /* all checked: build the model and copy the weights in */
+    if (!(m = lm__s2s_alloc(&c))) return NULL;
+    for (k = 0; k < n; k++)
+        if (lm_st_read_f32(f, lm_st_find(f, m->params.names[k]), m->params.t[k].data) != LM_OK) goto fail;
+    return m;
+fail:
+    if (used) LM_FREE(used);
+    lm_seq2seq_free(m);
+    return NULL;
+}
+
+LMDEF lm_seq2seq *lm_seq2seq_load_mem(const void *buf, size_t len) {
+    lm_st_file f;
+    lm_seq2seq *m;
+    if (lm_st_parse(&f, buf, len)) return NULL;
+    m = lm__s2s_from_st(&f);
+    lm_st_close(&f);
+    return m;
+}
+
+static int lm__s2s_file_make(lm__model_file *f, const lm_seq2seq *m, const lm_train_state *state) {
+    lm__s2s_meta(m, f->num, f->kv);
+    return lm__model_file_make(f, &m->params, LM__S2S_META, state);
+}
+
+LMDEF int lm_seq2seq_save_mem(const lm_seq2seq *m, void *buf, size_t cap, size_t *size) {
+    lm__model_file f;
+    int rc;
+    if (size) *size = 0;
+    if (!m) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save_mem: NULL model");
+    if ((rc = lm__s2s_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
+    lm__model_file_free(&f);
     return rc;
 }
 
 #ifndef LM_NO_STDIO
 LMDEF int lm_gpt_save(const lm_gpt *m, const char *path) {
-    lm__gpt_file f;
+    lm__model_file f;
     int rc;
     if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_gpt_save: NULL argument");
     if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
     rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
-    lm__gpt_file_free(&f);
+    lm__model_file_free(&f);
     return rc;
 }
 
@@ -8460,20 +9733,25 @@ LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
     return m;
 }
 
-LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
-    lm__gpt_file f;
+/* A resume state file made by f (released here) to model_path.state. */
+static int lm__save_state(lm__model_file *f, const char *model_path, const char *who) {
     char *path;
+    int rc;
+    if ((path = lm__path_plus(model_path, ".state")) != NULL) {
+        rc = lm_st_write(path, f->o, f->n, f->kv, f->nmeta);
+        LM_FREE(path);
+    } else {
+        rc = lm__fail(LM_ERR_MEM, "%s: out of memory", who);
+    }
+    lm__model_file_free(f);
+    return rc;
+}
+LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
+    lm__model_file f;
     int rc;
     if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
     if ((rc = lm__gpt_file_make(&f, m, s)) != LM_OK) return rc;
-    if ((path = lm__path_plus(model_path, ".state")) != NULL) {
-        rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
-        LM_FREE(path);
-    } else {
-        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory");
-    }
-    lm__gpt_file_free(&f);
-    return rc;
+    return lm__save_state(&f, model_path, "lm_gpt_save_state");
 }
 
 /* The checkpoint and its resume state as one commit (section 12's writer, twice): both
@@ -8481,22 +9759,21 @@ LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_tr
    weights are renamed (the commit point), then the state. Stopped before the commit, the
    old pair stands; after it, the new weights stand and the state that goes with them is
    complete in path.state.tmp, where lm_gpt_load_state finds it (see below). */
-LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s) {
-    lm__gpt_file fm, fs;
+/* The checkpoint fm and its resume state fs, both made (released here), as one commit to
+   path and path.state. */
+static int lm__save_with_state(lm__model_file *fm, lm__model_file *fs, const char *path,
+                               const char *who) {
     lm__st_plan pm, ps;
     lm__out om, os;
     char *spath = NULL;
     int rc;
-    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_with_state: NULL argument");
-    fm.o = fs.o = NULL;
     pm.buf = ps.buf = NULL;
     /* everything that can fail before a file is touched */
-    if ((rc = lm__gpt_file_make(&fs, m, s)) != LM_OK || (rc = lm__gpt_file_make(&fm, m, NULL)) != LM_OK ||
-        (rc = lm__st_plan_make(&ps, fs.o, fs.n, fs.kv, fs.nmeta)) != LM_OK ||
-        (rc = lm__st_plan_make(&pm, fm.o, fm.n, fm.kv, fm.nmeta)) != LM_OK)
+    if ((rc = lm__st_plan_make(&ps, fs->o, fs->n, fs->kv, fs->nmeta)) != LM_OK ||
+        (rc = lm__st_plan_make(&pm, fm->o, fm->n, fm->kv, fm->nmeta)) != LM_OK)
         goto done;
     if (!(spath = lm__path_plus(path, ".state"))) {
-        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_with_state: out of memory");
+        rc = lm__fail(LM_ERR_MEM, "%s: out of memory", who);
         goto done;
     }
     if ((rc = lm__out_open(&os, spath)) != LM_OK) goto done;
@@ -8507,7 +9784,7 @@ LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_tra
     if ((rc = lm__out_finish(&om)) != LM_OK) { lm__out_drop(&os); goto done; }
     if ((rc = lm__out_commit(&om, NULL)) != LM_OK) { lm__out_drop(&os); goto done; }
     if ((rc = lm__out_commit(&os, "the weights are saved, and the resume state that goes with "
-                             "them is kept complete in the temporary file (lm_gpt_load_state "
+                             "them is kept complete in the temporary file (loading the state "
                              "finds it there)")) != LM_OK) {
         lm__out_sync(&om);            /* the committed weights, at least, made durable */
         goto done;
@@ -8517,23 +9794,33 @@ LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_tra
 done:
     LM_FREE(pm.buf);
     LM_FREE(ps.buf);
-    lm__gpt_file_free(&fm);
-    lm__gpt_file_free(&fs);
+    lm__model_file_free(fm);
+    lm__model_file_free(fs);
     LM_FREE(spath);
     return rc;
 }
+LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s) {
+    lm__model_file fm, fs;
+    int rc;
+    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_with_state: NULL argument");
+    fm.o = fs.o = NULL;
+    if ((rc = lm__gpt_file_make(&fs, m, s)) != LM_OK || (rc = lm__gpt_file_make(&fm, m, NULL)) != LM_OK) {
+        lm__model_file_free(&fs);
+        lm__model_file_free(&fm);
+        return rc;
+    }
+    return lm__save_with_state(&fm, &fs, path, "lm_gpt_save_with_state");
+}
 
-/* Check a parsed state file against m; copy only when all of it fits. */
-static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state *s) {
-    static const char *const cfg_keys[5] = {"n_layer", "n_head", "n_embd", "n_ctx", "vocab_size"};
+/* Check a parsed state file against a model's parameters and config (the integers have[k]
+   under the metadata keys cfg_keys[k]); copy only when all of it fits. */
+static int lm__state_from_st(lm_params *p, const char *const *cfg_keys, const int *have, int ncfg,
+                             const lm_st_file *f, lm_train_state *s, const char *who) {
     static const char *const num_keys[5] = {"adam_step", "step", "data_pos", "rng", "weights_fnv"};
-    const lm_params *p = &m->params;
     uint64_t num[5], u;
-    int have[5], i, k, rc;
+    int i, k, rc;
     char name[LM_NAME_MAX + 2];
-    have[0] = m->cfg.n_layer; have[1] = m->cfg.n_head; have[2] = m->cfg.n_embd;
-    have[3] = m->cfg.n_ctx; have[4] = m->cfg.vocab;
-    for (k = 0; k < 5; k++) {
+    for (k = 0; k < ncfg; k++) {
         if ((rc = lm__gpt_meta_int(f, cfg_keys[k], INT_MAX, &u)) < 0) return rc;
         if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", cfg_keys[k]);
         if (u != (uint64_t)have[k])
@@ -8546,7 +9833,7 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", num_keys[k]);
     }
     if (!p->m || !p->v || p->n <= 0 || !p->t)
-        return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
+        return lm__fail(LM_ERR_ARG, "%s: the model has no optimizer state", who);
     if (f->n != 2 * p->n)
         return lm__fail(LM_ERR_FORMAT, "state file: %d tensors, the model needs %d", f->n, 2 * p->n);
     for (i = 0; i < 2 * p->n; i++) {
@@ -8563,7 +9850,7 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
             return lm__fail(LM_ERR_FORMAT, "state file: tensor '%s' is not F32 of the "
                             "parameter's shape", name);
         if (t->data < p->data || (size_t)(t->data - p->data) + (size_t)t->size > p->total)
-            return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: parameter %d outside the block", i);
+            return lm__fail(LM_ERR_ARG, "%s: parameter %d outside the block", who, i);
     }
     if (num[4] != lm__weights_fnv(p))
         return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
@@ -8576,41 +9863,43 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         strcat(name, p->names[i % p->n]);
         if ((rc = lm_st_read_f32(f, lm_st_find(f, name), dst)) != LM_OK) return rc;
     }
-    m->params.step = (long)num[0];
+    p->step = (long)num[0];
     s->step = (long)num[1];
     s->data_pos = num[2];
     s->rng = num[3];
     return LM_OK;
 }
 
-static int lm__gpt_state_load(lm_gpt *m, const char *path, lm_train_state *s) {
+static int lm__state_load(lm_params *p, const char *const *cfg_keys, const int *have, int ncfg,
+                          const char *path, lm_train_state *s, const char *who) {
     lm_st_file f;
     int rc = lm_st_open(&f, path);
     if (rc) return rc;
-    rc = lm__gpt_state_from_st(m, &f, s);
+    rc = lm__state_from_st(p, cfg_keys, have, ncfg, &f, s, who);
     lm_st_close(&f);
     return rc;
 }
 /* PATH.state; or, when that is missing or not m's, PATH.state.tmp if it is: a save of
-   lm_gpt_save_with_state stopped after renaming the weights left the state that goes with
-   them complete there, and renaming it into place finishes that save. */
-LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+   lm_gpt_save_with_state (or lm_seq2seq_save_with_state) stopped after renaming the
+   weights left the state that goes with them complete there, and renaming it into place
+   finishes that save. */
+static int lm__load_state(lm_params *p, const char *const *cfg_keys, const int *have, int ncfg,
+                          const char *model_path, lm_train_state *s, const char *who) {
     char *path, *tmp, why[512];
     size_t n;
     int rc;
-    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
     n = strlen(model_path);
     if (!(path = (char *)LM_MALLOC(2 * n + 22)))               /* PATH.state, PATH.state.tmp */
-        return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
+        return lm__fail(LM_ERR_MEM, "%s: out of memory", who);
     tmp = path + n + 7;
     memcpy(path, model_path, n);
     memcpy(path + n, ".state", 7);
     memcpy(tmp, path, n + 6);
     memcpy(tmp + n + 6, ".tmp", 5);
-    if ((rc = lm__gpt_state_load(m, path, s)) != LM_OK && rc != LM_ERR_MEM) {
+    if ((rc = lm__state_load(p, cfg_keys, have, ncfg, path, s, who)) != LM_OK && rc != LM_ERR_MEM) {
         int rc2;
         lm__fmt(why, sizeof why, "%s", lm_error());
-        if ((rc2 = lm__gpt_state_load(m, tmp, s)) == LM_OK) {
+        if ((rc2 = lm__state_load(p, cfg_keys, have, ncfg, tmp, s, who)) == LM_OK) {
             rc = LM_OK;
             if (rename(tmp, path) == 0)            /* if not, the next save puts it right */
                 lm_log("checkpoint: finished a save of '%s' that had stopped between its two "
@@ -8622,6 +9911,70 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
         }
     }
     LM_FREE(path);
+    return rc;
+}
+LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+    static const char *const cfg_keys[5] = {"n_layer", "n_head", "n_embd", "n_ctx", "vocab_size"};
+    int have[5];
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
+    have[0] = m->cfg.n_layer; have[1] = m->cfg.n_head; have[2] = m->cfg.n_embd;
+    have[3] = m->cfg.n_ctx; have[4] = m->cfg.vocab;
+    return lm__load_state(&m->params, cfg_keys, have, 5, model_path, s, "lm_gpt_load_state");
+}
+LMDEF int lm_seq2seq_save(const lm_seq2seq *m, const char *path) {
+    lm__model_file f;
+    int rc;
+    if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save: NULL argument");
+    if ((rc = lm__s2s_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
+    lm__model_file_free(&f);
+    return rc;
+}
+
+LMDEF lm_seq2seq *lm_seq2seq_load(const char *path) {
+    lm_st_file f;
+    lm_seq2seq *m;
+    if (!path) { lm__fail(LM_ERR_ARG, "lm_seq2seq_load: NULL path"); return NULL; }
+    if (lm_st_open(&f, path)) return NULL;
+    m = lm__s2s_from_st(&f);
+    lm_st_close(&f);
+    return m;
+}
+
+/* The resume state as the GPT's, with the shape's config checked. Dropout masks come from
+   (m->seed, m->steps): loading the state sets m->steps to its step, and a loaded model's
+   seed is 0 until the caller sets it (to the seed of the run that is resumed). */
+LMDEF int lm_seq2seq_save_state(const lm_seq2seq *m, const char *model_path, const lm_train_state *s) {
+    lm__model_file f;
+    int rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save_state: NULL argument");
+    if ((rc = lm__s2s_file_make(&f, m, s)) != LM_OK) return rc;
+    return lm__save_state(&f, model_path, "lm_seq2seq_save_state");
+}
+LMDEF int lm_seq2seq_save_with_state(const lm_seq2seq *m, const char *path, const lm_train_state *s) {
+    lm__model_file fm, fs;
+    int rc;
+    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save_with_state: NULL argument");
+    fm.o = fs.o = NULL;
+    if ((rc = lm__s2s_file_make(&fs, m, s)) != LM_OK || (rc = lm__s2s_file_make(&fm, m, NULL)) != LM_OK) {
+        lm__model_file_free(&fs);
+        lm__model_file_free(&fm);
+        return rc;
+    }
+    return lm__save_with_state(&fm, &fs, path, "lm_seq2seq_save_with_state");
+}
+LMDEF int lm_seq2seq_load_state(lm_seq2seq *m, const char *model_path, lm_train_state *s) {
+    static const char *const cfg_keys[7] = { "d_model", "nhead", "num_encoder_layers",
+        "num_decoder_layers", "dim_feedforward", "src_vocab_size", "tgt_vocab_size" };
+    const lm_seq2seq_config *c;
+    int have[7], rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_seq2seq_load_state: NULL argument");
+    c = &m->cfg;
+    have[0] = c->d_model; have[1] = c->nhead; have[2] = c->num_encoder_layers;
+    have[3] = c->num_decoder_layers; have[4] = c->dim_feedforward; have[5] = c->src_vocab;
+    have[6] = c->tgt_vocab;
+    rc = lm__load_state(&m->params, cfg_keys, have, 7, model_path, s, "lm_seq2seq_load_state");
+    if (rc == LM_OK) m->steps = (uint64_t)s->step;
     return rc;
 }
 #endif

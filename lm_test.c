@@ -183,6 +183,7 @@ static lm_tensor *tb_sum(lm_graph *g, lm_tensor **x, void *c) { (void)c; return 
 static lm_tensor *tb_mean(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_mean(g, x[0]); }
 static lm_tensor *tb_relu(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_relu(g, x[0]); }
 static lm_tensor *tb_gelu(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_gelu(g, x[0]); }
+static lm_tensor *tb_gelu_erf(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_gelu_erf(g, x[0]); }
 static lm_tensor *tb_tanh(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_tanh(g, x[0]); }
 static lm_tensor *tb_sigmoid(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_sigmoid(g, x[0]); }
 static lm_tensor *tb_softmax(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_softmax(g, x[0]); }
@@ -194,6 +195,10 @@ typedef struct { int heads, causal; const int *lens; } t_att;
 static lm_tensor *tb_attention(lm_graph *g, lm_tensor **x, void *c) {
     t_att *a = (t_att *)c;
     return lm_attention(g, x[0], a->heads, a->causal, a->lens);
+}
+static lm_tensor *tb_cross_attention(lm_graph *g, lm_tensor **x, void *c) {
+    t_att *a = (t_att *)c;
+    return lm_cross_attention(g, x[0], x[1], a->heads, a->lens);
 }
 static lm_tensor *tb_reshape(lm_graph *g, lm_tensor **x, void *c) {
     int s[2] = { 6, 10 };
@@ -246,6 +251,7 @@ static void test_core_gradients(void) {
     t_gradcheck("sum", tb_sum, l, 1, NULL);
     t_gradcheck("mean", tb_mean, l, 1, NULL);
     t_gradcheck("gelu", tb_gelu, l, 1, NULL);
+    t_gradcheck("gelu_erf (exact)", tb_gelu_erf, l, 1, NULL);
     t_gradcheck("tanh", tb_tanh, l, 1, NULL);
     t_gradcheck("sigmoid", tb_sigmoid, l, 1, NULL);
     t_gradcheck("softmax", tb_softmax, l, 1, NULL);
@@ -285,6 +291,19 @@ static void test_core_gradients(void) {
         a.heads = 2; a.causal = 1; a.lens = lens;
         t_gradcheck("attention causal + padding", tb_attention, l, 1, &a);
         t_leaf_free(l, 1);
+    }
+    /* cross-attention: 3 queries over 5 keys (C = 8), both inputs; the source's padding */
+    {
+        static const int lens[2] = { 2, 5 };
+        int sq[3] = { 2, 3, 8 }, skv[3] = { 2, 5, 16 };
+        t_att a;
+        t_leaf_init(&l[0], 3, sq, &r, -1.5f, 1.5f, 1);
+        t_leaf_init(&l[1], 3, skv, &r, -1.5f, 1.5f, 1);
+        a.heads = 2; a.causal = 0; a.lens = lens;
+        t_gradcheck("cross_attention, padded source, 2 heads", tb_cross_attention, l, 2, &a);
+        a.heads = 1; a.lens = NULL;
+        t_gradcheck("cross_attention, 1 head", tb_cross_attention, l, 2, &a);
+        t_leaf_free(l, 2);
     }
     /* losses */
     t_leaf_init(&l[0], 2, s6_5, &r, -2, 2, 1);
@@ -793,6 +812,419 @@ static void test_encoder_learns(void) {
     lm_encoder_free(e);
 }
 
+/* ---- the encoder-decoder -------------------------------------------------------------- */
+/* A small model: V_src 20, V_tgt 16 (ids 13, 14, 15 special), C 8, 2 heads. */
+static lm_seq2seq *t_tiny_s2s(int norm_first, int act, int le, int ld, uint64_t seed) {
+    lm_seq2seq_config c;
+    memset(&c, 0, sizeof c);
+    c.d_model = 8; c.nhead = 2; c.num_encoder_layers = le; c.num_decoder_layers = ld;
+    c.dim_feedforward = 12; c.n_ctx = 8; c.src_vocab = 20; c.tgt_vocab = 16;
+    c.norm_first = norm_first; c.activation = act;
+    return lm_seq2seq_new(&c, seed);
+}
+
+/* A batch of 3 pairs: sources of 5, 2 and 4 tokens (S 5) with junk past them, targets of
+   3, 0 and 2 (T 3). */
+static const int t_s2s_src[15] = { 1, 5, 9, 19, 2,   7, 3, 99, -1, 4,   0, 18, 6, 11, 7 };
+static const int t_s2s_sl[3] = { 5, 2, 4 };
+static const int t_s2s_tgt[9] = { 3, 12, 0,   -5, 77, 1,   9, 2, 42 };
+static const int t_s2s_tl[3] = { 3, 0, 2 };
+static lm_seq2seq_batch t_s2s_batch(void) {
+    lm_seq2seq_batch b;
+    b.B = 3; b.S = 5; b.T = 3;
+    b.src = t_s2s_src; b.src_len = t_s2s_sl; b.tgt = t_s2s_tgt; b.tgt_len = t_s2s_tl;
+    return b;
+}
+
+typedef struct { lm_seq2seq *m; lm_seq2seq_batch b; } t_s2s_ctx;
+static float t_s2s_loss(void *vctx, int train) {
+    t_s2s_ctx *c = (t_s2s_ctx *)vctx;
+    if (train) lm_params_zero_grad(&c->m->params);
+    return train ? lm_seq2seq_backward(c->m, &c->b) : lm_seq2seq_loss(c->m, &c->b);
+}
+
+/* Config defaults and refusals; every parameter's gradient against central differences,
+   post-LN and pre-LN, both activations; the loss's padding: a batch's loss is the
+   token-weighted mean of its pairs' losses alone, and the junk past each row's length does
+   not matter; bad batches are errors. */
+static void test_s2s_model(void) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m;
+    t_s2s_ctx x;
+    int k, i;
+    memset(&c, 0, sizeof c);
+    m = lm_seq2seq_new(&c, 1);
+    (void)i;
+    CHECK(m && m->cfg.d_model == 128 && m->cfg.nhead == 4 && m->cfg.num_encoder_layers == 3 &&
+          m->cfg.num_decoder_layers == 3 && m->cfg.dim_feedforward == 512 && m->cfg.n_ctx == 128 &&
+          m->cfg.src_vocab == 259 && m->cfg.tgt_vocab == 259 && m->cfg.bos_id == 256 &&
+          m->cfg.eos_id == 257 && m->cfg.pad_id == 258 && !m->cfg.norm_first &&
+          m->cfg.activation == LM_ACT_RELU, "seq2seq: zero config takes the documented defaults");
+    CHECK(m && m->params.n == 8 + 12 * 3 + 18 * 3 &&
+          !strcmp(m->params.names[2], "transformer.encoder.layers.0.self_attn.in_proj_weight") &&
+          m->enc[0].attn_w->shape[0] == 384 && m->enc[0].attn_w->shape[1] == 128 &&
+          m->dec[2].ln_x_w && m->dec[2].xattn_w && !m->enc[1].xattn_w &&
+          !strcmp(m->params.names[m->params.n - 2], "generator.weight"),
+          "seq2seq: PyTorch's names and (out, in) shapes, cross-attention in the decoder only");
+    CHECK(m && lm__s2s_params(&m->cfg) == (double)lm_seq2seq_num_params(m),
+          "seq2seq: the memory estimate counts the parameters exactly");
+    CHECK(m && fabs(m->pe.data[1 * 128 + 0] - sin(1.0)) < 1e-7 && fabs(m->pe.data[3 * 128 + 1] - cos(3.0)) < 1e-7 &&
+          fabs(m->pe.data[5 * 128 + 10] - sin(5 * exp(-10 * log(10000.0) / 128))) < 1e-7,
+          "seq2seq: sinusoidal positions");
+    lm_seq2seq_free(m);
+    c.d_model = 10; c.nhead = 4;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "divide"), "seq2seq: nhead must divide d_model");
+    c.nhead = 2; c.activation = 7;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "activation"), "seq2seq: an unknown activation is refused");
+    c.activation = 0; c.bos_id = 5; c.eos_id = 5;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "distinct"), "seq2seq: special ids must be distinct");
+    c.bos_id = c.eos_id = 0; c.dropout = 1;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "dropout"), "seq2seq: dropout 1 is refused");
+
+    for (k = 0; k < 4; k++) {
+        /* GELU: finite differences across ReLU's kink are not a fair test (ReLU's op has
+           its gradient check; the ReLU models are held to PyTorch by make test-torch) */
+        static const char *const what[4] = {
+            "gradient check: seq2seq post-LN, every parameter",
+            "gradient check: seq2seq pre-LN, every parameter",
+            "gradient check: seq2seq post-LN (2+2 layers), every parameter",
+            "gradient check: seq2seq pre-LN (2+1 layers), every parameter" };
+        x.m = t_tiny_s2s(k & 1, LM_ACT_GELU, 1 + (k >= 2), 1 + (k == 2), 3 + k);
+        x.b = t_s2s_batch();
+        if (!x.m) { CHECK(0, "seq2seq: new"); continue; }
+        t_param_gradcheck(what[k], &x.m->params, t_s2s_loss, &x);
+        lm_seq2seq_free(x.m);
+    }
+
+    /* padding: the batch's loss is the token-weighted mean of the pairs' own losses */
+    m = t_tiny_s2s(0, LM_ACT_RELU, 2, 1, 11);
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    {
+        lm_seq2seq_batch b = t_s2s_batch(), one;
+        double want = 0, cnt = 0;
+        float all = lm_seq2seq_loss(m, &b);
+        for (i = 0; i < 3; i++) {
+            float l;
+            one.B = 1; one.S = t_s2s_sl[i]; one.T = t_s2s_tl[i];
+            one.src = t_s2s_src + 5 * i; one.src_len = NULL;
+            one.tgt = t_s2s_tgt + 3 * i; one.tgt_len = NULL;
+            l = lm_seq2seq_loss(m, &one);
+            want += (double)l * (t_s2s_tl[i] + 1);
+            cnt += t_s2s_tl[i] + 1;
+        }
+        CHECK_NEAR(all, want / cnt, 2e-6, "seq2seq: a padded batch's loss is the mean of its pairs' losses alone");
+        b.T = 0; b.tgt = NULL; b.tgt_len = NULL;
+        CHECK(lm_seq2seq_loss(m, &b) > 0, "seq2seq: empty targets (EOS only) have a loss");
+        b = t_s2s_batch();
+        b.S = 9;
+        CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "n_ctx"),
+              "seq2seq: a source longer than n_ctx is refused");
+        b = t_s2s_batch();
+        {
+            int bad[9];
+            memcpy(bad, t_s2s_tgt, sizeof bad);
+            bad[1] = 14;                                  /* EOS */
+            b.tgt = bad;
+            CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "special"),
+                  "seq2seq: a special id in a target is refused");
+        }
+        b = t_s2s_batch();
+        {
+            int bad[15];
+            memcpy(bad, t_s2s_src, sizeof bad);
+            bad[12] = 20;
+            b.src = bad;
+            CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "outside"),
+                  "seq2seq: a source id outside the vocabulary is refused");
+        }
+    }
+    lm_seq2seq_free(m);
+}
+
+/* Decoding with the KV cache against the full forward: greedy's token at every position
+   is the argmax (BOS and PAD excluded) of the forward over its own output so far, and EOS
+   follows when it stopped before max_out; beam 1 is greedy; limits and errors. */
+static int t_s2s_argmax_ok(lm_seq2seq *m, const int *src, int n, const int *out, int k, int ended) {
+    static unsigned char buf[4 << 20];
+    lm_arena a;
+    lm_graph g;
+    lm_seq2seq_batch b;
+    lm_tensor *logits;
+    int t, j, V = m->cfg.tgt_vocab, ok = 1;
+    lm_arena_init_buffer(&a, buf, sizeof buf);
+    lm_graph_init(&g, &a);
+    g.no_grad = 1;
+    b.B = 1; b.S = n; b.T = k; b.src = src; b.src_len = NULL; b.tgt = out; b.tgt_len = NULL;
+    logits = lm_seq2seq_forward(m, &g, &b);
+    if (!logits) return 0;
+    for (t = 0; t < k + ended; t++) {
+        const float *z = logits->data + (size_t)t * V;
+        int best = -1;
+        for (j = 0; j < V; j++)
+            if (j != m->cfg.bos_id && j != m->cfg.pad_id && (best < 0 || z[j] > z[best])) best = j;
+        ok &= best == (t < k ? out[t] : m->cfg.eos_id);
+    }
+    return ok;
+}
+
+static void test_s2s_decode(void) {
+    int src[6] = { 3, 1, 4, 1, 5, 9 }, out[16], out1[16], n, n1, k, runs = 0, ok = 1, lens = 0;
+    for (k = 0; k < 6; k++) {
+        lm_seq2seq *m = t_tiny_s2s(k & 1, k & 2 ? LM_ACT_GELU : LM_ACT_RELU, 1 + k / 4, 1 + (k & 1), 60 + k);
+        if (!m) { CHECK(0, "seq2seq: new"); return; }
+        n = lm_seq2seq_translate(m, src, 1 + k, 1, out, 7);
+        ok &= n >= 0 && t_s2s_argmax_ok(m, src, 1 + k, out, n, n < 7);
+        n1 = lm_seq2seq_translate(m, src, 1 + k, 0, out1, 7);
+        ok &= n1 == n && !memcmp(out, out1, (size_t)(n > 0 ? n : 0) * sizeof(int));
+        lens += n;
+        runs++;
+        if (k == 5) {
+            CHECK(lm_seq2seq_translate(m, src, 1 + k, 1, out1, 2) == (n < 2 ? n : 2) &&
+                  !memcmp(out, out1, (size_t)(n < 2 ? n : 2) * sizeof(int)), "seq2seq: max_out cuts the output");
+            CHECK(lm_seq2seq_translate(m, src, 5, 1, out, 0) == 0, "seq2seq: max_out 0 decodes nothing");
+            CHECK(lm_seq2seq_translate(m, src, 9, 1, out, 16) == LM_ERR_ARG && strstr(lm_error(), "n_ctx"),
+                  "seq2seq: a source longer than n_ctx is refused");
+            CHECK(lm_seq2seq_translate(m, src, 5, 17, out, 16) == LM_ERR_ARG, "seq2seq: beam above 16 is refused");
+            src[2] = 20;
+            CHECK(lm_seq2seq_translate(m, src, 5, 1, out, 16) == LM_ERR_ARG && strstr(lm_error(), "outside"),
+                  "seq2seq: a source id outside the vocabulary is refused");
+        }
+        lm_seq2seq_free(m);
+    }
+    CHECK(ok && runs == 6 && lens > 6, "seq2seq: greedy decoding with the KV cache is the argmax of the full "
+          "forward at every position (6 models: post-/pre-LN, relu/gelu, 1-2 layers), EOS where it stops");
+}
+
+/* An encoder-decoder learns: reverse strings of 1 to 6 letters of 8, exactly, on strings
+   it has not seen (greedy). */
+static void test_s2s_learns(void) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m;
+    lm_train_opts o = lm_train_defaults();
+    lm_rng r = lm_rng_seed(7);
+    int s, k, i, good = 0, src[16 * 6], tgt[16 * 6], len[16], out[8];
+    memset(&c, 0, sizeof c);
+    c.d_model = 32; c.nhead = 4; c.num_encoder_layers = 1; c.num_decoder_layers = 1; c.n_ctx = 8;
+    c.dim_feedforward = 64;
+    m = lm_seq2seq_new(&c, 5);
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    o.lr = 3e-3f; o.warmup = 20; o.steps = 600;
+    for (s = 0; s < o.steps; s++) {
+        lm_seq2seq_batch b;
+        for (k = 0; k < 16; k++) {
+            len[k] = 1 + (int)lm_rng_below(&r, 6);
+            for (i = 0; i < len[k]; i++) src[k * 6 + i] = 'a' + (int)lm_rng_below(&r, 8);
+            for (i = 0; i < len[k]; i++) tgt[k * 6 + i] = src[k * 6 + len[k] - 1 - i];
+        }
+        b.B = 16; b.S = 6; b.T = 6; b.src = src; b.src_len = len; b.tgt = tgt; b.tgt_len = len;
+        lm_seq2seq_train_step(m, &o, &b, s);
+    }
+    for (k = 0; k < 100; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 6), got, same;
+        for (i = 0; i < n; i++) src[i] = 'a' + (int)lm_rng_below(&r, 8);
+        got = lm_seq2seq_translate(m, src, n, 1, out, 8);
+        for (same = got == n, i = 0; same && i < n; i++) same = out[i] == src[n - 1 - i];
+        good += same;
+    }
+    printf("  seq2seq learns to reverse strings: %d of 100 unseen exactly right (greedy)\n", good);
+    CHECK(good >= 95, "seq2seq: learns to reverse strings (>= 95 of 100 unseen exactly right)");
+    for (good = 0, k = 0; k < 100; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 6), got, same;
+        for (i = 0; i < n; i++) src[i] = 'a' + (int)lm_rng_below(&r, 8);
+        got = lm_seq2seq_translate(m, src, n, 3, out, 8);
+        for (same = got == n, i = 0; same && i < n; i++) same = out[i] == src[n - 1 - i];
+        good += same;
+    }
+    CHECK(good >= 95, "seq2seq: beam-3 decoding of 100 more unseen strings: >= 95 exactly right");
+    lm_seq2seq_free(m);
+}
+
+/* Checkpoints: save and load give the same weights, config and outputs; strict loading of
+   damaged files; resume state: 2 + 2 steps with a save between == 4 steps; 1 and 2 threads
+   give bit-identical weights. */
+static void test_s2s_checkpoint(void) {
+    lm_seq2seq *m = t_tiny_s2s(1, LM_ACT_GELU, 2, 1, 31), *l;
+    lm_seq2seq_batch b = t_s2s_batch();
+    lm_train_opts o = lm_train_defaults();
+    unsigned char *img, *bad;
+    size_t size = 0;
+    int s;
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    CHECK(lm_seq2seq_save_mem(m, NULL, 0, &size) == LM_OK && size > 0, "seq2seq: save_mem sizes the image");
+    img = (unsigned char *)malloc(size);
+    bad = (unsigned char *)malloc(size);
+    lm_seq2seq_save_mem(m, img, size, &size);
+    l = lm_seq2seq_load_mem(img, size);
+    CHECK(l && l->params.total == m->params.total &&
+          !memcmp(l->params.data, m->params.data, m->params.total * sizeof(float)) &&
+          !memcmp(&l->cfg, &m->cfg, sizeof m->cfg) && lm_seq2seq_loss(l, &b) == lm_seq2seq_loss(m, &b),
+          "seq2seq: a checkpoint loads back with the same weights, config and loss");
+    lm_seq2seq_free(l);
+    /* damage: a truncated image, and one byte of the header changed at a time */
+    l = lm_seq2seq_load_mem(img, size - 5);
+    CHECK(!l, "seq2seq: a truncated checkpoint is refused");
+    {
+        uint64_t hn = 0;
+        size_t i, refused = 0, tried = 0;
+        char what[160];
+        for (i = 8; i-- > 0;) hn = hn << 8 | img[i];   /* little-endian, whatever the host */
+        for (i = 8; i < 8 + hn && i < size; i += 7) {
+            memcpy(bad, img, size);
+            bad[i] = (unsigned char)(bad[i] ^ 0x5a);
+            l = lm_seq2seq_load_mem(bad, size);
+            refused += l == NULL;
+            lm_seq2seq_free(l);
+            tried++;
+        }
+        snprintf(what, sizeof what, "seq2seq: header bytes changed one at a time: %lu of %lu refused, none crash",
+                 (unsigned long)refused, (unsigned long)tried);
+        CHECK(tried > 10 && refused > tried / 2, what);
+    }
+    {
+        /* by name: a missing tensor, an unexpected one, a wrong shape, no nhead, a GPT */
+        lm_st_out outs[128];
+        const char *kv[2 * 16];
+        char num[16][24];
+        int n = m->params.n, k;
+        size_t sz;
+        unsigned char *buf;
+        static const char *const why[5] = { "missing tensor", "unexpected tensor", "shape", "nhead", "not a name" };
+        for (k = 0; k < 5; k++) {
+            int i, nn = 0;
+            lm__s2s_meta(m, num, kv);
+            for (i = 0; i < n; i++) {
+                const lm_tensor *t = &m->params.t[i];
+                lm_st_out *o = &outs[nn];
+                if (k == 0 && i == 5) continue;
+                memset(o, 0, sizeof *o);
+                o->name = m->params.names[i];
+                if (k == 1 && i == 3) {           /* one more tensor, of another name */
+                    outs[nn + 1] = *o;
+                    outs[nn + 1].name = "transformer.encoder.layers.0.extra.weight";
+                    outs[nn + 1].ndim = t->ndim;
+                    outs[nn + 1].shape[0] = t->shape[0];
+                    outs[nn + 1].shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+                    outs[nn + 1].data = t->data;
+                    outs[nn + 1].dtype = LM_DT_F32;
+                    nn++;
+                }
+                o->ndim = t->ndim;
+                o->shape[0] = t->shape[0]; o->shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+                if (k == 2 && i == 7) o->shape[0] = 1, o->ndim = 1;
+                o->data = t->data;
+                nn++;
+            }
+            if (k == 3) kv[4] = "n_head";   /* no "nhead" key */
+            if (k == 4) {                    /* a GPT checkpoint */
+                lm_gpt *g = t_tiny_gpt(1, 2, 8, 8, 16, 1);
+                lm_gpt_save_mem(g, NULL, 0, &sz);
+                buf = (unsigned char *)malloc(sz);
+                lm_gpt_save_mem(g, buf, sz, &sz);
+                lm_gpt_free(g);
+            } else {
+                lm_st_write_mem(outs, nn, kv, LM__S2S_META, NULL, 0, &sz);
+                buf = (unsigned char *)malloc(sz);
+                lm_st_write_mem(outs, nn, kv, LM__S2S_META, buf, sz, &sz);
+            }
+            l = lm_seq2seq_load_mem(buf, sz);
+            {
+                char what[800];
+                snprintf(what, sizeof what, "seq2seq: a checkpoint with a %s is refused with a message ('%s')",
+                         k == 0 ? "tensor missing" : k == 1 ? "tensor of another name" : k == 2 ?
+                         "tensor of the wrong shape" : k == 3 ? "metadata without nhead" : "GPT's layout",
+                         lm_error());
+                CHECK(!l && (strstr(lm_error(), why[k]) || (k == 4 && strstr(lm_error(), "encoder-decoder"))), what);
+            }
+            if (k == 4) {
+                lm_gpt *g = lm_gpt_load_mem(img, size, 0);
+                CHECK(!g && strstr(lm_error(), "not a GPT-2 name"), "seq2seq: the GPT loader refuses an encoder-decoder checkpoint");
+                lm_gpt_free(g);
+            }
+            lm_seq2seq_free(l);
+            free(buf);
+        }
+    }
+    free(img);
+    free(bad);
+    /* F16: a checkpoint written as F16 loads (rounded weights) */
+    {
+        lm_st_out outs[128];
+        const char *kv[2 * 16];
+        char num[16][24];
+        size_t sz;
+        unsigned char *buf;
+        int i;
+        lm__s2s_meta(m, num, kv);
+        for (i = 0; i < m->params.n; i++) {
+            const lm_tensor *t = &m->params.t[i];
+            memset(&outs[i], 0, sizeof outs[i]);
+            outs[i].name = m->params.names[i];
+            outs[i].ndim = t->ndim;
+            outs[i].shape[0] = t->shape[0]; outs[i].shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+            outs[i].data = t->data;
+            outs[i].dtype = LM_DT_F16;
+        }
+        lm_st_write_mem(outs, m->params.n, kv, LM__S2S_META, NULL, 0, &sz);
+        buf = (unsigned char *)malloc(sz);
+        lm_st_write_mem(outs, m->params.n, kv, LM__S2S_META, buf, sz, &sz);
+        l = lm_seq2seq_load_mem(buf, sz);
+        CHECK(l && fabs(lm_seq2seq_loss(l, &b) - lm_seq2seq_loss(m, &b)) < 1e-2,
+              "seq2seq: an F16 checkpoint loads");
+        lm_seq2seq_free(l);
+        free(buf);
+    }
+    {
+        t_scratch d;
+        lm_train_state st;
+        lm_seq2seq *a = t_tiny_s2s(0, LM_ACT_RELU, 1, 1, 41), *c2;
+        const char *path;
+        int ok = a != NULL;
+        o.steps = 4; o.warmup = 1;
+        if (ok && t_scratch_make(&d, "/tmp/lm_s2s_XXXXXX")) {
+            a->cfg.dropout = 0.2f;
+            path = t_scratch_path(&d, "m.safetensors");
+            for (s = 0; s < 2; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            st.step = 2; st.data_pos = 7; st.rng = 99;
+            ok = lm_seq2seq_save(a, path) == LM_OK && lm_seq2seq_save_state(a, path, &st) == LM_OK;
+            for (s = 2; s < 4; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            c2 = ok ? lm_seq2seq_load(path) : NULL;
+            memset(&st, 0, sizeof st);
+            ok = ok && c2 && lm_seq2seq_load_state(c2, path, &st) == LM_OK && st.step == 2 &&
+                 st.data_pos == 7 && st.rng == 99;
+            if (c2) {
+                c2->seed = 41;
+                c2->cfg.dropout = 0.2f;
+                for (s = 2; s < 4; s++) lm_seq2seq_train_step(c2, &o, &b, s);
+                ok = ok && !memcmp(a->params.data, c2->params.data, a->params.total * sizeof(float));
+            }
+            CHECK(ok, "seq2seq: 2 steps, save with the state, load, 2 more == 4 steps (with dropout)");
+            lm_seq2seq_free(c2);
+            remove(path);
+            remove(t_scratch_path(&d, "m.safetensors.state"));
+            t_scratch_done(&d);
+        }
+        lm_seq2seq_free(a);
+    }
+    {
+        float *w[2];
+        int t;
+        for (t = 0; t < 2; t++) {
+            lm_seq2seq *a = t_tiny_s2s(1, LM_ACT_GELU, 2, 2, 51);
+            lm_set_threads(t + 1);
+            o.steps = 3;
+            for (s = 0; s < 3 && a; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            w[t] = (float *)malloc(m->params.total * sizeof(float) * 2);
+            if (a) memcpy(w[t], a->params.data, a->params.total * sizeof(float));
+            if (a && t == 1) CHECK(!memcmp(w[0], w[1], a->params.total * sizeof(float)),
+                                   "seq2seq: 1 and 2 threads give bit-identical weights");
+            lm_seq2seq_free(a);
+        }
+        lm_set_threads(1);
+        free(w[0]); free(w[1]);
+    }
+    lm_seq2seq_free(m);
+}
+
 static void test_metrics(void) {
     /* truth/pred with a hand-computed confusion matrix */
     int truth[8] = { 0, 0, 0, 1, 1, 2, 2, 2 }, pred[8] = { 0, 0, 1, 1, 2, 2, 2, 0 };
@@ -867,7 +1299,9 @@ static void test_attention_long(void) {
     for (mode = 0; mode < 3; mode++) {
         int causal = mode != 1;
         const int *ln = mode == 0 ? NULL : lens;
-        lm__ref_attention(qkv, dy, B, T, C, H, causal, ln, y, gr, pr, dpr);
+        memset(gr, 0, sizeof gr);
+        lm__ref_attention(qkv, qkv + C, qkv + 2 * C, 3 * C, 3 * C, dy, B, T, T, C, H, causal, ln,
+                          y, gr, gr + C, gr + 2 * C, pr, dpr);
         for (th = 1; th <= 2; th++) {
             lm_arena a;
             lm_graph g;
@@ -893,6 +1327,62 @@ static void test_attention_long(void) {
         }
     }
     lm_set_threads(1);
+}
+
+/* Cross-attention against the same double reference: 40 queries (two row blocks) over 75
+   keys of another tensor, the source padded (len 75, 33 and a fully padded 0), forward and
+   both inputs' gradients, on 1 and 2 threads. */
+static void test_cross_attention_long(void) {
+    enum { B = 3, TQ = 40, TK = 75, C = 24, H = 3 };
+    static const int lens[B] = { 75, 33, 0 };
+    static float q[B * TQ * C], kv[B * TK * 2 * C], dy[B * TQ * C];
+    static double y[B * TQ * C], gq[B * TQ * C], gkv[B * TK * 2 * C], pr[TK], dpr[TK];
+    int th, i, sq[3] = { B, TQ, C }, skv[3] = { B, TK, 2 * C };
+    lm_rng r = lm_rng_seed(12);
+    for (i = 0; i < B * TQ * C; i++) q[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * TK * 2 * C; i++) kv[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * TQ * C; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    memset(gq, 0, sizeof gq);
+    memset(gkv, 0, sizeof gkv);
+    lm__ref_attention(q, kv, kv + C, C, 2 * C, dy, B, TQ, TK, C, H, 0, lens, y, gq, gkv, gkv + C, pr, dpr);
+    for (th = 1; th <= 2; th++) {
+        lm_arena a;
+        lm_graph g;
+        lm_tensor *xq, *xkv, *out, *R;
+        double ey = 0, eg = 0;
+        char what[160];
+        lm_set_threads(th);
+        lm_arena_init_buffer(&a, t_arena_buf, sizeof t_arena_buf);
+        lm_graph_init(&g, &a);
+        xq = lm_tensor_wrap(&g, q, 3, sq, 1);
+        xkv = lm_tensor_wrap(&g, kv, 3, skv, 1);
+        out = lm_cross_attention(&g, xq, xkv, H, lens);
+        R = out ? lm_tensor_wrap(&g, dy, 3, out->shape, 0) : NULL;
+        if (!out || !R || lm_backward(&g, lm_sum(&g, lm_mul(&g, out, R))) != LM_OK || !xq->grad || !xkv->grad) {
+            CHECK(0, "cross-attention, long source: forward and backward run");
+            continue;
+        }
+        for (i = 0; i < B * TQ * C; i++) if (fabs(out->data[i] - y[i]) > ey) ey = fabs(out->data[i] - y[i]);
+        for (i = 0; i < B * TQ * C; i++) if (fabs(xq->grad[i] - gq[i]) > eg) eg = fabs(xq->grad[i] - gq[i]);
+        for (i = 0; i < B * TK * 2 * C; i++) if (fabs(xkv->grad[i] - gkv[i]) > eg) eg = fabs(xkv->grad[i] - gkv[i]);
+        snprintf(what, sizeof what, "cross-attention 40 x 75, padded source (75, 33, 0), %d thread(s): "
+                 "y, dq and dkv as the double reference (max err %.1e, %.1e)", th, ey, eg);
+        CHECK(ey < 2e-5 && eg < 1e-4, what);
+    }
+    lm_set_threads(1);
+    {   /* shapes that do not fit are errors */
+        static unsigned char buf[1 << 16];
+        lm_arena a;
+        lm_graph g;
+        int s1[3] = { B, TQ, C }, s2[3] = { B, TK, C }, bad[B] = { 1, 76, 3 };
+        lm_arena_init_buffer(&a, buf, sizeof buf);
+        lm_graph_init(&g, &a);
+        CHECK(!lm_cross_attention(&g, lm_tensor_wrap(&g, q, 3, s1, 0), lm_tensor_wrap(&g, kv, 3, s2, 0), H, NULL) &&
+              strstr(lm_error(), "kv (B, Tk, 2C)"), "cross-attention: kv must be (B, Tk, 2C)");
+        lm_graph_init(&g, &a);
+        CHECK(!lm_cross_attention(&g, lm_tensor_wrap(&g, q, 3, s1, 0), lm_tensor_wrap(&g, kv, 3, skv, 0), H, bad) &&
+              strstr(lm_error(), "lengths"), "cross-attention: a length past Tk is refused");
+    }
 }
 
 /* Encoder dropout: only in training steps, the same masks for the same seed and step,
@@ -980,14 +1470,15 @@ static void test_core_references(void) {
     e = Y ? fabs(Y->data[0] - lm__ref_cross_entropy(x, tg, R, V, -1)) : 1;
     snprintf(what, sizeof what, "reference: cross_entropy (one row ignored) as lm__ref_cross_entropy, error %.2g", e);
     CHECK(e < 2e-6, what);
-    for (j = 0; j < 3; j++) {
-        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : tanh;
+    for (j = 0; j < 4; j++) {
+        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : j == 2 ? tanh : lm__ref_gelu_erf;
         lm_graph_init(&g, &ar);
         X = lm_tensor_wrap(&g, x, 2, sx, 0);
-        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : lm_tanh(&g, X);
+        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : j == 2 ? lm_tanh(&g, X) : lm_gelu_erf(&g, X);
         for (worst = 0, i = 0; Y && i < R * V; i++)
             if ((e = fabs(Y->data[i] - ref(x[i])) / (1e-3 + fabs(ref(x[i])))) > worst) worst = e;
-        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g", j == 0 ? "gelu" : j == 1 ? "sigmoid" : "tanh", worst);
+        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g",
+                 j == 0 ? "gelu" : j == 1 ? "sigmoid" : j == 2 ? "tanh" : "gelu_erf", worst);
         CHECK(Y && worst < 2e-6, what);
     }
     /* layernorm: forward, and every gradient, against lm__ref_layernorm row by row */
@@ -1296,6 +1787,7 @@ static void run_core_tests(void) {
     test_core_graph_reuse();
     test_core_gradients();
     test_attention_long();
+    test_cross_attention_long();
     test_core_optim();
     test_core_adamw_reference();
     test_gpt_init();
@@ -1312,6 +1804,10 @@ static void run_core_tests(void) {
     test_encoder();
     test_encoder_dropout();
     test_encoder_learns();
+    test_s2s_model();
+    test_s2s_decode();
+    test_s2s_learns();
+    test_s2s_checkpoint();
     test_metrics();
 }
 /* GEMM tests: lm_gemm and lm_gemm_scalar against a naive triple loop in double precision,
@@ -3476,6 +3972,101 @@ static void test_vec_gelu(void) {
     free(x); free(dy); free(y[0]); free(y[1]); free(dx[0]); free(dx[1]);
 }
 
+/* The exact GELU (lm__gelu_erf_fwd and _bwd) against lm__ref_gelu_erf in double: forward
+   within 2 (4 + x^2 / 2) ulps (the tail's error grows with x^2, see lm.h), results below
+   FLT_MIN within 2 - x denormal steps more; backward within 1e-6 of the scale of its two terms,
+   Phi(x) + |x| phi(x), plus 1e-8. Then the specials. */
+static void test_vec_gelu_erf(void) {
+    float *x = (float *)malloc(TEST_VEC_N * sizeof(float)), *y = (float *)malloc(TEST_VEC_N * sizeof(float));
+    float *dx = (float *)malloc(TEST_VEC_N * sizeof(float)), *ones = (float *)malloc(TEST_VEC_N * sizeof(float));
+    double wf, wb, wrel;
+    char msg[240];
+    int i, p, bad_f, bad_b;
+    if (!x || !y || !dx || !ones) { CHECK(0, "vec: out of memory"); free(x); free(y); free(dx); free(ones); return; }
+    test_vec__inputs(x, TEST_VEC_N, -20.0f, 20.0f, 13);
+    for (i = 0; i < TEST_VEC_N; i++) ones[i] = 1.0f;
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        lm__gelu_erf_fwd(x, y, TEST_VEC_N);
+        memset(dx, 0, TEST_VEC_N * sizeof(float));
+        lm__gelu_erf_bwd(x, ones, dx, TEST_VEC_N);
+        bad_f = bad_b = 0;
+        wf = wb = wrel = 0;
+        for (i = 0; i < TEST_VEC_N; i++) {
+            double xi = x[i], want, err, lim = 2 * (4 + 0.5 * xi * xi), scale;
+            if (isinf(xi) || xi != xi) continue;                /* checked below */
+            want = lm__ref_gelu_erf(xi);
+            if (test_vec__flushed(y[i], want)) err = 0;
+            else if (fabs(want) >= FLT_MIN) err = test_vec__ulps(y[i], want) / lim;
+            else err = fabs(y[i] - want) / (lim * ldexp(fabs(want), -23) + (2 - xi) * ldexp(1.0, -149));
+            if (err > wf) wf = err;
+            if (err > 1) bad_f++;
+            if (xi > -3 && fabs(want) > 1e-30 && fabs((y[i] - want) / want) > wrel) wrel = fabs((y[i] - want) / want);
+            want = lm__ref_gelu_erf_grad(xi);
+            scale = 0.5 * erfc(-xi * 0.7071067811865476) + fabs(xi) * exp(-0.5 * xi * xi) * 0.3989422804014327;
+            err = fabs(dx[i] - want) / (1e-6 * scale + 1e-8);
+            if (err > wb) wb = err;
+            if (err > 1) bad_b++;
+        }
+        snprintf(msg, sizeof msg, "vec: gelu_erf_fwd (%s path): %d values out of tolerance, worst "
+                 "%.2f of it; worst relative error %.3g for x > -3", test_vec__path(), bad_f, wf, wrel);
+        CHECK(bad_f == 0, msg);
+        snprintf(msg, sizeof msg, "vec: gelu_erf_bwd (%s path): %d values out of tolerance, worst "
+                 "%.2f of it", test_vec__path(), bad_b, wb);
+        CHECK(bad_b == 0, msg);
+        printf("  vec: gelu_erf (%s) fwd rel err <= %.2g for x > -3, %.2f of its limit; bwd %.2f of its limit\n",
+               test_vec__path(), wrel, wf, wb);
+    }
+    /* 0 and -0 keep their sign, +inf passes, NaN stays NaN, gelu(-inf) is NaN (-inf * 0);
+       gelu'(0) = 0.5, gelu'(+-inf) = 1 and 0, gelu(-20) = -0. Arrays of 16 so that every
+       vector loop sees them. */
+    {
+        float xs[16] = {0.0f, -0.0f, 0, 0, 0, 30.0f, -20.0f}, ys[16], gs[16];
+        xs[2] = (float)INFINITY; xs[3] = (float)NAN; xs[4] = -(float)INFINITY;
+        for (p = 0; p < 2; p++) {
+            lm__vec_simd = !p;
+            for (i = 0; i < 16; i++) gs[i] = 0;
+            lm__gelu_erf_fwd(xs, ys, 16);
+            lm__gelu_erf_bwd(xs, ones, gs, 16);
+            snprintf(msg, sizeof msg, "vec: gelu_erf specials (%s path)", test_vec__path());
+            CHECK(ys[0] == 0 && !signbit(ys[0]) && ys[1] == 0 && signbit(ys[1]) &&
+                  isinf(ys[2]) && ys[2] > 0 && ys[3] != ys[3] && ys[4] != ys[4] && ys[5] == 30.0f &&
+                  ys[6] == 0 && gs[0] == 0.5f && gs[2] == 1.0f && gs[3] != gs[3] && gs[4] == 0.0f &&
+                  gs[5] == 1.0f && gs[6] == 0.0f, msg);
+        }
+    }
+    lm__vec_simd = 1;
+    free(x); free(y); free(dx); free(ones);
+}
+
+/* ReLU's kernels (lm__relu_fwd, lm__relu_bwd) are its formula exactly, on both paths:
+   x > 0 ? x : 0 (so NaN and -0 give +0), and dx += x > 0 ? dy : 0. */
+static void test_vec_relu(void) {
+    float *x = (float *)malloc(TEST_VEC_N * sizeof(float)), *y = (float *)malloc(TEST_VEC_N * sizeof(float));
+    float *dy = (float *)malloc(TEST_VEC_N * sizeof(float)), *dx = (float *)malloc(TEST_VEC_N * sizeof(float));
+    lm_rng r = lm_rng_seed(17);
+    int i, p, bad;
+    char msg[160];
+    if (!x || !y || !dy || !dx) { CHECK(0, "vec: out of memory"); free(x); free(y); free(dy); free(dx); return; }
+    test_vec__inputs(x, TEST_VEC_N, -5.0f, 5.0f, 19);
+    for (i = 0; i < TEST_VEC_N; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        for (i = 0; i < TEST_VEC_N; i++) dx[i] = 0.25f;
+        lm__relu_fwd(x, y, TEST_VEC_N);
+        lm__relu_bwd(x, dy, dx, TEST_VEC_N);
+        for (bad = 0, i = 0; i < TEST_VEC_N; i++) {
+            float fy = x[i] > 0 ? x[i] : 0, fd = 0.25f + (x[i] > 0 ? dy[i] : 0);
+            bad += memcmp(&y[i], &fy, sizeof fy) != 0 || memcmp(&dx[i], &fd, sizeof fd) != 0;
+        }
+        snprintf(msg, sizeof msg, "vec: relu_fwd and relu_bwd (%s path) are x > 0 ? x : 0 bit for bit (%d differ)",
+                 test_vec__path(), bad);
+        CHECK(bad == 0, msg);
+    }
+    lm__vec_simd = 1;
+    free(x); free(y); free(dy); free(dx);
+}
+
 /* ---------------------------------------------------------------------------------------
    Reductions: max, the softmax sum, dot.
    --------------------------------------------------------------------------------------- */
@@ -3784,6 +4375,8 @@ static void run_vec_tests(void) {
     test_vec_tanh();
     test_vec_sigmoid();
     test_vec_gelu();
+    test_vec_gelu_erf();
+    test_vec_relu();
     test_vec_reductions();
     test_vec_lengths();
     test_vec_arith();
@@ -4927,6 +5520,132 @@ static void test_cli_progress(void) {
     }
 }
 
+/* lm s2s: help, usage and runtime errors (one line, exit 2 or 1), a tiny model that learns
+   to reverse words (train with --log and --plot, eval's last line, translate from --text
+   and stdin, empty lines kept), resume and threads bit-identical, and checkpoints of the
+   wrong kind. */
+#define TEST_CLI_S2S "s2s train --data @/rev.tsv --layers 1 --heads 2 --embd 16 --ff 32 --ctx 12 --batch 16 --quiet"
+static void test_cli_s2s(void) {
+    static const char *const usage[] = {
+        "s2s", "s2s frobnicate", "s2s train", "s2s train --data @/rev.tsv --activation tanh",
+        "s2s train --data @/rev.tsv --heads 3", "s2s train --data @/rev.tsv --dropout 1",
+        "s2s train --data @/rev.tsv --ctx 1", "s2s train --data @/rev.tsv --init @/a --resume @/b",
+        "s2s train --data @/rev.tsv --model @/rev.tsv", "s2s eval --model @/m",
+        "s2s eval --data @/rev.tsv", "s2s translate", "s2s translate --model @/m --beam 17",
+        "s2s translate --model @/m --beam 0" };
+    static const char *const helps[] = { "s2s --help", "s2s train --help", "s2s eval --help",
+                                         "s2s translate --help" };
+    char path[256], *text, line[64];
+    FILE *f;
+    int k, bad = 0, rc;
+    lm_rng r = lm_rng_seed(3);
+    /* 400 words of 1 to 5 letters a-f, then their reversal */
+    sprintf(path, "%s/rev.tsv", test_cli__dir);
+    f = fopen(path, "wb");
+    if (!f) { CHECK(0, "s2s: write the pairs"); return; }
+    for (k = 0; k < 400; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 5), i;
+        for (i = 0; i < n; i++) line[i] = (char)('a' + lm_rng_below(&r, 6));
+        for (i = 0; i < n; i++) line[n + 1 + i] = line[n - 1 - i];
+        line[n] = '\t';
+        line[2 * n + 1] = 0;
+        fprintf(f, k == 7 ? "%s\r\n\n" : "%s\n", line);     /* a CRLF line and an empty one */
+    }
+    fclose(f);
+    for (k = 0; k < (int)(sizeof helps / sizeof helps[0]); k++)
+        if (test_cli__run("%s", helps[k]) != 0 || strncmp(test_cli__out, "usage:", 6)) bad++;
+    CHECK(bad == 0 && test_cli__run("--help") == 0 && strstr(test_cli__out, "  s2s "),
+          "s2s: every command answers --help; lm --help lists s2s");
+    for (bad = 0, k = 0; k < (int)(sizeof usage / sizeof usage[0]); k++) {
+        rc = test_cli__run("%s", usage[k]);
+        if (!test_cli__one_error(rc, 2)) { bad++; printf("  s2s usage error not reported: lm %s (exit %d): %s", usage[k], rc, test_cli__err); }
+    }
+    CHECK(bad == 0, "s2s: usage errors exit 2 with one line on stderr");
+    test_cli__write("notab.tsv", "a\tb\nno tab here\n");
+    rc = test_cli__run("s2s train --data @/notab.tsv --steps 2");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "notab.tsv:2: no tab"),
+          "s2s: a line without a tab is an error naming the line");
+    test_cli__write("long.tsv", "abcdefghijklmnopq\tx\n");
+    rc = test_cli__run("s2s train --data @/long.tsv --ctx 8 --steps 2");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "long.tsv:1: the source has 17 tokens"),
+          "s2s: a source longer than --ctx is an error naming the line");
+    rc = test_cli__run("s2s eval --model @/missing.safetensors --data @/rev.tsv");
+    CHECK(test_cli__one_error(rc, 1), "s2s: a missing checkpoint: exit 1, one line");
+
+    /* train, then eval and translate */
+    rc = test_cli__run(TEST_CLI_S2S " --steps 500 --lr 1e-2 --warmup 20 --eval-every 250 --model @/rev.safetensors "
+                       "--log @/rev.csv --plot @/rev.svg");
+    sprintf(path, "%s/rev.csv", test_cli__dir);
+    text = test_cli__slurp(path, NULL);
+    CHECK(rc == 0 && text && test_cli__lines(text) == 501 && !strncmp(text, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n", 42),
+          "s2s train: a CSV row per step, as lm train's");
+    free(text);
+    CHECK(rc == 0 && strstr(test_cli__err, "validation exact match"), "s2s train: the last note gives the validation exact match");
+    sprintf(path, "%s/rev.svg", test_cli__dir);
+    text = test_cli__slurp(path, NULL);
+    CHECK(text && !plot_t_xml_check(text), "s2s train --plot: a well-formed picture");
+    free(text);
+    rc = test_cli__run("s2s eval --model @/rev.safetensors --data @/rev.tsv");
+    {
+        double loss = -1, em = -1;
+        const char *last = test_cli__out, *nl;
+        while ((nl = strchr(last, '\n')) && nl[1]) last = nl + 1;
+        CHECK(rc == 0 && sscanf(last, "loss %lf exact_match %lf", &loss, &em) == 2 && loss >= 0 && loss < 0.5 &&
+              em > 0.9, "s2s eval: last line 'loss X exact_match Y'; the model learned (loss < 0.5, exact match > 0.9)");
+        printf("  s2s eval: loss %.4f exact_match %.4f\n", loss, em);
+    }
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcde");
+    CHECK(rc == 0 && !strcmp(test_cli__out, "edcba\n"), "s2s translate --text: the output on one line");
+    {
+        /* stdin line by line (CR dropped, an empty line kept) gives what --text gives */
+        char want[256] = "";
+        static const char *const words[3] = { "fab", "ecafd", "cafe" };
+        for (k = 0; k < 3; k++) {
+            rc = test_cli__run("s2s translate --model @/rev.safetensors --beam 3 --text %s", words[k]);
+            if (rc == 0 && strlen(want) + strlen(test_cli__out) < sizeof want - 2) strcat(want, test_cli__out);
+            if (k == 0) strcat(want, "\n");
+        }
+        test_cli__write("src.txt", "fab\r\n\necafd\ncafe");
+        rc = test_cli__run("s2s translate --model @/rev.safetensors --beam 3 < @/src.txt");
+        CHECK(rc == 0 && !strcmp(test_cli__out, want) && test_cli__lines(want) == 4,
+              "s2s translate: stdin line by line (CR dropped, an empty line kept, no last newline) as --text, beam 3");
+    }
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcde --max-tokens 2");
+    CHECK(rc == 0 && !strcmp(test_cli__out, "ed\n"), "s2s translate --max-tokens cuts the output");
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcdefghijklm");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "context"), "s2s translate: a source past the context: exit 1");
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abc --tokenizer @/rev.tsv");
+    CHECK(test_cli__one_error(rc, 1), "s2s translate: a file that is not a tokenizer: exit 1");
+    /* the wrong kind of checkpoint, both ways */
+    rc = test_cli__run("train --data @/text.txt " TEST_CLI_TINY " --steps 2 --quiet --model @/gpt.safetensors");
+    rc |= test_cli__run("s2s translate --model @/gpt.safetensors --text abc");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "not an encoder-decoder"),
+          "s2s translate on a GPT checkpoint: exit 1 with the reason");
+    rc = test_cli__run("generate --model @/rev.safetensors --tokens 3");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "encoder-decoder checkpoint: lm s2s"),
+          "generate on an encoder-decoder checkpoint: exit 1, one line saying to use lm s2s");
+    rc = test_cli__run("info --model @/rev.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "\nkind encoder-decoder\nd_model 16\nnhead 2\n") &&
+          strstr(test_cli__out, "\ntransformer.decoder.layers.0.multihead_attn.in_proj_weight [48, 16]\n"),
+          "lm info on an encoder-decoder checkpoint: its config under nn.Transformer's names, its tensors");
+
+    /* resume and threads: bit-identical checkpoints (constant schedule: the lr does not
+       depend on --steps; dropout on, so its masks must resume too) */
+#define TEST_CLI_S2S_RUN TEST_CLI_S2S " --schedule constant --lr 3e-3 --dropout 0.1 --eval-every 0"
+    rc = test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --model @/s30.safetensors --threads 1");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 15 --model @/s15.safetensors --threads 2");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --model @/s15.safetensors --resume @/s15.safetensors --threads 2");
+    CHECK(rc == 0 && test_cli__same("s30.safetensors", "s15.safetensors"),
+          "s2s: 15 steps + resume to 30 (2 threads) == 30 steps (1 thread), bit-identical checkpoint");
+    rc = test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --order sequential --model @/q1.safetensors --threads 1");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 10 --order sequential --model @/q2.safetensors --threads 2");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --order sequential --model @/q2.safetensors --resume @/q2.safetensors");
+    CHECK(rc == 0 && test_cli__same("q1.safetensors", "q2.safetensors"),
+          "s2s: the same with --order sequential");
+#undef TEST_CLI_S2S_RUN
+}
+#undef TEST_CLI_S2S
+
 static void test_cli_bench(void) {
     double v = 0;
     const char *p;
@@ -5040,6 +5759,7 @@ static void run_cli_tests(void) {
     test_cli_plot();
     test_cli_progress();
     test_cli_bench();
+    test_cli_s2s();
     test_docs();
     free(test_cli__out);
     free(test_cli__err);

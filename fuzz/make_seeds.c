@@ -124,6 +124,54 @@ static void put_model(const char *name, const lm_gpt *m, int dtype, const char *
     free(names);
 }
 
+/* An encoder-decoder's checkpoint in dtype; with the tutorial's positions buffer, and
+   with only nhead as metadata, when asked. */
+static void put_s2s(const char *name, int norm_first, int act, int dtype, int pos_buffer, int meta_nhead_only) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m, *back;
+    lm_st_out o[128];
+    char num[16][24];
+    const char *kv[32];
+    static float pe[4 * 8];
+    size_t size;
+    unsigned char *img;
+    int i, k, n;
+    memset(&c, 0, sizeof c);
+    c.d_model = 8; c.nhead = 2; c.num_encoder_layers = 1; c.num_decoder_layers = 2;
+    c.dim_feedforward = 12; c.n_ctx = 6; c.src_vocab = 11; c.tgt_vocab = 9;
+    c.norm_first = norm_first; c.activation = act;
+    if (!(m = lm_seq2seq_new(&c, 7))) fail("lm_seq2seq_new");
+    n = m->params.n;
+    for (i = 0; i < n; i++) {
+        const lm_tensor *t = &m->params.t[i];
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].name = m->params.names[i];
+        o[i].ndim = t->ndim;
+        for (k = 0; k < t->ndim; k++) o[i].shape[k] = t->shape[k];
+        o[i].data = t->data;
+        o[i].dtype = dtype;
+    }
+    if (pos_buffer) {
+        memset(&o[n], 0, sizeof o[n]);
+        o[n].name = "positional_encoding.pos_embedding";
+        o[n].ndim = 3; o[n].shape[0] = 4; o[n].shape[1] = 1; o[n].shape[2] = 8;
+        o[n].data = pe;
+        n++;
+    }
+    lm__s2s_meta(m, num, kv);
+    if (meta_nhead_only) { kv[0] = kv[4]; kv[1] = kv[5]; }
+    k = meta_nhead_only ? 1 : LM__S2S_META;
+    if (lm_st_write_mem(o, n, kv, k, NULL, 0, &size)) fail("st size");
+    img = (unsigned char *)malloc(size);
+    if (!img || lm_st_write_mem(o, n, kv, k, img, size, &size)) fail("st write");
+    back = lm_seq2seq_load_mem(img, size);
+    if (!back) fail(name);
+    lm_seq2seq_free(back);
+    put("safetensors", name, -1, img, size);
+    free(img);
+    lm_seq2seq_free(m);
+}
+
 /* Raw image from a header text and data bytes. */
 static void put_raw_st(const char *name, const char *json, const void *data, size_t dlen) {
     size_t n = strlen(json), i;
@@ -161,6 +209,9 @@ static void seeds_st(void) {
                "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[48,48]},"
                "\"c64\":{\"dtype\":\"C64\",\"shape\":[2],\"data_offsets\":[48,64]}}",
                data, 64);
+    put_s2s("s2s_post_relu", 0, LM_ACT_RELU, LM_DT_F32, 0, 0);
+    put_s2s("s2s_pre_gelu_f16", 1, LM_ACT_GELU, LM_DT_F16, 1, 0);
+    put_s2s("s2s_nhead_only", 0, LM_ACT_RELU, LM_DT_BF16, 0, 1);
     put_raw_st("empty", "{}", NULL, 0);
     put_raw_st("meta_only", "{\"__metadata__\":{\"n_head\":\"2\"}}        ", NULL, 0);
     lm_gpt_free(m);
@@ -315,6 +366,17 @@ static void seeds_cli(void) {
         {"bench_help", "bench|gemm|--help"},
         {"bench_unknown", "bench|fft"},
         {"dashdash", "tokenize|--|--text"},
+        {"s2s", "s2s"},
+        {"s2s_help", "s2s|--help"},
+        {"s2s_train", "s2s|train|--data|pairs.tsv|--model|m.safetensors|--layers|1|--enc-layers|2|"
+                      "--heads|2|--embd|16|--ff|32|--ctx|12|--norm-first|--activation|gelu|"
+                      "--dropout|0.1|--batch|4|--steps|5|--val-frac|0.2|--log|l.csv"},
+        {"s2s_train_resume", "s2s|train|--data|p|--resume|m.safetensors|--order|sequential"},
+        {"s2s_eval", "s2s|eval|--model|m.safetensors|--data|p.tsv|--beam|3|--batch|8"},
+        {"s2s_translate", "s2s|translate|--model|m.safetensors|--text|5 March 2021|--beam|2|"
+                          "--max-tokens|10|--stats"},
+        {"s2s_translate_stdin", "s2s|translate|--model|m#one\r\n\ntwo"},
+        {"s2s_bad", "s2s|translate|--model|m|--beam|99"},
         {"unknown", "frobnicate|--x"},
     };
     size_t i;
