@@ -762,6 +762,11 @@ typedef struct lm_q8 {
 LMDEF lm_gpt *lm_gpt_quantize(const lm_gpt *m, int quant);
 /* The weight at row r, input i of a Q8_0 matrix, d q (exactly: a float). */
 LMDEF float lm_q8_get(const lm_q8 *w, int r, int i);
+/* The weights as lm_gpt_from_memory reads them, for a program with no files: the tensors
+   in checkpoint order, a float32 one as its values, a Q8_0 one as its scales then its
+   values (the packed layout above). Written to buf when cap is enough; returns the size
+   in bytes (buf NULL: just the size). */
+LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap);
 /* Magnitude pruning of a float32 GPT, matrix by matrix: in each of the four matrices of
    every block, the round(sparsity x size) weights of smallest magnitude become 0 (ties to
    the lower index). Embeddings, LayerNorms and biases are untouched. sparsity in [0, 1].
@@ -4179,6 +4184,29 @@ LMDEF lm_gpt *lm_gpt_quantize(const lm_gpt *m, int quant) {
     if (drow) LM_FREE(drow);
     if (rc != LM_OK) { lm_gpt_free(qm); return NULL; }
     return qm;
+}
+
+LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap) {
+    unsigned char *p = (unsigned char *)buf;
+    size_t size = 0;
+    int k, pass;
+    for (pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (k = 0; m && k < m->params.n; k++) {
+            const lm_tensor *t = &m->params.t[k];
+            size_t a = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * sizeof(float)
+                             : (size_t)t->size * sizeof(float);
+            size_t b = t->q8 ? LM_Q8_VALUES(t->q8->out, t->q8->in) : 0;
+            if (pass == 1) {
+                memcpy(p + at, t->q8 ? (const void *)t->q8->d : (const void *)t->data, a);
+                if (b) memcpy(p + at + a, t->q8->q, b);
+            }
+            at += a + b;
+        }
+        size = at;
+        if (!buf || cap < size) break;
+    }
+    return size;
 }
 
 /* ---------------------------------------------------------------------------------------
