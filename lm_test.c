@@ -4861,7 +4861,7 @@ static void test_cli__corpus(void) {
 static void test_cli_help(void) {
     static const char *const cmds[] = { "train", "generate", "eval", "info", "bench",
                                         "bench gemm", "bench train", "bench generate", "bpe",
-                                        "tokenize", "detokenize", "plot" };
+                                        "tokenize", "detokenize", "plot", "quantize", "prune" };
     int k, bad = 0;
     for (k = 0; k < (int)(sizeof cmds / sizeof cmds[0]); k++)
         if (test_cli__run("%s --help", cmds[k]) != 0 || strncmp(test_cli__out, "usage:", 6)) bad++;
@@ -5317,6 +5317,68 @@ static void test_cli_bench(void) {
           "bench generate: n_ctx - 1 tokens by default");
 }
 
+/* lm quantize, lm prune, train --keep-zeros, and every command that reads a model taking a
+   quantized one. */
+static void test_cli_compress(void) {
+    double before = 0, after = 0, ratio = 0, lf = 0, lq = 0, s0 = -1, s1 = -1;
+    const char *p;
+    int rc, bad = 0;
+    rc = test_cli__run("train --data @/text.txt --layers 1 --heads 2 --embd 32 --ctx 16 --batch 4 --steps 40 --quiet "
+                       "--model @/c.safetensors");
+    CHECK(rc == 0, "compress: train a model to compress");
+    rc = test_cli__run("quantize --model @/c.safetensors --out @/cq.safetensors");
+    CHECK(rc == 0 && sscanf(test_cli__out, "before %lf bytes\nafter %lf bytes (%lf of before)",
+                            &before, &after, &ratio) == 3 && after < before && ratio > 0.2 && ratio < 0.9 &&
+          test_cli__lines(test_cli__out) == 2, "quantize: the sizes before and after on stdout");
+    rc = test_cli__run("info --model @/cq.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "quant q8_0\n") && strstr(test_cli__out, "h.0.mlp.c_fc.weight [32, 128] q8_0\n") &&
+          strstr(test_cli__out, "wte.weight [256, 32]\n") && strstr(test_cli__out, "h.0.mlp.c_fc.bias [128]\n"),
+          "quantize: info says q8_0 and which tensors are quantized");
+    rc = test_cli__run("quantize --model @/c.safetensors --out @/cqe.safetensors --quantize-embeddings");
+    rc |= test_cli__run("info --model @/cqe.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "quant q8_0+wte\n") && strstr(test_cli__out, "wte.weight [256, 32] q8_0\n"),
+          "quantize --quantize-embeddings: wte too");
+    rc = test_cli__run("eval --model @/c.safetensors --data @/text.txt");
+    p = strstr(test_cli__out, "loss ");
+    if (rc || !p || sscanf(p, "loss %lf", &lf) != 1) bad++;
+    rc = test_cli__run("eval --model @/cqe.safetensors --data @/text.txt");
+    p = strstr(test_cli__out, "loss ");
+    if (rc || !p || sscanf(p, "loss %lf", &lq) != 1) bad++;
+    CHECK(!bad && fabs(lq / lf - 1) < 0.02, "eval: a quantized model's loss, close to float32's");
+    rc = test_cli__run("generate --model @/cqe.safetensors --prompt \"the \" --tokens 20 --temperature 0");
+    CHECK(rc == 0 && !strncmp(test_cli__out, "the ", 4) && test_cli__out_len >= 20, "generate: from a quantized model");
+    rc = test_cli__run("bench generate --model @/cq.safetensors --tokens 8");
+    CHECK(rc == 0 && strstr(test_cli__out, "Q8_0 weights") && strstr(test_cli__out, "tok_per_s "),
+          "bench generate: a quantized --model");
+    rc = test_cli__run("bench generate --layers 1 --heads 2 --embd 32 --ctx 16 --quantize");
+    p = strstr(test_cli__out, "tok_per_s ");
+    CHECK(rc == 0 && strstr(test_cli__out, "Q8_0 weights") && p && test_cli__lines(p) == 1 &&
+          strstr(p, " weight_mb_per_token ") && strstr(p, " gb_per_s "), "bench generate --quantize");
+    /* errors */
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/c.safetensors"), 2), "quantize: --out is required");
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/c.safetensors --out @/c.safetensors"), 2),
+          "quantize: --out must not be --model");
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/cq.safetensors --out @/x.safetensors"), 1),
+          "quantize: a quantized model is an error");
+    CHECK(test_cli__one_error(test_cli__run("train --data @/text.txt --init @/cq.safetensors --steps 2"), 1) &&
+          strstr(test_cli__err, "quantized"), "train --init a quantized model: a clear error");
+    CHECK(test_cli__one_error(test_cli__run("prune --model @/c.safetensors --out @/p.safetensors"), 2),
+          "prune: --sparsity is required");
+    CHECK(test_cli__one_error(test_cli__run("prune --model @/c.safetensors --out @/p.safetensors --sparsity 1.5"), 2),
+          "prune: --sparsity outside [0, 1]");
+    /* prune, then fine-tune with and without the zeros kept */
+    rc = test_cli__run("prune --model @/c.safetensors --sparsity 0.5 --out @/p.safetensors");
+    CHECK(rc == 0 && sscanf(test_cli__out, "sparsity %lf -> %lf", &s0, &s1) == 2 && s0 < 0.01 &&
+          fabs(s1 - 0.5) < 1e-4, "prune: half the weights of each block matrix to zero");
+    rc = test_cli__run("train --data @/text.txt --init @/p.safetensors --model @/pk.safetensors --steps 10 "
+                       "--keep-zeros --quiet");
+    rc |= test_cli__run("info --model @/pk.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "sparsity 0.5000\n"), "train --keep-zeros: the zeros stay zero");
+    rc = test_cli__run("train --data @/text.txt --init @/p.safetensors --model @/pn.safetensors --steps 10 --quiet");
+    rc |= test_cli__run("info --model @/pn.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "sparsity 0.0"), "train without --keep-zeros: they do not");
+}
+
 /* The documentation stays true. (1) The C examples of lm.h's QUICK START and of README.md,
    which `make test` extracts, fills in and compiles (tests/docs.sh, into out/docs/), run
    here: each must exit 0, and one that saves model.safetensors must leave a loadable
@@ -5407,6 +5469,7 @@ static void run_cli_tests(void) {
     test_cli_plot();
     test_cli_progress();
     test_cli_bench();
+    test_cli_compress();
     test_docs();
     free(test_cli__out);
     free(test_cli__err);
