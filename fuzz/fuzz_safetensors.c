@@ -12,8 +12,8 @@
        byte ranges lie inside the data and match shape x dtype size; every name is found
        again by lm_st_find, and every readable tensor reads (F32 bytes come back exactly);
      - lm_gpt_load_mem either fails with a message, or gives a model whose image
-       (lm_gpt_save_mem) loads back to bit-identical weights, and which can take one
-       generation step.
+       (lm_gpt_save_mem) loads back to bit-identical weights (Q8_0 values and scales
+       included), and which can take one generation step.
    It also builds with a plain compiler and fuzz/replay.c into a program that runs given
    files once each (the regression inputs under fuzz/regressions/safetensors). */
 #define LM_IMPLEMENTATION
@@ -94,6 +94,17 @@ static void fuzz_model(lm_gpt *m) {
         memcpy(&a, &m->params.data[i], 4);
         memcpy(&b, &r->params.data[i], 4);
         FUZZ_ASSERT(a == b, "weights survive a round trip bit for bit");
+    }
+    FUZZ_ASSERT(r->cfg.quant == m->cfg.quant, "the quantization survives a round trip");
+    for (i = 0; i < (size_t)m->params.n; i++) {
+        const lm_q8 *a = m->params.t[i].q8, *b = r->params.t[i].q8;
+        int row, k;
+        FUZZ_ASSERT(!a == !b, "the same tensors are Q8_0");
+        for (row = 0; a && row < a->out; row++)
+            for (k = 0; k < a->in; k++) {
+                float x = lm_q8_get(a, row, k), y = lm_q8_get(b, row, k);
+                FUZZ_ASSERT(!memcmp(&x, &y, 4), "Q8_0 weights survive a round trip bit for bit");
+            }
     }
     lm_gpt_free(r);
     free(img);
