@@ -11,7 +11,8 @@ CC ?= cc
 CFLAGS ?= -O2 -march=native
 WARN = -std=c99 -Wall -Wextra -pedantic
 LDLIBS = -lm -lpthread
-EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary
+EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary \
+           examples/7_compress
 
 all: lm lm_test $(EXAMPLES)
 
@@ -24,6 +25,7 @@ lm_test: lm_test.c lm.h
 examples/%: examples/%.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 examples/4_classify: examples/lesson_data.h tools/lm_plot.h
+examples/7_compress: tools/lm_plot.h
 
 test: lm lm_test out/docs/list
 	./lm_test
@@ -35,14 +37,16 @@ out/docs/list: lm.h README.md tests/docs.sh $(wildcard tests/docs/*.c)
 	sh tests/docs.sh $(CC) $(WARN) -Werror $(CFLAGS)
 
 # The examples in course order, run as a user would (from examples/, no arguments); each
-# checks its own lesson and exits non-zero if it failed. About three minutes on 2 cores,
-# most of it 3_gpt and 4_classify. 4_classify also draws its confusion matrix
-# (out/classify_confusion.svg), checked for well-formed XML when xmllint is installed.
+# checks its own lesson and exits non-zero if it failed. About six minutes on 2 cores,
+# most of it 3_gpt, 4_classify and 7_compress. 4_classify also draws its confusion matrix
+# (out/classify_confusion.svg) and 7_compress its loss against size (out/compress.svg),
+# checked for well-formed XML when xmllint is installed.
 examples-run: $(EXAMPLES)
 	mkdir -p out
 	cd examples && ./1_linreg && ./2_xor && ./3_gpt && \
-	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary
-	if command -v xmllint >/dev/null; then xmllint --noout out/classify_confusion.svg; fi
+	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary && \
+	    ./7_compress --plot ../out/compress.svg
+	if command -v xmllint >/dev/null; then xmllint --noout out/classify_confusion.svg out/compress.svg; fi
 
 # The README's first command: a byte-level GPT trained on lm.h's own source (every checkout
 # has it), its progress and falling loss, a loss curve (demo.svg), then a sample.
