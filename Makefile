@@ -69,18 +69,26 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/include/lm.h" "$(DESTDIR)$(PREFIX)/bin/lm"
 
 # ARM: the whole suite cross-compiled for aarch64 and armhf (NEON), run under qemu-user;
-# then the scalar path (LM_NO_SIMD) natively. Needs gcc-aarch64-linux-gnu,
-# gcc-arm-linux-gnueabihf and qemu-user (see .ci/run).
+# aarch64 again with the dot-product extension (the Q8_0 kernels' sdot path); then the
+# x86 AVX2 path (no AVX-512) and the scalar path (LM_NO_SIMD) natively, so every kernel
+# path meets the same tests. Needs gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf and
+# qemu-user (see .ci/run), and an x86 machine with AVX2.
 ARM_TEST = -std=c99 -Wall -Wextra -pedantic -O2 -DLM_TEST_NO_CLI -I. lm_test.c -lm -lpthread
 test-arm:
 	aarch64-linux-gnu-gcc $(ARM_TEST) -o lm_test_aarch64
 	@n=$$(aarch64-linux-gnu-objdump -d lm_test_aarch64 | grep -cE 'fmla[[:space:]]+v[0-9]+\.4s'); \
 	  echo "aarch64: $$n NEON vector FMAs (fmla v.4s)"; test $$n -gt 0
 	qemu-aarch64 -L /usr/aarch64-linux-gnu ./lm_test_aarch64
+	aarch64-linux-gnu-gcc -march=armv8.2-a+dotprod $(ARM_TEST) -o lm_test_aarch64_dot
+	@n=$$(aarch64-linux-gnu-objdump -d lm_test_aarch64_dot | grep -cE 'sdot[[:space:]]+v'); \
+	  echo "aarch64+dotprod: $$n sdot instructions"; test $$n -gt 0
+	qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu ./lm_test_aarch64_dot
 	arm-linux-gnueabihf-gcc -mfpu=neon-vfpv4 -mfloat-abi=hard $(ARM_TEST) -o lm_test_armhf
 	@n=$$(arm-linux-gnueabihf-objdump -d lm_test_armhf | grep -cE 'vfma\.f32[[:space:]]+q'); \
 	  echo "armhf: $$n NEON vector FMAs (vfma.f32 q)"; test $$n -gt 0
 	qemu-arm -L /usr/arm-linux-gnueabihf ./lm_test_armhf
+	$(CC) $(WARN) -O2 -march=native -mno-avx512f -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_avx2 $(LDLIBS)
+	./lm_test_avx2
 	$(CC) $(WARN) -O2 -DLM_NO_SIMD -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_scalar $(LDLIBS)
 	./lm_test_scalar
 
@@ -234,7 +242,7 @@ bench: lm out/bench_gemm out/bench_gemm_openblas
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
+	rm -f lm lm_test lm_test_aarch64 lm_test_aarch64_dot lm_test_armhf lm_test_avx2 lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
 	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 
