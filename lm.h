@@ -572,16 +572,19 @@ LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T);
    sized with them. LM_GPT_PARAMS counts the parameters; LM_GPT_GRAPH_BYTES bounds the
    per-step arena of a forward pass over B rows of T tokens without gradients (a prompt
    going in); a training step needs about LM_GPT_TRAIN_GRAPH_BYTES. */
-#define LM_GPT_PARAMS(L, C, T, V)                                                        \
-    ((size_t)(V) * (C) + (size_t)(T) * (C) +                                            \
-     (size_t)(L) * (12 * (size_t)(C) * (C) + 13 * (size_t)(C)) + 2 * (size_t)(C))
+#define LM_GPT_PARAMS(L, C, T, V) LM__GPT_PARAMS(size_t, L, C, T, V)
+#define LM_GPT_GRAPH_BYTES(L, H, C, T, B) LM__ROUND64(LM__GPT_GRAPH(size_t, L, H, C, T, B))
+#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B) LM__GPT_TRAIN_GRAPH(size_t, L, H, C, T, V, B)
+/* The formulas, in a type t (size_t for the macros, double in lm_gpt_memory): */
 #define LM__ROUND64(x) (((size_t)(x) + 63) / 64 * 64)
-#define LM_GPT_GRAPH_BYTES(L, H, C, T, B)                                                \
-    ((size_t)(B) * LM__ROUND64(sizeof(float) *                                          \
-        ((size_t)(L) * (20 * (size_t)(T) * (C) + (size_t)(H) * (T) * (T) + 4 * (size_t)(T)) \
-         + 3 * (size_t)(T) * (C) + 16 * (size_t)(C))) + ((size_t)(L) * 16 + 16) * 512)
-#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B)                                       \
-    (2 * LM_GPT_GRAPH_BYTES(L, H, C, T, B) + 12 * (size_t)(B) * (T) * (V) + ((size_t)1 << 20))
+#define LM__GPT_PARAMS(t, L, C, T, V)                                                    \
+    ((t)(V) * (C) + (t)(T) * (C) + (t)(L) * (12 * (t)(C) * (C) + 13 * (t)(C)) + 2 * (t)(C))
+#define LM__GPT_GRAPH(t, L, H, C, T, B)   /* activations, attention rows, tape nodes */ \
+    ((t)(B) * 4 * ((t)(L) * (20 * (t)(T) * (C) + (t)(H) * (T) * (T) + 4 * (t)(T))          \
+                   + 3 * (t)(T) * (C) + 16 * (t)(C)) + ((t)(L) * 16 + 16) * 512)
+#define LM__GPT_TRAIN_GRAPH(t, L, H, C, T, V, B) /* and their gradients, the logits' */  \
+    (2 * LM__GPT_GRAPH(t, L, H, C, T, B) + 12 * (t)(B) * (T) * (V) + (t)1048576 +          \
+     4 * LM__GPT_PARAMS(t, L, C, T, V))
 /* Everything a run allocates, for refusing a configuration before allocating anything:
    the parameters with their gradients and AdamW moments, the KV cache, and the work
    arena of a training step of (B, T) (B = 0: generation only). As a double, so that a
@@ -2933,21 +2936,37 @@ static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *
    step needs; if the graph does not fit, the arena is made bigger (at least double) and
    the step is built again from scratch. That happens only on the first steps, so a run
    settles at the size it really needs and then allocates nothing. Each attempt starts the
-   graph's RNG from the same state, so a retried step draws the same masks. */
+   graph's RNG from the same state, so a retried step draws the same masks.
+   Training: backward runs into a zeroed block of gradients in the arena (the parameters'
+   tensors point there while the graph runs), which is added into the parameters' own
+   gradients only when the whole step has succeeded. So an attempt that runs out of room
+   halfway through backward leaves the parameters' gradients as they were, and a backward
+   adds exactly one batch's gradient, computed on its own. */
 typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
 enum { LM__INFER = 0, LM__TRAIN = 1 };
+static void lm__params_point_grads(lm_params *p, float *grad) {
+    int k;
+    for (k = 0; k < p->n; k++) p->t[k].grad = grad + (p->t[k].data - p->data);
+}
+typedef struct { float *dst; const float *src; size_t n; } lm__acc_job;
+static void lm__acc_task(void *ctx, int c) {
+    lm__acc_job *J = (lm__acc_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK;
+    lm__vacc(J->src + i0, J->dst + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
+}
 /* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
-   when training), or NULL with lm_error() set. Training: dropout on, backward from the
-   output into the parameters' gradients. */
+   when training), or NULL with lm_error() set. Training (params not NULL): dropout on,
+   backward from the output, its gradients added into params->grad. */
 static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
-                          int mode, lm_rng rng) {
+                          int mode, lm_rng rng, lm_params *params) {
     int attempt;
     if (work->cap == 0) {
         if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
             return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
     }
     for (attempt = 0; attempt < 24; attempt++) {
-        lm_tensor *out;
+        lm_tensor *out = NULL;
+        float *grads = NULL;
         size_t want;
         lm_arena_reset(work, 0);
         work->want = 0;
@@ -2955,8 +2974,21 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
         g->no_grad = mode == LM__INFER;
         g->training = mode == LM__TRAIN;
         g->rng = rng;
-        out = fn(g, ctx);
+        if (mode == LM__TRAIN && params) {
+            grads = (float *)lm_arena_alloc(work, params->total * sizeof(float));
+            if (grads) { lm__zero(grads, params->total); lm__params_point_grads(params, grads); }
+            else g->failed = 1;
+        }
+        if (!g->failed) out = fn(g, ctx);
         if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
+        if (grads) {
+            lm__params_point_grads(params, params->grad);
+            if (out && !g->failed) {                    /* the step is whole: keep it */
+                lm__acc_job J;
+                J.dst = params->grad; J.src = grads; J.n = params->total;
+                lm__chunk_for(params->total, lm__acc_task, &J);
+            }
+        }
         if (out && !g->failed) return out;
         if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
         if (!work->owned)                               /* the caller's buffer: keep it */
@@ -2971,9 +3003,8 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
 
 /* What the work arena of one step over (B, T) needs, roughly (see LM_GPT_GRAPH_BYTES). */
 static double lm__work_estimate(int L, int H, int C, int T, int V, int B, int mode) {
-    double graph = (double)B * 4.0 * ((double)L * (20.0 * T * C + (double)H * T * T + 4.0 * T) +
-                                      3.0 * T * C + 16.0 * C) + (L * 16.0 + 16.0) * 512;
-    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T * V + (1 << 20) : graph + 4.0 * B * T * V;
+    return mode == LM__TRAIN ? LM__GPT_TRAIN_GRAPH(double, L, H, C, T, V, B)
+                             : LM__GPT_GRAPH(double, L, H, C, T, B) + 4.0 * B * T * V;
 }
 
 /* The step runner every model uses. A model gives its parameters, its work arena, an
@@ -3050,7 +3081,8 @@ static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mod
         lm_params_zero_grad(s->params);
     }
     lm_clear_error();
-    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN, s->rng);
+    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN,
+                   s->rng, s->params);
     l = loss ? loss->data[0] : NAN;
     if (loss && !(l - l == 0)) {                     /* NaN or infinity */
         lm__fail(LM_ERR_NUMERIC, "%s: the loss is %s", s->who, l != l ? "NaN" : "infinite");
@@ -3248,7 +3280,7 @@ LMDEF double lm_gpt_memory(const lm_gpt_config *cfg, int B, int T) {
     lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
     if (c.vocab <= 0) c.vocab = 256;
     L = c.n_layer; C = c.n_embd; N = c.n_ctx; V = c.vocab;
-    params = V * C + N * C + L * (12 * C * C + 13 * C) + 2 * C;
+    params = LM__GPT_PARAMS(double, L, C, N, V);
     /* weights, gradients, two moments; the KV cache; generation's scratch; one step */
     return 16 * params + 8 * L * N * C + 8 * V + 4 * N +
            (B > 0 ? lm__work_estimate(c.n_layer, c.n_head, c.n_embd, T, c.vocab, B, LM__TRAIN)
@@ -3412,7 +3444,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     float *last;
     p.m = m; p.tokens = tokens; p.n = n;
     x = lm__fit(&m->work, lm__work_estimate(c->n_layer, c->n_head, c->n_embd, n, c->vocab, 1, LM__INFER),
-                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0));
+                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0), NULL);
     if (!x && m->work.cap && !m->work.owned) {
         /* a small caller-owned arena (a microcontroller): one position at a time */
         int k, rc = LM_OK;

@@ -1147,6 +1147,30 @@ static void test_gpt_from_memory(void) {
     lm_gpt_free(ref);
 }
 
+/* A step that does not fit the work arena is retried in a bigger one (lm__fit). A retry
+   must not count the gradients of the failed attempt: a model whose small arena (sized
+   by a loss-only call) forces retries trains exactly as one that never retried. */
+static void test_gpt_retry_clean(void) {
+    lm_gpt *a = t_tiny_gpt(2, 2, 24, 16, 256, 6), *b = t_tiny_gpt(2, 2, 24, 16, 256, 6);
+    lm_train_opts o = lm_train_defaults();
+    int in[4 * 16], tg[4 * 16], i, s;
+    size_t cap0;
+    lm_rng r = lm_rng_seed(10);
+    if (!a || !b) { CHECK(0, "retry: models"); return; }
+    for (i = 0; i < 64; i++) { in[i] = (int)lm_rng_below(&r, 256); tg[i] = (int)lm_rng_below(&r, 256); }
+    lm_arena_init(&a->work, 64 << 20);                /* a: room enough from the start  */
+    lm_gpt_loss(b, in, tg, 1, 2);                     /* b: an arena sized for a tiny loss */
+    cap0 = b->work.cap;
+    for (s = 0; s < 3; s++) {
+        lm_gpt_train_step(a, &o, in, tg, 4, 16, s);
+        lm_gpt_train_step(b, &o, in, tg, 4, 16, s);
+    }
+    CHECK(b->work.cap > cap0 && !memcmp(a->params.data, b->params.data, a->params.total * sizeof(float)),
+          "gpt: a step retried in a bigger work arena trains exactly as one that fit at once");
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+}
+
 static void run_core_tests(void) {
     test_core_arena();
     test_core_rng();
@@ -1159,6 +1183,7 @@ static void run_core_tests(void) {
     test_core_adamw_reference();
     test_gpt_init();
     test_gpt_step_parts();
+    test_gpt_retry_clean();
     test_gpt_from_memory();
     test_gpt_gradcheck();
     test_gpt_overfit();
