@@ -5339,21 +5339,35 @@ static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char 
         float id;
         if (!lm__vec_simd || len < 32) { d[b] = lm__q8_quant_block(xb, len, qb, &s[b]); continue; }
 #if defined(LM_AVX512)
+        /* (the zero-masking forms with an all-ones mask, as in section 12: g++ warns about
+           the undefined pass-through of the plain ones; the 8-lane halves are reduced as
+           the AVX2 path does) */
         {
             const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF), mb = _mm512_set1_epi32(LM__Q8_MAGIC_BITS);
             __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16), vid, mg;
-            __m512i k0, k1;
-            d[b] = lm__q8_x_scale((uint32_t)_mm512_reduce_max_epu32(
-                       _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(v0), abs),
-                                        _mm512_and_si512(_mm512_castps_si512(v1), abs))), &id);
+            __m512i k0, k1, t;
+            __m256i h8;
+            __m128i h;
+            t = _mm512_maskz_max_epu32(0xFFFF, _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v0), abs),
+                                       _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v1), abs));
+            h8 = _mm256_max_epu32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0), _mm512_maskz_extracti64x4_epi64(0xF, t, 1));
+            h = _mm_max_epu32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
+            h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1));
+            d[b] = lm__q8_x_scale((uint32_t)_mm_cvtsi128_si32(h), &id);
             if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
             vid = _mm512_set1_ps(id);
             mg = _mm512_set1_ps(LM__Q8_MAGIC);
             k0 = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(v0, vid), mg)), mb);
             k1 = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(v1, vid), mg)), mb);
-            _mm_storeu_si128((__m128i *)qb, _mm512_cvtepi32_epi8(k0));
-            _mm_storeu_si128((__m128i *)(qb + 16), _mm512_cvtepi32_epi8(k1));
-            s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(k0, k1));
+            _mm_storeu_si128((__m128i *)qb, _mm512_maskz_cvtepi32_epi8(0xFFFF, k0));
+            _mm_storeu_si128((__m128i *)(qb + 16), _mm512_maskz_cvtepi32_epi8(0xFFFF, k1));
+            t = _mm512_add_epi32(k0, k1);
+            h8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0), _mm512_maskz_extracti64x4_epi64(0xF, t, 1));
+            h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+            s[b] = _mm_cvtsi128_si32(h);
         }
 #elif defined(LM_AVX2)
         {
@@ -5463,7 +5477,7 @@ static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
             s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512((const void *)(wq + 64 * g + 64)), _mm512_set1_epi32(x1));
         }
         s0 = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(128 * xs[b]));
-        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_cvtepi32_ps(s0),
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s0),
                                                _mm512_mul_ps(_mm512_loadu_ps(wd + 16 * b),
                                                              _mm512_set1_ps(xd[b]))));
     }
