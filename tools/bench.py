@@ -25,7 +25,9 @@ What is measured, each in a fresh process:
             count and kernel. Peak RSS of each process (getrusage). Both figures are the median
             of the process's timed steps.
   generate  tokens/s of KV-cache generation from a one-token prompt, n_ctx - 1 tokens, for
-            `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each.
+            `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each. Then
+            lm.h's Q8_0 weights (`--quantize`) against its own float32 at 2 threads, the
+            runs alternating, with the weight bytes a token reads over the time it takes.
 Every configuration runs --reps times (the runs of lm and PyTorch interleaved, so a change
 in the machine's load hits both alike) and the median is kept. PyTorch runs with
 OMP_WAIT_POLICY=PASSIVE and OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = its thread count.
@@ -348,6 +350,22 @@ def bench_generate(a):
         ratio_of(lm[2], pt[best]), None, "tok/s")
     row(f"generate small: lm.h best ({lbest}t) / PyTorch best", lm[lbest], pt[best],
         ratio_of(lm[lbest], pt[best]), 2.5, "tok/s")
+    bench_generate_q8(a, cfg, keys)
+
+
+def bench_generate_q8(a, cfg, keys):
+    """Q8_0 against float32, lm.h alone, 2 threads, alternating runs (issue 14)."""
+    res = {"float32": [], "Q8_0": []}
+    gbs = {"float32": [], "Q8_0": []}
+    for rep in range(a.reps):
+        for label, extra in (("float32", []), ("Q8_0", ["--quantize"])):
+            v, _ = run([a.lm, "bench", "generate"] + shape_args(cfg, keys) + extra + ["--threads", "2"])
+            res[label].append(v and v["tok_per_s"])
+            gbs[label].append(v and v.get("gb_per_s"))
+    f32, q8 = median(res["float32"]), median(res["Q8_0"])
+    row("generate small 2t: weights read, float32 (GB/s)", median(gbs["float32"]), None, None, None, "GB/s")
+    row("generate small 2t: weights read, Q8_0 (GB/s)", median(gbs["Q8_0"]), None, None, None, "GB/s")
+    row("generate small: lm.h Q8_0 2t / lm.h float32 2t", q8, f32, ratio_of(q8, f32), 2.5, "tok/s")
 
 
 def print_summary():
