@@ -5321,6 +5321,20 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 #define LM__Q8_ISA "scalar"
 #endif
 
+#if defined(LM_AVX2)
+/* The largest (unsigned) and the sum of the 8 int lanes of v. */
+static inline uint32_t lm__q8_max8(__m256i v) {
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
+    return (uint32_t)_mm_cvtsi128_si32(_mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+static inline int lm__q8_sum8(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+#endif
+
 /* X's blocks b0 .. b0+nblk-1 of a row of n values into q (32 a block), d and s, as
    lm__q8_quant_block does (section 9): on a whole block of 32 in vector code, else that
    function itself. The largest magnitude is an integer max over the bits (exact, so the
@@ -5346,15 +5360,10 @@ static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char 
             const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF), mb = _mm512_set1_epi32(LM__Q8_MAGIC_BITS);
             __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16), vid, mg;
             __m512i k0, k1, t;
-            __m256i h8;
-            __m128i h;
             t = _mm512_maskz_max_epu32(0xFFFF, _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v0), abs),
                                        _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v1), abs));
-            h8 = _mm256_max_epu32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0), _mm512_maskz_extracti64x4_epi64(0xF, t, 1));
-            h = _mm_max_epu32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
-            h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
-            h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1));
-            d[b] = lm__q8_x_scale((uint32_t)_mm_cvtsi128_si32(h), &id);
+            d[b] = lm__q8_x_scale(lm__q8_max8(_mm256_max_epu32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                                               _mm512_maskz_extracti64x4_epi64(0xF, t, 1))), &id);
             if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
             vid = _mm512_set1_ps(id);
             mg = _mm512_set1_ps(LM__Q8_MAGIC);
@@ -5363,28 +5372,21 @@ static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char 
             _mm_storeu_si128((__m128i *)qb, _mm512_maskz_cvtepi32_epi8(0xFFFF, k0));
             _mm_storeu_si128((__m128i *)(qb + 16), _mm512_maskz_cvtepi32_epi8(0xFFFF, k1));
             t = _mm512_add_epi32(k0, k1);
-            h8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0), _mm512_maskz_extracti64x4_epi64(0xF, t, 1));
-            h = _mm_add_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-            s[b] = _mm_cvtsi128_si32(h);
+            s[b] = lm__q8_sum8(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                                _mm512_maskz_extracti64x4_epi64(0xF, t, 1)));
         }
 #elif defined(LM_AVX2)
         {
             const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), mb = _mm256_set1_epi32(LM__Q8_MAGIC_BITS);
             __m256 v[4], vid, mg;
             __m256i k[4], t;
-            __m128i h;
             int j;
             for (j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(xb + 8 * j);
             t = _mm256_max_epu32(_mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(v[0]), abs),
                                                   _mm256_and_si256(_mm256_castps_si256(v[1]), abs)),
                                  _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(v[2]), abs),
                                                   _mm256_and_si256(_mm256_castps_si256(v[3]), abs)));
-            h = _mm_max_epu32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-            h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
-            h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1));
-            d[b] = lm__q8_x_scale((uint32_t)_mm_cvtsi128_si32(h), &id);
+            d[b] = lm__q8_x_scale(lm__q8_max8(t), &id);
             if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
             vid = _mm256_set1_ps(id);
             mg = _mm256_set1_ps(LM__Q8_MAGIC);
@@ -5395,11 +5397,7 @@ static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char 
             t = _mm256_packs_epi16(_mm256_packs_epi32(k[0], k[1]), _mm256_packs_epi32(k[2], k[3]));
             t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             _mm256_storeu_si256((__m256i *)qb, t);
-            t = _mm256_add_epi32(_mm256_add_epi32(k[0], k[1]), _mm256_add_epi32(k[2], k[3]));
-            h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-            s[b] = _mm_cvtsi128_si32(h);
+            s[b] = lm__q8_sum8(_mm256_add_epi32(_mm256_add_epi32(k[0], k[1]), _mm256_add_epi32(k[2], k[3])));
         }
 #elif defined(LM_NEON)
         {

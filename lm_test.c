@@ -1100,12 +1100,30 @@ static void test_gpt_step_parts(void) {
 #define T_FM_T 12
 #define T_FM_V 40
 static unsigned char t_fm_buf[LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V)];
+/* m (over memory) against the model it was made from: step_token logits over a whole
+   context bit for bit, and a sampled generation that slides the window. */
+static int t_fm_same(lm_gpt *ref, lm_gpt *m) {
+    float la[T_FM_V], lb[T_FM_V];
+    int i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20];
+    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    lm_gpt_reset_cache(ref);
+    lm_gpt_reset_cache(m);
+    for (i = 0; i < T_FM_T; i++) {
+        lm_gpt_step_token(ref, i % T_FM_V, la);
+        lm_gpt_step_token(m, i % T_FM_V, lb);
+        if (memcmp(la, lb, sizeof la)) same = 0;
+    }
+    sa.temperature = sb.temperature = 0.9f;
+    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
+    if (lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) != LM_OK || memcmp(oa, ob, sizeof oa)) same = 0;
+    return same;
+}
+
 static void test_gpt_from_memory(void) {
     lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *m;
-    float *flat, la[T_FM_V], lb[T_FM_V];
+    float *flat;
     size_t off = 0;
-    int k, i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20], tg[4] = { 1, 2, 3, 4 };
-    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    int k, i, prompt[3] = { 1, 2, 3 }, tg[4] = { 1, 2, 3, 4 };
     lm_rng r = lm_rng_seed(2);
     if (!ref) { CHECK(0, "from_memory: model"); return; }
     for (i = 0; i < (int)ref->params.total; i++) ref->params.data[i] += 0.1f * lm_rng_normal(&r);
@@ -1118,16 +1136,8 @@ static void test_gpt_from_memory(void) {
     CHECK(m && m->params.n == ref->params.n && !strcmp(m->params.names[5], ref->params.names[5]),
           "from_memory: the model is laid out as lm_gpt_new's");
     if (!m) { free(flat); lm_gpt_free(ref); return; }
-    for (i = 0; i < T_FM_T; i++) {
-        lm_gpt_step_token(ref, i % T_FM_V, la);
-        lm_gpt_step_token(m, i % T_FM_V, lb);
-        if (memcmp(la, lb, sizeof la)) same = 0;
-    }
-    CHECK(same, "from_memory: step_token logits equal the original model's, bit for bit");
-    sa.temperature = sb.temperature = 0.9f;
-    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
-    CHECK(lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) == LM_OK && !memcmp(oa, ob, sizeof oa),
-          "from_memory: lm_gpt_generate (window sliding) gives the same tokens");
+    CHECK(t_fm_same(ref, m), "from_memory: step_token logits equal the original model's, bit for "
+          "bit, and lm_gpt_generate (window sliding) gives the same tokens");
     CHECK(lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) != lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) &&
           strstr(lm_error(), "cannot train"), "from_memory: training is refused with a message");
     CHECK(lm_gpt_from_memory(&ref->cfg, flat, t_fm_buf,
@@ -4618,9 +4628,6 @@ static void test_q8_from_memory(void) {
     lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *q, *m;
     size_t n;
     void *img;
-    float la[T_FM_V], lb[T_FM_V];
-    int i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20];
-    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
     if (!ref || !(q = lm_gpt_quantize(ref, LM_QUANT_Q8_0_EMB))) { CHECK(0, "q8 from_memory: model"); lm_gpt_free(ref); return; }
     n = lm_gpt_image(q, NULL, 0);
     img = malloc(n);
@@ -4628,16 +4635,8 @@ static void test_q8_from_memory(void) {
     m = lm_gpt_from_memory(&q->cfg, img, t_fm_buf, LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V));
     CHECK(m && m->cfg.quant == LM_QUANT_Q8_0_EMB && q8_t_same(q, m), "q8 from_memory: the model over the image holds the same weights");
     if (!m) { free(img); lm_gpt_free(q); lm_gpt_free(ref); return; }
-    for (i = 0; i < T_FM_T; i++) {
-        lm_gpt_step_token(q, i % T_FM_V, la);
-        lm_gpt_step_token(m, i % T_FM_V, lb);
-        if (memcmp(la, lb, sizeof la)) same = 0;
-    }
-    CHECK(same, "q8 from_memory: step_token logits equal the quantized model's, bit for bit");
-    sa.temperature = sb.temperature = 0.9f;
-    lm_gpt_generate(q, prompt, 3, 20, &sa, NULL, NULL, oa);
-    CHECK(lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) == LM_OK && !memcmp(oa, ob, sizeof oa),
-          "q8 from_memory: lm_gpt_generate in LM_GPT_MEMORY_BYTES gives the same tokens");
+    CHECK(t_fm_same(q, m), "q8 from_memory: step_token logits equal the quantized model's, bit "
+          "for bit, and lm_gpt_generate in LM_GPT_MEMORY_BYTES gives the same tokens");
     CHECK(lm_gpt_from_memory(&q->cfg, (const char *)img + 2, t_fm_buf, sizeof t_fm_buf) == NULL,
           "q8 from_memory: a misaligned image is refused");
     free(img);

@@ -577,6 +577,23 @@ static int lmplot__range(const double *x, const double *y, int n, double *lo, do
     return any;
 }
 
+/* The grid lines of a plot area [L, R] x [T, B] at the ticks of ax and ay. */
+static void lmplot__grid(lmplot__buf *b, const lmplot__axis *ax, const lmplot__axis *ay,
+                         double L, double R, double T, double B) {
+    double v;
+    int k;
+    lmplot__s(b, "<g class=\"grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
+    for (k = 0; k <= lmplot__ticks(ax); k++) {
+        v = lmplot__px(ax, ax->lo + k * ax->step);
+        lmplot__f(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", v, T, v, B);
+    }
+    for (k = 0; k <= lmplot__ticks(ay); k++) {
+        v = lmplot__px(ay, ay->lo + k * ay->step);
+        lmplot__f(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, v, R, v);
+    }
+    lmplot__s(b, "</g>\n");
+}
+
 /* A legend entry at (*x, y): a sample of the line (and a dot), then the label. */
 static void lmplot__legend(lmplot__buf *b, double *x, double y, const char *label,
                            const char *style, int dot, const char *colour) {
@@ -656,16 +673,7 @@ LMPLOT_FN int lmplot_loss_svg(const lmplot_series *s, const char *title, const c
     lmplot__title(&b, title, W / 2.0, 30, W - 40);
 
     /* grid, ticks and labels: x below, loss on the left, learning rate on the right */
-    lmplot__s(&b, "<g class=\"grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
-    for (k = 0; k <= lmplot__ticks(&ax); k++) {
-        v = lmplot__px(&ax, ax.lo + k * ax.step);
-        lmplot__f(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", v, T, v, B);
-    }
-    for (k = 0; k <= lmplot__ticks(&ay); k++) {
-        v = lmplot__px(&ay, ay.lo + k * ay.step);
-        lmplot__f(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, v, R, v);
-    }
-    lmplot__s(&b, "</g>\n");
+    lmplot__grid(&b, &ax, &ay, L, R, T, B);
     lmplot__f(&b, "<g class=\"axes\" stroke=\"#555555\" stroke-width=\"1\">\n"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
@@ -996,16 +1004,8 @@ LMPLOT_FN int lmplot_points_svg(int n, const double *x, const double *y, const i
     memset(&b, 0, sizeof b);
     lmplot__begin(&b, W, H, title);
     lmplot__title(&b, title, W / 2.0, 30, W - 40);
-    lmplot__s(&b, "<g class=\"grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
-    for (k = 0; k <= lmplot__ticks(&ax); k++) {
-        v = lmplot__px(&ax, ax.lo + k * ax.step);
-        lmplot__f(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", v, T, v, B);
-    }
-    for (k = 0; k <= lmplot__ticks(&ay); k++) {
-        v = lmplot__px(&ay, ay.lo + k * ay.step);
-        lmplot__f(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, v, R, v);
-    }
-    lmplot__f(&b, "</g>\n<g class=\"axes\" stroke=\"#555555\" stroke-width=\"1\">\n"
+    lmplot__grid(&b, &ax, &ay, L, R, T, B);
+    lmplot__f(&b, "<g class=\"axes\" stroke=\"#555555\" stroke-width=\"1\">\n"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n</g>\n"
                   "<g class=\"ticks\" fill=\"#444444\">\n", L, B, R, B, L, T, L, B);
