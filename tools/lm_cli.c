@@ -1913,7 +1913,7 @@ static const char usage_main[] =
 "  detokenize  token ids to text\n"
 "  plot        draw a training log (lm train --log) as an SVG picture\n"
 "  version     the version of lm and of lm.h (also lm --version)\n"
-"  quantize    store a checkpoint's weights in Q8_0 (int8 blocks, ~3.8x smaller)\n"
+"  quantize    store a checkpoint's weights in Q8_0 (int8 blocks: about 3x smaller)\n"
 "  prune       set the smallest weights of each block matrix to zero\n"
 "\n"
 "Results go to stdout; progress, notes and errors to stderr.\n"
