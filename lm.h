@@ -150,9 +150,8 @@
        files; kernels pad with zeros). lm_gpt_quantize() makes a Q8_0 copy of a GPT: the
        four matrices of every block (c_attn, attn.c_proj, c_fc, mlp.c_proj), and with
        LM_QUANT_Q8_0_EMB the token embedding wte too, which is also the output head. wpe,
-       LayerNorms and biases stay float32. The matrices take 3.76x fewer bytes in a file
-       (1 byte a weight, 2 per 32 for the scale) and 3.56x fewer in memory, where each
-       scale is held as a float for the kernels.
+       LayerNorms and biases stay float32. The matrices take 3.76x fewer bytes, in a file
+       and in memory alike (1 byte a weight, 2 per 32 for the scale).
        Products: y = W x takes x one block of 32 at a time to int8 as well (d_x = max|x| /
        127, q_x = round(x / d_x), blocks with max|x| < 1e-30 count as zero, a NaN or an
        infinity makes the block's product NaN), then for each output
@@ -643,7 +642,7 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
    per-step arena. NULL with lm_error() on a bad config or a buffer too small. Never
    lm_gpt_free such a model: it lives in buf.
    With cfg->quant set, weights (4-byte aligned) holds the tensors in the same order, and
-   each Q8_0 one is its scales (LM_Q8_SCALES floats) then its values (LM_Q8_VALUES bytes),
+   each Q8_0 one is its scales (LM_Q8_SCALES F16s) then its values (LM_Q8_VALUES bytes),
    in the packed layout of COMPRESSION; tools/lm2c writes such an image. */
 LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const void *weights, void *buf,
                                  size_t len);
@@ -751,12 +750,12 @@ LMDEF double lm_perplexity(double mean_loss);
 typedef struct lm_q8 {
     int out, in;             /* outputs (rows of W) and inputs (its columns)              */
     int nb;                  /* blocks of 32 per row: ceil(in / 32)                       */
-    const float *d;          /* (groups, nb, 16) scales: F16 values, held as float        */
+    const uint16_t *d;       /* (groups, nb, 16) scales, F16 (the bits of a half float)   */
     const unsigned char *q;  /* (groups, nb, 8, 16, 4) values q + 128                     */
 } lm_q8;
 #define LM_Q8_GROUPS(out) (((size_t)(out) + 15) / 16)
 #define LM_Q8_BLOCKS(in) (((size_t)(in) + 31) / 32)
-#define LM_Q8_SCALES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 16)  /* floats */
+#define LM_Q8_SCALES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 16)  /* F16s   */
 #define LM_Q8_VALUES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 512) /* bytes  */
 
 /* A copy of m with its weights in Q8_0: the four matrices of every block (quant
@@ -3623,8 +3622,8 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const void *weights, 
             lm_q8 *w = &q8s[nq++];               /* Q8_0 (section 9): scales, then values */
             lm__q8_dims(kind, t->shape, &out, &in);
             w->out = out; w->in = in; w->nb = (in + 31) / 32;
-            w->d = (const float *)(image + off);
-            off += LM_Q8_SCALES(out, in) * sizeof(float);
+            w->d = (const uint16_t *)(image + off);
+            off += LM_Q8_SCALES(out, in) * sizeof(uint16_t);
             w->q = image + off;
             off += LM_Q8_VALUES(out, in);
             t->q8 = w;
@@ -4002,19 +4001,19 @@ static size_t lm__q8_dat(const lm_q8 *W, int r, int b) {
    back. Packing writes a model's own storage (its const is for weights in flash). */
 static void lm__q8_pack_row(const lm_q8 *W, int r, const signed char *q, const uint16_t *d) {
     unsigned char *wq = (unsigned char *)W->q;
-    float *wd = (float *)W->d;
+    uint16_t *wd = (uint16_t *)W->d;
     int i;
     for (i = 0; i < W->in; i++) wq[lm__q8_at(W, r, i)] = (unsigned char)(q[i] + 128);
-    for (i = 0; i < W->nb; i++) wd[lm__q8_dat(W, r, i)] = lm__f16_to_f32(d[i]);
+    for (i = 0; i < W->nb; i++) wd[lm__q8_dat(W, r, i)] = d[i];
 }
 static void lm__q8_unpack_row(const lm_q8 *W, int r, signed char *q, uint16_t *d) {
     int i;
     for (i = 0; i < W->in; i++) q[i] = (signed char)((int)W->q[lm__q8_at(W, r, i)] - 128);
-    for (i = 0; i < W->nb; i++) d[i] = lm__f32_to_f16(W->d[lm__q8_dat(W, r, i)]);
+    for (i = 0; i < W->nb; i++) d[i] = W->d[lm__q8_dat(W, r, i)];
 }
 
 LMDEF float lm_q8_get(const lm_q8 *W, int r, int i) {
-    return W->d[lm__q8_dat(W, r, i / 32)] * (float)((int)W->q[lm__q8_at(W, r, i)] - 128);
+    return lm__f16_to_f32(W->d[lm__q8_dat(W, r, i / 32)]) * (float)((int)W->q[lm__q8_at(W, r, i)] - 128);
 }
 /* Row r dequantized: out[i] = d q for i < in (exact: an F16 times an int8 is a float). */
 static void lm__q8_row(const lm_q8 *W, int r, float *out) {
@@ -4156,13 +4155,13 @@ static void lm__q8_dims(int kind, const int *shape, int *out, int *in) {
 /* Bytes an lm_q8 of that shape takes in an arena: the struct, scales and values, each
    64-aligned. */
 static size_t lm__q8_arena_bytes(int out, int in) {
-    return LM__ROUND64(sizeof(lm_q8)) + LM__ROUND64(LM_Q8_SCALES(out, in) * sizeof(float)) +
+    return LM__ROUND64(sizeof(lm_q8)) + LM__ROUND64(LM_Q8_SCALES(out, in) * sizeof(uint16_t)) +
            LM__ROUND64(LM_Q8_VALUES(out, in));
 }
 /* A zero Q8_0 matrix in arena a (values 128: q = 0, so padding adds nothing). */
 static lm_q8 *lm__q8_new(lm_arena *a, int out, int in) {
     lm_q8 *W = (lm_q8 *)lm_arena_calloc(a, sizeof(lm_q8));
-    float *d = (float *)lm_arena_calloc(a, LM_Q8_SCALES(out, in) * sizeof(float));
+    uint16_t *d = (uint16_t *)lm_arena_calloc(a, LM_Q8_SCALES(out, in) * sizeof(uint16_t));
     unsigned char *q = (unsigned char *)lm_arena_alloc(a, LM_Q8_VALUES(out, in));
     if (!W || !d || !q) return NULL;
     memset(q, 128, LM_Q8_VALUES(out, in));
@@ -4228,7 +4227,7 @@ LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap) {
         size_t at = 0;
         for (k = 0; m && k < m->params.n; k++) {
             const lm_tensor *t = &m->params.t[k];
-            size_t a = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * sizeof(float)
+            size_t a = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * sizeof(uint16_t)
                              : (size_t)t->size * sizeof(float);
             size_t b = t->q8 ? LM_Q8_VALUES(t->q8->out, t->q8->in) : 0;
             if (pass == 1) {
@@ -5439,8 +5438,9 @@ static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char 
 
 /* The kernel: y[r] += sum over blocks b < nblk, in order, of (float)isum(r, b) x (wd[r]
    xd[b]) for the 16 rows r of a group; wq and wd point at the group's first block of the
-   chunk (512 bytes and 16 scales a block), xq, xd, xs at the chunk of X. */
-static void lm__q8_tile_scalar(const unsigned char *wq, const float *wd, int nblk,
+   chunk (512 bytes and 16 F16 scales a block), xq, xd, xs at the chunk of X. F16 to float
+   is exact, in hardware (vcvtph2ps, fcvtl) or in lm__f16_to_f32 alike. */
+static void lm__q8_tile_scalar(const unsigned char *wq, const uint16_t *wd, int nblk,
                                const signed char *xq, const float *xd, const int *xs, float *y) {
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF
@@ -5454,7 +5454,7 @@ static void lm__q8_tile_scalar(const unsigned char *wq, const float *wd, int nbl
             const signed char *x = xq + 32 * b;
             int isum = 0;
             for (k = 0; k < 32; k++) isum += ((int)w[(k / 4) * 64 + k % 4] - 128) * x[k];
-            sc = wd[16 * b + r] * xd[b];
+            sc = lm__f16_to_f32(wd[16 * b + r]) * xd[b];
             t = (float)isum * sc;
             acc = acc + t;
         }
@@ -5463,7 +5463,7 @@ static void lm__q8_tile_scalar(const unsigned char *wq, const float *wd, int nbl
 }
 
 #if defined(LM_AVX512) && defined(__AVX512VNNI__)
-static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
                              const signed char *xq, const float *xd, const int *xs, float *y) {
     __m512 acc = _mm512_loadu_ps(y);
     int b, g;
@@ -5478,7 +5478,8 @@ static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
         }
         s0 = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(128 * xs[b]));
         acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s0),
-                                               _mm512_mul_ps(_mm512_loadu_ps(wd + 16 * b),
+                                               _mm512_mul_ps(_mm512_maskz_cvtph_ps(0xFFFF,
+                                                                 _mm256_loadu_si256((const __m256i *)(wd + 16 * b))),
                                                              _mm512_set1_ps(xd[b]))));
     }
     _mm512_storeu_ps(y, acc);
@@ -5486,15 +5487,24 @@ static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
 #define LM__Q8_TILE lm__q8_tile_simd
 
 #elif defined(LM_AVX2)
-static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
                              const signed char *xq, const float *xd, const int *xs, float *y) {
     const __m256i flip = _mm256_set1_epi8((char)0x80), one = _mm256_set1_epi16(1);
-    __m256 a0 = _mm256_loadu_ps(y), a1 = _mm256_loadu_ps(y + 8);
+    __m256 a0 = _mm256_loadu_ps(y), a1 = _mm256_loadu_ps(y + 8), d0, d1;
     int b, g;
     (void)xs;
     for (b = 0; b < nblk; b++, wq += 512) {
         __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
         __m256 sc = _mm256_set1_ps(xd[b]);
+#if defined(__F16C__)
+        d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + 16 * b)));
+        d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + 16 * b + 8)));
+#else
+        float dw[16];
+        for (g = 0; g < 16; g++) dw[g] = lm__f16_to_f32(wd[16 * b + g]);
+        d0 = _mm256_loadu_ps(dw);
+        d1 = _mm256_loadu_ps(dw + 8);
+#endif
         for (g = 0; g < 8; g++) {
             int32_t x4;
             __m256i xv, w0, w1;
@@ -5507,10 +5517,8 @@ static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
             s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1),
                                                         _mm256_sign_epi8(xv, w1)), one));
         }
-        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_cvtepi32_ps(s0),
-                                             _mm256_mul_ps(_mm256_loadu_ps(wd + 16 * b), sc)));
-        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_cvtepi32_ps(s1),
-                                             _mm256_mul_ps(_mm256_loadu_ps(wd + 16 * b + 8), sc)));
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(d0, sc)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(d1, sc)));
     }
     _mm256_storeu_ps(y, a0);
     _mm256_storeu_ps(y + 8, a1);
@@ -5518,7 +5526,7 @@ static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
 #define LM__Q8_TILE lm__q8_tile_simd
 
 #elif defined(LM_NEON)
-static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
                              const signed char *xq, const float *xd, const int *xs, float *y) {
     const uint8x16_t flip = vdupq_n_u8(0x80);
     float32x4_t acc[4];
@@ -5554,8 +5562,17 @@ static void lm__q8_tile_simd(const unsigned char *wq, const float *wd, int nblk,
             is = vcombine_s32(vpadd_s32(vget_low_s32(lo), vget_high_s32(lo)),
                               vpadd_s32(vget_low_s32(hi), vget_high_s32(hi)));
 #endif
-            acc[j] = vaddq_f32(acc[j], vmulq_f32(vcvtq_f32_s32(is),
-                                                 vmulq_f32(vld1q_f32(wd + 16 * b + 4 * j), sc)));
+            {
+                float32x4_t dw;
+#if defined(__aarch64__)
+                dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(wd + 16 * b + 4 * j)));
+#else                                           /* armv7: F16 in C (see lm__f16_to_f32) */
+                float t[4];
+                for (g = 0; g < 4; g++) t[g] = lm__f16_to_f32(wd[16 * b + 4 * j + g]);
+                dw = vld1q_f32(t);
+#endif
+                acc[j] = vaddq_f32(acc[j], vmulq_f32(vcvtq_f32_s32(is), vmulq_f32(dw, sc)));
+            }
         }
     }
     for (j = 0; j < 4; j++) vst1q_f32(y + 4 * j, acc[j]);
@@ -5592,7 +5609,7 @@ static void lm__q8_task(void *ctx, int t) {
             lm__q8_quant_x(J->X + (size_t)i * in, in, kb, nblk, xq, xd, xs);
             for (G = G0; G < G1; G++) {
                 const unsigned char *wq = W->q + ((size_t)G * nb + kb) * 512;
-                const float *wd = W->d + ((size_t)G * nb + kb) * 16;
+                const uint16_t *wd = W->d + ((size_t)G * nb + kb) * 16;
                 float *yg = y + 16 * G;
                 int rows = out - 16 * G < 16 ? out - 16 * G : 16;
                 if (rows < 16) {           /* the last group's padding rows go to tmp */
@@ -9220,7 +9237,7 @@ static int lm__gpt_save_q8(const lm_gpt *m, const char *path, void *mem, size_t 
         at = (at + 3) / 4 * 4;
         for (r = 0; r < W->out; r++)
             for (b = 0; b < W->nb; b++)
-                ((float *)(buf + at))[(size_t)r * W->nb + b] = W->d[lm__q8_dat(W, r, b)];
+                ((float *)(buf + at))[(size_t)r * W->nb + b] = lm__f16_to_f32(W->d[lm__q8_dat(W, r, b)]);
         at += (size_t)W->out * W->nb * sizeof(float);
     }
     lm__gpt_meta(m, num, kv);

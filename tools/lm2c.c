@@ -30,9 +30,9 @@
    the C file is bit for bit the model in the checkpoint.
 
    A Q8_0 model's OUT.h is the image lm_gpt_from_memory reads (lm.h, lm_gpt_image): the
-   tensors in the same order, a float32 one as its floats, a Q8_0 one as its scales
-   (floats) then its values (bytes q + 128, in lm.h's packed layout of 16-row groups), as
-   the members of one const struct, each named after its tensor:
+   tensors in the same order, a float32 one as its floats, a Q8_0 one as its scales (F16
+   bits, uint16_t) then its values (bytes q + 128, in lm.h's packed layout of 16-row
+   groups), as the members of one const struct, each named after its tensor:
 
        #define NAME_QUANT, NAME_IMAGE_BYTES       LM_QUANT_* and the image's size
        static const lm_gpt_config NAME_config;    with .quant = NAME_QUANT
@@ -169,7 +169,7 @@ static int write_c_q8(FILE *f, const lm_gpt *m, const char *name, const char *up
     for (k = 0; k < p->n; k++) {
         const lm_tensor *t = &p->t[k];
         char shape[64];
-        size_t bytes = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * 4 + LM_Q8_VALUES(t->q8->out, t->q8->in)
+        size_t bytes = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * 2 + LM_Q8_VALUES(t->q8->out, t->q8->in)
                              : (size_t)t->size * 4;
         int n = 0;
         for (d = 0; d < t->ndim; d++) n += sprintf(shape + n, d ? " x %d" : "%d", t->shape[d]);
@@ -192,7 +192,7 @@ static int write_c_q8(FILE *f, const lm_gpt *m, const char *name, const char *up
     for (k = 0; k < p->n; k++) {
         const lm_tensor *t = &p->t[k];
         if (t->q8) {
-            fprintf(f, "    float %s[%lu];\n", member(p->names[k], "_d"),
+            fprintf(f, "    uint16_t %s[%lu];\n", member(p->names[k], "_d"),
                     (unsigned long)LM_Q8_SCALES(t->q8->out, t->q8->in));
             fprintf(f, "    unsigned char %s[%lu];\n", member(p->names[k], "_q"),
                     (unsigned long)LM_Q8_VALUES(t->q8->out, t->q8->in));
@@ -203,16 +203,19 @@ static int write_c_q8(FILE *f, const lm_gpt *m, const char *name, const char *up
     fprintf(f, "} %s_image = {\n", name);
     for (k = 0; k < p->n; k++) {
         const lm_tensor *t = &p->t[k];
-        const float *v = t->q8 ? t->q8->d : t->data;
         size_t nv = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) : (size_t)t->size;
-        fprintf(f, "    /* %s%s */\n    {\n", p->names[k], t->q8 ? ": Q8_0 scales" : "");
+        fprintf(f, "    /* %s%s */\n    {\n", p->names[k], t->q8 ? ": Q8_0 scales, F16" : "");
         for (i = 0; i < nv; i++) {
             if (i % 8 == 0) fputs("        ", f);
-            if (!isfinite(v[i])) {
-                fprintf(stderr, "lm2c: %s[%lu] is not a finite number\n", p->names[k], (unsigned long)i);
-                return 2;
+            if (t->q8) {
+                fprintf(f, "0x%04x", (unsigned)t->q8->d[i]);
+            } else {
+                if (!isfinite(t->data[i])) {
+                    fprintf(stderr, "lm2c: %s[%lu] is not a finite number\n", p->names[k], (unsigned long)i);
+                    return 2;
+                }
+                put_float(f, t->data[i]);
             }
-            put_float(f, v[i]);
             fputs(i + 1 == nv ? "\n" : i % 8 == 7 ? ",\n" : ", ", f);
         }
         fputs(t->q8 || k + 1 < p->n ? "    },\n" : "    }\n", f);

@@ -1672,13 +1672,13 @@ static void bench_generate(int argc, char **argv) {
            lm_simd_name());
     {
         /* the weights a token reads: every matrix once, the head (wte), and one row of wte
-           and wpe; a Q8_0 matrix is 1 byte a weight plus a float scale per 32 */
+           and wpe; a Q8_0 matrix is 1 byte a weight plus an F16 scale per 32 */
         double bytes = 0;
         int k;
         for (k = 0; k < m->params.n; k++) {
             const lm_tensor *w = &m->params.t[k];
             double sz = w->q8 ? (double)LM_Q8_VALUES(w->q8->out, w->q8->in) +
-                                4.0 * (double)LM_Q8_SCALES(w->q8->out, w->q8->in)
+                                2.0 * (double)LM_Q8_SCALES(w->q8->out, w->q8->in)
                               : 4.0 * w->size;
             if (k == 1) sz = 4.0 * m->cfg.n_embd;  /* wpe: one row */
             bytes += sz;

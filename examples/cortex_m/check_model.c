@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
         if (same && !a->q8 != !b->q8) same = 0;
         if (same && a->q8)
             same = a->q8->out == b->q8->out && a->q8->in == b->q8->in &&
-                   !memcmp(a->q8->d, b->q8->d, LM_Q8_SCALES(a->q8->out, a->q8->in) * sizeof(float)) &&
+                   !memcmp(a->q8->d, b->q8->d, LM_Q8_SCALES(a->q8->out, a->q8->in) * sizeof(uint16_t)) &&
                    !memcmp(a->q8->q, b->q8->q, LM_Q8_VALUES(a->q8->out, a->q8->in));
         else if (same) same = memcmp(a->data, b->data, (size_t)a->size * sizeof(float)) == 0;
         if (!same) { fprintf(stderr, "check_model: tensor %d (%s) differs\n", k, ref->params.names[k]); bad++; }
