@@ -9411,6 +9411,8 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
     char *path;
     int rc;
     if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
+    if (!m->params.m || !m->params.v)              /* (a quantized model, say) */
+        return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
     if (!(path = lm__path_plus(model_path, ".state")))
         return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
     rc = lm_st_open(&f, path);

@@ -4378,6 +4378,13 @@ static void test_q8_gpt(void) {
     CHECK(lm_gpt_train_step(q, NULL, toks, toks + 1, 1, 4, 0) != lm_gpt_train_step(q, NULL, toks, toks + 1, 1, 4, 0) &&
           strstr(lm_error(), "cannot train"), "q8 gpt: a training step is refused with a message");
     CHECK(lm_gpt_backward(qe, tg, tg, 1, 4) != lm_gpt_backward(qe, tg, tg, 1, 4), "q8 gpt: so is a backward");
+    {
+        lm_train_state st;
+        memset(&st, 0, sizeof st);
+        CHECK(lm_gpt_save_state(q, "/nonexistent/q8", &st) == LM_ERR_ARG &&
+              lm_gpt_load_state(q, "/nonexistent/q8", &st) == LM_ERR_ARG && strstr(lm_error(), "optimizer state"),
+              "q8 gpt: no resume state to save or load");
+    }
     CHECK(lm_gpt_quantize(q, LM_QUANT_Q8_0) == NULL && strstr(lm_error(), "already"),
           "q8 gpt: quantizing a quantized model is refused");
     CHECK(lm_gpt_quantize(m, 7) == NULL, "q8 gpt: an unknown quant level is refused");
