@@ -48,7 +48,8 @@
        LM_ASSERT(x)        internal consistency checks (default: assert.h). Never used for
                            input validation: bad input is an error code, not an assert.
        LM_MALLOC(n)        allocator; define LM_MALLOC and LM_FREE together or neither.
-       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY).
+       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY,
+                           also for what running out leaves). LM_FREE(NULL) must be a no-op.
        LM_NO_SIMD          use only the portable scalar kernels (always compiled anyway,
                            so the SIMD paths can be checked against them).
        LM_NO_THREADS       no pthreads; everything runs on the calling thread.
@@ -71,6 +72,15 @@
        owns (lm_arena_init_buffer), and lm_gpt_from_memory builds a model over weights in
        flash and one caller's buffer: that is how an embedded program runs with no malloc.
        lm_arena.peak is the high-water mark: run one step and you know what a run needs.
+       When memory runs out (LM_MALLOC returns NULL, or a caller's buffer is too small), the
+       function returns LM_ERR_MEM, NULL or NaN and lm_error() says so; it has freed what it
+       had allocated, and left the object it was given usable: a failed training step leaves
+       the weights, AdamW moments and step counts as they were, a failed lm_gpt_backward
+       the gradients, a failed load or save the model and the files, a failed generation a
+       KV cache that holds what it claims (nothing, if the prompt did not go in). Called
+       again once memory is back, it gives exactly what a run that never failed would have. LM_FREE(NULL) must do nothing, as free(NULL) does.
+       `make test-faults` fails every allocation of each operation in turn to hold lm.h to
+       this.
 
    THREADS
        lm_set_threads(n) sizes one global pool (default 1, n = 0 means all cores). Work is
@@ -191,6 +201,22 @@
        quantized together (wte optionally), and "quant" present exactly when they are.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
+       Every save (lm_gpt_save, lm_gpt_save_state, lm_tok_save, lm_st_write) writes
+       PATH.tmp, flushes and fsyncs it, renames it over PATH, then fsyncs the directory
+       (POSIX), so a crash, a kill, a full disk or a power cut at any moment leaves the old
+       file or the new one, whole, and once a save has returned LM_OK the new file is on
+       the disk. A failed save returns LM_ERR_IO (or LM_ERR_MEM), lm_error() names the file
+       and the reason, the temporary file is removed and the old file is as it was; only if
+       the directory's fsync fails, after the rename, is the new file in place (whole, but
+       perhaps not through a power cut). lm_gpt_save_with_state writes the weights and the
+       resume state as one commit: both temporary files whole and synced, then the weights
+       renamed (the commit), then the state. Stopped before the commit, the old pair
+       stands; after it (a kill, or a failed second rename, whose error says so), the new
+       weights stand and their state waits, whole, in MODEL.state.tmp, where
+       lm_gpt_load_state finds it and renames it into place. So a training run killed at
+       any moment resumes exactly (`make test-faults` kills `lm train` before each of its
+       file calls and at random moments to check). All files are little-endian whatever the
+       host (`make test-be` reads and writes them on big-endian s390x).
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
@@ -919,11 +945,6 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size);
-#ifndef LM_NO_STDIO
-/* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename). */
-LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
-/* Load a checkpoint (ours or Hugging Face GPT-2); n_head = 0: from metadata, else C/64. */
-LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head);
 /* Training state for exact resume, saved beside the model as PATH.state: AdamW moments
    and step count, and the caller's numbers (schedule step, data position, RNG). */
 typedef struct lm_train_state {
@@ -931,7 +952,21 @@ typedef struct lm_train_state {
     uint64_t data_pos;       /* lm_data.pos                                               */
     uint64_t rng;            /* lm_data.rng.state                                         */
 } lm_train_state;
+#ifndef LM_NO_STDIO
+/* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename, then
+   the directory synced). On failure the file at path is as it was. */
+LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
+/* Load a checkpoint (ours or Hugging Face GPT-2); n_head = 0: from metadata, else C/64. */
+LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head);
 LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s);
+/* The weights to PATH and the training state to PATH.state as one commit, so that a kill
+   or a power cut at any moment leaves a pair that resumes exactly: the old one, or the new
+   one (see CHECKPOINTS). What a training loop should call. */
+LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s);
+/* Load PATH.state into m (moments, step count) and s. Refused, with m untouched, unless
+   the state was saved with m's very weights. A save of lm_gpt_save_with_state stopped
+   between its two renames left the state that goes with the new weights complete in
+   PATH.state.tmp: then that one is loaded, and renamed into place (the save finished). */
 LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s);
 #endif
 /* From a safetensors image in memory; the model is untouched on error. */
@@ -3444,6 +3479,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     lm_tensor *x;
     float *last;
     p.m = m; p.tokens = tokens; p.n = n;
+    m->cache_len = 0;           /* the rows are rewritten from here: if this fails, none holds */
     x = lm__fit(&m->work, lm__work_estimate(c->n_layer, c->n_head, c->n_embd, n, c->vocab, 1, LM__INFER),
                 &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0), NULL);
     if (!x && m->work.cap && !m->work.owned) {
@@ -3801,7 +3837,8 @@ static lm_tensor *lm__pred_graph(lm_graph *g, void *ctx) {
 }
 
 /* Check a batch, then run build through lm__run_step. Masks and dropout are drawn from
-   (seed, training steps taken), and a training step then counts one more. */
+   (seed, training steps taken), and a training step that succeeds counts one more (one
+   that failed, out of memory say, was not taken: tried again, it draws the same). */
 static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, const int *lens,
                           const int *labels, float *probs, int B, int T,
                           const lm_train_opts *o, int step, int mode) {
@@ -3809,6 +3846,7 @@ static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, 
     lm__enc_batch x;
     lm__step s;
     size_t i;
+    float loss;
     if (B < 1 || T < 1 || T > c->n_ctx) {
         lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
         return NAN;
@@ -3833,8 +3871,9 @@ static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, 
     s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
                               mode == LM__LOSS ? LM__INFER : LM__TRAIN);
     s.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
-    if (mode == LM__STEP) e->steps++;
-    return lm__run_step(&s, o, step, mode);
+    loss = lm__run_step(&s, o, step, mode);
+    if (mode == LM__STEP && loss == loss) e->steps++;   /* a failed step was not taken */
+    return loss;
 }
 
 LMDEF float lm_encoder_mlm_loss(lm_encoder *e, const int *tokens, const int *lens, int B, int T) {
@@ -6683,6 +6722,7 @@ static int lm__json_uint(lm__json *p, const char *what, uint64_t *out) {
 extern int fsync(int fd);
 extern int (fileno)(FILE *stream);
 #endif
+#include <fcntl.h>            /* open: a directory is synced through a descriptor */
 #define LM__FSYNC 1
 #endif
 
@@ -6717,18 +6757,64 @@ static char *lm__path_plus(const char *path, const char *suffix) {
 }
 
 /* Atomic replace: everything goes to path.tmp; only a complete, flushed and synced file is
-   renamed over path (rename within a directory is atomic on POSIX), so a crash or a full
-   disk at any moment leaves either the old file or the new one, never half of one. Use:
-   lm__out_open, then lm__out_put as often as needed, then lm__out_close, which reports the
-   first failure (and removes the temporary file) or renames. */
-typedef struct lm__out { FILE *fp; char *tmp; const char *path; int rc; } lm__out;
+   renamed over path (rename within a directory is atomic on POSIX), and then the directory
+   itself is synced, so that the rename survives a power cut too. A crash, a kill or a full
+   disk at any moment leaves either the old file or the new one, never half of one; and
+   once a save has returned LM_OK, the new file is on the disk. Use: lm__out_open, then
+   lm__out_put as often as needed, then lm__out_close, which reports the first failure (and
+   removes the temporary file) or renames and syncs. A writer of two files that must change
+   together (a checkpoint and its resume state) takes the steps of lm__out_close itself:
+   lm__out_finish on both before lm__out_commit on either, then one lm__out_sync; and
+   lm__out_drop gives a file up. */
+typedef struct lm__out {
+    FILE *fp;                /* the temporary file, path.tmp                                */
+    char *tmp;               /* its name, then the directory's (one block)                  */
+    const char *path;        /* the target                                                  */
+    int dir;                 /* the directory, open for its fsync after the rename; -1: none */
+    int rc;                  /* the first failure of lm__out_put                            */
+} lm__out;
+static void lm__out_release(lm__out *o) {
+#ifdef LM__FSYNC
+    if (o->dir >= 0) close(o->dir);
+#endif
+    o->dir = -1;
+    LM_FREE(o->tmp);
+    o->tmp = NULL;
+}
+/* Give the file up: close and remove the temporary file. */
+static void lm__out_drop(lm__out *o) {
+    if (o->fp) fclose(o->fp);
+    o->fp = NULL;
+    remove(o->tmp);
+    lm__out_release(o);
+}
 static int lm__out_open(lm__out *o, const char *path) {
-    o->fp = NULL; o->path = path; o->rc = LM_OK;
-    if (!(o->tmp = lm__path_plus(path, ".tmp"))) return lm__fail(LM_ERR_MEM, "'%s': out of memory", path);
+    size_t n = strlen(path);
+    int rc;
+    o->fp = NULL; o->path = path; o->rc = LM_OK; o->dir = -1;
+    if (!(o->tmp = (char *)LM_MALLOC(2 * n + 7))) return lm__fail(LM_ERR_MEM, "'%s': out of memory", path);
+    memcpy(o->tmp, path, n);
+    memcpy(o->tmp + n, ".tmp", 5);
+#ifdef LM__FSYNC
+    {
+        /* the directory, opened now so that nothing after the rename can run out of memory;
+           one that may not be read (mode -wx) cannot be synced, which is all that costs */
+        const char *slash = strrchr(path, '/');
+        char *dir = o->tmp + n + 5;
+        size_t d = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+        if (d) memcpy(dir, path, d); else dir[d++] = '.';
+        dir[d] = 0;
+        if ((o->dir = open(dir, O_RDONLY)) < 0 && errno != EACCES) {
+            rc = lm__fail(LM_ERR_IO, "cannot open the directory '%s' of '%s': %s", dir, path,
+                          strerror(errno));
+            lm__out_release(o);
+            return rc;
+        }
+    }
+#endif
     if (!(o->fp = fopen(o->tmp, "wb"))) {
-        int rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", o->tmp, strerror(errno));
-        LM_FREE(o->tmp);
-        o->tmp = NULL;
+        rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", o->tmp, strerror(errno));
+        lm__out_release(o);
         return rc;
     }
     return LM_OK;
@@ -6737,7 +6823,8 @@ static void lm__out_put(lm__out *o, const void *p, size_t n) {
     if (o->rc == LM_OK && n && fwrite(p, 1, n, o->fp) != n)
         o->rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
 }
-static int lm__out_close(lm__out *o) {
+/* Flush, sync and close the temporary file. On failure it is removed (lm__out_drop). */
+static int lm__out_finish(lm__out *o) {
     int rc = o->rc;
     if (rc == LM_OK && fflush(o->fp) != 0)
         rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
@@ -6747,15 +6834,42 @@ static int lm__out_close(lm__out *o) {
 #endif
     if (fclose(o->fp) != 0 && rc == LM_OK)
         rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
+    o->fp = NULL;
+    if (rc != LM_OK) lm__out_drop(o);
+    return rc;
+}
+/* Rename the finished temporary file over the target. If that fails, the temporary file
+   is removed, unless kept says why it is kept (a caller whose other file is already
+   committed needs it), and o is released. */
+static int lm__out_commit(lm__out *o, const char *kept) {
+    int rc;
 #ifdef _WIN32
     /* Windows' rename will not replace a file: drop the old one first (not atomic there) */
-    if (rc == LM_OK) remove(o->path);
+    remove(o->path);
 #endif
-    if (rc == LM_OK && rename(o->tmp, o->path) != 0)
-        rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
-    if (rc != LM_OK) remove(o->tmp);
-    LM_FREE(o->tmp);
+    if (rename(o->tmp, o->path) == 0) return LM_OK;
+    rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s%s%s", o->tmp, o->path,
+                  strerror(errno), kept ? "; " : "", kept ? kept : "");
+    if (!kept) remove(o->tmp);
+    lm__out_release(o);
     return rc;
+}
+/* After the renames: sync the directory, so that they survive a power cut (a file system
+   that cannot sync one, EINVAL, is no error), and release o. */
+static int lm__out_sync(lm__out *o) {
+    int rc = LM_OK;
+#ifdef LM__FSYNC
+    if (o->dir >= 0 && fsync(o->dir) != 0 && errno != EINVAL)
+        rc = lm__fail(LM_ERR_IO, "'%s' is written, but syncing its directory failed (it may not "
+                      "survive a power cut): %s", o->path, strerror(errno));
+#endif
+    lm__out_release(o);
+    return rc;
+}
+static int lm__out_close(lm__out *o) {
+    int rc = lm__out_finish(o);
+    if (rc == LM_OK) rc = lm__out_commit(o, NULL);
+    return rc == LM_OK ? lm__out_sync(o) : rc;
 }
 #endif /* LM_NO_STDIO */
 
@@ -8737,35 +8851,56 @@ LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv,
 }
 
 #ifndef LM_NO_STDIO
-/* path + suffix, freshly allocated (NULL when out of memory). */
-
-/* Through a temporary file and a rename (section 13), the data encoded a chunk at a time. */
-LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
-                      const char *const *meta_kv, int nmeta) {
-    const size_t chunk = 16384;        /* floats encoded per write                       */
-    size_t hlen = 0, total = 0;
+/* A file image to write through lm__out (section 13): checked and measured, with a buffer
+   for the header and for the data, which is encoded a chunk at a time. Everything that can
+   fail before the first byte goes out happens in lm__st_plan_make. */
+#define LM__ST_CHUNK 16384             /* floats encoded per write                       */
+typedef struct lm__st_plan {
+    const lm_st_out *t;
+    int n, nmeta;
+    const char *const *kv;
+    size_t hlen, total;
     unsigned char *buf;
-    lm__out o;
-    int i, rc;
-    if (!path) return lm__fail(LM_ERR_ARG, "lm_st_write: NULL path");
-    rc = lm__st_layout(t, n, meta_kv, nmeta, &hlen, &total);
+} lm__st_plan;
+static int lm__st_plan_make(lm__st_plan *pl, const lm_st_out *t, int n, const char *const *kv,
+                            int nmeta) {
+    int rc = lm__st_layout(t, n, kv, nmeta, &pl->hlen, &pl->total);
+    pl->t = t; pl->n = n; pl->kv = kv; pl->nmeta = nmeta; pl->buf = NULL;
     if (rc) return rc;
-    buf = (unsigned char *)LM_MALLOC(8 + hlen + chunk * 4);
-    if (!buf) return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
-    if ((rc = lm__out_open(&o, path)) != LM_OK) { LM_FREE(buf); return rc; }
-    lm__st_write_header(buf, hlen, t, n, meta_kv, nmeta);
-    lm__out_put(&o, buf, 8 + hlen);
-    for (i = 0; o.rc == LM_OK && i < n; i++) {
-        size_t numel = (size_t)lm__st_out_numel(&t[i]), at, size = (size_t)lm__st_dtypes[t[i].dtype].size;
-        if (t[i].raw) { lm__out_put(&o, t[i].raw, numel * size); continue; }
-        for (at = 0; o.rc == LM_OK && at < numel; at += chunk) {
-            size_t k = numel - at < chunk ? numel - at : chunk;
-            lm__st_encode(t[i].data + at, t[i].dtype, k, buf);
-            lm__out_put(&o, buf, size * k);
+    if (!(pl->buf = (unsigned char *)LM_MALLOC(8 + pl->hlen + LM__ST_CHUNK * 4)))
+        return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
+    return LM_OK;
+}
+static void lm__st_plan_put(const lm__st_plan *pl, lm__out *o) {
+    int i;
+    lm__st_write_header(pl->buf, pl->hlen, pl->t, pl->n, pl->kv, pl->nmeta);
+    lm__out_put(o, pl->buf, 8 + pl->hlen);
+    for (i = 0; o->rc == LM_OK && i < pl->n; i++) {
+        const lm_st_out *t = &pl->t[i];
+        size_t numel = (size_t)lm__st_out_numel(t), at, size = (size_t)lm__st_dtypes[t->dtype].size;
+        if (t->raw) { lm__out_put(o, t->raw, numel * size); continue; }
+        for (at = 0; o->rc == LM_OK && at < numel; at += LM__ST_CHUNK) {
+            size_t k = numel - at < LM__ST_CHUNK ? numel - at : LM__ST_CHUNK;
+            lm__st_encode(t->data + at, t->dtype, k, pl->buf);
+            lm__out_put(o, pl->buf, size * k);
         }
     }
-    LM_FREE(buf);
-    return lm__out_close(&o);
+}
+
+/* Through a temporary file and a rename (section 13). */
+LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
+                      const char *const *meta_kv, int nmeta) {
+    lm__st_plan pl;
+    lm__out o;
+    int rc;
+    if (!path) return lm__fail(LM_ERR_ARG, "lm_st_write: NULL path");
+    if ((rc = lm__st_plan_make(&pl, t, n, meta_kv, nmeta)) == LM_OK &&
+        (rc = lm__out_open(&o, path)) == LM_OK) {
+        lm__st_plan_put(&pl, &o);
+        rc = lm__out_close(&o);
+    }
+    LM_FREE(pl.buf);
+    return rc;
 }
 #endif
 
@@ -9149,27 +9284,35 @@ static void lm__gpt_meta(const lm_gpt *m, char (*num)[24], const char **kv) {
     }
 }
 
-/* The parameters as writer entries; data from base (the weights, or a moment buffer laid
-   out like them). NULL (with an error) if the model looks wrong. */
-static lm_st_out *lm__gpt_outs(const lm_gpt *m, const float *base, char (*names)[LM_NAME_MAX + 2],
-                               const char *prefix) {
+/* A fingerprint of the weights (FNV-1a over their bytes as a checkpoint stores them,
+   little-endian F32, so a host of either byte order computes the same number), kept in the
+   state file, so that a state is never used with weights other than its own. */
+static uint64_t lm__weights_fnv(const lm_params *p) {
+    unsigned char le[1024];
+    uint64_t h = LM__FNV_SEED;
+    size_t at, c;
+    int k;
+    for (k = 0; k < p->n; k++)
+        for (at = 0; at < (size_t)p->t[k].size; at += c) {
+            c = (size_t)p->t[k].size - at < 256 ? (size_t)p->t[k].size - at : 256;
+            lm__st_encode(p->t[k].data + at, LM_DT_F32, c, le);
+            h = lm__fnv1a(h, le, 4 * c);
+        }
+    return h;
+}
+
+/* The parameters as writer entries o[0..n): data from base (the weights, or a moment
+   buffer laid out like them), names prefix + the parameter's name written into names (or,
+   when names is NULL, the parameters' own). An error if the model looks wrong. */
+static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
+                        char (*names)[LM_NAME_MAX + 2], const char *prefix) {
     const lm_params *p = &m->params;
-    lm_st_out *o;
     int i, k;
-    if (p->n <= 0 || !p->t || !p->names || !p->data) {
-        lm__fail(LM_ERR_ARG, "checkpoint: the model has no parameters");
-        return NULL;
-    }
-    o = (lm_st_out *)LM_MALLOC((size_t)p->n * sizeof *o);
-    if (!o) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
     for (i = 0; i < p->n; i++) {
         const lm_tensor *t = &p->t[i];
         size_t off = t->data >= p->data ? (size_t)(t->data - p->data) : p->total + 1;
-        if (off > p->total || (size_t)t->size > p->total - off) {
-            LM_FREE(o);
-            lm__fail(LM_ERR_ARG, "checkpoint: parameter %d lies outside the parameter block", i);
-            return NULL;
-        }
+        if (off > p->total || (size_t)t->size > p->total - off)
+            return lm__fail(LM_ERR_ARG, "checkpoint: parameter %d lies outside the parameter block", i);
         o[i].name = p->names[i];
         if (names) {
             strcpy(names[i], prefix);
@@ -9182,7 +9325,56 @@ static lm_st_out *lm__gpt_outs(const lm_gpt *m, const float *base, char (*names)
         o[i].dtype = LM_DT_F32;
         o[i].raw = NULL;
     }
-    return o;
+    return LM_OK;
+}
+
+/* A file of a model as writer entries and metadata, ready for lm_st_write_mem or the file
+   writer: state NULL, the checkpoint (the weights, the config as metadata); else the resume
+   state (tensors m.<name> and v.<name>, the AdamW moments shaped as the parameters, and as
+   metadata the config plus adam_step, step, data_pos, rng and the weights' fingerprint).
+   kv points into num: use it where it was made. lm__gpt_file_free releases it. */
+typedef struct lm__gpt_file {
+    lm_st_out *o;            /* (n) entries, then (a state) their names                     */
+    int n, nmeta;
+    char num[10][24];        /* the metadata's numbers as text                              */
+    const char *kv[22];
+} lm__gpt_file;
+static void lm__gpt_file_free(lm__gpt_file *f) { LM_FREE(f->o); f->o = NULL; }
+static int lm__gpt_file_make(lm__gpt_file *f, const lm_gpt *m, const lm_train_state *state) {
+    const lm_params *p = &m->params;
+    char (*names)[LM_NAME_MAX + 2] = NULL;
+    int rc;
+    f->o = NULL;
+    if (p->n <= 0 || !p->t || !p->names || !p->data)
+        return lm__fail(LM_ERR_ARG, "checkpoint: the model has no parameters");
+    if (state && (!p->m || !p->v))
+        return lm__fail(LM_ERR_ARG, "resume state: the model has no optimizer state");
+    if (state && (state->step < 0 || p->step < 0))
+        return lm__fail(LM_ERR_ARG, "resume state: negative step");
+    f->n = state ? 2 * p->n : p->n;
+    f->o = (lm_st_out *)LM_MALLOC((size_t)f->n * (sizeof(lm_st_out) + (state ? LM_NAME_MAX + 2 : 0)));
+    if (!f->o) return lm__fail(LM_ERR_MEM, "checkpoint: out of memory");
+    if (state) {
+        names = (char (*)[LM_NAME_MAX + 2])(f->o + f->n);
+        rc = lm__gpt_outs(m, p->m, f->o, names, "m.");
+        if (rc == LM_OK) rc = lm__gpt_outs(m, p->v, f->o + p->n, names + p->n, "v.");
+    } else {
+        rc = lm__gpt_outs(m, p->data, f->o, NULL, "");
+    }
+    if (rc != LM_OK) { lm__gpt_file_free(f); return rc; }
+    lm__gpt_meta(m, f->num, f->kv);
+    f->nmeta = 6;
+    if (state) {
+        const char **kv = f->kv;
+        char (*num)[24] = f->num;
+        kv[12] = "adam_step"; lm__utoa((uint64_t)p->step, num[5]); kv[13] = num[5];
+        kv[14] = "step"; lm__utoa((uint64_t)state->step, num[6]); kv[15] = num[6];
+        kv[16] = "data_pos"; lm__utoa(state->data_pos, num[7]); kv[17] = num[7];
+        kv[18] = "rng"; lm__utoa(state->rng, num[8]); kv[19] = num[8];
+        kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(p), num[9]); kv[21] = num[9];
+        f->nmeta = 11;
+    }
+    return LM_OK;
 }
 
 /* A Q8_0 model's checkpoint (CHECKPOINTS): each quantized weight NAME as NAME.q8 (I8,
@@ -9257,31 +9449,26 @@ done:
 }
 
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size) {
-    char num[5][24];
-    const char *kv[12];
-    lm_st_out *o;
+    lm__gpt_file f;
     int rc;
+    if (size) *size = 0;
     if (!m) return lm__fail(LM_ERR_ARG, "lm_gpt_save_mem: NULL model");
     if (m->cfg.quant) return lm__gpt_save_q8(m, NULL, buf, cap, size);
-    if (!(o = lm__gpt_outs(m, m->params.data, NULL, ""))) return LM_ERR_ARG;
-    lm__gpt_meta(m, num, kv);
-    rc = lm_st_write_mem(o, m->params.n, kv, 6, buf, cap, size);
-    LM_FREE(o);
+    if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
+    lm__gpt_file_free(&f);
     return rc;
 }
 
 #ifndef LM_NO_STDIO
 LMDEF int lm_gpt_save(const lm_gpt *m, const char *path) {
-    char num[5][24];
-    const char *kv[12];
-    lm_st_out *o;
+    lm__gpt_file f;
     int rc;
     if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_gpt_save: NULL argument");
     if (m->cfg.quant) return lm__gpt_save_q8(m, path, NULL, 0, NULL);
-    if (!(o = lm__gpt_outs(m, m->params.data, NULL, ""))) return LM_ERR_ARG;
-    lm__gpt_meta(m, num, kv);
-    rc = lm_st_write(path, o, m->params.n, kv, 6);
-    LM_FREE(o);
+    if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
+    lm__gpt_file_free(&f);
     return rc;
 }
 
@@ -9295,54 +9482,66 @@ LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
     return m;
 }
 
-/* A fingerprint of the weights (FNV-1a over their bytes), kept in the state file: a save
-   writes the state first and the model second, so a crash between the two would leave a
-   state that belongs to other weights. Loading the state compares fingerprints. */
-static uint64_t lm__weights_fnv(const lm_params *p) {
-    uint64_t h = LM__FNV_SEED;
-    int k;
-    for (k = 0; k < p->n; k++) h = lm__fnv1a(h, p->t[k].data, (size_t)p->t[k].size * sizeof(float));
-    return h;
+LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
+    lm__gpt_file f;
+    char *path;
+    int rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
+    if ((rc = lm__gpt_file_make(&f, m, s)) != LM_OK) return rc;
+    if ((path = lm__path_plus(model_path, ".state")) != NULL) {
+        rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
+        LM_FREE(path);
+    } else {
+        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory");
+    }
+    lm__gpt_file_free(&f);
+    return rc;
 }
 
-/* Resume state, in PATH.state: tensors m.<name> and v.<name> (the AdamW moments, shaped
-   as the parameters), and as metadata the model's config plus adam_step, step, data_pos,
-   rng and the weights' fingerprint. Loading checks all of it against the model before
-   anything is copied. */
-LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
-    char num[10][24], (*names)[LM_NAME_MAX + 2] = NULL, *path = NULL;
-    const char *kv[22];
-    lm_st_out *o = NULL, *om = NULL, *ov = NULL;
-    int n, rc = LM_ERR_MEM;
-    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
-    if (!m->params.m || !m->params.v)
-        return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no optimizer state");
-    if (s->step < 0 || m->params.step < 0)
-        return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: negative step");
-    n = m->params.n;
-    if (n <= 0) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no parameters");
-    names = (char (*)[LM_NAME_MAX + 2])LM_MALLOC((size_t)2 * (size_t)n * sizeof *names);
-    o = (lm_st_out *)LM_MALLOC((size_t)2 * (size_t)n * sizeof *o);
-    path = lm__path_plus(model_path, ".state");
-    if (!names || !o || !path) { lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory"); goto done; }
-    om = lm__gpt_outs(m, m->params.m, names, "m.");
-    ov = om ? lm__gpt_outs(m, m->params.v, names + n, "v.") : NULL;
-    if (!om || !ov) { rc = LM_ERR_ARG; goto done; }
-    memcpy(o, om, (size_t)n * sizeof *o);
-    memcpy(o + n, ov, (size_t)n * sizeof *o);
-    lm__gpt_meta(m, num, kv);
-    kv[12] = "adam_step"; lm__utoa((uint64_t)m->params.step, num[5]); kv[13] = num[5];
-    kv[14] = "step"; lm__utoa((uint64_t)s->step, num[6]); kv[15] = num[6];
-    kv[16] = "data_pos"; lm__utoa(s->data_pos, num[7]); kv[17] = num[7];
-    kv[18] = "rng"; lm__utoa(s->rng, num[8]); kv[19] = num[8];
-    kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(&m->params), num[9]); kv[21] = num[9];
-    rc = lm_st_write(path, o, 2 * n, kv, 11);
+/* The checkpoint and its resume state as one commit (section 13's writer, twice): both
+   temporary files are written, flushed and synced before either is renamed; then the
+   weights are renamed (the commit point), then the state. Stopped before the commit, the
+   old pair stands; after it, the new weights stand and the state that goes with them is
+   complete in path.state.tmp, where lm_gpt_load_state finds it (see below). */
+LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s) {
+    lm__gpt_file fm, fs;
+    lm__st_plan pm, ps;
+    lm__out om, os;
+    char *spath = NULL;
+    int rc;
+    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_with_state: NULL argument");
+    fm.o = fs.o = NULL;
+    pm.buf = ps.buf = NULL;
+    /* everything that can fail before a file is touched */
+    if ((rc = lm__gpt_file_make(&fs, m, s)) != LM_OK || (rc = lm__gpt_file_make(&fm, m, NULL)) != LM_OK ||
+        (rc = lm__st_plan_make(&ps, fs.o, fs.n, fs.kv, fs.nmeta)) != LM_OK ||
+        (rc = lm__st_plan_make(&pm, fm.o, fm.n, fm.kv, fm.nmeta)) != LM_OK)
+        goto done;
+    if (!(spath = lm__path_plus(path, ".state"))) {
+        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_with_state: out of memory");
+        goto done;
+    }
+    if ((rc = lm__out_open(&os, spath)) != LM_OK) goto done;
+    lm__st_plan_put(&ps, &os);
+    if ((rc = lm__out_finish(&os)) != LM_OK) goto done;
+    if ((rc = lm__out_open(&om, path)) != LM_OK) { lm__out_drop(&os); goto done; }
+    lm__st_plan_put(&pm, &om);
+    if ((rc = lm__out_finish(&om)) != LM_OK) { lm__out_drop(&os); goto done; }
+    if ((rc = lm__out_commit(&om, NULL)) != LM_OK) { lm__out_drop(&os); goto done; }
+    if ((rc = lm__out_commit(&os, "the weights are saved, and the resume state that goes with "
+                             "them is kept complete in the temporary file (lm_gpt_load_state "
+                             "finds it there)")) != LM_OK) {
+        lm__out_sync(&om);            /* the committed weights, at least, made durable */
+        goto done;
+    }
+    lm__out_release(&om);             /* same directory: one sync covers both renames */
+    rc = lm__out_sync(&os);
 done:
-    if (names) LM_FREE(names);
-    if (o) LM_FREE(o);
-    if (om) LM_FREE(om);
-    if (ov) LM_FREE(ov);
-    if (path) LM_FREE(path);
+    LM_FREE(pm.buf);
+    LM_FREE(ps.buf);
+    lm__gpt_file_free(&fm);
+    lm__gpt_file_free(&fs);
+    LM_FREE(spath);
     return rc;
 }
 
@@ -9368,9 +9567,6 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         if ((rc = lm__gpt_meta_int(f, num_keys[k], max, &num[k])) < 0) return rc;
         if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", num_keys[k]);
     }
-    if (num[4] != lm__weights_fnv(p))
-        return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
-                        "model's (an interrupted save?); cannot resume exactly");
     if (!p->m || !p->v || p->n <= 0 || !p->t)
         return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
     if (f->n != 2 * p->n)
@@ -9391,6 +9587,9 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         if (t->data < p->data || (size_t)(t->data - p->data) + (size_t)t->size > p->total)
             return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: parameter %d outside the block", i);
     }
+    if (num[4] != lm__weights_fnv(p))
+        return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
+                        "model's (an interrupted save?); cannot resume exactly");
     /* all checked (and since the count matches and names are unique, nothing is extra) */
     for (i = 0; i < 2 * p->n; i++) {
         const lm_tensor *t = &p->t[i % p->n];
@@ -9406,20 +9605,47 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
     return LM_OK;
 }
 
-LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+static int lm__gpt_state_load(lm_gpt *m, const char *path, lm_train_state *s) {
     lm_st_file f;
-    char *path;
+    int rc = lm_st_open(&f, path);
+    if (rc) return rc;
+    rc = lm__gpt_state_from_st(m, &f, s);
+    lm_st_close(&f);
+    return rc;
+}
+/* PATH.state; or, when that is missing or not m's, PATH.state.tmp if it is: a save of
+   lm_gpt_save_with_state stopped after renaming the weights left the state that goes with
+   them complete there, and renaming it into place finishes that save. */
+LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+    char *path, *tmp, why[512];
+    size_t n;
     int rc;
     if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
     if (!m->params.m || !m->params.v)              /* (a quantized model, say) */
         return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
-    if (!(path = lm__path_plus(model_path, ".state")))
+    n = strlen(model_path);
+    if (!(path = (char *)LM_MALLOC(2 * n + 22)))               /* PATH.state, PATH.state.tmp */
         return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
-    rc = lm_st_open(&f, path);
+    tmp = path + n + 7;
+    memcpy(path, model_path, n);
+    memcpy(path + n, ".state", 7);
+    memcpy(tmp, path, n + 6);
+    memcpy(tmp + n + 6, ".tmp", 5);
+    if ((rc = lm__gpt_state_load(m, path, s)) != LM_OK && rc != LM_ERR_MEM) {
+        int rc2;
+        lm__fmt(why, sizeof why, "%s", lm_error());
+        if ((rc2 = lm__gpt_state_load(m, tmp, s)) == LM_OK) {
+            rc = LM_OK;
+            if (rename(tmp, path) == 0)            /* if not, the next save puts it right */
+                lm_log("checkpoint: finished a save of '%s' that had stopped between its two "
+                       "renames (its resume state was still in '%s')", model_path, tmp);
+        } else if (rc2 == LM_ERR_MEM) {
+            rc = rc2;                              /* it may load when memory is back */
+        } else {
+            rc = lm__fail(rc, "%s", why);
+        }
+    }
     LM_FREE(path);
-    if (rc) return rc;
-    rc = lm__gpt_state_from_st(m, &f, s);
-    lm_st_close(&f);
     return rc;
 }
 #endif

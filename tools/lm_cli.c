@@ -567,9 +567,11 @@ static const char *fmt_time(double s, char *buf) {
    The loop is: draw a batch (lm_data), one lm_gpt_train_step, then the bookkeeping: an
    eval on the validation split when due, a CSV row, a checkpoint when due, progress.
    Exact resume: everything a step depends on is the weights, the AdamW moments and step
-   count, the data position and RNG, and the step number. A save writes all of them (the
-   state file first, then the model), and --resume restores all of them, so the resumed
-   run replays the uninterrupted one bit for bit.
+   count, the data position and RNG, and the step number. A save writes all of them as one
+   commit (lm_gpt_save_with_state: a kill at any moment leaves the old pair or the new
+   one), and --resume restores all of them, so the resumed run replays the uninterrupted
+   one bit for bit. A file that cannot be written (a full disk) stops the run with one
+   line and exit status 1, and the last checkpoint stays as it was.
    Signals only set a flag; the loop notices it after the step in flight, saves and exits
    with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
    --------------------------------------------------------------------------------------- */
@@ -781,7 +783,7 @@ typedef struct train_run {
     int saved_at;            /* steps done at the last save, -1 if none                  */
 } train_run;
 
-/* Save the resume state, then the weights: both written atomically by the library. */
+/* Save the weights and the resume state together (one commit, by the library). */
 static void train_save(train_run *r, int done) {
     lm_train_state st;
     size_t i;
@@ -797,10 +799,15 @@ static void train_save(train_run *r, int done) {
     st.step = done;
     st.data_pos = (uint64_t)r->data.pos;
     st.rng = r->data.rng.state;
-    if (lm_gpt_save_state(r->m, r->out, &st) != LM_OK)
-        die("cannot save the training state beside '%s': %s", r->out, lm_error());
-    if (lm_gpt_save(r->m, r->out) != LM_OK) die("cannot save '%s': %s", r->out, lm_error());
+    if (lm_gpt_save_with_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save '%s' and its training state: %s", r->out, lm_error());
     r->saved_at = done;
+}
+
+/* --log: one row (or the header), flushed at once; a failure (a full disk) stops the run
+   with the last checkpoint as it was. */
+static void log_write(FILE *f, const char *path, const char *row) {
+    if (fputs(row, f) == EOF || fflush(f) != 0) die("cannot write '%s': %s", path, strerror(errno));
 }
 
 /* --plot: the run's log kept in memory, redrawn as an SVG picture (tools/lm_plot.h) at
@@ -1005,15 +1012,15 @@ static void cmd_train(int argc, char **argv) {
     }
 
     /* the CSV log: a header, then a row per step. A resumed run keeps the rows up to the
-       checkpoint's step (a crashed run may have logged past it) and carries on. */
+       checkpoint's step (a killed run may have logged past it) and carries on: the file
+       is cut there in place, so a kill at any moment keeps every row before the cut. */
     if (getstr(&c, "--log")) {
         const char *lp = getstr(&c, "--log");
         unsigned char *old = NULL;
         size_t old_len = 0, keep = 0;
-        FILE *f = resume ? fopen(lp, "rb") : NULL;
-        if (f) {
-            old = read_stream(f, lp, &old_len);
-            fclose(f);
+        logf = resume ? fopen(lp, "r+b") : NULL;
+        if (logf) {
+            old = read_stream(logf, lp, &old_len);
             /* the header line, then rows while their step is <= start */
             while (keep < old_len) {
                 size_t e = keep;
@@ -1022,13 +1029,16 @@ static void cmd_train(int argc, char **argv) {
                 if (keep > 0 && atol((const char *)old + keep) > start) break;
                 keep = e + 1;
             }
+            free(old);
+            if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
+                fseek(logf, (long)keep, SEEK_SET) != 0)
+                die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
+            die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (!(logf = fopen(lp, "wb"))) {
+            die("cannot write '%s': %s", lp, strerror(errno));
         }
-        logf = fopen(lp, "wb");
-        if (!logf) die("cannot write '%s': %s", lp, strerror(errno));
-        if (keep > 0) fwrite(old, 1, keep, logf);
-        else fputs("step,loss,lr,tok_per_s,val_loss,elapsed_s\n", logf);
-        free(old);
-        fflush(logf);
+        if (keep == 0) log_write(logf, lp, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n");
     }
 
     if (plot.path) {
@@ -1101,10 +1111,11 @@ static void cmd_train(int argc, char **argv) {
             }
         }
         if (logf) {
-            fprintf(logf, "%d,%.9g,%.9g,%.1f,", done, loss, lr, (double)B * T / (t > 0 ? t : 1e-9));
-            if (evaluated) fprintf(logf, "%.9g", val_loss);
-            fprintf(logf, ",%.3f\n", now_s() - t_begin);
-            fflush(logf);
+            char row[160], val[32] = "";
+            if (evaluated) snprintf(val, sizeof val, "%.9g", val_loss);
+            snprintf(row, sizeof row, "%d,%.9g,%.9g,%.1f,%s,%.3f\n", done, loss, lr,
+                     (double)B * T / (t > 0 ? t : 1e-9), val, now_s() - t_begin);
+            log_write(logf, getstr(&c, "--log"), row);
         }
         if (plot.path && lmplot_push(&plot.log, done, loss, lr, evaluated ? val_loss : NAN) != 0) {
             note("out of memory keeping the log for --plot: no more plotting");
@@ -1119,7 +1130,7 @@ static void cmd_train(int argc, char **argv) {
         clear_live_line();
         train_save(&run, s);
         train_plot(&plot, s, 0);
-        if (logf) fclose(logf);
+        if (logf && fclose(logf) != 0) die("cannot write '%s': %s", getstr(&c, "--log"), strerror(errno));
         note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
              sig == SIGINT ? "SIGINT" : "SIGTERM", s, S, run.out, run.out);
         exit(128 + sig);
