@@ -4293,28 +4293,19 @@ static int lm__mag_cmp(const void *x, const void *y) {
     if (p->a != q->a) return p->a < q->a ? -1 : 1;
     return p->i < q->i ? -1 : p->i > q->i;
 }
-static int lm__prune_tensor(float *w, int n, double sparsity, const char *name) {
+/* The round(sparsity n) smallest of w[0..n) to zero, sorted in v (n of them). */
+static void lm__prune_tensor(float *w, int n, double sparsity, lm__mag *v) {
     size_t k = (size_t)(sparsity * n + 0.5), i;
-    lm__mag *v;
-    if (k == 0) return LM_OK;
-    if (!(v = (lm__mag *)LM_MALLOC((size_t)n * sizeof *v)))
-        return lm__fail(LM_ERR_MEM, "prune: out of memory");
-    for (i = 0; i < (size_t)n; i++) {
-        v[i].a = fabsf(w[i]);
-        v[i].i = (int)i;
-        if (!(v[i].a <= FLT_MAX)) {
-            LM_FREE(v);
-            return lm__fail(LM_ERR_ARG, "prune: %s has a weight that is not finite", name);
-        }
-    }
+    for (i = 0; i < (size_t)n; i++) { v[i].a = fabsf(w[i]); v[i].i = (int)i; }
     qsort(v, (size_t)n, sizeof *v, lm__mag_cmp);
     for (i = 0; i < k; i++) w[v[i].i] = 0.0f;
-    LM_FREE(v);
-    return LM_OK;
 }
 
+/* Everything that can fail - a weight not finite, the memory to sort in - is settled
+   before the first weight changes, so a failed prune leaves the model as it was. */
 LMDEF int lm_gpt_prune(lm_gpt *m, float sparsity) {
-    int k, rc;
+    lm__mag *v;
+    int k, i, most = 0;
     if (!m) return lm__fail(LM_ERR_ARG, "prune: NULL model");
     if (m->cfg.quant != LM_QUANT_NONE)
         return lm__fail(LM_ERR_ARG, "prune: the model is quantized; prune the float32 model");
@@ -4322,11 +4313,20 @@ LMDEF int lm_gpt_prune(lm_gpt *m, float sparsity) {
         return lm__fail(LM_ERR_ARG, "prune: a model over weights in memory cannot be changed");
     if (!(sparsity >= 0 && sparsity <= 1))
         return lm__fail(LM_ERR_ARG, "prune: sparsity %g is outside [0, 1]", (double)sparsity);
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        for (i = 0; i < t->size; i++)
+            if (!(fabsf(t->data[i]) <= FLT_MAX))
+                return lm__fail(LM_ERR_ARG, "prune: %s has a weight that is not finite", m->params.names[k]);
+        if (t->size > most) most = t->size;
+    }
+    if (!(v = (lm__mag *)LM_MALLOC((size_t)most * sizeof *v + 1)))
+        return lm__fail(LM_ERR_MEM, "prune: out of memory");
     for (k = 0; k < m->params.n; k++)
-        if (lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k]) &&
-            (rc = lm__prune_tensor(m->params.t[k].data, m->params.t[k].size, sparsity,
-                                   m->params.names[k])) != LM_OK)
-            return rc;
+        if (lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k]))
+            lm__prune_tensor(m->params.t[k].data, m->params.t[k].size, sparsity, v);
+    LM_FREE(v);
     return LM_OK;
 }
 
