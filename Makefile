@@ -282,7 +282,11 @@ out/bench_gemm_openblas: tools/bench_gemm.c lm.h
 	@mkdir -p out
 	$(CC) $(CFLAGS) -DLM_BENCH_OPENBLAS -I. $< -o $@ -lopenblas $(LDLIBS)
 
-bench: lm out/bench_gemm out/bench_gemm_openblas
+out/bench_membw: tools/bench_membw.c
+	@mkdir -p out
+	$(CC) -O3 -march=native $< -o $@ -lpthread
+
+bench: lm out/bench_gemm out/bench_gemm_openblas out/bench_membw
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
 
 clean:
