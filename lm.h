@@ -992,8 +992,8 @@ LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head);
 #ifndef LM_NO_STDIO
 #include <stdio.h>
 #endif
+#include <stdlib.h>             /* qsort, and malloc/free unless LM_MALLOC replaces them */
 #ifndef LM_MALLOC
-#include <stdlib.h>
 #define LM_MALLOC(n) malloc(n)
 #define LM_FREE(p) free(p)
 #endif
