@@ -6,7 +6,7 @@
 #   make clean
 # Extra suites (each needs Debian packages that .ci/run installs): compile-check,
 # examples-run, test-torch, test-arm, test-be, test-cortex-m, test-asan, test-valgrind,
-# test-faults, fuzz;
+# test-faults, fuzz, test-mpi;
 # `make bench` prints speed ratios against OpenBLAS and PyTorch (never part of a test).
 CC ?= cc
 CFLAGS ?= -O2 -march=native
@@ -139,6 +139,17 @@ test-torch: lm $(TORCH_BINS)
 	$(TORCH_PYTHON) tools/torch_check.py --run simd tools/torch_check ./lm \
 	    --run scalar tools/torch_check_scalar tools/lm_scalar
 
+
+# lm-mpi: the lm command line over MPI (tools/lm_mpi.h); `mpirun -np P ./lm-mpi train ...
+# --accum A` is bit for bit `./lm train ... --accum P*A`. Needs mpicc (libopenmpi-dev).
+# test-mpi (tests/mpi.sh) checks that for P = 1, 2, 3, and evaluation, resuming with
+# another P, SIGTERM and a killed rank; about a minute. Needs openmpi-bin (see .ci/run).
+MPICC ?= mpicc
+lm-mpi: tools/lm_cli.c tools/lm_mpi.h lm.h tools/lm_plot.h
+	$(MPICC) $(WARN) $(CFLAGS) -DLM_MPI -I. tools/lm_cli.c -o $@ $(LDLIBS)
+
+test-mpi: lm lm-mpi
+	sh tests/mpi.sh ./lm ./lm-mpi
 
 # Cortex-M4F: a GPT exported to C by tools/lm2c writes text with no malloc, no threads and
 # no stdio, built with arm-none-eabi-gcc and run under qemu-system-arm (mps2-an386,
@@ -290,9 +301,9 @@ bench: lm out/bench_gemm out/bench_gemm_openblas out/bench_membw
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -f lm lm_test lm_test_aarch64 lm_test_aarch64_dot lm_test_armhf lm_test_avx2 lm_test_scalar lm_test_s390x $(EXAMPLES) $(TORCH_BINS) lm2c \
+	rm -f lm lm-mpi lm_test lm_test_aarch64 lm_test_aarch64_dot lm_test_armhf lm_test_avx2 lm_test_scalar lm_test_s390x $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
 	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 
 .PHONY: all test examples-run demo install uninstall clean compile-check test-arm test-torch \
-	test-be test-cortex-m test-asan test-valgrind fuzz bench
+	test-be test-cortex-m test-asan test-valgrind fuzz bench test-mpi

@@ -140,6 +140,17 @@
        back to 0 whenever the next read would run past the end; random takes B windows at
        offsets drawn from the seeded RNG. lm_gpt_eval() is the mean cross-entropy over the
        non-overlapping windows i = 0 .. (n-1)/T - 1: inputs [iT, iT+T), targets one later.
+       Gradient accumulation (lm_params_update_mean, lm_grad_accumulate) makes one step of
+       A micro-batches of B rows: the step's loss and gradient are the mean over all A*B
+       rows, and clipping and AdamW run once. Micro-batch j of a step is what the data
+       order gives as the j-th batch of B (A calls of lm_data_next: sequential reads them
+       one after another, random draws the next B windows of the seeded stream). Each
+       micro-batch's gradient g_j is computed on its own and added in order, ((g_0 + g_1)
+       + g_2) + ..., then divided by A; the loss is the mean of the A losses (summed in
+       double, in order). A fixed order of float additions makes the result independent of
+       who computes what: P processes that each take A of P*A micro-batches (process r
+       the micro-batches rA .. rA+A-1) and pass the running sum along in that order get
+       exactly the bits of one process with P*A micro-batches (lm-mpi, README.md).
        Every op's gradient is checked against finite differences, and the whole model against
        PyTorch (make test-torch).
 
@@ -528,6 +539,21 @@ LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd);
 /* The update of a training step: clip the gradients (o->clip), then one AdamW step at
    lm_lr_at(o, step). o = NULL: the defaults. An error if o is out of range. */
 LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step);
+/* Gradient accumulation (see TRAINING): one update from A micro-batches of B rows. A
+   backward (lm_gpt_backward, ...) computes its batch's gradient on its own and adds it
+   into the gradients with one float addition per element, so after
+       lm_params_zero_grad(&m->params);
+       for (j = 0; j < A; j++) loss += lm_gpt_backward(m, in[j], tg[j], B, T);
+   the gradients hold ((0 + g_0) + g_1) + ... + g_(A-1), the sum in micro-batch order
+   (each g_j a mean over B rows), and
+       lm_params_update_mean(&m->params, A, o, step);
+   divides them by A - the mean over all A*B rows - then takes the update as
+   lm_params_update does (clip, AdamW); an error if A < 1. A program that computes some
+   of the micro-batches' gradients elsewhere (another process, as lm-mpi does) adds them
+   in the same order with lm_grad_accumulate, sum[i] += g[i] for i in [0, n), to get the
+   same bits. */
+LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n);
+LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int step);
 
 /* ---------------------------------------------------------------------------------------
    Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
@@ -594,6 +620,16 @@ LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inpu
 LMDEF float lm_gpt_backward(lm_gpt *m, const int *inputs, const int *targets, int B, int T);
 /* Mean cross-entropy over the non-overlapping windows of length T (see TRAINING). */
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T);
+/* lm_gpt_eval in parts, so that several processes can share one evaluation and still get
+   exactly its result. The windows go through the model in groups of LM_EVAL_GROUP, group
+   g holding windows g*LM_EVAL_GROUP onwards. lm_gpt_eval_groups puts the mean loss of
+   groups [g0, g1) into loss[0 .. g1-g0) and returns how many groups the whole evaluation
+   has (g0 = g1 = 0 just asks), or a negative LM_ERR_* code. lm_gpt_eval_mean combines the
+   losses of all the groups (for the same n and T) exactly as lm_gpt_eval does. */
+#define LM_EVAL_GROUP 8
+LMDEF long lm_gpt_eval_groups(lm_gpt *m, const int *tokens, size_t n, int T, long g0, long g1,
+                              float *loss);
+LMDEF float lm_gpt_eval_mean(const float *loss, size_t n, int T);
 
 /* Memory a GPT needs, in bytes, as constant expressions so that a static buffer can be
    sized with them. LM_GPT_PARAMS counts the parameters; LM_GPT_GRAPH_BYTES bounds the
@@ -1308,6 +1344,7 @@ LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
 LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n);
 LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n);
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n);
+LM__VEC_FN void lm__vacc_ieee(const float *x, float *y, int n);
 LM__VEC_FN void lm__adamw_update(float *w, const float *g, float *m, float *v, int n,
                                  float decay, float b1, float b2, float step_size,
                                  float bc2_sqrt, float eps);
@@ -2641,6 +2678,27 @@ LMDEF void lm_params_reset_optimizer(lm_params *p) {
     p->step = 0;
 }
 
+/* Gradient accumulation's addition, the one a backward makes too (lm__fit, section 5).
+   Each element is a single IEEE float add, sum + g, so the result is fixed by the order
+   in which the micro-batches are added and by nothing else: not the thread count, not how
+   a program cuts the arrays into pieces (and x + y equals y + x exactly). That is what
+   lets processes that each hold some of the micro-batches pass the running sum along and
+   end with the bits of one process (the kernel, lm__vacc_ieee, makes only IEEE adds).
+   (A gradient computed on its own is 0 + g, so -0 becomes +0. That changes no sum: a
+   running sum from +0 is never -0, and s + 0 is s for either zero.) */
+typedef struct { float *sum; const float *g; size_t n; } lm__accum_job;
+static void lm__accum_task(void *ctx, int c) {
+    const lm__accum_job *J = (const lm__accum_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK;
+    lm__vacc_ieee(J->g + i0, J->sum + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
+}
+LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n) {
+    lm__accum_job J;
+    if (!sum || !g) return;
+    J.sum = sum; J.g = g; J.n = n;
+    lm__chunk_for(n, lm__accum_task, &J);
+}
+
 /* The squared norm is summed in double per part, then over the parts in order. The parts
    are at most 1024 chunks of equal size, from the parameter count only, so the norm is
    the same for any thread count. */
@@ -2984,12 +3042,6 @@ static void lm__params_point_grads(lm_params *p, float *grad) {
     int k;
     for (k = 0; k < p->n; k++) p->t[k].grad = grad + (p->t[k].data - p->data);
 }
-typedef struct { float *dst; const float *src; size_t n; } lm__acc_job;
-static void lm__acc_task(void *ctx, int c) {
-    lm__acc_job *J = (lm__acc_job *)ctx;
-    size_t i0 = (size_t)c * LM__CHUNK;
-    lm__vacc(J->src + i0, J->dst + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
-}
 /* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
    when training), or NULL with lm_error() set. Training (params not NULL): dropout on,
    backward from the output, its gradients added into params->grad. */
@@ -3019,11 +3071,8 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
         if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
         if (grads) {
             lm__params_point_grads(params, params->grad);
-            if (out && !g->failed) {                    /* the step is whole: keep it */
-                lm__acc_job J;
-                J.dst = params->grad; J.src = grads; J.n = params->total;
-                lm__chunk_for(params->total, lm__acc_task, &J);
-            }
+            if (out && !g->failed)                      /* the step is whole: keep it */
+                lm_grad_accumulate(params->grad, grads, params->total);
         }
         if (out && !g->failed) return out;
         if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
@@ -3102,6 +3151,27 @@ LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step) {
     if (o->keep_zeros) lm__chunk_for(p->total, lm__keep_zeros_task, p);
     if (o->clip > 0) lm_clip_grad_norm(p, o->clip);
     return lm_adamw_step(p, o, lm_lr_at(o, step));
+}
+/* The update of an accumulated step: the mean gradient, the sum / A (a division, so that
+   A = 1 is exactly lm_params_update), then lm_params_update. */
+typedef struct { float *grad; float A; size_t n; } lm__mean_job;
+static void lm__mean_task(void *ctx, int c) {
+    const lm__mean_job *J = (const lm__mean_job *)ctx;
+    size_t i, i0 = (size_t)c * LM__CHUNK, i1 = J->n - i0 < LM__CHUNK ? J->n : i0 + LM__CHUNK;
+    for (i = i0; i < i1; i++) J->grad[i] /= J->A;
+}
+LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int step) {
+    lm_train_opts def;
+    lm__mean_job J;
+    int rc;
+    if (!o) { def = lm_train_defaults(); o = &def; }
+    if ((rc = lm__opts_check(o)) != LM_OK) return rc;
+    if (A < 1 || A > (1 << 24) || !p->grad)
+        return lm__fail(LM_ERR_ARG, "lm_params_update_mean: %s", p->grad ? "A must be from 1 to 2^24"
+                        : "the parameters have no gradients");
+    J.grad = p->grad; J.A = (float)A; J.n = p->total;
+    if (A > 1) lm__chunk_for(p->total, lm__mean_task, &J);
+    return lm_params_update(p, o, step);
 }
 static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mode) {
     lm_train_opts def;
@@ -3284,27 +3354,63 @@ LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inpu
     return lm__gpt_step(m, o, inputs, targets, B, T, step, LM__STEP);
 }
 
+/* The evaluation's windows, nw = (n - 1) / T of them, go through the model in groups of
+   G = LM_EVAL_GROUP: group g is windows [gG, gG + b) with b = min(G, nw - gG). Consecutive
+   windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...) and their targets
+   the same run shifted by one, so a group goes in as the b rows of one batch. The result
+   is the groups' mean losses weighted by their sizes, summed in double in group order. */
+static size_t lm__eval_windows(size_t n, int T, const char *who) {
+    if (T < 1) return lm__fail(LM_ERR_ARG, "%s: context %d must be positive", who, T), 0;
+    if (n < (size_t)T + 1)
+        return lm__fail(LM_ERR_ARG, "%s: %zu tokens is fewer than one window of %d + 1", who, n, T), 0;
+    return (n - 1) / (size_t)T;
+}
+static int lm__eval_group_rows(size_t nw, size_t g) {
+    size_t w = g * LM_EVAL_GROUP;
+    return nw - w < LM_EVAL_GROUP ? (int)(nw - w) : LM_EVAL_GROUP;
+}
+static float lm__eval_group(lm_gpt *m, const int *tokens, size_t nw, int T, size_t g) {
+    size_t w = g * LM_EVAL_GROUP;
+    return lm_gpt_loss(m, tokens + w * T, tokens + w * T + 1, lm__eval_group_rows(nw, g), T);
+}
+static int lm__eval_check(lm_gpt *m, int T) {
+    if (T > m->cfg.n_ctx) return lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
+    return LM_OK;
+}
+
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
-    size_t nw, w;
+    size_t nw, g;
     double tot = 0;
-    int B = 8;
-    if (T < 1 || T > m->cfg.n_ctx) {
-        lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
-        return NAN;
-    }
-    if (n < (size_t)T + 1) {
-        lm__fail(LM_ERR_ARG, "eval: %zu tokens is fewer than one window of %d + 1", n, T);
-        return NAN;
-    }
-    nw = (n - 1) / (size_t)T;
-    /* Consecutive windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...)
-       and their targets the same run shifted by one, so b windows go in as b rows. */
-    for (w = 0; w < nw; w += (size_t)B) {
-        int b = nw - w < (size_t)B ? (int)(nw - w) : B;
-        float l = lm_gpt_loss(m, tokens + w * T, tokens + w * T + 1, b, T);
+    if (lm__eval_check(m, T) != LM_OK || !(nw = lm__eval_windows(n, T, "eval"))) return NAN;
+    for (g = 0; g * LM_EVAL_GROUP < nw; g++) {
+        float l = lm__eval_group(m, tokens, nw, T, g);
         if (l != l) return NAN;
-        tot += (double)l * b;
+        tot += (double)l * lm__eval_group_rows(nw, g);
     }
+    return (float)(tot / (double)nw);
+}
+
+LMDEF long lm_gpt_eval_groups(lm_gpt *m, const int *tokens, size_t n, int T, long g0, long g1,
+                              float *loss) {
+    size_t nw;
+    long ng, g;
+    if (lm__eval_check(m, T) != LM_OK || !(nw = lm__eval_windows(n, T, "eval"))) return LM_ERR_ARG;
+    ng = (long)((nw + LM_EVAL_GROUP - 1) / LM_EVAL_GROUP);
+    if (g0 < 0 || g0 > g1 || g1 > ng || (g1 > g0 && (!tokens || !loss)))
+        return lm__fail(LM_ERR_ARG, "eval: groups [%ld, %ld) outside [0, %ld], or no buffers", g0, g1, ng);
+    for (g = g0; g < g1; g++) {
+        loss[g - g0] = lm__eval_group(m, tokens, nw, T, (size_t)g);
+        if (loss[g - g0] != loss[g - g0]) return LM_ERR_NUMERIC;
+    }
+    return ng;
+}
+
+LMDEF float lm_gpt_eval_mean(const float *loss, size_t n, int T) {
+    size_t nw, g;
+    double tot = 0;
+    if (!(nw = lm__eval_windows(n, T, "eval"))) return NAN;
+    if (!loss) return lm__fail(LM_ERR_ARG, "eval: no losses"), NAN;
+    for (g = 0; g * LM_EVAL_GROUP < nw; g++) tot += (double)loss[g] * lm__eval_group_rows(nw, g);
     return (float)(tot / (double)nw);
 }
 
@@ -6305,6 +6411,20 @@ LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n) {
 
 /* y += x */
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n) { lm__vadd(y, x, y, n); }
+
+/* y += x in IEEE adds only, so that every element comes out the same whichever lane or
+   tail loop it falls in: gradient accumulation's addition (lm_grad_accumulate), whose bits
+   must not depend on where a program cuts its arrays. The vector loop where vector adds
+   are IEEE; plain C on armv7 (the path where LM__V_EXACT is 0), whose NEON flushes
+   subnormals to zero. */
+LM__VEC_FN void lm__vacc_ieee(const float *x, float *y, int n) {
+#if LM__V_EXACT
+    lm__vacc(x, y, n);
+#else
+    int i;
+    for (i = 0; i < n; i++) y[i] += x[i];
+#endif
+}
 
 /* One AdamW step over n parameters (see TRAINING), in exactly PyTorch's order of float
    operations per element:

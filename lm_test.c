@@ -1096,6 +1096,119 @@ static void test_gpt_step_parts(void) {
     lm_gpt_free(b);
 }
 
+/* Gradient accumulation: A micro-batches added in order. The order is the contract that
+   lets processes share the work (lm-mpi), so the test plays that: the micro-batches'
+   gradients computed apart, then summed in pieces of odd sizes by "ranks" that each add
+   their own into the running sum - with the arguments swapped for one - on 2 threads;
+   the weights must equal those of backward adding into the gradients on 1 thread (the
+   loop of the docs), bit for bit. */
+static void test_gpt_accum(void) {
+    enum { A = 3, B = 2, T = 8, V = 30, S = 3 };
+    lm_gpt *a = t_tiny_gpt(2, 2, 16, T, V, 4), *b = t_tiny_gpt(2, 2, 16, T, V, 4);
+    lm_gpt *c = t_tiny_gpt(2, 2, 16, T, V, 4);
+    lm_train_opts o = lm_train_defaults();
+    int in[A * B * T], tg[A * B * T], i, j, s, same = 1;
+    lm_rng r = lm_rng_seed(21);
+    size_t n = a->params.total, off, piece;
+    float *sum = (float *)malloc(n * sizeof(float)), *g[A], la = 0, lb;
+    double worst = 0, scale = 0;
+    for (j = 0; j < A; j++) g[j] = (float *)malloc(n * sizeof(float));
+    o.lr = 3e-3f; o.warmup = 1; o.steps = 10;
+    for (s = 0; s < S; s++) {
+        for (i = 0; i < A * B * T; i++) { in[i] = (int)lm_rng_below(&r, V); tg[i] = (int)lm_rng_below(&r, V); }
+        lm_set_threads(1);                           /* a: the loop of the docs */
+        lm_params_zero_grad(&a->params);
+        for (j = 0; j < A; j++) lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+        if (lm_params_update_mean(&a->params, A, &o, s) != LM_OK) same = 0;
+        lm_set_threads(2);                           /* b: three "ranks" and a chain */
+        for (j = 0; j < A; j++) {
+            lm_params_zero_grad(&b->params);
+            lm_gpt_backward(b, in + j * B * T, tg + j * B * T, B, T);
+            memcpy(g[j], b->params.grad, n * sizeof(float));
+        }
+        piece = 1000 + 77 * (size_t)s;
+        for (off = 0; off < n; off += piece) {
+            size_t len = n - off < piece ? n - off : piece;
+            memset(sum + off, 0, len * sizeof(float));
+            lm_grad_accumulate(sum + off, g[0] + off, len);                    /* rank 0 */
+            lm_grad_accumulate(g[1] + off, sum + off, len);                    /* rank 1: g1 + x */
+            memcpy(b->params.grad + off, g[1] + off, len * sizeof(float));     /* rank 2: */
+            lm_grad_accumulate(b->params.grad + off, g[2] + off, len);         /*   x + g2 */
+        }
+        if (lm_params_update_mean(&b->params, A, &o, s) != LM_OK) same = 0;
+    }
+    lm_set_threads(1);
+    CHECK(same && !memcmp(a->params.data, b->params.data, n * sizeof(float)) &&
+          !memcmp(a->params.m, b->params.m, n * sizeof(float)) && a->params.step == S,
+          "accumulation: the sum's order fixes the bits (apart, in pieces, swapped adds, 2 threads)");
+    /* the step's gradient is the mean over all A*B rows: as one batch of A*B rows, to
+       rounding (no clipping, so the update leaves the mean in grad) */
+    o.clip = 0;
+    memcpy(c->params.data, a->params.data, n * sizeof(float));
+    lm_params_zero_grad(&c->params);
+    lb = lm_gpt_backward(c, in, tg, A * B, T);
+    lm_params_zero_grad(&a->params);
+    for (j = 0; j < A; j++) la += lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+    lm_params_update_mean(&a->params, A, &o, S);
+    for (off = 0; off < n; off++) {
+        double d = fabs((double)a->params.grad[off] - c->params.grad[off]);
+        if (d > worst) worst = d;
+        if (fabs(c->params.grad[off]) > scale) scale = fabs(c->params.grad[off]);
+    }
+    CHECK(worst <= 1e-5 * scale && scale > 0, "accumulation: the gradient is the mean over all A*B rows");
+    CHECK_NEAR(la / A, lb, 1e-5, "accumulation: the mean of the micro-batch losses is the big batch's loss");
+    /* A = 1: the same bits as lm_gpt_train_step */
+    memcpy(b->params.data, c->params.data, n * sizeof(float));
+    lm_params_reset_optimizer(&b->params);
+    lm_params_reset_optimizer(&c->params);
+    o.clip = 1;
+    for (s = 0; s < S; s++) {
+        lm_gpt_train_step(c, &o, in, tg, B, T, s);
+        lm_params_zero_grad(&b->params);
+        lm_gpt_backward(b, in, tg, B, T);
+        lm_params_update_mean(&b->params, 1, &o, s);
+    }
+    CHECK(!memcmp(b->params.data, c->params.data, n * sizeof(float)),
+          "accumulation: A = 1 is lm_gpt_train_step, bit for bit");
+    memcpy(sum, b->params.data, n * sizeof(float));
+    CHECK(lm_params_update_mean(&b->params, 0, &o, 0) == LM_ERR_ARG && strstr(lm_error(), "from 1") &&
+          !memcmp(sum, b->params.data, n * sizeof(float)),
+          "accumulation: A < 1 is refused, the weights untouched");
+    for (j = 0; j < A; j++) free(g[j]);
+    free(sum);
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+    lm_gpt_free(c);
+}
+
+/* lm_gpt_eval in parts (groups of 8 windows, shared out as processes would) gives
+   lm_gpt_eval's result bit for bit. */
+static void test_gpt_eval_parts(void) {
+    lm_gpt *m = t_tiny_gpt(1, 2, 16, 8, 40, 6);
+    int tok[300], i, k, ok = 1;
+    float loss[8];
+    long ng;
+    for (i = 0; i < 300; i++) tok[i] = (i * 13 + i / 7) % 40;
+    ng = lm_gpt_eval_groups(m, tok, 300, 8, 0, 0, NULL);  /* 37 windows: groups of 8, 8, 8, 8, 5 */
+    CHECK(ng == 5, "eval parts: the number of groups");
+    for (k = 1; k <= 3; k++) {        /* k "processes", each a contiguous run of groups */
+        int p;
+        float got, want = lm_gpt_eval(m, tok, 300, 8);
+        for (p = 0; p < k; p++) {
+            long g0 = ng * p / k, g1 = ng * (p + 1) / k;
+            if (lm_gpt_eval_groups(m, tok, 300, 8, g0, g1, loss + g0) != ng) ok = 0;
+        }
+        got = lm_gpt_eval_mean(loss, 300, 8);
+        if (memcmp(&got, &want, sizeof got) || got != got) ok = 0;
+    }
+    CHECK(ok, "eval parts: split over 1, 2, 3 processes equals lm_gpt_eval, bit for bit");
+    CHECK(lm_gpt_eval_groups(m, tok, 300, 8, 2, 6, loss) == LM_ERR_ARG &&
+          lm_gpt_eval_groups(m, tok, 300, 9, 0, 0, NULL) == LM_ERR_ARG &&
+          lm_gpt_eval_mean(loss, 5, 8) != lm_gpt_eval_mean(loss, 5, 8),
+          "eval parts: groups out of range, T > n_ctx and too few tokens are errors");
+    lm_gpt_free(m);
+}
+
 /* lm_gpt_from_memory: a model over weights in place (as lm2c writes them) and one
    buffer, which generates exactly as the model it came from and cannot train. */
 #define T_FM_L 2
@@ -1197,6 +1310,8 @@ static void run_core_tests(void) {
     test_core_adamw_reference();
     test_gpt_init();
     test_gpt_step_parts();
+    test_gpt_accum();
+    test_gpt_eval_parts();
     test_gpt_retry_clean();
     test_gpt_from_memory();
     test_gpt_gradcheck();
@@ -3525,6 +3640,30 @@ static void test_vec_arith(void) {
     lm__vec_simd = 1;
     snprintf(msg, sizeof msg, "vec: vaxpy, vadd (in place), vacc: %d wrong elements", bad);
     CHECK(bad == 0, msg);
+    /* vacc_ieee: exactly the plain float adds, subnormals included, cut anywhere */
+    bad = 0;
+    for (i = 0; i < N; i++) {
+        if (i % 3 == 0) a[i] = (i % 2 ? 1e-39f : -3e-40f) * (float)(i % 7 + 1);
+        if (i % 5 == 0) b[i] = (i % 4 ? 2e-39f : -1e-45f) * (float)(i % 3 + 1);
+    }
+    for (p = 0; p < 2; p++) {
+        int cut;
+        lm__vec_simd = !p;
+        for (cut = 0; cut < 40; cut += 13) {
+            volatile float want;
+            memcpy(y, b, sizeof y);
+            lm__vacc_ieee(a, y, cut);
+            lm__vacc_ieee(a + cut, y + cut, N - cut);
+            for (i = 0; i < N; i++) {
+                want = b[i];
+                want += a[i];
+                if (memcmp(&y[i], (const void *)&want, sizeof(float))) bad++;
+            }
+        }
+    }
+    lm__vec_simd = 1;
+    snprintf(msg, sizeof msg, "vec: vacc_ieee is the plain float add, subnormals too: %d wrong elements", bad);
+    CHECK(bad == 0, msg);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -5236,6 +5375,64 @@ static void test_cli_threads(void) {
 #undef TEST_CLI_RUN
 }
 
+/* The losses of a --log file, rows 1..n (0 when unreadable). */
+static int test_cli__log_losses(const char *name, double *loss, int cap) {
+    char path[256], *csv, *p;
+    int n = 0, step;
+    sprintf(path, "%s/%s", test_cli__dir, name);
+    if (!(csv = test_cli__slurp(path, NULL))) return 0;
+    for (p = strchr(csv, '\n'); p && n < cap && sscanf(p + 1, "%d,%lf", &step, &loss[n]) == 2 &&
+         step == n + 1; p = strchr(p + 1, '\n'))
+        n++;
+    free(csv);
+    return n;
+}
+
+/* lm train --accum A: A micro-batches of --batch B rows a step. */
+static void test_cli_accum(void) {
+    static const char *const bad[3] = { "0", "-2", "2x" };
+    double la[12], lb[12], worst = 0;
+    int rc, k, na, nb;
+#define TEST_CLI_RUN "train --data @/text.txt --layers 1 --heads 2 --embd 16 --ctx 16 --warmup 0 --lr 1e-2 --quiet"
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 4 --model @/p1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 4 --accum 1 --model @/p2.safetensors");
+    CHECK(rc == 0 && test_cli__same("p1.safetensors", "p2.safetensors"),
+          "--accum 1 is the plain training step (bit-identical checkpoint)");
+    /* sequential order: 2 micro-batches of 2 rows read the rows one batch of 4 reads, so
+       each step's loss is the same mean over 4 rows, to rounding */
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 4 --log @/b4.csv --model @/b4.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 2 --accum 2 --log @/a2.csv --model @/a2.safetensors");
+    na = test_cli__log_losses("b4.csv", la, 12);
+    nb = test_cli__log_losses("a2.csv", lb, 12);
+    for (k = 0; k < na && k < nb; k++)
+        if (fabs(la[k] - lb[k]) > worst) worst = fabs(la[k] - lb[k]);
+    CHECK(rc == 0 && na == 12 && nb == 12 && worst < 1e-4 && la[11] < la[0] - 0.1,
+          "--batch 2 --accum 2 learns as --batch 4: each step's loss the mean over 4 rows");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 2 --log @/b2.csv --model @/b2.safetensors");
+    nb = test_cli__log_losses("b2.csv", lb, 12);
+    CHECK(rc == 0 && nb == 12 && fabs(la[0] - lb[0]) > 1e-4, "(and not as --batch 2 alone)");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --threads 1 --model @/t1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --threads 2 --model @/t2.safetensors");
+    CHECK(rc == 0 && test_cli__same("t1.safetensors", "t2.safetensors"),
+          "--accum 3 with --threads 1 and 2: bit-identical checkpoints");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --schedule constant --model @/r1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --batch 2 --accum 3 --schedule constant --model @/r2.safetensors --steps 5");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --schedule constant --model @/r2.safetensors --resume @/r2.safetensors");
+    CHECK(rc == 0 && test_cli__same("r1.safetensors", "r2.safetensors"),
+          "--accum 3: 5 steps + resume to 12 == 12 steps (bit-identical checkpoint)");
+#undef TEST_CLI_RUN
+    for (k = 0; k < 3; k++) {
+        rc = test_cli__run("train --data @/text.txt --accum %s", bad[k]);
+        CHECK(test_cli__one_error(rc, 2) && strstr(test_cli__err, "--accum"), "a bad --accum is a usage error naming it");
+    }
+    rc = test_cli__run("train --help");
+    CHECK(rc == 0 && strstr(test_cli__out, "--accum A"), "lm train --help tells of --accum");
+    rc = test_cli__run("bench train " TEST_CLI_TINY " --steps 2 --accum 2");
+    CHECK(rc == 0 && strstr(test_cli__out, "1 process x 2 micro-batches") &&
+          strstr(test_cli__out, "ms_per_step ") && strstr(test_cli__out, " compute_ms ") &&
+          strstr(test_cli__out, " exchange_ms 0.000 "), "bench train --accum 2: the step in its parts");
+}
+
 /* A diverging run stops with a message naming the step and keeps the last good file. */
 static void test_cli_nan(void) {
     int rc;
@@ -5562,6 +5759,7 @@ static void run_cli_tests(void) {
     test_cli_train_and_use();
     test_cli_resume();
     test_cli_threads();
+    test_cli_accum();
     test_cli_nan();
     test_cli_tokens();
     test_cli_plot();
