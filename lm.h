@@ -111,13 +111,15 @@
        7.  Generation                      the KV cache, sampling, a model over flash
        8.  The encoder                     masked-LM pretraining, fine-tuning, metrics
        9.  The encoder-decoder             nn.Transformer: training, greedy and beam decoding
-       10. Thread pool
-       11. GEMM                            packed, cache-blocked, one micro-kernel per ISA
-       12. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
-       13. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
-       14. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
-       15. Safetensors                     the strict reader and the writer
-       16. Checkpoints                     GPT and encoder-decoder checkpoints, resume state
+       10. Compression                     Q8_0 weights, the quantized GPT, pruning
+       11. Thread pool
+       12. GEMM                            packed, cache-blocked, one micro-kernel per ISA;
+                                           the Q8_0 integer kernels
+       13. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
+       14. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
+       15. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
+       16. Safetensors                     the strict reader and the writer
+       17. Checkpoints                     GPT and encoder-decoder checkpoints, resume state
 
    TRAINING (the GPT: GPT-2's architecture, as PyTorch computes it)
        The model: token embedding wte (V, C) plus position embedding wpe (n_ctx, C); L blocks
@@ -189,6 +191,34 @@
        log-probability (no length penalty) and returns the likeliest finished one. make
        test-torch holds logits, loss, every gradient, both decodings and AdamW steps to
        torch.nn.Transformer (tools/seq2seq_torch.py), for post-LN/relu and pre-LN/gelu.
+   COMPRESSION (Q8_0 weights, magnitude pruning)
+       Q8_0 is the block format of ggml: along the input of a weight matrix, each run of 32
+       weights is 32 int8 values q and one scale d, w = d q, with d = max|w| / 127 over the
+       block rounded to F16 and q = round(w / d) in [-127, 127] (to nearest, ties to even,
+       divided by the F16 d itself, so |w - d q| <= d / 2 for every weight). Where
+       rounding max|w| / 127 to F16 loses so much that max|w| / d would round past 127
+       (possible only for F16 subnormal scales, below 6.1e-5), d is the next F16 up. An
+       input size that is not a multiple of 32 ends in a partial block (no padding in
+       files; kernels pad with zeros). lm_gpt_quantize() makes a Q8_0 copy of a GPT: the
+       four matrices of every block (c_attn, attn.c_proj, c_fc, mlp.c_proj), and with
+       LM_QUANT_Q8_0_EMB the token embedding wte too, which is also the output head. wpe,
+       LayerNorms and biases stay float32. The matrices take 3.76x fewer bytes, in a file
+       and in memory alike (1 byte a weight, 2 per 32 for the scale).
+       Products: y = W x takes x one block of 32 at a time to int8 as well (d_x = max|x| /
+       127, q_x = round(x / d_x), blocks with max|x| < 1e-30 count as zero, a NaN or an
+       infinity makes the block's product NaN), then for each output
+           y = sum over the blocks, in order, of (float)(sum of q_w q_x) * (d_w d_x)
+       in float, plus the bias. The integer sums are exact, so the AVX-512 VNNI, AVX2,
+       NEON (sdot where the target has the dot-product extension) and plain C paths give
+       the same bits, for any thread count, wherever the float operations are not fused
+       (C99 modes of gcc; lm.h tells clang so itself). armv7's NEON flushes denormals, so
+       it agrees unless a product d_w d_x is below FLT_MIN. Generation (lm_gpt_step_token)
+       and the batched forward (prompts, lm_gpt_eval) take Q8_0 weights; the embedding
+       rows are dequantized, w = d q. Training does not: it is an error on a Q8_0 model.
+       Pruning: lm_gpt_prune() sets the smallest weights of each block matrix to zero, per
+       matrix (each keeps 1 - sparsity of its weights); lm_train_opts.keep_zeros = 1 then
+       fine-tunes with every exact zero of a tensor of 2+ dims kept at zero (its gradient,
+       AdamW moments and value stay 0; needs eps > 0). Pruned models are stored dense.
 
    CHECKPOINTS (safetensors)
        A u64 little-endian header length N, N bytes of JSON (padded with spaces to a
@@ -204,6 +234,13 @@
        the tensors and n_head from the argument, the metadata, or C/64, so a Hugging Face
        GPT-2 model.safetensors loads as it is. Every name, dtype, shape and offset is
        checked: a malformed or truncated file is an error and creates nothing.
+       A Q8_0 model (COMPRESSION) saves each quantized weight NAME as NAME.q8 (I8, shape
+       [out, in]: output-major, so each row's blocks run along the input; a Conv1D
+       weight (in, out) is transposed, wte (V, C) is not) and NAME.d (F16, [out,
+       ceil(in / 32)]), the rest as F32, with __metadata__ "quant": "q8_0". The loader
+       reads such files as strictly: both parts of each quantized weight, their dtypes
+       and shapes, q in [-127, 127], finite scales, the four matrices of every block
+       quantized together (wte optionally), and "quant" present exactly when they are.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
        Every save (lm_gpt_save, lm_gpt_save_state, lm_tok_save, lm_st_write) writes
@@ -409,6 +446,7 @@ typedef struct lm_tensor {
     int size;                /* number of elements                                        */
     int requires_grad;       /* gradients are wanted for this tensor                      */
     struct lm_node *node;    /* the op that produced it; NULL for leaves                  */
+    const struct lm_q8 *q8;  /* a weight stored as Q8_0 (COMPRESSION): then data is NULL */
 } lm_tensor;
 
 typedef struct lm_graph {
@@ -549,6 +587,8 @@ typedef struct lm_train_opts {
     float wd;                /* decoupled weight decay              (0.1)                 */
     float beta1, beta2, eps; /* AdamW                               (0.9, 0.99, 1e-8)     */
     float clip;              /* global grad-norm clip, 0 = none     (1.0)                 */
+    int keep_zeros;          /* 1: a weight of a tensor of 2+ dims that is exactly 0 stays
+                                0 (fine-tuning a pruned model, see COMPRESSION)   (0)     */
 } lm_train_opts;
 LMDEF lm_train_opts lm_train_defaults(void);
 LMDEF float lm_lr_at(const lm_train_opts *o, int step);   /* schedule, step 0..S-1 */
@@ -598,12 +638,18 @@ typedef struct lm_block {
     lm_tensor *xattn_proj_w, *xattn_proj_b; /* (C, C) (C)                                 */
 } lm_block;
 
+/* How a GPT's weights are stored (see COMPRESSION): all float32; the four matrices of every
+   block in Q8_0; or those and the token embedding wte (which is also the output head). */
+enum { LM_QUANT_NONE = 0, LM_QUANT_Q8_0 = 1, LM_QUANT_Q8_0_EMB = 2 };
+
 typedef struct lm_gpt_config {
     int n_layer;             /* blocks                              (4)                   */
     int n_head;              /* attention heads; must divide n_embd (4)                   */
     int n_embd;              /* width C                             (128)                 */
     int n_ctx;               /* longest sequence T                  (64)                  */
     int vocab;               /* V                                   (256)                 */
+    int quant;               /* LM_QUANT_*: set by lm_gpt_quantize and the loader; a new
+                                model is float32                     (LM_QUANT_NONE)      */
 } lm_gpt_config;
 
 typedef struct lm_gpt {
@@ -725,11 +771,15 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
    lm_gpt_step_token, and LM_GPT_MEMORY_BYTES to run lm_gpt_generate (its prompt goes
    through the batched forward); whatever buf has beyond the model's state becomes the
    per-step arena. NULL with lm_error() on a bad config or a buffer too small. Never
-   lm_gpt_free such a model: it lives in buf. */
-LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights, void *buf,
+   lm_gpt_free such a model: it lives in buf.
+   With cfg->quant set, weights (4-byte aligned) holds the tensors in the same order, and
+   each Q8_0 one is its scales (LM_Q8_SCALES F16s) then its values (LM_Q8_VALUES bytes),
+   in the packed layout of COMPRESSION; tools/lm2c writes such an image. */
+LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const void *weights, void *buf,
                                  size_t len);
 #define LM_GPT_STATE_BYTES(L, C, T, V)                                                   \
     (64 + LM__ROUND64(sizeof(lm_gpt)) + LM__ROUND64((4 + 12 * (size_t)(L)) * sizeof(lm_tensor)) \
+     + LM__ROUND64((1 + 4 * (size_t)(L)) * sizeof(lm_q8))                                 \
      + LM__ROUND64((4 + 12 * (size_t)(L)) * (size_t)LM_NAME_MAX)                         \
      + LM__ROUND64((size_t)(L) * sizeof(lm_block))                                       \
      + 2 * LM__ROUND64((size_t)(L) * (size_t)(T) * (size_t)(C) * sizeof(float))           \
@@ -902,7 +952,47 @@ LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int bea
 LMDEF double lm_seq2seq_memory(const lm_seq2seq_config *cfg, int B, int S, int T);
 
 /* ---------------------------------------------------------------------------------------
-   Public API 10-11: threads and GEMM
+   Public API 10: compression - Q8_0 weights and magnitude pruning (see COMPRESSION above)
+   --------------------------------------------------------------------------------------- */
+/* A matrix in Q8_0, packed for the integer kernels: the product y (out) = W (out, in) x (in),
+   one row of W per output. Rows go in groups of 16 (the last group padded with zero rows),
+   and within a group block by block: the 16 rows' scales, then their 32 values of the
+   block interleaved four at a time (values 4g .. 4g+3 of rows 0, 1, ..., 15 for g = 0..7),
+   each stored as q + 128 in a byte. A partial last block is padded with zeros. */
+typedef struct lm_q8 {
+    int out, in;             /* outputs (rows of W) and inputs (its columns)              */
+    int nb;                  /* blocks of 32 per row: ceil(in / 32)                       */
+    const uint16_t *d;       /* (groups, nb, 16) scales, F16 (the bits of a half float)   */
+    const unsigned char *q;  /* (groups, nb, 8, 16, 4) values q + 128                     */
+} lm_q8;
+#define LM_Q8_GROUPS(out) (((size_t)(out) + 15) / 16)
+#define LM_Q8_BLOCKS(in) (((size_t)(in) + 31) / 32)
+#define LM_Q8_SCALES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 16)  /* F16s   */
+#define LM_Q8_VALUES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 512) /* bytes  */
+
+/* A copy of m with its weights in Q8_0: the four matrices of every block (quant
+   LM_QUANT_Q8_0), and the token embedding too (LM_QUANT_Q8_0_EMB); everything else stays
+   float32. The copy evaluates and generates (every forward path takes it) but cannot train.
+   NULL with lm_error() if m is already quantized, or a weight is not finite or too large
+   for an F16 scale (|w| > 127 x 65504). m is untouched. */
+LMDEF lm_gpt *lm_gpt_quantize(const lm_gpt *m, int quant);
+/* The weight at row r, input i of a Q8_0 matrix, d q (exactly: a float). */
+LMDEF float lm_q8_get(const lm_q8 *w, int r, int i);
+/* The weights as lm_gpt_from_memory reads them, for a program with no files: the tensors
+   in checkpoint order, a float32 one as its values, a Q8_0 one as its scales then its
+   values (the packed layout above). Written to buf when cap is enough; returns the size
+   in bytes (buf NULL: just the size). */
+LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap);
+/* Magnitude pruning of a float32 GPT, matrix by matrix: in each of the four matrices of
+   every block, the round(sparsity x size) weights of smallest magnitude become 0 (ties to
+   the lower index). Embeddings, LayerNorms and biases are untouched. sparsity in [0, 1].
+   To fine-tune afterwards with the zeros kept, train with lm_train_opts.keep_zeros = 1. */
+LMDEF int lm_gpt_prune(lm_gpt *m, float sparsity);
+/* Fraction of the weights of the four matrices of every block that are exactly zero. */
+LMDEF double lm_gpt_sparsity(const lm_gpt *m);
+
+/* ---------------------------------------------------------------------------------------
+   Public API 11-12: threads and GEMM
    --------------------------------------------------------------------------------------- */
 LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
 LMDEF int lm_get_threads(void);
@@ -923,7 +1013,7 @@ LMDEF void lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, cons
 
 
 /* ---------------------------------------------------------------------------------------
-   Public API 14: tokenizers
+   Public API 15: tokenizers
    Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
    the docs block at the top of this file for the rules and the file format.
    --------------------------------------------------------------------------------------- */
@@ -958,7 +1048,7 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DI
 LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
 
 /* ---------------------------------------------------------------------------------------
-   Public API 15: safetensors files
+   Public API 16: safetensors files
    A safetensors file is: 8 bytes, a little-endian u64 N; N bytes of JSON naming every
    tensor with its dtype, shape and byte range; then the raw little-endian data. The reader
    below is strict: it checks every byte of the header and every offset against the data,
@@ -1014,13 +1104,14 @@ LMDEF int lm_st_dtype_size(int dtype);                  /* bytes per element, 0 
 LMDEF int lm_st_read_f32(const lm_st_file *f, const lm_st_entry *e, float *out);
 
 /* One tensor to write: float32 data stored as dtype (F32 by default, F16 or BF16 rounded
-   to nearest even). */
+   to nearest even), or, with raw set, bytes written as they are (any dtype). */
 typedef struct lm_st_out {
     const char *name;
     int ndim;
     int64_t shape[LM_MAX_DIMS];
     const float *data;       /* (numel)                                                   */
-    int dtype;               /* LM_DT_F32 (0), LM_DT_F16 or LM_DT_BF16                    */
+    int dtype;               /* LM_DT_F32 (0), LM_DT_F16 or LM_DT_BF16; any with raw      */
+    const void *raw;         /* NULL, or the numel x size bytes as stored, little-endian  */
 } lm_st_out;
 /* Serialise n tensors and nmeta metadata pairs (meta_kv = key0, value0, key1, ...).
    *size receives the bytes needed; the image is written only when buf is not NULL, and
@@ -1035,7 +1126,7 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 #endif
 
 /* ---------------------------------------------------------------------------------------
-   Public API 16: checkpoints of the GPT and the encoder-decoder (see CHECKPOINTS above)
+   Public API 17: checkpoints of the GPT and the encoder-decoder (see CHECKPOINTS above)
    --------------------------------------------------------------------------------------- */
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
@@ -1103,8 +1194,8 @@ LMDEF int lm_seq2seq_load_state(lm_seq2seq *m, const char *model_path, lm_train_
 #ifndef LM_NO_STDIO
 #include <stdio.h>
 #endif
+#include <stdlib.h>             /* qsort, and malloc/free unless LM_MALLOC replaces them */
 #ifndef LM_MALLOC
-#include <stdlib.h>
 #define LM_MALLOC(n) malloc(n)
 #define LM_FREE(p) free(p)
 #endif
@@ -1396,7 +1487,7 @@ LMDEF void lm_arena_free(lm_arena *a) {
 
 /* ---------------------------------------------------------------------------------------
    Forward declarations. The ops and models below are written first, for the reader; the
-   machinery they stand on comes at the end of the file: the vector kernels (section 12),
+   machinery they stand on comes at the end of the file: the vector kernels (section 13),
    which each have a plain scalar loop beside their SIMD loop.
    --------------------------------------------------------------------------------------- */
 #if defined(__GNUC__) || defined(__clang__)
@@ -1431,6 +1522,18 @@ LM__VEC_FN void lm__layernorm_row(const float *x, const float *w, const float *b
                                   int n, float eps, float *mean_out, float *rstd_out);
 LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, float mean,
                                float rstd, float *pw, float *pb, float *dx, int n);
+/* Likewise Q8_0 weights (section 10) and their integer kernels (section 12), which the ops,
+   the models and generation use, and the F16 conversions of the safetensors (section 16). */
+static lm_tensor *lm__q8_linear(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias,
+                                int tb, const char *name);
+static void lm__q8_row(const lm_q8 *W, int r, float *out);
+static void lm__q8_matmul(const lm_q8 *W, const float *X, int M, const float *bias, float *Y);
+static int lm__q8_kind(int quant, const char *name);
+static void lm__q8_dims(int kind, const int *shape, int *out, int *in);
+static size_t lm__q8_arena_bytes(int out, int in);
+static lm_q8 *lm__q8_new(lm_arena *a, int out, int in);
+static float lm__f16_to_f32(uint16_t h);
+static uint16_t lm__f32_to_f16(float f);
 
 /* =======================================================================================
    2. Tensors and the graph
@@ -1650,7 +1753,7 @@ static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLO
 /* =======================================================================================
    3. Ops
    Each op is a forward function and a backward function over a node of the tape, side by
-   side, after the math they compute; where the work runs in a vector kernel (section 12),
+   side, after the math they compute; where the work runs in a vector kernel (section 13),
    a plain scalar version of the math sits beside the op (lm__ref_*), short enough to check
    by hand, and the tests hold the kernel to it. Backward functions add into the inputs'
    gradients (+=), since one tensor may feed several ops.
@@ -1783,7 +1886,7 @@ LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
    linear() adds a bias row, whose gradient is the column sum of dout.
    --------------------------------------------------------------------------------------- */
 /* The plain math: c (M, N) = a (M, K) b (K, N), or b^T for b stored (N, K). The op calls
-   lm_gemm (section 11), which computes the same sums in another order, blocked for speed. */
+   lm_gemm (section 12), which computes the same sums in another order, blocked for speed. */
 LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, int K, int N, int tb) {
     int i, j, k;
     for (i = 0; i < M; i++)
@@ -1852,6 +1955,7 @@ static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor 
     lm_node *n;
     int shape[LM_MAX_DIMS], K, N;
     if (!a || !b) { g->failed = 1; return NULL; }
+    if (b->q8) return lm__q8_linear(g, a, b, bias, tb, name);   /* Q8_0 weights: section 10 */
     if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
     K = tb ? b->shape[1] : b->shape[0];
     N = tb ? b->shape[0] : b->shape[1];
@@ -1909,7 +2013,7 @@ LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1)
 #define LM__GELU_C 0.044715f
 
 /* The plain math of the kernels (lm__gelu_fwd, lm__gelu_bwd, lm__vsigmoid, lm__vtanh; their
-   polynomials are in section 12). GELU is written x / (1 + exp(-2u)), the same function as
+   polynomials are in section 13). GELU is written x / (1 + exp(-2u)), the same function as
    0.5 x (1 + tanh u) without its cancellation for negative x. */
 LM__REF double lm__ref_gelu(double x) {
     double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
@@ -2144,8 +2248,10 @@ LMDEF lm_tensor *lm_layernorm(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor
    --------------------------------------------------------------------------------------- */
 static void lm__embed_fwd(lm_node *n) {
     int C = n->in[0]->shape[1], i, rows = n->out->size / C;
-    for (i = 0; i < rows; i++)
-        memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
+    for (i = 0; i < rows; i++) {
+        if (n->in[0]->q8) lm__q8_row(n->in[0]->q8, n->ids[i], n->out->data + (size_t)i * C);
+        else memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
+    }
 }
 static void lm__embed_bwd(lm_node *n) {
     int C = n->in[0]->shape[1], i, j, rows = n->out->size / C;
@@ -2753,41 +2859,54 @@ LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target) {
    Parameters: one block of values, one of gradients, two of optimizer moments. Each
    tensor starts on a 16-float boundary so SIMD loops over one tensor stay aligned.
    --------------------------------------------------------------------------------------- */
-LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
-                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
+/* quant (section 10): 0 for a model that trains; else the tensors lm__q8_kind names get a
+   packed Q8_0 matrix instead of float storage, and no tensor gets gradients or moments. */
+static int lm__params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
+                           const int (*shapes)[LM_MAX_DIMS], const char *const *names, int quant) {
     size_t total = 0, off, bytes;
     int k, size;
     memset(p, 0, sizeof *p);
     if (n < 1) return lm__fail(LM_ERR_ARG, "params: need at least one tensor");
     for (k = 0; k < n; k++) {
         if (lm__shape_size(ndims[k], shapes[k], &size) != LM_OK) return LM_ERR_ARG;
-        total += ((size_t)size + 15) & ~(size_t)15;
+        if (!lm__q8_kind(quant, names ? names[k] : NULL)) total += ((size_t)size + 15) & ~(size_t)15;
     }
     p->t = (lm_tensor *)lm_arena_calloc(a, (size_t)n * sizeof(lm_tensor));
     p->names = (char (*)[LM_NAME_MAX])lm_arena_calloc(a, (size_t)n * LM_NAME_MAX);
-    if (!p->t || !p->names || !lm__mul_ok(total, 4 * sizeof(float), &bytes)) return LM_ERR_MEM;
+    if (!p->t || !p->names || !lm__mul_ok(total, (quant ? 1 : 4) * sizeof(float), &bytes)) return LM_ERR_MEM;
     p->data = (float *)lm_arena_calloc(a, bytes);
     if (!p->data) return LM_ERR_MEM;
-    p->grad = p->data + total;
-    p->m = p->grad + total;
-    p->v = p->m + total;
+    if (!quant) {
+        p->grad = p->data + total;
+        p->m = p->grad + total;
+        p->v = p->m + total;
+    }
     p->n = n;
     p->total = total;
     for (k = 0, off = 0; k < n; k++) {
         lm_tensor *t = &p->t[k];
-        int d;
+        int d, kind = lm__q8_kind(quant, names ? names[k] : NULL), out, in;
         t->ndim = ndims[k];
         for (d = 0; d < t->ndim; d++) t->shape[d] = shapes[k][d];
         lm__shape_size(t->ndim, t->shape, &t->size);
-        t->data = p->data + off;
-        t->grad = p->grad + off;
-        t->requires_grad = 1;
-        off += ((size_t)t->size + 15) & ~(size_t)15;
+        if (kind) {
+            lm__q8_dims(kind, t->shape, &out, &in);
+            if (!(t->q8 = lm__q8_new(a, out, in))) return LM_ERR_MEM;
+        } else {
+            t->data = p->data + off;
+            t->grad = quant ? NULL : p->grad + off;
+            t->requires_grad = !quant;
+            off += ((size_t)t->size + 15) & ~(size_t)15;
+        }
         if (names && names[k]) {
             strncpy(p->names[k], names[k], LM_NAME_MAX - 1);
         }
     }
     return LM_OK;
+}
+LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
+                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
+    return lm__params_init(p, a, n, ndims, shapes, names, LM_QUANT_NONE);
 }
 
 LMDEF int lm_params_find(const lm_params *p, const char *name) {
@@ -2881,6 +3000,7 @@ LMDEF lm_train_opts lm_train_defaults(void) {
     o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;
     o.schedule = LM_SCHED_COSINE; o.wd = 0.1f;
     o.beta1 = 0.9f; o.beta2 = 0.99f; o.eps = 1e-8f; o.clip = 1.0f;
+    o.keep_zeros = 0;
     return o;
 }
 
@@ -2978,7 +3098,7 @@ static int lm__shape_check(int L, int H, int C, int T, int V, const char *who) {
 
 /* The parameters, in checkpoint order: wte, wpe, then for each block i the 12 tensors
    "h.{i}." + lm__block_keys[j], then ln_f. Weights are (rows C, cols C) below, biases and
-   LayerNorms (cols C). Checkpoints (section 16) and lm_gpt_from_memory use the same table. */
+   LayerNorms (cols C). Checkpoints (section 17) and lm_gpt_from_memory use the same table. */
 #define LM__BLOCK_N 12
 static const char *const lm__block_keys[LM__BLOCK_N] = {
     "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
@@ -3006,10 +3126,10 @@ static void lm__trunk_layout(int L, int C, int T, int V, int k, char *name, int 
 }
 
 /* Lay out a model's parameters in a fresh arena: n tensors named and shaped by layout(),
-   plus `extra` bytes for whatever else the model keeps there. */
+   plus `extra` bytes for whatever else the model keeps there. quant: as lm__params_init. */
 typedef void (*lm__layout_fn)(const void *cfg, int k, char *name, int *ndim, int *shape);
 static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layout,
-                            const void *cfg, size_t extra) {
+                            const void *cfg, size_t extra, int quant) {
     int k, l, *ndims, (*shapes)[LM_MAX_DIMS];
     char (*names)[LM_NAME_MAX];
     const char **np;
@@ -3022,13 +3142,20 @@ static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layo
     names = (char (*)[LM_NAME_MAX])(ndims + n);
     for (k = 0; k < n; k++) {
         size_t s = 1;
+        int kind, out, in;
         layout(cfg, k, names[k], &ndims[k], shapes[k]);
         np[k] = names[k];
         for (l = 0; l < ndims[k]; l++) s *= (size_t)shapes[k][l];
-        bytes += (s + 16) * 4 * sizeof(float) + sizeof(lm_tensor) + LM_NAME_MAX + 128;
+        if ((kind = lm__q8_kind(quant, names[k])) != 0) {
+            lm__q8_dims(kind, shapes[k], &out, &in);
+            bytes += lm__q8_arena_bytes(out, in);
+        } else {
+            bytes += (s + 16) * (quant ? 1 : 4) * sizeof(float);
+        }
+        bytes += sizeof(lm_tensor) + LM_NAME_MAX + 128;
     }
     k = lm_arena_init(a, bytes);
-    if (k == LM_OK) k = lm_params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np);
+    if (k == LM_OK) k = lm__params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np, quant);
     LM_FREE(np);
     return k;
 }
@@ -3277,13 +3404,39 @@ static int lm__opts_check(const lm_train_opts *o) {
         !(o->wd >= 0) || !(o->clip >= 0) || !(o->min_lr >= 0) || o->warmup < 0)
         return lm__fail(LM_ERR_ARG, "training options out of range (betas in [0, 1); eps, wd, "
                         "clip, min_lr and warmup >= 0)");
+    if (o->keep_zeros && !(o->eps > 0))
+        return lm__fail(LM_ERR_ARG, "training options: keep_zeros needs eps > 0 (a zero moment "
+                        "over eps 0 is NaN)");
     return LM_OK;
+}
+/* keep_zeros (a pruned model's fine-tune, section 10): in tensors of 2+ dims, every weight
+   that is exactly 0 has its gradient and AdamW moments zeroed before the update (so they
+   count for nothing in the clipping norm either), and the update leaves it at 0. */
+static void lm__keep_zeros_task(void *ctx, int c) {
+    lm_params *p = (lm_params *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK, i1 = p->total - i0 < LM__CHUNK ? p->total : i0 + LM__CHUNK, i;
+    int k;
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        size_t a, b;
+        if (t->ndim < 2 || !t->data) continue;
+        a = (size_t)(t->data - p->data);
+        b = a + (size_t)t->size;
+        if (b <= i0 || a >= i1) continue;
+        for (i = a < i0 ? i0 : a; i < (b > i1 ? i1 : b); i++)
+            if (p->data[i] == 0.0f) {
+                p->grad[i] = 0.0f;
+                if (p->m) p->m[i] = 0.0f;
+                if (p->v) p->v[i] = 0.0f;
+            }
+    }
 }
 LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step) {
     lm_train_opts def;
     int rc;
     if (!o) { def = lm_train_defaults(); o = &def; }
     if ((rc = lm__opts_check(o)) != LM_OK) return rc;
+    if (o->keep_zeros) lm__chunk_for(p->total, lm__keep_zeros_task, p);
     if (o->clip > 0) lm_clip_grad_norm(p, o->clip);
     return lm_adamw_step(p, o, lm_lr_at(o, step));
 }
@@ -3363,16 +3516,19 @@ static lm_gpt *lm__gpt_alloc(const lm_gpt_config *cfg) {
     lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
     if (c.vocab <= 0) c.vocab = 256;
     if (lm__shape_check(c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab, "gpt") != LM_OK) return NULL;
+    if (c.quant < LM_QUANT_NONE || c.quant > LM_QUANT_Q8_0_EMB)
+        return lm__fail(LM_ERR_ARG, "gpt: quant %d is not an LM_QUANT_* value", c.quant), (lm_gpt *)NULL;
     n = LM__TRUNK_N(c.n_layer);
     m = (lm_gpt *)LM_MALLOC(sizeof *m);
     if (!m) { lm__fail(LM_ERR_MEM, "gpt: out of memory"); return NULL; }
     memset(m, 0, sizeof *m);
     m->cfg = c;
-    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache */
+    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache
+       (a quantized model: its weights only, section 10) */
     cache = (size_t)c.n_layer * c.n_ctx * c.n_embd * sizeof(float);
     if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout, &c,
                          (size_t)c.n_layer * sizeof(lm_block) + 2 * cache +
-                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024) != LM_OK) goto fail;
+                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024, c.quant) != LM_OK) goto fail;
     m->h = (lm_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_block));
     m->k_cache = (float *)lm_arena_alloc(&m->arena, cache);
     m->v_cache = (float *)lm_arena_alloc(&m->arena, cache);
@@ -3393,7 +3549,11 @@ fail:
 }
 
 LMDEF lm_gpt *lm_gpt_new(const lm_gpt_config *cfg, uint64_t seed) {
-    lm_gpt *m = lm__gpt_alloc(cfg);
+    lm_gpt *m;
+    if (cfg && cfg->quant != LM_QUANT_NONE)
+        return lm__fail(LM_ERR_ARG, "gpt: a new model is float32 (cfg.quant must be 0); quantize "
+                        "a trained one with lm_gpt_quantize"), (lm_gpt *)NULL;
+    m = lm__gpt_alloc(cfg);
     if (m) lm__init_weights(&m->params, m->cfg.n_layer, seed);
     return m;
 }
@@ -3459,6 +3619,11 @@ static float lm__gpt_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
     }
     if (lm__check_ids(inputs, B * T, c->vocab, "input") != LM_OK ||
         lm__check_ids(targets, B * T, c->vocab, "target") != LM_OK) return NAN;
+    if (c->quant != LM_QUANT_NONE && mode != LM__LOSS) {
+        lm__fail(LM_ERR_ARG, "gpt: a Q8_0 model evaluates and generates but cannot train: train "
+                 "the float32 model, then quantize it");
+        return NAN;
+    }
     b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
     s.who = "gpt"; s.params = &m->params; s.work = &m->work; s.build = lm__gpt_loss_graph; s.ctx = &b;
     s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
@@ -3642,7 +3807,8 @@ static void lm__gemv(const float *x, const float *W, const float *b, float *y, i
 }
 /* A linear layer on one row, its weight (in, out), or (out, in) when out_major. */
 static void lm__lin_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y, int out_major) {
-    if (out_major) lm__gemv(x, w->data, b->data, y, w->shape[1], w->shape[0], 1);
+    if (w->q8) lm__q8_matmul(w->q8, x, 1, b->data, y);          /* Q8_0: section 10 */
+    else if (out_major) lm__gemv(x, w->data, b->data, y, w->shape[1], w->shape[0], 1);
     else lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0);
 }
 
@@ -3711,6 +3877,11 @@ static void lm__block_row(const lm_block *b, const lm__trunk *m, float *x, int p
     lm__lin_row(hid, b->proj_w, b->proj_b, buf, om);
     lm__row_out(x, buf, b->ln_2_w, b->ln_2_b, C, post);
 }
+/* The tied head for one row: logits (V) = wte x (C). */
+static void lm__head_row(const lm_gpt *m, const float *x, float *logits) {
+    if (m->wte->q8) { lm__q8_matmul(m->wte->q8, x, 1, NULL, logits); return; }
+    lm__gemv(x, m->wte->data, NULL, logits, m->cfg.n_embd, m->cfg.vocab, 1);
+}
 
 /* Feed one token at position cache_len; logits (V) for the token after it. */
 LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
@@ -3726,13 +3897,15 @@ LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     mark = lm_arena_mark(&m->work);
     x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
     if (!x) return LM_ERR_MEM;
-    for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
+    if (m->wte->q8) lm__q8_row(m->wte->q8, token, x);          /* a Q8_0 embedding: d q */
+    else memcpy(x, m->wte->data + (size_t)token * C, (size_t)C * sizeof(float));
+    for (j = 0; j < C; j++) x[j] += m->wpe->data[(size_t)pos * C + j];
     for (l = 0; l < c->n_layer; l++) {
         size_t off = (size_t)l * c->n_ctx * C;
         lm__block_row(&m->h[l], &t, x, pos, m->k_cache + off, m->v_cache + off, C, NULL, 0, x + C);
     }
     lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, x + C, C);
-    lm__gemv(x + C, m->wte->data, NULL, logits, C, c->vocab, 1);   /* logits = wte ln_f(x) */
+    lm__head_row(m, x + C, logits);                              /* logits = wte ln_f(x) */
     m->cache_len = pos + 1;
     lm_arena_reset(&m->work, mark);
     return LM_OK;
@@ -3770,7 +3943,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     last = (float *)lm_arena_alloc(&m->work, (size_t)c->n_embd * sizeof(float));
     if (!last) return LM_ERR_MEM;
     lm__ln_row(x->data + (size_t)(n - 1) * c->n_embd, m->ln_f_w->data, m->ln_f_b->data, last, c->n_embd);
-    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1);
+    lm__head_row(m, last, logits);
     m->cache_len = n;
     lm_arena_reset(&m->work, 0);
     return LM_OK;
@@ -3877,13 +4050,15 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
    buf, in the order LM_GPT_STATE_BYTES counts it; the rest of buf is the work arena. The
    const is cast away for the tensors' data, which generation only reads (the Cortex-M
    test runs it with the weights in a read-only page, so a write would crash). */
-LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights, void *buf,
+LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const void *weights, void *buf,
                                  size_t len) {
+    const unsigned char *image = (const unsigned char *)weights;
     lm_arena a;
     lm_gpt *m;
     lm_tensor *t;
-    size_t need, off = 0, cache;
-    int k, d, n, C, L;
+    lm_q8 *q8s;
+    size_t need, off = 0, cache, floats = 0;
+    int k, d, n, C, L, nq = 0;
     /* the shape must be complete (no defaults for a model in flash), and small enough that
        the sizes below cannot overflow even with a 32-bit size_t */
     if (!cfg || !weights || !buf) return lm__fail(LM_ERR_ARG, "gpt_from_memory: NULL argument"), (lm_gpt *)NULL;
@@ -3895,6 +4070,9 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights,
         return lm__fail(LM_ERR_ARG, "gpt_from_memory: the config must give every field, within "
                         "range (layers %d, heads %d, embd %d, ctx %d, vocab %d)", cfg->n_layer,
                         cfg->n_head, cfg->n_embd, cfg->n_ctx, cfg->vocab), (lm_gpt *)NULL;
+    if (cfg->quant < LM_QUANT_NONE || cfg->quant > LM_QUANT_Q8_0_EMB || ((uintptr_t)weights & 3))
+        return lm__fail(LM_ERR_ARG, "gpt_from_memory: quant %d is not an LM_QUANT_* value, or the "
+                        "weights are not 4-byte aligned", cfg->quant), (lm_gpt *)NULL;
     L = cfg->n_layer; C = cfg->n_embd; n = LM__TRUNK_N(L);
     need = LM_GPT_MEMORY_BYTES_STEP(L, C, cfg->n_ctx, cfg->vocab);
     if (len < need)
@@ -3907,6 +4085,7 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights,
     m->params.t = (lm_tensor *)lm_arena_calloc(&a, (size_t)n * sizeof(lm_tensor));
     m->params.names = (char (*)[LM_NAME_MAX])lm_arena_calloc(&a, (size_t)n * LM_NAME_MAX);
     m->h = (lm_block *)lm_arena_calloc(&a, (size_t)L * sizeof(lm_block));
+    q8s = (lm_q8 *)lm_arena_calloc(&a, (1 + 4 * (size_t)L) * sizeof(lm_q8));
     cache = (size_t)L * (size_t)cfg->n_ctx * (size_t)C * sizeof(float);
     m->k_cache = (float *)lm_arena_alloc(&a, cache);
     m->v_cache = (float *)lm_arena_alloc(&a, cache);
@@ -3918,14 +4097,27 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights,
     a.used = a.cap;
     m->arena = a;             /* owned = 0: nothing to free, the buffer is the caller's   */
     for (k = 0; k < n; k++) {  /* the tensors: views of the weights, one after the other  */
+        int kind, out, in;
         t = &m->params.t[k];
         lm__trunk_layout(L, C, cfg->n_ctx, cfg->vocab, k, m->params.names[k], &t->ndim, t->shape);
         for (t->size = 1, d = 0; d < t->ndim; d++) t->size *= t->shape[d];
-        t->data = (float *)(weights + off);   /* only ever read (see above)               */
-        off += (size_t)t->size;
+        if ((kind = lm__q8_kind(cfg->quant, m->params.names[k])) != 0) {
+            lm_q8 *w = &q8s[nq++];               /* Q8_0 (section 10): scales, then values */
+            lm__q8_dims(kind, t->shape, &out, &in);
+            w->out = out; w->in = in; w->nb = (in + 31) / 32;
+            w->d = (const uint16_t *)(image + off);
+            off += LM_Q8_SCALES(out, in) * sizeof(uint16_t);
+            w->q = image + off;
+            off += LM_Q8_VALUES(out, in);
+            t->q8 = w;
+            continue;
+        }
+        t->data = (float *)(image + off);     /* only ever read (see above)               */
+        off += (size_t)t->size * sizeof(float);
+        floats += (size_t)t->size;
     }
-    m->params.total = off;
-    m->params.data = m->params.t[0].data;
+    m->params.total = floats;
+    m->params.data = m->params.t[cfg->quant == LM_QUANT_Q8_0_EMB].data;  /* the first float32 one */
     m->wte = &m->params.t[0];
     m->wpe = &m->params.t[1];
     lm__bind_blocks(m->h, &m->params.t[2], L);
@@ -3982,7 +4174,7 @@ LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
     e->cfg = c;
     e->seed = seed;
     if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c,
-                         (size_t)c.n_layer * sizeof(lm_block) + 1024) != LM_OK) goto fail;
+                         (size_t)c.n_layer * sizeof(lm_block) + 1024, LM_QUANT_NONE) != LM_OK) goto fail;
     e->h = (lm_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_block));
     if (!e->h) goto fail;
     e->wte = &e->params.t[0];
@@ -4373,7 +4565,8 @@ static lm_seq2seq *lm__s2s_alloc(const lm_seq2seq_config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = c;
     if (lm__params_build(&m->params, &m->arena, n, lm__s2s_layout, &c,
-                         (size_t)(Le + Ld) * sizeof(lm_block) + (size_t)c.n_ctx * C * sizeof(float) + 1024) != LM_OK)
+                         (size_t)(Le + Ld) * sizeof(lm_block) + (size_t)c.n_ctx * C * sizeof(float) + 1024,
+                         LM_QUANT_NONE) != LM_OK)
         goto fail;
     m->enc = (lm_block *)lm_arena_calloc(&m->arena, (size_t)(Le + Ld) * sizeof(lm_block));
     m->pe.data = (float *)lm_arena_alloc(&m->arena, (size_t)c.n_ctx * C * sizeof(float));
@@ -4808,7 +5001,399 @@ LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int bea
 }
 
 /* =======================================================================================
-   10. Thread pool
+   10. Compression: Q8_0 weights and magnitude pruning
+   A trained model is mostly its weight matrices, and they tolerate coarse numbers. Q8_0
+   stores each run of 32 weights along a matrix's input as 32 int8 values and one scale:
+   about 3.8 times fewer bytes than float32, and its products run on exact integer dot
+   products (the kernels are in section 12). Pruning sets the smallest weights to zero; a
+   short fine-tune that holds the zeros wins back most of what that costs. Here are the
+   format (a block's scale and values, the packed layout the kernels read, dequantizing),
+   the plain math of a Q8_0 product, the op that puts one in a graph, the quantized GPT,
+   and pruning. COMPRESSION in the docs at the top says what each promises.
+   ======================================================================================= */
+#define LM__Q8_MAGIC 12582912.0f         /* 1.5 x 2^23                                    */
+#define LM__Q8_MAGIC_BITS 0x4B400000     /* its bits                                      */
+#define LM__Q8_TINY 1e-30f               /* blocks of activations below this count as 0   */
+
+/* v rounded to the nearest integer, ties to even, for |v| < 2^22. v + 1.5 x 2^23 lies in
+   [2^23, 2^24), where the floats are exactly the integers, so the addition itself does
+   the rounding (IEEE's default: to nearest, ties to even), and the integer sits in the low
+   bits of the sum. The same two steps, an add and a look at the bits, run in every SIMD
+   path, which is how they all round alike. */
+static int lm__q8_round(float v) {
+    float r = v + LM__Q8_MAGIC;
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    return (int)u - LM__Q8_MAGIC_BITS;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Weights. A block of 32 along the input: d = max|w| / 127 as F16, q = round(w / d),
+   computed in double with the F16 d itself, so |w - d q| <= d / 2 for every weight.
+   --------------------------------------------------------------------------------------- */
+/* The F16 scale (its bits) of a block whose largest magnitude is amax: amax / 127 rounded
+   to F16, then the next F16 up while amax / d would round past 127 (which happens only
+   for subnormal F16 scales, or 0). 0x7C00 or more (infinity) when no F16 is large enough. */
+static uint16_t lm__q8_scale(float amax) {
+    uint16_t h = lm__f32_to_f16(amax / 127.0f);
+    while (h < 0x7C00 && amax > 0 && (double)amax / lm__f16_to_f32(h) >= 127.5) h++;
+    return h;
+}
+
+/* One row of a product: n weights w[0], w[stride], ... along its input, into the values
+   q[n] and the scales d[ceil(n / 32)] (F16 bits). An error, naming the tensor, if a
+   weight is not finite or too large for any F16 scale. */
+static int lm__q8_quantize_row(const float *w, size_t stride, int n, signed char *q,
+                               uint16_t *d, const char *name) {
+    int b, i;
+    for (b = 0; b * 32 < n; b++) {
+        int i0 = b * 32, i1 = n - i0 < 32 ? n : i0 + 32;
+        float amax = 0;
+        double dd;
+        for (i = i0; i < i1; i++) {
+            float a = fabsf(w[(size_t)i * stride]);
+            if (!(a <= FLT_MAX))
+                return lm__fail(LM_ERR_ARG, "quantize: %s has a weight that is not finite", name);
+            if (a > amax) amax = a;
+        }
+        d[b] = lm__q8_scale(amax);
+        if (d[b] >= 0x7C00)
+            return lm__fail(LM_ERR_ARG, "quantize: %s has a weight of magnitude %g, too large for "
+                            "Q8_0 (its F16 scale would overflow)", name, (double)amax);
+        dd = lm__f16_to_f32(d[b]);
+        for (i = i0; i < i1; i++) {
+            double v = dd > 0 ? (double)w[(size_t)i * stride] / dd : 0.0;
+            v = (v + 6755399441055744.0) - 6755399441055744.0;    /* nearest, ties to even */
+            q[i] = (signed char)(v > 127 ? 127 : v < -127 ? -127 : (int)v);
+        }
+    }
+    return LM_OK;
+}
+
+/* The packed layout (lm_q8 in the API): where value i of row r sits in W->q, and where
+   the scale of row r's block b sits in W->d. */
+static size_t lm__q8_at(const lm_q8 *W, int r, int i) {
+    size_t tile = (size_t)(r / 16) * (size_t)W->nb + (size_t)(i / 32);
+    return tile * 512 + (size_t)(i % 32 / 4) * 64 + (size_t)(r % 16) * 4 + (size_t)(i % 4);
+}
+static size_t lm__q8_dat(const lm_q8 *W, int r, int b) {
+    return ((size_t)(r / 16) * (size_t)W->nb + (size_t)b) * 16 + (size_t)(r % 16);
+}
+
+/* Row r from the file's form (values q[in], F16 scales d[nb]) into the packed layout, and
+   back. Packing writes a model's own storage (its const is for weights in flash). */
+static void lm__q8_pack_row(const lm_q8 *W, int r, const signed char *q, const uint16_t *d) {
+    unsigned char *wq = (unsigned char *)W->q;
+    uint16_t *wd = (uint16_t *)W->d;
+    int i;
+    for (i = 0; i < W->in; i++) wq[lm__q8_at(W, r, i)] = (unsigned char)(q[i] + 128);
+    for (i = 0; i < W->nb; i++) wd[lm__q8_dat(W, r, i)] = d[i];
+}
+static void lm__q8_unpack_row(const lm_q8 *W, int r, signed char *q, uint16_t *d) {
+    int i;
+    for (i = 0; i < W->in; i++) q[i] = (signed char)((int)W->q[lm__q8_at(W, r, i)] - 128);
+    for (i = 0; i < W->nb; i++) d[i] = W->d[lm__q8_dat(W, r, i)];
+}
+
+LMDEF float lm_q8_get(const lm_q8 *W, int r, int i) {
+    return lm__f16_to_f32(W->d[lm__q8_dat(W, r, i / 32)]) * (float)((int)W->q[lm__q8_at(W, r, i)] - 128);
+}
+/* Row r dequantized: out[i] = d q for i < in (exact: an F16 times an int8 is a float). */
+static void lm__q8_row(const lm_q8 *W, int r, float *out) {
+    int i;
+    for (i = 0; i < W->in; i++) out[i] = lm_q8_get(W, r, i);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Activations and the product. The input of a Q8_0 product is quantized block by block
+   as it comes: d = max|x| / 127, q = round(x 127 / max|x|). Then each output is
+       y = sum over the blocks b, in order, of (float)(sum_i q_w q_x) * (d_w d_x)
+   in float (each product, then each addition, rounded), plus the bias. The integer sum of
+   a block is exact whatever order it is added in, which is what lets every SIMD path of
+   section 12 give these very bits.
+   --------------------------------------------------------------------------------------- */
+/* The scale of a block of activations from the bits of its largest magnitude (sign
+   cleared), and in *id the factor that takes it to [-127, 127]. A NaN or an infinity in
+   the block makes its scale NaN (so the product is NaN, as in float32); a block below
+   LM__Q8_TINY is all zeros (no denormal then reaches a multiplication that matters, so
+   armv7's flush-to-zero NEON agrees with the rest). *id = 0 means: every value is 0. */
+static float lm__q8_x_scale(uint32_t top, float *id) {
+    float amax;
+    memcpy(&amax, &top, sizeof amax);
+    *id = 0.0f;
+    if (top >= 0x7F800000u) return NAN;
+    if (amax < LM__Q8_TINY) return 0.0f;
+    *id = 127.0f / amax;
+    return amax / 127.0f;
+}
+
+/* One block of n <= 32 activations: q[0..32) (zeros past n), their sum in *sum (the VNNI
+   path needs it), and the scale as the return value. The largest magnitude is taken on the
+   bits: |x| orders as its bits with the sign cleared, so every path finds the same, NaN
+   included. This is the scalar path of lm__q8_quant_x (section 12). */
+static float lm__q8_quant_block(const float *x, int n, signed char *q, int *sum) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    uint32_t top = 0, u;
+    float id, d, v;
+    int i;
+    for (i = 0; i < n; i++) {
+        memcpy(&u, &x[i], sizeof u);
+        u &= 0x7FFFFFFFu;
+        if (u > top) top = u;
+    }
+    d = lm__q8_x_scale(top, &id);
+    *sum = 0;
+    for (i = 0; i < 32; i++) q[i] = 0;
+    if (id == 0.0f) return d;
+    for (i = 0; i < n; i++) {
+        v = x[i] * id;
+        q[i] = (signed char)lm__q8_round(v);
+        *sum += q[i];
+    }
+    return d;
+}
+
+/* The plain math of a Q8_0 product, on the file's layout: values q (out, in) and F16
+   scales d (out, ceil(in / 32)); y (out) = W x + bias (bias may be NULL). The kernels of
+   section 12 compute the same on the packed layout, and the tests hold them to its bits. */
+LM__REF void lm__ref_q8_matvec(const signed char *q, const uint16_t *d, int out, int in,
+                               const float *x, const float *bias, float *y) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    int nb = (in + 31) / 32, j, b, i, sx;
+    signed char qx[32];
+    for (j = 0; j < out; j++) {
+        float acc = 0.0f, s, t;
+        for (b = 0; b < nb; b++) {
+            int n = in - 32 * b < 32 ? in - 32 * b : 32, isum = 0;
+            float dx = lm__q8_quant_block(x + 32 * b, n, qx, &sx);
+            for (i = 0; i < n; i++) isum += q[(size_t)j * in + 32 * b + i] * qx[i];
+            s = lm__f16_to_f32(d[(size_t)j * nb + b]) * dx;
+            t = (float)isum * s;
+            acc = acc + t;
+        }
+        y[j] = bias ? acc + bias[j] : acc;
+    }
+}
+
+/* The op: y (..., out) = x (..., in) W^T + bias for a weight tensor stored as Q8_0, whether
+   it stands as a Conv1D weight (in, out) in lm_linear or as the tied head (out, in) in
+   lm_matmul with tb. Forward only: quantized models evaluate and generate, they do not
+   train, so a graph that wants gradients through one is an error. lm__matmul (section 3)
+   sends Q8_0 weights here. */
+static void lm__q8_linear_fwd(lm_node *n) {
+    const lm_q8 *W = n->in[1]->q8;
+    lm__q8_matmul(W, n->in[0]->data, n->in[0]->size / W->in, n->in[2] ? n->in[2]->data : NULL,
+                  n->out->data);
+}
+static void lm__q8_linear_bwd(lm_node *n) { (void)n; }  /* never on a tape (see below) */
+static const lm_op lm__op_q8_linear = { "q8_linear", lm__q8_linear_fwd, lm__q8_linear_bwd };
+static lm_tensor *lm__q8_linear(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias,
+                                int tb, const char *name) {
+    const lm_q8 *W = b->q8;
+    lm_tensor *in[3];
+    int shape[LM_MAX_DIMS], K, N;
+    if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
+    K = tb ? b->shape[1] : b->shape[0];
+    N = tb ? b->shape[0] : b->shape[1];
+    if (W->in != K || W->out != N)
+        return lm__op_fail(g, name, "the Q8_0 weight does not match the tensor's shape");
+    if (a->shape[a->ndim - 1] != K) return lm__op_fail(g, name, "inner dimensions differ");
+    if (bias && bias->size != N) return lm__op_fail(g, name, "bias size differs from the output width");
+    if (a->requires_grad && !g->no_grad)
+        return lm__op_fail(g, name, "Q8_0 weights run forward only (a quantized model cannot "
+                           "train: train the float32 model, then quantize it)");
+    in[0] = a; in[1] = b; in[2] = bias;
+    return lm_node_run(lm_node_new(g, &lm__op_q8_linear, bias ? 3 : 2, in, a->ndim,
+                                   lm__shape_last(a, N, shape)));
+}
+
+/* ---------------------------------------------------------------------------------------
+   The quantized GPT. Which tensors a quant level stores as Q8_0 goes by name, so the one
+   rule serves every layout of section 5: the block matrices (the tensors with rows in
+   lm__block_rows), held as Conv1D weights (in, out), and with LM_QUANT_Q8_0_EMB the token
+   embedding, held (V, C) and read as the head's (out, in). lm__params_build gives such a
+   model no gradients or moments, float storage only for what stays float32, and a packed
+   lm_q8 for the rest.
+   --------------------------------------------------------------------------------------- */
+enum { LM__Q8_IN_OUT = 1, LM__Q8_OUT_IN = 2 };
+static int lm__q8_kind(int quant, const char *name) {
+    const char *dot = name ? strchr(name, '.') : NULL;
+    int j;
+    if (quant <= LM_QUANT_NONE || !name) return 0;
+    if (!strcmp(name, "wte.weight")) return quant == LM_QUANT_Q8_0_EMB ? LM__Q8_OUT_IN : 0;
+    if (name[0] != 'h' || !dot || !(dot = strchr(dot + 1, '.'))) return 0;
+    for (j = 0; j < LM__BLOCK_N; j++)
+        if (lm__block_rows[j] && !strcmp(dot + 1, lm__block_keys[j])) return LM__Q8_IN_OUT;
+    return 0;
+}
+/* A tensor's product shape when it is stored as kind: y (out) = W (out, in) x. */
+static void lm__q8_dims(int kind, const int *shape, int *out, int *in) {
+    *out = kind == LM__Q8_IN_OUT ? shape[1] : shape[0];
+    *in = kind == LM__Q8_IN_OUT ? shape[0] : shape[1];
+}
+/* Bytes an lm_q8 of that shape takes in an arena: the struct, scales and values, each
+   64-aligned. */
+static size_t lm__q8_arena_bytes(int out, int in) {
+    return LM__ROUND64(sizeof(lm_q8)) + LM__ROUND64(LM_Q8_SCALES(out, in) * sizeof(uint16_t)) +
+           LM__ROUND64(LM_Q8_VALUES(out, in));
+}
+/* A zero Q8_0 matrix in arena a (values 128: q = 0, so padding adds nothing). */
+static lm_q8 *lm__q8_new(lm_arena *a, int out, int in) {
+    lm_q8 *W = (lm_q8 *)lm_arena_calloc(a, sizeof(lm_q8));
+    uint16_t *d = (uint16_t *)lm_arena_calloc(a, LM_Q8_SCALES(out, in) * sizeof(uint16_t));
+    unsigned char *q = (unsigned char *)lm_arena_alloc(a, LM_Q8_VALUES(out, in));
+    if (!W || !d || !q) return NULL;
+    memset(q, 128, LM_Q8_VALUES(out, in));
+    W->out = out; W->in = in; W->nb = (in + 31) / 32; W->d = d; W->q = q;
+    return W;
+}
+
+LMDEF lm_gpt *lm_gpt_quantize(const lm_gpt *m, int quant) {
+    lm_gpt_config c;
+    lm_gpt *qm;
+    signed char *qrow = NULL;
+    uint16_t *drow = NULL;
+    int k, r, rc = LM_OK, widest = 1;
+    if (!m) return lm__fail(LM_ERR_ARG, "quantize: NULL model"), (lm_gpt *)NULL;
+    if (m->cfg.quant != LM_QUANT_NONE)
+        return lm__fail(LM_ERR_ARG, "quantize: the model is quantized already"), (lm_gpt *)NULL;
+    if (quant != LM_QUANT_Q8_0 && quant != LM_QUANT_Q8_0_EMB)
+        return lm__fail(LM_ERR_ARG, "quantize: quant %d is not LM_QUANT_Q8_0 or LM_QUANT_Q8_0_EMB",
+                        quant), (lm_gpt *)NULL;
+    for (k = 0; k < m->params.n; k++) {
+        if (!m->params.t[k].data)
+            return lm__fail(LM_ERR_ARG, "quantize: tensor '%s' has no float32 values",
+                            m->params.names[k]), (lm_gpt *)NULL;
+        if (m->params.t[k].ndim == 2 && m->params.t[k].shape[1] > widest) widest = m->params.t[k].shape[1];
+        if (m->params.t[k].ndim == 2 && m->params.t[k].shape[0] > widest) widest = m->params.t[k].shape[0];
+    }
+    c = m->cfg;
+    c.quant = quant;
+    if (!(qm = lm__gpt_alloc(&c))) return NULL;
+    qrow = (signed char *)LM_MALLOC((size_t)widest);
+    drow = (uint16_t *)LM_MALLOC(((size_t)widest / 32 + 1) * sizeof(uint16_t));
+    if (!qrow || !drow) rc = lm__fail(LM_ERR_MEM, "quantize: out of memory");
+    for (k = 0; rc == LM_OK && k < qm->params.n; k++) {
+        const lm_tensor *src = &m->params.t[k];
+        lm_tensor *dst = &qm->params.t[k];
+        int kind = lm__q8_kind(quant, qm->params.names[k]);
+        if (!kind) {
+            memcpy(dst->data, src->data, (size_t)src->size * sizeof(float));
+            continue;
+        }
+        for (r = 0; rc == LM_OK && r < dst->q8->out; r++) {
+            /* row r of the product: column r of a Conv1D weight, row r of wte */
+            if (kind == LM__Q8_IN_OUT)
+                rc = lm__q8_quantize_row(src->data + r, (size_t)dst->q8->out, dst->q8->in, qrow,
+                                         drow, qm->params.names[k]);
+            else
+                rc = lm__q8_quantize_row(src->data + (size_t)r * dst->q8->in, 1, dst->q8->in,
+                                         qrow, drow, qm->params.names[k]);
+            if (rc == LM_OK) lm__q8_pack_row(dst->q8, r, qrow, drow);
+        }
+    }
+    if (qrow) LM_FREE(qrow);
+    if (drow) LM_FREE(drow);
+    if (rc != LM_OK) { lm_gpt_free(qm); return NULL; }
+    return qm;
+}
+
+LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap) {
+    unsigned char *p = (unsigned char *)buf;
+    size_t size = 0;
+    int k, pass;
+    for (pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (k = 0; m && k < m->params.n; k++) {
+            const lm_tensor *t = &m->params.t[k];
+            size_t a = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * sizeof(uint16_t)
+                             : (size_t)t->size * sizeof(float);
+            size_t b = t->q8 ? LM_Q8_VALUES(t->q8->out, t->q8->in) : 0;
+            if (pass == 1) {
+                memcpy(p + at, t->q8 ? (const void *)t->q8->d : (const void *)t->data, a);
+                if (b) memcpy(p + at + a, t->q8->q, b);
+            }
+            at += a + b;
+        }
+        size = at;
+        if (!buf || cap < size) break;
+    }
+    return size;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Magnitude pruning, matrix by matrix: each block matrix loses the same share of its
+   weights, the smallest ones (a global threshold would take more from the matrices whose
+   weights are small by design, such as the residual projections, and could empty one).
+   The order is |w|, then the index, so the result is exact and the same everywhere.
+   --------------------------------------------------------------------------------------- */
+typedef struct { float a; int i; } lm__mag;
+static int lm__mag_cmp(const void *x, const void *y) {
+    const lm__mag *p = (const lm__mag *)x, *q = (const lm__mag *)y;
+    if (p->a != q->a) return p->a < q->a ? -1 : 1;
+    return p->i < q->i ? -1 : p->i > q->i;
+}
+/* The round(sparsity n) smallest of w[0..n) to zero, sorted in v (n of them). */
+static void lm__prune_tensor(float *w, int n, double sparsity, lm__mag *v) {
+    size_t k = (size_t)(sparsity * n + 0.5), i;
+    for (i = 0; i < (size_t)n; i++) { v[i].a = fabsf(w[i]); v[i].i = (int)i; }
+    qsort(v, (size_t)n, sizeof *v, lm__mag_cmp);
+    for (i = 0; i < k; i++) w[v[i].i] = 0.0f;
+}
+
+/* Everything that can fail - a weight not finite, the memory to sort in - is settled
+   before the first weight changes, so a failed prune leaves the model as it was. */
+LMDEF int lm_gpt_prune(lm_gpt *m, float sparsity) {
+    lm__mag *v;
+    int k, i, most = 0;
+    if (!m) return lm__fail(LM_ERR_ARG, "prune: NULL model");
+    if (m->cfg.quant != LM_QUANT_NONE)
+        return lm__fail(LM_ERR_ARG, "prune: the model is quantized; prune the float32 model");
+    if (!m->arena.owned)
+        return lm__fail(LM_ERR_ARG, "prune: a model over weights in memory cannot be changed");
+    if (!(sparsity >= 0 && sparsity <= 1))
+        return lm__fail(LM_ERR_ARG, "prune: sparsity %g is outside [0, 1]", (double)sparsity);
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        for (i = 0; i < t->size; i++)
+            if (!(fabsf(t->data[i]) <= FLT_MAX))
+                return lm__fail(LM_ERR_ARG, "prune: %s has a weight that is not finite", m->params.names[k]);
+        if (t->size > most) most = t->size;
+    }
+    if (!(v = (lm__mag *)LM_MALLOC((size_t)most * sizeof *v + 1)))
+        return lm__fail(LM_ERR_MEM, "prune: out of memory");
+    for (k = 0; k < m->params.n; k++)
+        if (lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k]))
+            lm__prune_tensor(m->params.t[k].data, m->params.t[k].size, sparsity, v);
+    LM_FREE(v);
+    return LM_OK;
+}
+
+LMDEF double lm_gpt_sparsity(const lm_gpt *m) {
+    double zeros = 0, all = 0;
+    int k, i, r;
+    if (!m) return 0;
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        all += t->size;
+        if (t->q8) {
+            for (r = 0; r < t->q8->out; r++)
+                for (i = 0; i < t->q8->in; i++) zeros += lm_q8_get(t->q8, r, i) == 0.0f;
+        } else {
+            for (i = 0; i < t->size; i++) zeros += t->data[i] == 0.0f;
+        }
+    }
+    return all > 0 ? zeros / all : 0;
+}
+
+/* =======================================================================================
+   11. Thread pool
    Thread pool. One global pool of worker threads. A job is n tasks; workers and the caller
    take task numbers from a shared counter until none are left. Which thread runs a task
    never matters: each task owns its outputs.
@@ -5006,7 +5591,7 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 }
 
 /* =======================================================================================
-   11. GEMM
+   12. GEMM
    GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, in the GotoBLAS / BLIS way.
 
    Almost every FLOP of training and inference goes through here, so this is the one place
@@ -5780,8 +6365,367 @@ LMDEF void lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float
 #endif
 }
 
+/* ---------------------------------------------------------------------------------------
+   Q8_0 products: Y (M, out) = X (M, in) W^T + bias for a Q8_0 matrix W (section 10 has the
+   format and the plain math, lm__ref_q8_matvec). One row of X is the generation step's
+   matrix-vector product; many rows are the batched forward's matrix-matrix product. Both
+   are the same loop, and every output element is computed the same way whatever the
+   split, so a row comes out the same in either, on any number of threads.
+
+   The kernels work on a 16-row group of W (lm_q8's packed layout) against one row of X:
+   per block of 32 they take 16 integer dot products at once, one per lane, from the 8
+   four-byte groups of the block (the interleaving puts the same 4 inputs of the 16 rows
+   side by side), then scale and add the 16 sums in float lanes, which is exactly the
+   scalar order. On each ISA:
+     AVX-512 VNNI   vpdpbusd: 16 lanes of (4 unsigned bytes x 4 signed bytes) per
+                    instruction. The stored values are q + 128, unsigned, so the sum is
+                    sum (q_w + 128) q_x = sum q_w q_x + 128 sum q_x: the block's sum of q_x
+                    (kept when X is quantized) takes the 128 back off.
+     AVX2           no byte dot product: |q_w| times q_x with q_w's sign (vpsignb) in
+                    vpmaddubsw (pairs of products into 16 bits, at most 2 x 127 x 127, no
+                    saturation), then vpmaddwd by 1 into 32-bit lanes.
+     NEON           sdot (vdotq_s32, the dot-product extension of ARMv8.2) where the target
+                    has it; elsewhere widening multiplies (vmull_s8) and pairwise adds.
+     plain C        the same sums, one lane at a time.
+   X is quantized by the task that uses it, LM__Q8_KB blocks at a time into a buffer on
+   its stack (a few hundred bytes), and the partial sums live in Y itself between those
+   chunks, so the product needs no memory of its own. (A task that covers only part of W's
+   rows quantizes its rows of X again; the tasks are cut wide enough that this is cheap.)
+   --------------------------------------------------------------------------------------- */
+#define LM__Q8_KB 8              /* blocks of X quantized at a time                        */
+#if defined(LM_AVX512) && defined(__AVX512VNNI__)
+#define LM__Q8_ISA "avx512-vnni"
+#elif defined(LM_AVX2)
+#define LM__Q8_ISA "avx2"
+#elif defined(LM_NEON) && defined(__ARM_FEATURE_DOTPROD)
+#define LM__Q8_ISA "neon-sdot"
+#elif defined(LM_NEON)
+#define LM__Q8_ISA "neon"
+#else
+#define LM__Q8_ISA "scalar"
+#endif
+
+#if defined(LM_AVX2)
+/* The largest (unsigned) and the sum of the 8 int lanes of v. */
+static inline uint32_t lm__q8_max8(__m256i v) {
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
+    return (uint32_t)_mm_cvtsi128_si32(_mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+static inline int lm__q8_sum8(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+#endif
+
+/* X's blocks b0 .. b0+nblk-1 of a row of n values into q (32 a block), d and s, as
+   lm__q8_quant_block does (section 10): on a whole block of 32 in vector code, else that
+   function itself. The largest magnitude is an integer max over the bits (exact, so the
+   same in any order); the values are x id + 1.5 x 2^23 read back as bits (lm__q8_round),
+   which is the same float multiply and add in every lane. */
+static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char *q, float *d,
+                           int *s) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    int b;
+    for (b = 0; b < nblk; b++) {
+        const float *xb = x + (size_t)(b0 + b) * 32;
+        signed char *qb = q + 32 * b;
+        int len = n - (b0 + b) * 32 < 32 ? n - (b0 + b) * 32 : 32;
+        float id;
+        if (!lm__vec_simd || len < 32) { d[b] = lm__q8_quant_block(xb, len, qb, &s[b]); continue; }
+#if defined(LM_AVX512)
+        /* (the zero-masking forms with an all-ones mask, as in section 13: g++ warns about
+           the undefined pass-through of the plain ones; the 8-lane halves are reduced as
+           the AVX2 path does) */
+        {
+            const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF), mb = _mm512_set1_epi32(LM__Q8_MAGIC_BITS);
+            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16), vid, mg;
+            __m512i k0, k1, t;
+            t = _mm512_maskz_max_epu32(0xFFFF, _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v0), abs),
+                                       _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v1), abs));
+            d[b] = lm__q8_x_scale(lm__q8_max8(_mm256_max_epu32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                                               _mm512_maskz_extracti64x4_epi64(0xF, t, 1))), &id);
+            if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
+            vid = _mm512_set1_ps(id);
+            mg = _mm512_set1_ps(LM__Q8_MAGIC);
+            k0 = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(v0, vid), mg)), mb);
+            k1 = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(v1, vid), mg)), mb);
+            _mm_storeu_si128((__m128i *)qb, _mm512_maskz_cvtepi32_epi8(0xFFFF, k0));
+            _mm_storeu_si128((__m128i *)(qb + 16), _mm512_maskz_cvtepi32_epi8(0xFFFF, k1));
+            t = _mm512_add_epi32(k0, k1);
+            s[b] = lm__q8_sum8(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                                _mm512_maskz_extracti64x4_epi64(0xF, t, 1)));
+        }
+#elif defined(LM_AVX2)
+        {
+            const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), mb = _mm256_set1_epi32(LM__Q8_MAGIC_BITS);
+            __m256 v[4], vid, mg;
+            __m256i k[4], t;
+            int j;
+            for (j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(xb + 8 * j);
+            t = _mm256_max_epu32(_mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(v[0]), abs),
+                                                  _mm256_and_si256(_mm256_castps_si256(v[1]), abs)),
+                                 _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(v[2]), abs),
+                                                  _mm256_and_si256(_mm256_castps_si256(v[3]), abs)));
+            d[b] = lm__q8_x_scale(lm__q8_max8(t), &id);
+            if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
+            vid = _mm256_set1_ps(id);
+            mg = _mm256_set1_ps(LM__Q8_MAGIC);
+            for (j = 0; j < 4; j++)
+                k[j] = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(v[j], vid), mg)), mb);
+            /* 32 ints to 32 bytes: the two packs work within 128-bit halves, so the 4-byte
+               groups come out as k0 0-3, k1 0-3, k2 0-3, k3 0-3, k0 4-7, ...: put them back */
+            t = _mm256_packs_epi16(_mm256_packs_epi32(k[0], k[1]), _mm256_packs_epi32(k[2], k[3]));
+            t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)qb, t);
+            s[b] = lm__q8_sum8(_mm256_add_epi32(_mm256_add_epi32(k[0], k[1]), _mm256_add_epi32(k[2], k[3])));
+        }
+#elif defined(LM_NEON)
+        {
+            const uint32x4_t abs = vdupq_n_u32(0x7FFFFFFFu);
+            const int32x4_t mb = vdupq_n_s32(LM__Q8_MAGIC_BITS);
+            float32x4_t v[8], vid, mg;
+            int32x4_t k[8], sum;
+            uint32x4_t t;
+            uint32x2_t t2;
+            int32x2_t s2;
+            int j;
+            for (j = 0; j < 8; j++) v[j] = vld1q_f32(xb + 4 * j);
+            t = vandq_u32(vreinterpretq_u32_f32(v[0]), abs);
+            for (j = 1; j < 8; j++) t = vmaxq_u32(t, vandq_u32(vreinterpretq_u32_f32(v[j]), abs));
+            t2 = vpmax_u32(vget_low_u32(t), vget_high_u32(t));
+            t2 = vpmax_u32(t2, t2);
+            d[b] = lm__q8_x_scale(vget_lane_u32(t2, 0), &id);
+            if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
+            vid = vdupq_n_f32(id);
+            mg = vdupq_n_f32(LM__Q8_MAGIC);
+            sum = vdupq_n_s32(0);
+            for (j = 0; j < 8; j++) {
+                k[j] = vsubq_s32(vreinterpretq_s32_f32(vaddq_f32(vmulq_f32(v[j], vid), mg)), mb);
+                sum = vaddq_s32(sum, k[j]);
+            }
+            for (j = 0; j < 4; j++)
+                vst1_s8(qb + 8 * j, vmovn_s16(vcombine_s16(vmovn_s32(k[2 * j]), vmovn_s32(k[2 * j + 1]))));
+            s2 = vadd_s32(vget_low_s32(sum), vget_high_s32(sum));
+            s[b] = vget_lane_s32(vpadd_s32(s2, s2), 0);
+        }
+#else
+        d[b] = lm__q8_quant_block(xb, len, qb, &s[b]);
+        (void)id;
+#endif
+    }
+}
+
+/* The kernel: y[r] += sum over blocks b < nblk, in order, of (float)isum(r, b) x (wd[r]
+   xd[b]) for the 16 rows r of a group; wq and wd point at the group's first block of the
+   chunk (512 bytes and 16 F16 scales a block), xq, xd, xs at the chunk of X. F16 to float
+   is exact, in hardware (vcvtph2ps, fcvtl) or in lm__f16_to_f32 alike. */
+static void lm__q8_tile_scalar(const unsigned char *wq, const uint16_t *wd, int nblk,
+                               const signed char *xq, const float *xd, const int *xs, float *y) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    int r, b, k;
+    (void)xs;
+    for (r = 0; r < 16; r++) {
+        float acc = y[r], sc, t;
+        for (b = 0; b < nblk; b++) {
+            const unsigned char *w = wq + (size_t)b * 512 + r * 4;
+            const signed char *x = xq + 32 * b;
+            int isum = 0;
+            for (k = 0; k < 32; k++) isum += ((int)w[(k / 4) * 64 + k % 4] - 128) * x[k];
+            sc = lm__f16_to_f32(wd[16 * b + r]) * xd[b];
+            t = (float)isum * sc;
+            acc = acc + t;
+        }
+        y[r] = acc;
+    }
+}
+
+#if defined(LM_AVX512) && defined(__AVX512VNNI__)
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
+                             const signed char *xq, const float *xd, const int *xs, float *y) {
+    __m512 acc = _mm512_loadu_ps(y);
+    int b, g;
+    for (b = 0; b < nblk; b++, wq += 512) {
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (g = 0; g < 8; g += 2) {          /* two chains, to overlap their latency */
+            int32_t x0, x1;
+            memcpy(&x0, xq + 32 * b + 4 * g, 4);
+            memcpy(&x1, xq + 32 * b + 4 * g + 4, 4);
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512((const void *)(wq + 64 * g)), _mm512_set1_epi32(x0));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512((const void *)(wq + 64 * g + 64)), _mm512_set1_epi32(x1));
+        }
+        s0 = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(128 * xs[b]));
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s0),
+                                               _mm512_mul_ps(_mm512_maskz_cvtph_ps(0xFFFF,
+                                                                 _mm256_loadu_si256((const __m256i *)(wd + 16 * b))),
+                                                             _mm512_set1_ps(xd[b]))));
+    }
+    _mm512_storeu_ps(y, acc);
+}
+#define LM__Q8_TILE lm__q8_tile_simd
+
+#elif defined(LM_AVX2)
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
+                             const signed char *xq, const float *xd, const int *xs, float *y) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), one = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_loadu_ps(y), a1 = _mm256_loadu_ps(y + 8), d0, d1;
+    int b, g;
+    (void)xs;
+    for (b = 0; b < nblk; b++, wq += 512) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        __m256 sc = _mm256_set1_ps(xd[b]);
+#if defined(__F16C__)
+        d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + 16 * b)));
+        d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + 16 * b + 8)));
+#else
+        float dw[16];
+        for (g = 0; g < 16; g++) dw[g] = lm__f16_to_f32(wd[16 * b + g]);
+        d0 = _mm256_loadu_ps(dw);
+        d1 = _mm256_loadu_ps(dw + 8);
+#endif
+        for (g = 0; g < 8; g++) {
+            int32_t x4;
+            __m256i xv, w0, w1;
+            memcpy(&x4, xq + 32 * b + 4 * g, 4);
+            xv = _mm256_set1_epi32(x4);
+            w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq + 64 * g)), flip);
+            w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq + 64 * g + 32)), flip);
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0),
+                                                        _mm256_sign_epi8(xv, w0)), one));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1),
+                                                        _mm256_sign_epi8(xv, w1)), one));
+        }
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(d0, sc)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(d1, sc)));
+    }
+    _mm256_storeu_ps(y, a0);
+    _mm256_storeu_ps(y + 8, a1);
+}
+#define LM__Q8_TILE lm__q8_tile_simd
+
+#elif defined(LM_NEON)
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
+                             const signed char *xq, const float *xd, const int *xs, float *y) {
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    float32x4_t acc[4];
+    int b, g, j;
+    (void)xs;
+    for (j = 0; j < 4; j++) acc[j] = vld1q_f32(y + 4 * j);
+    for (b = 0; b < nblk; b++, wq += 512) {
+        float32x4_t sc = vdupq_n_f32(xd[b]);
+        for (j = 0; j < 4; j++) {             /* rows 4j .. 4j+3 */
+            int32x4_t is;
+#if defined(__ARM_FEATURE_DOTPROD)
+            is = vdupq_n_s32(0);
+            for (g = 0; g < 8; g++) {
+                int32_t x4;
+                memcpy(&x4, xq + 32 * b + 4 * g, 4);
+                is = vdotq_s32(is, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * g + 16 * j), flip)),
+                               vreinterpretq_s8_s32(vdupq_n_s32(x4)));
+            }
+#else
+            /* 16 bytes are rows 4j, 4j+1 (low half) and 4j+2, 4j+3 (high half), 4 inputs
+               each; products into 16 bits, adjacent pairs added into 32-bit lanes, and at
+               the end the two lanes of each row */
+            int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+            for (g = 0; g < 8; g++) {
+                int32_t x4;
+                int8x16_t w, xv;
+                memcpy(&x4, xq + 32 * b + 4 * g, 4);
+                xv = vreinterpretq_s8_s32(vdupq_n_s32(x4));
+                w = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * g + 16 * j), flip));
+                lo = vpadalq_s16(lo, vmull_s8(vget_low_s8(w), vget_low_s8(xv)));
+                hi = vpadalq_s16(hi, vmull_s8(vget_high_s8(w), vget_high_s8(xv)));
+            }
+            is = vcombine_s32(vpadd_s32(vget_low_s32(lo), vget_high_s32(lo)),
+                              vpadd_s32(vget_low_s32(hi), vget_high_s32(hi)));
+#endif
+            {
+                float32x4_t dw;
+#if defined(__aarch64__)
+                dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(wd + 16 * b + 4 * j)));
+#else                                           /* armv7: F16 in C (see lm__f16_to_f32) */
+                float t[4];
+                for (g = 0; g < 4; g++) t[g] = lm__f16_to_f32(wd[16 * b + 4 * j + g]);
+                dw = vld1q_f32(t);
+#endif
+                acc[j] = vaddq_f32(acc[j], vmulq_f32(vcvtq_f32_s32(is), vmulq_f32(dw, sc)));
+            }
+        }
+    }
+    for (j = 0; j < 4; j++) vst1q_f32(y + 4 * j, acc[j]);
+}
+#define LM__Q8_TILE lm__q8_tile_simd
+#endif
+
+/* The product, cut into tasks of (rows of X) x (groups of W). Each task zeroes its part of
+   Y, adds the blocks in order, a chunk of LM__Q8_KB at a time (Y holds the partial sums),
+   then the bias. One row of X (generation): 4 groups (64 outputs) a task, for the threads
+   to share. More rows: 32 rows by 16 groups, so a task's slice of W stays in cache while
+   its rows go past, and each row of X is quantized only once per 256 outputs. */
+typedef struct {
+    const lm_q8 *W;
+    const float *X, *bias;
+    float *Y;
+    int M, mrows, ngrp, ngt;   /* rows of X; per task: rows, groups; group tasks per row   */
+} lm__q8_job;
+static void lm__q8_task(void *ctx, int t) {
+    const lm__q8_job *J = (const lm__q8_job *)ctx;
+    const lm_q8 *W = J->W;
+    const int out = W->out, in = W->in, nb = W->nb, groups = (out + 15) / 16;
+    const int i0 = t / J->ngt * J->mrows, i1 = J->M - i0 < J->mrows ? J->M : i0 + J->mrows;
+    const int G0 = t % J->ngt * J->ngrp, G1 = groups - G0 < J->ngrp ? groups : G0 + J->ngrp;
+    const int r0 = 16 * G0, r1 = out < 16 * G1 ? out : 16 * G1;
+    signed char xq[LM__Q8_KB * 32];
+    float xd[LM__Q8_KB], tmp[16];
+    int xs[LM__Q8_KB], i, kb, G, r;
+    for (i = i0; i < i1; i++) memset(J->Y + (size_t)i * out + r0, 0, (size_t)(r1 - r0) * sizeof(float));
+    for (kb = 0; kb < nb; kb += LM__Q8_KB) {
+        int nblk = nb - kb < LM__Q8_KB ? nb - kb : LM__Q8_KB;
+        for (i = i0; i < i1; i++) {
+            float *y = J->Y + (size_t)i * out;
+            lm__q8_quant_x(J->X + (size_t)i * in, in, kb, nblk, xq, xd, xs);
+            for (G = G0; G < G1; G++) {
+                const unsigned char *wq = W->q + ((size_t)G * nb + kb) * 512;
+                const uint16_t *wd = W->d + ((size_t)G * nb + kb) * 16;
+                float *yg = y + 16 * G;
+                int rows = out - 16 * G < 16 ? out - 16 * G : 16;
+                if (rows < 16) {           /* the last group's padding rows go to tmp */
+                    for (r = 0; r < 16; r++) tmp[r] = r < rows ? yg[r] : 0.0f;
+                    yg = tmp;
+                }
+#ifdef LM__Q8_TILE
+                if (lm__vec_simd) LM__Q8_TILE(wq, wd, nblk, xq, xd, xs, yg);
+                else
+#endif
+                lm__q8_tile_scalar(wq, wd, nblk, xq, xd, xs, yg);
+                if (rows < 16) for (r = 0; r < rows; r++) y[16 * G + r] = tmp[r];
+            }
+        }
+    }
+    if (J->bias)
+        for (i = i0; i < i1; i++)
+            for (r = r0; r < r1; r++) J->Y[(size_t)i * out + r] += J->bias[r];
+}
+static void lm__q8_matmul(const lm_q8 *W, const float *X, int M, const float *bias, float *Y) {
+    lm__q8_job J;
+    int groups = (W->out + 15) / 16, tasks, t;
+    J.W = W; J.X = X; J.bias = bias; J.Y = Y; J.M = M;
+    J.mrows = M == 1 ? 1 : 32;
+    J.ngrp = M == 1 ? 4 : 16;
+    J.ngt = (groups + J.ngrp - 1) / J.ngrp;
+    tasks = (M + J.mrows - 1) / J.mrows * J.ngt;
+    if (tasks > 1 && (double)M * W->out * W->in >= (1 << 18)) lm_parallel_for(tasks, lm__q8_task, &J);
+    else for (t = 0; t < tasks; t++) lm__q8_task(&J, t);
+}
+
 /* =======================================================================================
-   12. Vector kernels
+   13. Vector kernels
    Vector math: exp, tanh, sigmoid, GELU (both forms), softmax sums, dot products, AdamW
    and LayerNorm over float arrays, with SIMD.
 
@@ -6697,8 +7641,8 @@ LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, 
 }
 
 /* =======================================================================================
-   13. Text and numbers in files
-   What the file formats of sections 14 to 16 share: UTF-8, decimal numbers, a strict JSON
+   14. Text and numbers in files
+   What the file formats of sections 15 to 17 share: UTF-8, decimal numbers, a strict JSON
    lexer, and whole files - read in one go, and written through a temporary file that is
    renamed over the target only when complete, so a crash never leaves half a file.
    ======================================================================================= */
@@ -6768,7 +7712,7 @@ static int lm__atou(const char *z, uint64_t max, uint64_t *out) {
 
 /* ---------------------------------------------------------------------------------------
    A strict JSON lexer, for the two JSON documents the library reads: a safetensors header
-   and GPT-2's encoder.json. Their parsers (sections 14 and 15) are recursive descent
+   and GPT-2's encoder.json. Their parsers (sections 15 and 16) are recursive descent
    over exactly their schema, with depth fixed by construction, so a document of a million
    '[' is just "expected '{'"; this lexer gives them the pieces: white space, punctuation,
    strings and non-negative integers. Strings are unescaped into one pool as large as the
@@ -7097,7 +8041,7 @@ static int lm__out_close(lm__out *o) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   14. Tokenizers
+   15. Tokenizers
    Raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
    A tokenizer is a table of tokens (each a short byte string, addressed by id) plus a
    ranked list of merges "token l followed by token r becomes token m". The bytes kind is
@@ -8394,7 +9338,7 @@ LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   15. Safetensors
+   16. Safetensors
    A file is: u64 little-endian N; N bytes of JSON; the raw data. The JSON is one object
    mapping each tensor name to {"dtype": "F32", "shape": [...], "data_offsets": [b, e]},
    offsets relative to the start of the data, plus an optional "__metadata__" object of
@@ -8940,9 +9884,10 @@ static int lm__st_check_out(const lm_st_out *t, int n, const char *const *kv, in
             !strcmp(nm, "__metadata__"))
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor %d has a bad name "
                             "(empty, too long, not UTF-8 or reserved)", i);
-        if (t[i].dtype != LM_DT_F32 && t[i].dtype != LM_DT_F16 && t[i].dtype != LM_DT_BF16)
+        if (t[i].raw ? t[i].dtype < 0 || t[i].dtype >= LM_DT_COUNT
+                     : t[i].dtype != LM_DT_F32 && t[i].dtype != LM_DT_F16 && t[i].dtype != LM_DT_BF16)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s': dtype must be F32, F16 "
-                            "or BF16", nm);
+                            "or BF16 (any known dtype for raw bytes)", nm);
         if (t[i].ndim < 0 || t[i].ndim > LM_MAX_DIMS)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has %d dims", nm, t[i].ndim);
         for (k = 0; k < t[i].ndim; k++) if (t[i].shape[k] < 0)
@@ -8955,7 +9900,7 @@ static int lm__st_check_out(const lm_st_out *t, int n, const char *const *kv, in
         size = (uint64_t)lm__st_dtypes[t[i].dtype].size;
         if (numel > ((uint64_t)(size_t)-1) / 8 || numel * size > ~(uint64_t)0 - total)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' is too large", nm);
-        if (numel && !t[i].data)
+        if (numel && !t[i].data && !t[i].raw)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has no data", nm);
         total += numel * size;
     }
@@ -9065,14 +10010,15 @@ LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv,
     p += 8 + hlen;
     for (i = 0; i < n; i++) {
         size_t numel = (size_t)lm__st_out_numel(&t[i]);
-        lm__st_encode(t[i].data, t[i].dtype, numel, p);
+        if (t[i].raw) { if (numel) memcpy(p, t[i].raw, numel * (size_t)lm__st_dtypes[t[i].dtype].size); }
+        else lm__st_encode(t[i].data, t[i].dtype, numel, p);
         p += numel * (size_t)lm__st_dtypes[t[i].dtype].size;
     }
     return LM_OK;
 }
 
 #ifndef LM_NO_STDIO
-/* A file image to write through lm__out (section 12): checked and measured, with a buffer
+/* A file image to write through lm__out (section 14): checked and measured, with a buffer
    for the header and for the data, which is encoded a chunk at a time. Everything that can
    fail before the first byte goes out happens in lm__st_plan_make. */
 #define LM__ST_CHUNK 16384             /* floats encoded per write                       */
@@ -9099,6 +10045,7 @@ static void lm__st_plan_put(const lm__st_plan *pl, lm__out *o) {
     for (i = 0; o->rc == LM_OK && i < pl->n; i++) {
         const lm_st_out *t = &pl->t[i];
         size_t numel = (size_t)lm__st_out_numel(t), at, size = (size_t)lm__st_dtypes[t->dtype].size;
+        if (t->raw) { lm__out_put(o, t->raw, numel * size); continue; }
         for (at = 0; o->rc == LM_OK && at < numel; at += LM__ST_CHUNK) {
             size_t k = numel - at < LM__ST_CHUNK ? numel - at : LM__ST_CHUNK;
             lm__st_encode(t->data + at, t->dtype, k, pl->buf);
@@ -9107,7 +10054,7 @@ static void lm__st_plan_put(const lm__st_plan *pl, lm__out *o) {
     }
 }
 
-/* Through a temporary file and a rename (section 12). */
+/* Through a temporary file and a rename (section 14). */
 LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
                       const char *const *meta_kv, int nmeta) {
     lm__st_plan pl;
@@ -9125,7 +10072,7 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 #endif
 
 /* =======================================================================================
-   16. Checkpoints
+   17. Checkpoints
    GPT checkpoints: the model's parameters under Hugging Face GPT-2 names; then the
    encoder-decoder's, under PyTorch's; and the resume state every model writes the same way.
    Saving is a loop over lm_gpt.params, which holds the tensors in checkpoint order with
@@ -9201,27 +10148,67 @@ static int lm__st_readable(int dtype) {
     return dtype == LM_DT_F32 || dtype == LM_DT_F16 || dtype == LM_DT_BF16;
 }
 
+/* A Q8_0 weight NAME is two tensors, NAME.q8 and NAME.d (section 10, CHECKPOINTS): which
+   part a name is, and what its NAME is. Only the block matrices and wte.weight have parts;
+   for any other NAME the answer is LM__G_UNKNOWN. */
+enum { LM__P_PLAIN = 0, LM__P_Q8 = 1, LM__P_D = 2 };
+static int lm__gpt_classify_part(const char *name, int *blk, int *key, int *part) {
+    char base[LM_ST_NAME_MAX];
+    size_t n = strlen(name), cut;
+    int kind;
+    *part = n > 3 && !strcmp(name + n - 3, ".q8") ? LM__P_Q8
+          : n > 2 && !strcmp(name + n - 2, ".d") ? LM__P_D : LM__P_PLAIN;
+    if (*part == LM__P_PLAIN || n >= sizeof base) return lm__gpt_classify(name, blk, key);
+    cut = n - (*part == LM__P_Q8 ? 3 : 2);
+    memcpy(base, name, cut);
+    base[cut] = 0;
+    kind = lm__gpt_classify(base, blk, key);
+    return kind == LM__G_WTE || (kind == LM__G_BLOCK && lm__block_rows[*key]) ? kind : LM__G_UNKNOWN;
+}
+
+/* The values of a Q8_0 weight: q in [-127, 127] (the byte -128 is not Q8_0) and finite
+   F16 scales. */
+static int lm__q8_check_file(const lm_st_file *f, const lm_st_entry *q, const lm_st_entry *d) {
+    const unsigned char *p = f->data + (size_t)q->begin;
+    uint64_t i;
+    for (i = 0; i < q->numel; i++)
+        if (p[i] == 0x80)
+            return lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' holds -128 (Q8_0 values are in "
+                            "[-127, 127])", q->name);
+    p = f->data + (size_t)d->begin;
+    for (i = 0; i < d->numel; i++)
+        if ((p[2 * i + 1] & 0x7C) == 0x7C)
+            return lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' holds a scale that is not finite",
+                            d->name);
+    return LM_OK;
+}
+
 /* Check a parsed checkpoint completely, then build the model and copy the weights in. */
 static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
-    const lm_st_entry *wte = NULL, *wpe = NULL, *head = NULL, **slot = NULL;
+    const lm_st_entry *wte = NULL, *wpe = NULL, *head = NULL, **slot = NULL, **dslot = NULL;
     lm_gpt_config cfg;
     lm_gpt *m = NULL;
     uint64_t u;
     int64_t shape[LM_MAX_DIMS];
-    int i, k, blk, key, L = 0, ignored_blocks = 0, nslot, rc;
+    int i, k, blk, key, part, L = 0, ignored_blocks = 0, nslot, rc, n_q8 = 0, q8_wte = 0;
     char name[LM_NAME_MAX], s1[128], s2[128];
+    const char *quant;
+    uint16_t *drow = NULL;
 
-    /* pass 1: every name must be known; count the blocks */
+    /* pass 1: every name must be known; count the blocks and the Q8_0 weights */
     for (i = 0; i < f->n; i++) {
         const lm_st_entry *e = &f->entries[i];
-        int kind = lm__gpt_classify(e->name, &blk, &key);
+        int kind = lm__gpt_classify_part(e->name, &blk, &key, &part);
         if (kind == LM__G_UNKNOWN) {
-            lm__fail(LM_ERR_FORMAT, "checkpoint: unexpected tensor '%s' (not a GPT-2 name)", e->name);
+            lm__fail(LM_ERR_FORMAT, part == LM__P_PLAIN ? "checkpoint: unexpected tensor '%s' (not a "
+                     "GPT-2 name)" : "checkpoint: unexpected tensor '%s' (only the block matrices "
+                     "and wte.weight can be Q8_0, as NAME.q8 and NAME.d)", e->name);
             return NULL;
         }
+        if (part == LM__P_Q8) { if (kind == LM__G_WTE) q8_wte = 1; else n_q8++; }
         if (kind == LM__G_BLOCK && blk + 1 > L) L = blk + 1;
         if (kind == LM__G_IGNORE && blk + 1 > ignored_blocks) ignored_blocks = blk + 1;
-        if (kind == LM__G_WTE) wte = e;
+        if (kind == LM__G_WTE && part != LM__P_D) wte = e;   /* NAME.q8 is (V, C) too */
         if (kind == LM__G_WPE) wpe = e;
         if (kind == LM__G_HEAD) head = e;
     }
@@ -9254,6 +10241,28 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     cfg.n_embd = (int)wte->shape[1];
     cfg.vocab = (int)wte->shape[0];
     cfg.n_ctx = (int)wpe->shape[0];
+    /* Q8_0: all the block matrices or none (then wte may be too), as the metadata says */
+    cfg.quant = n_q8 == 0 && !q8_wte ? LM_QUANT_NONE : q8_wte ? LM_QUANT_Q8_0_EMB : LM_QUANT_Q8_0;
+    quant = lm_st_meta(f, "quant");
+    if (cfg.quant != LM_QUANT_NONE && n_q8 != 4 * L) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: %d of the %d block matrices are Q8_0: a quantized "
+                 "checkpoint has every one (and wte.weight optionally)", n_q8, 4 * L);
+        return NULL;
+    }
+    if (quant && strcmp(quant, "q8_0")) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: metadata quant = '%s' (only q8_0 is known)", quant);
+        return NULL;
+    }
+    if (!quant != (cfg.quant == LM_QUANT_NONE)) {
+        lm__fail(LM_ERR_FORMAT, quant ? "checkpoint: metadata says quant = q8_0 but no tensor is "
+                 "quantized" : "checkpoint: Q8_0 tensors without metadata quant = q8_0");
+        return NULL;
+    }
+    if (head && cfg.quant == LM_QUANT_Q8_0_EMB) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: lm_head.weight beside a Q8_0 wte.weight (the head is "
+                 "tied: leave it out)");
+        return NULL;
+    }
 
     /* n_head: the caller's, else the metadata's, else GPT-2's head size of 64 */
     if (n_head > 0) cfg.n_head = n_head;
@@ -9287,15 +10296,48 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
 
     /* pass 2: each tensor into its slot, with dtype and shape checked */
     nslot = LM__TRUNK_N(L);
-    slot = (const lm_st_entry **)LM_MALLOC((size_t)nslot * sizeof *slot);
+    slot = (const lm_st_entry **)LM_MALLOC(2 * (size_t)nslot * sizeof *slot);
     if (!slot) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
-    for (k = 0; k < nslot; k++) slot[k] = NULL;
+    dslot = slot + nslot;                          /* the NAME.d of a Q8_0 weight         */
+    for (k = 0; k < 2 * nslot; k++) slot[k] = NULL;
     for (i = 0; i < f->n; i++) {
-        const lm_st_entry *e = &f->entries[i];
-        int kind = lm__gpt_classify(e->name, &blk, &key), nd;
+        const lm_st_entry *e = &f->entries[i], **sp;
+        int kind = lm__gpt_classify_part(e->name, &blk, &key, &part), nd;
         if (kind == LM__G_IGNORE) continue;
         k = kind == LM__G_WTE ? 0 : kind == LM__G_WPE ? 1 : kind == LM__G_LNF_W ? 2 + LM__BLOCK_N * L
           : kind == LM__G_LNF_B ? 3 + LM__BLOCK_N * L : kind == LM__G_BLOCK ? 2 + LM__BLOCK_N * blk + key : 0;
+        if (part != LM__P_PLAIN) {
+            /* NAME.q8: I8 (out, in); NAME.d: F16 (out, ceil(in / 32)); with the product's
+               (out, in) of a Conv1D weight (in, out), or of wte (V, C) as it is */
+            int out, in, want = part == LM__P_Q8 ? LM_DT_I8 : LM_DT_F16, sh[2];
+            lm__gpt_slot(&cfg, k, NULL, shape);
+            sh[0] = (int)shape[0];
+            sh[1] = (int)shape[1];
+            lm__q8_dims(kind == LM__G_WTE ? LM__Q8_OUT_IN : LM__Q8_IN_OUT, sh, &out, &in);
+            shape[0] = out;
+            shape[1] = part == LM__P_Q8 ? in : (in + 31) / 32;
+            if (e->dtype != want) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; a Q8_0 weight's %s "
+                         "must be %s", e->name, lm_st_dtype_name(e->dtype), part == LM__P_Q8 ?
+                         "values" : "scales", lm_st_dtype_name(want));
+                goto fail;
+            }
+            if (e->ndim != 2 || e->shape[0] != shape[0] || e->shape[1] != shape[1]) {
+                lm__st_shape_str(e->shape, e->ndim, s1);
+                lm__st_shape_str(shape, 2, s2);
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has shape %s, expected %s",
+                         e->name, s1, s2);
+                goto fail;
+            }
+            sp = part == LM__P_D ? &dslot[k] : &slot[k];
+            if (*sp) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' appears twice (as '%s' too)",
+                         e->name, (*sp)->name);
+                goto fail;
+            }
+            *sp = e;
+            continue;
+        }
         if (!lm__st_readable(e->dtype)) {
             lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; weights must be F32, "
                      "F16 or BF16", e->name, lm_st_dtype_name(e->dtype));
@@ -9319,11 +10361,18 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
         }
     }
     for (k = 0; k < nslot; k++) {
-        if (!slot[k]) {
-            lm__gpt_slot(&cfg, k, name, shape);
-            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s'", name);
+        int q8 = lm__gpt_slot(&cfg, k, name, shape) && lm__q8_kind(cfg.quant, name);
+        if (!slot[k] || (q8 && !dslot[k])) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s%s'", name,
+                     !q8 ? "" : !slot[k] ? ".q8" : ".d");
             goto fail;
         }
+        if (!q8 != !dslot[k] || (q8 && slot[k]->dtype != LM_DT_I8)) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: '%s' must be %s", name, q8 ? "Q8_0 (NAME.q8 and "
+                     "NAME.d), as every block matrix of a quantized checkpoint" : "a plain tensor");
+            goto fail;
+        }
+        if (q8 && lm__q8_check_file(f, slot[k], dslot[k]) != LM_OK) goto fail;
     }
     if (head && !lm__st_same_values(f, head, wte)) {
         lm__fail(LM_ERR_FORMAT, "checkpoint: lm_head.weight differs from wte.weight (an untied "
@@ -9336,7 +10385,8 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     m = lm__gpt_alloc(&cfg);
     if (!m) goto fail;
     if (m->params.n != nslot || m->cfg.n_layer != cfg.n_layer || m->cfg.n_embd != cfg.n_embd ||
-        m->cfg.n_ctx != cfg.n_ctx || m->cfg.vocab != cfg.vocab || m->cfg.n_head != cfg.n_head) {
+        m->cfg.n_ctx != cfg.n_ctx || m->cfg.vocab != cfg.vocab || m->cfg.n_head != cfg.n_head ||
+        m->cfg.quant != cfg.quant) {
         lm__fail(LM_ERR_ARG, "checkpoint: the model built has a different layout");
         goto fail;
     }
@@ -9350,12 +10400,30 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
             goto fail;
         }
     }
-    for (k = 0; k < nslot; k++)
-        if (lm_st_read_f32(f, slot[k], m->params.t[k].data)) goto fail;
+    for (k = 0; k < nslot; k++) {
+        const lm_q8 *W = m->params.t[k].q8;
+        int r, b;
+        if (!W) {
+            if (lm_st_read_f32(f, slot[k], m->params.t[k].data)) goto fail;
+            continue;
+        }
+        if (!drow && !(drow = (uint16_t *)LM_MALLOC(((size_t)cfg.n_embd * 4 / 32 + 1) * sizeof *drow))) {
+            lm__fail(LM_ERR_MEM, "checkpoint: out of memory");
+            goto fail;
+        }
+        for (r = 0; r < W->out; r++) {           /* the file's rows into the packed layout */
+            const unsigned char *d = f->data + (size_t)dslot[k]->begin + (size_t)r * W->nb * 2;
+            for (b = 0; b < W->nb; b++) drow[b] = (uint16_t)(d[2 * b] | d[2 * b + 1] << 8);
+            lm__q8_pack_row(W, r, (const signed char *)(f->data + (size_t)slot[k]->begin +
+                                                        (size_t)r * W->in), drow);
+        }
+    }
+    if (drow) LM_FREE(drow);
     LM_FREE((void *)slot);
     return m;
 fail:
     if (m) lm_gpt_free(m);
+    if (drow) LM_FREE(drow);
     LM_FREE((void *)slot);
     return NULL;
 }
@@ -9422,6 +10490,7 @@ static int lm__params_outs(const lm_params *p, const float *base, lm_st_out *o,
         for (k = 0; k < LM_MAX_DIMS; k++) o[i].shape[k] = k < t->ndim ? t->shape[k] : 0;
         o[i].data = base + off;
         o[i].dtype = LM_DT_F32;
+        o[i].raw = NULL;
     }
     return LM_OK;
 }
@@ -9480,11 +10549,83 @@ static int lm__gpt_file_make(lm__model_file *f, const lm_gpt *m, const lm_train_
     return lm__model_file_make(f, &m->params, 6, state);
 }
 
+/* A Q8_0 model's checkpoint (CHECKPOINTS): each quantized weight NAME as NAME.q8 (I8,
+   [out, in]) and NAME.d (F16, [out, nb]), unpacked from the kernels' layout into one
+   buffer; the rest as F32; metadata quant = q8_0. To path, or else to memory. */
+static int lm__gpt_save_q8(const lm_gpt *m, const char *path, void *mem, size_t cap, size_t *size) {
+    const lm_params *p = &m->params;
+    char num[5][24], (*names)[LM_NAME_MAX + 4] = NULL;
+    const char *kv[14];
+    lm_st_out *o = NULL;
+    unsigned char *buf = NULL;
+    size_t bytes = 0, at = 0;
+    uint16_t *drow = NULL;
+    int k, r, b, n = 0, rc = LM_ERR_MEM;
+    for (k = 0; k < p->n; k++)
+        if (p->t[k].q8) bytes += (size_t)p->t[k].q8->out * ((size_t)p->t[k].q8->in + 4 * (size_t)p->t[k].q8->nb) + 4;
+    o = (lm_st_out *)LM_MALLOC(2 * (size_t)p->n * sizeof *o);
+    names = (char (*)[LM_NAME_MAX + 4])LM_MALLOC(2 * (size_t)p->n * sizeof *names);
+    buf = (unsigned char *)LM_MALLOC(bytes + 4);
+    drow = (uint16_t *)LM_MALLOC(((size_t)m->cfg.n_embd * 4 / 32 + 1) * sizeof *drow);
+    if (!o || !names || !buf || !drow) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); goto done; }
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        const lm_q8 *W = t->q8;
+        lm_st_out *e = &o[n++];
+        memset(e, 0, sizeof *e);
+        e->name = p->names[k];
+        e->ndim = t->ndim;
+        for (r = 0; r < t->ndim; r++) e->shape[r] = t->shape[r];
+        e->data = t->data;
+        if (!W) continue;
+        /* the values, row by row (output-major), then the scales as floats (exact F16) */
+        strcpy(names[2 * k], p->names[k]);
+        strcat(names[2 * k], ".q8");
+        e->name = names[2 * k];
+        e->dtype = LM_DT_I8;
+        e->shape[0] = W->out;
+        e->shape[1] = W->in;
+        e->raw = buf + at;
+        for (r = 0; r < W->out; r++) lm__q8_unpack_row(W, r, (signed char *)(buf + at) + (size_t)r * W->in, drow);
+        at += (size_t)W->out * W->in;
+        e = &o[n++];
+        memset(e, 0, sizeof *e);
+        strcpy(names[2 * k + 1], p->names[k]);
+        strcat(names[2 * k + 1], ".d");
+        e->name = names[2 * k + 1];
+        e->ndim = 2;
+        e->shape[0] = W->out;
+        e->shape[1] = W->nb;
+        e->dtype = LM_DT_F16;
+        e->data = (const float *)(buf + (at + 3) / 4 * 4);
+        at = (at + 3) / 4 * 4;
+        for (r = 0; r < W->out; r++)
+            for (b = 0; b < W->nb; b++)
+                ((float *)(buf + at))[(size_t)r * W->nb + b] = lm__f16_to_f32(W->d[lm__q8_dat(W, r, b)]);
+        at += (size_t)W->out * W->nb * sizeof(float);
+    }
+    lm__gpt_meta(m, num, kv);
+    kv[12] = "quant";
+    kv[13] = "q8_0";
+#ifndef LM_NO_STDIO
+    if (path) { rc = lm_st_write(path, o, n, kv, 7); goto done; }
+#endif
+    rc = lm_st_write_mem(o, n, kv, 7, mem, cap, size);
+done:
+    if (o) LM_FREE(o);
+    if (names) LM_FREE(names);
+    if (buf) LM_FREE(buf);
+    if (drow) LM_FREE(drow);
+    (void)path;
+    return rc;
+}
+
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size) {
     lm__model_file f;
     int rc;
     if (size) *size = 0;
     if (!m) return lm__fail(LM_ERR_ARG, "lm_gpt_save_mem: NULL model");
+    if (m->cfg.quant) return lm__gpt_save_q8(m, NULL, buf, cap, size);
     if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
     rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
     lm__model_file_free(&f);
@@ -9717,6 +10858,7 @@ LMDEF int lm_gpt_save(const lm_gpt *m, const char *path) {
     lm__model_file f;
     int rc;
     if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_gpt_save: NULL argument");
+    if (m->cfg.quant) return lm__gpt_save_q8(m, path, NULL, 0, NULL);
     if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
     rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
     lm__model_file_free(&f);
@@ -9754,7 +10896,7 @@ LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_tr
     return lm__save_state(&f, model_path, "lm_gpt_save_state");
 }
 
-/* The checkpoint and its resume state as one commit (section 12's writer, twice): both
+/* The checkpoint and its resume state as one commit (section 14's writer, twice): both
    temporary files are written, flushed and synced before either is renamed; then the
    weights are renamed (the commit point), then the state. Stopped before the commit, the
    old pair stands; after it, the new weights stand and the state that goes with them is
@@ -9888,6 +11030,8 @@ static int lm__load_state(lm_params *p, const char *const *cfg_keys, const int *
     char *path, *tmp, why[512];
     size_t n;
     int rc;
+    if (!p->m || !p->v)                            /* (a quantized model, say) */
+        return lm__fail(LM_ERR_ARG, "%s: the model has no optimizer state", who);
     n = strlen(model_path);
     if (!(path = (char *)LM_MALLOC(2 * n + 22)))               /* PATH.state, PATH.state.tmp */
         return lm__fail(LM_ERR_MEM, "%s: out of memory", who);

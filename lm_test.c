@@ -1708,12 +1708,30 @@ static void test_gpt_eval_parts(void) {
 #define T_FM_T 12
 #define T_FM_V 40
 static unsigned char t_fm_buf[LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V)];
+/* m (over memory) against the model it was made from: step_token logits over a whole
+   context bit for bit, and a sampled generation that slides the window. */
+static int t_fm_same(lm_gpt *ref, lm_gpt *m) {
+    float la[T_FM_V], lb[T_FM_V];
+    int i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20];
+    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    lm_gpt_reset_cache(ref);
+    lm_gpt_reset_cache(m);
+    for (i = 0; i < T_FM_T; i++) {
+        lm_gpt_step_token(ref, i % T_FM_V, la);
+        lm_gpt_step_token(m, i % T_FM_V, lb);
+        if (memcmp(la, lb, sizeof la)) same = 0;
+    }
+    sa.temperature = sb.temperature = 0.9f;
+    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
+    if (lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) != LM_OK || memcmp(oa, ob, sizeof oa)) same = 0;
+    return same;
+}
+
 static void test_gpt_from_memory(void) {
     lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *m;
-    float *flat, la[T_FM_V], lb[T_FM_V];
+    float *flat;
     size_t off = 0;
-    int k, i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20], tg[4] = { 1, 2, 3, 4 };
-    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    int k, i, prompt[3] = { 1, 2, 3 }, tg[4] = { 1, 2, 3, 4 };
     lm_rng r = lm_rng_seed(2);
     if (!ref) { CHECK(0, "from_memory: model"); return; }
     for (i = 0; i < (int)ref->params.total; i++) ref->params.data[i] += 0.1f * lm_rng_normal(&r);
@@ -1726,16 +1744,8 @@ static void test_gpt_from_memory(void) {
     CHECK(m && m->params.n == ref->params.n && !strcmp(m->params.names[5], ref->params.names[5]),
           "from_memory: the model is laid out as lm_gpt_new's");
     if (!m) { free(flat); lm_gpt_free(ref); return; }
-    for (i = 0; i < T_FM_T; i++) {
-        lm_gpt_step_token(ref, i % T_FM_V, la);
-        lm_gpt_step_token(m, i % T_FM_V, lb);
-        if (memcmp(la, lb, sizeof la)) same = 0;
-    }
-    CHECK(same, "from_memory: step_token logits equal the original model's, bit for bit");
-    sa.temperature = sb.temperature = 0.9f;
-    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
-    CHECK(lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) == LM_OK && !memcmp(oa, ob, sizeof oa),
-          "from_memory: lm_gpt_generate (window sliding) gives the same tokens");
+    CHECK(t_fm_same(ref, m), "from_memory: step_token logits equal the original model's, bit for "
+          "bit, and lm_gpt_generate (window sliding) gives the same tokens");
     CHECK(lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) != lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) &&
           strstr(lm_error(), "cannot train"), "from_memory: training is refused with a message");
     CHECK(lm_gpt_from_memory(&ref->cfg, flat, t_fm_buf,
@@ -4870,6 +4880,659 @@ static void run_plot_tests(void) {
         t_scratch_done(&plot_t_scratch);
     }
 }
+/* ---- compression: Q8_0 weights and kernels, quantized checkpoints, pruning ---------------
+   The format against its definition (|w - d q| <= d / 2, F16 scales), the activations and
+   the integer kernels of every compiled path bit for bit against the plain scalar math
+   (lm__ref_q8_matvec), on odd sizes and any thread count; a quantized GPT against the
+   float32 one; checkpoints, hostile files and the image for lm_gpt_from_memory; pruning
+   and keep_zeros. */
+static float q8_t_value(lm_rng *r, int kind) {
+    float u = lm_rng_normal(r);
+    switch (kind) {
+    case 0: return u;                                  /* plain                          */
+    case 1: return u * 1e-6f;                          /* subnormal F16 scales           */
+    case 2: return u * 3e-7f;                          /* scales rounded to 0 or nudged  */
+    case 3: return lm_rng_below(r, 4) ? 0.0f : u;      /* mostly zeros                   */
+    case 4: return (float)((int)lm_rng_below(r, 255) - 127) * 0.0625f;  /* exact ties     */
+    default: return u * 1000.0f;
+    }
+}
+
+static void test_q8_weights(void) {
+    lm_rng r = lm_rng_seed(31);
+    float w[200], worst = 0;
+    signed char q[200], q2[200];
+    uint16_t d[8], d2[8];
+    int kind, n, i, bad = 0, badd = 0, badr = 0, nudged = 0;
+    for (kind = 0; kind < 6; kind++)
+        for (n = 1; n <= 200; n += (n < 70 ? 1 : 43)) {
+            for (i = 0; i < n; i++) w[i] = q8_t_value(&r, kind);
+            if (lm__q8_quantize_row(w, 1, n, q, d, "w") != LM_OK) { bad++; continue; }
+            for (i = 0; i < n; i++) {
+                float dd = lm__f16_to_f32(d[i / 32]);
+                double err = fabs((double)w[i] - (double)dd * q[i]);
+                if (!(err <= dd / 2) || q[i] == -128) bad++;
+                if (dd > 0 && err / dd > worst) worst = (float)(err / dd);
+            }
+            for (i = 0; i * 32 < n; i++) {
+                /* d is max|w| / 127 in F16 (ggml's), or the next F16 up when that would
+                   push a value past 127 */
+                float amax = 0;
+                int j;
+                uint16_t h;
+                for (j = i * 32; j < n && j < i * 32 + 32; j++) amax = fabsf(w[j]) > amax ? fabsf(w[j]) : amax;
+                h = lm__f32_to_f16(amax / 127.0f);
+                if (d[i] != h) {
+                    nudged++;
+                    if (!(d[i] > h && amax / lm__f16_to_f32((uint16_t)(d[i] - 1)) >= 127.5)) badd++;
+                }
+            }
+            {   /* the packed layout and back, and lm_q8_get, on a matrix of 3 such rows */
+                lm_arena a;
+                lm_q8 *W;
+                int rr;
+                lm_arena_init(&a, lm__q8_arena_bytes(19, n) + 4096);
+                W = lm__q8_new(&a, 19, n);
+                for (rr = 0; rr < 19; rr += 9) lm__q8_pack_row(W, rr, q, d);
+                for (rr = 0; rr < 19; rr += 9) {
+                    lm__q8_unpack_row(W, rr, q2, d2);
+                    if (memcmp(q, q2, (size_t)n) || memcmp(d, d2, (size_t)((n + 31) / 32) * 2)) badr++;
+                    for (i = 0; i < n; i++)
+                        if (lm_q8_get(W, rr, i) != lm__f16_to_f32(d[i / 32]) * q[i]) badr++;
+                }
+                for (i = 0; i < n; i++) if (lm_q8_get(W, 4, i) != 0.0f) badr++;   /* untouched rows */
+                lm_arena_free(&a);
+            }
+        }
+    printf("  q8: weights: worst |w - d q| = %.4f d (bound 0.5); %d scales nudged up\n", worst, nudged);
+    CHECK(bad == 0, "q8: every weight within d/2 of d q, q in [-127, 127] (normal, subnormal and zero scales, ties, partial blocks)");
+    CHECK(badd == 0 && nudged > 0, "q8: d is max|w|/127 as F16, or the next F16 up exactly when needed");
+    CHECK(badr == 0, "q8: the packed layout gives back every value and scale; lm_q8_get is d q");
+    w[0] = NAN;
+    CHECK(lm__q8_quantize_row(w, 1, 4, q, d, "w") == LM_ERR_ARG && strstr(lm_error(), "not finite"),
+          "q8: a NaN weight is refused");
+    w[0] = 1e7f;
+    CHECK(lm__q8_quantize_row(w, 1, 4, q, d, "w") == LM_ERR_ARG && strstr(lm_error(), "too large"),
+          "q8: a weight beyond 127 x 65504 is refused (its scale would overflow F16)");
+}
+
+/* Activations: every path's quantizer (lm__q8_quant_x) against the plain one, bit for bit. */
+static void test_q8_activations(void) {
+    lm_rng r = lm_rng_seed(5);
+    float x[32 * 12], dv[12], dr[12], worst = 0;
+    signed char qv[32 * 12], qr[32 * 12];
+    int sv[12], sr[12], kind, b, i, n, bad = 0, badq = 0, trial;
+    for (trial = 0; trial < 60; trial++) {
+        kind = trial % 10;
+        n = trial < 30 ? 32 * 12 : 32 * 11 + 1 + trial % 31;
+        for (i = 0; i < n; i++) {
+            float u = lm_rng_normal(&r);
+            x[i] = kind == 1 ? u * 1e-31f : kind == 2 ? u * 1e-38f : kind == 3 ? 0.0f
+                 : kind == 4 ? (float)((int)lm_rng_below(&r, 255) - 127) * 0.5f
+                 : kind == 5 ? u * 3e37f : u;
+        }
+        if (kind == 6) x[7] = NAN;
+        if (kind == 7) x[40] = -INFINITY;
+        if (kind == 8) x[64] = 1e-30f;                  /* exactly at the threshold     */
+        if (kind == 9) x[3] = 2e-45f;                   /* a denormal among normals     */
+        lm__vec_simd = 1;
+        lm__q8_quant_x(x, n, 0, (n + 31) / 32, qv, dv, sv);
+        lm__vec_simd = 0;
+        lm__q8_quant_x(x, n, 0, (n + 31) / 32, qr, dr, sr);
+        lm__vec_simd = 1;
+        for (b = 0; b < (n + 31) / 32; b++) {
+            int s = 0;
+            signed char q1[32];
+            float d1 = lm__q8_quant_block(x + 32 * b, n - 32 * b < 32 ? n - 32 * b : 32, q1, &s);
+            if (memcmp(&dv[b], &dr[b], 4) || memcmp(&d1, &dr[b], 4) || sv[b] != sr[b] || s != sr[b] ||
+                memcmp(qv + 32 * b, qr + 32 * b, 32) || memcmp(q1, qr + 32 * b, 32))
+                bad++;
+            for (i = 0, s = 0; i < 32; i++) s += qr[32 * b + i];
+            if (s != sr[b]) bad++;
+            for (i = 32 * b; i < n && i < 32 * b + 32; i++) {
+                double e = fabs((double)x[i] - (double)dr[b] * qr[i]);
+                if (dr[b] == dr[b] && dr[b] > 0 && e / dr[b] > worst) worst = (float)(e / dr[b]);
+                if (dr[b] == dr[b] && e > dr[b] * 0.50001 + 1e-30) badq++;
+            }
+        }
+    }
+    printf("  q8: activations (%s): worst |x - d q| = %.5f d\n", LM__Q8_ISA, worst);
+    CHECK(bad == 0, "q8: activations quantize to the same bits on the SIMD and scalar paths (zeros, tiny, denormal, NaN, infinity, ties, partial blocks)");
+    CHECK(badq == 0, "q8: activations within d/2 (and a rounding) of d q");
+    {
+        float z[32] = { 0 };
+        int s;
+        z[5] = NAN;
+        CHECK(lm__q8_quant_block(z, 32, qr, &s) != lm__q8_quant_block(z, 32, qr, &s) && s == 0,
+              "q8: a NaN makes the block's scale NaN (so the product is NaN)");
+    }
+}
+
+/* A random Q8_0 matrix: the file's form (q, d) and the packed one. */
+typedef struct { int out, in; signed char *q; uint16_t *d; lm_arena a; lm_q8 *W; } q8_t_mat;
+static void q8_t_mat_make(q8_t_mat *m, int out, int in, lm_rng *r) {
+    float *w = (float *)malloc((size_t)in * sizeof(float));
+    int j, i, nb = (in + 31) / 32;
+    m->out = out; m->in = in;
+    m->q = (signed char *)malloc((size_t)out * in);
+    m->d = (uint16_t *)malloc((size_t)out * nb * sizeof(uint16_t));
+    lm_arena_init(&m->a, lm__q8_arena_bytes(out, in) + 4096);
+    m->W = lm__q8_new(&m->a, out, in);
+    for (j = 0; j < out; j++) {
+        float scale = j % 5 == 0 ? 0.01f : j % 7 == 1 ? 1e-5f : 1.0f;   /* subnormal F16 scales too */
+        for (i = 0; i < in; i++) w[i] = scale * lm_rng_normal(r);
+        lm__q8_quantize_row(w, 1, in, m->q + (size_t)j * in, m->d + (size_t)j * nb, "t");
+        lm__q8_pack_row(m->W, j, m->q + (size_t)j * in, m->d + (size_t)j * nb);
+    }
+    free(w);
+}
+static void q8_t_mat_free(q8_t_mat *m) { free(m->q); free(m->d); lm_arena_free(&m->a); }
+
+static void test_q8_kernels(void) {
+    static const int outs[] = { 1, 15, 16, 17, 33, 100, 257 }, ins[] = { 1, 31, 32, 33, 100, 384 };
+    static const int Ms[] = { 1, 2, 5, 40 };
+    lm_rng r = lm_rng_seed(77);
+    int oi, ii, mi, bad_ref = 0, bad_path = 0, bad_thr = 0, bad_float = 0, checked = 0;
+    double worst = 0;
+    for (oi = 0; oi < 7; oi++)
+        for (ii = 0; ii < 6; ii++) {
+            q8_t_mat m;
+            int out = outs[oi], in = ins[ii];
+            q8_t_mat_make(&m, out, in, &r);
+            for (mi = 0; mi < 4; mi++) {
+                int M = Ms[mi], i, j, k, th;
+                float *X = (float *)malloc((size_t)M * in * sizeof(float));
+                float *bias = (float *)malloc((size_t)out * sizeof(float));
+                float *Y1 = (float *)malloc((size_t)M * out * sizeof(float));
+                float *Y2 = (float *)malloc((size_t)M * out * sizeof(float));
+                float *Yr = (float *)malloc((size_t)M * out * sizeof(float));
+                for (i = 0; i < M * in; i++) X[i] = (i % 7 == 3 ? 10.0f : 1.0f) * lm_rng_normal(&r);
+                for (j = 0; j < out; j++) bias[j] = lm_rng_normal(&r);
+                for (i = 0; i < M; i++)
+                    lm__ref_q8_matvec(m.q, m.d, out, in, X + (size_t)i * in, mi & 1 ? bias : NULL,
+                                      Yr + (size_t)i * out);
+                lm__vec_simd = 1;
+                lm__q8_matmul(m.W, X, M, mi & 1 ? bias : NULL, Y1);
+                lm__vec_simd = 0;
+                lm__q8_matmul(m.W, X, M, mi & 1 ? bias : NULL, Y2);
+                lm__vec_simd = 1;
+                if (memcmp(Y1, Yr, (size_t)M * out * sizeof(float))) bad_ref++;
+                if (memcmp(Y2, Yr, (size_t)M * out * sizeof(float))) bad_path++;
+                for (th = 2; th <= 3; th++) {
+                    lm_set_threads(th);
+                    lm__q8_matmul(m.W, X, M, mi & 1 ? bias : NULL, Y2);
+                    if (memcmp(Y1, Y2, (size_t)M * out * sizeof(float))) bad_thr++;
+                }
+                lm_set_threads(1);
+                /* against the float product with the dequantized weights: only the
+                   activations' rounding separates them, each activation off by at most
+                   d_x / 2 = max|x| / 254 of its block */
+                for (i = 0; i < M; i++)
+                    for (j = 0; j < out; j++) {
+                        double s = mi & 1 ? bias[j] : 0, sa = fabs(s), bound = 0;
+                        for (k = 0; k < in; k++) {
+                            double w = lm_q8_get(m.W, j, k), ax = 0;
+                            int e;
+                            s += w * X[(size_t)i * in + k];
+                            sa += fabs(w * X[(size_t)i * in + k]);
+                            for (e = k / 32 * 32; e < in && e < k / 32 * 32 + 32; e++)
+                                if (fabs(X[(size_t)i * in + e]) > ax) ax = fabs(X[(size_t)i * in + e]);
+                            bound += fabs(w) * ax / 254;
+                        }
+                        if (bound > 0 && fabs(Y1[(size_t)i * out + j] - s) / (bound + 1e-6 * sa) > worst)
+                            worst = fabs(Y1[(size_t)i * out + j] - s) / (bound + 1e-6 * sa);
+                        if (fabs(Y1[(size_t)i * out + j] - s) > bound * 1.0001 + 1e-6 * sa) bad_float++;
+                        checked++;
+                    }
+                free(X); free(bias); free(Y1); free(Y2); free(Yr);
+            }
+            q8_t_mat_free(&m);
+        }
+    printf("  q8: kernels (%s): %d outputs; |y - float product| at most %.3f of its bound\n",
+           LM__Q8_ISA, checked, worst);
+    CHECK(bad_ref == 0, "q8: the Q8_0 product equals the plain scalar math bit for bit (1-257 outputs, 1-384 inputs, 1-40 rows, bias or none)");
+    CHECK(bad_path == 0, "q8: the scalar path equals the plain math too");
+    CHECK(bad_thr == 0, "q8: the same bits on 1, 2 and 3 threads");
+    CHECK(bad_float == 0, "q8: and within sum |w| max|x| / 254 (per block) of the float product of the dequantized weights");
+}
+
+/* A small GPT that has learnt something (logits that mean something), for the model tests:
+   width 40 and 3C = 120 outputs, so blocks and row groups come partial. */
+static lm_gpt *q8_t_trained(void) {
+    static const char text[] = "the cat sat on the mat. the dog sat on the log. a cat and a dog. ";
+    lm_gpt *m = t_tiny_gpt(2, 2, 40, 24, 64, 3);
+    lm_train_opts o = lm_train_defaults();
+    int in[4 * 24], tg[4 * 24], s, b, t, n = (int)sizeof text - 1;
+    if (!m) return NULL;
+    o.steps = 120; o.warmup = 10; o.lr = 3e-3f;
+    for (s = 0; s < o.steps; s++) {
+        for (b = 0; b < 4; b++)
+            for (t = 0; t < 24; t++) {
+                in[b * 24 + t] = (unsigned char)text[(s * 7 + b * 13 + t) % n] % 64;
+                tg[b * 24 + t] = (unsigned char)text[(s * 7 + b * 13 + t + 1) % n] % 64;
+            }
+        lm_gpt_train_step(m, &o, in, tg, 4, 24, s);
+    }
+    return m;
+}
+
+static void test_q8_gpt(void) {
+    lm_gpt *m = q8_t_trained(), *q, *qe;
+    int toks[60], i, k, quant, same = 1, tg[4] = { 1, 2, 3, 4 };
+    float lf[64], lq[64], lg[64], *all;
+    double worst[2] = { 0, 0 }, lossd[2];
+    lm_graph g;
+    lm_arena a;
+    if (!m) { CHECK(0, "q8 gpt: model"); return; }
+    for (i = 0; i < 60; i++) toks[i] = (int)("the cat sat on the log. a dog and a cat sat on the mat. the"[i]) % 64;
+    q = lm_gpt_quantize(m, LM_QUANT_Q8_0);
+    qe = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB);
+    CHECK(q && qe && q->cfg.quant == LM_QUANT_Q8_0 && qe->cfg.quant == LM_QUANT_Q8_0_EMB &&
+          q->params.t[4].q8 && !q->params.t[0].q8 && qe->params.t[0].q8 && !qe->params.t[1].q8 &&
+          !q->params.t[2].q8 && !q->params.grad && lm_gpt_num_params(q) == lm_gpt_num_params(m),
+          "q8 gpt: quantize makes the block matrices (and wte with _EMB) Q8_0, nothing else, no gradients");
+    if (!q || !qe) { lm_gpt_free(m); return; }
+    for (quant = 0; quant < 2; quant++) {
+        lm_gpt *x = quant ? qe : q;
+        lm_gpt_reset_cache(m);
+        lm_gpt_reset_cache(x);
+        for (i = 0; i < 24; i++) {
+            float mx = 0;
+            lm_gpt_step_token(m, toks[i], lf);
+            lm_gpt_step_token(x, toks[i], lq);
+            for (k = 0; k < 64; k++) mx = fabsf(lf[k]) > mx ? fabsf(lf[k]) : mx;
+            for (k = 0; k < 64; k++)
+                if (fabsf(lq[k] - lf[k]) / mx > worst[quant]) worst[quant] = fabsf(lq[k] - lf[k]) / mx;
+        }
+        lossd[quant] = lm_gpt_eval(x, toks, 60, 24) / lm_gpt_eval(m, toks, 60, 24) - 1;
+    }
+    printf("  q8 gpt: logits off by at most %.4f (Q8_0) and %.4f (and wte) of the largest; "
+           "eval loss %+.4f%%, %+.4f%%\n", worst[0], worst[1], 100 * lossd[0], 100 * lossd[1]);
+    CHECK(worst[0] < 0.03 && worst[1] < 0.03,
+          "q8 gpt: every logit within 3% of the largest logit of the float32 model (stated bound)");
+    CHECK(fabs(lossd[0]) < 0.02 && fabs(lossd[1]) < 0.02, "q8 gpt: eval loss within 2% of float32's");
+    /* the batched forward (prefill) and the one-token path agree on the last position */
+    lm_arena_init(&a, 1 << 22);
+    lm_graph_init(&g, &a);
+    g.no_grad = 1;
+    all = lm_gpt_forward(qe, &g, toks, 1, 24)->data;
+    lm_gpt_reset_cache(qe);
+    for (i = 0; i < 24; i++) lm_gpt_step_token(qe, toks[i], lg);
+    for (k = 0; k < 64; k++) if (fabsf(lg[k] - all[23 * 64 + k]) > 1e-4f * (1 + fabsf(lg[k]))) same = 0;
+    CHECK(same, "q8 gpt: the batched forward and lm_gpt_step_token agree");
+    lm_arena_free(&a);
+    {   /* any thread count: the same bits */
+        float e1, e2, l1[64], l2[64];
+        lm_set_threads(1);
+        e1 = lm_gpt_eval(qe, toks, 60, 24);
+        lm_gpt_reset_cache(qe);
+        for (i = 0; i < 10; i++) lm_gpt_step_token(qe, toks[i], l1);
+        lm_set_threads(2);
+        e2 = lm_gpt_eval(qe, toks, 60, 24);
+        lm_gpt_reset_cache(qe);
+        for (i = 0; i < 10; i++) lm_gpt_step_token(qe, toks[i], l2);
+        lm_set_threads(1);
+        CHECK(e1 == e2 && !memcmp(l1, l2, sizeof l1), "q8 gpt: eval and step_token the same on 1 and 2 threads");
+    }
+    CHECK(lm_gpt_train_step(q, NULL, toks, toks + 1, 1, 4, 0) != lm_gpt_train_step(q, NULL, toks, toks + 1, 1, 4, 0) &&
+          strstr(lm_error(), "cannot train"), "q8 gpt: a training step is refused with a message");
+    CHECK(lm_gpt_backward(qe, tg, tg, 1, 4) != lm_gpt_backward(qe, tg, tg, 1, 4), "q8 gpt: so is a backward");
+    {
+        lm_train_state st;
+        memset(&st, 0, sizeof st);
+        CHECK(lm_gpt_save_state(q, "/nonexistent/q8", &st) == LM_ERR_ARG &&
+              lm_gpt_load_state(q, "/nonexistent/q8", &st) == LM_ERR_ARG && strstr(lm_error(), "optimizer state"),
+              "q8 gpt: no resume state to save or load");
+    }
+    CHECK(lm_gpt_quantize(q, LM_QUANT_Q8_0) == NULL && strstr(lm_error(), "already"),
+          "q8 gpt: quantizing a quantized model is refused");
+    CHECK(lm_gpt_quantize(m, 7) == NULL, "q8 gpt: an unknown quant level is refused");
+    {
+        lm_gpt_config c = m->cfg;
+        c.quant = LM_QUANT_Q8_0;
+        CHECK(lm_gpt_new(&c, 1) == NULL && strstr(lm_error(), "float32"), "q8 gpt: lm_gpt_new makes float32 models only");
+    }
+    lm_gpt_free(q);
+    lm_gpt_free(qe);
+    lm_gpt_free(m);
+}
+
+/* Do two models hold the same weights, bit for bit (float32 tensors and Q8_0 values)? */
+static int q8_t_same(const lm_gpt *a, const lm_gpt *b) {
+    int k, r, i;
+    if (a->params.n != b->params.n || a->cfg.quant != b->cfg.quant) return 0;
+    for (k = 0; k < a->params.n; k++) {
+        const lm_tensor *x = &a->params.t[k], *y = &b->params.t[k];
+        if (!x->q8 != !y->q8 || x->size != y->size) return 0;
+        if (!x->q8) { if (memcmp(x->data, y->data, (size_t)x->size * 4)) return 0; continue; }
+        for (r = 0; r < x->q8->out; r++)
+            for (i = 0; i < x->q8->in; i++)
+                if (lm_q8_get(x->q8, r, i) != lm_q8_get(y->q8, r, i)) return 0;
+    }
+    return 1;
+}
+
+/* A checkpoint image's tensors as writer entries over its bytes (raw), to rewrite with
+   one thing changed; the parsed file stays open for them. */
+static lm_st_out *q8_t_entries(lm_st_file *f, const unsigned char *img, size_t len) {
+    lm_st_out *o;
+    int i, k;
+    if (lm_st_parse(f, img, len) != LM_OK) return NULL;
+    o = (lm_st_out *)calloc((size_t)f->n + 2, sizeof *o);
+    for (i = 0; i < f->n; i++) {
+        const lm_st_entry *e = &f->entries[i];
+        o[i].name = e->name;
+        o[i].ndim = e->ndim;
+        for (k = 0; k < e->ndim; k++) o[i].shape[k] = e->shape[k];
+        o[i].dtype = e->dtype;
+        o[i].raw = f->data + e->begin;
+    }
+    return o;
+}
+static int q8_t_find(const lm_st_out *o, int n, const char *name) {
+    int i;
+    for (i = 0; i < n; i++) if (!strcmp(o[i].name, name)) return i;
+    return -1;
+}
+/* Write entries and metadata (kv NULL: the checkpoint's own) and load the result: NULL
+   expected, with want in the message. */
+static int q8_t_rejects(const lm_st_out *o, int n, const lm_st_file *f, const char *const *kv,
+                        int nkv, const char *want) {
+    unsigned char *b;
+    size_t len;
+    lm_gpt *m;
+    int ok;
+    b = st_t_write(o, n, kv ? kv : f->meta, kv ? nkv : f->nmeta, &len);
+    if (!b) { printf("  (could not write the test file: %s)\n", lm_error()); return 0; }
+    m = lm_gpt_load_mem(b, len, 0);
+    ok = !m && strstr(lm_error(), want) != NULL;
+    if (!ok) printf("  (wanted a failure with '%s'; got %s)\n", want, m ? "a model" : lm_error());
+    lm_gpt_free(m);
+    free(b);
+    return ok;
+}
+
+static void test_q8_checkpoint(void) {
+    lm_gpt *m = st_t_model(2, 40, 2, 12, 50, 4), *q = m ? lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB) : NULL;
+    lm_gpt *q1 = m ? lm_gpt_quantize(m, LM_QUANT_Q8_0) : NULL, *back = NULL;
+    unsigned char *img = NULL, *img2;
+    size_t len = 0, len2 = 0;
+    lm_st_file f;
+    lm_st_out *o;
+    int n, k, bad = 0, i;
+    const char *path;
+    if (!t_scratch_make(&st_t_scratch, "/tmp/lm_q8_XXXXXX")) { CHECK(0, "q8: a temporary directory"); return; }
+    path = st_t_path("q8.safetensors");
+    if (!q || !q1) { CHECK(0, "q8 checkpoint: models"); lm_gpt_free(m); return; }
+    /* round trips, file and memory, both levels */
+    CHECK(lm_gpt_save(q, path) == LM_OK && (back = lm_gpt_load(path, 0)) != NULL && q8_t_same(q, back) &&
+          back->cfg.n_head == 2, "q8 checkpoint: save and load give back every value, bit for bit");
+    lm_gpt_free(back);
+    lm_gpt_save_mem(q, NULL, 0, &len);
+    img = (unsigned char *)malloc(len);
+    CHECK(lm_gpt_save_mem(q, img, len, &len) == LM_OK, "q8 checkpoint: save_mem");
+    img2 = NULL;
+    CHECK(lm__read_file(path, &img2, &len2) == LM_OK && len2 == len && !memcmp(img, img2, len),
+          "q8 checkpoint: save_mem writes the bytes save writes");
+    free(img2);
+    remove(path);
+    back = lm_gpt_load_mem(img, len, 0);
+    CHECK(back && q8_t_same(q, back), "q8 checkpoint: load_mem round trip");
+    lm_gpt_free(back);
+    lm_gpt_save_mem(q1, NULL, 0, &len2);
+    img2 = (unsigned char *)malloc(len2);
+    lm_gpt_save_mem(q1, img2, len2, &len2);
+    back = lm_gpt_load_mem(img2, len2, 0);
+    CHECK(back && back->cfg.quant == LM_QUANT_Q8_0 && q8_t_same(q1, back),
+          "q8 checkpoint: the level without wte round-trips too");
+    lm_gpt_free(back);
+    free(img2);
+    /* the file: names, dtypes, shapes (output-major, transposed from Conv1D), metadata */
+    o = q8_t_entries(&f, img, len);
+    if (!o) { CHECK(0, "q8 checkpoint: parse"); goto done; }
+    n = f.n;
+    {
+        int a = q8_t_find(o, n, "h.1.mlp.c_fc.weight.q8"), d = q8_t_find(o, n, "h.1.mlp.c_fc.weight.d");
+        int w = q8_t_find(o, n, "wte.weight.q8"), p = q8_t_find(o, n, "wpe.weight");
+        const lm_q8 *W = q->h[1].fc_w->q8;
+        CHECK(a >= 0 && d >= 0 && w >= 0 && p >= 0 && o[a].dtype == LM_DT_I8 && o[a].shape[0] == 160 &&
+              o[a].shape[1] == 40 && o[d].dtype == LM_DT_F16 && o[d].shape[0] == 160 &&
+              o[d].shape[1] == 2 && o[w].shape[0] == 50 && o[w].shape[1] == 40 &&
+              o[p].dtype == LM_DT_F32 && q8_t_find(o, n, "wte.weight") < 0 &&
+              lm_st_meta(&f, "quant") && !strcmp(lm_st_meta(&f, "quant"), "q8_0"),
+              "q8 checkpoint: NAME.q8 I8 [out, in] and NAME.d F16 [out, ceil(in/32)], the rest F32, quant = q8_0");
+        if (a >= 0 && d >= 0)   /* value (row j, input i) is that of the product */
+            for (k = 0; k < 160; k += 7)
+                for (i = 0; i < 40; i += 3)
+                    if (((const signed char *)o[a].raw)[k * 40 + i] *
+                        lm__f16_to_f32((uint16_t)(((const unsigned char *)o[d].raw)[2 * (k * 2 + i / 32)] |
+                                                  ((const unsigned char *)o[d].raw)[2 * (k * 2 + i / 32) + 1] << 8))
+                        != lm_q8_get(W, k, i)) bad++;
+        CHECK(bad == 0, "q8 checkpoint: row j of NAME.q8 is output j's values along the input");
+    }
+    /* hostile and malformed files: each is an error with a message, never a model */
+    {
+        int a = q8_t_find(o, n, "h.0.attn.c_attn.weight.q8"), d = q8_t_find(o, n, "h.0.attn.c_attn.weight.d");
+        int w = q8_t_find(o, n, "wte.weight.q8"), wd = q8_t_find(o, n, "wte.weight.d");
+        int ln = q8_t_find(o, n, "h.0.ln_1.weight");
+        lm_st_out *o2 = (lm_st_out *)calloc((size_t)n + 2, sizeof *o2);
+        unsigned char *vals = (unsigned char *)malloc((size_t)o[a].shape[0] * o[a].shape[1]);
+        unsigned char *sc = (unsigned char *)malloc((size_t)o[d].shape[0] * o[d].shape[1] * 2);
+        float *f32 = (float *)calloc((size_t)o[a].shape[0] * o[a].shape[1], sizeof(float));
+        const char *kv_none[2] = { "n_head", "2" }, *kv_q4[4] = { "n_head", "2", "quant", "q4_0" };
+        const char *kv_q8[4] = { "n_head", "2", "quant", "q8_0" };
+        int fails = 0, tried = 0;
+#define Q8_T_REJECT(cond, what) do { tried++; if (!(cond)) { fails++; printf("  q8 malformed: %s\n", what); } } while (0)
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        /* a part missing */
+        o2[d] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "missing tensor 'h.0.attn.c_attn.weight.d'"), "no NAME.d");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "block matrices are Q8_0"), "no NAME.q8");
+        /* dtypes */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].dtype = LM_DT_U8;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "must be I8"), "values as U8");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[d].dtype = LM_DT_BF16;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "must be F16"), "scales as BF16");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].dtype = LM_DT_F32; o2[a].raw = f32;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "must be I8"), "values as F32");
+        /* shapes: transposed, short, one dim */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].shape[0] = o[a].shape[1]; o2[a].shape[1] = o[a].shape[0];
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "expected [120, 40]"), "values transposed (input-major)");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[d].shape[1] = 1;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "expected [120, 2]"), "too few scales");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[d].ndim = 1; o2[d].shape[0] *= o2[d].shape[1];
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "has shape"), "scales flattened");
+        /* values: -128, infinite and NaN scales */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        memcpy(vals, o[a].raw, (size_t)o[a].shape[0] * o[a].shape[1]);
+        vals[77] = 0x80;
+        o2[a].raw = vals;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "-128"), "a value -128");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        memcpy(sc, o[d].raw, (size_t)o[d].shape[0] * o[d].shape[1] * 2);
+        sc[9] = 0x7C; sc[8] = 0x00;
+        o2[d].raw = sc;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "not finite"), "an infinite scale");
+        sc[9] = 0xFE; sc[8] = 0x01;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "not finite"), "a NaN scale");
+        /* metadata */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, kv_none, 1, "without metadata quant"), "no quant metadata");
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, kv_q4, 2, "only q8_0"), "quant = q4_0");
+        /* some blocks quantized, not all: c_attn of block 0 as F32 */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].name = "h.0.attn.c_attn.weight"; o2[a].dtype = LM_DT_F32; o2[a].raw = f32;
+        o2[a].shape[0] = 40; o2[a].shape[1] = 120;
+        o2[d] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "7 of the 8 block matrices"), "one block matrix float32");
+        /* both forms of one weight */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[n] = o2[a];
+        o2[n].name = "h.0.attn.c_attn.weight"; o2[n].dtype = LM_DT_F32; o2[n].raw = f32;
+        o2[n].shape[0] = 40; o2[n].shape[1] = 120;
+        Q8_T_REJECT(q8_t_rejects(o2, n + 1, &f, NULL, 0, "appears twice"), "NAME and NAME.q8");
+        /* what cannot be Q8_0: a LayerNorm, wpe */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[ln].name = "h.0.ln_1.weight.q8";
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "only the block matrices"), "a LayerNorm as .q8");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[q8_t_find(o, n, "wpe.weight")].name = "wpe.weight.q8";
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "only the block matrices"), "wpe as .q8");
+        /* an untied head beside a Q8_0 wte */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[n] = o[q8_t_find(o, n, "wpe.weight")];
+        o2[n].name = "lm_head.weight"; o2[n].shape[0] = 50; o2[n].raw = f32;
+        Q8_T_REJECT(q8_t_rejects(o2, n + 1, &f, NULL, 0, "lm_head.weight beside"), "lm_head with a Q8_0 wte");
+        /* wte's scales missing; wte's values with the wrong vocabulary */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[wd] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "missing tensor 'wte.weight.d'"), "no wte.weight.d");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[w].shape[0] = 49;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, kv_q8, 2, "wte.weight.d"), "wte values and scales disagree");
+        /* a float32 checkpoint that says quant = q8_0 */
+        {
+            lm_st_out *fo = st_t_outs(m, LM_DT_F32);
+            const char *kv[4] = { "n_head", "2", "quant", "q8_0" };
+            Q8_T_REJECT(q8_t_rejects(fo, m->params.n, &f, kv, 2, "no tensor is quantized"), "quant without Q8_0 tensors");
+            free(fo);
+        }
+        /* every truncation of the file */
+        {
+            size_t cut;
+            for (cut = 0; cut < len; cut += len / 97 + 1) {
+                lm_gpt *x = lm_gpt_load_mem(img, cut, 0);
+                tried++;
+                if (x) { fails++; lm_gpt_free(x); }
+            }
+        }
+#undef Q8_T_REJECT
+        CHECK(fails == 0 && tried > 100, "q8 checkpoint: malformed Q8_0 files are refused with a message (parts, dtypes, shapes, -128, inf/NaN scales, metadata, mixed levels, wpe/LayerNorm as Q8_0, untied head, truncations)");
+        free(o2); free(vals); free(sc); free(f32);
+    }
+    lm_st_close(&f);
+    free(o);
+done:
+    free(img);
+    lm_gpt_free(q);
+    lm_gpt_free(q1);
+    lm_gpt_free(m);
+    t_scratch_done(&st_t_scratch);
+}
+
+/* lm_gpt_from_memory over a quantized image (lm_gpt_image): the same logits as the loaded
+   model, and LM_GPT_MEMORY_BYTES still enough. */
+static void test_q8_from_memory(void) {
+    lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *q, *m;
+    size_t n;
+    void *img;
+    if (!ref || !(q = lm_gpt_quantize(ref, LM_QUANT_Q8_0_EMB))) { CHECK(0, "q8 from_memory: model"); lm_gpt_free(ref); return; }
+    n = lm_gpt_image(q, NULL, 0);
+    img = malloc(n);
+    CHECK(lm_gpt_image(q, img, n) == n && lm_gpt_image(q, img, n - 1) == n, "q8 from_memory: lm_gpt_image");
+    m = lm_gpt_from_memory(&q->cfg, img, t_fm_buf, LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V));
+    CHECK(m && m->cfg.quant == LM_QUANT_Q8_0_EMB && q8_t_same(q, m), "q8 from_memory: the model over the image holds the same weights");
+    if (!m) { free(img); lm_gpt_free(q); lm_gpt_free(ref); return; }
+    CHECK(t_fm_same(q, m), "q8 from_memory: step_token logits equal the quantized model's, bit "
+          "for bit, and lm_gpt_generate in LM_GPT_MEMORY_BYTES gives the same tokens");
+    CHECK(lm_gpt_from_memory(&q->cfg, (const char *)img + 2, t_fm_buf, sizeof t_fm_buf) == NULL,
+          "q8 from_memory: a misaligned image is refused");
+    free(img);
+    lm_gpt_free(q);
+    lm_gpt_free(ref);
+}
+
+static void test_prune(void) {
+    lm_gpt *m = st_t_model(2, 32, 2, 8, 40, 6), *before;
+    lm_train_opts o = lm_train_defaults();
+    int k, i, bad = 0, badorder = 0, others = 0, stayed = 0, moved = 0, in[16], tg[16];
+    if (!m) { CHECK(0, "prune: model"); return; }
+    before = st_t_model(2, 32, 2, 8, 40, 6);
+    m->params.t[4].data[5] = m->params.t[4].data[6];             /* a tie */
+    before->params.t[4].data[5] = before->params.t[4].data[6];
+    CHECK(lm_gpt_prune(m, 0.37f) == LM_OK, "prune: 37%");
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k], *b = &before->params.t[k];
+        int zeros = 0, want = (int)(0.37 * t->size + 0.5);
+        float kept_min = INFINITY, cut_max = 0;
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) {
+            if (memcmp(t->data, b->data, (size_t)t->size * 4)) others++;
+            continue;
+        }
+        for (i = 0; i < t->size; i++) {
+            if (t->data[i] == 0) { zeros++; if (fabsf(b->data[i]) > cut_max) cut_max = fabsf(b->data[i]); }
+            else { if (t->data[i] != b->data[i]) bad++; if (fabsf(b->data[i]) < kept_min) kept_min = fabsf(b->data[i]); }
+        }
+        if (zeros != want) bad++;
+        if (cut_max > kept_min) badorder++;
+    }
+    CHECK(bad == 0 && others == 0, "prune: each block matrix loses round(s n) weights, the rest are untouched");
+    CHECK(badorder == 0, "prune: the weights set to zero are the smallest of their matrix");
+    CHECK(fabs(lm_gpt_sparsity(m) - 0.37) < 0.001, "prune: lm_gpt_sparsity reports the share of zeros");
+    /* the tie goes to the lower index: with 6 of a matrix to cut, the one at 5 goes, 6 stays */
+    {
+        lm_gpt *t = st_t_model(1, 8, 1, 4, 10, 1);
+        float *w = t->params.t[6].data;     /* h.0.attn.c_proj.weight, 8 x 8 */
+        for (i = 0; i < 64; i++) w[i] = 1.0f + i;
+        w[9] = w[12] = 0.5f;
+        CHECK(lm_gpt_prune(t, 1.0f / 64) == LM_OK && w[9] == 0 && w[12] == 0.5f,
+              "prune: ties go to the lower index");
+        CHECK(lm_gpt_prune(t, 1.5f) == LM_ERR_ARG && lm_gpt_prune(t, -0.1f) == LM_ERR_ARG,
+              "prune: a sparsity outside [0, 1] is refused");
+        w[3] = NAN;
+        CHECK(lm_gpt_prune(t, 0.5f) == LM_ERR_ARG && strstr(lm_error(), "not finite"), "prune: NaN weights are refused");
+        lm_gpt_free(t);
+    }
+    /* fine-tuning with keep_zeros: the zeros stay exactly zero, the rest train */
+    for (i = 0; i < 16; i++) { in[i] = (i * 7) % 40; tg[i] = (i * 11 + 3) % 40; }
+    o.keep_zeros = 1;
+    o.steps = 5;
+    for (k = 0; k < 5; k++) CHECK_NEAR(lm_gpt_train_step(m, &o, in, tg, 2, 8, k), lm_gpt_train_step(m, &o, in, tg, 2, 8, k), 10, "prune: steps run");
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k], *b = &before->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        for (i = 0; i < t->size; i++) {
+            if (fabsf(b->data[i]) <= 0) continue;
+            if (t->data[i] == 0) stayed++;
+            else if (t->data[i] != b->data[i]) moved++;
+        }
+    }
+    CHECK(fabs(lm_gpt_sparsity(m) - 0.37) < 0.001 && stayed > 0 && moved > 0,
+          "prune: training with keep_zeros keeps every zero at zero and trains the rest");
+    o.keep_zeros = 0;
+    lm_gpt_train_step(m, &o, in, tg, 2, 8, 0);
+    CHECK(lm_gpt_sparsity(m) < 0.01, "prune: without keep_zeros the zeros train again");
+    o.keep_zeros = 1;
+    o.eps = 0;
+    CHECK(lm_gpt_train_step(m, &o, in, tg, 2, 8, 0) != lm_gpt_train_step(m, &o, in, tg, 2, 8, 0) &&
+          strstr(lm_error(), "keep_zeros needs eps"), "prune: keep_zeros with eps 0 is refused");
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0);
+        CHECK(q && lm_gpt_prune(q, 0.5f) == LM_ERR_ARG && strstr(lm_error(), "quantized"),
+              "prune: a quantized model is refused");
+        lm_gpt_free(q);
+    }
+    lm_gpt_free(before);
+    lm_gpt_free(m);
+}
+
+static void run_q8_tests(void) {
+    test_q8_weights();
+    test_q8_activations();
+    test_q8_kernels();
+    test_q8_gpt();
+    test_q8_checkpoint();
+    test_q8_from_memory();
+    test_prune();
+}
 #ifndef LM_TEST_NO_CLI
 /* ---------------------------------------------------------------------------------------
    Tests of the `lm` command line (tools/lm_cli.c).
@@ -5028,7 +5691,7 @@ static void test_cli__corpus(void) {
 static void test_cli_help(void) {
     static const char *const cmds[] = { "train", "generate", "eval", "info", "bench",
                                         "bench gemm", "bench train", "bench generate", "bpe",
-                                        "tokenize", "detokenize", "plot" };
+                                        "tokenize", "detokenize", "plot", "quantize", "prune" };
     int k, bad = 0;
     for (k = 0; k < (int)(sizeof cmds / sizeof cmds[0]); k++)
         if (test_cli__run("%s --help", cmds[k]) != 0 || strncmp(test_cli__out, "usage:", 6)) bad++;
@@ -5668,6 +6331,68 @@ static void test_cli_bench(void) {
           "bench generate: n_ctx - 1 tokens by default");
 }
 
+/* lm quantize, lm prune, train --keep-zeros, and every command that reads a model taking a
+   quantized one. */
+static void test_cli_compress(void) {
+    double before = 0, after = 0, ratio = 0, lf = 0, lq = 0, s0 = -1, s1 = -1;
+    const char *p;
+    int rc, bad = 0;
+    rc = test_cli__run("train --data @/text.txt --layers 1 --heads 2 --embd 32 --ctx 16 --batch 4 --steps 40 --quiet "
+                       "--model @/c.safetensors");
+    CHECK(rc == 0, "compress: train a model to compress");
+    rc = test_cli__run("quantize --model @/c.safetensors --out @/cq.safetensors");
+    CHECK(rc == 0 && sscanf(test_cli__out, "before %lf bytes\nafter %lf bytes (%lf of before)",
+                            &before, &after, &ratio) == 3 && after < before && ratio > 0.2 && ratio < 0.9 &&
+          test_cli__lines(test_cli__out) == 2, "quantize: the sizes before and after on stdout");
+    rc = test_cli__run("info --model @/cq.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "quant q8_0\n") && strstr(test_cli__out, "h.0.mlp.c_fc.weight [32, 128] q8_0\n") &&
+          strstr(test_cli__out, "wte.weight [256, 32]\n") && strstr(test_cli__out, "h.0.mlp.c_fc.bias [128]\n"),
+          "quantize: info says q8_0 and which tensors are quantized");
+    rc = test_cli__run("quantize --model @/c.safetensors --out @/cqe.safetensors --quantize-embeddings");
+    rc |= test_cli__run("info --model @/cqe.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "quant q8_0+wte\n") && strstr(test_cli__out, "wte.weight [256, 32] q8_0\n"),
+          "quantize --quantize-embeddings: wte too");
+    rc = test_cli__run("eval --model @/c.safetensors --data @/text.txt");
+    p = strstr(test_cli__out, "loss ");
+    if (rc || !p || sscanf(p, "loss %lf", &lf) != 1) bad++;
+    rc = test_cli__run("eval --model @/cqe.safetensors --data @/text.txt");
+    p = strstr(test_cli__out, "loss ");
+    if (rc || !p || sscanf(p, "loss %lf", &lq) != 1) bad++;
+    CHECK(!bad && fabs(lq / lf - 1) < 0.02, "eval: a quantized model's loss, close to float32's");
+    rc = test_cli__run("generate --model @/cqe.safetensors --prompt \"the \" --tokens 20 --temperature 0");
+    CHECK(rc == 0 && !strncmp(test_cli__out, "the ", 4) && test_cli__out_len >= 20, "generate: from a quantized model");
+    rc = test_cli__run("bench generate --model @/cq.safetensors --tokens 8");
+    CHECK(rc == 0 && strstr(test_cli__out, "Q8_0 weights") && strstr(test_cli__out, "tok_per_s "),
+          "bench generate: a quantized --model");
+    rc = test_cli__run("bench generate --layers 1 --heads 2 --embd 32 --ctx 16 --quantize");
+    p = strstr(test_cli__out, "tok_per_s ");
+    CHECK(rc == 0 && strstr(test_cli__out, "Q8_0 weights") && p && test_cli__lines(p) == 1 &&
+          strstr(p, " weight_mb_per_token ") && strstr(p, " gb_per_s "), "bench generate --quantize");
+    /* errors */
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/c.safetensors"), 2), "quantize: --out is required");
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/c.safetensors --out @/c.safetensors"), 2),
+          "quantize: --out must not be --model");
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/cq.safetensors --out @/x.safetensors"), 1),
+          "quantize: a quantized model is an error");
+    CHECK(test_cli__one_error(test_cli__run("train --data @/text.txt --init @/cq.safetensors --steps 2"), 1) &&
+          strstr(test_cli__err, "quantized"), "train --init a quantized model: a clear error");
+    CHECK(test_cli__one_error(test_cli__run("prune --model @/c.safetensors --out @/p.safetensors"), 2),
+          "prune: --sparsity is required");
+    CHECK(test_cli__one_error(test_cli__run("prune --model @/c.safetensors --out @/p.safetensors --sparsity 1.5"), 2),
+          "prune: --sparsity outside [0, 1]");
+    /* prune, then fine-tune with and without the zeros kept */
+    rc = test_cli__run("prune --model @/c.safetensors --sparsity 0.5 --out @/p.safetensors");
+    CHECK(rc == 0 && sscanf(test_cli__out, "sparsity %lf -> %lf", &s0, &s1) == 2 && s0 < 0.01 &&
+          fabs(s1 - 0.5) < 1e-4, "prune: half the weights of each block matrix to zero");
+    rc = test_cli__run("train --data @/text.txt --init @/p.safetensors --model @/pk.safetensors --steps 10 "
+                       "--keep-zeros --quiet");
+    rc |= test_cli__run("info --model @/pk.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "sparsity 0.5000\n"), "train --keep-zeros: the zeros stay zero");
+    rc = test_cli__run("train --data @/text.txt --init @/p.safetensors --model @/pn.safetensors --steps 10 --quiet");
+    rc |= test_cli__run("info --model @/pn.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "sparsity 0.0"), "train without --keep-zeros: they do not");
+}
+
 /* The documentation stays true. (1) The C examples of lm.h's QUICK START and of README.md,
    which `make test` extracts, fills in and compiles (tests/docs.sh, into out/docs/), run
    here: each must exit 0, and one that saves model.safetensors must leave a loadable
@@ -5760,6 +6485,7 @@ static void run_cli_tests(void) {
     test_cli_progress();
     test_cli_bench();
     test_cli_s2s();
+    test_cli_compress();
     test_docs();
     free(test_cli__out);
     free(test_cli__err);
@@ -5777,6 +6503,7 @@ int main(void) {
     run_tok_tests();
     run_vec_tests();
     run_plot_tests();
+    run_q8_tests();
 #ifndef LM_TEST_NO_CLI
     run_cli_tests();
 #endif

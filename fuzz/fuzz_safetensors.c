@@ -12,8 +12,8 @@
        byte ranges lie inside the data and match shape x dtype size; every name is found
        again by lm_st_find, and every readable tensor reads (F32 bytes come back exactly);
      - lm_gpt_load_mem either fails with a message, or gives a model whose image
-       (lm_gpt_save_mem) loads back to bit-identical weights, and which can take one
-       generation step;
+       (lm_gpt_save_mem) loads back to bit-identical weights (Q8_0 values and scales
+       included), and which can take one generation step;
      - lm_seq2seq_load_mem likewise (the encoder-decoder's layout), and the model it gives
        decodes a one-token source.
    It also builds with a plain compiler and fuzz/replay.c into a program that runs given
@@ -84,6 +84,17 @@ static void fuzz_same_weights(const lm_params *a, const lm_params *b) {
         memcpy(&y, &b->data[i], 4);
         FUZZ_ASSERT(x == y, "weights survive a round trip bit for bit");
     }
+    FUZZ_ASSERT(a->n == b->n, "the tensor count survives a round trip");
+    for (i = 0; i < (size_t)a->n; i++) {        /* Q8_0 tensors: their values and scales */
+        const lm_q8 *p = a->t[i].q8, *q = b->t[i].q8;
+        int row, k;
+        FUZZ_ASSERT(!p == !q, "the same tensors are Q8_0");
+        for (row = 0; p && row < p->out; row++)
+            for (k = 0; k < p->in; k++) {
+                float x = lm_q8_get(p, row, k), y = lm_q8_get(q, row, k);
+                FUZZ_ASSERT(!memcmp(&x, &y, 4), "Q8_0 weights survive a round trip bit for bit");
+            }
+    }
 }
 
 /* A model that loaded: save it, load the image again, compare; then one generation step. */
@@ -104,6 +115,7 @@ static void fuzz_model(lm_gpt *m) {
                 r->cfg.vocab == m->cfg.vocab && r->params.total == m->params.total,
                 "the config survives a round trip");
     fuzz_same_weights(&m->params, &r->params);
+    FUZZ_ASSERT(r->cfg.quant == m->cfg.quant, "the quantization survives a round trip");
     lm_gpt_free(r);
     free(img);
     /* one step of generation on whatever numbers the file held (NaN included): it must

@@ -6,8 +6,9 @@
    files that reach deep into each parser instead of being refused at the first byte:
      DIR/safetensors/  checkpoints of tiny GPTs (F32, F16 and BF16, our names and Hugging
                        Face's with a "transformer." prefix, attention buffers and a tied
-                       lm_head) and a hand-written file with every dtype, a scalar, an empty
-                       tensor and escaped metadata;
+                       lm_head; Q8_0 with and without wte, with partial blocks) and a
+                       hand-written file with every dtype, a scalar, an empty tensor and
+                       escaped metadata;
      DIR/tokenizer/    (first byte 0) lm-bpe files trained on this repository's README and
                        the 0-merge byte tokenizer; (first byte 1) slices of
                        tests/gpt2/encoder.json and vocab.bpe that load on their own: the 256
@@ -187,10 +188,28 @@ static void put_raw_st(const char *name, const char *json, const void *data, siz
     free(b);
 }
 
+/* A Q8_0 checkpoint of m (lm_gpt_quantize, then the image lm_gpt_save_mem writes). */
+static void put_q8(const char *name, const lm_gpt *m, int quant) {
+    lm_gpt *q = lm_gpt_quantize(m, quant), *back;
+    unsigned char *img;
+    size_t size = 0;
+    if (!q || lm_gpt_save_mem(q, NULL, 0, &size)) fail("lm_gpt_quantize");
+    img = (unsigned char *)malloc(size);
+    if (!img || lm_gpt_save_mem(q, img, size, &size)) fail("lm_gpt_save_mem");
+    if (!(back = lm_gpt_load_mem(img, size, 0))) fail(name);
+    put("safetensors", name, -1, img, size);
+    lm_gpt_free(back);
+    lm_gpt_free(q);
+    free(img);
+}
+
 static void seeds_st(void) {
-    lm_gpt *m = tiny(1, 8, 2, 4, 16), *m2 = tiny(2, 4, 1, 3, 5);
+    lm_gpt *m = tiny(1, 8, 2, 4, 16), *m2 = tiny(2, 4, 1, 3, 5), *m3 = tiny(1, 40, 2, 3, 20);
     static unsigned char data[64];
     int i;
+    put_q8("gpt_q8", m, LM_QUANT_Q8_0);
+    put_q8("gpt_q8_wte", m3, LM_QUANT_Q8_0_EMB);
+    lm_gpt_free(m3);
     put_model("gpt_f32", m, LM_DT_F32, "", 0, 1);
     put_model("gpt_f16", m, LM_DT_F16, "", 0, 1);
     put_model("gpt_bf16", m2, LM_DT_BF16, "", 0, 1);
@@ -356,6 +375,11 @@ static void seeds_cli(void) {
         {"generate_gpt2", "generate|--model|m|--gpt2|tests/gpt2|--prompt|--help"},
         {"eval", "eval|--model|m.safetensors|--data|text.txt|--ctx|8|--threads|1"},
         {"info", "info|--model|m.safetensors"},
+        {"quantize", "quantize|--model|m.safetensors|--out|q.safetensors|--quantize-embeddings"},
+        {"quantize_same", "quantize|--model|m.safetensors|--out|m.safetensors"},
+        {"prune", "prune|--model|m.safetensors|--sparsity|0.5|--out|p.safetensors"},
+        {"prune_bad", "prune|--model|m.safetensors|--sparsity|-1|--out|p.safetensors"},
+        {"train_keep", "train|--data|text.txt|--init|p.safetensors|--keep-zeros|--steps|3"},
         {"bpe", "bpe|--data|text.txt|--vocab|300|--out|t.bpe"},
         {"tokenize", "tokenize|--text|Hello, world! it's 123"},
         {"tokenize_stdin", "tokenize#some text on stdin\n"},
@@ -388,6 +412,15 @@ static void seeds_cli(void) {
     if (!img || lm_gpt_save_mem(m, img, size, &size)) fail("lm_gpt_save_mem");
     put_cli_in("info", "info|--model|@in", img, size);
     free(img);
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB);
+        if (!q || lm_gpt_save_mem(q, NULL, 0, &size)) fail("lm_gpt_quantize");
+        img = (unsigned char *)malloc(size);
+        if (!img || lm_gpt_save_mem(q, img, size, &size)) fail("lm_gpt_save_mem");
+        put_cli_in("info_q8", "info|--model|@in", img, size);
+        free(img);
+        lm_gpt_free(q);
+    }
     t = lm_tok_train(csv, sizeof csv - 1, 270);
     if (!t || (need = lm_tok_save_mem(t, NULL, 0)) <= 0) fail("lm_tok_train");
     img = (unsigned char *)malloc((size_t)need);

@@ -10,12 +10,15 @@
                                run.logits         its logits for a fixed input ("%a" lines)
                                s2s*.safetensors, s2s_run.safetensors.state, s2s_run.logits
                                                   the same for an encoder-decoder
+                               q8.safetensors     that GPT in Q8_0 (with wte)
      endian check FROM OUT   run on the other machine: loads FROM's run checkpoint, its state
                              and FROM's tokenizer; the logits must match FROM's to 1e-5 of
                              their scale (it prints the largest difference); saves all three
                              again into OUT as resaved.*, which must be byte for byte FROM's
                              files; and OUT's own fresh.* (from `write OUT`) must be byte for
-                             byte FROM's fresh.*.
+                             byte FROM's fresh.*; FROM's run checkpoint quantized here and
+                             FROM's q8 checkpoint loaded and saved again must both be byte
+                             for byte FROM's q8.safetensors.
    Exit status 0 when every check holds. */
 #define _POSIX_C_SOURCE 200809L
 #define LM_IMPLEMENTATION
@@ -25,7 +28,7 @@
 #include <string.h>
 #include <math.h>
 
-static const lm_gpt_config e_cfg = {2, 2, 16, 8, 256};   /* layers, heads, embd, ctx, vocab */
+static const lm_gpt_config e_cfg = {2, 2, 16, 8, 256, LM_QUANT_NONE};   /* layers, heads, embd, ctx, vocab */
 enum { E_B = 2, E_T = 8 };
 static int e_fail;
 
@@ -202,6 +205,11 @@ static int e_write(const char *dir) {
     if (y && f) for (i = 0; i < E_T * e_cfg.vocab; i++) fprintf(f, "%a\n", (double)y[i]);
     e_check(y && f && fclose(f) == 0, "write run.logits");
     free(y);
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB);
+        e_check(q && lm_gpt_save(q, e_path(dir, "q8.safetensors")) == LM_OK, "write q8.safetensors");
+        lm_gpt_free(q);
+    }
     lm_tok_free(tok);
     lm_gpt_free(m);
     e_s2s_write(dir);
@@ -250,6 +258,16 @@ static int e_read_back(const char *from, const char *out) {
             "a new GPT of the same seed: byte for byte FROM's checkpoint");
     e_check(e_same_file(e_path(out, "fresh.bpe"), e_path(from, "fresh.bpe")),
             "a BPE trained on the same text: byte for byte FROM's file");
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB), *r = lm_gpt_load(e_path(from, "q8.safetensors"), 0);
+        e_check(q && r && lm_gpt_save(q, e_path(out, "requant.safetensors")) == LM_OK &&
+                lm_gpt_save(r, e_path(out, "resaved_q8.safetensors")) == LM_OK &&
+                e_same_file(e_path(out, "requant.safetensors"), e_path(from, "q8.safetensors")) &&
+                e_same_file(e_path(out, "resaved_q8.safetensors"), e_path(from, "q8.safetensors")),
+                "Q8_0: FROM's weights quantized here, and FROM's Q8_0 file saved again: byte for byte FROM's");
+        lm_gpt_free(q);
+        lm_gpt_free(r);
+    }
     free(ids);
     free(y);
     lm_tok_free(tok);

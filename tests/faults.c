@@ -240,7 +240,7 @@ static int f_end(const char *what, long n, int persist, int ok, int optional) {
 }
 
 /* ---- fixtures ------------------------------------------------------------------------ */
-static const lm_gpt_config f_cfg = {2, 2, 16, 8, 64};       /* layers, heads, embd, ctx, V */
+static const lm_gpt_config f_cfg = {2, 2, 16, 8, 64, LM_QUANT_NONE}; /* layers, heads, embd, ctx, V */
 enum { F_B = 2, F_T = 8, F_STEPS = 3 };
 static int f_in[F_STEPS][F_B * F_T], f_tg[F_STEPS][F_B * F_T];
 static char f_dir[64];
@@ -903,6 +903,55 @@ static void f_alloc_seq2seq(void) {
     lm_seq2seq_free(r);
     lm_seq2seq_free(f_sref);
     free(img);
+/* Compression (lm.h section 10): quantizing, saving and loading a Q8_0 model, pruning. A
+   failed prune must leave the model as it was. */
+static lm_gpt *f_q8_ref;           /* f_trained in Q8_0 (with wte), made without failures  */
+static int f_good_q8(lm_gpt *m) {
+    int k;
+    if (m->cfg.quant != f_q8_ref->cfg.quant || m->params.n != f_q8_ref->params.n) return 0;
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *a = &m->params.t[k], *b = &f_q8_ref->params.t[k];
+        if (!a->q8 != !b->q8) return 0;
+        if (!a->q8 && memcmp(a->data, b->data, (size_t)a->size * sizeof(float))) return 0;
+        if (a->q8 && (memcmp(a->q8->d, b->q8->d, LM_Q8_SCALES(a->q8->out, a->q8->in) * 2) ||
+                      memcmp(a->q8->q, b->q8->q, LM_Q8_VALUES(a->q8->out, a->q8->in))))
+            return 0;
+    }
+    return 1;
+}
+static void f_alloc_compression(void) {
+    lm_gpt *pruned = lm_gpt_load_mem(f_img, f_img_n, 0), *m;
+    int p;
+    long n;
+    f_q8_ref = lm_gpt_quantize(f_trained, LM_QUANT_Q8_0_EMB);
+    CHECK(f_q8_ref && pruned && lm_gpt_prune(pruned, 0.5f) == LM_OK, "the Q8_0 and pruned references");
+    if (!f_q8_ref || !pruned) return;
+    F_SWEEP_NEW("lm_gpt_quantize", lm_gpt *, lm_gpt_quantize(f_trained, LM_QUANT_Q8_0_EMB), f_good_q8, lm_gpt_free);
+    CHECK(lm_gpt_save(f_ref, f_path("q.safetensors")) == LM_OK, "previous file");
+    f_alloc_save("lm_gpt_save (Q8_0)", f_save_gpt, f_q8_ref, "q.safetensors", NULL);
+    CHECK(lm_gpt_save(f_q8_ref, f_path("q.safetensors")) == LM_OK, "a Q8_0 file");
+    F_SWEEP_NEW("lm_gpt_load (Q8_0)", lm_gpt *, lm_gpt_load(f_path("q.safetensors"), 0), f_good_q8, lm_gpt_free);
+    for (p = 0; p < 2; p++)
+        for (n = 1;; n++) {
+            long live0;
+            int rc;
+            m = lm_gpt_load_mem(f_img, f_img_n, 0);
+            live0 = f_live;
+            f_arm(n, p);
+            rc = lm_gpt_prune(m, 0.5f);
+            if (f_end("lm_gpt_prune", n, p, rc == LM_OK, 0)) {
+                CHECK(f_live == live0 && f_good_gpt(m), "lm_gpt_prune: after allocation %ld failed, "
+                      "a leak, or the model changed", n);
+                lm_gpt_free(m);
+                continue;
+            }
+            CHECK(f_same_params(&m->params, &pruned->params, 0), "lm_gpt_prune: the result differs");
+            lm_gpt_free(m);
+            break;
+        }
+    remove(f_path("q.safetensors"));
+    lm_gpt_free(pruned);
+    lm_gpt_free(f_q8_ref);
 }
 
 /* Which allocation sites of lm.h (lines with LM_MALLOC in the implementation) were made to
@@ -957,9 +1006,7 @@ static void f_allocations(void) {
         f_alloc_save("lm_tok_save", f_save_tok, f_tok_ref, "t.bpe", NULL);
         lm_tok_free(b);
     }
-    /* QUANTIZED CHECKPOINTS: when lm.h can write and load Q8_0 files (issue 14), a sweep
-       here as lm_gpt_load has in f_alloc_gpt_files - F_SWEEP_NEW over loading a quantized
-       file, compared with the model a run without failures loads - and over quantizing. */
+    f_alloc_compression();
     f_alloc_sites();
 }
 

@@ -88,6 +88,13 @@ if [ "$rc" -ne 0 ] || [ "$(wc -l <"$DIR/out")" -ne 3 ]; then
     exit 1
 fi
 run 1 s2s translate --model "$DIR/m.safetensors" --text abc
+run 0 quantize --model "$DIR/m.safetensors" --out "$DIR/q.safetensors" --quantize-embeddings --threads 2
+run 0 eval --model "$DIR/q.safetensors" --data "$TEXT" --ctx 8 --tokenizer "$DIR/tok.bpe" --threads 2
+run 0 generate --model "$DIR/q.safetensors" --tokenizer "$DIR/tok.bpe" --prompt "The " \
+    --tokens 20 --temperature 0 --threads 2
+run 0 prune --model "$DIR/m.safetensors" --sparsity 0.5 --out "$DIR/p.safetensors" --threads 1
+run 0 train --data "$TEXT" --init "$DIR/p.safetensors" --model "$DIR/p2.safetensors" --batch 2 \
+    --steps 2 --warmup 1 --eval-every 0 --keep-zeros --tokenizer "$DIR/tok.bpe" --threads 2 --quiet
 printf 'not a checkpoint\n' >"$DIR/junk.safetensors"
 run 1 info --model "$DIR/junk.safetensors"
 run 1 eval --model "$DIR/missing.safetensors" --data "$TEXT"

@@ -864,6 +864,7 @@ static const char usage_train[] =
 "  --beta1 X --beta2 X    AdamW betas (0.9, 0.99)\n"
 "  --eps X                AdamW epsilon (1e-8)\n"
 "  --clip X               clip the global gradient norm to X, 0 = off (1.0)\n"
+"  --keep-zeros           weights of matrices that are exactly 0 stay 0 (after lm prune)\n"
 "  --order O              random (B windows at seeded random offsets) or sequential\n"
 "                         (consecutive B*T tokens, wrapping) (random)\n"
 "  --val-frac F           validation fraction in [0, 1), 0 = no validation (0.1)\n"
@@ -1425,6 +1426,7 @@ static void cmd_train(int argc, char **argv) {
     opt_int(&c, "--batch", 12, 1, 1048576);
     opt_int(&c, "--accum", 1, 1, 1048576);
     opt_train_run(&c);
+    opt_flag(&c, "--keep-zeros");
     cli_parse(&c, argc, argv);
 
     /* the command line as a whole */
@@ -1448,6 +1450,7 @@ static void cmd_train(int argc, char **argv) {
         check_fits(lm_gpt_memory(&cfg, B, cfg.n_ctx) + accum_bytes(&cfg, A), "this model and batch");
     }
     o = train_opts(&c);
+    o.keep_zeros = (int)geti(&c, "--keep-zeros");
     apply_threads(&c);
 
     /* the inputs: tokenizer, data, model (lm-mpi: rank 0 reads them and the others get
@@ -1474,7 +1477,14 @@ static void cmd_train(int argc, char **argv) {
     if (init) {
         static const char *const shape_flags[2] = { "--layers", "--embd" };
         int k;
-        run.m = team_share_model(me == 0 ? load_model(init, heads_for(&c, init)) : NULL);
+        lm_gpt *m0 = NULL;
+        if (me == 0) {   /* (the other ranks wait for rank 0's model, or for its error) */
+            m0 = load_model(init, heads_for(&c, init));
+            if (m0->cfg.quant != LM_QUANT_NONE)
+                die("'%s' is quantized (Q8_0): training needs float32 weights (train the "
+                    "float32 model, then lm quantize it)", init);
+        }
+        run.m = team_share_model(m0);
         for (k = 0; k < 2; k++) { /* (--heads: see heads_for) */
             int have = k == 0 ? run.m->cfg.n_layer : run.m->cfg.n_embd;
             if (seen(&c, shape_flags[k]) && geti(&c, shape_flags[k]) != have)
@@ -1837,7 +1847,9 @@ static const char usage_info[] =
 "\n"
 "Print a checkpoint's configuration, parameter count, and each tensor's name and shape:\n"
 "a GPT's, or an encoder-decoder's (lm s2s; the first line after the path then says\n"
-"\"kind encoder-decoder\").\n";
+"\"kind encoder-decoder\"). For a GPT, quant says how the weights are stored (none, q8_0:\n"
+"the block matrices in Q8_0, q8_0+wte: the token embedding too), and each Q8_0 tensor's\n"
+"line ends in q8_0; sparsity is the share of zeros in the block matrices (after lm prune).\n";
 
 /* lm info's tensor list: the count, then each name and shape; stdout flushed. */
 static void info_tensors(const lm_params *p) {
@@ -1847,7 +1859,7 @@ static void info_tensors(const lm_params *p) {
         const lm_tensor *t = &p->t[k];
         printf("%s [", p->names[k]);
         for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
-        printf("]\n");
+        printf(t->q8 ? "] q8_0\n" : "]\n");
     }
     if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
 }
@@ -1889,6 +1901,9 @@ static void cmd_info(int argc, char **argv) {
     printf("n_layer %d\nn_head %d\nn_embd %d\nn_ctx %d\nvocab %d\n", m->cfg.n_layer,
            m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx, m->cfg.vocab);
     printf("params %lu\n", (unsigned long)lm_gpt_num_params(m));
+    printf("quant %s\n", m->cfg.quant == LM_QUANT_Q8_0 ? "q8_0" :
+           m->cfg.quant == LM_QUANT_Q8_0_EMB ? "q8_0+wte" : "none");
+    printf("sparsity %.4f\n", lm_gpt_sparsity(m));
     info_tensors(&m->params);
     lm_gpt_free(m);
 }
@@ -2534,6 +2549,122 @@ static void cmd_s2s(int argc, char **argv) {
 }
 
 /* ---------------------------------------------------------------------------------------
+   Compression: lm quantize (Q8_0 weights) and lm prune (magnitude pruning). Both read a
+   float32 checkpoint and write a new one beside it (never over it: the float32 weights
+   are worth keeping).
+   --------------------------------------------------------------------------------------- */
+static const char usage_quantize[] =
+"usage: lm quantize --model IN --out OUT [--quantize-embeddings] [--heads N] [--threads N]\n"
+"\n"
+"Store a float32 checkpoint's weights in Q8_0: each run of 32 weights along a matrix's\n"
+"input as 32 int8 values and one F16 scale (lm.h, COMPRESSION). The four matrices of every\n"
+"block are quantized, and with --quantize-embeddings the token embedding (also the output\n"
+"head) too; positions, LayerNorms and biases stay float32. lm eval, lm generate, lm info and\n"
+"lm bench generate take the result as they take any checkpoint; lm train does not (train\n"
+"the float32 model, then quantize it).\n"
+"stdout: the two files' sizes, e.g.\n"
+"    before 3357192 bytes\n"
+"    after 1162248 bytes (0.346 of before)\n"
+"\n"
+"  --model IN               a float32 checkpoint (required)\n"
+"  --out OUT                the quantized checkpoint to write (required; not IN)\n"
+"  --quantize-embeddings    wte.weight in Q8_0 too\n"
+"  --heads N                heads, for a checkpoint without n_head metadata\n"
+"  --threads N              threads (default: all cores)\n";
+
+static const char usage_prune[] =
+"usage: lm prune --model IN --sparsity S --out OUT [--heads N] [--threads N]\n"
+"\n"
+"Magnitude pruning: in each of the four matrices of every block, the fraction S of the\n"
+"weights with the smallest magnitude become zero (per matrix; ties go to the lower index).\n"
+"Embeddings, LayerNorms and biases are untouched. A short fine-tune that keeps the zeros\n"
+"wins back much of what pruning costs:\n"
+"    lm train --data FILE --init OUT --model TUNED --keep-zeros --steps 300 --lr 3e-4\n"
+"stdout: one line, the share of zeros in the block matrices before and after, e.g.\n"
+"    sparsity 0.0000 -> 0.5000 (393216 of 786432 weights are zero)\n"
+"\n"
+"  --model IN             a float32 checkpoint (required)\n"
+"  --sparsity S           the share of each matrix to set to zero, 0 <= S <= 1 (required)\n"
+"  --out OUT              the pruned checkpoint to write (required; not IN)\n"
+"  --heads N              heads, for a checkpoint without n_head metadata\n"
+"  --threads N            threads (default: all cores)\n";
+
+/* The size of a file in bytes (for lm quantize's report). */
+static double file_bytes(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (double)st.st_size : 0;
+}
+
+/* --model IN and --out OUT of quantize and prune: both given, OUT writable and not IN;
+   returns IN loaded, which must be float32. */
+static lm_gpt *compress_open(cli *c, const char *help) {
+    const char *in = getstr(c, "--model"), *out = getstr(c, "--out");
+    lm_gpt *m;
+    if (!in) die_usage("--model IN is required (see %s)", help);
+    if (!out) die_usage("--out OUT is required (see %s)", help);
+    if (same_file(in, out)) die_usage("--out '%s' is the --model file: write the result beside it", out);
+    apply_threads(c);
+    m = load_model(in, heads_for(c, in));
+    if (m->cfg.quant != LM_QUANT_NONE) die("'%s' is quantized already (Q8_0)", in);
+    check_writable(out);
+    return m;
+}
+
+static void cmd_quantize(int argc, char **argv) {
+    cli c;
+    lm_gpt *m, *q;
+    double before, after;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_quantize;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_str(&c, "--out", NULL, NULL);
+    opt_flag(&c, "--quantize-embeddings");
+    opt_heads_only(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    m = compress_open(&c, "lm quantize --help");
+    q = lm_gpt_quantize(m, geti(&c, "--quantize-embeddings") ? LM_QUANT_Q8_0_EMB : LM_QUANT_Q8_0);
+    if (!q) die("cannot quantize '%s': %s", getstr(&c, "--model"), lm_error());
+    if (lm_gpt_save(q, getstr(&c, "--out")) != LM_OK)
+        die("cannot save '%s': %s", getstr(&c, "--out"), lm_error());
+    before = file_bytes(getstr(&c, "--model"));
+    after = file_bytes(getstr(&c, "--out"));
+    printf("before %.0f bytes\nafter %.0f bytes (%.3f of before)\n", before, after,
+           before > 0 ? after / before : 0.0);
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    lm_gpt_free(q);
+    lm_gpt_free(m);
+}
+
+static void cmd_prune(int argc, char **argv) {
+    cli c;
+    lm_gpt *m;
+    double before, after, n = 0;
+    int k;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_prune;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_num(&c, "--sparsity", 0, 0, 1, 0, 0);
+    opt_str(&c, "--out", NULL, NULL);
+    opt_heads_only(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--sparsity")) die_usage("--sparsity S is required (see lm prune --help)");
+    m = compress_open(&c, "lm prune --help");
+    before = lm_gpt_sparsity(m);
+    if (lm_gpt_prune(m, (float)getd(&c, "--sparsity")) != LM_OK)
+        die("cannot prune '%s': %s", getstr(&c, "--model"), lm_error());
+    after = lm_gpt_sparsity(m);
+    for (k = 0; k < m->params.n; k++)        /* the block matrices: the 2-D tensors after wpe */
+        if (k >= 2 && m->params.t[k].ndim == 2) n += m->params.t[k].size;
+    if (lm_gpt_save(m, getstr(&c, "--out")) != LM_OK)
+        die("cannot save '%s': %s", getstr(&c, "--out"), lm_error());
+    printf("sparsity %.4f -> %.4f (%.0f of %.0f weights are zero)\n", before, after, after * n, n);
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    lm_gpt_free(m);
+}
+
+/* ---------------------------------------------------------------------------------------
    lm bench: speed figures. Each benchmark ends with one line of numbers on stdout.
    --------------------------------------------------------------------------------------- */
 static const char usage_bench[] =
@@ -2541,7 +2672,8 @@ static const char usage_bench[] =
 "       lm bench train [--layers 4] [--heads 4] [--embd 128] [--ctx 64] [--batch 12]\n"
 "                      [--accum 1] [--vocab 256] [--steps 10] [--threads N]\n"
 "       lm bench generate [--model CKPT [--heads N] | --layers 4 --heads 4 --embd 128\n"
-"                      --ctx 64 --vocab 256] [--tokens N] [--threads N]\n"
+"                      --ctx 64 --vocab 256] [--tokens N] [--quantize]\n"
+"                      [--quantize-embeddings] [--threads N]\n"
 "\n"
 "gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
 "          median of repeated runs. Last line: gflops X\n"
@@ -2554,7 +2686,10 @@ static const char usage_bench[] =
 "          megabytes the busiest process sends a step (and receives)\n"
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
-"          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
+"          a larger --tokens also measures the sliding window. --quantize first stores\n"
+"          the block matrices in Q8_0 (as lm quantize; --quantize-embeddings: wte too); a\n"
+"          quantized --model runs as it is. Last line: tok_per_s X weight_mb_per_token Y\n"
+"          gb_per_s Z (Y: the weights one token reads, Z = X Y / 1000)\n"
 "\n"
 "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
@@ -2727,6 +2862,8 @@ static void bench_generate(int argc, char **argv) {
     opt_shape(&c);
     opt_int(&c, "--vocab", 256, 1, 16777216);
     opt_int(&c, "--tokens", 256, 1, 100000000);
+    opt_flag(&c, "--quantize");
+    opt_flag(&c, "--quantize-embeddings");
     opt_threads(&c);
     cli_parse(&c, argc, argv);
     if (seen(&c, "--model")) {
@@ -2739,6 +2876,14 @@ static void bench_generate(int argc, char **argv) {
     } else {
         m = bench_model(&c, 0, 0);
     }
+    if (geti(&c, "--quantize") || geti(&c, "--quantize-embeddings")) {
+        lm_gpt *q;
+        if (m->cfg.quant != LM_QUANT_NONE) die_usage("--quantize: the model is quantized already");
+        q = lm_gpt_quantize(m, geti(&c, "--quantize-embeddings") ? LM_QUANT_Q8_0_EMB : LM_QUANT_Q8_0);
+        if (!q) die("cannot quantize the model: %s", lm_error());
+        lm_gpt_free(m);
+        m = q;
+    }
     /* by default stay within the context: one prompt token, then n_ctx - 1 new ones at
        most, each a single step through the KV cache (no window sliding) */
     n = (int)geti(&c, "--tokens");
@@ -2750,10 +2895,27 @@ static void bench_generate(int argc, char **argv) {
     if (lm_gpt_generate(m, &start, 1, n, &smp, NULL, NULL, NULL) != LM_OK)
         die("generation failed: %s", lm_error());
     t = now_s() - t;
-    printf("generate %d tokens: %d layers, %d heads, %d wide, context %d, vocab %d, %d "
-           "threads, %s\n", n, m->cfg.n_layer, m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx,
-           m->cfg.vocab, lm_get_threads(), lm_simd_name());
-    printf("tok_per_s %.1f\n", n / t);
+    printf("generate %d tokens: %d layers, %d heads, %d wide, context %d, vocab %d, %s "
+           "weights, %d threads, %s\n", n, m->cfg.n_layer, m->cfg.n_head, m->cfg.n_embd,
+           m->cfg.n_ctx, m->cfg.vocab, m->cfg.quant == LM_QUANT_Q8_0 ? "Q8_0" :
+           m->cfg.quant == LM_QUANT_Q8_0_EMB ? "Q8_0 (and wte)" : "float32", lm_get_threads(),
+           lm_simd_name());
+    {
+        /* the weights a token reads: every matrix once, the head (wte), and one row of wte
+           and wpe; a Q8_0 matrix is 1 byte a weight plus an F16 scale per 32 */
+        double bytes = 0;
+        int k;
+        for (k = 0; k < m->params.n; k++) {
+            const lm_tensor *w = &m->params.t[k];
+            double sz = w->q8 ? (double)LM_Q8_VALUES(w->q8->out, w->q8->in) +
+                                2.0 * (double)LM_Q8_SCALES(w->q8->out, w->q8->in)
+                              : 4.0 * w->size;
+            if (k == 1) sz = 4.0 * m->cfg.n_embd;  /* wpe: one row */
+            bytes += sz;
+        }
+        printf("tok_per_s %.1f weight_mb_per_token %.3f gb_per_s %.2f\n", n / t, bytes / 1e6,
+               n / t * bytes / 1e9);
+    }
     lm_gpt_free(m);
 }
 
@@ -2996,6 +3158,8 @@ static const char usage_main[] =
 "  plot        draw a training log (lm train --log) as an SVG picture\n"
 "  s2s         encoder-decoder on pairs of texts: s2s train, s2s eval, s2s translate\n"
 "  version     the version of lm and of lm.h (also lm --version)\n"
+"  quantize    store a checkpoint's weights in Q8_0 (int8 blocks: about 3x smaller)\n"
+"  prune       set the smallest weights of each block matrix to zero\n"
 "\n"
 "Results go to stdout; progress, notes and errors to stderr.\n"
 "Exit status: 0 success, 1 runtime error (a file missing or malformed, a NaN loss), 2\n"
@@ -3007,7 +3171,8 @@ static const command g_commands[] = {
     { "train", cmd_train }, { "generate", cmd_generate }, { "eval", cmd_eval },
     { "info", cmd_info }, { "bench", cmd_bench }, { "bpe", cmd_bpe },
     { "plot", cmd_plot }, { "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize },
-    { "version", cmd_version }, { "s2s", cmd_s2s }
+    { "version", cmd_version }, { "s2s", cmd_s2s }, { "quantize", cmd_quantize },
+    { "prune", cmd_prune }
 };
 
 int main(int argc, char **argv) {
