@@ -903,6 +903,8 @@ static void f_alloc_seq2seq(void) {
     lm_seq2seq_free(r);
     lm_seq2seq_free(f_sref);
     free(img);
+}
+
 /* Compression (lm.h section 10): quantizing, saving and loading a Q8_0 model, pruning. A
    failed prune must leave the model as it was. */
 static lm_gpt *f_q8_ref;           /* f_trained in Q8_0 (with wte), made without failures  */
