@@ -25,12 +25,13 @@
    (see plan() below): nothing is tuned to one data set.
 
    usage: 4_classify [--unlabeled FILE] [--labels F] [--no-pretrain] [--ctx N]
-                     [--plot FILE.svg] [TRAIN.tsv TEST.tsv]
+                     [--threads N] [--plot FILE.svg] [TRAIN.tsv TEST.tsv]
        --unlabeled F  pretrain on the texts of F (one a line) as well as the training texts
        --labels F     fine-tune on only the first fraction F of the labelled lines
                       (pretraining still reads every text): where pretraining pays off
        --no-pretrain  skip pretraining, to see what it is worth
        --ctx N        bytes of each text the model sees (1 .. 4096)
+       --threads N    threads to train with (default 0: all cores)
        --plot F.svg   also draw the confusion matrix as a heat map (tools/lm_plot.h)
    With no files it runs on langs.tsv / langs_test.tsv: short sentences in English,
    German, French and Spanish, written for this lesson (under a minute). It prints what
@@ -219,7 +220,7 @@ int main(int argc, char **argv) {
        (BERT's rate) in every training step: each step zeroes a random tenth of the
        embeddings and of each block's outputs, so no single unit can carry a memorised
        word. Prediction uses the whole network. */
-    lm_set_threads(0);
+    lm_set_threads(a.threads);
     memset(&cfg, 0, sizeof cfg);
     cfg.n_layer = p.n_layer; cfg.n_head = 4; cfg.n_embd = p.n_embd; cfg.n_ctx = ctx;
     cfg.vocab = 258; cfg.mask_id = MASK_ID; cfg.pad_id = PAD_ID; cfg.n_class = n_class;
@@ -229,9 +230,9 @@ int main(int argc, char **argv) {
 
     if (a.pretrain) {
         time_t t0 = time(NULL);
-        printf("pretraining: masked-LM on %d texts (%s%d unlabeled + %d training texts, "
+        printf("pretraining: masked-LM on %d texts (%s%s%d unlabeled + %d training texts, "
                "labels unused; %.1f MB), %d steps of %d texts = %.1f epochs\n",
-               pre.n, a.unlabeled ? a.unlabeled : "", pre.n - train.n, train.n,
+               pre.n, a.unlabeled ? a.unlabeled : "", a.unlabeled ? ": " : "", pre.n - train.n, train.n,
                pre.used / 1e6, p.pre_steps, p.b_pre, (double)p.pre_steps * p.b_pre / pre.n);
         if (!pretrain(e, &pre, p.b_pre, p.pre_steps, ctx)) return 1;
         printf("pretrained in %.0f s\n", difftime(time(NULL), t0));

@@ -59,16 +59,17 @@ typedef struct {
     double labels;            /* --labels F: the fraction of training labels used (1)      */
     int pretrain;             /* 0 with --no-pretrain                                      */
     int ctx;                  /* --ctx N: bytes of each text the model sees; 0 = fit them  */
+    int threads;              /* --threads N: 0 = all cores                                */
 } lesson_args;
 
 #define LESSON_USAGE "[--unlabeled FILE] [--labels F] [--no-pretrain] [--ctx N] " \
-                     "[--plot FILE.svg] [TRAIN.tsv TEST.tsv]"
+                     "[--threads N] [--plot FILE.svg] [TRAIN.tsv TEST.tsv]"
 #define LESSON_CTX_LIMIT 4096 /* the largest --ctx                                         */
 
 static int lesson_parse(int argc, char **argv, lesson_args *a) {
     int i, npos = 0;
     a->train = "langs.tsv"; a->test = "langs_test.tsv"; a->unlabeled = NULL; a->plot = NULL;
-    a->labels = 1.0; a->pretrain = 1; a->ctx = 0;
+    a->labels = 1.0; a->pretrain = 1; a->ctx = 0; a->threads = 0;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--unlabeled") == 0 && i + 1 < argc) {
             a->unlabeled = argv[++i];
@@ -78,6 +79,12 @@ static int lesson_parse(int argc, char **argv, lesson_args *a) {
             if (*end || end == argv[i] || n < 1 || n > LESSON_CTX_LIMIT)
                 return say("--ctx wants a whole number of bytes in [1, %d]", LESSON_CTX_LIMIT);
             a->ctx = (int)n;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || n < 0 || n > 1024)
+                return say("--threads wants a whole number in [0, 1024] (0 = all cores)");
+            a->threads = (int)n;
         } else if (strcmp(argv[i], "--labels") == 0 && i + 1 < argc) {
             a->labels = atof(argv[++i]);
             if (!(a->labels > 0 && a->labels <= 1)) return say("--labels wants a fraction in (0, 1]");
