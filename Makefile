@@ -5,7 +5,8 @@
 #   make install  lm.h and the lm tool under PREFIX (default /usr/local); make uninstall
 #   make clean
 # Extra suites (each needs Debian packages that .ci/run installs): compile-check,
-# examples-run, test-torch, test-arm, test-cortex-m, test-asan, test-valgrind, fuzz;
+# examples-run, test-torch, test-arm, test-be, test-cortex-m, test-asan, test-valgrind,
+# test-faults, fuzz, test-mpi;
 # `make bench` prints speed ratios against OpenBLAS and PyTorch (never part of a test).
 CC ?= cc
 CFLAGS ?= -O2 -march=native
@@ -80,6 +81,31 @@ test-arm:
 	$(CC) $(WARN) -O2 -DLM_NO_SIMD -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_scalar $(LDLIBS)
 	./lm_test_scalar
 
+# Big-endian: checkpoints, tokenizer files and resume state are little-endian whatever the
+# host. The whole suite cross-compiled for s390x (big-endian) and run under qemu-user; then
+# tests/endian.c, built for both, writes the files on each side and reads the other side's:
+# the host's checkpoint gives the same logits there, and each side's files saved again, or
+# made from the same seeds, are byte for byte the other's. Needs gcc-s390x-linux-gnu,
+# libc6-dev-s390x-cross and qemu-user (see .ci/run). About 4 minutes on 2 cores.
+BE_CC = s390x-linux-gnu-gcc
+BE_RUN = qemu-s390x
+BE_FLAGS = -O2 -std=c99 -static -Wall -Wextra -pedantic -I.
+lm_test_s390x: lm_test.c lm.h tools/lm_plot.h
+	$(BE_CC) $(BE_FLAGS) -DLM_TEST_NO_CLI lm_test.c -o $@ -lm -lpthread
+out/endian_host: tests/endian.c lm.h
+	@mkdir -p out
+	$(CC) $(WARN) $(CFLAGS) -I. tests/endian.c -o $@ $(LDLIBS)
+out/endian_s390x: tests/endian.c lm.h
+	@mkdir -p out
+	$(BE_CC) $(BE_FLAGS) tests/endian.c -o $@ -lm -lpthread
+test-be: lm_test_s390x out/endian_host out/endian_s390x
+	$(BE_RUN) ./lm_test_s390x
+	rm -rf out/be && mkdir -p out/be/host out/be/s390x
+	out/endian_host write out/be/host
+	$(BE_RUN) out/endian_s390x write out/be/s390x
+	$(BE_RUN) out/endian_s390x check out/be/host out/be/s390x
+	out/endian_host check out/be/s390x out/be/host
+
 # PyTorch cross-check: GPT logits, loss, every gradient and 10 AdamW steps;
 # the encoder's masked-LM and classifier heads; `lm eval` and greedy `lm generate` - for
 # the default (SIMD) build and a -DLM_NO_SIMD build, each against PyTorch and against each
@@ -101,6 +127,17 @@ test-torch: lm $(TORCH_BINS)
 	$(TORCH_PYTHON) tools/torch_check.py --run simd tools/torch_check ./lm \
 	    --run scalar tools/torch_check_scalar tools/lm_scalar
 
+
+# lm-mpi: the lm command line over MPI (tools/lm_mpi.h); `mpirun -np P ./lm-mpi train ...
+# --accum A` is bit for bit `./lm train ... --accum P*A`. Needs mpicc (libopenmpi-dev).
+# test-mpi (tests/mpi.sh) checks that for P = 1, 2, 3, and evaluation, resuming with
+# another P, SIGTERM and a killed rank; about a minute. Needs openmpi-bin (see .ci/run).
+MPICC ?= mpicc
+lm-mpi: tools/lm_cli.c tools/lm_mpi.h lm.h tools/lm_plot.h
+	$(MPICC) $(WARN) $(CFLAGS) -DLM_MPI -I. tools/lm_cli.c -o $@ $(LDLIBS)
+
+test-mpi: lm lm-mpi
+	sh tests/mpi.sh ./lm ./lm-mpi
 
 # Cortex-M4F: a GPT exported to C by tools/lm2c writes text with no malloc, no threads and
 # no stdio, built with arm-none-eabi-gcc and run under qemu-system-arm (mps2-an386,
@@ -209,6 +246,24 @@ SAN_CLEAN = lm_test_asan lm_asan lm_test_vg lm_vg fuzz/*-fuzz fuzz/*-replay fuzz
 
 .PHONY: test-asan test-valgrind fuzz
 
+# ---- Faults (issue 20) ------------------------------------------------------------------
+#   make test-faults     lm.h when the machine fails under it (tests/faults.c, under ASan and
+#                        UBSan): every allocation of each operation that allocates fails in
+#                        turn; every file call of each save fails in turn; `lm train` with
+#                        each file call failing, with a file size limit, and killed (SIGKILL)
+#                        before each file call and at random moments, then resumed. Prints
+#                        the counts; last line N passed, M failed. A few minutes on 2 cores.
+out/faults: tests/faults.c lm.h
+	@mkdir -p out
+	$(CC) $(SAN_FLAGS) -I. tests/faults.c -o $@ $(LDLIBS)
+out/lm_faults: tests/faults.c lm.h tools/lm_cli.c fuzz/lm_asan_options.c $(LM_PARTS)
+	@mkdir -p out
+	$(CC) $(SAN_FLAGS) -DFAULTS_CLI -I. tests/faults.c fuzz/lm_asan_options.c -o $@ $(LDLIBS)
+test-faults: out/faults out/lm_faults
+	$(SAN_ENV) out/faults
+
+.PHONY: test-faults
+
 # Speed comparison (issue 6): lm.h against OpenBLAS for GEMM (Debian's libopenblas, its own
 # kernel choice and each AVX-512 kernel forced; compared against the fastest) and against
 # Debian's PyTorch at its best thread count for training and KV-cache generation, all in one
@@ -230,9 +285,9 @@ bench: lm out/bench_gemm out/bench_gemm_openblas
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -f lm lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar $(EXAMPLES) $(TORCH_BINS) lm2c \
+	rm -f lm lm-mpi lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar lm_test_s390x $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
 	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 
 .PHONY: all test examples-run demo install uninstall clean compile-check test-arm test-torch \
-	test-cortex-m test-asan test-valgrind fuzz bench
+	test-be test-cortex-m test-asan test-valgrind fuzz bench test-mpi

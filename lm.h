@@ -48,7 +48,8 @@
        LM_ASSERT(x)        internal consistency checks (default: assert.h). Never used for
                            input validation: bad input is an error code, not an assert.
        LM_MALLOC(n)        allocator; define LM_MALLOC and LM_FREE together or neither.
-       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY).
+       LM_FREE(p)          Arenas, models, tokenizers and file readers allocate (see MEMORY,
+                           also for what running out leaves). LM_FREE(NULL) must be a no-op.
        LM_NO_SIMD          use only the portable scalar kernels (always compiled anyway,
                            so the SIMD paths can be checked against them).
        LM_NO_THREADS       no pthreads; everything runs on the calling thread.
@@ -71,6 +72,15 @@
        owns (lm_arena_init_buffer), and lm_gpt_from_memory builds a model over weights in
        flash and one caller's buffer: that is how an embedded program runs with no malloc.
        lm_arena.peak is the high-water mark: run one step and you know what a run needs.
+       When memory runs out (LM_MALLOC returns NULL, or a caller's buffer is too small), the
+       function returns LM_ERR_MEM, NULL or NaN and lm_error() says so; it has freed what it
+       had allocated, and left the object it was given usable: a failed training step leaves
+       the weights, AdamW moments and step counts as they were, a failed lm_gpt_backward
+       the gradients, a failed load or save the model and the files, a failed generation a
+       KV cache that holds what it claims (nothing, if the prompt did not go in). Called
+       again once memory is back, it gives exactly what a run that never failed would have. LM_FREE(NULL) must do nothing, as free(NULL) does.
+       `make test-faults` fails every allocation of each operation in turn to hold lm.h to
+       this.
 
    THREADS
        lm_set_threads(n) sizes one global pool (default 1, n = 0 means all cores). Work is
@@ -128,6 +138,17 @@
        back to 0 whenever the next read would run past the end; random takes B windows at
        offsets drawn from the seeded RNG. lm_gpt_eval() is the mean cross-entropy over the
        non-overlapping windows i = 0 .. (n-1)/T - 1: inputs [iT, iT+T), targets one later.
+       Gradient accumulation (lm_params_update_mean, lm_grad_accumulate) makes one step of
+       A micro-batches of B rows: the step's loss and gradient are the mean over all A*B
+       rows, and clipping and AdamW run once. Micro-batch j of a step is what the data
+       order gives as the j-th batch of B (A calls of lm_data_next: sequential reads them
+       one after another, random draws the next B windows of the seeded stream). Each
+       micro-batch's gradient g_j is computed on its own and added in order, ((g_0 + g_1)
+       + g_2) + ..., then divided by A; the loss is the mean of the A losses (summed in
+       double, in order). A fixed order of float additions makes the result independent of
+       who computes what: P processes that each take A of P*A micro-batches (process r
+       the micro-batches rA .. rA+A-1) and pass the running sum along in that order get
+       exactly the bits of one process with P*A micro-batches (lm-mpi, README.md).
        Every op's gradient is checked against finite differences, and the whole model against
        PyTorch (make test-torch).
 
@@ -153,6 +174,22 @@
        checked: a malformed or truncated file is an error and creates nothing.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
+       Every save (lm_gpt_save, lm_gpt_save_state, lm_tok_save, lm_st_write) writes
+       PATH.tmp, flushes and fsyncs it, renames it over PATH, then fsyncs the directory
+       (POSIX), so a crash, a kill, a full disk or a power cut at any moment leaves the old
+       file or the new one, whole, and once a save has returned LM_OK the new file is on
+       the disk. A failed save returns LM_ERR_IO (or LM_ERR_MEM), lm_error() names the file
+       and the reason, the temporary file is removed and the old file is as it was; only if
+       the directory's fsync fails, after the rename, is the new file in place (whole, but
+       perhaps not through a power cut). lm_gpt_save_with_state writes the weights and the
+       resume state as one commit: both temporary files whole and synced, then the weights
+       renamed (the commit), then the state. Stopped before the commit, the old pair
+       stands; after it (a kill, or a failed second rename, whose error says so), the new
+       weights stand and their state waits, whole, in MODEL.state.tmp, where
+       lm_gpt_load_state finds it and renames it into place. So a training run killed at
+       any moment resumes exactly (`make test-faults` kills `lm train` before each of its
+       file calls and at random moments to check). All files are little-endian whatever the
+       host (`make test-be` reads and writes them on big-endian s390x).
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
@@ -461,6 +498,21 @@ LMDEF int lm_sgd_step(lm_params *p, float lr, float momentum, float wd);
 /* The update of a training step: clip the gradients (o->clip), then one AdamW step at
    lm_lr_at(o, step). o = NULL: the defaults. An error if o is out of range. */
 LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step);
+/* Gradient accumulation (see TRAINING): one update from A micro-batches of B rows. A
+   backward (lm_gpt_backward, ...) computes its batch's gradient on its own and adds it
+   into the gradients with one float addition per element, so after
+       lm_params_zero_grad(&m->params);
+       for (j = 0; j < A; j++) loss += lm_gpt_backward(m, in[j], tg[j], B, T);
+   the gradients hold ((0 + g_0) + g_1) + ... + g_(A-1), the sum in micro-batch order
+   (each g_j a mean over B rows), and
+       lm_params_update_mean(&m->params, A, o, step);
+   divides them by A - the mean over all A*B rows - then takes the update as
+   lm_params_update does (clip, AdamW); an error if A < 1. A program that computes some
+   of the micro-batches' gradients elsewhere (another process, as lm-mpi does) adds them
+   in the same order with lm_grad_accumulate, sum[i] += g[i] for i in [0, n), to get the
+   same bits. */
+LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n);
+LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int step);
 
 /* ---------------------------------------------------------------------------------------
    Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
@@ -521,21 +573,34 @@ LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inpu
 LMDEF float lm_gpt_backward(lm_gpt *m, const int *inputs, const int *targets, int B, int T);
 /* Mean cross-entropy over the non-overlapping windows of length T (see TRAINING). */
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T);
+/* lm_gpt_eval in parts, so that several processes can share one evaluation and still get
+   exactly its result. The windows go through the model in groups of LM_EVAL_GROUP, group
+   g holding windows g*LM_EVAL_GROUP onwards. lm_gpt_eval_groups puts the mean loss of
+   groups [g0, g1) into loss[0 .. g1-g0) and returns how many groups the whole evaluation
+   has (g0 = g1 = 0 just asks), or a negative LM_ERR_* code. lm_gpt_eval_mean combines the
+   losses of all the groups (for the same n and T) exactly as lm_gpt_eval does. */
+#define LM_EVAL_GROUP 8
+LMDEF long lm_gpt_eval_groups(lm_gpt *m, const int *tokens, size_t n, int T, long g0, long g1,
+                              float *loss);
+LMDEF float lm_gpt_eval_mean(const float *loss, size_t n, int T);
 
 /* Memory a GPT needs, in bytes, as constant expressions so that a static buffer can be
    sized with them. LM_GPT_PARAMS counts the parameters; LM_GPT_GRAPH_BYTES bounds the
    per-step arena of a forward pass over B rows of T tokens without gradients (a prompt
    going in); a training step needs about LM_GPT_TRAIN_GRAPH_BYTES. */
-#define LM_GPT_PARAMS(L, C, T, V)                                                        \
-    ((size_t)(V) * (C) + (size_t)(T) * (C) +                                            \
-     (size_t)(L) * (12 * (size_t)(C) * (C) + 13 * (size_t)(C)) + 2 * (size_t)(C))
+#define LM_GPT_PARAMS(L, C, T, V) LM__GPT_PARAMS(size_t, L, C, T, V)
+#define LM_GPT_GRAPH_BYTES(L, H, C, T, B) LM__ROUND64(LM__GPT_GRAPH(size_t, L, H, C, T, B))
+#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B) LM__GPT_TRAIN_GRAPH(size_t, L, H, C, T, V, B)
+/* The formulas, in a type t (size_t for the macros, double in lm_gpt_memory): */
 #define LM__ROUND64(x) (((size_t)(x) + 63) / 64 * 64)
-#define LM_GPT_GRAPH_BYTES(L, H, C, T, B)                                                \
-    ((size_t)(B) * LM__ROUND64(sizeof(float) *                                          \
-        ((size_t)(L) * (20 * (size_t)(T) * (C) + (size_t)(H) * (T) * (T) + 4 * (size_t)(T)) \
-         + 3 * (size_t)(T) * (C) + 16 * (size_t)(C))) + ((size_t)(L) * 16 + 16) * 512)
-#define LM_GPT_TRAIN_GRAPH_BYTES(L, H, C, T, V, B)                                       \
-    (2 * LM_GPT_GRAPH_BYTES(L, H, C, T, B) + 12 * (size_t)(B) * (T) * (V) + ((size_t)1 << 20))
+#define LM__GPT_PARAMS(t, L, C, T, V)                                                    \
+    ((t)(V) * (C) + (t)(T) * (C) + (t)(L) * (12 * (t)(C) * (C) + 13 * (t)(C)) + 2 * (t)(C))
+#define LM__GPT_GRAPH(t, L, H, C, T, B)   /* activations, attention rows, tape nodes */ \
+    ((t)(B) * 4 * ((t)(L) * (20 * (t)(T) * (C) + (t)(H) * (T) * (T) + 4 * (t)(T))          \
+                   + 3 * (t)(T) * (C) + 16 * (t)(C)) + ((t)(L) * 16 + 16) * 512)
+#define LM__GPT_TRAIN_GRAPH(t, L, H, C, T, V, B) /* and their gradients, the logits' */  \
+    (2 * LM__GPT_GRAPH(t, L, H, C, T, B) + 12 * (t)(B) * (T) * (V) + (t)1048576 +          \
+     4 * LM__GPT_PARAMS(t, L, C, T, V))
 /* Everything a run allocates, for refusing a configuration before allocating anything:
    the parameters with their gradients and AdamW moments, the KV cache, and the work
    arena of a training step of (B, T) (B = 0: generation only). As a double, so that a
@@ -824,11 +889,6 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size);
-#ifndef LM_NO_STDIO
-/* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename). */
-LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
-/* Load a checkpoint (ours or Hugging Face GPT-2); n_head = 0: from metadata, else C/64. */
-LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head);
 /* Training state for exact resume, saved beside the model as PATH.state: AdamW moments
    and step count, and the caller's numbers (schedule step, data position, RNG). */
 typedef struct lm_train_state {
@@ -836,7 +896,21 @@ typedef struct lm_train_state {
     uint64_t data_pos;       /* lm_data.pos                                               */
     uint64_t rng;            /* lm_data.rng.state                                         */
 } lm_train_state;
+#ifndef LM_NO_STDIO
+/* Write the weights as F32 safetensors, atomically (temporary file, fsync, rename, then
+   the directory synced). On failure the file at path is as it was. */
+LMDEF int lm_gpt_save(const lm_gpt *m, const char *path);
+/* Load a checkpoint (ours or Hugging Face GPT-2); n_head = 0: from metadata, else C/64. */
+LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head);
 LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s);
+/* The weights to PATH and the training state to PATH.state as one commit, so that a kill
+   or a power cut at any moment leaves a pair that resumes exactly: the old one, or the new
+   one (see CHECKPOINTS). What a training loop should call. */
+LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s);
+/* Load PATH.state into m (moments, step count) and s. Refused, with m untouched, unless
+   the state was saved with m's very weights. A save of lm_gpt_save_with_state stopped
+   between its two renames left the state that goes with the new weights complete in
+   PATH.state.tmp: then that one is loaded, and renamed into place (the save finished). */
 LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s);
 #endif
 /* From a safetensors image in memory; the model is untouched on error. */
@@ -1178,6 +1252,7 @@ LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
 LM__VEC_FN void lm__vaxpy(float a, const float *x, float *y, int n);
 LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n);
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n);
+LM__VEC_FN void lm__vacc_ieee(const float *x, float *y, int n);
 LM__VEC_FN void lm__adamw_update(float *w, const float *g, float *m, float *v, int n,
                                  float decay, float b1, float b2, float step_size,
                                  float bc2_sqrt, float eps);
@@ -2483,6 +2558,27 @@ LMDEF void lm_params_reset_optimizer(lm_params *p) {
     p->step = 0;
 }
 
+/* Gradient accumulation's addition, the one a backward makes too (lm__fit, section 5).
+   Each element is a single IEEE float add, sum + g, so the result is fixed by the order
+   in which the micro-batches are added and by nothing else: not the thread count, not how
+   a program cuts the arrays into pieces (and x + y equals y + x exactly). That is what
+   lets processes that each hold some of the micro-batches pass the running sum along and
+   end with the bits of one process (the kernel, lm__vacc_ieee, makes only IEEE adds).
+   (A gradient computed on its own is 0 + g, so -0 becomes +0. That changes no sum: a
+   running sum from +0 is never -0, and s + 0 is s for either zero.) */
+typedef struct { float *sum; const float *g; size_t n; } lm__accum_job;
+static void lm__accum_task(void *ctx, int c) {
+    const lm__accum_job *J = (const lm__accum_job *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK;
+    lm__vacc_ieee(J->g + i0, J->sum + i0, (int)(J->n - i0 < LM__CHUNK ? J->n - i0 : LM__CHUNK));
+}
+LMDEF void lm_grad_accumulate(float *sum, const float *g, size_t n) {
+    lm__accum_job J;
+    if (!sum || !g) return;
+    J.sum = sum; J.g = g; J.n = n;
+    lm__chunk_for(n, lm__accum_task, &J);
+}
+
 /* The squared norm is summed in double per part, then over the parts in order. The parts
    are at most 1024 chunks of equal size, from the parameter count only, so the norm is
    the same for any thread count. */
@@ -2806,21 +2902,31 @@ static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *
    step needs; if the graph does not fit, the arena is made bigger (at least double) and
    the step is built again from scratch. That happens only on the first steps, so a run
    settles at the size it really needs and then allocates nothing. Each attempt starts the
-   graph's RNG from the same state, so a retried step draws the same masks. */
+   graph's RNG from the same state, so a retried step draws the same masks.
+   Training: backward runs into a zeroed block of gradients in the arena (the parameters'
+   tensors point there while the graph runs), which is added into the parameters' own
+   gradients only when the whole step has succeeded. So an attempt that runs out of room
+   halfway through backward leaves the parameters' gradients as they were, and a backward
+   adds exactly one batch's gradient, computed on its own. */
 typedef lm_tensor *(*lm__graph_fn)(lm_graph *g, void *ctx);
 enum { LM__INFER = 0, LM__TRAIN = 1 };
+static void lm__params_point_grads(lm_params *p, float *grad) {
+    int k;
+    for (k = 0; k < p->n; k++) p->t[k].grad = grad + (p->t[k].data - p->data);
+}
 /* est: first size of an empty arena. Returns fn's output (in the arena; on the tape of g
-   when training), or NULL with lm_error() set. Training: dropout on, backward from the
-   output into the parameters' gradients. */
+   when training), or NULL with lm_error() set. Training (params not NULL): dropout on,
+   backward from the output, its gradients added into params->grad. */
 static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn fn, void *ctx,
-                          int mode, lm_rng rng) {
+                          int mode, lm_rng rng, lm_params *params) {
     int attempt;
     if (work->cap == 0) {
         if (est > 1e15 || lm_arena_init(work, (size_t)est) != LM_OK)
             return lm__fail(LM_ERR_MEM, "the step needs more memory than can be had"), (lm_tensor *)NULL;
     }
     for (attempt = 0; attempt < 24; attempt++) {
-        lm_tensor *out;
+        lm_tensor *out = NULL;
+        float *grads = NULL;
         size_t want;
         lm_arena_reset(work, 0);
         work->want = 0;
@@ -2828,8 +2934,18 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
         g->no_grad = mode == LM__INFER;
         g->training = mode == LM__TRAIN;
         g->rng = rng;
-        out = fn(g, ctx);
+        if (mode == LM__TRAIN && params) {
+            grads = (float *)lm_arena_alloc(work, params->total * sizeof(float));
+            if (grads) { lm__zero(grads, params->total); lm__params_point_grads(params, grads); }
+            else g->failed = 1;
+        }
+        if (!g->failed) out = fn(g, ctx);
         if (out && mode == LM__TRAIN && !g->failed) lm_backward(g, out);
+        if (grads) {
+            lm__params_point_grads(params, params->grad);
+            if (out && !g->failed)                      /* the step is whole: keep it */
+                lm_grad_accumulate(params->grad, grads, params->total);
+        }
         if (out && !g->failed) return out;
         if (work->want <= work->cap) return NULL;       /* a real error, not lack of room */
         if (!work->owned)                               /* the caller's buffer: keep it */
@@ -2844,9 +2960,8 @@ static lm_tensor *lm__fit(lm_arena *work, double est, lm_graph *g, lm__graph_fn 
 
 /* What the work arena of one step over (B, T) needs, roughly (see LM_GPT_GRAPH_BYTES). */
 static double lm__work_estimate(int L, int H, int C, int T, int V, int B, int mode) {
-    double graph = (double)B * 4.0 * ((double)L * (20.0 * T * C + (double)H * T * T + 4.0 * T) +
-                                      3.0 * T * C + 16.0 * C) + (L * 16.0 + 16.0) * 512;
-    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T * V + (1 << 20) : graph + 4.0 * B * T * V;
+    return mode == LM__TRAIN ? LM__GPT_TRAIN_GRAPH(double, L, H, C, T, V, B)
+                             : LM__GPT_GRAPH(double, L, H, C, T, B) + 4.0 * B * T * V;
 }
 
 /* The step runner every model uses. A model gives its parameters, its work arena, an
@@ -2883,6 +2998,27 @@ LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step) {
     if (o->clip > 0) lm_clip_grad_norm(p, o->clip);
     return lm_adamw_step(p, o, lm_lr_at(o, step));
 }
+/* The update of an accumulated step: the mean gradient, the sum / A (a division, so that
+   A = 1 is exactly lm_params_update), then lm_params_update. */
+typedef struct { float *grad; float A; size_t n; } lm__mean_job;
+static void lm__mean_task(void *ctx, int c) {
+    const lm__mean_job *J = (const lm__mean_job *)ctx;
+    size_t i, i0 = (size_t)c * LM__CHUNK, i1 = J->n - i0 < LM__CHUNK ? J->n : i0 + LM__CHUNK;
+    for (i = i0; i < i1; i++) J->grad[i] /= J->A;
+}
+LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int step) {
+    lm_train_opts def;
+    lm__mean_job J;
+    int rc;
+    if (!o) { def = lm_train_defaults(); o = &def; }
+    if ((rc = lm__opts_check(o)) != LM_OK) return rc;
+    if (A < 1 || A > (1 << 24) || !p->grad)
+        return lm__fail(LM_ERR_ARG, "lm_params_update_mean: %s", p->grad ? "A must be from 1 to 2^24"
+                        : "the parameters have no gradients");
+    J.grad = p->grad; J.A = (float)A; J.n = p->total;
+    if (A > 1) lm__chunk_for(p->total, lm__mean_task, &J);
+    return lm_params_update(p, o, step);
+}
 static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mode) {
     lm_train_opts def;
     lm_graph g;
@@ -2897,7 +3033,8 @@ static float lm__run_step(lm__step *s, const lm_train_opts *o, int step, int mod
         lm_params_zero_grad(s->params);
     }
     lm_clear_error();
-    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN, s->rng);
+    loss = lm__fit(s->work, s->est, &g, s->build, s->ctx, mode == LM__LOSS ? LM__INFER : LM__TRAIN,
+                   s->rng, s->params);
     l = loss ? loss->data[0] : NAN;
     if (loss && !(l - l == 0)) {                     /* NaN or infinity */
         lm__fail(LM_ERR_NUMERIC, "%s: the loss is %s", s->who, l != l ? "NaN" : "infinite");
@@ -3051,27 +3188,63 @@ LMDEF float lm_gpt_train_step(lm_gpt *m, const lm_train_opts *o, const int *inpu
     return lm__gpt_step(m, o, inputs, targets, B, T, step, LM__STEP);
 }
 
+/* The evaluation's windows, nw = (n - 1) / T of them, go through the model in groups of
+   G = LM_EVAL_GROUP: group g is windows [gG, gG + b) with b = min(G, nw - gG). Consecutive
+   windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...) and their targets
+   the same run shifted by one, so a group goes in as the b rows of one batch. The result
+   is the groups' mean losses weighted by their sizes, summed in double in group order. */
+static size_t lm__eval_windows(size_t n, int T, const char *who) {
+    if (T < 1) return lm__fail(LM_ERR_ARG, "%s: context %d must be positive", who, T), 0;
+    if (n < (size_t)T + 1)
+        return lm__fail(LM_ERR_ARG, "%s: %zu tokens is fewer than one window of %d + 1", who, n, T), 0;
+    return (n - 1) / (size_t)T;
+}
+static int lm__eval_group_rows(size_t nw, size_t g) {
+    size_t w = g * LM_EVAL_GROUP;
+    return nw - w < LM_EVAL_GROUP ? (int)(nw - w) : LM_EVAL_GROUP;
+}
+static float lm__eval_group(lm_gpt *m, const int *tokens, size_t nw, int T, size_t g) {
+    size_t w = g * LM_EVAL_GROUP;
+    return lm_gpt_loss(m, tokens + w * T, tokens + w * T + 1, lm__eval_group_rows(nw, g), T);
+}
+static int lm__eval_check(lm_gpt *m, int T) {
+    if (T > m->cfg.n_ctx) return lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
+    return LM_OK;
+}
+
 LMDEF float lm_gpt_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
-    size_t nw, w;
+    size_t nw, g;
     double tot = 0;
-    int B = 8;
-    if (T < 1 || T > m->cfg.n_ctx) {
-        lm__fail(LM_ERR_ARG, "eval: context %d outside [1, %d]", T, m->cfg.n_ctx);
-        return NAN;
-    }
-    if (n < (size_t)T + 1) {
-        lm__fail(LM_ERR_ARG, "eval: %zu tokens is fewer than one window of %d + 1", n, T);
-        return NAN;
-    }
-    nw = (n - 1) / (size_t)T;
-    /* Consecutive windows are one run of memory (inputs [iT, iT+T) for i = w, w+1, ...)
-       and their targets the same run shifted by one, so b windows go in as b rows. */
-    for (w = 0; w < nw; w += (size_t)B) {
-        int b = nw - w < (size_t)B ? (int)(nw - w) : B;
-        float l = lm_gpt_loss(m, tokens + w * T, tokens + w * T + 1, b, T);
+    if (lm__eval_check(m, T) != LM_OK || !(nw = lm__eval_windows(n, T, "eval"))) return NAN;
+    for (g = 0; g * LM_EVAL_GROUP < nw; g++) {
+        float l = lm__eval_group(m, tokens, nw, T, g);
         if (l != l) return NAN;
-        tot += (double)l * b;
+        tot += (double)l * lm__eval_group_rows(nw, g);
     }
+    return (float)(tot / (double)nw);
+}
+
+LMDEF long lm_gpt_eval_groups(lm_gpt *m, const int *tokens, size_t n, int T, long g0, long g1,
+                              float *loss) {
+    size_t nw;
+    long ng, g;
+    if (lm__eval_check(m, T) != LM_OK || !(nw = lm__eval_windows(n, T, "eval"))) return LM_ERR_ARG;
+    ng = (long)((nw + LM_EVAL_GROUP - 1) / LM_EVAL_GROUP);
+    if (g0 < 0 || g0 > g1 || g1 > ng || (g1 > g0 && (!tokens || !loss)))
+        return lm__fail(LM_ERR_ARG, "eval: groups [%ld, %ld) outside [0, %ld], or no buffers", g0, g1, ng);
+    for (g = g0; g < g1; g++) {
+        loss[g - g0] = lm__eval_group(m, tokens, nw, T, (size_t)g);
+        if (loss[g - g0] != loss[g - g0]) return LM_ERR_NUMERIC;
+    }
+    return ng;
+}
+
+LMDEF float lm_gpt_eval_mean(const float *loss, size_t n, int T) {
+    size_t nw, g;
+    double tot = 0;
+    if (!(nw = lm__eval_windows(n, T, "eval"))) return NAN;
+    if (!loss) return lm__fail(LM_ERR_ARG, "eval: no losses"), NAN;
+    for (g = 0; g * LM_EVAL_GROUP < nw; g++) tot += (double)loss[g] * lm__eval_group_rows(nw, g);
     return (float)(tot / (double)nw);
 }
 
@@ -3083,7 +3256,7 @@ LMDEF double lm_gpt_memory(const lm_gpt_config *cfg, int B, int T) {
     lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
     if (c.vocab <= 0) c.vocab = 256;
     L = c.n_layer; C = c.n_embd; N = c.n_ctx; V = c.vocab;
-    params = V * C + N * C + L * (12 * C * C + 13 * C) + 2 * C;
+    params = LM__GPT_PARAMS(double, L, C, N, V);
     /* weights, gradients, two moments; the KV cache; generation's scratch; one step */
     return 16 * params + 8 * L * N * C + 8 * V + 4 * N +
            (B > 0 ? lm__work_estimate(c.n_layer, c.n_head, c.n_embd, T, c.vocab, B, LM__TRAIN)
@@ -3238,8 +3411,9 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     lm_tensor *x;
     float *last;
     p.m = m; p.tokens = tokens; p.n = n;
+    m->cache_len = 0;           /* the rows are rewritten from here: if this fails, none holds */
     x = lm__fit(&m->work, lm__work_estimate(c->n_layer, c->n_head, c->n_embd, n, c->vocab, 1, LM__INFER),
-                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0));
+                &g, lm__prefill_graph, &p, LM__INFER, lm_rng_seed(0), NULL);
     if (!x && m->work.cap && !m->work.owned) {
         /* a small caller-owned arena (a microcontroller): one position at a time */
         int k, rc = LM_OK;
@@ -3576,7 +3750,8 @@ static lm_tensor *lm__pred_graph(lm_graph *g, void *ctx) {
 }
 
 /* Check a batch, then run build through lm__run_step. Masks and dropout are drawn from
-   (seed, training steps taken), and a training step then counts one more. */
+   (seed, training steps taken), and a training step that succeeds counts one more (one
+   that failed, out of memory say, was not taken: tried again, it draws the same). */
 static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, const int *lens,
                           const int *labels, float *probs, int B, int T,
                           const lm_train_opts *o, int step, int mode) {
@@ -3584,6 +3759,7 @@ static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, 
     lm__enc_batch x;
     lm__step s;
     size_t i;
+    float loss;
     if (B < 1 || T < 1 || T > c->n_ctx) {
         lm__fail(LM_ERR_ARG, "encoder: sequence length %d outside [1, %d] (or batch %d < 1)", T, c->n_ctx, B);
         return NAN;
@@ -3608,8 +3784,9 @@ static float lm__enc_step(lm_encoder *e, lm__graph_fn build, const int *tokens, 
     s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
                               mode == LM__LOSS ? LM__INFER : LM__TRAIN);
     s.rng = lm_rng_seed(e->seed ^ (0x9E3779B97F4A7C15ull * (e->steps + 1)));
-    if (mode == LM__STEP) e->steps++;
-    return lm__run_step(&s, o, step, mode);
+    loss = lm__run_step(&s, o, step, mode);
+    if (mode == LM__STEP && loss == loss) e->steps++;   /* a failed step was not taken */
+    return loss;
 }
 
 LMDEF float lm_encoder_mlm_loss(lm_encoder *e, const int *tokens, const int *lens, int B, int T) {
@@ -5291,6 +5468,20 @@ LM__VEC_FN void lm__vadd(const float *a, const float *b, float *y, int n) {
 /* y += x */
 LM__VEC_FN void lm__vacc(const float *x, float *y, int n) { lm__vadd(y, x, y, n); }
 
+/* y += x in IEEE adds only, so that every element comes out the same whichever lane or
+   tail loop it falls in: gradient accumulation's addition (lm_grad_accumulate), whose bits
+   must not depend on where a program cuts its arrays. The vector loop where vector adds
+   are IEEE; plain C on armv7 (the path where LM__V_EXACT is 0), whose NEON flushes
+   subnormals to zero. */
+LM__VEC_FN void lm__vacc_ieee(const float *x, float *y, int n) {
+#if LM__V_EXACT
+    lm__vacc(x, y, n);
+#else
+    int i;
+    for (i = 0; i < n; i++) y[i] += x[i];
+#endif
+}
+
 /* One AdamW step over n parameters (see TRAINING), in exactly PyTorch's order of float
    operations per element:
        w *= decay;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g g;
@@ -5707,6 +5898,7 @@ static int lm__json_uint(lm__json *p, const char *what, uint64_t *out) {
 extern int fsync(int fd);
 extern int (fileno)(FILE *stream);
 #endif
+#include <fcntl.h>            /* open: a directory is synced through a descriptor */
 #define LM__FSYNC 1
 #endif
 
@@ -5741,18 +5933,64 @@ static char *lm__path_plus(const char *path, const char *suffix) {
 }
 
 /* Atomic replace: everything goes to path.tmp; only a complete, flushed and synced file is
-   renamed over path (rename within a directory is atomic on POSIX), so a crash or a full
-   disk at any moment leaves either the old file or the new one, never half of one. Use:
-   lm__out_open, then lm__out_put as often as needed, then lm__out_close, which reports the
-   first failure (and removes the temporary file) or renames. */
-typedef struct lm__out { FILE *fp; char *tmp; const char *path; int rc; } lm__out;
+   renamed over path (rename within a directory is atomic on POSIX), and then the directory
+   itself is synced, so that the rename survives a power cut too. A crash, a kill or a full
+   disk at any moment leaves either the old file or the new one, never half of one; and
+   once a save has returned LM_OK, the new file is on the disk. Use: lm__out_open, then
+   lm__out_put as often as needed, then lm__out_close, which reports the first failure (and
+   removes the temporary file) or renames and syncs. A writer of two files that must change
+   together (a checkpoint and its resume state) takes the steps of lm__out_close itself:
+   lm__out_finish on both before lm__out_commit on either, then one lm__out_sync; and
+   lm__out_drop gives a file up. */
+typedef struct lm__out {
+    FILE *fp;                /* the temporary file, path.tmp                                */
+    char *tmp;               /* its name, then the directory's (one block)                  */
+    const char *path;        /* the target                                                  */
+    int dir;                 /* the directory, open for its fsync after the rename; -1: none */
+    int rc;                  /* the first failure of lm__out_put                            */
+} lm__out;
+static void lm__out_release(lm__out *o) {
+#ifdef LM__FSYNC
+    if (o->dir >= 0) close(o->dir);
+#endif
+    o->dir = -1;
+    LM_FREE(o->tmp);
+    o->tmp = NULL;
+}
+/* Give the file up: close and remove the temporary file. */
+static void lm__out_drop(lm__out *o) {
+    if (o->fp) fclose(o->fp);
+    o->fp = NULL;
+    remove(o->tmp);
+    lm__out_release(o);
+}
 static int lm__out_open(lm__out *o, const char *path) {
-    o->fp = NULL; o->path = path; o->rc = LM_OK;
-    if (!(o->tmp = lm__path_plus(path, ".tmp"))) return lm__fail(LM_ERR_MEM, "'%s': out of memory", path);
+    size_t n = strlen(path);
+    int rc;
+    o->fp = NULL; o->path = path; o->rc = LM_OK; o->dir = -1;
+    if (!(o->tmp = (char *)LM_MALLOC(2 * n + 7))) return lm__fail(LM_ERR_MEM, "'%s': out of memory", path);
+    memcpy(o->tmp, path, n);
+    memcpy(o->tmp + n, ".tmp", 5);
+#ifdef LM__FSYNC
+    {
+        /* the directory, opened now so that nothing after the rename can run out of memory;
+           one that may not be read (mode -wx) cannot be synced, which is all that costs */
+        const char *slash = strrchr(path, '/');
+        char *dir = o->tmp + n + 5;
+        size_t d = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+        if (d) memcpy(dir, path, d); else dir[d++] = '.';
+        dir[d] = 0;
+        if ((o->dir = open(dir, O_RDONLY)) < 0 && errno != EACCES) {
+            rc = lm__fail(LM_ERR_IO, "cannot open the directory '%s' of '%s': %s", dir, path,
+                          strerror(errno));
+            lm__out_release(o);
+            return rc;
+        }
+    }
+#endif
     if (!(o->fp = fopen(o->tmp, "wb"))) {
-        int rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", o->tmp, strerror(errno));
-        LM_FREE(o->tmp);
-        o->tmp = NULL;
+        rc = lm__fail(LM_ERR_IO, "cannot create '%s': %s", o->tmp, strerror(errno));
+        lm__out_release(o);
         return rc;
     }
     return LM_OK;
@@ -5761,7 +5999,8 @@ static void lm__out_put(lm__out *o, const void *p, size_t n) {
     if (o->rc == LM_OK && n && fwrite(p, 1, n, o->fp) != n)
         o->rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
 }
-static int lm__out_close(lm__out *o) {
+/* Flush, sync and close the temporary file. On failure it is removed (lm__out_drop). */
+static int lm__out_finish(lm__out *o) {
     int rc = o->rc;
     if (rc == LM_OK && fflush(o->fp) != 0)
         rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
@@ -5771,15 +6010,42 @@ static int lm__out_close(lm__out *o) {
 #endif
     if (fclose(o->fp) != 0 && rc == LM_OK)
         rc = lm__fail(LM_ERR_IO, "cannot write '%s': %s", o->tmp, strerror(errno));
+    o->fp = NULL;
+    if (rc != LM_OK) lm__out_drop(o);
+    return rc;
+}
+/* Rename the finished temporary file over the target. If that fails, the temporary file
+   is removed, unless kept says why it is kept (a caller whose other file is already
+   committed needs it), and o is released. */
+static int lm__out_commit(lm__out *o, const char *kept) {
+    int rc;
 #ifdef _WIN32
     /* Windows' rename will not replace a file: drop the old one first (not atomic there) */
-    if (rc == LM_OK) remove(o->path);
+    remove(o->path);
 #endif
-    if (rc == LM_OK && rename(o->tmp, o->path) != 0)
-        rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
-    if (rc != LM_OK) remove(o->tmp);
-    LM_FREE(o->tmp);
+    if (rename(o->tmp, o->path) == 0) return LM_OK;
+    rc = lm__fail(LM_ERR_IO, "cannot rename '%s' to '%s': %s%s%s", o->tmp, o->path,
+                  strerror(errno), kept ? "; " : "", kept ? kept : "");
+    if (!kept) remove(o->tmp);
+    lm__out_release(o);
     return rc;
+}
+/* After the renames: sync the directory, so that they survive a power cut (a file system
+   that cannot sync one, EINVAL, is no error), and release o. */
+static int lm__out_sync(lm__out *o) {
+    int rc = LM_OK;
+#ifdef LM__FSYNC
+    if (o->dir >= 0 && fsync(o->dir) != 0 && errno != EINVAL)
+        rc = lm__fail(LM_ERR_IO, "'%s' is written, but syncing its directory failed (it may not "
+                      "survive a power cut): %s", o->path, strerror(errno));
+#endif
+    lm__out_release(o);
+    return rc;
+}
+static int lm__out_close(lm__out *o) {
+    int rc = lm__out_finish(o);
+    if (rc == LM_OK) rc = lm__out_commit(o, NULL);
+    return rc == LM_OK ? lm__out_sync(o) : rc;
 }
 #endif /* LM_NO_STDIO */
 
@@ -7759,34 +8025,55 @@ LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv,
 }
 
 #ifndef LM_NO_STDIO
-/* path + suffix, freshly allocated (NULL when out of memory). */
-
-/* Through a temporary file and a rename (section 12), the data encoded a chunk at a time. */
-LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
-                      const char *const *meta_kv, int nmeta) {
-    const size_t chunk = 16384;        /* floats encoded per write                       */
-    size_t hlen = 0, total = 0;
+/* A file image to write through lm__out (section 12): checked and measured, with a buffer
+   for the header and for the data, which is encoded a chunk at a time. Everything that can
+   fail before the first byte goes out happens in lm__st_plan_make. */
+#define LM__ST_CHUNK 16384             /* floats encoded per write                       */
+typedef struct lm__st_plan {
+    const lm_st_out *t;
+    int n, nmeta;
+    const char *const *kv;
+    size_t hlen, total;
     unsigned char *buf;
-    lm__out o;
-    int i, rc;
-    if (!path) return lm__fail(LM_ERR_ARG, "lm_st_write: NULL path");
-    rc = lm__st_layout(t, n, meta_kv, nmeta, &hlen, &total);
+} lm__st_plan;
+static int lm__st_plan_make(lm__st_plan *pl, const lm_st_out *t, int n, const char *const *kv,
+                            int nmeta) {
+    int rc = lm__st_layout(t, n, kv, nmeta, &pl->hlen, &pl->total);
+    pl->t = t; pl->n = n; pl->kv = kv; pl->nmeta = nmeta; pl->buf = NULL;
     if (rc) return rc;
-    buf = (unsigned char *)LM_MALLOC(8 + hlen + chunk * 4);
-    if (!buf) return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
-    if ((rc = lm__out_open(&o, path)) != LM_OK) { LM_FREE(buf); return rc; }
-    lm__st_write_header(buf, hlen, t, n, meta_kv, nmeta);
-    lm__out_put(&o, buf, 8 + hlen);
-    for (i = 0; o.rc == LM_OK && i < n; i++) {
-        size_t numel = (size_t)lm__st_out_numel(&t[i]), at, size = (size_t)lm__st_dtypes[t[i].dtype].size;
-        for (at = 0; o.rc == LM_OK && at < numel; at += chunk) {
-            size_t k = numel - at < chunk ? numel - at : chunk;
-            lm__st_encode(t[i].data + at, t[i].dtype, k, buf);
-            lm__out_put(&o, buf, size * k);
+    if (!(pl->buf = (unsigned char *)LM_MALLOC(8 + pl->hlen + LM__ST_CHUNK * 4)))
+        return lm__fail(LM_ERR_MEM, "safetensors write: out of memory");
+    return LM_OK;
+}
+static void lm__st_plan_put(const lm__st_plan *pl, lm__out *o) {
+    int i;
+    lm__st_write_header(pl->buf, pl->hlen, pl->t, pl->n, pl->kv, pl->nmeta);
+    lm__out_put(o, pl->buf, 8 + pl->hlen);
+    for (i = 0; o->rc == LM_OK && i < pl->n; i++) {
+        const lm_st_out *t = &pl->t[i];
+        size_t numel = (size_t)lm__st_out_numel(t), at, size = (size_t)lm__st_dtypes[t->dtype].size;
+        for (at = 0; o->rc == LM_OK && at < numel; at += LM__ST_CHUNK) {
+            size_t k = numel - at < LM__ST_CHUNK ? numel - at : LM__ST_CHUNK;
+            lm__st_encode(t->data + at, t->dtype, k, pl->buf);
+            lm__out_put(o, pl->buf, size * k);
         }
     }
-    LM_FREE(buf);
-    return lm__out_close(&o);
+}
+
+/* Through a temporary file and a rename (section 12). */
+LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
+                      const char *const *meta_kv, int nmeta) {
+    lm__st_plan pl;
+    lm__out o;
+    int rc;
+    if (!path) return lm__fail(LM_ERR_ARG, "lm_st_write: NULL path");
+    if ((rc = lm__st_plan_make(&pl, t, n, meta_kv, nmeta)) == LM_OK &&
+        (rc = lm__out_open(&o, path)) == LM_OK) {
+        lm__st_plan_put(&pl, &o);
+        rc = lm__out_close(&o);
+    }
+    LM_FREE(pl.buf);
+    return rc;
 }
 #endif
 
@@ -8049,27 +8336,35 @@ static void lm__gpt_meta(const lm_gpt *m, char (*num)[24], const char **kv) {
     }
 }
 
-/* The parameters as writer entries; data from base (the weights, or a moment buffer laid
-   out like them). NULL (with an error) if the model looks wrong. */
-static lm_st_out *lm__gpt_outs(const lm_gpt *m, const float *base, char (*names)[LM_NAME_MAX + 2],
-                               const char *prefix) {
+/* A fingerprint of the weights (FNV-1a over their bytes as a checkpoint stores them,
+   little-endian F32, so a host of either byte order computes the same number), kept in the
+   state file, so that a state is never used with weights other than its own. */
+static uint64_t lm__weights_fnv(const lm_params *p) {
+    unsigned char le[1024];
+    uint64_t h = LM__FNV_SEED;
+    size_t at, c;
+    int k;
+    for (k = 0; k < p->n; k++)
+        for (at = 0; at < (size_t)p->t[k].size; at += c) {
+            c = (size_t)p->t[k].size - at < 256 ? (size_t)p->t[k].size - at : 256;
+            lm__st_encode(p->t[k].data + at, LM_DT_F32, c, le);
+            h = lm__fnv1a(h, le, 4 * c);
+        }
+    return h;
+}
+
+/* The parameters as writer entries o[0..n): data from base (the weights, or a moment
+   buffer laid out like them), names prefix + the parameter's name written into names (or,
+   when names is NULL, the parameters' own). An error if the model looks wrong. */
+static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
+                        char (*names)[LM_NAME_MAX + 2], const char *prefix) {
     const lm_params *p = &m->params;
-    lm_st_out *o;
     int i, k;
-    if (p->n <= 0 || !p->t || !p->names || !p->data) {
-        lm__fail(LM_ERR_ARG, "checkpoint: the model has no parameters");
-        return NULL;
-    }
-    o = (lm_st_out *)LM_MALLOC((size_t)p->n * sizeof *o);
-    if (!o) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
     for (i = 0; i < p->n; i++) {
         const lm_tensor *t = &p->t[i];
         size_t off = t->data >= p->data ? (size_t)(t->data - p->data) : p->total + 1;
-        if (off > p->total || (size_t)t->size > p->total - off) {
-            LM_FREE(o);
-            lm__fail(LM_ERR_ARG, "checkpoint: parameter %d lies outside the parameter block", i);
-            return NULL;
-        }
+        if (off > p->total || (size_t)t->size > p->total - off)
+            return lm__fail(LM_ERR_ARG, "checkpoint: parameter %d lies outside the parameter block", i);
         o[i].name = p->names[i];
         if (names) {
             strcpy(names[i], prefix);
@@ -8081,33 +8376,77 @@ static lm_st_out *lm__gpt_outs(const lm_gpt *m, const float *base, char (*names)
         o[i].data = base + off;
         o[i].dtype = LM_DT_F32;
     }
-    return o;
+    return LM_OK;
+}
+
+/* A file of a model as writer entries and metadata, ready for lm_st_write_mem or the file
+   writer: state NULL, the checkpoint (the weights, the config as metadata); else the resume
+   state (tensors m.<name> and v.<name>, the AdamW moments shaped as the parameters, and as
+   metadata the config plus adam_step, step, data_pos, rng and the weights' fingerprint).
+   kv points into num: use it where it was made. lm__gpt_file_free releases it. */
+typedef struct lm__gpt_file {
+    lm_st_out *o;            /* (n) entries, then (a state) their names                     */
+    int n, nmeta;
+    char num[10][24];        /* the metadata's numbers as text                              */
+    const char *kv[22];
+} lm__gpt_file;
+static void lm__gpt_file_free(lm__gpt_file *f) { LM_FREE(f->o); f->o = NULL; }
+static int lm__gpt_file_make(lm__gpt_file *f, const lm_gpt *m, const lm_train_state *state) {
+    const lm_params *p = &m->params;
+    char (*names)[LM_NAME_MAX + 2] = NULL;
+    int rc;
+    f->o = NULL;
+    if (p->n <= 0 || !p->t || !p->names || !p->data)
+        return lm__fail(LM_ERR_ARG, "checkpoint: the model has no parameters");
+    if (state && (!p->m || !p->v))
+        return lm__fail(LM_ERR_ARG, "resume state: the model has no optimizer state");
+    if (state && (state->step < 0 || p->step < 0))
+        return lm__fail(LM_ERR_ARG, "resume state: negative step");
+    f->n = state ? 2 * p->n : p->n;
+    f->o = (lm_st_out *)LM_MALLOC((size_t)f->n * (sizeof(lm_st_out) + (state ? LM_NAME_MAX + 2 : 0)));
+    if (!f->o) return lm__fail(LM_ERR_MEM, "checkpoint: out of memory");
+    if (state) {
+        names = (char (*)[LM_NAME_MAX + 2])(f->o + f->n);
+        rc = lm__gpt_outs(m, p->m, f->o, names, "m.");
+        if (rc == LM_OK) rc = lm__gpt_outs(m, p->v, f->o + p->n, names + p->n, "v.");
+    } else {
+        rc = lm__gpt_outs(m, p->data, f->o, NULL, "");
+    }
+    if (rc != LM_OK) { lm__gpt_file_free(f); return rc; }
+    lm__gpt_meta(m, f->num, f->kv);
+    f->nmeta = 6;
+    if (state) {
+        const char **kv = f->kv;
+        char (*num)[24] = f->num;
+        kv[12] = "adam_step"; lm__utoa((uint64_t)p->step, num[5]); kv[13] = num[5];
+        kv[14] = "step"; lm__utoa((uint64_t)state->step, num[6]); kv[15] = num[6];
+        kv[16] = "data_pos"; lm__utoa(state->data_pos, num[7]); kv[17] = num[7];
+        kv[18] = "rng"; lm__utoa(state->rng, num[8]); kv[19] = num[8];
+        kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(p), num[9]); kv[21] = num[9];
+        f->nmeta = 11;
+    }
+    return LM_OK;
 }
 
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size) {
-    char num[5][24];
-    const char *kv[12];
-    lm_st_out *o;
+    lm__gpt_file f;
     int rc;
+    if (size) *size = 0;
     if (!m) return lm__fail(LM_ERR_ARG, "lm_gpt_save_mem: NULL model");
-    if (!(o = lm__gpt_outs(m, m->params.data, NULL, ""))) return LM_ERR_ARG;
-    lm__gpt_meta(m, num, kv);
-    rc = lm_st_write_mem(o, m->params.n, kv, 6, buf, cap, size);
-    LM_FREE(o);
+    if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
+    lm__gpt_file_free(&f);
     return rc;
 }
 
 #ifndef LM_NO_STDIO
 LMDEF int lm_gpt_save(const lm_gpt *m, const char *path) {
-    char num[5][24];
-    const char *kv[12];
-    lm_st_out *o;
+    lm__gpt_file f;
     int rc;
     if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_gpt_save: NULL argument");
-    if (!(o = lm__gpt_outs(m, m->params.data, NULL, ""))) return LM_ERR_ARG;
-    lm__gpt_meta(m, num, kv);
-    rc = lm_st_write(path, o, m->params.n, kv, 6);
-    LM_FREE(o);
+    if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
+    lm__gpt_file_free(&f);
     return rc;
 }
 
@@ -8121,54 +8460,66 @@ LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
     return m;
 }
 
-/* A fingerprint of the weights (FNV-1a over their bytes), kept in the state file: a save
-   writes the state first and the model second, so a crash between the two would leave a
-   state that belongs to other weights. Loading the state compares fingerprints. */
-static uint64_t lm__weights_fnv(const lm_params *p) {
-    uint64_t h = LM__FNV_SEED;
-    int k;
-    for (k = 0; k < p->n; k++) h = lm__fnv1a(h, p->t[k].data, (size_t)p->t[k].size * sizeof(float));
-    return h;
+LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
+    lm__gpt_file f;
+    char *path;
+    int rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
+    if ((rc = lm__gpt_file_make(&f, m, s)) != LM_OK) return rc;
+    if ((path = lm__path_plus(model_path, ".state")) != NULL) {
+        rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
+        LM_FREE(path);
+    } else {
+        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory");
+    }
+    lm__gpt_file_free(&f);
+    return rc;
 }
 
-/* Resume state, in PATH.state: tensors m.<name> and v.<name> (the AdamW moments, shaped
-   as the parameters), and as metadata the model's config plus adam_step, step, data_pos,
-   rng and the weights' fingerprint. Loading checks all of it against the model before
-   anything is copied. */
-LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
-    char num[10][24], (*names)[LM_NAME_MAX + 2] = NULL, *path = NULL;
-    const char *kv[22];
-    lm_st_out *o = NULL, *om = NULL, *ov = NULL;
-    int n, rc = LM_ERR_MEM;
-    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
-    if (!m->params.m || !m->params.v)
-        return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no optimizer state");
-    if (s->step < 0 || m->params.step < 0)
-        return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: negative step");
-    n = m->params.n;
-    if (n <= 0) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: the model has no parameters");
-    names = (char (*)[LM_NAME_MAX + 2])LM_MALLOC((size_t)2 * (size_t)n * sizeof *names);
-    o = (lm_st_out *)LM_MALLOC((size_t)2 * (size_t)n * sizeof *o);
-    path = lm__path_plus(model_path, ".state");
-    if (!names || !o || !path) { lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory"); goto done; }
-    om = lm__gpt_outs(m, m->params.m, names, "m.");
-    ov = om ? lm__gpt_outs(m, m->params.v, names + n, "v.") : NULL;
-    if (!om || !ov) { rc = LM_ERR_ARG; goto done; }
-    memcpy(o, om, (size_t)n * sizeof *o);
-    memcpy(o + n, ov, (size_t)n * sizeof *o);
-    lm__gpt_meta(m, num, kv);
-    kv[12] = "adam_step"; lm__utoa((uint64_t)m->params.step, num[5]); kv[13] = num[5];
-    kv[14] = "step"; lm__utoa((uint64_t)s->step, num[6]); kv[15] = num[6];
-    kv[16] = "data_pos"; lm__utoa(s->data_pos, num[7]); kv[17] = num[7];
-    kv[18] = "rng"; lm__utoa(s->rng, num[8]); kv[19] = num[8];
-    kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(&m->params), num[9]); kv[21] = num[9];
-    rc = lm_st_write(path, o, 2 * n, kv, 11);
+/* The checkpoint and its resume state as one commit (section 12's writer, twice): both
+   temporary files are written, flushed and synced before either is renamed; then the
+   weights are renamed (the commit point), then the state. Stopped before the commit, the
+   old pair stands; after it, the new weights stand and the state that goes with them is
+   complete in path.state.tmp, where lm_gpt_load_state finds it (see below). */
+LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s) {
+    lm__gpt_file fm, fs;
+    lm__st_plan pm, ps;
+    lm__out om, os;
+    char *spath = NULL;
+    int rc;
+    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_with_state: NULL argument");
+    fm.o = fs.o = NULL;
+    pm.buf = ps.buf = NULL;
+    /* everything that can fail before a file is touched */
+    if ((rc = lm__gpt_file_make(&fs, m, s)) != LM_OK || (rc = lm__gpt_file_make(&fm, m, NULL)) != LM_OK ||
+        (rc = lm__st_plan_make(&ps, fs.o, fs.n, fs.kv, fs.nmeta)) != LM_OK ||
+        (rc = lm__st_plan_make(&pm, fm.o, fm.n, fm.kv, fm.nmeta)) != LM_OK)
+        goto done;
+    if (!(spath = lm__path_plus(path, ".state"))) {
+        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_with_state: out of memory");
+        goto done;
+    }
+    if ((rc = lm__out_open(&os, spath)) != LM_OK) goto done;
+    lm__st_plan_put(&ps, &os);
+    if ((rc = lm__out_finish(&os)) != LM_OK) goto done;
+    if ((rc = lm__out_open(&om, path)) != LM_OK) { lm__out_drop(&os); goto done; }
+    lm__st_plan_put(&pm, &om);
+    if ((rc = lm__out_finish(&om)) != LM_OK) { lm__out_drop(&os); goto done; }
+    if ((rc = lm__out_commit(&om, NULL)) != LM_OK) { lm__out_drop(&os); goto done; }
+    if ((rc = lm__out_commit(&os, "the weights are saved, and the resume state that goes with "
+                             "them is kept complete in the temporary file (lm_gpt_load_state "
+                             "finds it there)")) != LM_OK) {
+        lm__out_sync(&om);            /* the committed weights, at least, made durable */
+        goto done;
+    }
+    lm__out_release(&om);             /* same directory: one sync covers both renames */
+    rc = lm__out_sync(&os);
 done:
-    if (names) LM_FREE(names);
-    if (o) LM_FREE(o);
-    if (om) LM_FREE(om);
-    if (ov) LM_FREE(ov);
-    if (path) LM_FREE(path);
+    LM_FREE(pm.buf);
+    LM_FREE(ps.buf);
+    lm__gpt_file_free(&fm);
+    lm__gpt_file_free(&fs);
+    LM_FREE(spath);
     return rc;
 }
 
@@ -8194,9 +8545,6 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         if ((rc = lm__gpt_meta_int(f, num_keys[k], max, &num[k])) < 0) return rc;
         if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", num_keys[k]);
     }
-    if (num[4] != lm__weights_fnv(p))
-        return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
-                        "model's (an interrupted save?); cannot resume exactly");
     if (!p->m || !p->v || p->n <= 0 || !p->t)
         return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
     if (f->n != 2 * p->n)
@@ -8217,6 +8565,9 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         if (t->data < p->data || (size_t)(t->data - p->data) + (size_t)t->size > p->total)
             return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: parameter %d outside the block", i);
     }
+    if (num[4] != lm__weights_fnv(p))
+        return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
+                        "model's (an interrupted save?); cannot resume exactly");
     /* all checked (and since the count matches and names are unique, nothing is extra) */
     for (i = 0; i < 2 * p->n; i++) {
         const lm_tensor *t = &p->t[i % p->n];
@@ -8232,18 +8583,45 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
     return LM_OK;
 }
 
-LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+static int lm__gpt_state_load(lm_gpt *m, const char *path, lm_train_state *s) {
     lm_st_file f;
-    char *path;
-    int rc;
-    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
-    if (!(path = lm__path_plus(model_path, ".state")))
-        return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
-    rc = lm_st_open(&f, path);
-    LM_FREE(path);
+    int rc = lm_st_open(&f, path);
     if (rc) return rc;
     rc = lm__gpt_state_from_st(m, &f, s);
     lm_st_close(&f);
+    return rc;
+}
+/* PATH.state; or, when that is missing or not m's, PATH.state.tmp if it is: a save of
+   lm_gpt_save_with_state stopped after renaming the weights left the state that goes with
+   them complete there, and renaming it into place finishes that save. */
+LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+    char *path, *tmp, why[512];
+    size_t n;
+    int rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
+    n = strlen(model_path);
+    if (!(path = (char *)LM_MALLOC(2 * n + 22)))               /* PATH.state, PATH.state.tmp */
+        return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
+    tmp = path + n + 7;
+    memcpy(path, model_path, n);
+    memcpy(path + n, ".state", 7);
+    memcpy(tmp, path, n + 6);
+    memcpy(tmp + n + 6, ".tmp", 5);
+    if ((rc = lm__gpt_state_load(m, path, s)) != LM_OK && rc != LM_ERR_MEM) {
+        int rc2;
+        lm__fmt(why, sizeof why, "%s", lm_error());
+        if ((rc2 = lm__gpt_state_load(m, tmp, s)) == LM_OK) {
+            rc = LM_OK;
+            if (rename(tmp, path) == 0)            /* if not, the next save puts it right */
+                lm_log("checkpoint: finished a save of '%s' that had stopped between its two "
+                       "renames (its resume state was still in '%s')", model_path, tmp);
+        } else if (rc2 == LM_ERR_MEM) {
+            rc = rc2;                              /* it may load when memory is back */
+        } else {
+            rc = lm__fail(rc, "%s", why);
+        }
+    }
+    LM_FREE(path);
     return rc;
 }
 #endif

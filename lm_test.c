@@ -25,6 +25,10 @@ static int lm_t_pass, lm_t_fail;
     printf("FAIL %s:%d: %s: got %.9g want %.9g (tol %g)\n", __FILE__, __LINE__, what, \
            lm_t_a, lm_t_b, (double)(tol)); } } while (0)
 #define SUMMARY() (printf("%d passed, %d failed\n", lm_t_pass, lm_t_fail), lm_t_fail ? 1 : 0)
+/* Float arithmetic may be evaluated in a wider type (C99's FLT_EVAL_METHOD: 1 on s390x
+   with -std=c99, where a + b of two floats is a double, and so is a constant like 1e-40f):
+   a float that a check expects exactly is rounded to float first, by a cast or by
+   assignment to a float variable, as the library's own results are. */
 /* Core tests: arena, RNG, every op's gradient against central differences, optimizers
    against their formulas, the GPT end to end. */
 
@@ -1092,6 +1096,119 @@ static void test_gpt_step_parts(void) {
     lm_gpt_free(b);
 }
 
+/* Gradient accumulation: A micro-batches added in order. The order is the contract that
+   lets processes share the work (lm-mpi), so the test plays that: the micro-batches'
+   gradients computed apart, then summed in pieces of odd sizes by "ranks" that each add
+   their own into the running sum - with the arguments swapped for one - on 2 threads;
+   the weights must equal those of backward adding into the gradients on 1 thread (the
+   loop of the docs), bit for bit. */
+static void test_gpt_accum(void) {
+    enum { A = 3, B = 2, T = 8, V = 30, S = 3 };
+    lm_gpt *a = t_tiny_gpt(2, 2, 16, T, V, 4), *b = t_tiny_gpt(2, 2, 16, T, V, 4);
+    lm_gpt *c = t_tiny_gpt(2, 2, 16, T, V, 4);
+    lm_train_opts o = lm_train_defaults();
+    int in[A * B * T], tg[A * B * T], i, j, s, same = 1;
+    lm_rng r = lm_rng_seed(21);
+    size_t n = a->params.total, off, piece;
+    float *sum = (float *)malloc(n * sizeof(float)), *g[A], la = 0, lb;
+    double worst = 0, scale = 0;
+    for (j = 0; j < A; j++) g[j] = (float *)malloc(n * sizeof(float));
+    o.lr = 3e-3f; o.warmup = 1; o.steps = 10;
+    for (s = 0; s < S; s++) {
+        for (i = 0; i < A * B * T; i++) { in[i] = (int)lm_rng_below(&r, V); tg[i] = (int)lm_rng_below(&r, V); }
+        lm_set_threads(1);                           /* a: the loop of the docs */
+        lm_params_zero_grad(&a->params);
+        for (j = 0; j < A; j++) lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+        if (lm_params_update_mean(&a->params, A, &o, s) != LM_OK) same = 0;
+        lm_set_threads(2);                           /* b: three "ranks" and a chain */
+        for (j = 0; j < A; j++) {
+            lm_params_zero_grad(&b->params);
+            lm_gpt_backward(b, in + j * B * T, tg + j * B * T, B, T);
+            memcpy(g[j], b->params.grad, n * sizeof(float));
+        }
+        piece = 1000 + 77 * (size_t)s;
+        for (off = 0; off < n; off += piece) {
+            size_t len = n - off < piece ? n - off : piece;
+            memset(sum + off, 0, len * sizeof(float));
+            lm_grad_accumulate(sum + off, g[0] + off, len);                    /* rank 0 */
+            lm_grad_accumulate(g[1] + off, sum + off, len);                    /* rank 1: g1 + x */
+            memcpy(b->params.grad + off, g[1] + off, len * sizeof(float));     /* rank 2: */
+            lm_grad_accumulate(b->params.grad + off, g[2] + off, len);         /*   x + g2 */
+        }
+        if (lm_params_update_mean(&b->params, A, &o, s) != LM_OK) same = 0;
+    }
+    lm_set_threads(1);
+    CHECK(same && !memcmp(a->params.data, b->params.data, n * sizeof(float)) &&
+          !memcmp(a->params.m, b->params.m, n * sizeof(float)) && a->params.step == S,
+          "accumulation: the sum's order fixes the bits (apart, in pieces, swapped adds, 2 threads)");
+    /* the step's gradient is the mean over all A*B rows: as one batch of A*B rows, to
+       rounding (no clipping, so the update leaves the mean in grad) */
+    o.clip = 0;
+    memcpy(c->params.data, a->params.data, n * sizeof(float));
+    lm_params_zero_grad(&c->params);
+    lb = lm_gpt_backward(c, in, tg, A * B, T);
+    lm_params_zero_grad(&a->params);
+    for (j = 0; j < A; j++) la += lm_gpt_backward(a, in + j * B * T, tg + j * B * T, B, T);
+    lm_params_update_mean(&a->params, A, &o, S);
+    for (off = 0; off < n; off++) {
+        double d = fabs((double)a->params.grad[off] - c->params.grad[off]);
+        if (d > worst) worst = d;
+        if (fabs(c->params.grad[off]) > scale) scale = fabs(c->params.grad[off]);
+    }
+    CHECK(worst <= 1e-5 * scale && scale > 0, "accumulation: the gradient is the mean over all A*B rows");
+    CHECK_NEAR(la / A, lb, 1e-5, "accumulation: the mean of the micro-batch losses is the big batch's loss");
+    /* A = 1: the same bits as lm_gpt_train_step */
+    memcpy(b->params.data, c->params.data, n * sizeof(float));
+    lm_params_reset_optimizer(&b->params);
+    lm_params_reset_optimizer(&c->params);
+    o.clip = 1;
+    for (s = 0; s < S; s++) {
+        lm_gpt_train_step(c, &o, in, tg, B, T, s);
+        lm_params_zero_grad(&b->params);
+        lm_gpt_backward(b, in, tg, B, T);
+        lm_params_update_mean(&b->params, 1, &o, s);
+    }
+    CHECK(!memcmp(b->params.data, c->params.data, n * sizeof(float)),
+          "accumulation: A = 1 is lm_gpt_train_step, bit for bit");
+    memcpy(sum, b->params.data, n * sizeof(float));
+    CHECK(lm_params_update_mean(&b->params, 0, &o, 0) == LM_ERR_ARG && strstr(lm_error(), "from 1") &&
+          !memcmp(sum, b->params.data, n * sizeof(float)),
+          "accumulation: A < 1 is refused, the weights untouched");
+    for (j = 0; j < A; j++) free(g[j]);
+    free(sum);
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+    lm_gpt_free(c);
+}
+
+/* lm_gpt_eval in parts (groups of 8 windows, shared out as processes would) gives
+   lm_gpt_eval's result bit for bit. */
+static void test_gpt_eval_parts(void) {
+    lm_gpt *m = t_tiny_gpt(1, 2, 16, 8, 40, 6);
+    int tok[300], i, k, ok = 1;
+    float loss[8];
+    long ng;
+    for (i = 0; i < 300; i++) tok[i] = (i * 13 + i / 7) % 40;
+    ng = lm_gpt_eval_groups(m, tok, 300, 8, 0, 0, NULL);  /* 37 windows: groups of 8, 8, 8, 8, 5 */
+    CHECK(ng == 5, "eval parts: the number of groups");
+    for (k = 1; k <= 3; k++) {        /* k "processes", each a contiguous run of groups */
+        int p;
+        float got, want = lm_gpt_eval(m, tok, 300, 8);
+        for (p = 0; p < k; p++) {
+            long g0 = ng * p / k, g1 = ng * (p + 1) / k;
+            if (lm_gpt_eval_groups(m, tok, 300, 8, g0, g1, loss + g0) != ng) ok = 0;
+        }
+        got = lm_gpt_eval_mean(loss, 300, 8);
+        if (memcmp(&got, &want, sizeof got) || got != got) ok = 0;
+    }
+    CHECK(ok, "eval parts: split over 1, 2, 3 processes equals lm_gpt_eval, bit for bit");
+    CHECK(lm_gpt_eval_groups(m, tok, 300, 8, 2, 6, loss) == LM_ERR_ARG &&
+          lm_gpt_eval_groups(m, tok, 300, 9, 0, 0, NULL) == LM_ERR_ARG &&
+          lm_gpt_eval_mean(loss, 5, 8) != lm_gpt_eval_mean(loss, 5, 8),
+          "eval parts: groups out of range, T > n_ctx and too few tokens are errors");
+    lm_gpt_free(m);
+}
+
 /* lm_gpt_from_memory: a model over weights in place (as lm2c writes them) and one
    buffer, which generates exactly as the model it came from and cannot train. */
 #define T_FM_L 2
@@ -1147,6 +1264,30 @@ static void test_gpt_from_memory(void) {
     lm_gpt_free(ref);
 }
 
+/* A step that does not fit the work arena is retried in a bigger one (lm__fit). A retry
+   must not count the gradients of the failed attempt: a model whose small arena (sized
+   by a loss-only call) forces retries trains exactly as one that never retried. */
+static void test_gpt_retry_clean(void) {
+    lm_gpt *a = t_tiny_gpt(2, 2, 24, 16, 256, 6), *b = t_tiny_gpt(2, 2, 24, 16, 256, 6);
+    lm_train_opts o = lm_train_defaults();
+    int in[4 * 16], tg[4 * 16], i, s;
+    size_t cap0;
+    lm_rng r = lm_rng_seed(10);
+    if (!a || !b) { CHECK(0, "retry: models"); return; }
+    for (i = 0; i < 64; i++) { in[i] = (int)lm_rng_below(&r, 256); tg[i] = (int)lm_rng_below(&r, 256); }
+    lm_arena_init(&a->work, 64 << 20);                /* a: room enough from the start  */
+    lm_gpt_loss(b, in, tg, 1, 2);                     /* b: an arena sized for a tiny loss */
+    cap0 = b->work.cap;
+    for (s = 0; s < 3; s++) {
+        lm_gpt_train_step(a, &o, in, tg, 4, 16, s);
+        lm_gpt_train_step(b, &o, in, tg, 4, 16, s);
+    }
+    CHECK(b->work.cap > cap0 && !memcmp(a->params.data, b->params.data, a->params.total * sizeof(float)),
+          "gpt: a step retried in a bigger work arena trains exactly as one that fit at once");
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+}
+
 static void run_core_tests(void) {
     test_core_arena();
     test_core_rng();
@@ -1159,6 +1300,9 @@ static void run_core_tests(void) {
     test_core_adamw_reference();
     test_gpt_init();
     test_gpt_step_parts();
+    test_gpt_accum();
+    test_gpt_eval_parts();
+    test_gpt_retry_clean();
     test_gpt_from_memory();
     test_gpt_gradcheck();
     test_gpt_overfit();
@@ -2369,11 +2513,12 @@ static void test_st_gpt_atomic(void) {
     const char *path = st_t_path("keep.safetensors");
     char tmpdir[64], tmpname[320];
     int rc, ok = 0;
-    float before;
+    float before, after;
     CHECK(m && lm_gpt_save(m, path) == LM_OK, "gpt atomic: first save");
     if (!m) return;
     before = m->params.t[0].data[0];
-    m->params.t[0].data[0] = before + 1.0f;
+    after = before + 1.0f;                  /* a float (see FLT_EVAL_METHOD at the top) */
+    m->params.t[0].data[0] = after;
     /* make path.tmp impossible to create: put a directory there */
     strcpy(tmpname, path);
     strcat(tmpname, ".tmp");
@@ -2398,7 +2543,7 @@ static void test_st_gpt_atomic(void) {
           st_t_msg("no/such/dir"), "gpt atomic: saving into a missing directory fails cleanly");
     CHECK(lm_gpt_save(m, path) == LM_OK, "gpt atomic: a save over an existing file");
     r = lm_gpt_load(path, 0);
-    CHECK(r && r->params.t[0].data[0] == before + 1.0f, "gpt atomic: the new file replaced it");
+    CHECK(r && r->params.t[0].data[0] == after, "gpt atomic: the new file replaced it");
     if (r) lm_gpt_free(r);
     remove(path);
     lm_gpt_free(m);
@@ -2485,6 +2630,66 @@ static void test_st_gpt_state(void) {
     lm_gpt_free(m2);
 }
 
+/* lm_gpt_save_with_state: the weights and their state as one commit. A save stopped
+   between its two renames (simulated: the new weights in place, their state only in
+   PATH.state.tmp) is finished by lm_gpt_load_state; a PATH.state.tmp that is not the
+   model's is not taken. (make test-faults fails and kills every step of it.) */
+static char t_logged[512];
+static void t_log_capture(void *user, const char *msg) {
+    (void)user;
+    snprintf(t_logged, sizeof t_logged, "%s", msg);
+}
+static void test_st_gpt_save_pair(void) {
+    lm_gpt *a = st_t_model(1, 8, 2, 4, 16, 41), *b = st_t_model(1, 8, 2, 4, 16, 42), *m;
+    const char *path = st_t_path("pair.safetensors"), *other = st_t_path("other.safetensors");
+    char state[320], tmp[330], other_state[330];
+    lm_train_state s1, s2, got;
+    size_t i;
+    int k, same = 1;
+    if (!a || !b) { CHECK(0, "gpt pair: models"); return; }
+    for (i = 0; i < b->params.total; i++) { b->params.m[i] = 0.5f * (float)i; b->params.v[i] = 1.0f; }
+    b->params.step = 9;
+    s1.step = 1; s1.data_pos = 10; s1.rng = 100;
+    s2.step = 2; s2.data_pos = 20; s2.rng = 200;
+    snprintf(state, sizeof state, "%s.state", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", state);
+    snprintf(other_state, sizeof other_state, "%s.state", other);
+    CHECK(lm_gpt_save_with_state(a, path, &s1) == LM_OK && t_exists(state) && !t_exists(tmp),
+          "gpt pair: saved, no temporary file");
+    m = lm_gpt_load(path, 0);
+    CHECK(m && lm_gpt_load_state(m, path, &got) == LM_OK && got.step == 1 && got.rng == 100,
+          "gpt pair: loads back");
+    lm_gpt_free(m);
+    /* stopped between the renames: b's weights renamed into place, b's state not yet */
+    CHECK(lm_gpt_save_with_state(b, other, &s2) == LM_OK && rename(other, path) == 0 &&
+          rename(other_state, tmp) == 0, "gpt pair: a save stopped between its renames");
+    m = lm_gpt_load(path, 0);
+    memset(&got, 0, sizeof got);
+    lm_set_log(t_log_capture, NULL);
+    CHECK(m && lm_gpt_load_state(m, path, &got) == LM_OK && got.step == 2 && got.rng == 200 &&
+          m->params.step == 9, "gpt pair: loading the state finishes the save from PATH.state.tmp");
+    for (k = 0; m && k < m->params.n; k++) {      /* (the gaps between tensors are no part) */
+        size_t off = (size_t)(m->params.t[k].data - m->params.data);
+        same &= !memcmp(m->params.m + off, b->params.m + off, (size_t)m->params.t[k].size * sizeof(float));
+    }
+    CHECK(m && same, "gpt pair: ... with the moments of that save");
+    lm_set_log(NULL, NULL);
+    CHECK(strstr(t_logged, "finished a save") != NULL, "gpt pair: ... and says so through the log hook");
+    CHECK(t_exists(state) && !t_exists(tmp), "gpt pair: ... and renames it into place");
+    lm_gpt_free(m);
+    /* a stray PATH.state.tmp of other weights is never taken */
+    CHECK(lm_gpt_save_state(a, path, &s1) == LM_OK && rename(state, tmp) == 0, "gpt pair: a stray state");
+    m = lm_gpt_load(path, 0);
+    lm_clear_error();
+    CHECK(m && lm_gpt_load_state(m, path, &got) == LM_ERR_IO && st_t_msg("cannot open") &&
+          m->params.step == 0 && t_exists(tmp), "gpt pair: a state.tmp of other weights is refused");
+    lm_gpt_free(m);
+    remove(tmp);
+    remove(path);
+    lm_gpt_free(a);
+    lm_gpt_free(b);
+}
+
 static void run_st_tests(void) {
     if (!t_scratch_make(&st_t_scratch, "/tmp/lm_st_XXXXXX")) { CHECK(0, "st: cannot make a temporary directory"); return; }
     test_st_halves();
@@ -2499,6 +2704,7 @@ static void run_st_tests(void) {
     test_st_gpt_malformed();
     test_st_gpt_atomic();
     test_st_gpt_state();
+    test_st_gpt_save_pair();
     t_scratch_done(&st_t_scratch);   /* empty by now: every test removes its files */
 }
 /* Tokenizer tests: bytes, the Unicode classes and the pre-tokenizer, BPE training, our
@@ -3133,7 +3339,7 @@ static void test_vec_tanh(void) {
         lm__vtanh(x, y, 16);
         snprintf(msg, sizeof msg, "vec: tanh (%s path) of -0, 1e-40, 9.5, -11, 1e30, inf, -inf, "
                  "NaN", test_vec__path());
-        CHECK(y[0] == 0.0f && signbit(y[0]) && (y[1] == 1e-40f || test_vec__flushed(y[1], 1e-40)) &&
+        CHECK(y[0] == 0.0f && signbit(y[0]) && (y[1] == x[1] || test_vec__flushed(y[1], 1e-40)) &&
               y[2] == 1.0f && y[3] == -1.0f && y[4] == 1.0f && y[5] == 1.0f && y[6] == -1.0f &&
               y[7] != y[7], msg);
     }
@@ -3292,7 +3498,8 @@ static void test_vec_reductions(void) {
         got = lm__vsum_exp_shift(x, mx, y, V);
         got2 = lm__vsum_exp_shift(x, mx, NULL, V);
         for (i = 0; i < V; i++) {
-            double e = exp((double)(x[i] - mx)), u = test_vec__ulps(y[i], e);
+            float d = x[i] - mx;                /* the kernel's argument, rounded to float */
+            double e = exp((double)d), u = test_vec__ulps(y[i], e);
             want += e;
             if (u > worst_y) worst_y = u;
         }
@@ -3415,13 +3622,37 @@ static void test_vec_arith(void) {
         }
         memcpy(y0, a, sizeof y0);
         lm__vadd(y0, b, y0, N);                         /* y aliases a */
-        for (i = 0; i < N; i++) if (y0[i] != a[i] + b[i]) bad++;
+        for (i = 0; i < N; i++) if (y0[i] != (float)(a[i] + b[i])) bad++;
         memcpy(y, b, sizeof y);
         lm__vacc(a, y, N);
-        for (i = 0; i < N; i++) if (y[i] != b[i] + a[i]) bad++;
+        for (i = 0; i < N; i++) if (y[i] != (float)(b[i] + a[i])) bad++;
     }
     lm__vec_simd = 1;
     snprintf(msg, sizeof msg, "vec: vaxpy, vadd (in place), vacc: %d wrong elements", bad);
+    CHECK(bad == 0, msg);
+    /* vacc_ieee: exactly the plain float adds, subnormals included, cut anywhere */
+    bad = 0;
+    for (i = 0; i < N; i++) {
+        if (i % 3 == 0) a[i] = (i % 2 ? 1e-39f : -3e-40f) * (float)(i % 7 + 1);
+        if (i % 5 == 0) b[i] = (i % 4 ? 2e-39f : -1e-45f) * (float)(i % 3 + 1);
+    }
+    for (p = 0; p < 2; p++) {
+        int cut;
+        lm__vec_simd = !p;
+        for (cut = 0; cut < 40; cut += 13) {
+            volatile float want;
+            memcpy(y, b, sizeof y);
+            lm__vacc_ieee(a, y, cut);
+            lm__vacc_ieee(a + cut, y + cut, N - cut);
+            for (i = 0; i < N; i++) {
+                want = b[i];
+                want += a[i];
+                if (memcmp(&y[i], (const void *)&want, sizeof(float))) bad++;
+            }
+        }
+    }
+    lm__vec_simd = 1;
+    snprintf(msg, sizeof msg, "vec: vacc_ieee is the plain float add, subnormals too: %d wrong elements", bad);
     CHECK(bad == 0, msg);
 }
 
@@ -4481,6 +4712,64 @@ static void test_cli_threads(void) {
 #undef TEST_CLI_RUN
 }
 
+/* The losses of a --log file, rows 1..n (0 when unreadable). */
+static int test_cli__log_losses(const char *name, double *loss, int cap) {
+    char path[256], *csv, *p;
+    int n = 0, step;
+    sprintf(path, "%s/%s", test_cli__dir, name);
+    if (!(csv = test_cli__slurp(path, NULL))) return 0;
+    for (p = strchr(csv, '\n'); p && n < cap && sscanf(p + 1, "%d,%lf", &step, &loss[n]) == 2 &&
+         step == n + 1; p = strchr(p + 1, '\n'))
+        n++;
+    free(csv);
+    return n;
+}
+
+/* lm train --accum A: A micro-batches of --batch B rows a step. */
+static void test_cli_accum(void) {
+    static const char *const bad[3] = { "0", "-2", "2x" };
+    double la[12], lb[12], worst = 0;
+    int rc, k, na, nb;
+#define TEST_CLI_RUN "train --data @/text.txt --layers 1 --heads 2 --embd 16 --ctx 16 --warmup 0 --lr 1e-2 --quiet"
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 4 --model @/p1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 4 --accum 1 --model @/p2.safetensors");
+    CHECK(rc == 0 && test_cli__same("p1.safetensors", "p2.safetensors"),
+          "--accum 1 is the plain training step (bit-identical checkpoint)");
+    /* sequential order: 2 micro-batches of 2 rows read the rows one batch of 4 reads, so
+       each step's loss is the same mean over 4 rows, to rounding */
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 4 --log @/b4.csv --model @/b4.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 2 --accum 2 --log @/a2.csv --model @/a2.safetensors");
+    na = test_cli__log_losses("b4.csv", la, 12);
+    nb = test_cli__log_losses("a2.csv", lb, 12);
+    for (k = 0; k < na && k < nb; k++)
+        if (fabs(la[k] - lb[k]) > worst) worst = fabs(la[k] - lb[k]);
+    CHECK(rc == 0 && na == 12 && nb == 12 && worst < 1e-4 && la[11] < la[0] - 0.1,
+          "--batch 2 --accum 2 learns as --batch 4: each step's loss the mean over 4 rows");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --order sequential --batch 2 --log @/b2.csv --model @/b2.safetensors");
+    nb = test_cli__log_losses("b2.csv", lb, 12);
+    CHECK(rc == 0 && nb == 12 && fabs(la[0] - lb[0]) > 1e-4, "(and not as --batch 2 alone)");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --threads 1 --model @/t1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --threads 2 --model @/t2.safetensors");
+    CHECK(rc == 0 && test_cli__same("t1.safetensors", "t2.safetensors"),
+          "--accum 3 with --threads 1 and 2: bit-identical checkpoints");
+    rc = test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --schedule constant --model @/r1.safetensors");
+    rc |= test_cli__run(TEST_CLI_RUN " --batch 2 --accum 3 --schedule constant --model @/r2.safetensors --steps 5");
+    rc |= test_cli__run(TEST_CLI_RUN " --steps 12 --batch 2 --accum 3 --schedule constant --model @/r2.safetensors --resume @/r2.safetensors");
+    CHECK(rc == 0 && test_cli__same("r1.safetensors", "r2.safetensors"),
+          "--accum 3: 5 steps + resume to 12 == 12 steps (bit-identical checkpoint)");
+#undef TEST_CLI_RUN
+    for (k = 0; k < 3; k++) {
+        rc = test_cli__run("train --data @/text.txt --accum %s", bad[k]);
+        CHECK(test_cli__one_error(rc, 2) && strstr(test_cli__err, "--accum"), "a bad --accum is a usage error naming it");
+    }
+    rc = test_cli__run("train --help");
+    CHECK(rc == 0 && strstr(test_cli__out, "--accum A"), "lm train --help tells of --accum");
+    rc = test_cli__run("bench train " TEST_CLI_TINY " --steps 2 --accum 2");
+    CHECK(rc == 0 && strstr(test_cli__out, "1 process x 2 micro-batches") &&
+          strstr(test_cli__out, "ms_per_step ") && strstr(test_cli__out, " compute_ms ") &&
+          strstr(test_cli__out, " exchange_ms 0.000 "), "bench train --accum 2: the step in its parts");
+}
+
 /* A diverging run stops with a message naming the step and keeps the last good file. */
 static void test_cli_nan(void) {
     int rc;
@@ -4745,6 +5034,7 @@ static void run_cli_tests(void) {
     test_cli_train_and_use();
     test_cli_resume();
     test_cli_threads();
+    test_cli_accum();
     test_cli_nan();
     test_cli_tokens();
     test_cli_plot();

@@ -45,6 +45,8 @@ run 0 train --data "$TEXT" --model "$DIR/m.safetensors" $TINY --steps 3 --warmup
 run 0 train --data "$TEXT" --resume "$DIR/m.safetensors" --model "$DIR/m.safetensors" $TINY \
     --steps 4 --warmup 1 --eval-every 2 --save-every 2 --val-frac 0.2 --log "$DIR/log.csv" \
     --tokenizer "$DIR/tok.bpe" --threads 1 --quiet
+run 0 train --data "$TEXT" --model "$DIR/a.safetensors" $TINY --steps 2 --warmup 1 --accum 3 \
+    --threads 2 --quiet
 run 0 eval --model "$DIR/m.safetensors" --data "$TEXT" --ctx 8 --tokenizer "$DIR/tok.bpe" --threads 2
 run 0 info --model "$DIR/m.safetensors"
 run 0 generate --model "$DIR/m.safetensors" --tokenizer "$DIR/tok.bpe" --prompt "The " \

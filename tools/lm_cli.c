@@ -44,6 +44,13 @@
 enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
 static const char *g_cmd = "lm";
 static int g_live_line = 0;  /* train's live progress line is on screen: clear it first */
+/* lm-mpi (make lm-mpi) runs as P processes, ranks 0 .. P-1, that all see the same command
+   line and data, so only rank 0 speaks; another rank says only what befell it alone
+   (die_here), naming itself. */
+static int g_rank = 0;
+static int g_speak = 0;      /* this rank's own failure: say it whatever the rank */
+static void team_end(void);  /* (see "Training together" below) */
+static int team_threads(void);
 
 static void clear_live_line(void) {
     if (g_live_line) { fputs("\r\033[K", stderr); g_live_line = 0; }
@@ -52,11 +59,20 @@ static void vsay(const char *fmt, va_list ap) {
     char buf[1024];
     size_t i;
     clear_live_line();
+    if (g_rank != 0 && !g_speak) return;
     vsnprintf(buf, sizeof buf, fmt, ap);
     /* a message is one line, even when it quotes user text with control characters */
     for (i = 0; buf[i]; i++)
         if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) buf[i] = '?';
-    fprintf(stderr, "%s: %s\n", g_cmd, buf);
+    if (g_rank != 0) fprintf(stderr, "%s: rank %d: %s\n", g_cmd, g_rank, buf);
+    else fprintf(stderr, "%s: %s\n", g_cmd, buf);
+}
+/* Exit with status. lm-mpi: a rank other than 0 that said nothing has rank 0 say it (all
+   see the same command line and data, so rank 0 stops for the same reason), and gives it
+   a few seconds to: mpirun ends the job when the first rank goes. */
+static void quiet_exit(int status) {
+    if (g_rank != 0 && !g_speak) sleep(5);
+    exit(status);
 }
 /* A usage error: the command line is wrong. Exit 2. */
 static void die_usage(const char *fmt, ...) {
@@ -64,11 +80,20 @@ static void die_usage(const char *fmt, ...) {
     va_start(ap, fmt);
     vsay(fmt, ap);
     va_end(ap);
-    exit(EXIT_USAGE);
+    quiet_exit(EXIT_USAGE);
 }
 /* A runtime error: the work failed. Exit 1. */
 static void die(const char *fmt, ...) {
     va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+    quiet_exit(EXIT_RUNTIME);
+}
+/* A runtime error of this process alone (lm-mpi: said by whichever rank has it). */
+static void die_here(const char *fmt, ...) {
+    va_list ap;
+    g_speak = 1;
     va_start(ap, fmt);
     vsay(fmt, ap);
     va_end(ap);
@@ -84,7 +109,7 @@ static void note(const char *fmt, ...) {
 
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory (%lu bytes)", (unsigned long)n);
+    if (!p) die_here("out of memory (%lu bytes)", (unsigned long)n);
     return p;
 }
 
@@ -293,6 +318,7 @@ static void cli_parse(cli *c, int argc, char **argv) {
         cli_opt *o;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(c->usage, stdout);
+            team_end();
             exit(0);
         }
         o = is_option(a) && !strchr(a, '=') ? cli_find(c, a, strlen(a)) : NULL;
@@ -339,7 +365,7 @@ static void cli_parse(cli *c, int argc, char **argv) {
 }
 
 /* The options every subcommand takes. */
-static void opt_threads(cli *c) { opt_int(c, "--threads", lm_num_cores(), 1, 1024); }
+static void opt_threads(cli *c) { opt_int(c, "--threads", team_threads(), 1, 1024); }
 static void apply_threads(cli *c) { lm_set_threads((int)geti(c, "--threads")); }
 
 /* ---------------------------------------------------------------------------------------
@@ -563,15 +589,236 @@ static const char *fmt_time(double s, char *buf) {
 }
 
 /* ---------------------------------------------------------------------------------------
+   Training together: gradient accumulation, and the processes of lm-mpi.
+   A step has P*A micro-batches of B rows (lm train --accum A; P = 1 for lm, the number of
+   processes for lm-mpi), drawn from the data order one after another. Rank r computes
+   micro-batches rA .. rA+A-1, each one's gradient on its own. The gradients are summed in
+   micro-batch order (lm.h, TRAINING): within a rank as they come, then from rank to rank
+   along a chain (team_chain); every rank then takes the same update, with the mean. So
+   lm-mpi with P processes and --accum A does exactly the float operations of lm with
+   --accum P*A, and ends with the same bits.
+   The team_ functions are how the processes talk: tools/lm_mpi.h under MPI, and below
+   for one process, where each does nothing or the obvious thing.
+   --------------------------------------------------------------------------------------- */
+#ifdef LM_MPI
+#include "lm_mpi.h"
+#else
+#define LM_TOOL "lm"
+static void team_start(int *argc, char ***argv) { (void)argc; (void)argv; }
+static void team_end(void) {}
+static int team_rank(void) { return 0; }
+static int team_size(void) { return 1; }
+static int team_threads(void) { return lm_num_cores(); }
+static void team_bcast(void *buf, size_t bytes) { (void)buf; (void)bytes; }
+static void team_barrier(void) {}
+static void team_allgather(const float *mine, int n, float *all) {
+    memcpy(all, mine, (size_t)n * sizeof(float));
+}
+static void team_gather_runs(float *buf, long n) { (void)buf; (void)n; }
+/* The sum of one process is the sum it made. */
+static void team_chain(float *grad, float *const *keep, int nkeep, size_t n) {
+    (void)grad; (void)keep; (void)nkeep; (void)n;
+}
+static int team_signals(void (*stop)(int sig)) { (void)stop; return 0; }
+static void team_lock(void) {}
+static void team_unlock(void) {}
+static double team_sent(void) { return 0; }
+static double team_max(double x) { return x; }
+#endif
+
+/* Rank 0 read the text: the others get its tokens and the vocabulary size, so only rank
+   0 needs the files. */
+static int *team_share_tokens(int *tokens, size_t *n, int *vocab) {
+    uint64_t h[2];
+    if (team_size() == 1) return tokens;
+    h[0] = (uint64_t)*n;
+    h[1] = (uint64_t)*vocab;
+    team_bcast(h, sizeof h);
+    if (team_rank() != 0) {
+        *n = (size_t)h[0];
+        *vocab = (int)h[1];
+        tokens = (int *)xmalloc(*n * sizeof(int));
+    }
+    team_bcast(tokens, *n * sizeof(int));
+    return tokens;
+}
+
+/* Rank 0 made or loaded the model: the others get its shape and weights, so they need no
+   checkpoint file and all start from the same bits. */
+static lm_gpt *team_share_model(lm_gpt *m) {
+    int32_t h[5];
+    if (team_size() == 1) return m;
+    if (team_rank() == 0) {
+        h[0] = m->cfg.n_layer; h[1] = m->cfg.n_head; h[2] = m->cfg.n_embd;
+        h[3] = m->cfg.n_ctx; h[4] = m->cfg.vocab;
+    }
+    team_bcast(h, sizeof h);
+    if (team_rank() != 0) {
+        lm_gpt_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.n_layer = h[0]; cfg.n_head = h[1]; cfg.n_embd = h[2]; cfg.n_ctx = h[3]; cfg.vocab = h[4];
+        if (!(m = lm_gpt_new(&cfg, 0))) die_here("cannot create the model: %s", lm_error());
+    }
+    team_bcast(m->params.data, m->params.total * sizeof(float));
+    return m;
+}
+
+/* --resume: the AdamW moments and step count, and where the data order stands. */
+static void team_share_state(lm_gpt *m, lm_train_state *st) {
+    int64_t h[4];
+    if (team_size() == 1) return;
+    h[0] = m->params.step; h[1] = st->step; h[2] = (int64_t)st->data_pos; h[3] = (int64_t)st->rng;
+    team_bcast(h, sizeof h);
+    m->params.step = (long)h[0]; st->step = (long)h[1];
+    st->data_pos = (uint64_t)h[2]; st->rng = (uint64_t)h[3];
+    team_bcast(m->params.m, m->params.total * sizeof(float));
+    team_bcast(m->params.v, m->params.total * sizeof(float));
+}
+
+/* lm_gpt_eval shared out: rank r takes the r-th of P runs of the window groups, rank 0
+   gathers their losses and puts them together as lm_gpt_eval does, so the number is the
+   one process's. The result is rank 0's (the others get NaN). */
+static float team_eval(lm_gpt *m, const int *tokens, size_t n, int T) {
+    long ng, g0, g1, P = team_size(), r = team_rank(), g;
+    float *loss, result;
+    if (P == 1) return lm_gpt_eval(m, tokens, n, T);
+    ng = lm_gpt_eval_groups(m, tokens, n, T, 0, 0, NULL);
+    if (ng < 0) return NAN;
+    loss = (float *)xmalloc((size_t)ng * sizeof(float));
+    g0 = ng * r / P;
+    g1 = ng * (r + 1) / P;
+    if (lm_gpt_eval_groups(m, tokens, n, T, g0, g1, loss + g0) < 0)
+        for (g = g0; g < g1; g++) loss[g] = NAN;
+    team_gather_runs(loss, ng);
+    result = r == 0 ? lm_gpt_eval_mean(loss, n, T) : NAN;
+    free(loss);
+    return result;
+}
+
+/* One step's micro-batches and gradients on this rank. */
+enum { ACCUM_OK = 0, ACCUM_NAN = 1, ACCUM_INF = 2, ACCUM_ERROR = 3 };
+typedef struct accum {
+    lm_gpt *m;
+    int A, B, T;             /* this rank's micro-batches, rows each, tokens per row      */
+    int P, rank;             /* the team                                                  */
+    int *in, *tg;            /* (A, B, T) this rank's micro-batches                       */
+    int *skip_in, *skip_tg;  /* (B, T) where the other ranks' micro-batches are drawn to  */
+    float **keep;            /* (A - 1) another rank's first A - 1 gradients, when A > 1  */
+    float *mine, *all;       /* (A + 1), (P, A + 1): losses and a status, of this rank and
+                                of every rank                                             */
+    int failed;              /* after a failed step: ACCUM_NAN, ACCUM_INF or ACCUM_ERROR  */
+    int failed_rank;         /* the first rank that failed (with ACCUM_ERROR if any did)  */
+    char why[512];           /* this rank's lm_error() when it failed                     */
+    double t_compute;        /* seconds of the last step: this rank's gradients,          */
+    double t_wait;           /*   agreeing on the losses (waiting for the slowest rank),  */
+    double t_exchange;       /*   summing the gradients across the ranks                  */
+} accum;
+
+/* Bytes accumulation needs beyond lm_gpt_memory: nothing on rank 0, whose backwards add
+   into the gradients as they come; another rank keeps its first A - 1 gradients apart
+   (the running sum reaches it only once the ranks before it are done). */
+static double accum_bytes(const lm_gpt_config *c, int A) {
+    double n = (double)LM_GPT_PARAMS(c->n_layer, c->n_embd, c->n_ctx, c->vocab) + 16.0 * (2 + 12 * c->n_layer + 2);
+    return team_rank() == 0 ? 0 : 4.0 * n * (A - 1);
+}
+
+static void accum_init(accum *a, lm_gpt *m, int A, int B, int T) {
+    size_t bt = (size_t)B * T, total = m->params.total;
+    int i;
+    memset(a, 0, sizeof *a);
+    a->m = m; a->A = A; a->B = B; a->T = T;
+    a->P = team_size();
+    a->rank = team_rank();
+    a->in = (int *)xmalloc((size_t)A * bt * sizeof(int));
+    a->tg = (int *)xmalloc((size_t)A * bt * sizeof(int));
+    a->skip_in = (int *)xmalloc(bt * sizeof(int));
+    a->skip_tg = (int *)xmalloc(bt * sizeof(int));
+    a->mine = (float *)xmalloc((size_t)(A + 1) * sizeof(float));
+    a->all = (float *)xmalloc((size_t)a->P * (A + 1) * sizeof(float));
+    a->keep = (float **)xmalloc((size_t)A * sizeof(float *));
+    for (i = 0; a->rank > 0 && i < A - 1; i++) a->keep[i] = (float *)xmalloc(total * sizeof(float));
+}
+
+static void accum_free(accum *a) {
+    int i;
+    for (i = 0; a->rank > 0 && i < a->A - 1; i++) free(a->keep[i]);
+    free(a->keep); free(a->all); free(a->mine);
+    free(a->skip_tg); free(a->skip_in); free(a->tg); free(a->in);
+}
+
+/* The step's P*A micro-batches, in the data order's order; this rank keeps its own. */
+static int accum_draw(accum *a, lm_data *d) {
+    size_t bt = (size_t)a->B * a->T;
+    int j;
+    for (j = 0; j < a->P * a->A; j++) {
+        int own = j / a->A == a->rank, rc;
+        rc = lm_data_next(d, a->B, a->T, own ? a->in + (size_t)(j % a->A) * bt : a->skip_in,
+                          own ? a->tg + (size_t)(j % a->A) * bt : a->skip_tg);
+        if (rc != LM_OK) return rc;
+    }
+    return LM_OK;
+}
+
+/* This rank's gradients, then everyone's summed in order, in the gradients of every
+   rank. Rank 0 lets its backwards add into the gradients (lm.h: each adds its own
+   micro-batch's, whole); another rank keeps its first A - 1 apart for the chain. Returns
+   the step's loss, the mean of all P*A micro-batches' losses (summed in double, in
+   order), or NaN when some micro-batch failed (a->failed says how, on every rank). */
+static float accum_grads(accum *a) {
+    lm_params *p = &a->m->params;
+    size_t bt = (size_t)a->B * a->T;
+    int A = a->A, i, r;
+    float status = ACCUM_OK;
+    double t = now_s(), tot = 0;
+    for (i = 0; i < A; i++) {
+        float l;
+        if (i == 0 || a->rank > 0) lm_params_zero_grad(p);
+        lm_clear_error();
+        l = a->mine[i] = lm_gpt_backward(a->m, a->in + i * bt, a->tg + i * bt, a->B, a->T);
+        if (l != l) {
+            status = strstr(lm_error(), "infinite") ? ACCUM_INF
+                   : strstr(lm_error(), "the loss is NaN") ? ACCUM_NAN : ACCUM_ERROR;
+            snprintf(a->why, sizeof a->why, "%s", lm_error());
+            for (; i < A; i++) a->mine[i] = NAN;
+            break;
+        }
+        if (a->rank > 0 && i < A - 1) memcpy(a->keep[i], p->grad, p->total * sizeof(float));
+    }
+    a->mine[A] = status;
+    a->t_compute = now_s() - t;
+    t = now_s();
+    team_allgather(a->mine, A + 1, a->all);
+    a->t_wait = now_s() - t;
+    t = now_s();
+    a->failed = ACCUM_OK;
+    for (r = 0; r < a->P; r++) {
+        int s = (int)a->all[(size_t)r * (A + 1) + A];
+        if (s != ACCUM_OK && (a->failed == ACCUM_OK || (s == ACCUM_ERROR && a->failed != ACCUM_ERROR))) {
+            a->failed = s;
+            a->failed_rank = r;
+        }
+    }
+    if (a->failed != ACCUM_OK) { a->t_exchange = 0; return NAN; }
+    team_chain(p->grad, a->keep, a->rank > 0 ? A - 1 : 0, p->total);
+    a->t_exchange = now_s() - t;
+    for (i = 0; i < a->P * A; i++) tot += a->all[(size_t)(i / A) * (A + 1) + i % A];
+    return (float)(tot / (a->P * A));
+}
+
+/* ---------------------------------------------------------------------------------------
    lm train.
-   The loop is: draw a batch (lm_data), one lm_gpt_train_step, then the bookkeeping: an
-   eval on the validation split when due, a CSV row, a checkpoint when due, progress.
+   The loop is: draw the step's micro-batches (lm_data), their gradients (accum_grads, and
+   under lm-mpi the exchange), the update (lm_params_update_mean), then the bookkeeping:
+   progress, an eval on the validation split when due, a CSV row, a checkpoint when due.
    Exact resume: everything a step depends on is the weights, the AdamW moments and step
-   count, the data position and RNG, and the step number. A save writes all of them (the
-   state file first, then the model), and --resume restores all of them, so the resumed
-   run replays the uninterrupted one bit for bit.
+   count, the data position and RNG, and the step number. A save writes all of them as one
+   commit (lm_gpt_save_with_state: a kill at any moment leaves the old pair or the new
+   one), and --resume restores all of them, so the resumed run replays the uninterrupted
+   one bit for bit. A file that cannot be written (a full disk) stops the run with one
+   line and exit status 1, and the last checkpoint stays as it was.
    Signals only set a flag; the loop notices it after the step in flight, saves and exits
-   with 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+   with 128 + the signal number (130 for SIGINT, 143 for SIGTERM). (lm-mpi: rank 0 saves
+   at once instead, from a thread of its own: see train_stop and tools/lm_mpi.h.)
    --------------------------------------------------------------------------------------- */
 static const char usage_train[] =
 "usage: lm train --data FILE [options]\n"
@@ -589,7 +836,13 @@ static const char usage_train[] =
 "  --heads N              attention heads, must divide --embd (4)\n"
 "  --embd N               width (128)\n"
 "  --ctx N                context length T (64); with --init/--resume at most CKPT's\n"
-"  --batch N              sequences per step B (12)\n"
+"  --batch N              sequences per micro-batch B (12)\n"
+"  --accum A              micro-batches per step (1): each step's loss and gradient are\n"
+"                         the mean over A x B sequences, from A micro-batches drawn one\n"
+"                         after another, each one's gradient added in order; then one\n"
+"                         clip and AdamW step. Memory as for B; a step takes A times as\n"
+"                         long. Under MPI, `mpirun -np P lm-mpi train ... --accum A` is\n"
+"                         bit for bit `lm train ... --accum P*A` (README.md)\n"
 "  --steps N              total optimizer steps S (2000)\n"
 "  --lr X                 peak learning rate (1e-3)\n"
 "  --min-lr X             cosine floor, reached at the last step (1e-4)\n"
@@ -629,6 +882,9 @@ static const char usage_train[] =
 
 static volatile sig_atomic_t g_signal = 0;
 static void on_signal(int sig) { g_signal = sig; }
+static int g_team_signals = 0;   /* lm-mpi: rank 0's saver thread handles the signals */
+/* The signal the training loop should stop for, between steps (0: none). */
+static int train_signal(void) { return g_team_signals ? 0 : g_signal; }
 
 /* Progress: a live line redrawn in place (at most 10 times a second) when stderr is a
    terminal; otherwise a plain line every `every` steps, which reads well in CI logs and
@@ -777,9 +1033,25 @@ typedef struct train_run {
     lm_data data;
     const char *out;         /* --model                                                  */
     int saved_at;            /* steps done at the last save, -1 if none                  */
+    int done;                /* steps done at the last step's end                        */
+    lm_data at;              /* the data order as it stood then: what a save records     */
+    int row_due;             /* that step's CSV row and plot point are still to come:    */
+    float row_loss, row_lr;  /*   its loss and lr                                        */
+    double row_rate;         /*   and tokens per second                                  */
 } train_run;
 
-/* Save the resume state, then the weights: both written atomically by the library. */
+/* The end of a step: its loss, lr and speed are kept for its log row, which is written
+   once the validation loss (if due) is known. */
+static void train_mark(train_run *r, int done, float loss, float lr, double rate) {
+    r->done = done;
+    r->at = r->data;
+    r->row_due = 1;
+    r->row_loss = loss;
+    r->row_lr = lr;
+    r->row_rate = rate;
+}
+
+/* Save the weights and the resume state together (one commit, by the library). */
 static void train_save(train_run *r, int done) {
     lm_train_state st;
     size_t i;
@@ -791,14 +1063,20 @@ static void train_save(train_run *r, int done) {
             die("the weights are not finite after step %d; stopped (the last good checkpoint "
                 "is kept)", done);
     }
+    if (team_rank() != 0) { r->saved_at = done; return; }    /* rank 0 writes the files */
     memset(&st, 0, sizeof st);
     st.step = done;
-    st.data_pos = (uint64_t)r->data.pos;
-    st.rng = r->data.rng.state;
-    if (lm_gpt_save_state(r->m, r->out, &st) != LM_OK)
-        die("cannot save the training state beside '%s': %s", r->out, lm_error());
-    if (lm_gpt_save(r->m, r->out) != LM_OK) die("cannot save '%s': %s", r->out, lm_error());
+    st.data_pos = (uint64_t)r->at.pos;
+    st.rng = r->at.rng.state;
+    if (lm_gpt_save_with_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save '%s' and its training state: %s", r->out, lm_error());
     r->saved_at = done;
+}
+
+/* --log: one row (or the header), flushed at once; a failure (a full disk) stops the run
+   with the last checkpoint as it was. */
+static void log_write(FILE *f, const char *path, const char *row) {
+    if (fputs(row, f) == EOF || fflush(f) != 0) die("cannot write '%s': %s", path, strerror(errno));
 }
 
 /* --plot: the run's log kept in memory, redrawn as an SVG picture (tools/lm_plot.h) at
@@ -823,6 +1101,54 @@ static void train_plot(train_plotter *p, int done, int silent) {
     p->drawn_at = done;
 }
 
+/* The last step's CSV row (--log) and plot point (--plot), with its validation loss when
+   evaluated. */
+static void train_log_row(train_run *r, FILE *logf, const char *log_path,
+                          train_plotter *plot, int evaluated, float val_loss, double t_begin) {
+    if (!r->row_due) return;
+    r->row_due = 0;
+    if (!evaluated) val_loss = NAN;
+    if (logf) {
+        char row[160], val[32] = "";
+        if (evaluated) snprintf(val, sizeof val, "%.9g", val_loss);
+        snprintf(row, sizeof row, "%d,%.9g,%.9g,%.1f,%s,%.3f\n", r->done, r->row_loss,
+                 r->row_lr, r->row_rate, val, now_s() - t_begin);
+        log_write(logf, log_path, row);
+    }
+    if (plot->path && lmplot_push(&plot->log, r->done, r->row_loss, r->row_lr, val_loss) != 0) {
+        note("out of memory keeping the log for --plot: no more plotting");
+        plot->path = NULL;
+    }
+}
+
+/* Stopped by SIGINT or SIGTERM: keep the work done - the last step's row, the weights
+   and state of the last whole step, the plot - and leave with 128 + the signal number.
+   Called by the training loop between steps (lm), or by rank 0's saver thread while the
+   loop waits at its lock (lm-mpi, tools/lm_mpi.h); then the process ends with _exit, as
+   the main thread is busy elsewhere. */
+static struct train_ctx {
+    train_run *run;
+    train_plotter *plot;
+    FILE *logf;
+    const char *log_path;
+    int S;
+    double t_begin;
+} g_train;
+static void train_stop(int sig, int from_thread) {
+    train_run *r = g_train.run;
+    clear_live_line();
+    train_log_row(r, g_train.logf, g_train.log_path, g_train.plot, 0, NAN, g_train.t_begin);
+    train_save(r, r->done);
+    train_plot(g_train.plot, r->done, 0);
+    if (g_train.logf && fclose(g_train.logf) != 0)
+        die("cannot write '%s': %s", g_train.log_path, strerror(errno));
+    note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
+         sig == SIGINT ? "SIGINT" : "SIGTERM", r->done, g_train.S, r->out, r->out);
+    if (from_thread) { fflush(NULL); _exit(128 + sig); }
+    exit(128 + sig);
+}
+static void train_stop_thread(int sig) { train_stop(sig, 1); }
+
 /* A count for people: "7664", "12.3k", "0.84M". */
 static const char *fmt_count(double n, char *buf) {
     if (n < 1e4) sprintf(buf, "%.0f", n);
@@ -840,11 +1166,12 @@ static void cmd_train(int argc, char **argv) {
     lm_train_state st;
     struct sigaction sa;
     unsigned char *bytes;
-    int *tokens, *in, *tg, B, T, S, s, start = 0, eval_every, save_every, resume;
-    size_t nbytes, n, n_train, n_val;
+    int *tokens = NULL, B, T, S, s, start = 0, eval_every, save_every, resume, A, P, me;
+    size_t nbytes, n = 0, n_train, n_val;
     const char *data_path, *init;
     FILE *logf = NULL;
     train_plotter plot;
+    accum acc;
     double t_begin, val_loss = NAN;
     float loss = NAN;
 
@@ -856,6 +1183,7 @@ static void cmd_train(int argc, char **argv) {
     opt_str(&c, "--resume", NULL, NULL);
     opt_shape(&c);
     opt_int(&c, "--batch", 12, 1, 1048576);
+    opt_int(&c, "--accum", 1, 1, 1048576);
     opt_int(&c, "--steps", 2000, 1, 1000000000);
     opt_num(&c, "--lr", 1e-3, 0, HUGE_VAL, 1, 0);
     opt_num(&c, "--min-lr", 1e-4, 0, HUGE_VAL, 0, 0);
@@ -901,11 +1229,16 @@ static void cmd_train(int argc, char **argv) {
     S = (int)geti(&c, "--steps");
     eval_every = (int)geti(&c, "--eval-every");
     save_every = (int)geti(&c, "--save-every");
+    A = (int)geti(&c, "--accum");
+    P = team_size();
+    me = team_rank();
+    if ((double)P * A > 1048576)
+        die_usage("%d processes x --accum %d is more than 1048576 micro-batches a step", P, A);
     if (!init) {
         lm_gpt_config cfg = shape_config(&c, 256);
         check_shape(&c, 256);
         check_step(B, cfg.n_ctx, cfg.n_embd, cfg.n_head, 256);
-        check_fits(lm_gpt_memory(&cfg, B, cfg.n_ctx), "this model and batch");
+        check_fits(lm_gpt_memory(&cfg, B, cfg.n_ctx) + accum_bytes(&cfg, A), "this model and batch");
     }
     if (getd(&c, "--min-lr") > getd(&c, "--lr"))
         die_usage("--min-lr %g is above --lr %g", getd(&c, "--min-lr"), getd(&c, "--lr"));
@@ -922,15 +1255,21 @@ static void cmd_train(int argc, char **argv) {
     o.clip = (float)getd(&c, "--clip");
     apply_threads(&c);
 
-    /* the inputs: tokenizer, data, model */
-    tok_open(&c, &tok);
+    /* the inputs: tokenizer, data, model (lm-mpi: rank 0 reads them and the others get
+       them from it, so only rank 0 needs the files) */
     data_path = getstr(&c, "--data");
-    bytes = read_file(data_path, &nbytes);
-    tokens = tok_encode(&tok, bytes, nbytes, &n);
-    free(bytes);
-    check_writable(getstr(&c, "--model"));
+    memset(&tok, 0, sizeof tok);
+    tok.what = "the tokenizer of rank 0";
+    if (me == 0) {
+        tok_open(&c, &tok);
+        bytes = read_file(data_path, &nbytes);
+        tokens = tok_encode(&tok, bytes, nbytes, &n);
+        free(bytes);
+    }
+    tokens = team_share_tokens(tokens, &n, &tok.vocab);
+    if (me == 0) check_writable(getstr(&c, "--model"));
     memset(&plot, 0, sizeof plot);
-    plot.path = getstr(&c, "--plot");
+    plot.path = me == 0 ? getstr(&c, "--plot") : NULL;
     plot.drawn_at = -1;
     lmplot_init(&plot.log);
     if (plot.path) check_writable(plot.path);
@@ -940,7 +1279,7 @@ static void cmd_train(int argc, char **argv) {
     if (init) {
         static const char *const shape_flags[2] = { "--layers", "--embd" };
         int k;
-        run.m = load_model(init, heads_for(&c, init));
+        run.m = team_share_model(me == 0 ? load_model(init, heads_for(&c, init)) : NULL);
         for (k = 0; k < 2; k++) { /* (--heads: see heads_for) */
             int have = k == 0 ? run.m->cfg.n_layer : run.m->cfg.n_embd;
             if (seen(&c, shape_flags[k]) && geti(&c, shape_flags[k]) != have)
@@ -950,16 +1289,17 @@ static void cmd_train(int argc, char **argv) {
         if (T > run.m->cfg.n_ctx)
             die_usage("--ctx %d is longer than the context of '%s' (%d)", T, init, run.m->cfg.n_ctx);
         check_step(B, T, run.m->cfg.n_embd, run.m->cfg.n_head, run.m->cfg.vocab);
-        check_fits(lm_gpt_memory(&run.m->cfg, B, T), "this model and batch");
+        check_fits(lm_gpt_memory(&run.m->cfg, B, T) + accum_bytes(&run.m->cfg, A), "this model and batch");
         check_vocab(run.m, &tok, init);
     } else {
         lm_gpt_config cfg = shape_config(&c, tok.vocab);
         T = cfg.n_ctx;
         check_shape(&c, cfg.vocab);
         check_step(B, T, cfg.n_embd, cfg.n_head, cfg.vocab);
-        check_fits(lm_gpt_memory(&cfg, B, T), "this model and batch");
-        run.m = lm_gpt_new(&cfg, get(&c, "--seed")->u);
-        if (!run.m) die("cannot create the model: %s", lm_error());
+        check_fits(lm_gpt_memory(&cfg, B, T) + accum_bytes(&cfg, A), "this model and batch");
+        if (me == 0 && !(run.m = lm_gpt_new(&cfg, get(&c, "--seed")->u)))
+            die("cannot create the model: %s", lm_error());
+        run.m = team_share_model(run.m);
     }
 
     /* the split: the first (1 - f) of the tokens train, the rest validate */
@@ -985,8 +1325,9 @@ static void cmd_train(int argc, char **argv) {
                             get(&c, "--seed")->u);
     if (resume) {
         memset(&st, 0, sizeof st);
-        if (lm_gpt_load_state(run.m, init, &st) != LM_OK)
+        if (me == 0 && lm_gpt_load_state(run.m, init, &st) != LM_OK)
             die("cannot load the training state of '%s': %s", init, lm_error());
+        team_share_state(run.m, &st);
         if (st.step < 0 || st.step > S)
             die("'%s' has done %ld steps, more than --steps %d", init, st.step, S);
         if (st.data_pos > (uint64_t)n_train)
@@ -996,17 +1337,20 @@ static void cmd_train(int argc, char **argv) {
         run.data.pos = (size_t)st.data_pos;
         run.data.rng.state = st.rng;
     }
+    train_mark(&run, start, NAN, NAN, 0);
+    run.row_due = 0;
 
     /* the CSV log: a header, then a row per step. A resumed run keeps the rows up to the
-       checkpoint's step (a crashed run may have logged past it) and carries on. */
-    if (getstr(&c, "--log")) {
+       checkpoint's step (a killed run may have logged past it) and carries on: the file
+       is cut there in place, so a kill at any moment keeps every row before the cut.
+       (lm-mpi: rank 0's.) */
+    if (getstr(&c, "--log") && me == 0) {
         const char *lp = getstr(&c, "--log");
         unsigned char *old = NULL;
         size_t old_len = 0, keep = 0;
-        FILE *f = resume ? fopen(lp, "rb") : NULL;
-        if (f) {
-            old = read_stream(f, lp, &old_len);
-            fclose(f);
+        logf = resume ? fopen(lp, "r+b") : NULL;
+        if (logf) {
+            old = read_stream(logf, lp, &old_len);
             /* the header line, then rows while their step is <= start */
             while (keep < old_len) {
                 size_t e = keep;
@@ -1015,13 +1359,16 @@ static void cmd_train(int argc, char **argv) {
                 if (keep > 0 && atol((const char *)old + keep) > start) break;
                 keep = e + 1;
             }
+            free(old);
+            if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
+                fseek(logf, (long)keep, SEEK_SET) != 0)
+                die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
+            die("cannot write '%s': %s", lp, strerror(errno));
+        } else if (!(logf = fopen(lp, "wb"))) {
+            die("cannot write '%s': %s", lp, strerror(errno));
         }
-        logf = fopen(lp, "wb");
-        if (!logf) die("cannot write '%s': %s", lp, strerror(errno));
-        if (keep > 0) fwrite(old, 1, keep, logf);
-        else fputs("step,loss,lr,tok_per_s,val_loss,elapsed_s\n", logf);
-        free(old);
-        fflush(logf);
+        if (keep == 0) log_write(logf, lp, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n");
     }
 
     if (plot.path) {
@@ -1039,84 +1386,91 @@ static void cmd_train(int argc, char **argv) {
         if (resume && logf && lmplot_read_csv(getstr(&c, "--log"), &plot.log, NULL, 0) != 0)
             lmplot_init(&plot.log);
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    in = (int *)xmalloc((size_t)B * T * sizeof(int));
-    tg = (int *)xmalloc((size_t)B * T * sizeof(int));
+    accum_init(&acc, run.m, A, B, T);
     memset(&pr, 0, sizeof pr);
     pr.tty = stderr_is_tty();
-    pr.quiet = (int)geti(&c, "--quiet");
+    pr.quiet = (int)geti(&c, "--quiet") || me != 0;
     pr.total = S;
     pr.first = start;
     pr.every = nice_interval(S);
-    pr.tokens = (double)B * T;
+    pr.tokens = (double)B * T * A * P;
     pr.t0 = t_begin = now_s();
-    if (!pr.quiet)
+    g_train.run = &run;
+    g_train.plot = &plot;
+    g_train.logf = logf;
+    g_train.log_path = getstr(&c, "--log");
+    g_train.S = S;
+    g_train.t_begin = t_begin;
+    g_team_signals = team_signals(train_stop_thread);
+    if (!g_team_signals) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    if (!pr.quiet) {
+        char how[96] = "";
+        if (P > 1 || A > 1)
+            snprintf(how, sizeof how, "; steps of %d micro-batches of %d (%d process%s x %d)",
+                     P * A, B, P, P > 1 ? "es" : "", A);
         note("%d layers, %d heads, %d wide, context %d, vocab %d: %lu parameters; %lu train "
-             "and %lu validation tokens; %d threads (%s)%s",
+             "and %lu validation tokens; %d threads (%s)%s%s",
              run.m->cfg.n_layer, run.m->cfg.n_head, run.m->cfg.n_embd, run.m->cfg.n_ctx,
              run.m->cfg.vocab, (unsigned long)lm_gpt_num_params(run.m), (unsigned long)n_train,
-             (unsigned long)n_val, lm_get_threads(), lm_simd_name(),
+             (unsigned long)n_val, lm_get_threads(), lm_simd_name(), how,
              resume ? "; resuming" : "");
+    }
 
+    /* Each step: draw its micro-batches, this rank's gradients and the sum of all (lm-mpi:
+       the talking), then - holding the lock that keeps lm-mpi's saver thread out - the
+       update and the bookkeeping: progress, eval when due (without the lock: it does not
+       change the weights, and a signal's save must not wait for it), the log row, the
+       plot, the checkpoint. */
     for (s = start; s < S; s++) {
         int done = s + 1, due_eval, due_save, evaluated;
         float lr = lm_lr_at(&o, s);
         double t;
-        if (g_signal) break;
-        if (lm_data_next(&run.data, B, T, in, tg) != LM_OK) die("%s", lm_error());
-        lm_clear_error();
+        if (train_signal()) break;
+        if (accum_draw(&acc, &run.data) != LM_OK) die("%s", lm_error());
         t = now_s();
-        loss = lm_gpt_train_step(run.m, &o, in, tg, B, T, s);
-        t = now_s() - t;
-        if (!(loss == loss && loss <= FLT_MAX && loss >= -FLT_MAX)) {
+        loss = accum_grads(&acc);
+        if (loss != loss) {
+            team_lock();
             clear_live_line();
-            if (strcmp(lm_error(), "no error") && !strstr(lm_error(), "not finite"))
-                die("step %d/%d failed: %s", done, S, lm_error());
+            if (acc.failed == ACCUM_ERROR) {     /* the rank it befell says what */
+                if (acc.failed_rank == me) { g_speak = 1; note("step %d/%d failed: %s", done, S, acc.why); }
+                team_barrier();
+                exit(EXIT_RUNTIME);
+            }
             train_plot(&plot, s, 1); /* the curve up to the divergence, silently */
             die("the loss is %s at step %d/%d; stopped (the last good checkpoint is kept)",
-                loss == loss ? "infinite" : "NaN", done, S);
+                acc.failed == ACCUM_INF ? "infinite" : "NaN", done, S);
         }
+        team_lock();
+        if (lm_params_update_mean(&run.m->params, P * A, &o, s) != LM_OK)
+            die("step %d/%d failed: %s", done, S, lm_error());
+        t = now_s() - t;
+        train_mark(&run, done, loss, lr, pr.tokens / (t > 0 ? t : 1e-9));
         progress_step(&pr, done, loss, lr, t);
         due_eval = eval_every > 0 && (done % eval_every == 0 || done == S);
         due_save = due_eval || (save_every > 0 && done % save_every == 0) || done == S;
-        evaluated = due_eval && n_val > 0 && !g_signal; /* when stopping, skip to the save */
-        if (evaluated) {
-            val_loss = lm_gpt_eval(run.m, tokens + n_train, n_val, T);
-            if (!pr.quiet) {
-                clear_live_line();
-                fprintf(stderr, "step %d/%d val loss %.4f ppl %.2f\n", done, S, val_loss,
-                        exp(val_loss));
-            }
+        evaluated = due_eval && n_val > 0 && !train_signal(); /* stopping: on to the save */
+        team_unlock();
+        if (evaluated) val_loss = team_eval(run.m, tokens + n_train, n_val, T);
+        team_lock();
+        if (evaluated && !pr.quiet) {
+            clear_live_line();
+            fprintf(stderr, "step %d/%d val loss %.4f ppl %.2f\n", done, S, val_loss,
+                    exp(val_loss));
         }
-        if (logf) {
-            fprintf(logf, "%d,%.9g,%.9g,%.1f,", done, loss, lr, (double)B * T / (t > 0 ? t : 1e-9));
-            if (evaluated) fprintf(logf, "%.9g", val_loss);
-            fprintf(logf, ",%.3f\n", now_s() - t_begin);
-            fflush(logf);
-        }
-        if (plot.path && lmplot_push(&plot.log, done, loss, lr, evaluated ? val_loss : NAN) != 0) {
-            note("out of memory keeping the log for --plot: no more plotting");
-            plot.path = NULL;
-        }
+        train_log_row(&run, logf, getstr(&c, "--log"), &plot, evaluated, (float)val_loss, t_begin);
         if (due_eval || due_save) train_plot(&plot, done, 0);
         if (due_save) train_save(&run, done);
+        team_unlock();
     }
-    if (g_signal) {
-        /* stopped by a signal: keep the work done so far and leave */
-        int sig = g_signal;
-        clear_live_line();
-        train_save(&run, s);
-        train_plot(&plot, s, 0);
-        if (logf) fclose(logf);
-        note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
-             sig == SIGINT ? "SIGINT" : "SIGTERM", s, S, run.out, run.out);
-        exit(128 + sig);
-    }
+    if (train_signal()) train_stop(train_signal(), 0);   /* keep the work done, and leave */
+    team_lock();                                          /* the end: no more saver */
     train_save(&run, S);
     train_plot(&plot, S, 0);
     lmplot_free(&plot.log);
@@ -1134,8 +1488,7 @@ static void cmd_train(int argc, char **argv) {
             note("%d steps in %s, loss %.4f; saved '%s'", S - start, fmt_time(now_s() - t_begin, tb),
                  pr.ema / pr.ema_w, run.out);
     }
-    free(in);
-    free(tg);
+    accum_free(&acc);
     free(tokens);
     lm_gpt_free(run.m);
     tok_close(&tok);
@@ -1283,19 +1636,28 @@ static void cmd_eval(int argc, char **argv) {
 
     path = getstr(&c, "--model");
     data = getstr(&c, "--data");
-    m = load_model(path, heads_for(&c, path));
+    /* lm-mpi: rank 0 reads, the ranks share the windows (team_eval) */
+    m = team_share_model(team_rank() == 0 ? load_model(path, heads_for(&c, path)) : NULL);
     T = seen(&c, "--ctx") ? (int)geti(&c, "--ctx") : m->cfg.n_ctx;
     if (T > m->cfg.n_ctx) die_usage("--ctx %d is longer than the context of '%s' (%d)", T, path, m->cfg.n_ctx);
-    tok_open(&c, &tok);
-    check_vocab(m, &tok, path);
-    bytes = read_file(data, &nbytes);
-    tokens = tok_encode(&tok, bytes, nbytes, &n);
-    free(bytes);
+    memset(&tok, 0, sizeof tok);
+    tokens = NULL;
+    n = 0;
+    if (team_rank() == 0) {
+        tok_open(&c, &tok);
+        check_vocab(m, &tok, path);
+        bytes = read_file(data, &nbytes);
+        tokens = tok_encode(&tok, bytes, nbytes, &n);
+        free(bytes);
+    }
+    tokens = team_share_tokens(tokens, &n, &tok.vocab);
     if (n < (size_t)T + 1)
         die("'%s' has %lu tokens, fewer than one window of --ctx + 1 = %d", data,
             (unsigned long)n, T + 1);
-    loss = lm_gpt_eval(m, tokens, n, T);
-    if (loss != loss) die("evaluation failed: %s", lm_error());
+    lm_clear_error();
+    loss = team_eval(m, tokens, n, T);
+    if (loss != loss && team_rank() == 0)   /* (the other ranks' result is NaN) */
+        die("evaluation failed: %s", strcmp(lm_error(), "no error") ? lm_error() : "on another process");
     printf("loss %.6f ppl %.6f\n", loss, exp((double)loss));
     if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
     free(tokens);
@@ -1347,14 +1709,19 @@ static void cmd_info(int argc, char **argv) {
 static const char usage_bench[] =
 "usage: lm bench gemm M N K [--bt] [--threads N]\n"
 "       lm bench train [--layers 4] [--heads 4] [--embd 128] [--ctx 64] [--batch 12]\n"
-"                      [--vocab 256] [--steps 10] [--threads N]\n"
+"                      [--accum 1] [--vocab 256] [--steps 10] [--threads N]\n"
 "       lm bench generate [--model CKPT [--heads N] | --layers 4 --heads 4 --embd 128\n"
 "                      --ctx 64 --vocab 256] [--tokens N] [--threads N]\n"
 "\n"
 "gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
 "          median of repeated runs. Last line: gflops X\n"
 "train     training steps of a GPT on random tokens, after 2 warm-up steps; the median\n"
-"          step. Last line: ms_per_step X tok_per_s Y peak_rss_mb Z\n"
+"          step. Last line: ms_per_step X tok_per_s Y peak_rss_mb Z; with --accum A > 1\n"
+"          or under lm-mpi (mpirun -np P lm-mpi bench train: P processes of A\n"
+"          micro-batches) followed by the medians compute_ms (the gradients),\n"
+"          wait_ms (for the slowest process), exchange_ms (summing the gradients\n"
+"          across the processes), update_ms (clip and AdamW) and sent_mb, the\n"
+"          megabytes the busiest process sends a step (and receives)\n"
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
 "          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
@@ -1433,17 +1800,31 @@ static lm_gpt *bench_model(cli *c, double B, double T) {
     return m;
 }
 
+/* The median of x[0..n) (sorts x). */
+static double median_of(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Training steps as lm train takes them (accum_grads, then the update): with --accum, A
+   micro-batches a step; under lm-mpi, P processes of A micro-batches each, and the last
+   line adds how the step divides between computing the gradients, waiting for the
+   slowest process, exchanging the gradients and the update, and how many megabytes the
+   busiest rank sends a step (it receives as many). Each rank reports its own times;
+   rank 0's are printed. */
 static void bench_train(int argc, char **argv) {
     cli c;
     lm_gpt *m;
     lm_train_opts o;
-    lm_rng rng = lm_rng_seed(2);
-    int B, T, S, s, i, *in, *tg;
-    double *times, med;
+    lm_rng rng;
+    accum acc;
+    int A, B, T, S, s, i, P = team_size();
+    double *times, *tc, *tw, *tx, *tu, med, sent = 0;
     memset(&c, 0, sizeof c);
     c.usage = usage_bench;
     opt_shape(&c);
     opt_int(&c, "--batch", 12, 1, 1048576);
+    opt_int(&c, "--accum", 1, 1, 1048576);
     opt_int(&c, "--vocab", 256, 1, 16777216);
     opt_int(&c, "--steps", 10, 1, 1000000);
     opt_threads(&c);
@@ -1451,39 +1832,56 @@ static void bench_train(int argc, char **argv) {
     B = (int)geti(&c, "--batch");
     T = (int)geti(&c, "--ctx");
     S = (int)geti(&c, "--steps");
+    A = (int)geti(&c, "--accum");
     m = bench_model(&c, B, T);
+    check_fits(lm_gpt_memory(&m->cfg, B, T) + accum_bytes(&m->cfg, A), "this model and batch");
     apply_threads(&c);
-    in = (int *)xmalloc((size_t)B * T * sizeof(int));
-    tg = (int *)xmalloc((size_t)B * T * sizeof(int));
-    times = (double *)xmalloc((size_t)S * sizeof(double));
+    accum_init(&acc, m, A, B, T);
+    times = (double *)xmalloc((size_t)S * 5 * sizeof(double));
+    tc = times + S; tw = tc + S; tx = tw + S; tu = tx + S;
     o = lm_train_defaults();
     o.steps = S + 2;
     o.warmup = 0;
+    rng = lm_rng_seed(2 + (uint64_t)team_rank());
     for (s = 0; s < S + 2; s++) {
-        double t;
+        if (s == 2) sent = team_sent();
+        double t, t1;
         float loss;
-        for (i = 0; i < B * T; i++) {
-            in[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
-            tg[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
+        for (i = 0; i < A * B * T; i++) {
+            acc.in[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
+            acc.tg[i] = (int)lm_rng_below(&rng, (uint32_t)m->cfg.vocab);
         }
         t = now_s();
-        loss = lm_gpt_train_step(m, &o, in, tg, B, T, s);
-        t = now_s() - t;
+        loss = accum_grads(&acc);
         if (loss != loss) die("training step failed: %s", lm_error());
-        if (s >= 2) times[s - 2] = t;  /* the first two steps warm up caches and arenas */
-    }
-    for (s = 1; s < S; s++)                /* the median step: steadier than the mean on */
-        for (i = s; i > 0 && times[i - 1] > times[i]; i--) {   /* a shared machine      */
-            double x = times[i]; times[i] = times[i - 1]; times[i - 1] = x;
+        t1 = now_s();
+        if (lm_params_update_mean(&m->params, P * A, &o, s) != LM_OK)
+            die("training step failed: %s", lm_error());
+        if (s >= 2) {          /* the first two steps warm up caches and arenas */
+            times[s - 2] = now_s() - t;
+            tc[s - 2] = acc.t_compute;
+            tw[s - 2] = acc.t_wait;
+            tx[s - 2] = acc.t_exchange;
+            tu[s - 2] = now_s() - t1;
         }
-    med = S % 2 ? times[S / 2] : 0.5 * (times[S / 2 - 1] + times[S / 2]);
+    }
+    sent = team_max((team_sent() - sent) / S);   /* bytes a step, the busiest rank's */
+    med = median_of(times, S);  /* the median step: steadier than the mean on a shared machine */
     printf("train %d layers, %d heads, %d wide, context %d, vocab %d, batch %d: %lu "
-           "parameters, %d threads, %s, %d steps\n", m->cfg.n_layer, m->cfg.n_head,
+           "parameters, %d threads, %s, %d steps", m->cfg.n_layer, m->cfg.n_head,
            m->cfg.n_embd, T, m->cfg.vocab, B, (unsigned long)lm_gpt_num_params(m),
            lm_get_threads(), lm_simd_name(), S);
-    printf("ms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f\n", med * 1e3,
-           (double)B * T / med, peak_rss_mb());
-    free(in); free(tg); free(times);
+    if (P > 1 || A > 1) printf(", %d process%s x %d micro-batches", P, P > 1 ? "es" : "", A);
+    printf("\nms_per_step %.3f tok_per_s %.1f peak_rss_mb %.1f", med * 1e3,
+           (double)B * T * A * P / med, peak_rss_mb());
+    if (P > 1 || A > 1)
+        printf(" compute_ms %.3f wait_ms %.3f exchange_ms %.3f update_ms %.3f sent_mb %.3f",
+               median_of(tc, S) * 1e3, median_of(tw, S) * 1e3, median_of(tx, S) * 1e3,
+               median_of(tu, S) * 1e3,
+               sent / 1e6);
+    printf("\n");
+    free(times);
+    accum_free(&acc);
     lm_gpt_free(m);
 }
 
@@ -1534,12 +1932,15 @@ static void cmd_bench(int argc, char **argv) {
     if (argc < 1) die_usage("which benchmark? gemm, train or generate (see lm bench --help)");
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
         fputs(usage_bench, stdout);
+        team_end();
         exit(0);
     }
     if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate"))
         die_usage("unknown benchmark '%s': gemm, train or generate", argv[0]);
-    sprintf(name, "lm bench %s", argv[0]);
+    sprintf(name, LM_TOOL " bench %s", argv[0]);
     g_cmd = name;
+    if (team_size() > 1 && strcmp(argv[0], "train"))
+        die_usage("runs on one process only (bench train runs on several)");
     if (!strcmp(argv[0], "gemm")) bench_gemm(argc - 1, argv + 1);
     else if (!strcmp(argv[0], "train")) bench_train(argc - 1, argv + 1);
     else bench_generate(argc - 1, argv + 1);
@@ -1734,7 +2135,7 @@ static void cmd_version(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.usage = usage_version;
     cli_parse(&c, argc, argv);
-    printf("lm %s (lm.h %s, %s kernels)\n", LM_VERSION_STRING, lm_version(), lm_simd_name());
+    printf(LM_TOOL " %s (lm.h %s, %s kernels)\n", LM_VERSION_STRING, lm_version(), lm_simd_name());
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1771,8 +2172,9 @@ int main(int argc, char **argv) {
     static char name[64];
     size_t k;
     const char *cmd;
+    team_start(&argc, &argv);
     if (argc < 2) {
-        fputs(usage_main, stderr);
+        if (team_rank() == 0) fputs(usage_main, stderr);
         return EXIT_USAGE;
     }
     cmd = argv[1];
@@ -1786,13 +2188,20 @@ int main(int argc, char **argv) {
                 if (!strcmp(argv[2], g_commands[k].name)) g_commands[k].run(1, help);
         }
         fputs(usage_main, stdout);
+        team_end();
         return 0;
     }
     for (k = 0; k < sizeof g_commands / sizeof g_commands[0]; k++) {
         if (strcmp(cmd, g_commands[k].name)) continue;
-        sprintf(name, "lm %s", g_commands[k].name);
+        sprintf(name, LM_TOOL " %s", g_commands[k].name);
         g_cmd = name;
+        /* lm-mpi: train, eval and bench train share the work among the processes; the
+           rest are for one process */
+        if (team_size() > 1 && strcmp(cmd, "train") && strcmp(cmd, "eval") && strcmp(cmd, "bench"))
+            die_usage("runs on one process only (train, eval and bench train run on several); "
+                      "use lm %s, or mpirun -np 1", cmd);
         g_commands[k].run(argc - 2, argv + 2);
+        team_end();
         return 0;
     }
     die_usage("unknown command '%s' (see lm --help)", cmd);

@@ -235,11 +235,12 @@ static int lmplot__save(lmplot__buf *b, const char *path, char *err, size_t errl
     bad = fwrite(b->p, 1, b->n, f) != b->n;
     bad |= fflush(f) != 0;
     bad |= fclose(f) != 0;
-    /* rename replaces the target on POSIX; elsewhere it may refuse, so remove and retry */
-    if (!bad && rename(tmp, path) != 0) {
-        remove(path);
-        bad = rename(tmp, path) != 0;
-    }
+    /* rename replaces the target atomically on POSIX, and if it fails the old picture
+       stays; Windows refuses to replace a file, so there the old one goes first */
+#ifdef _WIN32
+    if (!bad) remove(path);
+#endif
+    if (!bad && rename(tmp, path) != 0) bad = 1;
     e_save = errno;
     if (bad) remove(tmp);
     free(tmp);
