@@ -2,7 +2,7 @@
 """bench.py - `make bench`: lm.h against OpenBLAS (GEMM) and PyTorch (training, generation),
 measured in one run on the same machine, with the ratios and the targets of issue 6.
 
-    /usr/bin/python3 tools/bench.py [--only gemm,train,generate] [--reps 3] [--quick]
+    /usr/bin/python3 tools/bench.py [--only gemm,train,generate,q8] [--reps 3] [--quick]
                                     [--gemm-cputime]
                                     [--lm ./lm] [--out out/bench.txt]
 
@@ -25,7 +25,10 @@ What is measured, each in a fresh process:
             count and kernel. Peak RSS of each process (getrusage). Both figures are the median
             of the process's timed steps.
   generate  tokens/s of KV-cache generation from a one-token prompt, n_ctx - 1 tokens, for
-            `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each.
+            `lm bench generate` and bench_torch.py at 1 and 2 threads; best of each. Then
+            lm.h's Q8_0 weights (`--quantize`) against its own float32 at 2 threads, the
+            runs alternating, with the weight bytes a token reads over the time it takes,
+            beside the memory read bandwidth of 2 threads (out/bench_membw) in the same runs.
 Every configuration runs --reps times (the runs of lm and PyTorch interleaved, so a change
 in the machine's load hits both alike) and the median is kept. PyTorch runs with
 OMP_WAIT_POLICY=PASSIVE and OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = its thread count.
@@ -348,6 +351,36 @@ def bench_generate(a):
         ratio_of(lm[2], pt[best]), None, "tok/s")
     row(f"generate small: lm.h best ({lbest}t) / PyTorch best", lm[lbest], pt[best],
         ratio_of(lm[lbest], pt[best]), 2.5, "tok/s")
+    bench_generate_q8(a, cfg, keys)
+
+
+def bench_generate_q8(a, cfg, keys):
+    """Q8_0 against float32, lm.h alone, 2 threads, alternating runs (issue 14), beside
+    the machine's memory read bandwidth at 2 threads (tools/bench_membw.c) in the same runs."""
+    res = {"float32": [], "Q8_0": []}
+    gbs = {"float32": [], "Q8_0": []}
+    mem, near = [], []
+    wmb = None
+    for rep in range(a.reps):
+        for label, extra in (("float32", []), ("Q8_0", ["--quantize"])):
+            v, _ = run([a.lm, "bench", "generate"] + shape_args(cfg, keys) + extra + ["--threads", "2"])
+            res[label].append(v and v["tok_per_s"])
+            gbs[label].append(v and v.get("gb_per_s"))
+            if label == "float32" and v and v.get("weight_mb_per_token"):
+                wmb = int(v["weight_mb_per_token"] + 0.5)
+        v, _ = run([a.membw, "--threads", "2"])
+        mem.append(v and v["gb_per_s"])
+        if wmb:
+            v, _ = run([a.membw, "--threads", "2", "--mb", str(wmb)], tag="(the float32 weights' size)")
+            near.append(v and v["gb_per_s"])
+    f32, q8, bw = median(res["float32"]), median(res["Q8_0"]), median(mem)
+    row("memory read bandwidth, 2 threads, 2 GB (GB/s)", bw, None, None, None, "GB/s")
+    row(f"read bandwidth, 2 threads, {wmb} MB (GB/s; caches may hold it)", median(near), None, None, None, "GB/s")
+    row("generate small 2t: weights read, float32 (GB/s) / bandwidth", median(gbs["float32"]), bw,
+        ratio_of(median(gbs["float32"]), bw), None, "GB/s")
+    row("generate small 2t: weights read, Q8_0 (GB/s) / bandwidth", median(gbs["Q8_0"]), bw,
+        ratio_of(median(gbs["Q8_0"]), bw), None, "GB/s")
+    row("generate small: lm.h Q8_0 2t / lm.h float32 2t", q8, f32, ratio_of(q8, f32), 2.5, "tok/s")
 
 
 def print_summary():
@@ -371,13 +404,15 @@ def print_summary():
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default="gemm,train,generate",
-                   help="comma-separated subset of gemm,train,generate")
+                   help="comma-separated subset of gemm,train,generate,q8 (q8: only the "
+                        "Q8_0 against float32 generation of generate, no PyTorch)")
     p.add_argument("--reps", type=int, default=3, help="runs of each configuration (median)")
     p.add_argument("--quick", action="store_true",
                    help="one run per configuration and fewer steps: a smoke test")
     p.add_argument("--lm", default="./lm")
     p.add_argument("--gemm-lm", default="out/bench_gemm")
     p.add_argument("--gemm-ob", default="out/bench_gemm_openblas")
+    p.add_argument("--membw", default="out/bench_membw")
     p.add_argument("--small-steps", type=int, default=5, help="timed steps, small GPT")
     p.add_argument("--tiny-steps", type=int, default=20, help="timed steps, tiny GPT")
     p.add_argument("--gen-reps", type=int, default=3,
@@ -391,8 +426,8 @@ def main():
         a.reps, a.small_steps, a.tiny_steps, a.gen_reps = 1, 1, 5, 1
     parts = [s.strip() for s in a.only.split(",") if s.strip()]
     for s in parts:
-        if s not in ("gemm", "train", "generate"):
-            sys.exit(f"bench.py: unknown part '{s}' (gemm, train, generate)")
+        if s not in ("gemm", "train", "generate", "q8"):
+            sys.exit(f"bench.py: unknown part '{s}' (gemm, train, generate, q8)")
     a.torch_kernels = None
     t0 = time.time()
     log(f"lm.h benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}, "
@@ -406,6 +441,10 @@ def main():
         bench_train(a)
     if "generate" in parts:
         bench_generate(a)
+    elif "q8" in parts:
+        log(f"generation with the KV cache, small GPT, Q8_0 against float32 "
+            f"(load average {loadavg()})")
+        bench_generate_q8(a, SMALL, ["layers", "heads", "embd", "ctx", "vocab"])
     log(f"load average at end: {loadavg()}; {time.time() - t0:.0f} s in all")
     print_summary()
     if a.out:
