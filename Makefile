@@ -12,7 +12,8 @@ CC ?= cc
 CFLAGS ?= -O2 -march=native
 WARN = -std=c99 -Wall -Wextra -pedantic
 LDLIBS = -lm -lpthread
-EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary
+EXAMPLES = examples/1_linreg examples/2_xor examples/3_gpt examples/4_classify examples/5_binary \
+           examples/6_seq2seq examples/7_compress
 
 all: lm lm_test $(EXAMPLES)
 
@@ -31,6 +32,7 @@ lm_test: lm_test.c lm.h
 examples/%: examples/%.c lm.h
 	$(CC) $(WARN) $(CFLAGS) -I. $< -o $@ $(LDLIBS)
 examples/4_classify: examples/lesson_data.h tools/lm_plot.h
+examples/7_compress: tools/lm_plot.h
 
 test: lm lm_test out/docs/list
 	./lm_test
@@ -42,14 +44,16 @@ out/docs/list: lm.h README.md tests/docs.sh $(wildcard tests/docs/*.c)
 	sh tests/docs.sh $(CC) $(WARN) -Werror $(CFLAGS)
 
 # The examples in course order, run as a user would (from examples/, no arguments); each
-# checks its own lesson and exits non-zero if it failed. About three minutes on 2 cores,
-# most of it 3_gpt and 4_classify. 4_classify also draws its confusion matrix
-# (out/classify_confusion.svg), checked for well-formed XML when xmllint is installed.
+# checks its own lesson and exits non-zero if it failed. About ten minutes on 2 cores,
+# most of it 3_gpt, 4_classify, 6_seq2seq and 7_compress. 4_classify also draws its
+# confusion matrix (out/classify_confusion.svg) and 7_compress its loss against size
+# (out/compress.svg), checked for well-formed XML when xmllint is installed.
 examples-run: $(EXAMPLES)
 	mkdir -p out
 	cd examples && ./1_linreg && ./2_xor && ./3_gpt && \
-	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary
-	if command -v xmllint >/dev/null; then xmllint --noout out/classify_confusion.svg; fi
+	    ./4_classify --plot ../out/classify_confusion.svg && ./5_binary && ./6_seq2seq && \
+	    ./7_compress --plot ../out/compress.svg
+	if command -v xmllint >/dev/null; then xmllint --noout out/classify_confusion.svg out/compress.svg; fi
 
 # The README's first command: a byte-level GPT trained on lm.h's own source (every checkout
 # has it), its progress and falling loss, a loss curve (demo.svg), then a sample.
@@ -72,18 +76,26 @@ uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/include/lm.h" "$(DESTDIR)$(PREFIX)/bin/lm"
 
 # ARM: the whole suite cross-compiled for aarch64 and armhf (NEON), run under qemu-user;
-# then the scalar path (LM_NO_SIMD) natively. Needs gcc-aarch64-linux-gnu,
-# gcc-arm-linux-gnueabihf and qemu-user (see .ci/run).
+# aarch64 again with the dot-product extension (the Q8_0 kernels' sdot path); then the
+# x86 AVX2 path (no AVX-512) and the scalar path (LM_NO_SIMD) natively, so every kernel
+# path meets the same tests. Needs gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf and
+# qemu-user (see .ci/run), and an x86 machine with AVX2.
 ARM_TEST = -std=c99 -Wall -Wextra -pedantic -O2 -DLM_TEST_NO_CLI -I. lm_test.c -lm -lpthread
 test-arm:
 	aarch64-linux-gnu-gcc $(ARM_TEST) -o lm_test_aarch64
 	@n=$$(aarch64-linux-gnu-objdump -d lm_test_aarch64 | grep -cE 'fmla[[:space:]]+v[0-9]+\.4s'); \
 	  echo "aarch64: $$n NEON vector FMAs (fmla v.4s)"; test $$n -gt 0
 	qemu-aarch64 -L /usr/aarch64-linux-gnu ./lm_test_aarch64
+	aarch64-linux-gnu-gcc -march=armv8.2-a+dotprod $(ARM_TEST) -o lm_test_aarch64_dot
+	@n=$$(aarch64-linux-gnu-objdump -d lm_test_aarch64_dot | grep -cE 'sdot[[:space:]]+v'); \
+	  echo "aarch64+dotprod: $$n sdot instructions"; test $$n -gt 0
+	qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu ./lm_test_aarch64_dot
 	arm-linux-gnueabihf-gcc -mfpu=neon-vfpv4 -mfloat-abi=hard $(ARM_TEST) -o lm_test_armhf
 	@n=$$(arm-linux-gnueabihf-objdump -d lm_test_armhf | grep -cE 'vfma\.f32[[:space:]]+q'); \
 	  echo "armhf: $$n NEON vector FMAs (vfma.f32 q)"; test $$n -gt 0
 	qemu-arm -L /usr/arm-linux-gnueabihf ./lm_test_armhf
+	$(CC) $(WARN) -O2 -march=native -mno-avx512f -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_avx2 $(LDLIBS)
+	./lm_test_avx2
 	$(CC) $(WARN) -O2 -DLM_NO_SIMD -DLM_TEST_NO_CLI -I. lm_test.c -o lm_test_scalar $(LDLIBS)
 	./lm_test_scalar
 
@@ -113,7 +125,10 @@ test-be: lm_test_s390x out/endian_host out/endian_s390x
 	out/endian_host check out/be/s390x out/be/host
 
 # PyTorch cross-check: GPT logits, loss, every gradient and 10 AdamW steps;
-# the encoder's masked-LM and classifier heads; `lm eval` and greedy `lm generate` - for
+# the encoder's masked-LM and classifier heads; the encoder-decoder (nn.Transformer:
+# logits, loss, every gradient, greedy and beam decodes, AdamW steps; `lm s2s eval` and
+# `lm s2s translate`; a model `lm s2s train` wrote, read and saved again by PyTorch);
+# `lm eval` and greedy `lm generate` - for
 # the default (SIMD) build and a -DLM_NO_SIMD build, each against PyTorch and against each
 # other. Needs Debian's python3-torch and python3-numpy, so it runs with /usr/bin/python3
 # (a pyenv or venv python3 on PATH does not see them). Last line: N passed, M failed.
@@ -311,7 +326,7 @@ bench: lm out/bench_gemm out/bench_gemm_avx2 out/bench_gemm_openblas
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(TORCH_PYTHON) tools/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -f lm lm-mpi lm_test lm_test_aarch64 lm_test_armhf lm_test_scalar lm_test_s390x $(EXAMPLES) $(TORCH_BINS) lm2c \
+	rm -f lm lm-mpi lm_test lm_test_aarch64 lm_test_aarch64_dot lm_test_armhf lm_test_avx2 lm_test_scalar lm_test_s390x $(EXAMPLES) $(TORCH_BINS) lm2c \
 	    demo.safetensors demo.safetensors.state demo.csv demo.svg
 	rm -rf examples/cortex_m/build $(SAN_CLEAN) out
 

@@ -136,13 +136,16 @@
        6.  The GPT                         GPT-2: layout, init, forward, training, eval, data
        7.  Generation                      the KV cache, sampling, a model over flash
        8.  The encoder                     masked-LM pretraining, fine-tuning, metrics
-       9.  Thread pool
-       10. GEMM                            packed, cache-blocked, one micro-kernel per ISA
-       11. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
-       12. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
-       13. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
-       14. Safetensors                     the strict reader and the writer
-       15. Checkpoints                     GPT checkpoints and resume state
+       9.  The encoder-decoder             nn.Transformer: training, greedy and beam decoding
+       10. Compression                     Q8_0 weights, the quantized GPT, pruning
+       11. Thread pool
+       12. GEMM                            packed, cache-blocked, one micro-kernel per ISA;
+                                           the Q8_0 integer kernels
+       13. Vector kernels                  exp, tanh, GELU, softmax sums, LayerNorm, AdamW
+       14. Text and numbers in files       UTF-8, a strict JSON lexer, decimals, whole files
+       15. Tokenizers                      bytes, byte-level BPE, GPT-2's BPE
+       16. Safetensors                     the strict reader and the writer
+       17. Checkpoints                     GPT and encoder-decoder checkpoints, resume state
 
    TRAINING (the GPT: GPT-2's architecture, as PyTorch computes it)
        The model: token embedding wte (V, C) plus position embedding wpe (n_ctx, C); L blocks
@@ -184,6 +187,65 @@
        cache: greedy at temperature 0, else temperature, top-k and top-p sampling from a
        seeded lm_sampler. When the text outgrows n_ctx the model sees the last n_ctx tokens.
 
+   ENCODER-DECODER (lm_seq2seq: PyTorch's nn.Transformer, "Attention Is All You Need")
+       Source text in, other text out. The encoder is num_encoder_layers blocks over the
+       source with its padding masked; the decoder is num_decoder_layers blocks over BOS +
+       the target so far, causal, each block with a cross-attention sub-layer between its
+       self-attention and its MLP: queries from the decoder, keys and values from the
+       encoder's output (its padding masked too). Each stack ends with a LayerNorm (as
+       nn.Transformer's encoder.norm and decoder.norm); a Linear layer (the "generator")
+       makes the logits over the target vocabulary. The blocks are nn.Transformer's:
+       post-LN, x = LN(x + f(x)), by default, or pre-LN, x = x + f(LN(x)), with norm_first;
+       attention with fused in_proj (3C, C) and out_proj (C, C); an MLP linear1 (F, C),
+       relu (default) or the exact GELU x Phi(x), linear2 (C, F); LayerNorm eps 1e-5; every
+       weight output-major, (out, in), as PyTorch's Linear. Tokens enter as
+       embedding * sqrt(d_model) plus the fixed sinusoidal positions
+       pe[t][2i] = sin(t / 10000^(2i/C)), pe[t][2i+1] = cos(...) (computed in double). With
+       the byte vocabulary (the default) ids 0..255 are bytes and BOS = 256, EOS = 257,
+       PAD = 258 (in general tgt_vocab - 3, - 2, - 1); a source is its tokens alone.
+       Training is teacher-forced: the decoder reads BOS + target and is taught target +
+       EOS, the loss the mean cross-entropy over those positions (PAD ignored), AdamW as
+       for the GPT. Dropout (config dropout, training steps only) acts where PyTorch's
+       does but on the attention weights: embeddings, each sub-layer's output, and the
+       MLP's hidden layer. Fresh weights: every matrix Xavier-uniform (as nn.Transformer
+       and PyTorch's translation tutorial), biases 0, LayerNorm 1 and 0.
+       lm_seq2seq_translate() runs the encoder once per source and computes every decoder
+       layer's cross-attention keys and values once; the decoder then takes one token at a
+       time through a KV cache, so an output token costs the same whatever came before but
+       for the attention over it. Greedy decoding takes the likeliest token (BOS and PAD
+       never); beam search of width k keeps the k likeliest hypotheses by total
+       log-probability (no length penalty) and returns the likeliest finished one. make
+       test-torch holds logits, loss, every gradient, both decodings and AdamW steps to
+       torch.nn.Transformer (tools/seq2seq_torch.py), for post-LN/relu and pre-LN/gelu.
+   COMPRESSION (Q8_0 weights, magnitude pruning)
+       Q8_0 is the block format of ggml: along the input of a weight matrix, each run of 32
+       weights is 32 int8 values q and one scale d, w = d q, with d = max|w| / 127 over the
+       block rounded to F16 and q = round(w / d) in [-127, 127] (to nearest, ties to even,
+       divided by the F16 d itself, so |w - d q| <= d / 2 for every weight). Where
+       rounding max|w| / 127 to F16 loses so much that max|w| / d would round past 127
+       (possible only for F16 subnormal scales, below 6.1e-5), d is the next F16 up. An
+       input size that is not a multiple of 32 ends in a partial block (no padding in
+       files; kernels pad with zeros). lm_gpt_quantize() makes a Q8_0 copy of a GPT: the
+       four matrices of every block (c_attn, attn.c_proj, c_fc, mlp.c_proj), and with
+       LM_QUANT_Q8_0_EMB the token embedding wte too, which is also the output head. wpe,
+       LayerNorms and biases stay float32. The matrices take 3.76x fewer bytes, in a file
+       and in memory alike (1 byte a weight, 2 per 32 for the scale).
+       Products: y = W x takes x one block of 32 at a time to int8 as well (d_x = max|x| /
+       127, q_x = round(x / d_x), blocks with max|x| < 1e-30 count as zero, a NaN or an
+       infinity makes the block's product NaN), then for each output
+           y = sum over the blocks, in order, of (float)(sum of q_w q_x) * (d_w d_x)
+       in float, plus the bias. The integer sums are exact, so the AVX-512 VNNI, AVX2,
+       NEON (sdot where the target has the dot-product extension) and plain C paths give
+       the same bits, for any thread count, wherever the float operations are not fused
+       (C99 modes of gcc; lm.h tells clang so itself). armv7's NEON flushes denormals, so
+       it agrees unless a product d_w d_x is below FLT_MIN. Generation (lm_gpt_step_token)
+       and the batched forward (prompts, lm_gpt_eval) take Q8_0 weights; the embedding
+       rows are dequantized, w = d q. Training does not: it is an error on a Q8_0 model.
+       Pruning: lm_gpt_prune() sets the smallest weights of each block matrix to zero, per
+       matrix (each keeps 1 - sparsity of its weights); lm_train_opts.keep_zeros = 1 then
+       fine-tunes with every exact zero of a tensor of 2+ dims kept at zero (its gradient,
+       AdamW moments and value stay 0; needs eps > 0). Pruned models are stored dense.
+
    CHECKPOINTS (safetensors)
        A u64 little-endian header length N, N bytes of JSON (padded with spaces to a
        multiple of 8), then the raw little-endian tensor data; offsets count from the start
@@ -198,6 +260,13 @@
        the tensors and n_head from the argument, the metadata, or C/64, so a Hugging Face
        GPT-2 model.safetensors loads as it is. Every name, dtype, shape and offset is
        checked: a malformed or truncated file is an error and creates nothing.
+       A Q8_0 model (COMPRESSION) saves each quantized weight NAME as NAME.q8 (I8, shape
+       [out, in]: output-major, so each row's blocks run along the input; a Conv1D
+       weight (in, out) is transposed, wte (V, C) is not) and NAME.d (F16, [out,
+       ceil(in / 32)]), the rest as F32, with __metadata__ "quant": "q8_0". The loader
+       reads such files as strictly: both parts of each quantized weight, their dtypes
+       and shapes, q in [-127, 127], finite scales, the four matrices of every block
+       quantized together (wte optionally), and "quant" present exactly when they are.
        Resume state (AdamW moments and step, schedule step, data position, RNG, and a
        fingerprint of the weights it goes with) is a second file, MODEL.state.
        Every save (lm_gpt_save, lm_gpt_save_state, lm_tok_save, lm_st_write) writes
@@ -216,6 +285,29 @@
        any moment resumes exactly (`make test-faults` kills `lm train` before each of its
        file calls and at random moments to check). All files are little-endian whatever the
        host (`make test-be` reads and writes them on big-endian s390x).
+       Encoder-decoder checkpoints (lm_seq2seq_save) hold PyTorch's state-dict names, in
+       its (out, in) layout, so weights move between PyTorch and lm.h unchanged
+       (tools/seq2seq_torch.py is the PyTorch module); i counts each stack's layers:
+           src_tok_emb.embedding.weight (V_src, C)   tgt_tok_emb.embedding.weight (V_tgt, C)
+           transformer.encoder.layers.{i}.self_attn.in_proj_weight (3C, C), .in_proj_bias
+               (3C), .self_attn.out_proj.weight (C, C), .out_proj.bias (C),
+               .linear1.weight (F, C), .linear1.bias (F), .linear2.weight (C, F),
+               .linear2.bias (C), .norm1.weight|bias, .norm2.weight|bias (C)
+           transformer.encoder.norm.weight|bias (C)
+           transformer.decoder.layers.{i}: the encoder layer's tensors, and
+               .multihead_attn.in_proj_weight (3C, C) (rows q, k, v), .in_proj_bias (3C),
+               .multihead_attn.out_proj.weight|bias, and .norm3.weight|bias (norm1 is the
+               self-attention's, norm2 the cross-attention's, norm3 the MLP's)
+           transformer.decoder.norm.weight|bias (C)
+           generator.weight (V_tgt, C), generator.bias (V_tgt)
+       (the embeddings and output layer as in PyTorch's translation tutorial). The config
+       is __metadata__, under nn.Transformer's argument names: d_model, nhead,
+       num_encoder_layers, num_decoder_layers, dim_feedforward, norm_first (true/false),
+       activation (relu/gelu), and n_ctx, src_vocab_size, tgt_vocab_size, bos_id, eos_id,
+       pad_id. Loading takes the shape from the tensors and nhead from the metadata (which
+       must say it); the rest, when absent, defaults as PyTorch's (post-LN, relu) and lm.h's
+       (n_ctx 128, the last three ids special). Every name, shape and dtype is checked as
+       for the GPT; the tutorial's positional_encoding.pos_embedding buffer is ignored.
 
    TOKENIZERS
        One type, lm_tokenizer, covers three kinds of tokenizer:
@@ -380,6 +472,7 @@ typedef struct lm_tensor {
     int size;                /* number of elements                                        */
     int requires_grad;       /* gradients are wanted for this tensor                      */
     struct lm_node *node;    /* the op that produced it; NULL for leaves                  */
+    const struct lm_q8 *q8;  /* a weight stored as Q8_0 (COMPRESSION): then data is NULL */
 } lm_tensor;
 
 typedef struct lm_graph {
@@ -443,6 +536,7 @@ LMDEF lm_tensor *lm_sum(lm_graph *g, lm_tensor *a);   /* all elements -> scalar 
 LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a);  /* tanh form, as GPT-2 */
+LMDEF lm_tensor *lm_gelu_erf(lm_graph *g, lm_tensor *a);  /* exact: x Phi(x), as PyTorch's */
 LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a);
 LMDEF lm_tensor *lm_softmax(lm_graph *g, lm_tensor *a);      /* over the last dim */
@@ -454,6 +548,11 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
    causal: position t sees 0..t. lens (may be NULL): batch row b sees keys < lens[b]. */
 LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal,
                               const int *lens);
+/* Cross-attention: queries q (B, Tq, C) over the keys and values kv (B, Tk, 2C) (column
+   blocks k, v) of another sequence -> (B, Tq, C). lens (may be NULL): batch row b sees
+   keys < lens[b] (the source's padding). */
+LMDEF lm_tensor *lm_cross_attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head,
+                                    const int *lens);
 LMDEF lm_tensor *lm_reshape(lm_graph *g, lm_tensor *a, int ndim, const int *shape);
 LMDEF lm_tensor *lm_transpose(lm_graph *g, lm_tensor *a);   /* swap the last two dims */
 /* Columns [start, start+len) of the last dim. */
@@ -514,6 +613,8 @@ typedef struct lm_train_opts {
     float wd;                /* decoupled weight decay              (0.1)                 */
     float beta1, beta2, eps; /* AdamW                               (0.9, 0.99, 1e-8)     */
     float clip;              /* global grad-norm clip, 0 = none     (1.0)                 */
+    int keep_zeros;          /* 1: a weight of a tensor of 2+ dims that is exactly 0 stays
+                                0 (fine-tuning a pruned model, see COMPRESSION)   (0)     */
 } lm_train_opts;
 LMDEF lm_train_opts lm_train_defaults(void);
 LMDEF float lm_lr_at(const lm_train_opts *o, int step);   /* schedule, step 0..S-1 */
@@ -544,7 +645,12 @@ LMDEF int lm_params_update_mean(lm_params *p, int A, const lm_train_opts *o, int
    Public API 5-6: the Transformer block every model shares, and the GPT (decoder-only,
    GPT-2 layout)
    --------------------------------------------------------------------------------------- */
-/* One pre-LayerNorm Transformer block: x + attn(ln_1(x)), then + mlp(ln_2(x)). */
+/* One Transformer block. The GPT's and the encoder's: pre-LayerNorm, x + attn(ln_1(x)),
+   then + mlp(ln_2(x)), weights input-major as below. The encoder-decoder's (as PyTorch's
+   nn.Transformer) use the same struct with every weight stored output-major, (out, in)
+   (the transpose of the shapes below; the MLP's width F is free, not 4C), post- or
+   pre-LayerNorm, and in its decoder a cross-attention sub-layer between the two, whose
+   fields are NULL everywhere else. */
 typedef struct lm_block {
     lm_tensor *ln_1_w, *ln_1_b;      /* (C) (C)                                           */
     lm_tensor *attn_w, *attn_b;      /* (C, 3C) (3C): q, k, v column blocks               */
@@ -552,7 +658,15 @@ typedef struct lm_block {
     lm_tensor *ln_2_w, *ln_2_b;      /* (C) (C)                                           */
     lm_tensor *fc_w, *fc_b;          /* (C, 4C) (4C)                                      */
     lm_tensor *proj_w, *proj_b;      /* (4C, C) (C)                                       */
+    lm_tensor *ln_x_w, *ln_x_b;      /* (C) (C) cross-attention's LayerNorm               */
+    lm_tensor *xattn_w, *xattn_b;    /* (3C, C) (3C): q from the block, k and v from the
+                                        encoder's output                                 */
+    lm_tensor *xattn_proj_w, *xattn_proj_b; /* (C, C) (C)                                 */
 } lm_block;
+
+/* How a GPT's weights are stored (see COMPRESSION): all float32; the four matrices of every
+   block in Q8_0; or those and the token embedding wte (which is also the output head). */
+enum { LM_QUANT_NONE = 0, LM_QUANT_Q8_0 = 1, LM_QUANT_Q8_0_EMB = 2 };
 
 typedef struct lm_gpt_config {
     int n_layer;             /* blocks                              (4)                   */
@@ -560,6 +674,8 @@ typedef struct lm_gpt_config {
     int n_embd;              /* width C                             (128)                 */
     int n_ctx;               /* longest sequence T                  (64)                  */
     int vocab;               /* V                                   (256)                 */
+    int quant;               /* LM_QUANT_*: set by lm_gpt_quantize and the loader; a new
+                                model is float32                     (LM_QUANT_NONE)      */
 } lm_gpt_config;
 
 typedef struct lm_gpt {
@@ -681,11 +797,15 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
    lm_gpt_step_token, and LM_GPT_MEMORY_BYTES to run lm_gpt_generate (its prompt goes
    through the batched forward); whatever buf has beyond the model's state becomes the
    per-step arena. NULL with lm_error() on a bad config or a buffer too small. Never
-   lm_gpt_free such a model: it lives in buf. */
-LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights, void *buf,
+   lm_gpt_free such a model: it lives in buf.
+   With cfg->quant set, weights (4-byte aligned) holds the tensors in the same order, and
+   each Q8_0 one is its scales (LM_Q8_SCALES F16s) then its values (LM_Q8_VALUES bytes),
+   in the packed layout of COMPRESSION; tools/lm2c writes such an image. */
+LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const void *weights, void *buf,
                                  size_t len);
 #define LM_GPT_STATE_BYTES(L, C, T, V)                                                   \
     (64 + LM__ROUND64(sizeof(lm_gpt)) + LM__ROUND64((4 + 12 * (size_t)(L)) * sizeof(lm_tensor)) \
+     + LM__ROUND64((1 + 4 * (size_t)(L)) * sizeof(lm_q8))                                 \
      + LM__ROUND64((4 + 12 * (size_t)(L)) * (size_t)LM_NAME_MAX)                         \
      + LM__ROUND64((size_t)(L) * sizeof(lm_block))                                       \
      + 2 * LM__ROUND64((size_t)(L) * (size_t)(T) * (size_t)(C) * sizeof(float))           \
@@ -777,7 +897,128 @@ LMDEF int lm_metrics_from_confusion(const long *confusion, int n_class, lm_metri
 LMDEF double lm_perplexity(double mean_loss);
 
 /* ---------------------------------------------------------------------------------------
-   Public API 9-10: threads and GEMM
+   Public API 9: the encoder-decoder (PyTorch's nn.Transformer; see ENCODER-DECODER above)
+   Source text in, other text out: an encoder over the source, a decoder over the target
+   so far that also attends to the encoder's output (cross-attention), then a linear layer
+   to the target vocabulary. Its functions have the GPT's shape: a loss, a backward and a
+   training step on a batch of pairs, and decoding with a KV cache.
+   --------------------------------------------------------------------------------------- */
+enum { LM_ACT_RELU = 0, LM_ACT_GELU = 1 };
+typedef struct lm_seq2seq_config {   /* zero fields take the defaults in brackets          */
+    int d_model;             /* width C                                 (128)             */
+    int nhead;               /* heads; must divide d_model              (4)               */
+    int num_encoder_layers;  /*                                         (3)               */
+    int num_decoder_layers;  /*                                         (3)               */
+    int dim_feedforward;     /* the MLP's width F                       (4 d_model)       */
+    int norm_first;          /* 0: post-LN, x = LN(x + f(x)), PyTorch's default;
+                                1: pre-LN, x = x + f(LN(x))                               */
+    int activation;          /* LM_ACT_RELU (PyTorch's default) or LM_ACT_GELU (erf form) */
+    int n_ctx;               /* longest source; the decoder sees BOS + target, so targets
+                                are at most n_ctx - 1 tokens           (128)             */
+    int src_vocab, tgt_vocab; /* including the special ids below        (256 + 3 each)    */
+    int bos_id, eos_id, pad_id; /* target ids        (tgt_vocab - 3, tgt_vocab - 2, - 1)  */
+    float dropout;           /* training steps only                     (0)               */
+} lm_seq2seq_config;
+
+typedef struct lm_seq2seq {
+    lm_seq2seq_config cfg;
+    lm_tensor *src_emb, *tgt_emb;    /* (V_src, C) (V_tgt, C) token embeddings            */
+    lm_block *enc, *dec;             /* (num_encoder_layers) (num_decoder_layers)         */
+    lm_tensor *enc_norm_w, *enc_norm_b, *dec_norm_w, *dec_norm_b;  /* (C) each            */
+    lm_tensor *out_w, *out_b;        /* (V_tgt, C) (V_tgt) the output layer               */
+    lm_tensor pe;                    /* (n_ctx, C) sinusoidal positions, not a parameter  */
+    lm_params params;                /* the parameters, in checkpoint order               */
+    lm_arena arena;                  /* params, grads, optimizer state, positions         */
+    lm_arena work;                   /* per-step graph and activations                    */
+    lm_arena dec_arena;              /* decoding: caches and scratch, made on first use   */
+    float *kv_self, *kv_cross;       /* (beams, L_dec, n_ctx, 2C) the decoder's own k, v;
+                                        (L_dec, n_ctx, 2C) the source's, once per source  */
+    int beams;                       /* beams the decoding memory holds                   */
+    uint64_t seed, steps;            /* dropout: drawn from (seed, steps taken)           */
+} lm_seq2seq;
+
+/* A batch of B pairs. Row b of src holds src_len[b] tokens, then anything (padding is the
+   library's business); row b of tgt holds the tgt_len[b] tokens of the target, without
+   BOS or EOS, then anything. The decoder reads BOS + target and is taught target + EOS:
+   T + 1 positions, so T <= n_ctx - 1. */
+typedef struct lm_seq2seq_batch {
+    int B;                   /* pairs                                                     */
+    int S, T;                /* row lengths of src and tgt (S >= 1, T >= 0)               */
+    const int *src;          /* (B, S) source tokens                                      */
+    const int *src_len;      /* (B) in [1, S]; NULL: every row is S long                  */
+    const int *tgt;          /* (B, T) target tokens (none may be a special id)           */
+    const int *tgt_len;      /* (B) in [0, T]; NULL: every row is T long                  */
+} lm_seq2seq_batch;
+
+/* Zero fields of cfg take the defaults above; fresh weights as ENCODER-DECODER says. */
+LMDEF lm_seq2seq *lm_seq2seq_new(const lm_seq2seq_config *cfg, uint64_t seed);
+LMDEF void lm_seq2seq_free(lm_seq2seq *m);
+LMDEF size_t lm_seq2seq_num_params(const lm_seq2seq *m);
+/* Build the forward graph of a batch on g: logits (B, T + 1, V_tgt), position t of row b
+   predicting target token t (t < tgt_len[b]) or EOS (t = tgt_len[b]). */
+LMDEF lm_tensor *lm_seq2seq_forward(lm_seq2seq *m, lm_graph *g, const lm_seq2seq_batch *b);
+/* Mean cross-entropy over the counted positions, sum(tgt_len[b] + 1), teacher-forced;
+   backward adds its gradients into m->params.grad (dropout on); a training step is
+   zero_grad, backward, lm_params_update, and returns the loss before the update. NAN on
+   error, with lm_error(). No malloc after the first steps, as the GPT's. */
+LMDEF float lm_seq2seq_loss(lm_seq2seq *m, const lm_seq2seq_batch *b);
+LMDEF float lm_seq2seq_backward(lm_seq2seq *m, const lm_seq2seq_batch *b);
+LMDEF float lm_seq2seq_train_step(lm_seq2seq *m, const lm_train_opts *o,
+                                  const lm_seq2seq_batch *b, int step);
+/* Decode the target of one source src[0..n_src), 1 <= n_src <= n_ctx: greedy when
+   beam <= 1, else beam search over `beam` hypotheses (at most 16). out receives the tokens
+   without BOS and EOS, at most max_out; returns how many, or a negative LM_ERR_* code.
+   Decoding stops at EOS, at max_out tokens, or when the decoder's n_ctx positions are
+   used up (so at most n_ctx tokens). */
+LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int beam, int *out,
+                               int max_out);
+/* Everything a run allocates, as lm_gpt_memory: parameters with gradients and moments,
+   and the work arena of a training step of B pairs of S and T tokens (B = 0: decoding,
+   with its caches for one beam). */
+LMDEF double lm_seq2seq_memory(const lm_seq2seq_config *cfg, int B, int S, int T);
+
+/* ---------------------------------------------------------------------------------------
+   Public API 10: compression - Q8_0 weights and magnitude pruning (see COMPRESSION above)
+   --------------------------------------------------------------------------------------- */
+/* A matrix in Q8_0, packed for the integer kernels: the product y (out) = W (out, in) x (in),
+   one row of W per output. Rows go in groups of 16 (the last group padded with zero rows),
+   and within a group block by block: the 16 rows' scales, then their 32 values of the
+   block interleaved four at a time (values 4g .. 4g+3 of rows 0, 1, ..., 15 for g = 0..7),
+   each stored as q + 128 in a byte. A partial last block is padded with zeros. */
+typedef struct lm_q8 {
+    int out, in;             /* outputs (rows of W) and inputs (its columns)              */
+    int nb;                  /* blocks of 32 per row: ceil(in / 32)                       */
+    const uint16_t *d;       /* (groups, nb, 16) scales, F16 (the bits of a half float)   */
+    const unsigned char *q;  /* (groups, nb, 8, 16, 4) values q + 128                     */
+} lm_q8;
+#define LM_Q8_GROUPS(out) (((size_t)(out) + 15) / 16)
+#define LM_Q8_BLOCKS(in) (((size_t)(in) + 31) / 32)
+#define LM_Q8_SCALES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 16)  /* F16s   */
+#define LM_Q8_VALUES(out, in) (LM_Q8_GROUPS(out) * LM_Q8_BLOCKS(in) * 512) /* bytes  */
+
+/* A copy of m with its weights in Q8_0: the four matrices of every block (quant
+   LM_QUANT_Q8_0), and the token embedding too (LM_QUANT_Q8_0_EMB); everything else stays
+   float32. The copy evaluates and generates (every forward path takes it) but cannot train.
+   NULL with lm_error() if m is already quantized, or a weight is not finite or too large
+   for an F16 scale (|w| > 127 x 65504). m is untouched. */
+LMDEF lm_gpt *lm_gpt_quantize(const lm_gpt *m, int quant);
+/* The weight at row r, input i of a Q8_0 matrix, d q (exactly: a float). */
+LMDEF float lm_q8_get(const lm_q8 *w, int r, int i);
+/* The weights as lm_gpt_from_memory reads them, for a program with no files: the tensors
+   in checkpoint order, a float32 one as its values, a Q8_0 one as its scales then its
+   values (the packed layout above). Written to buf when cap is enough; returns the size
+   in bytes (buf NULL: just the size). */
+LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap);
+/* Magnitude pruning of a float32 GPT, matrix by matrix: in each of the four matrices of
+   every block, the round(sparsity x size) weights of smallest magnitude become 0 (ties to
+   the lower index). Embeddings, LayerNorms and biases are untouched. sparsity in [0, 1].
+   To fine-tune afterwards with the zeros kept, train with lm_train_opts.keep_zeros = 1. */
+LMDEF int lm_gpt_prune(lm_gpt *m, float sparsity);
+/* Fraction of the weights of the four matrices of every block that are exactly zero. */
+LMDEF double lm_gpt_sparsity(const lm_gpt *m);
+
+/* ---------------------------------------------------------------------------------------
+   Public API 11-12: threads and GEMM
    --------------------------------------------------------------------------------------- */
 LMDEF int lm_set_threads(int n);   /* 0 = all cores; returns the count now in use        */
 LMDEF int lm_get_threads(void);
@@ -806,7 +1047,7 @@ LMDEF int lm_gemm_scalar(int ta, int tb, int M, int N, int K, float alpha, const
 
 
 /* ---------------------------------------------------------------------------------------
-   Public API 13: tokenizers
+   Public API 15: tokenizers
    Raw bytes, a byte-level BPE trained on your text, or GPT-2's own; see TOKENIZERS in
    the docs block at the top of this file for the rules and the file format.
    --------------------------------------------------------------------------------------- */
@@ -841,7 +1082,7 @@ LMDEF lm_tokenizer *lm_tok_load_gpt2(const char *dir);   /* DIR/encoder.json, DI
 LMDEF void lm_tok_free(lm_tokenizer *t);                  /* NULL is fine */
 
 /* ---------------------------------------------------------------------------------------
-   Public API 14: safetensors files
+   Public API 16: safetensors files
    A safetensors file is: 8 bytes, a little-endian u64 N; N bytes of JSON naming every
    tensor with its dtype, shape and byte range; then the raw little-endian data. The reader
    below is strict: it checks every byte of the header and every offset against the data,
@@ -897,13 +1138,14 @@ LMDEF int lm_st_dtype_size(int dtype);                  /* bytes per element, 0 
 LMDEF int lm_st_read_f32(const lm_st_file *f, const lm_st_entry *e, float *out);
 
 /* One tensor to write: float32 data stored as dtype (F32 by default, F16 or BF16 rounded
-   to nearest even). */
+   to nearest even), or, with raw set, bytes written as they are (any dtype). */
 typedef struct lm_st_out {
     const char *name;
     int ndim;
     int64_t shape[LM_MAX_DIMS];
     const float *data;       /* (numel)                                                   */
-    int dtype;               /* LM_DT_F32 (0), LM_DT_F16 or LM_DT_BF16                    */
+    int dtype;               /* LM_DT_F32 (0), LM_DT_F16 or LM_DT_BF16; any with raw      */
+    const void *raw;         /* NULL, or the numel x size bytes as stored, little-endian  */
 } lm_st_out;
 /* Serialise n tensors and nmeta metadata pairs (meta_kv = key0, value0, key1, ...).
    *size receives the bytes needed; the image is written only when buf is not NULL, and
@@ -918,7 +1160,7 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 #endif
 
 /* ---------------------------------------------------------------------------------------
-   Public API 15: GPT checkpoints (see CHECKPOINTS above)
+   Public API 17: checkpoints of the GPT and the encoder-decoder (see CHECKPOINTS above)
    --------------------------------------------------------------------------------------- */
 /* A GPT checkpoint as a safetensors image in memory (the same bytes lm_gpt_save writes):
    *size receives the bytes needed; written when buf is not NULL and cap >= *size. */
@@ -950,6 +1192,22 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
 /* From a safetensors image in memory; the model is untouched on error. */
 LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head);
 
+/* The encoder-decoder's checkpoints: PyTorch's state-dict names (CHECKPOINTS), as the GPT's
+   (F32 written, F32, F16 and BF16 read, every name, shape and dtype checked, saved
+   atomically; the resume state in MODEL.state). */
+LMDEF int lm_seq2seq_save_mem(const lm_seq2seq *m, void *buf, size_t cap, size_t *size);
+LMDEF lm_seq2seq *lm_seq2seq_load_mem(const void *buf, size_t len);
+#ifndef LM_NO_STDIO
+LMDEF int lm_seq2seq_save(const lm_seq2seq *m, const char *path);
+LMDEF lm_seq2seq *lm_seq2seq_load(const char *path);
+LMDEF int lm_seq2seq_save_state(const lm_seq2seq *m, const char *model_path,
+                                const lm_train_state *s);
+/* The checkpoint and its resume state as one commit, as lm_gpt_save_with_state. */
+LMDEF int lm_seq2seq_save_with_state(const lm_seq2seq *m, const char *path,
+                                     const lm_train_state *s);
+LMDEF int lm_seq2seq_load_state(lm_seq2seq *m, const char *model_path, lm_train_state *s);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
@@ -970,8 +1228,8 @@ LMDEF lm_gpt *lm_gpt_load_mem(const void *buf, size_t len, int n_head);
 #ifndef LM_NO_STDIO
 #include <stdio.h>
 #endif
+#include <stdlib.h>             /* qsort, and malloc/free unless LM_MALLOC replaces them */
 #ifndef LM_MALLOC
-#include <stdlib.h>
 #define LM_MALLOC(n) malloc(n)
 #define LM_FREE(p) free(p)
 #endif
@@ -1273,7 +1531,7 @@ LMDEF void lm_arena_free(lm_arena *a) {
 
 /* ---------------------------------------------------------------------------------------
    Forward declarations. The ops and models below are written first, for the reader; the
-   machinery they stand on comes at the end of the file: the vector kernels (section 11),
+   machinery they stand on comes at the end of the file: the vector kernels (section 13),
    which each have a plain scalar loop beside their SIMD loop.
    --------------------------------------------------------------------------------------- */
 #if defined(__GNUC__) || defined(__clang__)
@@ -1290,6 +1548,10 @@ LM__VEC_FN void lm__vtanh(const float *x, float *y, int n);
 LM__VEC_FN void lm__vsigmoid(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_fwd(const float *x, float *y, int n);
 LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n);
+LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__relu_fwd(const float *x, float *y, int n);
+LM__VEC_FN void lm__relu_bwd(const float *x, const float *dy, float *dx, int n);
+LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n);
 LM__VEC_FN float lm__vmax(const float *x, int n);
 LM__VEC_FN double lm__vsum_exp_shift(const float *x, float shift, float *y, int n);
 LM__VEC_FN float lm__vdot(const float *a, const float *b, int n);
@@ -1329,6 +1591,18 @@ typedef struct lm__gemm_extra {
 static int lm__gemm_ex(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                        int lda, const float *B, int ldb, float beta, float *C, int ldc,
                        const lm__gemm_extra *ex);
+/* Likewise Q8_0 weights (section 10) and their integer kernels (section 12), which the ops,
+   the models and generation use, and the F16 conversions of the safetensors (section 16). */
+static lm_tensor *lm__q8_linear(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias,
+                                int tb, const char *name);
+static void lm__q8_row(const lm_q8 *W, int r, float *out);
+static void lm__q8_matmul(const lm_q8 *W, const float *X, int M, const float *bias, float *Y);
+static int lm__q8_kind(int quant, const char *name);
+static void lm__q8_dims(int kind, const int *shape, int *out, int *in);
+static size_t lm__q8_arena_bytes(int out, int in);
+static lm_q8 *lm__q8_new(lm_arena *a, int out, int in);
+static float lm__f16_to_f32(uint16_t h);
+static uint16_t lm__f32_to_f16(float f);
 
 /* =======================================================================================
    2. Tensors and the graph
@@ -1566,7 +1840,7 @@ static int lm__nblocks(int rows) { return (rows + LM__ROWBLOCK - 1) / LM__ROWBLO
 /* =======================================================================================
    3. Ops
    Each op is a forward function and a backward function over a node of the tape, side by
-   side, after the math they compute; where the work runs in a vector kernel (section 11),
+   side, after the math they compute; where the work runs in a vector kernel (section 13),
    a plain scalar version of the math sits beside the op (lm__ref_*), short enough to check
    by hand, and the tests hold the kernel to it. Backward functions add into the inputs'
    gradients (+=), since one tensor may feed several ops.
@@ -1711,7 +1985,7 @@ LMDEF lm_tensor *lm_scale(lm_graph *g, lm_tensor *a, float s) {
    linear() adds a bias row, whose gradient is the column sum of dout.
    --------------------------------------------------------------------------------------- */
 /* The plain math: c (M, N) = a (M, K) b (K, N), or b^T for b stored (N, K). The op calls
-   lm_gemm (section 10), which computes the same sums in another order, blocked for speed. */
+   lm_gemm (section 12), which computes the same sums in another order, blocked for speed. */
 LM__REF void lm__ref_matmul(const float *a, const float *b, double *c, int M, int K, int N, int tb) {
     int i, j, k;
     for (i = 0; i < M; i++)
@@ -1830,6 +2104,11 @@ static lm_tensor *lm__matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor 
     lm_node *n;
     int shape[LM_MAX_DIMS], K, N;
     if (!a || !b || (then == LM__THEN_RESIDUAL && !res)) { g->failed = 1; return NULL; }
+    if (b->q8) {       /* Q8_0 weights (section 10); the step after the product runs as an op */
+        lm_tensor *y = lm__q8_linear(g, a, b, bias, tb, name);
+        if (then == LM__THEN_GELU) return lm_gelu(g, y);
+        return then == LM__THEN_RESIDUAL ? lm_add(g, res, y) : y;
+    }
     if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
     K = tb ? b->shape[1] : b->shape[0];
     N = tb ? b->shape[0] : b->shape[1];
@@ -1853,14 +2132,6 @@ LMDEF lm_tensor *lm_matmul(lm_graph *g, lm_tensor *a, lm_tensor *b, int tb) {
 }
 LMDEF lm_tensor *lm_linear(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
     return lm__matmul(g, x, w, bias, 0, "linear", LM__THEN_NONE, NULL);
-}
-/* gelu(x w + b), and res + (x w + b), with the step run on each tile (see above). */
-static lm_tensor *lm__linear_gelu(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias) {
-    return lm__matmul(g, x, w, bias, 0, "linear", LM__THEN_GELU, NULL);
-}
-static lm_tensor *lm__linear_residual(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *bias,
-                                      lm_tensor *res) {
-    return lm__matmul(g, x, w, bias, 0, "linear", LM__THEN_RESIDUAL, res);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -1894,12 +2165,16 @@ LMDEF lm_tensor *lm_mean(lm_graph *g, lm_tensor *a) { return lm__reduce(g, a, 1)
    3.4 Activations. GELU is GPT-2's tanh form:
        gelu(x) = 0.5 x (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
        gelu'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+   and, for the encoder-decoder (PyTorch's nn.Transformer, activation "gelu"), the exact
+   form it approximates, with Phi the normal distribution function and phi its density:
+       gelu_erf(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
+       gelu_erf'(x) = Phi(x) + x phi(x),   phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
    --------------------------------------------------------------------------------------- */
 #define LM__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define LM__GELU_C 0.044715f
 
 /* The plain math of the kernels (lm__gelu_fwd, lm__gelu_bwd, lm__vsigmoid, lm__vtanh; their
-   polynomials are in section 11). GELU is written x / (1 + exp(-2u)), the same function as
+   polynomials are in section 13). GELU is written x / (1 + exp(-2u)), the same function as
    0.5 x (1 + tanh u) without its cancellation for negative x. */
 LM__REF double lm__ref_gelu(double x) {
     double u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
@@ -1912,20 +2187,28 @@ LM__REF double lm__ref_gelu_grad(double x) {
     return s + 2.0 * x * (e * s) * s * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
 }
 LM__REF double lm__ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+/* Phi(x) = 0.5 erfc(-x / sqrt 2): erfc keeps full relative accuracy for negative x. */
+LM__REF double lm__ref_gelu_erf(double x) { return 0.5 * x * erfc(-x * 0.7071067811865476); }
+LM__REF double lm__ref_gelu_erf_grad(double x) {
+    return 0.5 * erfc(-x * 0.7071067811865476) + x * exp(-0.5 * x * x) * 0.3989422804014327;
+}
 
-enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID };
+enum { LM__RELU, LM__GELU, LM__TANH, LM__SIGMOID, LM__GELU_ERF };
+/* y = act(x) over n values (y may be x) */
+static void lm__act_span(int kind, const float *x, float *y, int n) {
+    switch (kind) {
+    case LM__RELU: lm__relu_fwd(x, y, n); break;
+    case LM__GELU: lm__gelu_fwd(x, y, n); break;
+    case LM__TANH: lm__vtanh(x, y, n); break;
+    case LM__GELU_ERF: lm__gelu_erf_fwd(x, y, n); break;
+    default: lm__vsigmoid(x, y, n); break;
+    }
+}
 typedef struct { lm_node *n; float *gx; int fresh; } lm__act_job;
 static void lm__act_fwd_task(void *ctx, int c) {
     lm_node *n = ((lm__act_job *)ctx)->n;
-    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK, i;
-    const float *x = n->in[0]->data + i0;
-    float *y = n->out->data + i0;
-    switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) y[i] = x[i] > 0 ? x[i] : 0; break;
-    case LM__GELU: lm__gelu_fwd(x, y, len); break;
-    case LM__TANH: lm__vtanh(x, y, len); break;
-    default: lm__vsigmoid(x, y, len); break;
-    }
+    int i0 = c * LM__CHUNK, len = n->out->size - i0 < LM__CHUNK ? n->out->size - i0 : LM__CHUNK;
+    lm__act_span(n->i[0], n->in[0]->data + i0, n->out->data + i0, len);
 }
 static void lm__act_bwd_task(void *ctx, int c) {
     lm__act_job *J = (lm__act_job *)ctx;
@@ -1935,9 +2218,10 @@ static void lm__act_bwd_task(void *ctx, int c) {
     float *gx = J->gx + i0;
     if (J->fresh) memset(gx, 0, (size_t)len * sizeof(float));   /* fresh: this chunk's own */
     switch (n->i[0]) {
-    case LM__RELU: for (i = 0; i < len; i++) gx[i] += x[i] > 0 ? go[i] : 0; break;
+    case LM__RELU: lm__relu_bwd(x, go, gx, len); break;
     case LM__GELU: lm__gelu_bwd(x, go, gx, len); break;
     case LM__TANH: for (i = 0; i < len; i++) gx[i] += go[i] * (1.0f - y[i] * y[i]); break;
+    case LM__GELU_ERF: lm__gelu_erf_bwd(x, go, gx, len); break;
     default: for (i = 0; i < len; i++) gx[i] += go[i] * y[i] * (1.0f - y[i]); break;
     }
 }
@@ -1961,6 +2245,7 @@ static lm_tensor *lm__act(lm_graph *g, lm_tensor *a, int kind) {
 }
 LMDEF lm_tensor *lm_relu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__RELU); }
 LMDEF lm_tensor *lm_gelu(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU); }
+LMDEF lm_tensor *lm_gelu_erf(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__GELU_ERF); }
 LMDEF lm_tensor *lm_tanh(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__TANH); }
 LMDEF lm_tensor *lm_sigmoid(lm_graph *g, lm_tensor *a) { return lm__act(g, a, LM__SIGMOID); }
 
@@ -2128,8 +2413,10 @@ LMDEF lm_tensor *lm_layernorm(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor
    --------------------------------------------------------------------------------------- */
 static void lm__embed_fwd(lm_node *n) {
     int C = n->in[0]->shape[1], i, rows = n->out->size / C;
-    for (i = 0; i < rows; i++)
-        memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
+    for (i = 0; i < rows; i++) {
+        if (n->in[0]->q8) lm__q8_row(n->in[0]->q8, n->ids[i], n->out->data + (size_t)i * C);
+        else memcpy(n->out->data + (size_t)i * C, n->in[0]->data + (size_t)n->ids[i] * C, (size_t)C * sizeof(float));
+    }
 }
 static void lm__embed_bwd(lm_node *n) {
     int C = n->in[0]->shape[1], i, j, rows = n->out->size / C;
@@ -2160,66 +2447,84 @@ LMDEF lm_tensor *lm_embedding(lm_graph *g, lm_tensor *table, const int *ids, int
 }
 
 /* ---------------------------------------------------------------------------------------
-   3.8 Multi-head attention over a fused qkv (B, T, 3C): q, k, v are the column blocks
-   [0, C), [C, 2C), [2C, 3C); head h uses columns [h hs, (h+1) hs) of each, hs = C/H.
+   3.8 Multi-head attention. Queries q (B, Tq, C) look at keys k and values v (B, Tk, C);
+   head h uses columns [h hs, (h+1) hs) of each, hs = C/H. Two ways in, one op:
+     self-attention   a fused qkv (B, T, 3C) whose column blocks [0, C), [C, 2C), [2C, 3C)
+                      are q, k and v (one linear layer makes all three);
+     cross-attention  q (B, Tq, C) from the decoder, and kv (B, Tk, 2C) from the encoder's
+                      output, whose column blocks are k and v: each decoder position looks
+                      at the whole source.
+   The op reads q, k and v in place, each as rows of a given stride, so neither case copies.
    Per (batch, head), with S = q k^T / sqrt(hs) masked (causal: key j <= query i; padding:
-   key j < len) and P = softmax(S):
+   key j < len, the source's length in cross-attention) and P = softmax(S):
        y = P v
        dP = dy v^T     dv += P^T dy     dS = P (dP - rowsum(dP P)) / sqrt(hs)
        dq += dS k      dk += dS^T q
-   P is (T, T) per head, the largest thing attention makes, so it is not kept: forward
+   P is (Tq, Tk) per head, the largest thing attention makes, so it is not kept: forward
    keeps each row's max m and 1/sum exp(S - m), and backward recomputes P = exp(S - m) / sum
    exactly as forward did. Each (batch, head) pair is one task writing its own columns.
    --------------------------------------------------------------------------------------- */
-/* The plain math, one query row at a time, forward and backward: y (B, T, C) and, given
-   dy, the gradient g (B, T, 3C) of qkv. p and dp are scratch rows of T doubles. The op
-   below computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
-LM__REF void lm__ref_attention(const float *qkv, const float *dy, int B, int T, int C, int H,
-                               int causal, const int *lens, double *y, double *g, double *p,
-                               double *dp) {
+/* The plain math, one query row at a time, forward and backward. q, k, v point at batch 0,
+   row 0 of their tensors, whose rows are ldq (q) and ldkv (k and v) floats apart; y is
+   (B, Tq, C); given dy (B, Tq, C), gq, gk and gv (laid out as q, k and v, zeroed by the
+   caller) receive the gradients. p and dp are scratch rows of Tk doubles. The op below
+   computes the same in blocks of rows through lm_gemm, skipping what the mask hides. */
+LM__REF void lm__ref_attention(const float *q, const float *k, const float *v, int ldq, int ldkv,
+                               const float *dy, int B, int Tq, int Tk, int C, int H, int causal,
+                               const int *lens, double *y, double *gq, double *gk, double *gv,
+                               double *p, double *dp) {
     int hs = C / H, b, h, i, j, d;
     double sc = 1.0 / sqrt((double)hs);
-    memset(y, 0, sizeof(double) * (size_t)B * T * C);
-    if (g) memset(g, 0, sizeof(double) * (size_t)B * T * 3 * C);
+    memset(y, 0, sizeof(double) * (size_t)B * Tq * C);
     for (b = 0; b < B; b++)
         for (h = 0; h < H; h++)
-            for (i = 0; i < T; i++) {
-                int len = lens ? lens[b] : T, lim = causal && i + 1 < len ? i + 1 : len;
-                const float *q = qkv + ((size_t)b * T + i) * 3 * C + h * hs;
-                const float *dyi = dy ? dy + ((size_t)b * T + i) * C + h * hs : NULL;
+            for (i = 0; i < Tq; i++) {
+                int len = lens ? lens[b] : Tk, lim = causal && i + 1 < len ? i + 1 : len;
+                const float *qi = q + ((size_t)b * Tq + i) * ldq + h * hs;
+                const float *dyi = dy ? dy + ((size_t)b * Tq + i) * C + h * hs : NULL;
+                size_t kv0 = (size_t)b * Tk * ldkv + h * hs;
                 double mx = -HUGE_VAL, z = 0, dot = 0;
                 for (j = 0; j < lim; j++) {                 /* S = q k^T / sqrt(hs)          */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
                     double s = 0;
-                    for (d = 0; d < hs; d++) s += (double)q[d] * k[d];
+                    for (d = 0; d < hs; d++) s += (double)qi[d] * k[kv0 + (size_t)j * ldkv + d];
                     p[j] = s * sc;
                     if (p[j] > mx) mx = p[j];
                 }
                 for (j = 0; j < lim; j++) z += (p[j] = exp(p[j] - mx));   /* P = softmax(S) */
                 for (j = 0; j < lim; j++) {                 /* y = P v; dv += P^T dy; dP     */
-                    const float *v = qkv + ((size_t)b * T + j) * 3 * C + 2 * C + h * hs;
+                    const float *vj = v + kv0 + (size_t)j * ldkv;
                     p[j] /= z;
                     dp[j] = 0;
                     for (d = 0; d < hs; d++) {
-                        y[((size_t)b * T + i) * C + h * hs + d] += p[j] * v[d];
-                        if (!g) continue;
-                        g[((size_t)b * T + j) * 3 * C + 2 * C + h * hs + d] += p[j] * dyi[d];
-                        dp[j] += (double)dyi[d] * v[d];
+                        y[((size_t)b * Tq + i) * C + h * hs + d] += p[j] * vj[d];
+                        if (!dyi) continue;
+                        gv[kv0 + (size_t)j * ldkv + d] += p[j] * dyi[d];
+                        dp[j] += (double)dyi[d] * vj[d];
                     }
                     dot += p[j] * dp[j];
                 }
-                for (j = 0; g && j < lim; j++) {            /* dS; dq += dS k; dk += dS^T q  */
-                    const float *k = qkv + ((size_t)b * T + j) * 3 * C + C + h * hs;
+                for (j = 0; dyi && j < lim; j++) {          /* dS; dq += dS k; dk += dS^T q  */
                     double ds = p[j] * (dp[j] - dot) * sc;
                     for (d = 0; d < hs; d++) {
-                        g[((size_t)b * T + i) * 3 * C + h * hs + d] += ds * k[d];
-                        g[((size_t)b * T + j) * 3 * C + C + h * hs + d] += ds * q[d];
+                        gq[((size_t)b * Tq + i) * ldq + h * hs + d] += ds * k[kv0 + (size_t)j * ldkv + d];
+                        gk[kv0 + (size_t)j * ldkv + d] += ds * qi[d];
                     }
                 }
             }
 }
 
-typedef struct { lm_node *n; int B, T, C, H, hs, fresh; float *scratch; } lm__att_job;
+/* Where a task's q, k and v are: pointers at batch 0, head 0 (data and, in backward,
+   gradients; a gradient pointer is NULL when that input wants none) and row strides.
+   fresh_q, fresh_kv: that gradient had not been written yet (lm__grad_w), so each task
+   first zeroes its own columns of it. */
+typedef struct {
+    lm_node *n;
+    int B, Tq, Tk, C, H, hs, ldq, ldkv;
+    const float *q, *k, *v;
+    float *dq, *dk, *dv;
+    float *scratch;
+    int fresh_q, fresh_kv;
+} lm__att_job;
 
 /* Rows are done in blocks of LM__ATT_RB queries. A block needs only the keys some row of it
    may see: with the causal mask, rows [i0, i1) see keys [0, i1), so the blocks skip the
@@ -2227,23 +2532,24 @@ typedef struct { lm_node *n; int B, T, C, H, hs, fresh; float *scratch; } lm__at
    block computes are its "cols"; no product reads past them. */
 #define LM__ATT_RB 32
 static int lm__att_cols(const lm__att_job *J, int b, int i1) {
-    int len = J->n->ids ? J->n->ids[b] : J->T;
+    int len = J->n->ids ? J->n->ids[b] : J->Tk;
     return J->n->i[1] && i1 < len ? i1 : len;
 }
 
 /* Rows [i0, i1) of P for task (b, h), columns [0, cols), from S = q k^T; forward also
-   writes the rows' log-sum-exps. Masked entries are 0. */
+   writes the rows' log-sum-exps. Masked entries are 0. P's rows are Tk apart. */
 static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int cols, float *P, int forward) {
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j;
-    int causal = n->i[1], len = n->ids ? n->ids[b] : T, lanes = lm__vec_lanes();
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * J->hs;
-    float *st = n->saved + (size_t)task * T * 2;        /* per row: max, 1 / sum          */
+    int b = task / J->H, h = task % J->H, Tk = J->Tk, i, j;
+    int causal = n->i[1], len = n->ids ? n->ids[b] : Tk, lanes = lm__vec_lanes();
+    const float *q = J->q + (size_t)b * J->Tq * J->ldq + h * J->hs;
+    const float *k = J->k + (size_t)b * Tk * J->ldkv + h * J->hs;
+    float *st = n->saved + (size_t)task * J->Tq * 2;    /* per row: max, 1 / sum          */
     if (cols <= 0) return;
-    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * C3, C3,
-            q + J->C, C3, 0.0f, P + (size_t)i0 * T, T);
+    lm_gemm(0, 1, i1 - i0, cols, J->hs, 1.0f / sqrtf((float)J->hs), q + (size_t)i0 * J->ldq, J->ldq,
+            k, J->ldkv, 0.0f, P + (size_t)i0 * Tk, Tk);
     for (i = i0; i < i1; i++) {
-        float *row = P + (size_t)i * T, inv;
+        float *row = P + (size_t)i * Tk, inv;
         int lim = causal ? (i + 1 < len ? i + 1 : len) : len;
         int nv = lim;
         if (lim <= 0) { memset(row, 0, (size_t)cols * sizeof(float)); continue; }
@@ -2269,16 +2575,16 @@ static void lm__att_probs(const lm__att_job *J, int task, int i0, int i1, int co
 }
 static void lm__att_fwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i0, i1, cols;
-    const float *v = J->n->in[0]->data + (size_t)b * T * C3 + 2 * J->C + h * J->hs;
-    float *P = J->scratch + (size_t)task * T * T;
-    float *y = J->n->out->data + (size_t)b * T * J->C + h * J->hs;
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+    int b = task / J->H, h = task % J->H, Tq = J->Tq, Tk = J->Tk, i0, i1, cols;
+    const float *v = J->v + (size_t)b * Tk * J->ldkv + h * J->hs;
+    float *P = J->scratch + (size_t)task * Tq * Tk;
+    float *y = J->n->out->data + (size_t)b * Tq * J->C + h * J->hs;
+    for (i0 = 0; i0 < Tq; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < Tq ? i0 + LM__ATT_RB : Tq;
         cols = lm__att_cols(J, b, i1);
         lm__att_probs(J, task, i0, i1, cols, P, 1);
         if (cols > 0)                                  /* y = P v                         */
-            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * T, T, v, C3, 0.0f,
+            lm_gemm(0, 0, i1 - i0, J->hs, cols, 1.0f, P + (size_t)i0 * Tk, Tk, v, J->ldkv, 0.0f,
                     y + (size_t)i0 * J->C, J->C);
         else
             for (; i0 < i1; i0++) memset(y + (size_t)i0 * J->C, 0, (size_t)J->hs * sizeof(float));
@@ -2287,73 +2593,113 @@ static void lm__att_fwd_task(void *ctx, int task) {
 static void lm__att_bwd_task(void *ctx, int task) {
     lm__att_job *J = (lm__att_job *)ctx;
     lm_node *n = J->n;
-    int b = task / J->H, h = task % J->H, T = J->T, C3 = 3 * J->C, i, j, hs = J->hs, i0, i1, m, cols;
-    const float *q = n->in[0]->data + (size_t)b * T * C3 + h * hs;
-    const float *dy = n->out->grad + (size_t)b * T * J->C + h * hs;
-    float *dq = n->in[0]->grad + (size_t)b * T * C3 + h * hs;
-    float *P = J->scratch + (size_t)task * 2 * T * T, *dS = P + (size_t)T * T;
+    int b = task / J->H, h = task % J->H, Tq = J->Tq, Tk = J->Tk, i, j, hs = J->hs, i0, i1, m, cols;
+    size_t qo = (size_t)b * Tq * J->ldq + h * hs, ko = (size_t)b * Tk * J->ldkv + h * hs;
+    const float *q = J->q + qo, *k = J->k + ko, *v = J->v + ko;
+    const float *dy = n->out->grad + (size_t)b * Tq * J->C + h * hs;
+    float *dq = J->dq ? J->dq + qo : NULL, *dk = J->dk ? J->dk + ko : NULL, *dv = J->dv ? J->dv + ko : NULL;
+    float *P = J->scratch + (size_t)task * 2 * Tq * Tk, *dS = P + (size_t)Tq * Tk;
     float sc = 1.0f / sqrtf((float)hs);
-    if (J->fresh)                   /* a fresh gradient: this task's columns of dq, dk, dv */
-        for (i = 0; i < T; i++)
-            for (j = 0; j < 3; j++) memset(dq + (size_t)i * C3 + j * J->C, 0, (size_t)hs * sizeof(float));
-    for (i0 = 0; i0 < T; i0 = i1) {
-        i1 = i0 + LM__ATT_RB < T ? i0 + LM__ATT_RB : T;
+    if (dq && J->fresh_q)           /* a fresh gradient: this task's columns of it       */
+        for (i = 0; i < Tq; i++) memset(dq + (size_t)i * J->ldq, 0, (size_t)hs * sizeof(float));
+    if (dk && J->fresh_kv)
+        for (i = 0; i < Tk; i++) {
+            memset(dk + (size_t)i * J->ldkv, 0, (size_t)hs * sizeof(float));
+            memset(dv + (size_t)i * J->ldkv, 0, (size_t)hs * sizeof(float));
+        }
+    for (i0 = 0; i0 < Tq; i0 = i1) {
+        i1 = i0 + LM__ATT_RB < Tq ? i0 + LM__ATT_RB : Tq;
         m = i1 - i0;
         if ((cols = lm__att_cols(J, b, i1)) <= 0) continue;   /* no keys: no gradient     */
         lm__att_probs(J, task, i0, i1, cols, P, 0);
         /* dP = dy v^T */
-        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, q + 2 * J->C, C3, 0.0f,
-                dS + (size_t)i0 * T, T);
+        lm_gemm(0, 1, m, cols, hs, 1.0f, dy + (size_t)i0 * J->C, J->C, v, J->ldkv, 0.0f,
+                dS + (size_t)i0 * Tk, Tk);
         /* dv += P^T dy */
-        lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * T, T, dy + (size_t)i0 * J->C, J->C, 1.0f,
-                dq + 2 * J->C, C3);
+        if (dv)
+            lm_gemm(1, 0, cols, hs, m, 1.0f, P + (size_t)i0 * Tk, Tk, dy + (size_t)i0 * J->C, J->C,
+                    1.0f, dv, J->ldkv);
         for (i = i0; i < i1; i++) {                    /* dS = P (dP - rowsum(dP P)) / sqrt(hs) */
-            const float *p = P + (size_t)i * T;
-            float *d = dS + (size_t)i * T;
+            const float *p = P + (size_t)i * Tk;
+            float *d = dS + (size_t)i * Tk;
             double s = 0;
             for (j = 0; j < cols; j++) s += (double)d[j] * p[j];
             for (j = 0; j < cols; j++) d[j] = p[j] * (d[j] - (float)s) * sc;
         }
         /* dq += dS k ; dk += dS^T q */
-        lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * T, T, q + J->C, C3, 1.0f,
-                dq + (size_t)i0 * C3, C3);
-        lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * T, T, q + (size_t)i0 * C3, C3, 1.0f,
-                dq + J->C, C3);
+        if (dq)
+            lm_gemm(0, 0, m, hs, cols, 1.0f, dS + (size_t)i0 * Tk, Tk, k, J->ldkv, 1.0f,
+                    dq + (size_t)i0 * J->ldq, J->ldq);
+        if (dk)
+            lm_gemm(1, 0, cols, hs, m, 1.0f, dS + (size_t)i0 * Tk, Tk, q + (size_t)i0 * J->ldq, J->ldq,
+                    1.0f, dk, J->ldkv);
     }
 }
-static void lm__att_setup(lm__att_job *J, lm_node *n) {
+/* The layout of the node's inputs: in[0] a fused qkv (in[1] NULL), or in[0] q and in[1] kv.
+   grads: also point at the inputs' gradients (allocated here; NULL where none is wanted). */
+static int lm__att_setup(lm__att_job *J, lm_node *n, int grads) {
+    lm_tensor *a = n->in[0], *kv = n->in[1] ? n->in[1] : a;
+    int fused = n->in[1] == NULL;
     J->n = n;
-    J->B = n->in[0]->shape[0]; J->T = n->in[0]->shape[1]; J->C = n->in[0]->shape[2] / 3;
-    J->H = n->i[0]; J->hs = J->C / J->H;
+    J->B = a->shape[0]; J->Tq = a->shape[1]; J->Tk = kv->shape[1];
+    J->C = n->out->shape[2]; J->H = n->i[0]; J->hs = J->C / J->H;
+    J->ldq = a->shape[2]; J->ldkv = kv->shape[2];
+    J->q = a->data;
+    J->k = kv->data + (fused ? J->C : 0);
+    J->v = J->k + J->C;
+    J->dq = J->dk = J->dv = NULL;
+    J->fresh_q = J->fresh_kv = 0;
+    if (!grads) return 1;
+    if (a->requires_grad && !(J->dq = lm__grad_w(n->g, a, &J->fresh_q))) return 0;
+    if (kv->requires_grad) {
+        float *g = fused ? J->dq : lm__grad_w(n->g, kv, &J->fresh_kv);
+        if (fused) J->fresh_kv = J->fresh_q;
+        if (!g) return 0;
+        J->dk = g + (fused ? J->C : 0);
+        J->dv = J->dk + J->C;
+    }
+    return J->dq || J->dk;
 }
 /* P scratch for every task at once (tasks run in parallel), recycled after the op. */
-static void lm__att_run(lm_node *n, int copies, lm_task_fn fn, int fresh) {
+static void lm__att_run(lm_node *n, int copies, lm_task_fn fn) {
     lm__att_job J;
     size_t len;
-    lm__att_setup(&J, n);
-    J.fresh = fresh;
-    len = (size_t)copies * J.B * J.H * J.T * J.T;
+    if (!lm__att_setup(&J, n, copies == 2)) return;
+    len = (size_t)copies * J.B * J.H * J.Tq * J.Tk;
     if (!lm__panels_reserve()) { n->g->failed = 1; return; }  /* for the tasks' lm_gemm */
     J.scratch = lm__scratch(n->g, len);
     if (!J.scratch) return;
     lm_parallel_for(J.B * J.H, fn, &J);
     lm__release(n->g, J.scratch, len);
 }
-static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task, 0); }
-static void lm__att_bwd(lm_node *n) {
-    int fresh;
-    if (!n->in[0]->requires_grad || !lm__grad_w(n->g, n->in[0], &fresh)) return;
-    lm__att_run(n, 2, lm__att_bwd_task, fresh);
-}
+static void lm__att_fwd(lm_node *n) { lm__att_run(n, 1, lm__att_fwd_task); }
+static void lm__att_bwd(lm_node *n) { lm__att_run(n, 2, lm__att_bwd_task); }
 static const lm_op lm__op_attention = { "attention", lm__att_fwd, lm__att_bwd };
-LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+
+/* q: a fused qkv (B, T, 3C) when kv is NULL, else queries (B, Tq, C) over kv (B, Tk, 2C). */
+static lm_tensor *lm__attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head, int causal,
+                                const int *lens, const char *name) {
+    lm_tensor *in[2];
     lm_node *n;
-    int shape[3];
-    if (!qkv) { g->failed = 1; return NULL; }
-    if (qkv->ndim != 3 || qkv->shape[2] % 3) return lm__op_fail(g, "attention", "qkv must be (B, T, 3C)");
-    if (n_head < 1 || (qkv->shape[2] / 3) % n_head) return lm__op_fail(g, "attention", "n_head must divide C");
-    shape[0] = qkv->shape[0]; shape[1] = qkv->shape[1]; shape[2] = qkv->shape[2] / 3;
-    n = lm_node_new(g, &lm__op_attention, 1, &qkv, 3, shape);
+    int shape[3], C, Tk, b;
+    if (!q) { g->failed = 1; return NULL; }
+    if (!kv) {
+        if (q->ndim != 3 || q->shape[2] % 3) return lm__op_fail(g, name, "qkv must be (B, T, 3C)");
+        C = q->shape[2] / 3;
+        Tk = q->shape[1];
+    } else {
+        C = q->shape[q->ndim - 1];
+        if (q->ndim != 3 || kv->ndim != 3 || kv->shape[0] != q->shape[0] || kv->shape[2] != 2 * C)
+            return lm__op_fail(g, name, "q must be (B, Tq, C) and kv (B, Tk, 2C)");
+        Tk = kv->shape[1];
+    }
+    if (n_head < 1 || C % n_head) return lm__op_fail(g, name, "n_head must divide C");
+    if (causal && Tk != q->shape[1]) return lm__op_fail(g, name, "the causal mask needs Tq = Tk");
+    for (b = 0; lens && b < q->shape[0]; b++)
+        if (lens[b] < 0 || lens[b] > Tk) return lm__op_fail(g, name, "lengths must be in [0, Tk]");
+    shape[0] = q->shape[0]; shape[1] = q->shape[1]; shape[2] = C;
+    in[0] = q; in[1] = kv;
+    n = lm_node_new(g, &lm__op_attention, kv ? 2 : 1, in, 3, shape);
     if (!n) return NULL;
     n->i[0] = n_head;
     n->i[1] = causal;
@@ -2361,6 +2707,14 @@ LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causa
     n->saved = (float *)lm_arena_alloc(g->arena, (size_t)shape[0] * n_head * shape[1] * 2 * sizeof(float));
     if (!n->saved) { g->failed = 1; return NULL; }
     return lm_node_run(n);
+}
+LMDEF lm_tensor *lm_attention(lm_graph *g, lm_tensor *qkv, int n_head, int causal, const int *lens) {
+    return lm__attention(g, qkv, NULL, n_head, causal, lens, "attention");
+}
+LMDEF lm_tensor *lm_cross_attention(lm_graph *g, lm_tensor *q, lm_tensor *kv, int n_head,
+                                    const int *lens) {
+    if (!kv) { g->failed = 1; return NULL; }
+    return lm__attention(g, q, kv, n_head, 0, lens, "cross_attention");
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2688,41 +3042,54 @@ LMDEF lm_tensor *lm_mse(lm_graph *g, lm_tensor *pred, lm_tensor *target) {
    Parameters: one block of values, one of gradients, two of optimizer moments. Each
    tensor starts on a 16-float boundary so SIMD loops over one tensor stay aligned.
    --------------------------------------------------------------------------------------- */
-LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
-                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
+/* quant (section 10): 0 for a model that trains; else the tensors lm__q8_kind names get a
+   packed Q8_0 matrix instead of float storage, and no tensor gets gradients or moments. */
+static int lm__params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
+                           const int (*shapes)[LM_MAX_DIMS], const char *const *names, int quant) {
     size_t total = 0, off, bytes;
     int k, size;
     memset(p, 0, sizeof *p);
     if (n < 1) return lm__fail(LM_ERR_ARG, "params: need at least one tensor");
     for (k = 0; k < n; k++) {
         if (lm__shape_size(ndims[k], shapes[k], &size) != LM_OK) return LM_ERR_ARG;
-        total += ((size_t)size + 15) & ~(size_t)15;
+        if (!lm__q8_kind(quant, names ? names[k] : NULL)) total += ((size_t)size + 15) & ~(size_t)15;
     }
     p->t = (lm_tensor *)lm_arena_calloc(a, (size_t)n * sizeof(lm_tensor));
     p->names = (char (*)[LM_NAME_MAX])lm_arena_calloc(a, (size_t)n * LM_NAME_MAX);
-    if (!p->t || !p->names || !lm__mul_ok(total, 4 * sizeof(float), &bytes)) return LM_ERR_MEM;
+    if (!p->t || !p->names || !lm__mul_ok(total, (quant ? 1 : 4) * sizeof(float), &bytes)) return LM_ERR_MEM;
     p->data = (float *)lm_arena_calloc(a, bytes);
     if (!p->data) return LM_ERR_MEM;
-    p->grad = p->data + total;
-    p->m = p->grad + total;
-    p->v = p->m + total;
+    if (!quant) {
+        p->grad = p->data + total;
+        p->m = p->grad + total;
+        p->v = p->m + total;
+    }
     p->n = n;
     p->total = total;
     for (k = 0, off = 0; k < n; k++) {
         lm_tensor *t = &p->t[k];
-        int d;
+        int d, kind = lm__q8_kind(quant, names ? names[k] : NULL), out, in;
         t->ndim = ndims[k];
         for (d = 0; d < t->ndim; d++) t->shape[d] = shapes[k][d];
         lm__shape_size(t->ndim, t->shape, &t->size);
-        t->data = p->data + off;
-        t->grad = p->grad + off;
-        t->requires_grad = 1;
-        off += ((size_t)t->size + 15) & ~(size_t)15;
+        if (kind) {
+            lm__q8_dims(kind, t->shape, &out, &in);
+            if (!(t->q8 = lm__q8_new(a, out, in))) return LM_ERR_MEM;
+        } else {
+            t->data = p->data + off;
+            t->grad = quant ? NULL : p->grad + off;
+            t->requires_grad = !quant;
+            off += ((size_t)t->size + 15) & ~(size_t)15;
+        }
         if (names && names[k]) {
             strncpy(p->names[k], names[k], LM_NAME_MAX - 1);
         }
     }
     return LM_OK;
+}
+LMDEF int lm_params_init(lm_params *p, lm_arena *a, int n, const int *ndims,
+                         const int (*shapes)[LM_MAX_DIMS], const char *const *names) {
+    return lm__params_init(p, a, n, ndims, shapes, names, LM_QUANT_NONE);
 }
 
 LMDEF int lm_params_find(const lm_params *p, const char *name) {
@@ -2814,6 +3181,7 @@ LMDEF lm_train_opts lm_train_defaults(void) {
     o.lr = 1e-3f; o.min_lr = 1e-4f; o.warmup = 100; o.steps = 2000;
     o.schedule = LM_SCHED_COSINE; o.wd = 0.1f;
     o.beta1 = 0.9f; o.beta2 = 0.99f; o.eps = 1e-8f; o.clip = 1.0f;
+    o.keep_zeros = 0;
     return o;
 }
 
@@ -2911,7 +3279,7 @@ static int lm__shape_check(int L, int H, int C, int T, int V, const char *who) {
 
 /* The parameters, in checkpoint order: wte, wpe, then for each block i the 12 tensors
    "h.{i}." + lm__block_keys[j], then ln_f. Weights are (rows C, cols C) below, biases and
-   LayerNorms (cols C). Checkpoints (section 15) and lm_gpt_from_memory use the same table. */
+   LayerNorms (cols C). Checkpoints (section 17) and lm_gpt_from_memory use the same table. */
 #define LM__BLOCK_N 12
 static const char *const lm__block_keys[LM__BLOCK_N] = {
     "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
@@ -2939,10 +3307,10 @@ static void lm__trunk_layout(int L, int C, int T, int V, int k, char *name, int 
 }
 
 /* Lay out a model's parameters in a fresh arena: n tensors named and shaped by layout(),
-   plus `extra` bytes for whatever else the model keeps there. */
+   plus `extra` bytes for whatever else the model keeps there. quant: as lm__params_init. */
 typedef void (*lm__layout_fn)(const void *cfg, int k, char *name, int *ndim, int *shape);
 static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layout,
-                            const void *cfg, size_t extra) {
+                            const void *cfg, size_t extra, int quant) {
     int k, l, *ndims, (*shapes)[LM_MAX_DIMS];
     char (*names)[LM_NAME_MAX];
     const char **np;
@@ -2955,13 +3323,20 @@ static int lm__params_build(lm_params *p, lm_arena *a, int n, lm__layout_fn layo
     names = (char (*)[LM_NAME_MAX])(ndims + n);
     for (k = 0; k < n; k++) {
         size_t s = 1;
+        int kind, out, in;
         layout(cfg, k, names[k], &ndims[k], shapes[k]);
         np[k] = names[k];
         for (l = 0; l < ndims[k]; l++) s *= (size_t)shapes[k][l];
-        bytes += (s + 16) * 4 * sizeof(float) + sizeof(lm_tensor) + LM_NAME_MAX + 128;
+        if ((kind = lm__q8_kind(quant, names[k])) != 0) {
+            lm__q8_dims(kind, shapes[k], &out, &in);
+            bytes += lm__q8_arena_bytes(out, in);
+        } else {
+            bytes += (s + 16) * (quant ? 1 : 4) * sizeof(float);
+        }
+        bytes += sizeof(lm_tensor) + LM_NAME_MAX + 128;
     }
     k = lm_arena_init(a, bytes);
-    if (k == LM_OK) k = lm_params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np);
+    if (k == LM_OK) k = lm__params_init(p, a, n, ndims, (const int (*)[LM_MAX_DIMS])shapes, np, quant);
     LM_FREE(np);
     return k;
 }
@@ -3001,57 +3376,110 @@ static void lm__bind_blocks(lm_block *h, lm_tensor *t, int n_layer) {
     }
 }
 
-/* A leaf tensor on g that shares a parameter's first `rows` rows (data and gradient). */
-static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int rows) {
-    int shape[2];
+/* A leaf tensor on g that shares rows [r0, r0 + rows) of a parameter, data and gradient:
+   rows of a 2-D weight, or entries of a 1-D bias. A tensor without a gradient (the
+   encoder-decoder's fixed positions) gives a leaf without one. */
+static lm_tensor *lm__rows_view(lm_graph *g, lm_tensor *p, int r0, int rows) {
+    int shape[2], cols = p->ndim == 2 ? p->shape[1] : 1;
     lm_tensor *t;
-    shape[0] = rows; shape[1] = p->shape[1];
-    t = lm_tensor_wrap(g, p->data, 2, shape, !g->no_grad && p->grad != NULL);
-    if (t) t->grad = t->requires_grad ? p->grad : NULL;
+    shape[0] = rows; shape[1] = cols;
+    t = lm_tensor_wrap(g, p->data + (size_t)r0 * cols, p->ndim == 2 ? 2 : 1, shape,
+                       !g->no_grad && p->grad != NULL);
+    if (t) t->grad = t->requires_grad ? p->grad + (size_t)r0 * cols : NULL;
     return t;
 }
 
-/* One Transformer block, pre-LayerNorm: x + attn(ln_1(x)), then + mlp(ln_2(x)). Dropout
-   (training only) on the two branches, as BERT. kc, vc (may be NULL): copy each position's
-   k and v rows there, (T, C) each, for the KV cache of generation (batch 1). */
-static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, int n_head, int causal,
-                            const int *lens, float *kc, float *vc, float drop) {
-    lm_tensor *h;
-    h = lm_layernorm(g, x, b->ln_1_w, b->ln_1_b, 1e-5f);
-    h = lm_linear(g, h, b->attn_w, b->attn_b);                 /* (B, T, 3C) */
-    if (h && kc) {
-        int t, T = h->shape[1], C = h->shape[2] / 3;
-        for (t = 0; t < T; t++) {
-            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
-            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
-        }
-    }
-    h = lm_attention(g, h, n_head, causal, lens);              /* (B, T, C)  */
-    /* x + dropout(linear(h)): with no dropout, the add runs inside the linear layer */
-    if (g->training && drop > 0)
-        x = lm_add(g, x, lm_dropout(g, lm_linear(g, h, b->attn_proj_w, b->attn_proj_b), drop));
-    else
-        x = lm__linear_residual(g, h, b->attn_proj_w, b->attn_proj_b, x);
-    h = lm_layernorm(g, x, b->ln_2_w, b->ln_2_b, 1e-5f);
-    h = lm__linear_gelu(g, h, b->fc_w, b->fc_b);               /* (B, T, 4C) */
-    if (g->training && drop > 0)
-        return lm_add(g, x, lm_dropout(g, lm_linear(g, h, b->proj_w, b->proj_b), drop));
-    return lm__linear_residual(g, h, b->proj_w, b->proj_b, x);   /* (B, T, C)  */
-}
-
-/* The trunk: x = dropout(wte[tokens] + wpe[0..T)), then the blocks; (B, T, C), before the
-   final LayerNorm. causal: the GPT's mask; lens (may be NULL): the encoder's padding. With
-   k_cache set (B = 1), every layer's k and v go into the KV cache, (n_layer, n_ctx, C). */
+/* A stack of blocks and what they share: the trunk is x = dropout(wte[tokens] + wpe[0..T)),
+   then the blocks; (B, T, C), before the final LayerNorm. causal: the GPT's mask; lens (may
+   be NULL): the encoder's padding. With k_cache set (B = 1), every layer's k and v go into
+   the KV cache, (n_layer, n_ctx, C). The fields after k_cache/v_cache are the
+   encoder-decoder's (section 9); zero for the GPT and the encoder. */
 typedef struct lm__trunk {
     const char *who;                 /* "gpt", "encoder": for messages                    */
-    lm_tensor *wte, *wpe;
+    lm_tensor *wte, *wpe;            /* wpe: learned positions, or fixed ones (no grad)   */
     lm_block *h;
     int n_layer, n_head, n_embd, n_ctx;
     int causal;
     const int *lens;
     float dropout;
     float *k_cache, *v_cache;
+    int act;                         /* the MLP's LM__GELU, LM__GELU_ERF or LM__RELU      */
+    float emb_scale;                 /* 0: none; else wte[tokens] * emb_scale             */
+    int post_ln;                     /* x = LN(x + f(x)), not x + f(LN(x))                */
+    int out_major;                   /* weights stored (out, in), as PyTorch's Linear     */
+    int mlp_dropout;                 /* dropout on the MLP's hidden layer too             */
+    lm_tensor *mem;                  /* (B, S, C) the encoder's output: cross-attention   */
+    const int *mem_lens;             /* (B) its lengths (may be NULL)                     */
 } lm__trunk;
+
+/* A linear layer either way round: w (in, out), or (out, in) when out_major. */
+static lm_tensor *lm__lin(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int out_major) {
+    return lm__matmul(g, x, w, b, out_major, "linear");
+}
+/* A sub-layer f of a block is wrapped one of two ways: pre-LN, x + dropout(f(LN(x))); or
+   post-LN, LN(x + dropout(f(x))). Its input, then its output: */
+static lm_tensor *lm__sub_in(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int post) {
+    return post ? x : lm_layernorm(g, x, w, b, 1e-5f);
+}
+static lm_tensor *lm__sub_out(lm_graph *g, lm_tensor *x, lm_tensor *h, lm_tensor *w, lm_tensor *b,
+                              int post, float drop) {
+    x = lm_add(g, x, lm_dropout(g, h, drop));                 /* no-op unless training */
+    return post ? lm_layernorm(g, x, w, b, 1e-5f) : x;
+}
+/* The same for a sub-layer that ends in a linear layer, out = h pw + pb: with no dropout
+   to apply, the residual add runs inside the linear layer, on each tile of its product
+   (LM__THEN_RESIDUAL: the same bits as the add on its own). */
+static lm_tensor *lm__sub_out_lin(lm_graph *g, lm_tensor *x, lm_tensor *h, lm_tensor *pw,
+                                  lm_tensor *pb, int om, lm_tensor *w, lm_tensor *b, int post,
+                                  float drop) {
+    if (g->training && drop > 0) return lm__sub_out(g, x, lm__lin(g, h, pw, pb, om), w, b, post, drop);
+    x = lm__matmul(g, h, pw, pb, om, "linear", LM__THEN_RESIDUAL, x);
+    return post ? lm_layernorm(g, x, w, b, 1e-5f) : x;
+}
+
+/* One Transformer block with the trunk's options (the GPT's: pre-LN, GELU, input-major):
+   self-attention, then cross-attention over m->mem when the block has it, then the MLP,
+   each a sub-layer as above. Dropout (training only) on each sub-layer's output, as BERT.
+   kc, vc (may be NULL): copy each position's k and v rows there, (T, C) each, for the KV
+   cache of generation (batch 1). */
+static lm_tensor *lm__block(lm_graph *g, lm_block *b, lm_tensor *x, const lm__trunk *m,
+                            float *kc, float *vc) {
+    int post = m->post_ln, om = m->out_major, C = m->n_embd;
+    lm_tensor *h, *kv;
+    h = lm__sub_in(g, x, b->ln_1_w, b->ln_1_b, post);
+    h = lm__lin(g, h, b->attn_w, b->attn_b, om);                  /* (B, T, 3C) */
+    if (h && kc) {
+        int t, T = h->shape[1];
+        for (t = 0; t < T; t++) {
+            memcpy(kc + (size_t)t * C, h->data + (size_t)t * 3 * C + C, (size_t)C * sizeof(float));
+            memcpy(vc + (size_t)t * C, h->data + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        }
+    }
+    h = lm_attention(g, h, m->n_head, m->causal, m->lens);        /* (B, T, C)  */
+    x = lm__sub_out_lin(g, x, h, b->attn_proj_w, b->attn_proj_b, om, b->ln_1_w, b->ln_1_b, post,
+                        m->dropout);
+    if (b->xattn_w) {
+        /* q from the rows [0, C) of the (out, in) weight, k and v from the rows [C, 3C)
+           applied to the encoder's output: one product for both */
+        if (!om) return lm__op_fail(g, m->who, "cross-attention needs (out, in) weights");
+        h = lm__sub_in(g, x, b->ln_x_w, b->ln_x_b, post);
+        h = lm__lin(g, h, lm__rows_view(g, b->xattn_w, 0, C), lm__rows_view(g, b->xattn_b, 0, C), 1);
+        kv = lm__lin(g, m->mem, lm__rows_view(g, b->xattn_w, C, 2 * C),
+                     lm__rows_view(g, b->xattn_b, C, 2 * C), 1);   /* (B, S, 2C) */
+        h = lm_cross_attention(g, h, kv, m->n_head, m->mem_lens);  /* (B, T, C)  */
+        x = lm__sub_out_lin(g, x, h, b->xattn_proj_w, b->xattn_proj_b, 1, b->ln_x_w, b->ln_x_b,
+                            post, m->dropout);
+    }
+    h = lm__sub_in(g, x, b->ln_2_w, b->ln_2_b, post);
+    if (m->act == LM__GELU)                  /* GELU on each tile of the product (LM__THEN_GELU) */
+        h = lm__matmul(g, h, b->fc_w, b->fc_b, om, "linear", LM__THEN_GELU, NULL);  /* (B, T, F) */
+    else
+        h = lm__act(g, lm__lin(g, h, b->fc_w, b->fc_b, om), m->act);
+    if (m->mlp_dropout) h = lm_dropout(g, h, m->dropout);
+    return lm__sub_out_lin(g, x, h, b->proj_w, b->proj_b, om, b->ln_2_w, b->ln_2_b, post,
+                           m->dropout);                            /* (B, T, C)  */
+}
+
 static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *tokens, int B, int T) {
     lm_tensor *x;
     int l, b;
@@ -3069,12 +3497,12 @@ static lm_tensor *lm__trunk_forward(lm_graph *g, const lm__trunk *m, const int *
     x = lm_embedding(g, m->wte, tokens, B * T);                /* (B*T, C)   */
     if (!x) return NULL;
     x->ndim = 3; x->shape[0] = B; x->shape[1] = T; x->shape[2] = m->n_embd;  /* (B, T, C) */
-    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, T)), m->dropout);
+    if (m->emb_scale != 0) x = lm_scale(g, x, m->emb_scale);
+    x = lm_dropout(g, lm_add(g, x, lm__rows_view(g, m->wpe, 0, T)), m->dropout);
     for (l = 0; l < m->n_layer; l++) {
         size_t off = (size_t)l * m->n_ctx * m->n_embd;
-        x = lm__block(g, &m->h[l], x, m->n_head, m->causal, m->lens,
-                      m->k_cache ? m->k_cache + off : NULL, m->v_cache ? m->v_cache + off : NULL,
-                      m->dropout);
+        x = lm__block(g, &m->h[l], x, m, m->k_cache ? m->k_cache + off : NULL,
+                      m->v_cache ? m->v_cache + off : NULL);
     }
     return x;
 }
@@ -3187,13 +3615,39 @@ static int lm__opts_check(const lm_train_opts *o) {
         !(o->wd >= 0) || !(o->clip >= 0) || !(o->min_lr >= 0) || o->warmup < 0)
         return lm__fail(LM_ERR_ARG, "training options out of range (betas in [0, 1); eps, wd, "
                         "clip, min_lr and warmup >= 0)");
+    if (o->keep_zeros && !(o->eps > 0))
+        return lm__fail(LM_ERR_ARG, "training options: keep_zeros needs eps > 0 (a zero moment "
+                        "over eps 0 is NaN)");
     return LM_OK;
+}
+/* keep_zeros (a pruned model's fine-tune, section 10): in tensors of 2+ dims, every weight
+   that is exactly 0 has its gradient and AdamW moments zeroed before the update (so they
+   count for nothing in the clipping norm either), and the update leaves it at 0. */
+static void lm__keep_zeros_task(void *ctx, int c) {
+    lm_params *p = (lm_params *)ctx;
+    size_t i0 = (size_t)c * LM__CHUNK, i1 = p->total - i0 < LM__CHUNK ? p->total : i0 + LM__CHUNK, i;
+    int k;
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        size_t a, b;
+        if (t->ndim < 2 || !t->data) continue;
+        a = (size_t)(t->data - p->data);
+        b = a + (size_t)t->size;
+        if (b <= i0 || a >= i1) continue;
+        for (i = a < i0 ? i0 : a; i < (b > i1 ? i1 : b); i++)
+            if (p->data[i] == 0.0f) {
+                p->grad[i] = 0.0f;
+                if (p->m) p->m[i] = 0.0f;
+                if (p->v) p->v[i] = 0.0f;
+            }
+    }
 }
 LMDEF int lm_params_update(lm_params *p, const lm_train_opts *o, int step) {
     lm_train_opts def;
     int rc;
     if (!o) { def = lm_train_defaults(); o = &def; }
     if ((rc = lm__opts_check(o)) != LM_OK) return rc;
+    if (o->keep_zeros) lm__chunk_for(p->total, lm__keep_zeros_task, p);
     if (o->clip > 0) lm_clip_grad_norm(p, o->clip);
     return lm_adamw_step(p, o, lm_lr_at(o, step));
 }
@@ -3274,16 +3728,19 @@ static lm_gpt *lm__gpt_alloc(const lm_gpt_config *cfg) {
     lm__shape_defaults(&c.n_layer, &c.n_head, &c.n_embd, &c.n_ctx);
     if (c.vocab <= 0) c.vocab = 256;
     if (lm__shape_check(c.n_layer, c.n_head, c.n_embd, c.n_ctx, c.vocab, "gpt") != LM_OK) return NULL;
+    if (c.quant < LM_QUANT_NONE || c.quant > LM_QUANT_Q8_0_EMB)
+        return lm__fail(LM_ERR_ARG, "gpt: quant %d is not an LM_QUANT_* value", c.quant), (lm_gpt *)NULL;
     n = LM__TRUNK_N(c.n_layer);
     m = (lm_gpt *)LM_MALLOC(sizeof *m);
     if (!m) { lm__fail(LM_ERR_MEM, "gpt: out of memory"); return NULL; }
     memset(m, 0, sizeof *m);
     m->cfg = c;
-    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache */
+    /* the long-lived arena: parameters, gradients, moments, the blocks table, KV cache
+       (a quantized model: its weights only, section 10) */
     cache = (size_t)c.n_layer * c.n_ctx * c.n_embd * sizeof(float);
     if (lm__params_build(&m->params, &m->arena, n, lm__gpt_layout, &c,
                          (size_t)c.n_layer * sizeof(lm_block) + 2 * cache +
-                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024) != LM_OK) goto fail;
+                         (2 * (size_t)c.vocab + c.n_ctx) * sizeof(float) + 1024, c.quant) != LM_OK) goto fail;
     m->h = (lm_block *)lm_arena_calloc(&m->arena, (size_t)c.n_layer * sizeof(lm_block));
     m->k_cache = (float *)lm_arena_alloc(&m->arena, cache);
     m->v_cache = (float *)lm_arena_alloc(&m->arena, cache);
@@ -3304,7 +3761,11 @@ fail:
 }
 
 LMDEF lm_gpt *lm_gpt_new(const lm_gpt_config *cfg, uint64_t seed) {
-    lm_gpt *m = lm__gpt_alloc(cfg);
+    lm_gpt *m;
+    if (cfg && cfg->quant != LM_QUANT_NONE)
+        return lm__fail(LM_ERR_ARG, "gpt: a new model is float32 (cfg.quant must be 0); quantize "
+                        "a trained one with lm_gpt_quantize"), (lm_gpt *)NULL;
+    m = lm__gpt_alloc(cfg);
     if (m) lm__init_weights(&m->params, m->cfg.n_layer, seed);
     return m;
 }
@@ -3332,6 +3793,7 @@ static lm__trunk lm__gpt_trunk(lm_gpt *m, int cache) {
     t.n_layer = m->cfg.n_layer; t.n_head = m->cfg.n_head; t.n_embd = m->cfg.n_embd;
     t.n_ctx = m->cfg.n_ctx;
     t.causal = 1;
+    t.act = LM__GELU;
     if (cache) { t.k_cache = m->k_cache; t.v_cache = m->v_cache; }
     return t;
 }
@@ -3369,6 +3831,11 @@ static float lm__gpt_step(lm_gpt *m, const lm_train_opts *o, const int *inputs,
     }
     if (lm__check_ids(inputs, B * T, c->vocab, "input") != LM_OK ||
         lm__check_ids(targets, B * T, c->vocab, "target") != LM_OK) return NAN;
+    if (c->quant != LM_QUANT_NONE && mode != LM__LOSS) {
+        lm__fail(LM_ERR_ARG, "gpt: a Q8_0 model evaluates and generates but cannot train: train "
+                 "the float32 model, then quantize it");
+        return NAN;
+    }
     b.m = m; b.inputs = inputs; b.targets = targets; b.B = B; b.T = T;
     s.who = "gpt"; s.params = &m->params; s.work = &m->work; s.build = lm__gpt_loss_graph; s.ctx = &b;
     s.est = lm__work_estimate(c->n_layer, c->n_head, c->n_embd, T, c->vocab, B,
@@ -3533,66 +4000,147 @@ LM__REF void lm__ref_gemv(const float *x, const float *W, const float *b, double
 
 /* One row through a layer, split over the pool in tasks of LM__GEMV_W outputs:
        trans 0:  y (out) = b + x (in) W (in, out)      a Conv1D layer
-       trans 1:  y (out) = W (out, in) x (in)          the tied output head, wte x
-   then on the task's own outputs, if asked: y = gelu(y) (act), and res += y (res: the
-   residual stream x). A token's whole time goes into reading the weights, so every
-   weight is read once, as part of a stream: a task of trans 0 keeps its LM__GEMV_W sums
-   in registers while it walks down the rows of W (lm__gemv_cols). Each output is summed
-   over the input in order, so the result does not depend on the threads; 64 outputs a
-   task let two threads (or more) share even a 384-wide layer evenly. */
+       trans 1:  y (out) = W (out, in) x (in) + b      a PyTorch Linear; the tied output
+                                                       head, wte x (b NULL)
+   then on the task's own outputs, if asked: y = act(y) (act >= 0, an activation kind of
+   lm__act_span), and res += y (res: the residual stream x). A token's whole time goes
+   into reading the weights, so every weight is read once, as part of a stream: a task of
+   trans 0 keeps its LM__GEMV_W sums in registers while it walks down the rows of W
+   (lm__gemv_cols). Each output is summed over the input in order, so the result does not
+   depend on the threads; 64 outputs a task let two threads (or more) share even a
+   384-wide layer evenly. */
 typedef struct { const float *x, *W, *b; float *y, *res; int in, out, trans, act; } lm__gemv_job;
 #define LM__GEMV_W 64
 static void lm__gemv_task(void *ctx, int blk) {
     const lm__gemv_job *J = (const lm__gemv_job *)ctx;
     int j0 = blk * LM__GEMV_W, j1 = j0 + LM__GEMV_W, j;
     if (j1 > J->out) j1 = J->out;
-    if (J->trans)
+    if (J->trans) {
         for (j = j0; j < j1; j++) J->y[j] = lm__vdot(J->W + (size_t)j * J->in, J->x, J->in);
-    else
+        if (J->b) for (j = j0; j < j1; j++) J->y[j] += J->b[j];
+    } else {
         lm__gemv_cols(J->x, J->W + j0, (size_t)J->out, J->in, J->b ? J->b + j0 : NULL, J->y + j0, j1 - j0);
-    if (J->act) lm__gelu_fwd(J->y + j0, J->y + j0, j1 - j0);
+    }
+    if (J->act >= 0) lm__act_span(J->act, J->y + j0, J->y + j0, j1 - j0);
     if (J->res) lm__vacc(J->y + j0, J->res + j0, j1 - j0);
 }
+/* A product of fewer than LM__GEMV_POOL multiply-adds runs on the calling thread: waking
+   the pool would cost more than it saves (and far more on a busy machine). The tasks
+   are the same either way, so the result is too. */
+#define LM__GEMV_POOL (1 << 17)
 static void lm__gemv(const float *x, const float *W, const float *b, float *y, int in, int out,
                      int trans, int act, float *res) {
     lm__gemv_job J;
+    int k, n = (out + LM__GEMV_W - 1) / LM__GEMV_W;
     J.x = x; J.W = W; J.b = b; J.y = y; J.in = in; J.out = out; J.trans = trans;
     J.act = act; J.res = res;
-    lm_parallel_for((out + LM__GEMV_W - 1) / LM__GEMV_W, lm__gemv_task, &J);
+    if ((double)in * out >= LM__GEMV_POOL) lm_parallel_for(n, lm__gemv_task, &J);
+    else for (k = 0; k < n; k++) lm__gemv_task(&J, k);
 }
-/* A Conv1D layer for one row; act: then GELU; res: then res += y. */
-static void lm__linear_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y,
-                           int act, float *res) {
-    lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0, act, res);
+/* A linear layer on one row, its weight (in, out), or (out, in) when out_major; then
+   act (>= 0) and res += y, as lm__gemv. */
+static void lm__lin_row(const float *x, const lm_tensor *w, const lm_tensor *b, float *y, int out_major,
+                        int act, float *res) {
+    if (w->q8) {                                                 /* Q8_0: section 10 */
+        int n = w->q8->out;
+        lm__q8_matmul(w->q8, x, 1, b->data, y);
+        if (act >= 0) lm__act_span(act, y, y, n);
+        if (res) lm__vacc(y, res, n);
+    } else if (out_major) {
+        lm__gemv(x, w->data, b->data, y, w->shape[1], w->shape[0], 1, act, res);
+    } else {
+        lm__gemv(x, w->data, b->data, y, w->shape[0], w->shape[1], 0, act, res);
+    }
 }
 
-/* Attention of one new position (pos) to the cached ones, head h one task: scores
-   q k_t / sqrt(hs) for t <= pos, softmax, then the weighted sum of the v_t. sc: a row of
-   n_ctx scores per task (or one row, when the heads run one after the other). */
-typedef struct { const float *qkv, *kc, *vc; float *att, *sc; int pos, C, hs, sc_stride; } lm__gen_att_job;
-static void lm__gen_att_task(void *ctx, int h) {
-    const lm__gen_att_job *J = (const lm__gen_att_job *)ctx;
-    const float *q = J->qkv + h * J->hs;
-    float mx = -FLT_MAX, *y = J->att + h * J->hs, *sc = J->sc + (size_t)h * J->sc_stride;
+/* Attention of one query row q (C) over the n rows of k and v (rows ld floats apart),
+   head h one task: y (C) = softmax(q k^T / sqrt(hs)) v per head. sc: a row of scores per
+   head, sc_stride floats apart, so the heads run at once on the pool; sc_stride 0: one
+   row of n, the heads one after the other. */
+typedef struct { const float *q, *k, *v; float *y, *sc; int ld, n, hs, sc_stride; } lm__att_row_job;
+static void lm__att_row_task(void *ctx, int h) {
+    const lm__att_row_job *J = (const lm__att_row_job *)ctx;
+    const float *q = J->q + h * J->hs;
+    float mx = -FLT_MAX, *y = J->y + h * J->hs, *sc = J->sc + (size_t)h * J->sc_stride;
     float scale = 1.0f / sqrtf((float)J->hs);
     double s;
     int t, j;
-    for (t = 0; t <= J->pos; t++) {
-        sc[t] = lm__vdot(q, J->kc + (size_t)t * J->C + h * J->hs, J->hs) * scale;
+    for (t = 0; t < J->n; t++) {
+        sc[t] = lm__vdot(q, J->k + (size_t)t * J->ld + h * J->hs, J->hs) * scale;
         if (sc[t] > mx) mx = sc[t];
     }
-    s = lm__vsum_exp_shift(sc, mx, sc, J->pos + 1);
+    s = lm__vsum_exp_shift(sc, mx, sc, J->n);
     for (j = 0; j < J->hs; j++) y[j] = 0;
-    for (t = 0; t <= J->pos; t++) lm__vaxpy((float)(sc[t] / s), J->vc + (size_t)t * J->C + h * J->hs, y, J->hs);
+    for (t = 0; t < J->n; t++) lm__vaxpy((float)(sc[t] / s), J->v + (size_t)t * J->ld + h * J->hs, y, J->hs);
+}
+static void lm__att_row(const float *q, const float *k, const float *v, int ld, int n, int H,
+                        int hs, float *y, float *sc, int sc_stride) {
+    lm__att_row_job J;
+    int h;
+    J.q = q; J.k = k; J.v = v; J.y = y; J.sc = sc; J.ld = ld; J.n = n; J.hs = hs; J.sc_stride = sc_stride;
+    if (sc_stride && H > 1) lm_parallel_for(H, lm__att_row_task, &J);
+    else for (h = 0; h < H; h++) lm__att_row_task(&J, h);
+}
+
+/* A sub-layer on one row (see lm__sub_in/lm__sub_out): its input, LN(x) into buf or x
+   itself (post-LN); after the layer has added its output into x, x = LN(x) for post-LN. */
+static const float *lm__row_in(const float *x, const lm_tensor *w, const lm_tensor *b, float *buf,
+                               int C, int post) {
+    if (post) return x;
+    lm__ln_row(x, w->data, b->data, buf, C);
+    return buf;
+}
+static void lm__row_out(float *x, const lm_tensor *w, const lm_tensor *b, int C, int post) {
+    if (post) lm__ln_row(x, w->data, b->data, x, C);
+}
+
+/* One position through a block with the trunk's options, the same math as lm__block does
+   for a whole sequence, on x (C) in place and without a graph. The position's k and v go
+   to row pos of kc and vc (rows ldc floats apart), and its query sees rows 0..pos there;
+   with cross-attention, it sees the S rows of the encoder's keys and values xkv (each row
+   k then v, 2C). w: scratch of 5C + F + max(pos + 1, S) floats, whose last part is the
+   attention's row of scores; or, with sc given, a row for each head there, sc_stride
+   (>= max(pos + 1, S)) floats apart, and the heads run at once. */
+static void lm__block_row(const lm_block *b, const lm__trunk *m, float *x, int pos, float *kc,
+                          float *vc, int ldc, const float *xkv, int S, float *w, float *sc,
+                          int sc_stride) {
+    int C = m->n_embd, H = m->n_head, hs = C / H, post = m->post_ln, om = m->out_major;
+    int F = b->fc_w->q8 ? b->fc_w->q8->out : b->fc_w->shape[om ? 0 : 1];
+    float *buf = w, *qkv = buf + C, *att = qkv + 3 * C, *hid = att + C;
+    const float *in;
+    if (!sc) { sc = hid + F; sc_stride = 0; }
+    in = lm__row_in(x, b->ln_1_w, b->ln_1_b, buf, C, post);
+    lm__lin_row(in, b->attn_w, b->attn_b, qkv, om, -1, NULL);
+    memcpy(kc + (size_t)pos * ldc, qkv + C, (size_t)C * sizeof(float));
+    memcpy(vc + (size_t)pos * ldc, qkv + 2 * C, (size_t)C * sizeof(float));
+    lm__att_row(qkv, kc, vc, ldc, pos + 1, H, hs, att, sc, sc_stride);
+    lm__lin_row(att, b->attn_proj_w, b->attn_proj_b, buf, om, -1, x);          /* x += ... */
+    lm__row_out(x, b->ln_1_w, b->ln_1_b, C, post);
+    if (b->xattn_w) {                              /* q from rows [0, C) of the weight */
+        in = lm__row_in(x, b->ln_x_w, b->ln_x_b, buf, C, post);
+        lm__gemv(in, b->xattn_w->data, b->xattn_b->data, qkv, C, C, 1, -1, NULL);
+        lm__att_row(qkv, xkv, xkv + C, 2 * C, S, H, hs, att, sc, sc_stride);
+        lm__lin_row(att, b->xattn_proj_w, b->xattn_proj_b, buf, 1, -1, x);     /* x += ... */
+        lm__row_out(x, b->ln_x_w, b->ln_x_b, C, post);
+    }
+    in = lm__row_in(x, b->ln_2_w, b->ln_2_b, buf, C, post);
+    lm__lin_row(in, b->fc_w, b->fc_b, hid, om, m->act, NULL);                  /* act(...) */
+    lm__lin_row(hid, b->proj_w, b->proj_b, buf, om, -1, x);                    /* x += ... */
+    lm__row_out(x, b->ln_2_w, b->ln_2_b, C, post);
+}
+/* The tied head for one row: logits (V) = wte x (C). */
+static void lm__head_row(const lm_gpt *m, const float *x, float *logits) {
+    if (m->wte->q8) { lm__q8_matmul(m->wte->q8, x, 1, NULL, logits); return; }
+    lm__gemv(x, m->wte->data, NULL, logits, m->cfg.n_embd, m->cfg.vocab, 1, -1, NULL);
 }
 
 /* Feed one token at position cache_len; logits (V) for the token after it. */
 LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     const lm_gpt_config *c = &m->cfg;
-    int C = c->n_embd, H = c->n_head, pos = m->cache_len, l, j;
+    lm__trunk t = lm__gpt_trunk(m, 0);
+    int C = c->n_embd, H = c->n_head, pos = m->cache_len, l, j, sc_stride = 0;
     size_t mark, per_head;
-    float *x, *buf, *qkv, *att, *hid;
-    lm__gen_att_job A;
+    float *x, *sc = NULL;
     if (token < 0 || token >= c->vocab) return lm__fail(LM_ERR_ARG, "generate: token %d outside [0, %d)", token, c->vocab);
     if (pos >= c->n_ctx) return lm__fail(LM_ERR_ARG, "generate: the KV cache is full (%d positions)", c->n_ctx);
     if (m->work.cap == 0 &&
@@ -3601,34 +4149,23 @@ LMDEF int lm_gpt_step_token(lm_gpt *m, int token, float *logits) {
     mark = lm_arena_mark(&m->work);
     x = (float *)lm_arena_alloc(&m->work, (size_t)(C * 10 + c->n_ctx) * sizeof(float));
     if (!x) return LM_ERR_MEM;
-    buf = x + C; qkv = buf + C; att = qkv + 3 * C; hid = att + C; A.sc = hid + 4 * C;
     /* a row of scores for each head, so the heads can run at once; a buffer sized for
        one (LM_GPT_STEP_BYTES) runs them one after the other instead */
     per_head = (size_t)H * c->n_ctx * sizeof(float) + 64;
-    A.sc_stride = 0;
     if (H > 1 && m->work.cap - m->work.used >= per_head) {
-        A.sc = (float *)lm_arena_alloc(&m->work, per_head);
-        A.sc_stride = c->n_ctx;
+        sc = (float *)lm_arena_alloc(&m->work, per_head);
+        sc_stride = c->n_ctx;
     }
-    A.att = att; A.qkv = qkv; A.pos = pos; A.C = C; A.hs = C / H;
-    for (j = 0; j < C; j++) x[j] = m->wte->data[(size_t)token * C + j] + m->wpe->data[(size_t)pos * C + j];
+    if (m->wte->q8) lm__q8_row(m->wte->q8, token, x);          /* a Q8_0 embedding: d q */
+    else memcpy(x, m->wte->data + (size_t)token * C, (size_t)C * sizeof(float));
+    for (j = 0; j < C; j++) x[j] += m->wpe->data[(size_t)pos * C + j];
     for (l = 0; l < c->n_layer; l++) {
-        lm_block *b = &m->h[l];
-        float *kc = m->k_cache + (size_t)l * c->n_ctx * C, *vc = m->v_cache + (size_t)l * c->n_ctx * C;
-        lm__ln_row(x, b->ln_1_w->data, b->ln_1_b->data, buf, C);
-        lm__linear_row(buf, b->attn_w, b->attn_b, qkv, 0, NULL);
-        memcpy(kc + (size_t)pos * C, qkv + C, (size_t)C * sizeof(float));
-        memcpy(vc + (size_t)pos * C, qkv + 2 * C, (size_t)C * sizeof(float));
-        A.kc = kc; A.vc = vc;
-        if (A.sc_stride) lm_parallel_for(H, lm__gen_att_task, &A);
-        else for (j = 0; j < H; j++) lm__gen_att_task(&A, j);
-        lm__linear_row(att, b->attn_proj_w, b->attn_proj_b, buf, 0, x);      /* x += ... */
-        lm__ln_row(x, b->ln_2_w->data, b->ln_2_b->data, buf, C);
-        lm__linear_row(buf, b->fc_w, b->fc_b, hid, 1, NULL);                  /* GELU     */
-        lm__linear_row(hid, b->proj_w, b->proj_b, buf, 0, x);                 /* x += ... */
+        size_t off = (size_t)l * c->n_ctx * C;
+        lm__block_row(&m->h[l], &t, x, pos, m->k_cache + off, m->v_cache + off, C, NULL, 0, x + C,
+                      sc, sc_stride);
     }
-    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, buf, C);
-    lm__gemv(buf, m->wte->data, NULL, logits, C, c->vocab, 1, 0, NULL);   /* logits = wte buf */
+    lm__ln_row(x, m->ln_f_w->data, m->ln_f_b->data, x + C, C);
+    lm__head_row(m, x + C, logits);                              /* logits = wte ln_f(x) */
     m->cache_len = pos + 1;
     lm_arena_reset(&m->work, mark);
     return LM_OK;
@@ -3666,7 +4203,7 @@ static int lm__gpt_prefill(lm_gpt *m, const int *tokens, int n, float *logits) {
     last = (float *)lm_arena_alloc(&m->work, (size_t)c->n_embd * sizeof(float));
     if (!last) return LM_ERR_MEM;
     lm__ln_row(x->data + (size_t)(n - 1) * c->n_embd, m->ln_f_w->data, m->ln_f_b->data, last, c->n_embd);
-    lm__gemv(last, m->wte->data, NULL, logits, c->n_embd, c->vocab, 1, 0, NULL);
+    lm__head_row(m, last, logits);
     m->cache_len = n;
     lm_arena_reset(&m->work, 0);
     return LM_OK;
@@ -3858,13 +4395,15 @@ LMDEF int lm_gpt_generate(lm_gpt *m, const int *prompt, int n_prompt, int n_new,
    buf, in the order LM_GPT_STATE_BYTES counts it; the rest of buf is the work arena. The
    const is cast away for the tensors' data, which generation only reads (the Cortex-M
    test runs it with the weights in a read-only page, so a write would crash). */
-LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights, void *buf,
+LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const void *weights, void *buf,
                                  size_t len) {
+    const unsigned char *image = (const unsigned char *)weights;
     lm_arena a;
     lm_gpt *m;
     lm_tensor *t;
-    size_t need, off = 0, cache;
-    int k, d, n, C, L;
+    lm_q8 *q8s;
+    size_t need, off = 0, cache, floats = 0;
+    int k, d, n, C, L, nq = 0;
     /* the shape must be complete (no defaults for a model in flash), and small enough that
        the sizes below cannot overflow even with a 32-bit size_t */
     if (!cfg || !weights || !buf) return lm__fail(LM_ERR_ARG, "gpt_from_memory: NULL argument"), (lm_gpt *)NULL;
@@ -3876,6 +4415,9 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights,
         return lm__fail(LM_ERR_ARG, "gpt_from_memory: the config must give every field, within "
                         "range (layers %d, heads %d, embd %d, ctx %d, vocab %d)", cfg->n_layer,
                         cfg->n_head, cfg->n_embd, cfg->n_ctx, cfg->vocab), (lm_gpt *)NULL;
+    if (cfg->quant < LM_QUANT_NONE || cfg->quant > LM_QUANT_Q8_0_EMB || ((uintptr_t)weights & 3))
+        return lm__fail(LM_ERR_ARG, "gpt_from_memory: quant %d is not an LM_QUANT_* value, or the "
+                        "weights are not 4-byte aligned", cfg->quant), (lm_gpt *)NULL;
     L = cfg->n_layer; C = cfg->n_embd; n = LM__TRUNK_N(L);
     need = LM_GPT_MEMORY_BYTES_STEP(L, C, cfg->n_ctx, cfg->vocab);
     if (len < need)
@@ -3888,6 +4430,7 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights,
     m->params.t = (lm_tensor *)lm_arena_calloc(&a, (size_t)n * sizeof(lm_tensor));
     m->params.names = (char (*)[LM_NAME_MAX])lm_arena_calloc(&a, (size_t)n * LM_NAME_MAX);
     m->h = (lm_block *)lm_arena_calloc(&a, (size_t)L * sizeof(lm_block));
+    q8s = (lm_q8 *)lm_arena_calloc(&a, (1 + 4 * (size_t)L) * sizeof(lm_q8));
     cache = (size_t)L * (size_t)cfg->n_ctx * (size_t)C * sizeof(float);
     m->k_cache = (float *)lm_arena_alloc(&a, cache);
     m->v_cache = (float *)lm_arena_alloc(&a, cache);
@@ -3899,14 +4442,27 @@ LMDEF lm_gpt *lm_gpt_from_memory(const lm_gpt_config *cfg, const float *weights,
     a.used = a.cap;
     m->arena = a;             /* owned = 0: nothing to free, the buffer is the caller's   */
     for (k = 0; k < n; k++) {  /* the tensors: views of the weights, one after the other  */
+        int kind, out, in;
         t = &m->params.t[k];
         lm__trunk_layout(L, C, cfg->n_ctx, cfg->vocab, k, m->params.names[k], &t->ndim, t->shape);
         for (t->size = 1, d = 0; d < t->ndim; d++) t->size *= t->shape[d];
-        t->data = (float *)(weights + off);   /* only ever read (see above)               */
-        off += (size_t)t->size;
+        if ((kind = lm__q8_kind(cfg->quant, m->params.names[k])) != 0) {
+            lm_q8 *w = &q8s[nq++];               /* Q8_0 (section 10): scales, then values */
+            lm__q8_dims(kind, t->shape, &out, &in);
+            w->out = out; w->in = in; w->nb = (in + 31) / 32;
+            w->d = (const uint16_t *)(image + off);
+            off += LM_Q8_SCALES(out, in) * sizeof(uint16_t);
+            w->q = image + off;
+            off += LM_Q8_VALUES(out, in);
+            t->q8 = w;
+            continue;
+        }
+        t->data = (float *)(image + off);     /* only ever read (see above)               */
+        off += (size_t)t->size * sizeof(float);
+        floats += (size_t)t->size;
     }
-    m->params.total = off;
-    m->params.data = m->params.t[0].data;
+    m->params.total = floats;
+    m->params.data = m->params.t[cfg->quant == LM_QUANT_Q8_0_EMB].data;  /* the first float32 one */
     m->wte = &m->params.t[0];
     m->wpe = &m->params.t[1];
     lm__bind_blocks(m->h, &m->params.t[2], L);
@@ -3963,7 +4519,7 @@ LMDEF lm_encoder *lm_encoder_new(const lm_encoder_config *cfg, uint64_t seed) {
     e->cfg = c;
     e->seed = seed;
     if (lm__params_build(&e->params, &e->arena, n, lm__enc_layout, &c,
-                         (size_t)c.n_layer * sizeof(lm_block) + 1024) != LM_OK) goto fail;
+                         (size_t)c.n_layer * sizeof(lm_block) + 1024, LM_QUANT_NONE) != LM_OK) goto fail;
     e->h = (lm_block *)lm_arena_calloc(&e->arena, (size_t)c.n_layer * sizeof(lm_block));
     if (!e->h) goto fail;
     e->wte = &e->params.t[0];
@@ -3997,7 +4553,7 @@ LMDEF lm_tensor *lm_encoder_forward(lm_encoder *e, lm_graph *g, const int *token
     t.who = "encoder";
     t.wte = e->wte; t.wpe = e->wpe; t.h = e->h;
     t.n_layer = c->n_layer; t.n_head = c->n_head; t.n_embd = c->n_embd; t.n_ctx = c->n_ctx;
-    t.causal = 0; t.lens = lens; t.dropout = c->dropout;
+    t.causal = 0; t.lens = lens; t.dropout = c->dropout; t.act = LM__GELU;
     return lm_layernorm(g, lm__trunk_forward(g, &t, tokens, B, T), e->ln_f_w, e->ln_f_b, 1e-5f);
 }
 
@@ -4193,7 +4749,997 @@ LMDEF int lm_metrics_from_confusion(const long *cm, int K, lm_metrics *m) {
 LMDEF double lm_perplexity(double mean_loss) { return exp(mean_loss); }
 
 /* =======================================================================================
-   9. Thread pool
+   9. The encoder-decoder
+   PyTorch's nn.Transformer, the architecture of "Attention Is All You Need", as
+   ENCODER-DECODER in the docs describes it: an encoder over the source and a decoder over
+   the target so far, both stacks of the blocks of section 5 (post- or pre-LN, relu or the
+   exact GELU, weights output-major as PyTorch keeps them); the decoder's blocks add the
+   cross-attention sub-layer, queries from the decoder, keys and values from the encoder's
+   output. Tokens enter as embedding * sqrt(C) plus the fixed sinusoidal positions; a
+   linear layer makes the logits. Training is teacher-forced cross-entropy through the step
+   runner of section 5; decoding runs the encoder once per source, computes every decoder
+   layer's cross-attention keys and values once, and then feeds the decoder one position
+   at a time through a KV cache, greedy or by beam search.
+   ======================================================================================= */
+
+/* A block's tensors under PyTorch's state-dict names, each with the lm_block field it
+   binds to and its shape: rows and cols as 'C' (d_model), '3' (3 d_model) or 'F'
+   (dim_feedforward); cols 0 for a 1-D tensor. The decoder's norm2 belongs to the
+   cross-attention, its norm3 to the MLP (the encoder's norm2). */
+typedef struct { const char *key; size_t field; char rows, cols; } lm__s2s_key;
+#define LM__S2S_KEY(k, f, r, c) { k, offsetof(lm_block, f), r, c }
+#define LM__S2S_ENC_N 12
+#define LM__S2S_DEC_N 18
+static const lm__s2s_key lm__s2s_keys[2][LM__S2S_DEC_N] = { {
+    LM__S2S_KEY("self_attn.in_proj_weight", attn_w, '3', 'C'),
+    LM__S2S_KEY("self_attn.in_proj_bias", attn_b, '3', 0),
+    LM__S2S_KEY("self_attn.out_proj.weight", attn_proj_w, 'C', 'C'),
+    LM__S2S_KEY("self_attn.out_proj.bias", attn_proj_b, 'C', 0),
+    LM__S2S_KEY("linear1.weight", fc_w, 'F', 'C'),
+    LM__S2S_KEY("linear1.bias", fc_b, 'F', 0),
+    LM__S2S_KEY("linear2.weight", proj_w, 'C', 'F'),
+    LM__S2S_KEY("linear2.bias", proj_b, 'C', 0),
+    LM__S2S_KEY("norm1.weight", ln_1_w, 'C', 0),
+    LM__S2S_KEY("norm1.bias", ln_1_b, 'C', 0),
+    LM__S2S_KEY("norm2.weight", ln_2_w, 'C', 0),
+    LM__S2S_KEY("norm2.bias", ln_2_b, 'C', 0) }, {
+    LM__S2S_KEY("self_attn.in_proj_weight", attn_w, '3', 'C'),
+    LM__S2S_KEY("self_attn.in_proj_bias", attn_b, '3', 0),
+    LM__S2S_KEY("self_attn.out_proj.weight", attn_proj_w, 'C', 'C'),
+    LM__S2S_KEY("self_attn.out_proj.bias", attn_proj_b, 'C', 0),
+    LM__S2S_KEY("multihead_attn.in_proj_weight", xattn_w, '3', 'C'),
+    LM__S2S_KEY("multihead_attn.in_proj_bias", xattn_b, '3', 0),
+    LM__S2S_KEY("multihead_attn.out_proj.weight", xattn_proj_w, 'C', 'C'),
+    LM__S2S_KEY("multihead_attn.out_proj.bias", xattn_proj_b, 'C', 0),
+    LM__S2S_KEY("linear1.weight", fc_w, 'F', 'C'),
+    LM__S2S_KEY("linear1.bias", fc_b, 'F', 0),
+    LM__S2S_KEY("linear2.weight", proj_w, 'C', 'F'),
+    LM__S2S_KEY("linear2.bias", proj_b, 'C', 0),
+    LM__S2S_KEY("norm1.weight", ln_1_w, 'C', 0),
+    LM__S2S_KEY("norm1.bias", ln_1_b, 'C', 0),
+    LM__S2S_KEY("norm2.weight", ln_x_w, 'C', 0),
+    LM__S2S_KEY("norm2.bias", ln_x_b, 'C', 0),
+    LM__S2S_KEY("norm3.weight", ln_2_w, 'C', 0),
+    LM__S2S_KEY("norm3.bias", ln_2_b, 'C', 0) } };
+
+/* The parameters in checkpoint order: the two embeddings; the encoder's layers and final
+   norm; the decoder's layers and final norm; the output layer. */
+#define LM__S2S_N(le, ld) (8 + LM__S2S_ENC_N * (le) + LM__S2S_DEC_N * (ld))
+static int lm__s2s_dim(const lm_seq2seq_config *c, char code) {
+    return code == 'C' ? c->d_model : code == '3' ? 3 * c->d_model : c->dim_feedforward;
+}
+static void lm__s2s_layout(const void *cfgp, int k, char *name, int *ndim, int *shape) {
+    const lm_seq2seq_config *c = (const lm_seq2seq_config *)cfgp;
+    int C = c->d_model, ne = LM__S2S_ENC_N * c->num_encoder_layers;
+    int nd = LM__S2S_DEC_N * c->num_decoder_layers, dec = 0, n;
+    *ndim = 2;
+    shape[1] = C;
+    if (k < 2) {
+        strcpy(name, k ? "tgt_tok_emb.embedding.weight" : "src_tok_emb.embedding.weight");
+        shape[0] = k ? c->tgt_vocab : c->src_vocab;
+        return;
+    }
+    k -= 2;
+    if (k >= ne + 2) { k -= ne + 2; dec = 1; }
+    n = dec ? nd : ne;
+    if (k < n) {
+        const lm__s2s_key *key = &lm__s2s_keys[dec][k % (dec ? LM__S2S_DEC_N : LM__S2S_ENC_N)];
+        lm__fmt(name, LM_NAME_MAX, "transformer.%s.layers.%d.%s", dec ? "decoder" : "encoder",
+                k / (dec ? LM__S2S_DEC_N : LM__S2S_ENC_N), key->key);
+        shape[0] = lm__s2s_dim(c, key->rows);
+        if (key->cols) shape[1] = lm__s2s_dim(c, key->cols);
+        else *ndim = 1;
+        return;
+    }
+    k -= n;
+    if (k < 2) {
+        lm__fmt(name, LM_NAME_MAX, "transformer.%s.norm.%s", dec ? "decoder" : "encoder",
+                k ? "bias" : "weight");
+        *ndim = 1;
+        shape[0] = C;
+        return;
+    }
+    strcpy(name, k == 2 ? "generator.weight" : "generator.bias");
+    shape[0] = c->tgt_vocab;
+    if (k == 3) *ndim = 1;
+}
+
+/* The configuration with its defaults, checked. */
+static int lm__s2s_config(lm_seq2seq_config *c, const lm_seq2seq_config *in) {
+    lm_seq2seq_config given;
+    int H, L;
+    memset(&given, 0, sizeof given);
+    if (in) given = *in;
+    *c = given;
+    if (c->d_model <= 0) c->d_model = 128;
+    if (c->nhead <= 0) c->nhead = 4;
+    if (c->num_encoder_layers <= 0) c->num_encoder_layers = 3;
+    if (c->num_decoder_layers <= 0) c->num_decoder_layers = 3;
+    if (c->dim_feedforward <= 0) c->dim_feedforward = c->d_model <= 65536 ? 4 * c->d_model : 1;
+    if (c->n_ctx <= 0) c->n_ctx = 128;
+    if (c->src_vocab <= 0) c->src_vocab = 256 + 3;
+    if (c->tgt_vocab <= 0) c->tgt_vocab = 256 + 3;
+    if (c->bos_id == 0) c->bos_id = c->tgt_vocab - 3;
+    if (c->eos_id == 0) c->eos_id = c->tgt_vocab - 2;
+    if (c->pad_id == 0) c->pad_id = c->tgt_vocab - 1;
+    H = c->nhead;
+    L = c->num_encoder_layers > c->num_decoder_layers ? c->num_encoder_layers : c->num_decoder_layers;
+    if (lm__shape_check(L, H, c->d_model, c->n_ctx, c->src_vocab > c->tgt_vocab ? c->src_vocab : c->tgt_vocab,
+                        "seq2seq") != LM_OK) return LM_ERR_ARG;
+    if (L > 999 || c->n_ctx > 65536 || (double)c->n_ctx * c->d_model > 16777216.0 ||
+        (double)c->dim_feedforward * c->d_model > 2e9)
+        return lm__fail(LM_ERR_ARG, "seq2seq: config out of range (layers %d and %d of at most 999, "
+                        "n_ctx %d, dim_feedforward %d)", c->num_encoder_layers,
+                        c->num_decoder_layers, c->n_ctx, c->dim_feedforward);
+    if (c->norm_first != 0 && c->norm_first != 1)
+        return lm__fail(LM_ERR_ARG, "seq2seq: norm_first %d is not 0 or 1", c->norm_first);
+    if (c->activation != LM_ACT_RELU && c->activation != LM_ACT_GELU)
+        return lm__fail(LM_ERR_ARG, "seq2seq: activation %d is not LM_ACT_RELU or LM_ACT_GELU", c->activation);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return lm__fail(LM_ERR_ARG, "seq2seq: dropout %g outside [0, 1)", (double)c->dropout);
+    if (c->bos_id < 0 || c->bos_id >= c->tgt_vocab || c->eos_id < 0 || c->eos_id >= c->tgt_vocab ||
+        c->pad_id < 0 || c->pad_id >= c->tgt_vocab || c->bos_id == c->eos_id ||
+        c->bos_id == c->pad_id || c->eos_id == c->pad_id)
+        return lm__fail(LM_ERR_ARG, "seq2seq: bos_id %d, eos_id %d and pad_id %d must be distinct "
+                        "ids of the target vocabulary of %d", c->bos_id, c->eos_id, c->pad_id,
+                        c->tgt_vocab);
+    return LM_OK;
+}
+
+/* pe[t][j] = sin(t / 10000^(2i / C)) for j = 2i and cos(...) for j = 2i + 1, as the paper;
+   computed in double, rounded to float. */
+static void lm__s2s_positions(float *pe, int T, int C) {
+    int t, j;
+    for (j = 0; j < C; j++) {
+        double f = exp(-(double)(j & ~1) * log(10000.0) / C);
+        for (t = 0; t < T; t++)
+            pe[(size_t)t * C + j] = (float)(j & 1 ? cos(t * f) : sin(t * f));
+    }
+}
+
+/* A model with its memory laid out and its positions made, but no weights yet. */
+static lm_seq2seq *lm__s2s_alloc(const lm_seq2seq_config *cfg) {
+    lm_seq2seq *m;
+    lm_seq2seq_config c;
+    int n, l, j, Le, Ld, C;
+    if (lm__s2s_config(&c, cfg) != LM_OK) return NULL;
+    Le = c.num_encoder_layers; Ld = c.num_decoder_layers; C = c.d_model;
+    n = LM__S2S_N(Le, Ld);
+    m = (lm_seq2seq *)LM_MALLOC(sizeof *m);
+    if (!m) { lm__fail(LM_ERR_MEM, "seq2seq: out of memory"); return NULL; }
+    memset(m, 0, sizeof *m);
+    m->cfg = c;
+    if (lm__params_build(&m->params, &m->arena, n, lm__s2s_layout, &c,
+                         (size_t)(Le + Ld) * sizeof(lm_block) + (size_t)c.n_ctx * C * sizeof(float) + 1024,
+                         LM_QUANT_NONE) != LM_OK)
+        goto fail;
+    m->enc = (lm_block *)lm_arena_calloc(&m->arena, (size_t)(Le + Ld) * sizeof(lm_block));
+    m->pe.data = (float *)lm_arena_alloc(&m->arena, (size_t)c.n_ctx * C * sizeof(float));
+    if (!m->enc || !m->pe.data) goto fail;
+    m->dec = m->enc + Le;
+    for (l = 0; l < Le + Ld; l++) {
+        int dec = l >= Le, nk = dec ? LM__S2S_DEC_N : LM__S2S_ENC_N;
+        lm_tensor *t = &m->params.t[dec ? 4 + LM__S2S_ENC_N * Le + LM__S2S_DEC_N * (l - Le)
+                                        : 2 + LM__S2S_ENC_N * l];
+        for (j = 0; j < nk; j++)
+            *(lm_tensor **)((char *)&m->enc[l] + lm__s2s_keys[dec][j].field) = t + j;
+    }
+    m->src_emb = &m->params.t[0];
+    m->tgt_emb = &m->params.t[1];
+    m->enc_norm_w = &m->params.t[2 + LM__S2S_ENC_N * Le];
+    m->enc_norm_b = m->enc_norm_w + 1;
+    m->dec_norm_w = &m->params.t[n - 4];
+    m->dec_norm_b = &m->params.t[n - 3];
+    m->out_w = &m->params.t[n - 2];
+    m->out_b = &m->params.t[n - 1];
+    m->pe.ndim = 2; m->pe.shape[0] = c.n_ctx; m->pe.shape[1] = C; m->pe.size = c.n_ctx * C;
+    lm__s2s_positions(m->pe.data, c.n_ctx, C);
+    return m;
+fail:
+    lm_arena_free(&m->arena);
+    LM_FREE(m);
+    return NULL;
+}
+
+/* Fresh init, as nn.Transformer's and PyTorch's translation tutorial: every matrix (the
+   embeddings and the output layer too) Xavier-uniform, U(-a, a) with
+   a = sqrt(6 / (rows + cols)); biases 0; LayerNorm weights 1. Drawn in parameter order from
+   one seeded stream. */
+static void lm__s2s_init(lm_params *p, uint64_t seed) {
+    lm_rng rng = lm_rng_seed(seed);
+    int k, i;
+    for (k = 0; k < p->n; k++) {
+        lm_tensor *t = &p->t[k];
+        if (t->ndim == 2) {
+            float a = sqrtf(6.0f / (float)(t->shape[0] + t->shape[1]));
+            for (i = 0; i < t->size; i++) t->data[i] = a * (2.0f * lm_rng_uniform(&rng) - 1.0f);
+        } else if (strstr(p->names[k], "norm") && lm__ends_with(p->names[k], ".weight")) {
+            for (i = 0; i < t->size; i++) t->data[i] = 1.0f;
+        }
+    }
+}
+
+LMDEF lm_seq2seq *lm_seq2seq_new(const lm_seq2seq_config *cfg, uint64_t seed) {
+    lm_seq2seq *m = lm__s2s_alloc(cfg);
+    if (!m) return NULL;
+    m->seed = seed;
+    lm__s2s_init(&m->params, seed);
+    return m;
+}
+
+LMDEF void lm_seq2seq_free(lm_seq2seq *m) {
+    if (!m) return;
+    lm_arena_free(&m->arena);
+    lm_arena_free(&m->work);
+    lm_arena_free(&m->dec_arena);
+    LM_FREE(m);
+}
+
+LMDEF size_t lm_seq2seq_num_params(const lm_seq2seq *m) {
+    size_t s = 0;
+    int k;
+    for (k = 0; k < m->params.n; k++) s += (size_t)m->params.t[k].size;
+    return s;
+}
+
+/* The encoder or the decoder as a trunk of section 5. */
+static lm__trunk lm__s2s_trunk(lm_seq2seq *m, int decoder) {
+    const lm_seq2seq_config *c = &m->cfg;
+    lm__trunk t;
+    memset(&t, 0, sizeof t);
+    t.who = decoder ? "seq2seq decoder" : "seq2seq encoder";
+    t.wte = decoder ? m->tgt_emb : m->src_emb;
+    t.wpe = &m->pe;
+    t.h = decoder ? m->dec : m->enc;
+    t.n_layer = decoder ? c->num_decoder_layers : c->num_encoder_layers;
+    t.n_head = c->nhead; t.n_embd = c->d_model; t.n_ctx = c->n_ctx;
+    t.causal = decoder;
+    t.dropout = c->dropout;
+    t.act = c->activation == LM_ACT_GELU ? LM__GELU_ERF : LM__RELU;
+    t.emb_scale = sqrtf((float)c->d_model);
+    t.post_ln = !c->norm_first;
+    t.out_major = 1;
+    t.mlp_dropout = 1;
+    return t;
+}
+
+/* A batch's shape and tokens, checked before anything is built. */
+static int lm__s2s_check(const lm_seq2seq *m, const lm_seq2seq_batch *b) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int i, t, big;
+    if (!b || b->B < 1 || b->S < 1 || b->S > c->n_ctx || b->T < 0 || b->T > c->n_ctx - 1 || !b->src ||
+        (b->T > 0 && !b->tgt))
+        return lm__fail(LM_ERR_ARG, "seq2seq: a batch needs B >= 1 rows, sources of 1 to n_ctx = %d "
+                        "tokens and targets of at most %d", c->n_ctx, c->n_ctx - 1);
+    big = c->tgt_vocab > c->dim_feedforward ? c->tgt_vocab : c->dim_feedforward;
+    if (big < 3 * c->d_model) big = 3 * c->d_model;
+    if ((double)b->B * (b->S > b->T + 1 ? b->S : b->T + 1) * big > INT_MAX ||
+        (double)b->B * c->nhead * (b->S > b->T + 1 ? b->S : b->T + 1) * (b->S > b->T + 1 ? b->S : b->T + 1) > INT_MAX)
+        return lm__fail(LM_ERR_ARG, "seq2seq: a batch of %d rows is too large for this model", b->B);
+    for (i = 0; i < b->B; i++) {
+        int ns = b->src_len ? b->src_len[i] : b->S, nt = b->tgt_len ? b->tgt_len[i] : b->T;
+        if (ns < 1 || ns > b->S)
+            return lm__fail(LM_ERR_ARG, "seq2seq: source length %d of row %d outside [1, %d]", ns, i, b->S);
+        if (nt < 0 || nt > b->T)
+            return lm__fail(LM_ERR_ARG, "seq2seq: target length %d of row %d outside [0, %d]", nt, i, b->T);
+        for (t = 0; t < ns; t++)
+            if (b->src[(size_t)i * b->S + t] < 0 || b->src[(size_t)i * b->S + t] >= c->src_vocab)
+                return lm__fail(LM_ERR_ARG, "seq2seq: source token %d (row %d, position %d) outside "
+                                "[0, %d)", b->src[(size_t)i * b->S + t], i, t, c->src_vocab);
+        for (t = 0; t < nt; t++) {
+            int y = b->tgt[(size_t)i * b->T + t];
+            if (y < 0 || y >= c->tgt_vocab || y == c->bos_id || y == c->eos_id || y == c->pad_id)
+                return lm__fail(LM_ERR_ARG, "seq2seq: target token %d (row %d, position %d) outside "
+                                "[0, %d) or a special id (BOS %d, EOS %d, PAD %d)", y, i, t,
+                                c->tgt_vocab, c->bos_id, c->eos_id, c->pad_id);
+        }
+    }
+    return LM_OK;
+}
+
+/* The logits (B, T, V_tgt) of decoder inputs dec (B, T) after sources src (B, S) of lengths
+   src_len: the encoder and its final norm, then the decoder attending to that, its final
+   norm, and the output layer. */
+static lm_tensor *lm__s2s_logits(lm_graph *g, lm_seq2seq *m, const int *src, const int *src_len,
+                                 int S, const int *dec, int T, int B) {
+    lm__trunk e = lm__s2s_trunk(m, 0), d = lm__s2s_trunk(m, 1);
+    e.lens = src_len;
+    d.mem = lm_layernorm(g, lm__trunk_forward(g, &e, src, B, S), m->enc_norm_w, m->enc_norm_b, 1e-5f);
+    d.mem_lens = src_len;
+    return lm__lin(g, lm_layernorm(g, lm__trunk_forward(g, &d, dec, B, T), m->dec_norm_w, m->dec_norm_b, 1e-5f),
+                   m->out_w, m->out_b, 1);
+}
+
+/* Teacher forcing, on g's arena: the sources with their padding made a valid id (0; the
+   mask hides it), the decoder's input BOS + target and its targets target + EOS, both of
+   T + 1 and padded with pad_id, which the loss ignores. Then the logits, and the loss if
+   tgt_out is wanted. */
+static lm_tensor *lm__s2s_graph(lm_graph *g, lm_seq2seq *m, const lm_seq2seq_batch *b, int loss) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int B = b->B, S = b->S, T1 = b->T + 1, i, t;
+    int *src = (int *)lm_arena_alloc(g->arena, sizeof(int) * (size_t)B * (S + 2 * T1));
+    int *dec, *tgt;
+    lm_tensor *logits;
+    if (!src) { g->failed = 1; return NULL; }
+    dec = src + (size_t)B * S;
+    tgt = dec + (size_t)B * T1;
+    for (i = 0; i < B; i++) {
+        int ns = b->src_len ? b->src_len[i] : S, nt = b->tgt_len ? b->tgt_len[i] : b->T;
+        for (t = 0; t < S; t++) src[(size_t)i * S + t] = t < ns ? b->src[(size_t)i * S + t] : 0;
+        for (t = 0; t < T1; t++) {
+            int y = t < nt ? b->tgt[(size_t)i * b->T + t] : t == nt ? c->eos_id : c->pad_id;
+            dec[(size_t)i * T1 + t] = t == 0 ? c->bos_id : t <= nt ? b->tgt[(size_t)i * b->T + t - 1] : c->pad_id;
+            tgt[(size_t)i * T1 + t] = y;
+        }
+    }
+    logits = lm__s2s_logits(g, m, src, b->src_len, S, dec, T1, B);
+    return loss ? lm_cross_entropy(g, logits, tgt, c->pad_id) : logits;
+}
+
+LMDEF lm_tensor *lm_seq2seq_forward(lm_seq2seq *m, lm_graph *g, const lm_seq2seq_batch *b) {
+    if (g->failed) return NULL;
+    if (lm__s2s_check(m, b) != LM_OK) { g->failed = 1; return NULL; }
+    return lm__s2s_graph(g, m, b, 0);
+}
+
+/* The parameters of a config (as the layout counts them), and what the work arena of one
+   step needs, roughly (lm__fit grows it when short): activations, attention rows and tape
+   nodes; for training their gradients, the logits' and the parameters' gradient block. */
+static double lm__s2s_params(const lm_seq2seq_config *c) {
+    double C = c->d_model, F = c->dim_feedforward;
+    return ((double)c->src_vocab + 2.0 * c->tgt_vocab) * C + c->tgt_vocab + 4 * C +
+           c->num_encoder_layers * (4 * C * C + 2 * C * F + 9 * C + F) +
+           c->num_decoder_layers * (8 * C * C + 2 * C * F + 15 * C + F);
+}
+static double lm__s2s_work_estimate(const lm_seq2seq_config *c, int B, int S, int T1, int mode) {
+    double C = c->d_model, F = c->dim_feedforward, H = c->nhead, V = c->tgt_vocab;
+    double enc = c->num_encoder_layers * (S * (20 * C + 3 * F) + H * S * S) + 4 * S * C;
+    double dec = c->num_decoder_layers * (T1 * (28 * C + 3 * F) + H * T1 * ((double)T1 + S) + 2 * S * C) + 4 * T1 * C;
+    double graph = 4.0 * B * (enc + dec) + (c->num_encoder_layers + c->num_decoder_layers) * 24.0 * 512 + 16384;
+    return mode == LM__TRAIN ? 2 * graph + 12.0 * B * T1 * V + (1 << 20) + 4 * lm__s2s_params(c)
+                             : graph + 4.0 * B * T1 * V;
+}
+
+typedef struct { lm_seq2seq *m; const lm_seq2seq_batch *b; } lm__s2s_ctx;
+static lm_tensor *lm__s2s_loss_graph(lm_graph *g, void *ctx) {
+    lm__s2s_ctx *x = (lm__s2s_ctx *)ctx;
+    return lm__s2s_graph(g, x->m, x->b, 1);
+}
+
+/* Check the batch, then lm__run_step. Dropout masks are drawn from (seed, training steps
+   taken), as the encoder's, and a training step counts one more. */
+static float lm__s2s_step(lm_seq2seq *m, const lm_train_opts *o, const lm_seq2seq_batch *b,
+                          int step, int mode) {
+    lm__s2s_ctx x;
+    lm__step s;
+    float loss;
+    if (lm__s2s_check(m, b) != LM_OK) return NAN;
+    x.m = m; x.b = b;
+    s.who = "seq2seq"; s.params = &m->params; s.work = &m->work; s.build = lm__s2s_loss_graph; s.ctx = &x;
+    s.est = lm__s2s_work_estimate(&m->cfg, b->B, b->S, b->T + 1, mode == LM__LOSS ? LM__INFER : LM__TRAIN);
+    s.rng = lm_rng_seed(m->seed ^ (0x9E3779B97F4A7C15ull * (m->steps + 1)));
+    loss = lm__run_step(&s, o, step, mode);
+    if (mode == LM__STEP && loss == loss) m->steps++;   /* a failed step was not taken */
+    return loss;
+}
+LMDEF float lm_seq2seq_loss(lm_seq2seq *m, const lm_seq2seq_batch *b) {
+    return lm__s2s_step(m, NULL, b, 0, LM__LOSS);
+}
+LMDEF float lm_seq2seq_backward(lm_seq2seq *m, const lm_seq2seq_batch *b) {
+    return lm__s2s_step(m, NULL, b, 0, LM__BACKWARD);
+}
+LMDEF float lm_seq2seq_train_step(lm_seq2seq *m, const lm_train_opts *o, const lm_seq2seq_batch *b,
+                                  int step) {
+    return lm__s2s_step(m, o, b, step, LM__STEP);
+}
+
+LMDEF double lm_seq2seq_memory(const lm_seq2seq_config *cfg, int B, int S, int T) {
+    lm_seq2seq_config c;
+    double C, F, Ld, N, params;
+    if (lm__s2s_config(&c, cfg) != LM_OK) return HUGE_VAL;
+    C = c.d_model; F = c.dim_feedforward; Ld = c.num_decoder_layers; N = c.n_ctx;
+    params = lm__s2s_params(&c);
+    /* weights, gradients, two moments; the positions; decoding (one beam) or one step */
+    return 16 * params + 4 * N * C +
+           (B > 0 ? lm__s2s_work_estimate(&c, B, S, T + 1, LM__TRAIN)
+                  : 16 * Ld * N * C + 4 * (10 * C + F + N + 2.0 * c.tgt_vocab) +
+                    lm__s2s_work_estimate(&c, 1, c.n_ctx, 1, LM__INFER));
+}
+
+/* ---------------------------------------------------------------------------------------
+   Decoding. The encoder runs once per source, through the graph (no gradients); every
+   decoder layer's cross-attention keys and values of it, (S, 2C), are computed there once
+   and kept in kv_cross. Then the decoder takes one position at a time, row by row with
+   lm__block_row as the GPT's generation does, its own keys and values going into a KV
+   cache: a token costs the same whatever came before, apart from the attention over it.
+   Beam search keeps `beam` hypotheses, each with a cache slot; a step feeds every
+   hypothesis its last token, takes the best `beam` continuations of all of them by total
+   log-probability, and gives each a slot: a parent's own slot to its first child, a copy
+   of it to any other. A hypothesis that ends with EOS is finished; the search stops when
+   the best finished one scores at least the best open one (scores only fall), when
+   max_out tokens are out, or when n_ctx positions are used up; the result is the
+   finished hypothesis with the highest total log-probability (no length penalty). Greedy
+   decoding is the search with one hypothesis.
+   --------------------------------------------------------------------------------------- */
+#define LM__BEAM_MAX 16
+
+/* The decoding memory of m for `beams` hypotheses: cache slots (beams, L_dec, n_ctx, 2C),
+   the source's keys and values (L_dec, n_ctx, 2C), then per hypothesis its row x (C),
+   its tokens (n_ctx) and its scores, and the scratch of a step. Made on first use, and
+   again only for more beams. */
+typedef struct {
+    float *x;                /* (beams, C) each hypothesis's row                          */
+    float *logp;             /* (beams, V) their next-token log-probabilities             */
+    float *scratch;          /* 5C + F + n_ctx floats for lm__block_row                   */
+    int *tok;                /* (2, beams, n_ctx) tokens, double-buffered                 */
+    int *slot;               /* (2, beams) cache slot of each hypothesis                  */
+    double *score;           /* (2, beams) total log-probabilities                        */
+} lm__s2s_dec;
+static int lm__s2s_dec_mem(lm_seq2seq *m, int beams, lm__s2s_dec *d) {
+    const lm_seq2seq_config *c = &m->cfg;
+    size_t C = (size_t)c->d_model, N = (size_t)c->n_ctx, Ld = (size_t)c->num_decoder_layers, V = (size_t)c->tgt_vocab;
+    size_t floats = (beams + 1) * Ld * N * 2 * C + beams * (C + V) + 5 * C + (size_t)c->dim_feedforward + N;
+    size_t bytes = floats * sizeof(float) + (size_t)beams * (2 * N + 2) * sizeof(int) +
+                   2 * (size_t)beams * sizeof(double) + 16 * 64;
+    lm_arena *a = &m->dec_arena;
+    if (m->beams < beams) {
+        lm_arena_free(a);
+        m->beams = 0;
+        if (lm_arena_init(a, bytes) != LM_OK) return LM_ERR_MEM;
+        m->beams = beams;
+    }
+    lm_arena_reset(a, 0);
+    m->kv_self = (float *)lm_arena_alloc(a, (size_t)beams * Ld * N * 2 * C * sizeof(float));
+    m->kv_cross = (float *)lm_arena_alloc(a, Ld * N * 2 * C * sizeof(float));
+    d->x = (float *)lm_arena_alloc(a, (size_t)beams * C * sizeof(float));
+    d->logp = (float *)lm_arena_alloc(a, (size_t)beams * V * sizeof(float));
+    d->scratch = (float *)lm_arena_alloc(a, (5 * C + (size_t)c->dim_feedforward + N) * sizeof(float));
+    d->tok = (int *)lm_arena_alloc(a, (size_t)beams * 2 * N * sizeof(int));
+    d->slot = (int *)lm_arena_alloc(a, (size_t)beams * 2 * sizeof(int));
+    d->score = (double *)lm_arena_alloc(a, 2 * (size_t)beams * sizeof(double));
+    if (!m->kv_self || !m->kv_cross || !d->x || !d->logp || !d->scratch || !d->tok || !d->slot || !d->score)
+        return lm__fail(LM_ERR_MEM, "seq2seq: decoding memory: %s", lm_error());
+    return LM_OK;
+}
+
+/* The encoder over one source, and each decoder layer's keys and values of its output. */
+typedef struct { lm_seq2seq *m; const int *src; int n; } lm__s2s_src;
+static lm_tensor *lm__s2s_encode_graph(lm_graph *g, void *ctx) {
+    lm__s2s_src *x = (lm__s2s_src *)ctx;
+    lm_seq2seq *m = x->m;
+    lm__trunk e = lm__s2s_trunk(m, 0);
+    int C = m->cfg.d_model, l;
+    lm_tensor *mem, *kv = NULL;
+    mem = lm_layernorm(g, lm__trunk_forward(g, &e, x->src, 1, x->n), m->enc_norm_w, m->enc_norm_b, 1e-5f);
+    for (l = 0; l < m->cfg.num_decoder_layers; l++) {
+        lm_block *b = &m->dec[l];
+        kv = lm__lin(g, mem, lm__rows_view(g, b->xattn_w, C, 2 * C), lm__rows_view(g, b->xattn_b, C, 2 * C), 1);
+        if (!kv) return NULL;
+        memcpy(m->kv_cross + (size_t)l * m->cfg.n_ctx * 2 * C, kv->data, (size_t)x->n * 2 * C * sizeof(float));
+    }
+    return kv;
+}
+
+/* Hypothesis i (cache slot `slot`) feeds token at position pos: its log-probabilities of
+   the next token into logp (V). */
+static void lm__s2s_dec_step(lm_seq2seq *m, const lm__trunk *t, lm__s2s_dec *d, int i, int slot,
+                             int token, int pos, int S) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int C = c->d_model, V = c->tgt_vocab, l, j;
+    size_t per = (size_t)c->n_ctx * 2 * C;
+    float *x = d->x + (size_t)i * C, *logp = d->logp + (size_t)i * V, *buf = d->scratch;
+    const float *e = m->tgt_emb->data + (size_t)token * C, *p = m->pe.data + (size_t)pos * C;
+    for (j = 0; j < C; j++) {
+        float v = e[j] * t->emb_scale;
+        x[j] = v + p[j];
+    }
+    for (l = 0; l < c->num_decoder_layers; l++) {
+        float *kv = m->kv_self + ((size_t)slot * c->num_decoder_layers + l) * per;
+        lm__block_row(&m->dec[l], t, x, pos, kv, kv + C, 2 * C, m->kv_cross + (size_t)l * per, S, d->scratch,
+                      NULL, 0);
+    }
+    lm__ln_row(x, m->dec_norm_w->data, m->dec_norm_b->data, buf, C);
+    lm__gemv(buf, m->out_w->data, m->out_b->data, logp, C, V, 1, -1, NULL);
+    lm__softmax_row(logp, logp, V, 1);
+}
+
+LMDEF int lm_seq2seq_translate(lm_seq2seq *m, const int *src, int n_src, int beam, int *out,
+                               int max_out) {
+    const lm_seq2seq_config *c = &m->cfg;
+    lm__trunk t;
+    lm__s2s_dec d;
+    lm__s2s_src x;
+    lm_graph g;
+    int i, j, k, pos, K = beam < 1 ? 1 : beam, live = 1, cur = 0, V = c->tgt_vocab, N = c->n_ctx;
+    int best_len = 0, have_best = 0, limit, rc;
+    double best = -HUGE_VAL;
+    if (!m || !src || (max_out > 0 && !out) || max_out < 0)
+        return lm__fail(LM_ERR_ARG, "seq2seq translate: NULL argument or negative max_out");
+    if (n_src < 1 || n_src > N)
+        return lm__fail(LM_ERR_ARG, "seq2seq translate: a source of %d tokens, need 1 to n_ctx = %d", n_src, N);
+    if (beam > LM__BEAM_MAX)
+        return lm__fail(LM_ERR_ARG, "seq2seq translate: beam %d, at most %d", beam, LM__BEAM_MAX);
+    for (i = 0; i < n_src; i++)
+        if (src[i] < 0 || src[i] >= c->src_vocab)
+            return lm__fail(LM_ERR_ARG, "seq2seq translate: source token %d at position %d outside "
+                            "[0, %d)", src[i], i, c->src_vocab);
+    if (max_out == 0) return 0;
+    if ((rc = lm__s2s_dec_mem(m, K, &d)) != LM_OK) return rc;
+    x.m = m; x.src = src; x.n = n_src;
+    lm_clear_error();
+    if (!lm__fit(&m->work, lm__s2s_work_estimate(c, 1, n_src, 1, LM__INFER) +
+                 4.0 * c->num_decoder_layers * n_src * 2 * c->d_model, &g, lm__s2s_encode_graph, &x,
+                 LM__INFER, lm_rng_seed(0), NULL))
+        return LM_ERR_MEM;
+    t = lm__s2s_trunk(m, 1);
+    limit = max_out < N ? max_out : N;           /* tokens out at most */
+    d.slot[0] = 0;
+    d.score[0] = 0;
+    for (pos = 0; pos < limit && live > 0; pos++) {
+        /* every open hypothesis feeds its last token (BOS first) */
+        int *tok = d.tok + (size_t)cur * K * N, *ntok = d.tok + (size_t)(1 - cur) * K * N;
+        int *slot = d.slot + cur * K, *nslot = d.slot + (1 - cur) * K, nlive = 0, used = 0;
+        double *score = d.score + cur * K, *nscore = d.score + (1 - cur) * K;
+        int cand_i[LM__BEAM_MAX], cand_t[LM__BEAM_MAX], nc = 0;
+        double cand_s[LM__BEAM_MAX];
+        for (i = 0; i < live; i++)
+            lm__s2s_dec_step(m, &t, &d, i, slot[i], pos ? tok[(size_t)i * N + pos - 1] : c->bos_id, pos, n_src);
+        /* the best K continuations of all, by total log-probability: ties to the earlier
+           hypothesis, then the smaller token */
+        for (i = 0; i < live; i++) {
+            const float *lp = d.logp + (size_t)i * V;
+            for (j = 0; j < V; j++) {
+                double s = score[i] + lp[j];
+                if (j == c->bos_id || j == c->pad_id) continue;
+                if (nc == K && !(s > cand_s[K - 1])) continue;
+                k = nc < K ? nc++ : K - 1;
+                for (; k > 0 && s > cand_s[k - 1]; k--) {
+                    cand_s[k] = cand_s[k - 1]; cand_i[k] = cand_i[k - 1]; cand_t[k] = cand_t[k - 1];
+                }
+                cand_s[k] = s; cand_i[k] = i; cand_t[k] = j;
+            }
+        }
+        /* EOS finishes a hypothesis; the rest continue, in a cache slot each */
+        for (k = 0; k < nc; k++) {
+            int p = cand_i[k], full = pos + 1 == limit;
+            if (cand_t[k] == c->eos_id || full) {
+                int len = cand_t[k] == c->eos_id ? pos : pos + 1;
+                if (!have_best || cand_s[k] > best) {
+                    best = cand_s[k];
+                    best_len = len;
+                    have_best = 1;
+                    for (j = 0; j < pos && j < max_out; j++) out[j] = tok[(size_t)p * N + j];
+                    if (len > pos) out[pos] = cand_t[k];
+                }
+                continue;
+            }
+            memcpy(ntok + (size_t)nlive * N, tok + (size_t)p * N, (size_t)pos * sizeof(int));
+            ntok[(size_t)nlive * N + pos] = cand_t[k];
+            nscore[nlive] = cand_s[k];
+            nslot[nlive] = -1 - p;                  /* to be given a slot below */
+            nlive++;
+        }
+        /* slots: the first child of a parent takes the parent's slot, any other a copy */
+        for (k = 0; k < nlive; k++) {
+            int p = -1 - nslot[k];
+            if (!(used & (1 << p))) { used |= 1 << p; nslot[k] = slot[p]; }
+        }
+        for (k = 0; k < nlive; k++) {
+            int p, free_slot, taken = 0;
+            size_t per = (size_t)c->num_decoder_layers * N * 2 * c->d_model, l;
+            if (nslot[k] >= 0) continue;
+            p = -1 - nslot[k];
+            for (free_slot = 0; free_slot < K; free_slot++) {
+                for (taken = 0, j = 0; j < nlive && !taken; j++) taken = nslot[j] == free_slot;
+                if (!taken) break;
+            }
+            for (l = 0; l < (size_t)c->num_decoder_layers; l++)
+                memcpy(m->kv_self + (size_t)free_slot * per + l * N * 2 * c->d_model,
+                       m->kv_self + (size_t)slot[p] * per + l * N * 2 * c->d_model,
+                       (size_t)(pos + 1) * 2 * c->d_model * sizeof(float));
+            nslot[k] = free_slot;
+        }
+        live = nlive;
+        cur = 1 - cur;
+        if (have_best && (live == 0 || best >= d.score[cur * K])) break;
+    }
+    return best_len < max_out ? best_len : max_out;
+}
+
+/* =======================================================================================
+   10. Compression: Q8_0 weights and magnitude pruning
+   A trained model is mostly its weight matrices, and they tolerate coarse numbers. Q8_0
+   stores each run of 32 weights along a matrix's input as 32 int8 values and one scale:
+   about 3.8 times fewer bytes than float32, and its products run on exact integer dot
+   products (the kernels are in section 12). Pruning sets the smallest weights to zero; a
+   short fine-tune that holds the zeros wins back most of what that costs. Here are the
+   format (a block's scale and values, the packed layout the kernels read, dequantizing),
+   the plain math of a Q8_0 product, the op that puts one in a graph, the quantized GPT,
+   and pruning. COMPRESSION in the docs at the top says what each promises.
+   ======================================================================================= */
+#define LM__Q8_MAGIC 12582912.0f         /* 1.5 x 2^23                                    */
+#define LM__Q8_MAGIC_BITS 0x4B400000     /* its bits                                      */
+#define LM__Q8_TINY 1e-30f               /* blocks of activations below this count as 0   */
+
+/* v rounded to the nearest integer, ties to even, for |v| < 2^22. v + 1.5 x 2^23 lies in
+   [2^23, 2^24), where the floats are exactly the integers, so the addition itself does
+   the rounding (IEEE's default: to nearest, ties to even), and the integer sits in the low
+   bits of the sum. The same two steps, an add and a look at the bits, run in every SIMD
+   path, which is how they all round alike. */
+static int lm__q8_round(float v) {
+    float r = v + LM__Q8_MAGIC;
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    return (int)u - LM__Q8_MAGIC_BITS;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Weights. A block of 32 along the input: d = max|w| / 127 as F16, q = round(w / d),
+   computed in double with the F16 d itself, so |w - d q| <= d / 2 for every weight.
+   --------------------------------------------------------------------------------------- */
+/* The F16 scale (its bits) of a block whose largest magnitude is amax: amax / 127 rounded
+   to F16, then the next F16 up while amax / d would round past 127 (which happens only
+   for subnormal F16 scales, or 0). 0x7C00 or more (infinity) when no F16 is large enough. */
+static uint16_t lm__q8_scale(float amax) {
+    uint16_t h = lm__f32_to_f16(amax / 127.0f);
+    while (h < 0x7C00 && amax > 0 && (double)amax / lm__f16_to_f32(h) >= 127.5) h++;
+    return h;
+}
+
+/* One row of a product: n weights w[0], w[stride], ... along its input, into the values
+   q[n] and the scales d[ceil(n / 32)] (F16 bits). An error, naming the tensor, if a
+   weight is not finite or too large for any F16 scale. */
+static int lm__q8_quantize_row(const float *w, size_t stride, int n, signed char *q,
+                               uint16_t *d, const char *name) {
+    int b, i;
+    for (b = 0; b * 32 < n; b++) {
+        int i0 = b * 32, i1 = n - i0 < 32 ? n : i0 + 32;
+        float amax = 0;
+        double dd;
+        for (i = i0; i < i1; i++) {
+            float a = fabsf(w[(size_t)i * stride]);
+            if (!(a <= FLT_MAX))
+                return lm__fail(LM_ERR_ARG, "quantize: %s has a weight that is not finite", name);
+            if (a > amax) amax = a;
+        }
+        d[b] = lm__q8_scale(amax);
+        if (d[b] >= 0x7C00)
+            return lm__fail(LM_ERR_ARG, "quantize: %s has a weight of magnitude %g, too large for "
+                            "Q8_0 (its F16 scale would overflow)", name, (double)amax);
+        dd = lm__f16_to_f32(d[b]);
+        for (i = i0; i < i1; i++) {
+            double v = dd > 0 ? (double)w[(size_t)i * stride] / dd : 0.0;
+            v = (v + 6755399441055744.0) - 6755399441055744.0;    /* nearest, ties to even */
+            q[i] = (signed char)(v > 127 ? 127 : v < -127 ? -127 : (int)v);
+        }
+    }
+    return LM_OK;
+}
+
+/* The packed layout (lm_q8 in the API): where value i of row r sits in W->q, and where
+   the scale of row r's block b sits in W->d. */
+static size_t lm__q8_at(const lm_q8 *W, int r, int i) {
+    size_t tile = (size_t)(r / 16) * (size_t)W->nb + (size_t)(i / 32);
+    return tile * 512 + (size_t)(i % 32 / 4) * 64 + (size_t)(r % 16) * 4 + (size_t)(i % 4);
+}
+static size_t lm__q8_dat(const lm_q8 *W, int r, int b) {
+    return ((size_t)(r / 16) * (size_t)W->nb + (size_t)b) * 16 + (size_t)(r % 16);
+}
+
+/* Row r from the file's form (values q[in], F16 scales d[nb]) into the packed layout, and
+   back. Packing writes a model's own storage (its const is for weights in flash). */
+static void lm__q8_pack_row(const lm_q8 *W, int r, const signed char *q, const uint16_t *d) {
+    unsigned char *wq = (unsigned char *)W->q;
+    uint16_t *wd = (uint16_t *)W->d;
+    int i;
+    for (i = 0; i < W->in; i++) wq[lm__q8_at(W, r, i)] = (unsigned char)(q[i] + 128);
+    for (i = 0; i < W->nb; i++) wd[lm__q8_dat(W, r, i)] = d[i];
+}
+static void lm__q8_unpack_row(const lm_q8 *W, int r, signed char *q, uint16_t *d) {
+    int i;
+    for (i = 0; i < W->in; i++) q[i] = (signed char)((int)W->q[lm__q8_at(W, r, i)] - 128);
+    for (i = 0; i < W->nb; i++) d[i] = W->d[lm__q8_dat(W, r, i)];
+}
+
+LMDEF float lm_q8_get(const lm_q8 *W, int r, int i) {
+    return lm__f16_to_f32(W->d[lm__q8_dat(W, r, i / 32)]) * (float)((int)W->q[lm__q8_at(W, r, i)] - 128);
+}
+/* Row r dequantized: out[i] = d q for i < in (exact: an F16 times an int8 is a float). */
+static void lm__q8_row(const lm_q8 *W, int r, float *out) {
+    int i;
+    for (i = 0; i < W->in; i++) out[i] = lm_q8_get(W, r, i);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Activations and the product. The input of a Q8_0 product is quantized block by block
+   as it comes: d = max|x| / 127, q = round(x 127 / max|x|). Then each output is
+       y = sum over the blocks b, in order, of (float)(sum_i q_w q_x) * (d_w d_x)
+   in float (each product, then each addition, rounded), plus the bias. The integer sum of
+   a block is exact whatever order it is added in, which is what lets every SIMD path of
+   section 12 give these very bits.
+   --------------------------------------------------------------------------------------- */
+/* The scale of a block of activations from the bits of its largest magnitude (sign
+   cleared), and in *id the factor that takes it to [-127, 127]. A NaN or an infinity in
+   the block makes its scale NaN (so the product is NaN, as in float32); a block below
+   LM__Q8_TINY is all zeros (no denormal then reaches a multiplication that matters, so
+   armv7's flush-to-zero NEON agrees with the rest). *id = 0 means: every value is 0. */
+static float lm__q8_x_scale(uint32_t top, float *id) {
+    float amax;
+    memcpy(&amax, &top, sizeof amax);
+    *id = 0.0f;
+    if (top >= 0x7F800000u) return NAN;
+    if (amax < LM__Q8_TINY) return 0.0f;
+    *id = 127.0f / amax;
+    return amax / 127.0f;
+}
+
+/* One block of n <= 32 activations: q[0..32) (zeros past n), their sum in *sum (the VNNI
+   path needs it), and the scale as the return value. The largest magnitude is taken on the
+   bits: |x| orders as its bits with the sign cleared, so every path finds the same, NaN
+   included. This is the scalar path of lm__q8_quant_x (section 12). */
+static float lm__q8_quant_block(const float *x, int n, signed char *q, int *sum) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    uint32_t top = 0, u;
+    float id, d, v;
+    int i;
+    for (i = 0; i < n; i++) {
+        memcpy(&u, &x[i], sizeof u);
+        u &= 0x7FFFFFFFu;
+        if (u > top) top = u;
+    }
+    d = lm__q8_x_scale(top, &id);
+    *sum = 0;
+    for (i = 0; i < 32; i++) q[i] = 0;
+    if (id == 0.0f) return d;
+    for (i = 0; i < n; i++) {
+        v = x[i] * id;
+        q[i] = (signed char)lm__q8_round(v);
+        *sum += q[i];
+    }
+    return d;
+}
+
+/* The plain math of a Q8_0 product, on the file's layout: values q (out, in) and F16
+   scales d (out, ceil(in / 32)); y (out) = W x + bias (bias may be NULL). The kernels of
+   section 12 compute the same on the packed layout, and the tests hold them to its bits. */
+LM__REF void lm__ref_q8_matvec(const signed char *q, const uint16_t *d, int out, int in,
+                               const float *x, const float *bias, float *y) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    int nb = (in + 31) / 32, j, b, i, sx;
+    signed char qx[32];
+    for (j = 0; j < out; j++) {
+        float acc = 0.0f, s, t;
+        for (b = 0; b < nb; b++) {
+            int n = in - 32 * b < 32 ? in - 32 * b : 32, isum = 0;
+            float dx = lm__q8_quant_block(x + 32 * b, n, qx, &sx);
+            for (i = 0; i < n; i++) isum += q[(size_t)j * in + 32 * b + i] * qx[i];
+            s = lm__f16_to_f32(d[(size_t)j * nb + b]) * dx;
+            t = (float)isum * s;
+            acc = acc + t;
+        }
+        y[j] = bias ? acc + bias[j] : acc;
+    }
+}
+
+/* The op: y (..., out) = x (..., in) W^T + bias for a weight tensor stored as Q8_0, whether
+   it stands as a Conv1D weight (in, out) in lm_linear or as the tied head (out, in) in
+   lm_matmul with tb. Forward only: quantized models evaluate and generate, they do not
+   train, so a graph that wants gradients through one is an error. lm__matmul (section 3)
+   sends Q8_0 weights here. */
+static void lm__q8_linear_fwd(lm_node *n) {
+    const lm_q8 *W = n->in[1]->q8;
+    lm__q8_matmul(W, n->in[0]->data, n->in[0]->size / W->in, n->in[2] ? n->in[2]->data : NULL,
+                  n->out->data);
+}
+static void lm__q8_linear_bwd(lm_node *n) { (void)n; }  /* never on a tape (see below) */
+static const lm_op lm__op_q8_linear = { "q8_linear", lm__q8_linear_fwd, lm__q8_linear_bwd };
+static lm_tensor *lm__q8_linear(lm_graph *g, lm_tensor *a, lm_tensor *b, lm_tensor *bias,
+                                int tb, const char *name) {
+    const lm_q8 *W = b->q8;
+    lm_tensor *in[3];
+    int shape[LM_MAX_DIMS], K, N;
+    if (b->ndim != 2) return lm__op_fail(g, name, "the weight must be 2-D");
+    K = tb ? b->shape[1] : b->shape[0];
+    N = tb ? b->shape[0] : b->shape[1];
+    if (W->in != K || W->out != N)
+        return lm__op_fail(g, name, "the Q8_0 weight does not match the tensor's shape");
+    if (a->shape[a->ndim - 1] != K) return lm__op_fail(g, name, "inner dimensions differ");
+    if (bias && bias->size != N) return lm__op_fail(g, name, "bias size differs from the output width");
+    if (a->requires_grad && !g->no_grad)
+        return lm__op_fail(g, name, "Q8_0 weights run forward only (a quantized model cannot "
+                           "train: train the float32 model, then quantize it)");
+    in[0] = a; in[1] = b; in[2] = bias;
+    return lm_node_run(lm_node_new(g, &lm__op_q8_linear, bias ? 3 : 2, in, a->ndim,
+                                   lm__shape_last(a, N, shape)));
+}
+
+/* ---------------------------------------------------------------------------------------
+   The quantized GPT. Which tensors a quant level stores as Q8_0 goes by name, so the one
+   rule serves every layout of section 5: the block matrices (the tensors with rows in
+   lm__block_rows), held as Conv1D weights (in, out), and with LM_QUANT_Q8_0_EMB the token
+   embedding, held (V, C) and read as the head's (out, in). lm__params_build gives such a
+   model no gradients or moments, float storage only for what stays float32, and a packed
+   lm_q8 for the rest.
+   --------------------------------------------------------------------------------------- */
+enum { LM__Q8_IN_OUT = 1, LM__Q8_OUT_IN = 2 };
+static int lm__q8_kind(int quant, const char *name) {
+    const char *dot = name ? strchr(name, '.') : NULL;
+    int j;
+    if (quant <= LM_QUANT_NONE || !name) return 0;
+    if (!strcmp(name, "wte.weight")) return quant == LM_QUANT_Q8_0_EMB ? LM__Q8_OUT_IN : 0;
+    if (name[0] != 'h' || !dot || !(dot = strchr(dot + 1, '.'))) return 0;
+    for (j = 0; j < LM__BLOCK_N; j++)
+        if (lm__block_rows[j] && !strcmp(dot + 1, lm__block_keys[j])) return LM__Q8_IN_OUT;
+    return 0;
+}
+/* A tensor's product shape when it is stored as kind: y (out) = W (out, in) x. */
+static void lm__q8_dims(int kind, const int *shape, int *out, int *in) {
+    *out = kind == LM__Q8_IN_OUT ? shape[1] : shape[0];
+    *in = kind == LM__Q8_IN_OUT ? shape[0] : shape[1];
+}
+/* Bytes an lm_q8 of that shape takes in an arena: the struct, scales and values, each
+   64-aligned. */
+static size_t lm__q8_arena_bytes(int out, int in) {
+    return LM__ROUND64(sizeof(lm_q8)) + LM__ROUND64(LM_Q8_SCALES(out, in) * sizeof(uint16_t)) +
+           LM__ROUND64(LM_Q8_VALUES(out, in));
+}
+/* A zero Q8_0 matrix in arena a (values 128: q = 0, so padding adds nothing). */
+static lm_q8 *lm__q8_new(lm_arena *a, int out, int in) {
+    lm_q8 *W = (lm_q8 *)lm_arena_calloc(a, sizeof(lm_q8));
+    uint16_t *d = (uint16_t *)lm_arena_calloc(a, LM_Q8_SCALES(out, in) * sizeof(uint16_t));
+    unsigned char *q = (unsigned char *)lm_arena_alloc(a, LM_Q8_VALUES(out, in));
+    if (!W || !d || !q) return NULL;
+    memset(q, 128, LM_Q8_VALUES(out, in));
+    W->out = out; W->in = in; W->nb = (in + 31) / 32; W->d = d; W->q = q;
+    return W;
+}
+
+LMDEF lm_gpt *lm_gpt_quantize(const lm_gpt *m, int quant) {
+    lm_gpt_config c;
+    lm_gpt *qm;
+    signed char *qrow = NULL;
+    uint16_t *drow = NULL;
+    int k, r, rc = LM_OK, widest = 1;
+    if (!m) return lm__fail(LM_ERR_ARG, "quantize: NULL model"), (lm_gpt *)NULL;
+    if (m->cfg.quant != LM_QUANT_NONE)
+        return lm__fail(LM_ERR_ARG, "quantize: the model is quantized already"), (lm_gpt *)NULL;
+    if (quant != LM_QUANT_Q8_0 && quant != LM_QUANT_Q8_0_EMB)
+        return lm__fail(LM_ERR_ARG, "quantize: quant %d is not LM_QUANT_Q8_0 or LM_QUANT_Q8_0_EMB",
+                        quant), (lm_gpt *)NULL;
+    for (k = 0; k < m->params.n; k++) {
+        if (!m->params.t[k].data)
+            return lm__fail(LM_ERR_ARG, "quantize: tensor '%s' has no float32 values",
+                            m->params.names[k]), (lm_gpt *)NULL;
+        if (m->params.t[k].ndim == 2 && m->params.t[k].shape[1] > widest) widest = m->params.t[k].shape[1];
+        if (m->params.t[k].ndim == 2 && m->params.t[k].shape[0] > widest) widest = m->params.t[k].shape[0];
+    }
+    c = m->cfg;
+    c.quant = quant;
+    if (!(qm = lm__gpt_alloc(&c))) return NULL;
+    qrow = (signed char *)LM_MALLOC((size_t)widest);
+    drow = (uint16_t *)LM_MALLOC(((size_t)widest / 32 + 1) * sizeof(uint16_t));
+    if (!qrow || !drow) rc = lm__fail(LM_ERR_MEM, "quantize: out of memory");
+    for (k = 0; rc == LM_OK && k < qm->params.n; k++) {
+        const lm_tensor *src = &m->params.t[k];
+        lm_tensor *dst = &qm->params.t[k];
+        int kind = lm__q8_kind(quant, qm->params.names[k]);
+        if (!kind) {
+            memcpy(dst->data, src->data, (size_t)src->size * sizeof(float));
+            continue;
+        }
+        for (r = 0; rc == LM_OK && r < dst->q8->out; r++) {
+            /* row r of the product: column r of a Conv1D weight, row r of wte */
+            if (kind == LM__Q8_IN_OUT)
+                rc = lm__q8_quantize_row(src->data + r, (size_t)dst->q8->out, dst->q8->in, qrow,
+                                         drow, qm->params.names[k]);
+            else
+                rc = lm__q8_quantize_row(src->data + (size_t)r * dst->q8->in, 1, dst->q8->in,
+                                         qrow, drow, qm->params.names[k]);
+            if (rc == LM_OK) lm__q8_pack_row(dst->q8, r, qrow, drow);
+        }
+    }
+    if (qrow) LM_FREE(qrow);
+    if (drow) LM_FREE(drow);
+    if (rc != LM_OK) { lm_gpt_free(qm); return NULL; }
+    return qm;
+}
+
+LMDEF size_t lm_gpt_image(const lm_gpt *m, void *buf, size_t cap) {
+    unsigned char *p = (unsigned char *)buf;
+    size_t size = 0;
+    int k, pass;
+    for (pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (k = 0; m && k < m->params.n; k++) {
+            const lm_tensor *t = &m->params.t[k];
+            size_t a = t->q8 ? LM_Q8_SCALES(t->q8->out, t->q8->in) * sizeof(uint16_t)
+                             : (size_t)t->size * sizeof(float);
+            size_t b = t->q8 ? LM_Q8_VALUES(t->q8->out, t->q8->in) : 0;
+            if (pass == 1) {
+                memcpy(p + at, t->q8 ? (const void *)t->q8->d : (const void *)t->data, a);
+                if (b) memcpy(p + at + a, t->q8->q, b);
+            }
+            at += a + b;
+        }
+        size = at;
+        if (!buf || cap < size) break;
+    }
+    return size;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Magnitude pruning, matrix by matrix: each block matrix loses the same share of its
+   weights, the smallest ones (a global threshold would take more from the matrices whose
+   weights are small by design, such as the residual projections, and could empty one).
+   The order is |w|, then the index, so the result is exact and the same everywhere.
+   --------------------------------------------------------------------------------------- */
+typedef struct { float a; int i; } lm__mag;
+static int lm__mag_cmp(const void *x, const void *y) {
+    const lm__mag *p = (const lm__mag *)x, *q = (const lm__mag *)y;
+    if (p->a != q->a) return p->a < q->a ? -1 : 1;
+    return p->i < q->i ? -1 : p->i > q->i;
+}
+/* The round(sparsity n) smallest of w[0..n) to zero, sorted in v (n of them). */
+static void lm__prune_tensor(float *w, int n, double sparsity, lm__mag *v) {
+    size_t k = (size_t)(sparsity * n + 0.5), i;
+    for (i = 0; i < (size_t)n; i++) { v[i].a = fabsf(w[i]); v[i].i = (int)i; }
+    qsort(v, (size_t)n, sizeof *v, lm__mag_cmp);
+    for (i = 0; i < k; i++) w[v[i].i] = 0.0f;
+}
+
+/* Everything that can fail - a weight not finite, the memory to sort in - is settled
+   before the first weight changes, so a failed prune leaves the model as it was. */
+LMDEF int lm_gpt_prune(lm_gpt *m, float sparsity) {
+    lm__mag *v;
+    int k, i, most = 0;
+    if (!m) return lm__fail(LM_ERR_ARG, "prune: NULL model");
+    if (m->cfg.quant != LM_QUANT_NONE)
+        return lm__fail(LM_ERR_ARG, "prune: the model is quantized; prune the float32 model");
+    if (!m->arena.owned)
+        return lm__fail(LM_ERR_ARG, "prune: a model over weights in memory cannot be changed");
+    if (!(sparsity >= 0 && sparsity <= 1))
+        return lm__fail(LM_ERR_ARG, "prune: sparsity %g is outside [0, 1]", (double)sparsity);
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        for (i = 0; i < t->size; i++)
+            if (!(fabsf(t->data[i]) <= FLT_MAX))
+                return lm__fail(LM_ERR_ARG, "prune: %s has a weight that is not finite", m->params.names[k]);
+        if (t->size > most) most = t->size;
+    }
+    if (!(v = (lm__mag *)LM_MALLOC((size_t)most * sizeof *v + 1)))
+        return lm__fail(LM_ERR_MEM, "prune: out of memory");
+    for (k = 0; k < m->params.n; k++)
+        if (lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k]))
+            lm__prune_tensor(m->params.t[k].data, m->params.t[k].size, sparsity, v);
+    LM_FREE(v);
+    return LM_OK;
+}
+
+LMDEF double lm_gpt_sparsity(const lm_gpt *m) {
+    double zeros = 0, all = 0;
+    int k, i, r;
+    if (!m) return 0;
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        all += t->size;
+        if (t->q8) {
+            for (r = 0; r < t->q8->out; r++)
+                for (i = 0; i < t->q8->in; i++) zeros += lm_q8_get(t->q8, r, i) == 0.0f;
+        } else {
+            for (i = 0; i < t->size; i++) zeros += t->data[i] == 0.0f;
+        }
+    }
+    return all > 0 ? zeros / all : 0;
+}
+
+/* =======================================================================================
+   11. Thread pool
    Thread pool. One global pool of worker threads. A job is n tasks; workers and the caller
    take task numbers from a shared counter until none are left. Which thread runs a task
    never matters: each task owns its outputs.
@@ -4460,7 +6006,7 @@ LMDEF void lm_parallel_for(int n, lm_task_fn fn, void *ctx) {
 }
 
 /* =======================================================================================
-   10. GEMM
+   12. GEMM
    GEMM: C = alpha * op(A) * op(B) + beta * C, row-major, in the GotoBLAS / BLIS way.
 
    Almost every FLOP of training and inference goes through here, so this is the one place
@@ -5418,10 +6964,369 @@ LMDEF int lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
     return lm__gemm_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
+/* ---------------------------------------------------------------------------------------
+   Q8_0 products: Y (M, out) = X (M, in) W^T + bias for a Q8_0 matrix W (section 10 has the
+   format and the plain math, lm__ref_q8_matvec). One row of X is the generation step's
+   matrix-vector product; many rows are the batched forward's matrix-matrix product. Both
+   are the same loop, and every output element is computed the same way whatever the
+   split, so a row comes out the same in either, on any number of threads.
+
+   The kernels work on a 16-row group of W (lm_q8's packed layout) against one row of X:
+   per block of 32 they take 16 integer dot products at once, one per lane, from the 8
+   four-byte groups of the block (the interleaving puts the same 4 inputs of the 16 rows
+   side by side), then scale and add the 16 sums in float lanes, which is exactly the
+   scalar order. On each ISA:
+     AVX-512 VNNI   vpdpbusd: 16 lanes of (4 unsigned bytes x 4 signed bytes) per
+                    instruction. The stored values are q + 128, unsigned, so the sum is
+                    sum (q_w + 128) q_x = sum q_w q_x + 128 sum q_x: the block's sum of q_x
+                    (kept when X is quantized) takes the 128 back off.
+     AVX2           no byte dot product: |q_w| times q_x with q_w's sign (vpsignb) in
+                    vpmaddubsw (pairs of products into 16 bits, at most 2 x 127 x 127, no
+                    saturation), then vpmaddwd by 1 into 32-bit lanes.
+     NEON           sdot (vdotq_s32, the dot-product extension of ARMv8.2) where the target
+                    has it; elsewhere widening multiplies (vmull_s8) and pairwise adds.
+     plain C        the same sums, one lane at a time.
+   X is quantized by the task that uses it, LM__Q8_KB blocks at a time into a buffer on
+   its stack (a few hundred bytes), and the partial sums live in Y itself between those
+   chunks, so the product needs no memory of its own. (A task that covers only part of W's
+   rows quantizes its rows of X again; the tasks are cut wide enough that this is cheap.)
+   --------------------------------------------------------------------------------------- */
+#define LM__Q8_KB 8              /* blocks of X quantized at a time                        */
+#if defined(LM_AVX512) && defined(__AVX512VNNI__)
+#define LM__Q8_ISA "avx512-vnni"
+#elif defined(LM_AVX2)
+#define LM__Q8_ISA "avx2"
+#elif defined(LM_NEON) && defined(__ARM_FEATURE_DOTPROD)
+#define LM__Q8_ISA "neon-sdot"
+#elif defined(LM_NEON)
+#define LM__Q8_ISA "neon"
+#else
+#define LM__Q8_ISA "scalar"
+#endif
+
+#if defined(LM_AVX2)
+/* The largest (unsigned) and the sum of the 8 int lanes of v. */
+static inline uint32_t lm__q8_max8(__m256i v) {
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_max_epu32(h, _mm_shuffle_epi32(h, 0x4E));
+    return (uint32_t)_mm_cvtsi128_si32(_mm_max_epu32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+static inline int lm__q8_sum8(__m256i v) {
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1)));
+}
+#endif
+
+/* X's blocks b0 .. b0+nblk-1 of a row of n values into q (32 a block), d and s, as
+   lm__q8_quant_block does (section 10): on a whole block of 32 in vector code, else that
+   function itself. The largest magnitude is an integer max over the bits (exact, so the
+   same in any order); the values are x id + 1.5 x 2^23 read back as bits (lm__q8_round),
+   which is the same float multiply and add in every lane. */
+static void lm__q8_quant_x(const float *x, int n, int b0, int nblk, signed char *q, float *d,
+                           int *s) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    int b;
+    for (b = 0; b < nblk; b++) {
+        const float *xb = x + (size_t)(b0 + b) * 32;
+        signed char *qb = q + 32 * b;
+        int len = n - (b0 + b) * 32 < 32 ? n - (b0 + b) * 32 : 32;
+        float id;
+        if (!lm__vec_simd || len < 32) { d[b] = lm__q8_quant_block(xb, len, qb, &s[b]); continue; }
+#if defined(LM_AVX512)
+        /* (the zero-masking forms with an all-ones mask, as in section 13: g++ warns about
+           the undefined pass-through of the plain ones; the 8-lane halves are reduced as
+           the AVX2 path does) */
+        {
+            const __m512i abs = _mm512_set1_epi32(0x7FFFFFFF), mb = _mm512_set1_epi32(LM__Q8_MAGIC_BITS);
+            __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16), vid, mg;
+            __m512i k0, k1, t;
+            t = _mm512_maskz_max_epu32(0xFFFF, _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v0), abs),
+                                       _mm512_maskz_and_epi32(0xFFFF, _mm512_castps_si512(v1), abs));
+            d[b] = lm__q8_x_scale(lm__q8_max8(_mm256_max_epu32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                                               _mm512_maskz_extracti64x4_epi64(0xF, t, 1))), &id);
+            if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
+            vid = _mm512_set1_ps(id);
+            mg = _mm512_set1_ps(LM__Q8_MAGIC);
+            k0 = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(v0, vid), mg)), mb);
+            k1 = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_mul_ps(v1, vid), mg)), mb);
+            _mm_storeu_si128((__m128i *)qb, _mm512_maskz_cvtepi32_epi8(0xFFFF, k0));
+            _mm_storeu_si128((__m128i *)(qb + 16), _mm512_maskz_cvtepi32_epi8(0xFFFF, k1));
+            t = _mm512_add_epi32(k0, k1);
+            s[b] = lm__q8_sum8(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                                _mm512_maskz_extracti64x4_epi64(0xF, t, 1)));
+        }
+#elif defined(LM_AVX2)
+        {
+            const __m256i abs = _mm256_set1_epi32(0x7FFFFFFF), mb = _mm256_set1_epi32(LM__Q8_MAGIC_BITS);
+            __m256 v[4], vid, mg;
+            __m256i k[4], t;
+            int j;
+            for (j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(xb + 8 * j);
+            t = _mm256_max_epu32(_mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(v[0]), abs),
+                                                  _mm256_and_si256(_mm256_castps_si256(v[1]), abs)),
+                                 _mm256_max_epu32(_mm256_and_si256(_mm256_castps_si256(v[2]), abs),
+                                                  _mm256_and_si256(_mm256_castps_si256(v[3]), abs)));
+            d[b] = lm__q8_x_scale(lm__q8_max8(t), &id);
+            if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
+            vid = _mm256_set1_ps(id);
+            mg = _mm256_set1_ps(LM__Q8_MAGIC);
+            for (j = 0; j < 4; j++)
+                k[j] = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(v[j], vid), mg)), mb);
+            /* 32 ints to 32 bytes: the two packs work within 128-bit halves, so the 4-byte
+               groups come out as k0 0-3, k1 0-3, k2 0-3, k3 0-3, k0 4-7, ...: put them back */
+            t = _mm256_packs_epi16(_mm256_packs_epi32(k[0], k[1]), _mm256_packs_epi32(k[2], k[3]));
+            t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)qb, t);
+            s[b] = lm__q8_sum8(_mm256_add_epi32(_mm256_add_epi32(k[0], k[1]), _mm256_add_epi32(k[2], k[3])));
+        }
+#elif defined(LM_NEON)
+        {
+            const uint32x4_t abs = vdupq_n_u32(0x7FFFFFFFu);
+            const int32x4_t mb = vdupq_n_s32(LM__Q8_MAGIC_BITS);
+            float32x4_t v[8], vid, mg;
+            int32x4_t k[8], sum;
+            uint32x4_t t;
+            uint32x2_t t2;
+            int32x2_t s2;
+            int j;
+            for (j = 0; j < 8; j++) v[j] = vld1q_f32(xb + 4 * j);
+            t = vandq_u32(vreinterpretq_u32_f32(v[0]), abs);
+            for (j = 1; j < 8; j++) t = vmaxq_u32(t, vandq_u32(vreinterpretq_u32_f32(v[j]), abs));
+            t2 = vpmax_u32(vget_low_u32(t), vget_high_u32(t));
+            t2 = vpmax_u32(t2, t2);
+            d[b] = lm__q8_x_scale(vget_lane_u32(t2, 0), &id);
+            if (id == 0.0f) { memset(qb, 0, 32); s[b] = 0; continue; }
+            vid = vdupq_n_f32(id);
+            mg = vdupq_n_f32(LM__Q8_MAGIC);
+            sum = vdupq_n_s32(0);
+            for (j = 0; j < 8; j++) {
+                k[j] = vsubq_s32(vreinterpretq_s32_f32(vaddq_f32(vmulq_f32(v[j], vid), mg)), mb);
+                sum = vaddq_s32(sum, k[j]);
+            }
+            for (j = 0; j < 4; j++)
+                vst1_s8(qb + 8 * j, vmovn_s16(vcombine_s16(vmovn_s32(k[2 * j]), vmovn_s32(k[2 * j + 1]))));
+            s2 = vadd_s32(vget_low_s32(sum), vget_high_s32(sum));
+            s[b] = vget_lane_s32(vpadd_s32(s2, s2), 0);
+        }
+#else
+        d[b] = lm__q8_quant_block(xb, len, qb, &s[b]);
+        (void)id;
+#endif
+    }
+}
+
+/* The kernel: y[r] += sum over blocks b < nblk, in order, of (float)isum(r, b) x (wd[r]
+   xd[b]) for the 16 rows r of a group; wq and wd point at the group's first block of the
+   chunk (512 bytes and 16 F16 scales a block), xq, xd, xs at the chunk of X. F16 to float
+   is exact, in hardware (vcvtph2ps, fcvtl) or in lm__f16_to_f32 alike. */
+static void lm__q8_tile_scalar(const unsigned char *wq, const uint16_t *wd, int nblk,
+                               const signed char *xq, const float *xd, const int *xs, float *y) {
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+    int r, b, k;
+    (void)xs;
+    for (r = 0; r < 16; r++) {
+        float acc = y[r], sc, t;
+        for (b = 0; b < nblk; b++) {
+            const unsigned char *w = wq + (size_t)b * 512 + r * 4;
+            const signed char *x = xq + 32 * b;
+            int isum = 0;
+            for (k = 0; k < 32; k++) isum += ((int)w[(k / 4) * 64 + k % 4] - 128) * x[k];
+            sc = lm__f16_to_f32(wd[16 * b + r]) * xd[b];
+            t = (float)isum * sc;
+            acc = acc + t;
+        }
+        y[r] = acc;
+    }
+}
+
+#if defined(LM_AVX512) && defined(__AVX512VNNI__)
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
+                             const signed char *xq, const float *xd, const int *xs, float *y) {
+    __m512 acc = _mm512_loadu_ps(y);
+    int b, g;
+    for (b = 0; b < nblk; b++, wq += 512) {
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        for (g = 0; g < 8; g += 2) {          /* two chains, to overlap their latency */
+            int32_t x0, x1;
+            memcpy(&x0, xq + 32 * b + 4 * g, 4);
+            memcpy(&x1, xq + 32 * b + 4 * g + 4, 4);
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512((const void *)(wq + 64 * g)), _mm512_set1_epi32(x0));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512((const void *)(wq + 64 * g + 64)), _mm512_set1_epi32(x1));
+        }
+        s0 = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(128 * xs[b]));
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, s0),
+                                               _mm512_mul_ps(_mm512_maskz_cvtph_ps(0xFFFF,
+                                                                 _mm256_loadu_si256((const __m256i *)(wd + 16 * b))),
+                                                             _mm512_set1_ps(xd[b]))));
+    }
+    _mm512_storeu_ps(y, acc);
+}
+#define LM__Q8_TILE lm__q8_tile_simd
+
+#elif defined(LM_AVX2)
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
+                             const signed char *xq, const float *xd, const int *xs, float *y) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), one = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_loadu_ps(y), a1 = _mm256_loadu_ps(y + 8), d0, d1;
+    int b, g;
+    (void)xs;
+    for (b = 0; b < nblk; b++, wq += 512) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        __m256 sc = _mm256_set1_ps(xd[b]);
+#if defined(__F16C__)
+        d0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + 16 * b)));
+        d1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wd + 16 * b + 8)));
+#else
+        float dw[16];
+        for (g = 0; g < 16; g++) dw[g] = lm__f16_to_f32(wd[16 * b + g]);
+        d0 = _mm256_loadu_ps(dw);
+        d1 = _mm256_loadu_ps(dw + 8);
+#endif
+        for (g = 0; g < 8; g++) {
+            int32_t x4;
+            __m256i xv, w0, w1;
+            memcpy(&x4, xq + 32 * b + 4 * g, 4);
+            xv = _mm256_set1_epi32(x4);
+            w0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq + 64 * g)), flip);
+            w1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wq + 64 * g + 32)), flip);
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0),
+                                                        _mm256_sign_epi8(xv, w0)), one));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1),
+                                                        _mm256_sign_epi8(xv, w1)), one));
+        }
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(d0, sc)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(d1, sc)));
+    }
+    _mm256_storeu_ps(y, a0);
+    _mm256_storeu_ps(y + 8, a1);
+}
+#define LM__Q8_TILE lm__q8_tile_simd
+
+#elif defined(LM_NEON)
+static void lm__q8_tile_simd(const unsigned char *wq, const uint16_t *wd, int nblk,
+                             const signed char *xq, const float *xd, const int *xs, float *y) {
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    float32x4_t acc[4];
+    int b, g, j;
+    (void)xs;
+    for (j = 0; j < 4; j++) acc[j] = vld1q_f32(y + 4 * j);
+    for (b = 0; b < nblk; b++, wq += 512) {
+        float32x4_t sc = vdupq_n_f32(xd[b]);
+        for (j = 0; j < 4; j++) {             /* rows 4j .. 4j+3 */
+            int32x4_t is;
+#if defined(__ARM_FEATURE_DOTPROD)
+            is = vdupq_n_s32(0);
+            for (g = 0; g < 8; g++) {
+                int32_t x4;
+                memcpy(&x4, xq + 32 * b + 4 * g, 4);
+                is = vdotq_s32(is, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * g + 16 * j), flip)),
+                               vreinterpretq_s8_s32(vdupq_n_s32(x4)));
+            }
+#else
+            /* 16 bytes are rows 4j, 4j+1 (low half) and 4j+2, 4j+3 (high half), 4 inputs
+               each; products into 16 bits, adjacent pairs added into 32-bit lanes, and at
+               the end the two lanes of each row */
+            int32x4_t lo = vdupq_n_s32(0), hi = vdupq_n_s32(0);
+            for (g = 0; g < 8; g++) {
+                int32_t x4;
+                int8x16_t w, xv;
+                memcpy(&x4, xq + 32 * b + 4 * g, 4);
+                xv = vreinterpretq_s8_s32(vdupq_n_s32(x4));
+                w = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wq + 64 * g + 16 * j), flip));
+                lo = vpadalq_s16(lo, vmull_s8(vget_low_s8(w), vget_low_s8(xv)));
+                hi = vpadalq_s16(hi, vmull_s8(vget_high_s8(w), vget_high_s8(xv)));
+            }
+            is = vcombine_s32(vpadd_s32(vget_low_s32(lo), vget_high_s32(lo)),
+                              vpadd_s32(vget_low_s32(hi), vget_high_s32(hi)));
+#endif
+            {
+                float32x4_t dw;
+#if defined(__aarch64__)
+                dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(wd + 16 * b + 4 * j)));
+#else                                           /* armv7: F16 in C (see lm__f16_to_f32) */
+                float t[4];
+                for (g = 0; g < 4; g++) t[g] = lm__f16_to_f32(wd[16 * b + 4 * j + g]);
+                dw = vld1q_f32(t);
+#endif
+                acc[j] = vaddq_f32(acc[j], vmulq_f32(vcvtq_f32_s32(is), vmulq_f32(dw, sc)));
+            }
+        }
+    }
+    for (j = 0; j < 4; j++) vst1q_f32(y + 4 * j, acc[j]);
+}
+#define LM__Q8_TILE lm__q8_tile_simd
+#endif
+
+/* The product, cut into tasks of (rows of X) x (groups of W). Each task zeroes its part of
+   Y, adds the blocks in order, a chunk of LM__Q8_KB at a time (Y holds the partial sums),
+   then the bias. One row of X (generation): 4 groups (64 outputs) a task, for the threads
+   to share. More rows: 32 rows by 16 groups, so a task's slice of W stays in cache while
+   its rows go past, and each row of X is quantized only once per 256 outputs. */
+typedef struct {
+    const lm_q8 *W;
+    const float *X, *bias;
+    float *Y;
+    int M, mrows, ngrp, ngt;   /* rows of X; per task: rows, groups; group tasks per row   */
+} lm__q8_job;
+static void lm__q8_task(void *ctx, int t) {
+    const lm__q8_job *J = (const lm__q8_job *)ctx;
+    const lm_q8 *W = J->W;
+    const int out = W->out, in = W->in, nb = W->nb, groups = (out + 15) / 16;
+    const int i0 = t / J->ngt * J->mrows, i1 = J->M - i0 < J->mrows ? J->M : i0 + J->mrows;
+    const int G0 = t % J->ngt * J->ngrp, G1 = groups - G0 < J->ngrp ? groups : G0 + J->ngrp;
+    const int r0 = 16 * G0, r1 = out < 16 * G1 ? out : 16 * G1;
+    signed char xq[LM__Q8_KB * 32];
+    float xd[LM__Q8_KB], tmp[16];
+    int xs[LM__Q8_KB], i, kb, G, r;
+    for (i = i0; i < i1; i++) memset(J->Y + (size_t)i * out + r0, 0, (size_t)(r1 - r0) * sizeof(float));
+    for (kb = 0; kb < nb; kb += LM__Q8_KB) {
+        int nblk = nb - kb < LM__Q8_KB ? nb - kb : LM__Q8_KB;
+        for (i = i0; i < i1; i++) {
+            float *y = J->Y + (size_t)i * out;
+            lm__q8_quant_x(J->X + (size_t)i * in, in, kb, nblk, xq, xd, xs);
+            for (G = G0; G < G1; G++) {
+                const unsigned char *wq = W->q + ((size_t)G * nb + kb) * 512;
+                const uint16_t *wd = W->d + ((size_t)G * nb + kb) * 16;
+                float *yg = y + 16 * G;
+                int rows = out - 16 * G < 16 ? out - 16 * G : 16;
+                if (rows < 16) {           /* the last group's padding rows go to tmp */
+                    for (r = 0; r < 16; r++) tmp[r] = r < rows ? yg[r] : 0.0f;
+                    yg = tmp;
+                }
+#ifdef LM__Q8_TILE
+                if (lm__vec_simd) LM__Q8_TILE(wq, wd, nblk, xq, xd, xs, yg);
+                else
+#endif
+                lm__q8_tile_scalar(wq, wd, nblk, xq, xd, xs, yg);
+                if (rows < 16) for (r = 0; r < rows; r++) y[16 * G + r] = tmp[r];
+            }
+        }
+    }
+    if (J->bias)
+        for (i = i0; i < i1; i++)
+            for (r = r0; r < r1; r++) J->Y[(size_t)i * out + r] += J->bias[r];
+}
+static void lm__q8_matmul(const lm_q8 *W, const float *X, int M, const float *bias, float *Y) {
+    lm__q8_job J;
+    int groups = (W->out + 15) / 16, tasks, t;
+    J.W = W; J.X = X; J.bias = bias; J.Y = Y; J.M = M;
+    J.mrows = M == 1 ? 1 : 32;
+    J.ngrp = M == 1 ? 4 : 16;
+    J.ngt = (groups + J.ngrp - 1) / J.ngrp;
+    tasks = (M + J.mrows - 1) / J.mrows * J.ngt;
+    if (tasks > 1 && (double)M * W->out * W->in >= (1 << 18)) lm_parallel_for(tasks, lm__q8_task, &J);
+    else for (t = 0; t < tasks; t++) lm__q8_task(&J, t);
+}
+
 /* =======================================================================================
-   11. Vector kernels
-   Vector math: exp, tanh, sigmoid, GELU, softmax sums, dot products, AdamW and LayerNorm
-   over float arrays, with SIMD.
+   13. Vector kernels
+   Vector math: exp, tanh, sigmoid, GELU (both forms), softmax sums, dot products, AdamW
+   and LayerNorm over float arrays, with SIMD.
 
    Why: libm's tanhf/expf are accurate but scalar and slow, and a training step calls them
    for every GELU activation and every softmax and cross-entropy entry. These kernels
@@ -5453,6 +7358,9 @@ LMDEF int lm_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
      GELU     forward 7e-7 relative for x > -3 (2 ulp for x >= 0), and for x < -3, where
               gelu is below 0.004 in size, an error that grows to 1e-5 relative at x = -9;
               backward (gelu') 1e-6 relative plus 1e-8 absolute.
+     GELU, exact (erf) form: forward 7e-7 relative for x > -3, and within 2 (4 + x^2/2)
+              ulp everywhere (the far negative tail again); backward within 1e-6 of the
+              size of its two terms, Phi(x) + |x| phi(x), plus 1e-8.
    armv7 NEON flushes denormal inputs and results to zero in hardware, so on that path the
    tails above end at FLT_MIN instead.
    ======================================================================================= */
@@ -5901,6 +7809,67 @@ static inline lm__vf lm__vf_gelu_grad(lm__vf x) {
     return lm__vf_mul(s, lm__vf_fma(q, sm, one));
 }
 
+/* GELU, exact form: gelu(x) = x Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2). With a = |x| / sqrt 2
+   and E = erfc(a) in (0, 1], Phi(x) = 0.5 E for x < 0 and 1 - 0.5 E for x >= 0: E is
+   never subtracted from a nearby number, so both sides keep their relative accuracy.
+   erfc(a) for a >= 0 is Numerical Recipes' Chebyshev fit (fractional error below 1.2e-7):
+       t = 1 / (1 + a / 2),  erfc(a) = t exp(P(t) - a^2),  P of degree 9
+   which costs one exp and one division and has no branch, so it vectorises as it is; a^2
+   is taken as x^2 / 2 (one rounding, not two). The derivative Phi(x) + x phi(x) takes
+   phi(x) = exp(-x^2 / 2) / sqrt(2 pi) from a second exp. As for the tanh form, the
+   rounding of x^2 is magnified by exp: the relative error grows like x^2 ulp in the far
+   negative tail, where gelu is below 1e-6 in size. |x| is capped at 15, where Phi and
+   phi are 0 in float (exp's argument is below its underflow): so gelu'(+-inf) is 1 and
+   0, and gelu(-inf) is NaN, as the formula's -inf * 0 is. */
+#define LM__ERF_CAP 15.0f
+#define LM__SQRT1_2 0.70710678118654752f
+#define LM__INV_SQRT_2PI 0.39894228040143268f
+static const float lm__erfc_p[10] = {    /* P(t), highest power first */
+    0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+    -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f };
+
+/* erfc(|x| / sqrt 2) for |x| <= LM__ERF_CAP (NaN stays NaN) */
+static float lm__s_erfc_half(float ax) {
+    float t = 1.0f / (1.0f + 0.5f * LM__SQRT1_2 * ax), p = lm__erfc_p[0];
+    int i;
+    for (i = 1; i < 10; i++) p = p * t + lm__erfc_p[i];
+    return t * lm__s_exp(p - 0.5f * (ax * ax));
+}
+static float lm__s_gelu_erf(float x) {
+    float ax = fabsf(x), e = lm__s_erfc_half(ax < LM__ERF_CAP ? ax : LM__ERF_CAP);
+    return x * (x < 0 ? 0.5f * e : 1.0f - 0.5f * e);
+}
+static float lm__s_gelu_erf_grad(float x) {
+    float ax = fabsf(x) < LM__ERF_CAP ? fabsf(x) : LM__ERF_CAP, e = lm__s_erfc_half(ax);
+    float phi = lm__s_exp(-0.5f * (ax * ax)) * LM__INV_SQRT_2PI;
+    if (x != x) return x + x;
+    return (x < 0 ? 0.5f * e : 1.0f - 0.5f * e) + copysignf(ax, x) * phi;
+}
+
+static inline lm__vf lm__vf_erfc_half(lm__vf ax) {
+    lm__vf t, p;
+    int i;
+    t = lm__vf_div(lm__vf_set1(1.0f), lm__vf_fma(ax, lm__vf_set1(0.5f * LM__SQRT1_2), lm__vf_set1(1.0f)));
+    p = lm__vf_set1(lm__erfc_p[0]);
+    for (i = 1; i < 10; i++) p = lm__vf_fma(p, t, lm__vf_set1(lm__erfc_p[i]));
+    return lm__vf_mul(t, lm__vf_exp(lm__vf_fma(lm__vf_mul(ax, ax), lm__vf_set1(-0.5f), p)));
+}
+/* Phi(x) from E = erfc(|x| / sqrt 2) */
+static inline lm__vf lm__vf_phi_cdf(lm__vf x, lm__vf e) {
+    lm__vf h = lm__vf_mul(lm__vf_set1(0.5f), e);
+    return lm__vf_select(lm__vf_lt(x, lm__vf_set1(0.0f)), h, lm__vf_sub(lm__vf_set1(1.0f), h));
+}
+static inline lm__vf lm__vf_gelu_erf(lm__vf x) {
+    lm__vf ax = lm__vf_min(lm__vf_set1(LM__ERF_CAP), lm__vf_abs(x));   /* NaN passes through */
+    return lm__vf_mul(x, lm__vf_phi_cdf(x, lm__vf_erfc_half(ax)));
+}
+static inline lm__vf lm__vf_gelu_erf_grad(lm__vf x) {
+    lm__vf ax = lm__vf_min(lm__vf_set1(LM__ERF_CAP), lm__vf_abs(x)), phi;
+    phi = lm__vf_mul(lm__vf_exp(lm__vf_mul(lm__vf_mul(ax, ax), lm__vf_set1(-0.5f))),
+                     lm__vf_set1(LM__INV_SQRT_2PI));
+    return lm__vf_fma(lm__vf_copysign(ax, x), phi, lm__vf_phi_cdf(x, lm__vf_erfc_half(ax)));
+}
+
 /* ---------------------------------------------------------------------------------------
    3. Array kernels. Each one: a loop over whole vectors (skipped when lm__vec_simd is 0),
    then a scalar loop for what is left. Every kernel accepts n <= 0 (it does nothing) and
@@ -5952,6 +7921,51 @@ LM__VEC_FN void lm__gelu_bwd(const float *x, const float *dy, float *dx, int n) 
             lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
         }
     for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_grad(x[i]);
+}
+
+/* y = relu(x) = x > 0 ? x : 0 (NaN gives 0, on both paths) */
+LM__VEC_FN void lm__relu_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf z = lm__vf_set1(0.0f);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf v = lm__vf_load(x + i);
+            lm__vf_store(y + i, lm__vf_select(lm__vf_lt(z, v), v, z));
+        }
+    }
+    for (; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0;
+}
+
+/* dx += x > 0 ? dy : 0 */
+LM__VEC_FN void lm__relu_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd) {
+        lm__vf z = lm__vf_set1(0.0f);
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_select(lm__vf_lt(z, lm__vf_load(x + i)), lm__vf_load(dy + i), z);
+            lm__vf_store(dx + i, lm__vf_add(lm__vf_load(dx + i), g));
+        }
+    }
+    for (; i < n; i++) dx[i] += x[i] > 0 ? dy[i] : 0;
+}
+
+/* y = gelu_erf(x) (the exact form) */
+LM__VEC_FN void lm__gelu_erf_fwd(const float *x, float *y, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) lm__vf_store(y + i, lm__vf_gelu_erf(lm__vf_load(x + i)));
+    for (; i < n; i++) y[i] = lm__s_gelu_erf(x[i]);
+}
+
+/* dx += dy * gelu_erf'(x) */
+LM__VEC_FN void lm__gelu_erf_bwd(const float *x, const float *dy, float *dx, int n) {
+    int i = 0;
+    if (lm__vec_simd)
+        for (; i + LM__VW <= n; i += LM__VW) {
+            lm__vf g = lm__vf_gelu_erf_grad(lm__vf_load(x + i));
+            lm__vf_store(dx + i, lm__vf_fma(lm__vf_load(dy + i), g, lm__vf_load(dx + i)));
+        }
+    for (; i < n; i++) dx[i] += dy[i] * lm__s_gelu_erf_grad(x[i]);
 }
 
 /* max of x[0..n); -inf when n <= 0. NaN entries may be skipped. */
@@ -6292,8 +8306,8 @@ LM__VEC_FN void lm__ln_bwd_row(const float *x, const float *dy, const float *w, 
 }
 
 /* =======================================================================================
-   12. Text and numbers in files
-   What the file formats of sections 13 to 15 share: UTF-8, decimal numbers, a strict JSON
+   14. Text and numbers in files
+   What the file formats of sections 15 to 17 share: UTF-8, decimal numbers, a strict JSON
    lexer, and whole files - read in one go, and written through a temporary file that is
    renamed over the target only when complete, so a crash never leaves half a file.
    ======================================================================================= */
@@ -6363,7 +8377,7 @@ static int lm__atou(const char *z, uint64_t max, uint64_t *out) {
 
 /* ---------------------------------------------------------------------------------------
    A strict JSON lexer, for the two JSON documents the library reads: a safetensors header
-   and GPT-2's encoder.json. Their parsers (sections 13 and 14) are recursive descent
+   and GPT-2's encoder.json. Their parsers (sections 15 and 16) are recursive descent
    over exactly their schema, with depth fixed by construction, so a document of a million
    '[' is just "expected '{'"; this lexer gives them the pieces: white space, punctuation,
    strings and non-negative integers. Strings are unescaped into one pool as large as the
@@ -6692,7 +8706,7 @@ static int lm__out_close(lm__out *o) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   13. Tokenizers
+   15. Tokenizers
    Raw bytes, byte-level BPE (trained here), and GPT-2's BPE.
    A tokenizer is a table of tokens (each a short byte string, addressed by id) plus a
    ranked list of merges "token l followed by token r becomes token m". The bytes kind is
@@ -7989,7 +10003,7 @@ LMDEF int lm_tok_save(const lm_tokenizer *t, const char *path) {
 #endif /* LM_NO_STDIO */
 
 /* =======================================================================================
-   14. Safetensors
+   16. Safetensors
    A file is: u64 little-endian N; N bytes of JSON; the raw data. The JSON is one object
    mapping each tensor name to {"dtype": "F32", "shape": [...], "data_offsets": [b, e]},
    offsets relative to the start of the data, plus an optional "__metadata__" object of
@@ -8535,9 +10549,10 @@ static int lm__st_check_out(const lm_st_out *t, int n, const char *const *kv, in
             !strcmp(nm, "__metadata__"))
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor %d has a bad name "
                             "(empty, too long, not UTF-8 or reserved)", i);
-        if (t[i].dtype != LM_DT_F32 && t[i].dtype != LM_DT_F16 && t[i].dtype != LM_DT_BF16)
+        if (t[i].raw ? t[i].dtype < 0 || t[i].dtype >= LM_DT_COUNT
+                     : t[i].dtype != LM_DT_F32 && t[i].dtype != LM_DT_F16 && t[i].dtype != LM_DT_BF16)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s': dtype must be F32, F16 "
-                            "or BF16", nm);
+                            "or BF16 (any known dtype for raw bytes)", nm);
         if (t[i].ndim < 0 || t[i].ndim > LM_MAX_DIMS)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has %d dims", nm, t[i].ndim);
         for (k = 0; k < t[i].ndim; k++) if (t[i].shape[k] < 0)
@@ -8550,7 +10565,7 @@ static int lm__st_check_out(const lm_st_out *t, int n, const char *const *kv, in
         size = (uint64_t)lm__st_dtypes[t[i].dtype].size;
         if (numel > ((uint64_t)(size_t)-1) / 8 || numel * size > ~(uint64_t)0 - total)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' is too large", nm);
-        if (numel && !t[i].data)
+        if (numel && !t[i].data && !t[i].raw)
             return lm__fail(LM_ERR_ARG, "safetensors write: tensor '%s' has no data", nm);
         total += numel * size;
     }
@@ -8660,14 +10675,15 @@ LMDEF int lm_st_write_mem(const lm_st_out *t, int n, const char *const *meta_kv,
     p += 8 + hlen;
     for (i = 0; i < n; i++) {
         size_t numel = (size_t)lm__st_out_numel(&t[i]);
-        lm__st_encode(t[i].data, t[i].dtype, numel, p);
+        if (t[i].raw) { if (numel) memcpy(p, t[i].raw, numel * (size_t)lm__st_dtypes[t[i].dtype].size); }
+        else lm__st_encode(t[i].data, t[i].dtype, numel, p);
         p += numel * (size_t)lm__st_dtypes[t[i].dtype].size;
     }
     return LM_OK;
 }
 
 #ifndef LM_NO_STDIO
-/* A file image to write through lm__out (section 12): checked and measured, with a buffer
+/* A file image to write through lm__out (section 14): checked and measured, with a buffer
    for the header and for the data, which is encoded a chunk at a time. Everything that can
    fail before the first byte goes out happens in lm__st_plan_make. */
 #define LM__ST_CHUNK 16384             /* floats encoded per write                       */
@@ -8694,6 +10710,7 @@ static void lm__st_plan_put(const lm__st_plan *pl, lm__out *o) {
     for (i = 0; o->rc == LM_OK && i < pl->n; i++) {
         const lm_st_out *t = &pl->t[i];
         size_t numel = (size_t)lm__st_out_numel(t), at, size = (size_t)lm__st_dtypes[t->dtype].size;
+        if (t->raw) { lm__out_put(o, t->raw, numel * size); continue; }
         for (at = 0; o->rc == LM_OK && at < numel; at += LM__ST_CHUNK) {
             size_t k = numel - at < LM__ST_CHUNK ? numel - at : LM__ST_CHUNK;
             lm__st_encode(t->data + at, t->dtype, k, pl->buf);
@@ -8702,7 +10719,7 @@ static void lm__st_plan_put(const lm__st_plan *pl, lm__out *o) {
     }
 }
 
-/* Through a temporary file and a rename (section 12). */
+/* Through a temporary file and a rename (section 14). */
 LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
                       const char *const *meta_kv, int nmeta) {
     lm__st_plan pl;
@@ -8720,8 +10737,9 @@ LMDEF int lm_st_write(const char *path, const lm_st_out *t, int n,
 #endif
 
 /* =======================================================================================
-   15. Checkpoints
-   GPT checkpoints: the model's parameters under Hugging Face GPT-2 names.
+   17. Checkpoints
+   GPT checkpoints: the model's parameters under Hugging Face GPT-2 names; then the
+   encoder-decoder's, under PyTorch's; and the resume state every model writes the same way.
    Saving is a loop over lm_gpt.params, which holds the tensors in checkpoint order with
    their names. Loading infers the configuration from the shapes, accepts what Hugging
    Face files contain (a "transformer." prefix, attention-mask buffers, a tied lm_head),
@@ -8795,27 +10813,67 @@ static int lm__st_readable(int dtype) {
     return dtype == LM_DT_F32 || dtype == LM_DT_F16 || dtype == LM_DT_BF16;
 }
 
+/* A Q8_0 weight NAME is two tensors, NAME.q8 and NAME.d (section 10, CHECKPOINTS): which
+   part a name is, and what its NAME is. Only the block matrices and wte.weight have parts;
+   for any other NAME the answer is LM__G_UNKNOWN. */
+enum { LM__P_PLAIN = 0, LM__P_Q8 = 1, LM__P_D = 2 };
+static int lm__gpt_classify_part(const char *name, int *blk, int *key, int *part) {
+    char base[LM_ST_NAME_MAX];
+    size_t n = strlen(name), cut;
+    int kind;
+    *part = n > 3 && !strcmp(name + n - 3, ".q8") ? LM__P_Q8
+          : n > 2 && !strcmp(name + n - 2, ".d") ? LM__P_D : LM__P_PLAIN;
+    if (*part == LM__P_PLAIN || n >= sizeof base) return lm__gpt_classify(name, blk, key);
+    cut = n - (*part == LM__P_Q8 ? 3 : 2);
+    memcpy(base, name, cut);
+    base[cut] = 0;
+    kind = lm__gpt_classify(base, blk, key);
+    return kind == LM__G_WTE || (kind == LM__G_BLOCK && lm__block_rows[*key]) ? kind : LM__G_UNKNOWN;
+}
+
+/* The values of a Q8_0 weight: q in [-127, 127] (the byte -128 is not Q8_0) and finite
+   F16 scales. */
+static int lm__q8_check_file(const lm_st_file *f, const lm_st_entry *q, const lm_st_entry *d) {
+    const unsigned char *p = f->data + (size_t)q->begin;
+    uint64_t i;
+    for (i = 0; i < q->numel; i++)
+        if (p[i] == 0x80)
+            return lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' holds -128 (Q8_0 values are in "
+                            "[-127, 127])", q->name);
+    p = f->data + (size_t)d->begin;
+    for (i = 0; i < d->numel; i++)
+        if ((p[2 * i + 1] & 0x7C) == 0x7C)
+            return lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' holds a scale that is not finite",
+                            d->name);
+    return LM_OK;
+}
+
 /* Check a parsed checkpoint completely, then build the model and copy the weights in. */
 static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
-    const lm_st_entry *wte = NULL, *wpe = NULL, *head = NULL, **slot = NULL;
+    const lm_st_entry *wte = NULL, *wpe = NULL, *head = NULL, **slot = NULL, **dslot = NULL;
     lm_gpt_config cfg;
     lm_gpt *m = NULL;
     uint64_t u;
     int64_t shape[LM_MAX_DIMS];
-    int i, k, blk, key, L = 0, ignored_blocks = 0, nslot, rc;
+    int i, k, blk, key, part, L = 0, ignored_blocks = 0, nslot, rc, n_q8 = 0, q8_wte = 0;
     char name[LM_NAME_MAX], s1[128], s2[128];
+    const char *quant;
+    uint16_t *drow = NULL;
 
-    /* pass 1: every name must be known; count the blocks */
+    /* pass 1: every name must be known; count the blocks and the Q8_0 weights */
     for (i = 0; i < f->n; i++) {
         const lm_st_entry *e = &f->entries[i];
-        int kind = lm__gpt_classify(e->name, &blk, &key);
+        int kind = lm__gpt_classify_part(e->name, &blk, &key, &part);
         if (kind == LM__G_UNKNOWN) {
-            lm__fail(LM_ERR_FORMAT, "checkpoint: unexpected tensor '%s' (not a GPT-2 name)", e->name);
+            lm__fail(LM_ERR_FORMAT, part == LM__P_PLAIN ? "checkpoint: unexpected tensor '%s' (not a "
+                     "GPT-2 name)" : "checkpoint: unexpected tensor '%s' (only the block matrices "
+                     "and wte.weight can be Q8_0, as NAME.q8 and NAME.d)", e->name);
             return NULL;
         }
+        if (part == LM__P_Q8) { if (kind == LM__G_WTE) q8_wte = 1; else n_q8++; }
         if (kind == LM__G_BLOCK && blk + 1 > L) L = blk + 1;
         if (kind == LM__G_IGNORE && blk + 1 > ignored_blocks) ignored_blocks = blk + 1;
-        if (kind == LM__G_WTE) wte = e;
+        if (kind == LM__G_WTE && part != LM__P_D) wte = e;   /* NAME.q8 is (V, C) too */
         if (kind == LM__G_WPE) wpe = e;
         if (kind == LM__G_HEAD) head = e;
     }
@@ -8848,6 +10906,28 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     cfg.n_embd = (int)wte->shape[1];
     cfg.vocab = (int)wte->shape[0];
     cfg.n_ctx = (int)wpe->shape[0];
+    /* Q8_0: all the block matrices or none (then wte may be too), as the metadata says */
+    cfg.quant = n_q8 == 0 && !q8_wte ? LM_QUANT_NONE : q8_wte ? LM_QUANT_Q8_0_EMB : LM_QUANT_Q8_0;
+    quant = lm_st_meta(f, "quant");
+    if (cfg.quant != LM_QUANT_NONE && n_q8 != 4 * L) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: %d of the %d block matrices are Q8_0: a quantized "
+                 "checkpoint has every one (and wte.weight optionally)", n_q8, 4 * L);
+        return NULL;
+    }
+    if (quant && strcmp(quant, "q8_0")) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: metadata quant = '%s' (only q8_0 is known)", quant);
+        return NULL;
+    }
+    if (!quant != (cfg.quant == LM_QUANT_NONE)) {
+        lm__fail(LM_ERR_FORMAT, quant ? "checkpoint: metadata says quant = q8_0 but no tensor is "
+                 "quantized" : "checkpoint: Q8_0 tensors without metadata quant = q8_0");
+        return NULL;
+    }
+    if (head && cfg.quant == LM_QUANT_Q8_0_EMB) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: lm_head.weight beside a Q8_0 wte.weight (the head is "
+                 "tied: leave it out)");
+        return NULL;
+    }
 
     /* n_head: the caller's, else the metadata's, else GPT-2's head size of 64 */
     if (n_head > 0) cfg.n_head = n_head;
@@ -8881,15 +10961,48 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
 
     /* pass 2: each tensor into its slot, with dtype and shape checked */
     nslot = LM__TRUNK_N(L);
-    slot = (const lm_st_entry **)LM_MALLOC((size_t)nslot * sizeof *slot);
+    slot = (const lm_st_entry **)LM_MALLOC(2 * (size_t)nslot * sizeof *slot);
     if (!slot) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
-    for (k = 0; k < nslot; k++) slot[k] = NULL;
+    dslot = slot + nslot;                          /* the NAME.d of a Q8_0 weight         */
+    for (k = 0; k < 2 * nslot; k++) slot[k] = NULL;
     for (i = 0; i < f->n; i++) {
-        const lm_st_entry *e = &f->entries[i];
-        int kind = lm__gpt_classify(e->name, &blk, &key), nd;
+        const lm_st_entry *e = &f->entries[i], **sp;
+        int kind = lm__gpt_classify_part(e->name, &blk, &key, &part), nd;
         if (kind == LM__G_IGNORE) continue;
         k = kind == LM__G_WTE ? 0 : kind == LM__G_WPE ? 1 : kind == LM__G_LNF_W ? 2 + LM__BLOCK_N * L
           : kind == LM__G_LNF_B ? 3 + LM__BLOCK_N * L : kind == LM__G_BLOCK ? 2 + LM__BLOCK_N * blk + key : 0;
+        if (part != LM__P_PLAIN) {
+            /* NAME.q8: I8 (out, in); NAME.d: F16 (out, ceil(in / 32)); with the product's
+               (out, in) of a Conv1D weight (in, out), or of wte (V, C) as it is */
+            int out, in, want = part == LM__P_Q8 ? LM_DT_I8 : LM_DT_F16, sh[2];
+            lm__gpt_slot(&cfg, k, NULL, shape);
+            sh[0] = (int)shape[0];
+            sh[1] = (int)shape[1];
+            lm__q8_dims(kind == LM__G_WTE ? LM__Q8_OUT_IN : LM__Q8_IN_OUT, sh, &out, &in);
+            shape[0] = out;
+            shape[1] = part == LM__P_Q8 ? in : (in + 31) / 32;
+            if (e->dtype != want) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; a Q8_0 weight's %s "
+                         "must be %s", e->name, lm_st_dtype_name(e->dtype), part == LM__P_Q8 ?
+                         "values" : "scales", lm_st_dtype_name(want));
+                goto fail;
+            }
+            if (e->ndim != 2 || e->shape[0] != shape[0] || e->shape[1] != shape[1]) {
+                lm__st_shape_str(e->shape, e->ndim, s1);
+                lm__st_shape_str(shape, 2, s2);
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has shape %s, expected %s",
+                         e->name, s1, s2);
+                goto fail;
+            }
+            sp = part == LM__P_D ? &dslot[k] : &slot[k];
+            if (*sp) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' appears twice (as '%s' too)",
+                         e->name, (*sp)->name);
+                goto fail;
+            }
+            *sp = e;
+            continue;
+        }
         if (!lm__st_readable(e->dtype)) {
             lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; weights must be F32, "
                      "F16 or BF16", e->name, lm_st_dtype_name(e->dtype));
@@ -8913,11 +11026,18 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
         }
     }
     for (k = 0; k < nslot; k++) {
-        if (!slot[k]) {
-            lm__gpt_slot(&cfg, k, name, shape);
-            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s'", name);
+        int q8 = lm__gpt_slot(&cfg, k, name, shape) && lm__q8_kind(cfg.quant, name);
+        if (!slot[k] || (q8 && !dslot[k])) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s%s'", name,
+                     !q8 ? "" : !slot[k] ? ".q8" : ".d");
             goto fail;
         }
+        if (!q8 != !dslot[k] || (q8 && slot[k]->dtype != LM_DT_I8)) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: '%s' must be %s", name, q8 ? "Q8_0 (NAME.q8 and "
+                     "NAME.d), as every block matrix of a quantized checkpoint" : "a plain tensor");
+            goto fail;
+        }
+        if (q8 && lm__q8_check_file(f, slot[k], dslot[k]) != LM_OK) goto fail;
     }
     if (head && !lm__st_same_values(f, head, wte)) {
         lm__fail(LM_ERR_FORMAT, "checkpoint: lm_head.weight differs from wte.weight (an untied "
@@ -8930,7 +11050,8 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
     m = lm__gpt_alloc(&cfg);
     if (!m) goto fail;
     if (m->params.n != nslot || m->cfg.n_layer != cfg.n_layer || m->cfg.n_embd != cfg.n_embd ||
-        m->cfg.n_ctx != cfg.n_ctx || m->cfg.vocab != cfg.vocab || m->cfg.n_head != cfg.n_head) {
+        m->cfg.n_ctx != cfg.n_ctx || m->cfg.vocab != cfg.vocab || m->cfg.n_head != cfg.n_head ||
+        m->cfg.quant != cfg.quant) {
         lm__fail(LM_ERR_ARG, "checkpoint: the model built has a different layout");
         goto fail;
     }
@@ -8944,12 +11065,30 @@ static lm_gpt *lm__gpt_from_st(const lm_st_file *f, int n_head) {
             goto fail;
         }
     }
-    for (k = 0; k < nslot; k++)
-        if (lm_st_read_f32(f, slot[k], m->params.t[k].data)) goto fail;
+    for (k = 0; k < nslot; k++) {
+        const lm_q8 *W = m->params.t[k].q8;
+        int r, b;
+        if (!W) {
+            if (lm_st_read_f32(f, slot[k], m->params.t[k].data)) goto fail;
+            continue;
+        }
+        if (!drow && !(drow = (uint16_t *)LM_MALLOC(((size_t)cfg.n_embd * 4 / 32 + 1) * sizeof *drow))) {
+            lm__fail(LM_ERR_MEM, "checkpoint: out of memory");
+            goto fail;
+        }
+        for (r = 0; r < W->out; r++) {           /* the file's rows into the packed layout */
+            const unsigned char *d = f->data + (size_t)dslot[k]->begin + (size_t)r * W->nb * 2;
+            for (b = 0; b < W->nb; b++) drow[b] = (uint16_t)(d[2 * b] | d[2 * b + 1] << 8);
+            lm__q8_pack_row(W, r, (const signed char *)(f->data + (size_t)slot[k]->begin +
+                                                        (size_t)r * W->in), drow);
+        }
+    }
+    if (drow) LM_FREE(drow);
     LM_FREE((void *)slot);
     return m;
 fail:
     if (m) lm_gpt_free(m);
+    if (drow) LM_FREE(drow);
     LM_FREE((void *)slot);
     return NULL;
 }
@@ -8998,9 +11137,8 @@ static uint64_t lm__weights_fnv(const lm_params *p) {
 /* The parameters as writer entries o[0..n): data from base (the weights, or a moment
    buffer laid out like them), names prefix + the parameter's name written into names (or,
    when names is NULL, the parameters' own). An error if the model looks wrong. */
-static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
-                        char (*names)[LM_NAME_MAX + 2], const char *prefix) {
-    const lm_params *p = &m->params;
+static int lm__params_outs(const lm_params *p, const float *base, lm_st_out *o,
+                           char (*names)[LM_NAME_MAX + 2], const char *prefix) {
     int i, k;
     for (i = 0; i < p->n; i++) {
         const lm_tensor *t = &p->t[i];
@@ -9017,6 +11155,7 @@ static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
         for (k = 0; k < LM_MAX_DIMS; k++) o[i].shape[k] = k < t->ndim ? t->shape[k] : 0;
         o[i].data = base + off;
         o[i].dtype = LM_DT_F32;
+        o[i].raw = NULL;
     }
     return LM_OK;
 }
@@ -9025,16 +11164,18 @@ static int lm__gpt_outs(const lm_gpt *m, const float *base, lm_st_out *o,
    writer: state NULL, the checkpoint (the weights, the config as metadata); else the resume
    state (tensors m.<name> and v.<name>, the AdamW moments shaped as the parameters, and as
    metadata the config plus adam_step, step, data_pos, rng and the weights' fingerprint).
-   kv points into num: use it where it was made. lm__gpt_file_free releases it. */
-typedef struct lm__gpt_file {
+   The model's own make function puts its config's ncfg pairs in kv[0 .. 2 ncfg) (their
+   numbers in num[0 .. 15)) and calls lm__model_file_make. kv points into num: use it
+   where it was made. lm__model_file_free releases it. */
+typedef struct lm__model_file {
     lm_st_out *o;            /* (n) entries, then (a state) their names                     */
     int n, nmeta;
-    char num[10][24];        /* the metadata's numbers as text                              */
-    const char *kv[22];
-} lm__gpt_file;
-static void lm__gpt_file_free(lm__gpt_file *f) { LM_FREE(f->o); f->o = NULL; }
-static int lm__gpt_file_make(lm__gpt_file *f, const lm_gpt *m, const lm_train_state *state) {
-    const lm_params *p = &m->params;
+    char num[20][24];        /* the metadata's numbers as text: the config's, then the state's */
+    const char *kv[40];
+} lm__model_file;
+static void lm__model_file_free(lm__model_file *f) { LM_FREE(f->o); f->o = NULL; }
+static int lm__model_file_make(lm__model_file *f, const lm_params *p, int ncfg,
+                               const lm_train_state *state) {
     char (*names)[LM_NAME_MAX + 2] = NULL;
     int rc;
     f->o = NULL;
@@ -9049,46 +11190,343 @@ static int lm__gpt_file_make(lm__gpt_file *f, const lm_gpt *m, const lm_train_st
     if (!f->o) return lm__fail(LM_ERR_MEM, "checkpoint: out of memory");
     if (state) {
         names = (char (*)[LM_NAME_MAX + 2])(f->o + f->n);
-        rc = lm__gpt_outs(m, p->m, f->o, names, "m.");
-        if (rc == LM_OK) rc = lm__gpt_outs(m, p->v, f->o + p->n, names + p->n, "v.");
+        rc = lm__params_outs(p, p->m, f->o, names, "m.");
+        if (rc == LM_OK) rc = lm__params_outs(p, p->v, f->o + p->n, names + p->n, "v.");
     } else {
-        rc = lm__gpt_outs(m, p->data, f->o, NULL, "");
+        rc = lm__params_outs(p, p->data, f->o, NULL, "");
     }
-    if (rc != LM_OK) { lm__gpt_file_free(f); return rc; }
-    lm__gpt_meta(m, f->num, f->kv);
-    f->nmeta = 6;
+    if (rc != LM_OK) { lm__model_file_free(f); return rc; }
+    f->nmeta = ncfg;
     if (state) {
-        const char **kv = f->kv;
-        char (*num)[24] = f->num;
-        kv[12] = "adam_step"; lm__utoa((uint64_t)p->step, num[5]); kv[13] = num[5];
-        kv[14] = "step"; lm__utoa((uint64_t)state->step, num[6]); kv[15] = num[6];
-        kv[16] = "data_pos"; lm__utoa(state->data_pos, num[7]); kv[17] = num[7];
-        kv[18] = "rng"; lm__utoa(state->rng, num[8]); kv[19] = num[8];
-        kv[20] = "weights_fnv"; lm__utoa(lm__weights_fnv(p), num[9]); kv[21] = num[9];
-        f->nmeta = 11;
+        const char **kv = f->kv + 2 * ncfg;
+        char (*num)[24] = f->num + 15;
+        kv[0] = "adam_step"; lm__utoa((uint64_t)p->step, num[0]); kv[1] = num[0];
+        kv[2] = "step"; lm__utoa((uint64_t)state->step, num[1]); kv[3] = num[1];
+        kv[4] = "data_pos"; lm__utoa(state->data_pos, num[2]); kv[5] = num[2];
+        kv[6] = "rng"; lm__utoa(state->rng, num[3]); kv[7] = num[3];
+        kv[8] = "weights_fnv"; lm__utoa(lm__weights_fnv(p), num[4]); kv[9] = num[4];
+        f->nmeta = ncfg + 5;
     }
     return LM_OK;
 }
+static int lm__gpt_file_make(lm__model_file *f, const lm_gpt *m, const lm_train_state *state) {
+    lm__gpt_meta(m, f->num, f->kv);
+    return lm__model_file_make(f, &m->params, 6, state);
+}
+
+/* A Q8_0 model's checkpoint (CHECKPOINTS): each quantized weight NAME as NAME.q8 (I8,
+   [out, in]) and NAME.d (F16, [out, nb]), unpacked from the kernels' layout into one
+   buffer; the rest as F32; metadata quant = q8_0. To path, or else to memory. */
+static int lm__gpt_save_q8(const lm_gpt *m, const char *path, void *mem, size_t cap, size_t *size) {
+    const lm_params *p = &m->params;
+    char num[5][24], (*names)[LM_NAME_MAX + 4] = NULL;
+    const char *kv[14];
+    lm_st_out *o = NULL;
+    unsigned char *buf = NULL;
+    size_t bytes = 0, at = 0;
+    uint16_t *drow = NULL;
+    int k, r, b, n = 0, rc = LM_ERR_MEM;
+    for (k = 0; k < p->n; k++)
+        if (p->t[k].q8) bytes += (size_t)p->t[k].q8->out * ((size_t)p->t[k].q8->in + 4 * (size_t)p->t[k].q8->nb) + 4;
+    o = (lm_st_out *)LM_MALLOC(2 * (size_t)p->n * sizeof *o);
+    names = (char (*)[LM_NAME_MAX + 4])LM_MALLOC(2 * (size_t)p->n * sizeof *names);
+    buf = (unsigned char *)LM_MALLOC(bytes + 4);
+    drow = (uint16_t *)LM_MALLOC(((size_t)m->cfg.n_embd * 4 / 32 + 1) * sizeof *drow);
+    if (!o || !names || !buf || !drow) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); goto done; }
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        const lm_q8 *W = t->q8;
+        lm_st_out *e = &o[n++];
+        memset(e, 0, sizeof *e);
+        e->name = p->names[k];
+        e->ndim = t->ndim;
+        for (r = 0; r < t->ndim; r++) e->shape[r] = t->shape[r];
+        e->data = t->data;
+        if (!W) continue;
+        /* the values, row by row (output-major), then the scales as floats (exact F16) */
+        strcpy(names[2 * k], p->names[k]);
+        strcat(names[2 * k], ".q8");
+        e->name = names[2 * k];
+        e->dtype = LM_DT_I8;
+        e->shape[0] = W->out;
+        e->shape[1] = W->in;
+        e->raw = buf + at;
+        for (r = 0; r < W->out; r++) lm__q8_unpack_row(W, r, (signed char *)(buf + at) + (size_t)r * W->in, drow);
+        at += (size_t)W->out * W->in;
+        e = &o[n++];
+        memset(e, 0, sizeof *e);
+        strcpy(names[2 * k + 1], p->names[k]);
+        strcat(names[2 * k + 1], ".d");
+        e->name = names[2 * k + 1];
+        e->ndim = 2;
+        e->shape[0] = W->out;
+        e->shape[1] = W->nb;
+        e->dtype = LM_DT_F16;
+        e->data = (const float *)(buf + (at + 3) / 4 * 4);
+        at = (at + 3) / 4 * 4;
+        for (r = 0; r < W->out; r++)
+            for (b = 0; b < W->nb; b++)
+                ((float *)(buf + at))[(size_t)r * W->nb + b] = lm__f16_to_f32(W->d[lm__q8_dat(W, r, b)]);
+        at += (size_t)W->out * W->nb * sizeof(float);
+    }
+    lm__gpt_meta(m, num, kv);
+    kv[12] = "quant";
+    kv[13] = "q8_0";
+#ifndef LM_NO_STDIO
+    if (path) { rc = lm_st_write(path, o, n, kv, 7); goto done; }
+#endif
+    rc = lm_st_write_mem(o, n, kv, 7, mem, cap, size);
+done:
+    if (o) LM_FREE(o);
+    if (names) LM_FREE(names);
+    if (buf) LM_FREE(buf);
+    if (drow) LM_FREE(drow);
+    (void)path;
+    return rc;
+}
 
 LMDEF int lm_gpt_save_mem(const lm_gpt *m, void *buf, size_t cap, size_t *size) {
-    lm__gpt_file f;
+    lm__model_file f;
     int rc;
     if (size) *size = 0;
     if (!m) return lm__fail(LM_ERR_ARG, "lm_gpt_save_mem: NULL model");
+    if (m->cfg.quant) return lm__gpt_save_q8(m, NULL, buf, cap, size);
     if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
     rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
-    lm__gpt_file_free(&f);
+    lm__model_file_free(&f);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Encoder-decoder checkpoints. The parameters under their own names (section 9's layout:
+   PyTorch's state-dict names of nn.Transformer under "transformer.", in its (out, in)
+   layout, and the embeddings and output layer of PyTorch's translation tutorial), the
+   config as metadata under nn.Transformer's argument names. Loading takes the shape from
+   the tensors and the rest from the metadata, and checks that every tensor the layout has
+   is there with its shape and a readable dtype, and nothing else is (but the tutorial's
+   positions buffer, which lm.h computes itself), before anything is allocated.
+   --------------------------------------------------------------------------------------- */
+#define LM__S2S_META 14
+static void lm__s2s_meta(const lm_seq2seq *m, char (*num)[24], const char **kv) {
+    static const char *const keys[LM__S2S_META] = {
+        "format", "d_model", "nhead", "num_encoder_layers", "num_decoder_layers",
+        "dim_feedforward", "norm_first", "activation", "n_ctx", "src_vocab_size",
+        "tgt_vocab_size", "bos_id", "eos_id", "pad_id" };
+    const lm_seq2seq_config *c = &m->cfg;
+    int vals[LM__S2S_META], i;
+    vals[1] = c->d_model; vals[2] = c->nhead; vals[3] = c->num_encoder_layers;
+    vals[4] = c->num_decoder_layers; vals[5] = c->dim_feedforward; vals[8] = c->n_ctx;
+    vals[9] = c->src_vocab; vals[10] = c->tgt_vocab; vals[11] = c->bos_id; vals[12] = c->eos_id;
+    vals[13] = c->pad_id;
+    for (i = 0; i < LM__S2S_META; i++) {
+        kv[2 * i] = keys[i];
+        if (i == 0 || i == 6 || i == 7) continue;
+        lm__utoa((uint64_t)(vals[i] < 0 ? 0 : vals[i]), num[i]);
+        kv[2 * i + 1] = num[i];
+    }
+    kv[1] = "pt";
+    kv[13] = c->norm_first ? "true" : "false";
+    kv[15] = c->activation == LM_ACT_GELU ? "gelu" : "relu";
+}
+
+/* The number of a layer in a name "transformer.STACK.layers.N.rest", or -1 when the name is
+   not one of STACK's layers (N: 1 to 3 digits, no leading zero). */
+static int lm__s2s_layer_of(const char *name, const char *stack) {
+    size_t n = strlen(stack);
+    int i = 0, d = 0;
+    if (strncmp(name, "transformer.", 12) || strncmp(name + 12, stack, n) ||
+        strncmp(name + 12 + n, ".layers.", 8)) return -1;
+    name += 12 + n + 8;
+    if (name[0] == '0' && name[1] != '.') return -1;
+    for (; *name >= '0' && *name <= '9'; name++, d++) {
+        if (d == 3) return -1;
+        i = i * 10 + (*name - '0');
+    }
+    return d > 0 && *name == '.' ? i : -1;
+}
+
+/* A yes/no from __metadata__: 0 or 1 if read, *out untouched when absent, an error if not
+   one of true, false, True, False, 1, 0. */
+static int lm__s2s_meta_bool(const lm_st_file *f, const char *key, int *out) {
+    const char *v = lm_st_meta(f, key);
+    if (!v) return LM_OK;
+    if (!strcmp(v, "true") || !strcmp(v, "True") || !strcmp(v, "1")) *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "False") || !strcmp(v, "0")) *out = 0;
+    else return lm__fail(LM_ERR_FORMAT, "checkpoint: metadata %s = '%s' is not true or false", key, v);
+    return LM_OK;
+}
+
+/* Check a parsed checkpoint completely, then build the model and copy the weights in. */
+static lm_seq2seq *lm__s2s_from_st(const lm_st_file *f) {
+    const lm_st_entry *se = lm_st_find(f, "src_tok_emb.embedding.weight");
+    const lm_st_entry *te = lm_st_find(f, "tgt_tok_emb.embedding.weight"), *l1 = NULL;
+    const char *act = lm_st_meta(f, "activation");
+    lm_seq2seq_config c;
+    lm_seq2seq *m = NULL;
+    char name[LM_NAME_MAX], s1[128], s2[128];
+    int64_t want[LM_MAX_DIMS];
+    int i, k, n, rc, nd, shape[LM_MAX_DIMS], *used = NULL;
+    uint64_t u;
+    if (!se || !te) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no tensor '%s' (not an encoder-decoder checkpoint)",
+                 !se ? "src_tok_emb.embedding.weight" : "tgt_tok_emb.embedding.weight");
+        return NULL;
+    }
+    if (se->ndim != 2 || te->ndim != 2 || se->shape[1] != te->shape[1] || se->shape[1] < 1 ||
+        se->shape[1] > 65536 || se->shape[0] < 1 || te->shape[0] < 1 ||
+        se->numel > INT_MAX || te->numel > INT_MAX) {
+        lm__st_shape_str(se->shape, se->ndim, s1);
+        lm__st_shape_str(te->shape, te->ndim, s2);
+        lm__fail(LM_ERR_FORMAT, "checkpoint: the embeddings %s and %s must be (V, d_model) of one "
+                 "d_model, within range", s1, s2);
+        return NULL;
+    }
+    memset(&c, 0, sizeof c);
+    c.d_model = (int)se->shape[1];
+    c.src_vocab = (int)se->shape[0];
+    c.tgt_vocab = (int)te->shape[0];
+    for (i = 0; i < f->n; i++) {                       /* the stacks' depths */
+        int le = lm__s2s_layer_of(f->entries[i].name, "encoder");
+        int ld = lm__s2s_layer_of(f->entries[i].name, "decoder");
+        if (le + 1 > c.num_encoder_layers) c.num_encoder_layers = le + 1;
+        if (ld + 1 > c.num_decoder_layers) c.num_decoder_layers = ld + 1;
+    }
+    if (!c.num_encoder_layers || !c.num_decoder_layers) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no %s layers (transformer.%s.layers.0.*)",
+                 c.num_encoder_layers ? "decoder" : "encoder", c.num_encoder_layers ? "decoder" : "encoder");
+        return NULL;
+    }
+    l1 = lm_st_find(f, "transformer.encoder.layers.0.linear1.weight");
+    if (!l1 || l1->ndim != 2 || l1->shape[0] < 1 || l1->shape[0] > INT_MAX / 2) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: no tensor 'transformer.encoder.layers.0.linear1.weight' "
+                 "of shape (dim_feedforward, d_model)");
+        return NULL;
+    }
+    c.dim_feedforward = (int)l1->shape[0];
+    /* the rest from the metadata: nhead must be there; the others default as PyTorch's */
+    if ((rc = lm__gpt_meta_int(f, "nhead", INT_MAX, &u)) < 0) return NULL;
+    if (rc == 0) { lm__fail(LM_ERR_FORMAT, "checkpoint: no nhead in the metadata"); return NULL; }
+    c.nhead = (int)u;
+    if (c.nhead < 1) { lm__fail(LM_ERR_FORMAT, "checkpoint: nhead 0"); return NULL; }
+    if (lm__s2s_meta_bool(f, "norm_first", &c.norm_first) != LM_OK) return NULL;
+    if (act && strcmp(act, "relu") && strcmp(act, "gelu")) {
+        lm__fail(LM_ERR_FORMAT, "checkpoint: metadata activation = '%s' is not relu or gelu", act);
+        return NULL;
+    }
+    c.activation = act && !strcmp(act, "gelu") ? LM_ACT_GELU : LM_ACT_RELU;
+    {
+        static const char *const keys[10] = { "n_ctx", "bos_id", "eos_id", "pad_id", "d_model",
+            "num_encoder_layers", "num_decoder_layers", "dim_feedforward", "src_vocab_size",
+            "tgt_vocab_size" };
+        int *dst[4], have[6];
+        dst[0] = &c.n_ctx; dst[1] = &c.bos_id; dst[2] = &c.eos_id; dst[3] = &c.pad_id;
+        have[0] = c.d_model; have[1] = c.num_encoder_layers; have[2] = c.num_decoder_layers;
+        have[3] = c.dim_feedforward; have[4] = c.src_vocab; have[5] = c.tgt_vocab;
+        for (k = 0; k < 10; k++) {
+            if ((rc = lm__gpt_meta_int(f, keys[k], INT_MAX, &u)) < 0) return NULL;
+            if (rc == 0) continue;
+            if (k < 4) {
+                if (u == 0) {                  /* 0 in the config means "the default" */
+                    lm__fail(LM_ERR_FORMAT, "checkpoint: metadata %s = 0 is not supported", keys[k]);
+                    return NULL;
+                }
+                *dst[k] = (int)u;
+            } else if (u != (uint64_t)have[k - 4]) {
+                lm__fail(LM_ERR_FORMAT, "checkpoint: metadata says %s = %d, the tensors say %d",
+                         keys[k], (int)u, have[k - 4]);
+                return NULL;
+            }
+        }
+    }
+    if (lm__s2s_config(&c, &c) != LM_OK) {
+        char why[400];
+        lm__fmt(why, sizeof why, "%s", lm_error());
+        lm__fail(LM_ERR_FORMAT, "checkpoint: %s", why);
+        return NULL;
+    }
+    /* every tensor of the layout, with its shape and a readable dtype; then nothing else */
+    n = LM__S2S_N(c.num_encoder_layers, c.num_decoder_layers);
+    used = (int *)LM_MALLOC(((size_t)f->n + 1) * sizeof(int));
+    if (!used) { lm__fail(LM_ERR_MEM, "checkpoint: out of memory"); return NULL; }
+    for (i = 0; i < f->n; i++) used[i] = 0;
+    for (k = 0; k < n; k++) {
+        const lm_st_entry *e;
+        int d, same;
+        lm__s2s_layout(&c, k, name, &nd, shape);
+        if (!(e = lm_st_find(f, name))) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: missing tensor '%s'", name);
+            goto fail;
+        }
+        if (!lm__st_readable(e->dtype)) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has dtype %s; weights must be F32, "
+                     "F16 or BF16", e->name, lm_st_dtype_name(e->dtype));
+            goto fail;
+        }
+        for (same = e->ndim == nd, d = 0; d < nd; d++) {
+            want[d] = shape[d];
+            if (same) same = e->shape[d] == shape[d];
+        }
+        if (!same) {
+            lm__st_shape_str(e->shape, e->ndim, s1);
+            lm__st_shape_str(want, nd, s2);
+            lm__fail(LM_ERR_FORMAT, "checkpoint: tensor '%s' has shape %s, expected %s", name, s1, s2);
+            goto fail;
+        }
+        used[e - f->entries] = 1;
+    }
+    for (i = 0; i < f->n; i++)
+        if (!used[i] && strcmp(f->entries[i].name, "positional_encoding.pos_embedding")) {
+            lm__fail(LM_ERR_FORMAT, "checkpoint: unexpected tensor '%s' (not a name of the "
+                     "encoder-decoder)", f->entries[i].name);
+            goto fail;
+        }
+    LM_FREE(used);
+    used = NULL;
+    /* all checked: build the model and copy the weights in */
+    if (!(m = lm__s2s_alloc(&c))) return NULL;
+    for (k = 0; k < n; k++)
+        if (lm_st_read_f32(f, lm_st_find(f, m->params.names[k]), m->params.t[k].data) != LM_OK) goto fail;
+    return m;
+fail:
+    if (used) LM_FREE(used);
+    lm_seq2seq_free(m);
+    return NULL;
+}
+
+LMDEF lm_seq2seq *lm_seq2seq_load_mem(const void *buf, size_t len) {
+    lm_st_file f;
+    lm_seq2seq *m;
+    if (lm_st_parse(&f, buf, len)) return NULL;
+    m = lm__s2s_from_st(&f);
+    lm_st_close(&f);
+    return m;
+}
+
+static int lm__s2s_file_make(lm__model_file *f, const lm_seq2seq *m, const lm_train_state *state) {
+    lm__s2s_meta(m, f->num, f->kv);
+    return lm__model_file_make(f, &m->params, LM__S2S_META, state);
+}
+
+LMDEF int lm_seq2seq_save_mem(const lm_seq2seq *m, void *buf, size_t cap, size_t *size) {
+    lm__model_file f;
+    int rc;
+    if (size) *size = 0;
+    if (!m) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save_mem: NULL model");
+    if ((rc = lm__s2s_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write_mem(f.o, f.n, f.kv, f.nmeta, buf, cap, size);
+    lm__model_file_free(&f);
     return rc;
 }
 
 #ifndef LM_NO_STDIO
 LMDEF int lm_gpt_save(const lm_gpt *m, const char *path) {
-    lm__gpt_file f;
+    lm__model_file f;
     int rc;
     if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_gpt_save: NULL argument");
+    if (m->cfg.quant) return lm__gpt_save_q8(m, path, NULL, 0, NULL);
     if ((rc = lm__gpt_file_make(&f, m, NULL)) != LM_OK) return rc;
     rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
-    lm__gpt_file_free(&f);
+    lm__model_file_free(&f);
     return rc;
 }
 
@@ -9102,43 +11540,47 @@ LMDEF lm_gpt *lm_gpt_load(const char *path, int n_head) {
     return m;
 }
 
-LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
-    lm__gpt_file f;
+/* A resume state file made by f (released here) to model_path.state. */
+static int lm__save_state(lm__model_file *f, const char *model_path, const char *who) {
     char *path;
+    int rc;
+    if ((path = lm__path_plus(model_path, ".state")) != NULL) {
+        rc = lm_st_write(path, f->o, f->n, f->kv, f->nmeta);
+        LM_FREE(path);
+    } else {
+        rc = lm__fail(LM_ERR_MEM, "%s: out of memory", who);
+    }
+    lm__model_file_free(f);
+    return rc;
+}
+LMDEF int lm_gpt_save_state(const lm_gpt *m, const char *model_path, const lm_train_state *s) {
+    lm__model_file f;
     int rc;
     if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_state: NULL argument");
     if ((rc = lm__gpt_file_make(&f, m, s)) != LM_OK) return rc;
-    if ((path = lm__path_plus(model_path, ".state")) != NULL) {
-        rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
-        LM_FREE(path);
-    } else {
-        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_state: out of memory");
-    }
-    lm__gpt_file_free(&f);
-    return rc;
+    return lm__save_state(&f, model_path, "lm_gpt_save_state");
 }
 
-/* The checkpoint and its resume state as one commit (section 12's writer, twice): both
+/* The checkpoint and its resume state as one commit (section 14's writer, twice): both
    temporary files are written, flushed and synced before either is renamed; then the
    weights are renamed (the commit point), then the state. Stopped before the commit, the
    old pair stands; after it, the new weights stand and the state that goes with them is
    complete in path.state.tmp, where lm_gpt_load_state finds it (see below). */
-LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s) {
-    lm__gpt_file fm, fs;
+/* The checkpoint fm and its resume state fs, both made (released here), as one commit to
+   path and path.state. */
+static int lm__save_with_state(lm__model_file *fm, lm__model_file *fs, const char *path,
+                               const char *who) {
     lm__st_plan pm, ps;
     lm__out om, os;
     char *spath = NULL;
     int rc;
-    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_with_state: NULL argument");
-    fm.o = fs.o = NULL;
     pm.buf = ps.buf = NULL;
     /* everything that can fail before a file is touched */
-    if ((rc = lm__gpt_file_make(&fs, m, s)) != LM_OK || (rc = lm__gpt_file_make(&fm, m, NULL)) != LM_OK ||
-        (rc = lm__st_plan_make(&ps, fs.o, fs.n, fs.kv, fs.nmeta)) != LM_OK ||
-        (rc = lm__st_plan_make(&pm, fm.o, fm.n, fm.kv, fm.nmeta)) != LM_OK)
+    if ((rc = lm__st_plan_make(&ps, fs->o, fs->n, fs->kv, fs->nmeta)) != LM_OK ||
+        (rc = lm__st_plan_make(&pm, fm->o, fm->n, fm->kv, fm->nmeta)) != LM_OK)
         goto done;
     if (!(spath = lm__path_plus(path, ".state"))) {
-        rc = lm__fail(LM_ERR_MEM, "lm_gpt_save_with_state: out of memory");
+        rc = lm__fail(LM_ERR_MEM, "%s: out of memory", who);
         goto done;
     }
     if ((rc = lm__out_open(&os, spath)) != LM_OK) goto done;
@@ -9149,7 +11591,7 @@ LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_tra
     if ((rc = lm__out_finish(&om)) != LM_OK) { lm__out_drop(&os); goto done; }
     if ((rc = lm__out_commit(&om, NULL)) != LM_OK) { lm__out_drop(&os); goto done; }
     if ((rc = lm__out_commit(&os, "the weights are saved, and the resume state that goes with "
-                             "them is kept complete in the temporary file (lm_gpt_load_state "
+                             "them is kept complete in the temporary file (loading the state "
                              "finds it there)")) != LM_OK) {
         lm__out_sync(&om);            /* the committed weights, at least, made durable */
         goto done;
@@ -9159,23 +11601,33 @@ LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_tra
 done:
     LM_FREE(pm.buf);
     LM_FREE(ps.buf);
-    lm__gpt_file_free(&fm);
-    lm__gpt_file_free(&fs);
+    lm__model_file_free(fm);
+    lm__model_file_free(fs);
     LM_FREE(spath);
     return rc;
 }
+LMDEF int lm_gpt_save_with_state(const lm_gpt *m, const char *path, const lm_train_state *s) {
+    lm__model_file fm, fs;
+    int rc;
+    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_save_with_state: NULL argument");
+    fm.o = fs.o = NULL;
+    if ((rc = lm__gpt_file_make(&fs, m, s)) != LM_OK || (rc = lm__gpt_file_make(&fm, m, NULL)) != LM_OK) {
+        lm__model_file_free(&fs);
+        lm__model_file_free(&fm);
+        return rc;
+    }
+    return lm__save_with_state(&fm, &fs, path, "lm_gpt_save_with_state");
+}
 
-/* Check a parsed state file against m; copy only when all of it fits. */
-static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state *s) {
-    static const char *const cfg_keys[5] = {"n_layer", "n_head", "n_embd", "n_ctx", "vocab_size"};
+/* Check a parsed state file against a model's parameters and config (the integers have[k]
+   under the metadata keys cfg_keys[k]); copy only when all of it fits. */
+static int lm__state_from_st(lm_params *p, const char *const *cfg_keys, const int *have, int ncfg,
+                             const lm_st_file *f, lm_train_state *s, const char *who) {
     static const char *const num_keys[5] = {"adam_step", "step", "data_pos", "rng", "weights_fnv"};
-    const lm_params *p = &m->params;
     uint64_t num[5], u;
-    int have[5], i, k, rc;
+    int i, k, rc;
     char name[LM_NAME_MAX + 2];
-    have[0] = m->cfg.n_layer; have[1] = m->cfg.n_head; have[2] = m->cfg.n_embd;
-    have[3] = m->cfg.n_ctx; have[4] = m->cfg.vocab;
-    for (k = 0; k < 5; k++) {
+    for (k = 0; k < ncfg; k++) {
         if ((rc = lm__gpt_meta_int(f, cfg_keys[k], INT_MAX, &u)) < 0) return rc;
         if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", cfg_keys[k]);
         if (u != (uint64_t)have[k])
@@ -9188,7 +11640,7 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         if (rc == 0) return lm__fail(LM_ERR_FORMAT, "state file: no metadata %s", num_keys[k]);
     }
     if (!p->m || !p->v || p->n <= 0 || !p->t)
-        return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: the model has no optimizer state");
+        return lm__fail(LM_ERR_ARG, "%s: the model has no optimizer state", who);
     if (f->n != 2 * p->n)
         return lm__fail(LM_ERR_FORMAT, "state file: %d tensors, the model needs %d", f->n, 2 * p->n);
     for (i = 0; i < 2 * p->n; i++) {
@@ -9205,7 +11657,7 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
             return lm__fail(LM_ERR_FORMAT, "state file: tensor '%s' is not F32 of the "
                             "parameter's shape", name);
         if (t->data < p->data || (size_t)(t->data - p->data) + (size_t)t->size > p->total)
-            return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: parameter %d outside the block", i);
+            return lm__fail(LM_ERR_ARG, "%s: parameter %d outside the block", who, i);
     }
     if (num[4] != lm__weights_fnv(p))
         return lm__fail(LM_ERR_FORMAT, "state file: it was saved with other weights than the "
@@ -9218,41 +11670,45 @@ static int lm__gpt_state_from_st(lm_gpt *m, const lm_st_file *f, lm_train_state 
         strcat(name, p->names[i % p->n]);
         if ((rc = lm_st_read_f32(f, lm_st_find(f, name), dst)) != LM_OK) return rc;
     }
-    m->params.step = (long)num[0];
+    p->step = (long)num[0];
     s->step = (long)num[1];
     s->data_pos = num[2];
     s->rng = num[3];
     return LM_OK;
 }
 
-static int lm__gpt_state_load(lm_gpt *m, const char *path, lm_train_state *s) {
+static int lm__state_load(lm_params *p, const char *const *cfg_keys, const int *have, int ncfg,
+                          const char *path, lm_train_state *s, const char *who) {
     lm_st_file f;
     int rc = lm_st_open(&f, path);
     if (rc) return rc;
-    rc = lm__gpt_state_from_st(m, &f, s);
+    rc = lm__state_from_st(p, cfg_keys, have, ncfg, &f, s, who);
     lm_st_close(&f);
     return rc;
 }
 /* PATH.state; or, when that is missing or not m's, PATH.state.tmp if it is: a save of
-   lm_gpt_save_with_state stopped after renaming the weights left the state that goes with
-   them complete there, and renaming it into place finishes that save. */
-LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+   lm_gpt_save_with_state (or lm_seq2seq_save_with_state) stopped after renaming the
+   weights left the state that goes with them complete there, and renaming it into place
+   finishes that save. */
+static int lm__load_state(lm_params *p, const char *const *cfg_keys, const int *have, int ncfg,
+                          const char *model_path, lm_train_state *s, const char *who) {
     char *path, *tmp, why[512];
     size_t n;
     int rc;
-    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
+    if (!p->m || !p->v)                            /* (a quantized model, say) */
+        return lm__fail(LM_ERR_ARG, "%s: the model has no optimizer state", who);
     n = strlen(model_path);
     if (!(path = (char *)LM_MALLOC(2 * n + 22)))               /* PATH.state, PATH.state.tmp */
-        return lm__fail(LM_ERR_MEM, "lm_gpt_load_state: out of memory");
+        return lm__fail(LM_ERR_MEM, "%s: out of memory", who);
     tmp = path + n + 7;
     memcpy(path, model_path, n);
     memcpy(path + n, ".state", 7);
     memcpy(tmp, path, n + 6);
     memcpy(tmp + n + 6, ".tmp", 5);
-    if ((rc = lm__gpt_state_load(m, path, s)) != LM_OK && rc != LM_ERR_MEM) {
+    if ((rc = lm__state_load(p, cfg_keys, have, ncfg, path, s, who)) != LM_OK && rc != LM_ERR_MEM) {
         int rc2;
         lm__fmt(why, sizeof why, "%s", lm_error());
-        if ((rc2 = lm__gpt_state_load(m, tmp, s)) == LM_OK) {
+        if ((rc2 = lm__state_load(p, cfg_keys, have, ncfg, tmp, s, who)) == LM_OK) {
             rc = LM_OK;
             if (rename(tmp, path) == 0)            /* if not, the next save puts it right */
                 lm_log("checkpoint: finished a save of '%s' that had stopped between its two "
@@ -9264,6 +11720,70 @@ LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s
         }
     }
     LM_FREE(path);
+    return rc;
+}
+LMDEF int lm_gpt_load_state(lm_gpt *m, const char *model_path, lm_train_state *s) {
+    static const char *const cfg_keys[5] = {"n_layer", "n_head", "n_embd", "n_ctx", "vocab_size"};
+    int have[5];
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_gpt_load_state: NULL argument");
+    have[0] = m->cfg.n_layer; have[1] = m->cfg.n_head; have[2] = m->cfg.n_embd;
+    have[3] = m->cfg.n_ctx; have[4] = m->cfg.vocab;
+    return lm__load_state(&m->params, cfg_keys, have, 5, model_path, s, "lm_gpt_load_state");
+}
+LMDEF int lm_seq2seq_save(const lm_seq2seq *m, const char *path) {
+    lm__model_file f;
+    int rc;
+    if (!m || !path) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save: NULL argument");
+    if ((rc = lm__s2s_file_make(&f, m, NULL)) != LM_OK) return rc;
+    rc = lm_st_write(path, f.o, f.n, f.kv, f.nmeta);
+    lm__model_file_free(&f);
+    return rc;
+}
+
+LMDEF lm_seq2seq *lm_seq2seq_load(const char *path) {
+    lm_st_file f;
+    lm_seq2seq *m;
+    if (!path) { lm__fail(LM_ERR_ARG, "lm_seq2seq_load: NULL path"); return NULL; }
+    if (lm_st_open(&f, path)) return NULL;
+    m = lm__s2s_from_st(&f);
+    lm_st_close(&f);
+    return m;
+}
+
+/* The resume state as the GPT's, with the shape's config checked. Dropout masks come from
+   (m->seed, m->steps): loading the state sets m->steps to its step, and a loaded model's
+   seed is 0 until the caller sets it (to the seed of the run that is resumed). */
+LMDEF int lm_seq2seq_save_state(const lm_seq2seq *m, const char *model_path, const lm_train_state *s) {
+    lm__model_file f;
+    int rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save_state: NULL argument");
+    if ((rc = lm__s2s_file_make(&f, m, s)) != LM_OK) return rc;
+    return lm__save_state(&f, model_path, "lm_seq2seq_save_state");
+}
+LMDEF int lm_seq2seq_save_with_state(const lm_seq2seq *m, const char *path, const lm_train_state *s) {
+    lm__model_file fm, fs;
+    int rc;
+    if (!m || !path || !s) return lm__fail(LM_ERR_ARG, "lm_seq2seq_save_with_state: NULL argument");
+    fm.o = fs.o = NULL;
+    if ((rc = lm__s2s_file_make(&fs, m, s)) != LM_OK || (rc = lm__s2s_file_make(&fm, m, NULL)) != LM_OK) {
+        lm__model_file_free(&fs);
+        lm__model_file_free(&fm);
+        return rc;
+    }
+    return lm__save_with_state(&fm, &fs, path, "lm_seq2seq_save_with_state");
+}
+LMDEF int lm_seq2seq_load_state(lm_seq2seq *m, const char *model_path, lm_train_state *s) {
+    static const char *const cfg_keys[7] = { "d_model", "nhead", "num_encoder_layers",
+        "num_decoder_layers", "dim_feedforward", "src_vocab_size", "tgt_vocab_size" };
+    const lm_seq2seq_config *c;
+    int have[7], rc;
+    if (!m || !model_path || !s) return lm__fail(LM_ERR_ARG, "lm_seq2seq_load_state: NULL argument");
+    c = &m->cfg;
+    have[0] = c->d_model; have[1] = c->nhead; have[2] = c->num_encoder_layers;
+    have[3] = c->num_decoder_layers; have[4] = c->dim_feedforward; have[5] = c->src_vocab;
+    have[6] = c->tgt_vocab;
+    rc = lm__load_state(&m->params, cfg_keys, have, 7, model_path, s, "lm_seq2seq_load_state");
+    if (rc == LM_OK) m->steps = (uint64_t)s->step;
     return rc;
 }
 #endif

@@ -183,6 +183,7 @@ static lm_tensor *tb_sum(lm_graph *g, lm_tensor **x, void *c) { (void)c; return 
 static lm_tensor *tb_mean(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_mean(g, x[0]); }
 static lm_tensor *tb_relu(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_relu(g, x[0]); }
 static lm_tensor *tb_gelu(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_gelu(g, x[0]); }
+static lm_tensor *tb_gelu_erf(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_gelu_erf(g, x[0]); }
 static lm_tensor *tb_tanh(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_tanh(g, x[0]); }
 static lm_tensor *tb_sigmoid(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_sigmoid(g, x[0]); }
 static lm_tensor *tb_softmax(lm_graph *g, lm_tensor **x, void *c) { (void)c; return lm_softmax(g, x[0]); }
@@ -194,6 +195,10 @@ typedef struct { int heads, causal; const int *lens; } t_att;
 static lm_tensor *tb_attention(lm_graph *g, lm_tensor **x, void *c) {
     t_att *a = (t_att *)c;
     return lm_attention(g, x[0], a->heads, a->causal, a->lens);
+}
+static lm_tensor *tb_cross_attention(lm_graph *g, lm_tensor **x, void *c) {
+    t_att *a = (t_att *)c;
+    return lm_cross_attention(g, x[0], x[1], a->heads, a->lens);
 }
 static lm_tensor *tb_reshape(lm_graph *g, lm_tensor **x, void *c) {
     int s[2] = { 6, 10 };
@@ -246,6 +251,7 @@ static void test_core_gradients(void) {
     t_gradcheck("sum", tb_sum, l, 1, NULL);
     t_gradcheck("mean", tb_mean, l, 1, NULL);
     t_gradcheck("gelu", tb_gelu, l, 1, NULL);
+    t_gradcheck("gelu_erf (exact)", tb_gelu_erf, l, 1, NULL);
     t_gradcheck("tanh", tb_tanh, l, 1, NULL);
     t_gradcheck("sigmoid", tb_sigmoid, l, 1, NULL);
     t_gradcheck("softmax", tb_softmax, l, 1, NULL);
@@ -285,6 +291,19 @@ static void test_core_gradients(void) {
         a.heads = 2; a.causal = 1; a.lens = lens;
         t_gradcheck("attention causal + padding", tb_attention, l, 1, &a);
         t_leaf_free(l, 1);
+    }
+    /* cross-attention: 3 queries over 5 keys (C = 8), both inputs; the source's padding */
+    {
+        static const int lens[2] = { 2, 5 };
+        int sq[3] = { 2, 3, 8 }, skv[3] = { 2, 5, 16 };
+        t_att a;
+        t_leaf_init(&l[0], 3, sq, &r, -1.5f, 1.5f, 1);
+        t_leaf_init(&l[1], 3, skv, &r, -1.5f, 1.5f, 1);
+        a.heads = 2; a.causal = 0; a.lens = lens;
+        t_gradcheck("cross_attention, padded source, 2 heads", tb_cross_attention, l, 2, &a);
+        a.heads = 1; a.lens = NULL;
+        t_gradcheck("cross_attention, 1 head", tb_cross_attention, l, 2, &a);
+        t_leaf_free(l, 2);
     }
     /* losses */
     t_leaf_init(&l[0], 2, s6_5, &r, -2, 2, 1);
@@ -368,15 +387,15 @@ static void test_core_gradients_fresh(void) {
     t_leaf_free(l, 1);
 }
 
-/* The linear layer with GELU or a residual add run inside it (lm__linear_gelu,
-   lm__linear_residual): gradients, and the bits of the separate ops. */
+/* The linear layer with GELU or a residual add run inside it (lm__matmul with
+   LM__THEN_GELU, LM__THEN_RESIDUAL): gradients, and the bits of the separate ops. */
 static lm_tensor *tb_linear_gelu(lm_graph *g, lm_tensor **x, void *c) {
     (void)c;
-    return lm__linear_gelu(g, x[0], x[1], x[2]);
+    return lm__matmul(g, x[0], x[1], x[2], 0, "linear", LM__THEN_GELU, NULL);
 }
 static lm_tensor *tb_linear_residual(lm_graph *g, lm_tensor **x, void *c) {
     (void)c;
-    return lm__linear_residual(g, x[0], x[1], x[2], x[3]);
+    return lm__matmul(g, x[0], x[1], x[2], 0, "linear", LM__THEN_RESIDUAL, x[3]);
 }
 static lm_tensor *tb_linear_gelu_ops(lm_graph *g, lm_tensor **x, void *c) {
     (void)c;
@@ -986,6 +1005,419 @@ static void test_encoder_learns(void) {
     lm_encoder_free(e);
 }
 
+/* ---- the encoder-decoder -------------------------------------------------------------- */
+/* A small model: V_src 20, V_tgt 16 (ids 13, 14, 15 special), C 8, 2 heads. */
+static lm_seq2seq *t_tiny_s2s(int norm_first, int act, int le, int ld, uint64_t seed) {
+    lm_seq2seq_config c;
+    memset(&c, 0, sizeof c);
+    c.d_model = 8; c.nhead = 2; c.num_encoder_layers = le; c.num_decoder_layers = ld;
+    c.dim_feedforward = 12; c.n_ctx = 8; c.src_vocab = 20; c.tgt_vocab = 16;
+    c.norm_first = norm_first; c.activation = act;
+    return lm_seq2seq_new(&c, seed);
+}
+
+/* A batch of 3 pairs: sources of 5, 2 and 4 tokens (S 5) with junk past them, targets of
+   3, 0 and 2 (T 3). */
+static const int t_s2s_src[15] = { 1, 5, 9, 19, 2,   7, 3, 99, -1, 4,   0, 18, 6, 11, 7 };
+static const int t_s2s_sl[3] = { 5, 2, 4 };
+static const int t_s2s_tgt[9] = { 3, 12, 0,   -5, 77, 1,   9, 2, 42 };
+static const int t_s2s_tl[3] = { 3, 0, 2 };
+static lm_seq2seq_batch t_s2s_batch(void) {
+    lm_seq2seq_batch b;
+    b.B = 3; b.S = 5; b.T = 3;
+    b.src = t_s2s_src; b.src_len = t_s2s_sl; b.tgt = t_s2s_tgt; b.tgt_len = t_s2s_tl;
+    return b;
+}
+
+typedef struct { lm_seq2seq *m; lm_seq2seq_batch b; } t_s2s_ctx;
+static float t_s2s_loss(void *vctx, int train) {
+    t_s2s_ctx *c = (t_s2s_ctx *)vctx;
+    if (train) lm_params_zero_grad(&c->m->params);
+    return train ? lm_seq2seq_backward(c->m, &c->b) : lm_seq2seq_loss(c->m, &c->b);
+}
+
+/* Config defaults and refusals; every parameter's gradient against central differences,
+   post-LN and pre-LN, both activations; the loss's padding: a batch's loss is the
+   token-weighted mean of its pairs' losses alone, and the junk past each row's length does
+   not matter; bad batches are errors. */
+static void test_s2s_model(void) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m;
+    t_s2s_ctx x;
+    int k, i;
+    memset(&c, 0, sizeof c);
+    m = lm_seq2seq_new(&c, 1);
+    (void)i;
+    CHECK(m && m->cfg.d_model == 128 && m->cfg.nhead == 4 && m->cfg.num_encoder_layers == 3 &&
+          m->cfg.num_decoder_layers == 3 && m->cfg.dim_feedforward == 512 && m->cfg.n_ctx == 128 &&
+          m->cfg.src_vocab == 259 && m->cfg.tgt_vocab == 259 && m->cfg.bos_id == 256 &&
+          m->cfg.eos_id == 257 && m->cfg.pad_id == 258 && !m->cfg.norm_first &&
+          m->cfg.activation == LM_ACT_RELU, "seq2seq: zero config takes the documented defaults");
+    CHECK(m && m->params.n == 8 + 12 * 3 + 18 * 3 &&
+          !strcmp(m->params.names[2], "transformer.encoder.layers.0.self_attn.in_proj_weight") &&
+          m->enc[0].attn_w->shape[0] == 384 && m->enc[0].attn_w->shape[1] == 128 &&
+          m->dec[2].ln_x_w && m->dec[2].xattn_w && !m->enc[1].xattn_w &&
+          !strcmp(m->params.names[m->params.n - 2], "generator.weight"),
+          "seq2seq: PyTorch's names and (out, in) shapes, cross-attention in the decoder only");
+    CHECK(m && lm__s2s_params(&m->cfg) == (double)lm_seq2seq_num_params(m),
+          "seq2seq: the memory estimate counts the parameters exactly");
+    CHECK(m && fabs(m->pe.data[1 * 128 + 0] - sin(1.0)) < 1e-7 && fabs(m->pe.data[3 * 128 + 1] - cos(3.0)) < 1e-7 &&
+          fabs(m->pe.data[5 * 128 + 10] - sin(5 * exp(-10 * log(10000.0) / 128))) < 1e-7,
+          "seq2seq: sinusoidal positions");
+    lm_seq2seq_free(m);
+    c.d_model = 10; c.nhead = 4;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "divide"), "seq2seq: nhead must divide d_model");
+    c.nhead = 2; c.activation = 7;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "activation"), "seq2seq: an unknown activation is refused");
+    c.activation = 0; c.bos_id = 5; c.eos_id = 5;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "distinct"), "seq2seq: special ids must be distinct");
+    c.bos_id = c.eos_id = 0; c.dropout = 1;
+    CHECK(!lm_seq2seq_new(&c, 1) && strstr(lm_error(), "dropout"), "seq2seq: dropout 1 is refused");
+
+    for (k = 0; k < 4; k++) {
+        /* GELU: finite differences across ReLU's kink are not a fair test (ReLU's op has
+           its gradient check; the ReLU models are held to PyTorch by make test-torch) */
+        static const char *const what[4] = {
+            "gradient check: seq2seq post-LN, every parameter",
+            "gradient check: seq2seq pre-LN, every parameter",
+            "gradient check: seq2seq post-LN (2+2 layers), every parameter",
+            "gradient check: seq2seq pre-LN (2+1 layers), every parameter" };
+        x.m = t_tiny_s2s(k & 1, LM_ACT_GELU, 1 + (k >= 2), 1 + (k == 2), 3 + k);
+        x.b = t_s2s_batch();
+        if (!x.m) { CHECK(0, "seq2seq: new"); continue; }
+        t_param_gradcheck(what[k], &x.m->params, t_s2s_loss, &x);
+        lm_seq2seq_free(x.m);
+    }
+
+    /* padding: the batch's loss is the token-weighted mean of the pairs' own losses */
+    m = t_tiny_s2s(0, LM_ACT_RELU, 2, 1, 11);
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    {
+        lm_seq2seq_batch b = t_s2s_batch(), one;
+        double want = 0, cnt = 0;
+        float all = lm_seq2seq_loss(m, &b);
+        for (i = 0; i < 3; i++) {
+            float l;
+            one.B = 1; one.S = t_s2s_sl[i]; one.T = t_s2s_tl[i];
+            one.src = t_s2s_src + 5 * i; one.src_len = NULL;
+            one.tgt = t_s2s_tgt + 3 * i; one.tgt_len = NULL;
+            l = lm_seq2seq_loss(m, &one);
+            want += (double)l * (t_s2s_tl[i] + 1);
+            cnt += t_s2s_tl[i] + 1;
+        }
+        CHECK_NEAR(all, want / cnt, 2e-6, "seq2seq: a padded batch's loss is the mean of its pairs' losses alone");
+        b.T = 0; b.tgt = NULL; b.tgt_len = NULL;
+        CHECK(lm_seq2seq_loss(m, &b) > 0, "seq2seq: empty targets (EOS only) have a loss");
+        b = t_s2s_batch();
+        b.S = 9;
+        CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "n_ctx"),
+              "seq2seq: a source longer than n_ctx is refused");
+        b = t_s2s_batch();
+        {
+            int bad[9];
+            memcpy(bad, t_s2s_tgt, sizeof bad);
+            bad[1] = 14;                                  /* EOS */
+            b.tgt = bad;
+            CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "special"),
+                  "seq2seq: a special id in a target is refused");
+        }
+        b = t_s2s_batch();
+        {
+            int bad[15];
+            memcpy(bad, t_s2s_src, sizeof bad);
+            bad[12] = 20;
+            b.src = bad;
+            CHECK(lm_seq2seq_loss(m, &b) != lm_seq2seq_loss(m, &b) && strstr(lm_error(), "outside"),
+                  "seq2seq: a source id outside the vocabulary is refused");
+        }
+    }
+    lm_seq2seq_free(m);
+}
+
+/* Decoding with the KV cache against the full forward: greedy's token at every position
+   is the argmax (BOS and PAD excluded) of the forward over its own output so far, and EOS
+   follows when it stopped before max_out; beam 1 is greedy; limits and errors. */
+static int t_s2s_argmax_ok(lm_seq2seq *m, const int *src, int n, const int *out, int k, int ended) {
+    static unsigned char buf[4 << 20];
+    lm_arena a;
+    lm_graph g;
+    lm_seq2seq_batch b;
+    lm_tensor *logits;
+    int t, j, V = m->cfg.tgt_vocab, ok = 1;
+    lm_arena_init_buffer(&a, buf, sizeof buf);
+    lm_graph_init(&g, &a);
+    g.no_grad = 1;
+    b.B = 1; b.S = n; b.T = k; b.src = src; b.src_len = NULL; b.tgt = out; b.tgt_len = NULL;
+    logits = lm_seq2seq_forward(m, &g, &b);
+    if (!logits) return 0;
+    for (t = 0; t < k + ended; t++) {
+        const float *z = logits->data + (size_t)t * V;
+        int best = -1;
+        for (j = 0; j < V; j++)
+            if (j != m->cfg.bos_id && j != m->cfg.pad_id && (best < 0 || z[j] > z[best])) best = j;
+        ok &= best == (t < k ? out[t] : m->cfg.eos_id);
+    }
+    return ok;
+}
+
+static void test_s2s_decode(void) {
+    int src[6] = { 3, 1, 4, 1, 5, 9 }, out[16], out1[16], n, n1, k, runs = 0, ok = 1, lens = 0;
+    for (k = 0; k < 6; k++) {
+        lm_seq2seq *m = t_tiny_s2s(k & 1, k & 2 ? LM_ACT_GELU : LM_ACT_RELU, 1 + k / 4, 1 + (k & 1), 60 + k);
+        if (!m) { CHECK(0, "seq2seq: new"); return; }
+        n = lm_seq2seq_translate(m, src, 1 + k, 1, out, 7);
+        ok &= n >= 0 && t_s2s_argmax_ok(m, src, 1 + k, out, n, n < 7);
+        n1 = lm_seq2seq_translate(m, src, 1 + k, 0, out1, 7);
+        ok &= n1 == n && !memcmp(out, out1, (size_t)(n > 0 ? n : 0) * sizeof(int));
+        lens += n;
+        runs++;
+        if (k == 5) {
+            CHECK(lm_seq2seq_translate(m, src, 1 + k, 1, out1, 2) == (n < 2 ? n : 2) &&
+                  !memcmp(out, out1, (size_t)(n < 2 ? n : 2) * sizeof(int)), "seq2seq: max_out cuts the output");
+            CHECK(lm_seq2seq_translate(m, src, 5, 1, out, 0) == 0, "seq2seq: max_out 0 decodes nothing");
+            CHECK(lm_seq2seq_translate(m, src, 9, 1, out, 16) == LM_ERR_ARG && strstr(lm_error(), "n_ctx"),
+                  "seq2seq: a source longer than n_ctx is refused");
+            CHECK(lm_seq2seq_translate(m, src, 5, 17, out, 16) == LM_ERR_ARG, "seq2seq: beam above 16 is refused");
+            src[2] = 20;
+            CHECK(lm_seq2seq_translate(m, src, 5, 1, out, 16) == LM_ERR_ARG && strstr(lm_error(), "outside"),
+                  "seq2seq: a source id outside the vocabulary is refused");
+        }
+        lm_seq2seq_free(m);
+    }
+    CHECK(ok && runs == 6 && lens > 6, "seq2seq: greedy decoding with the KV cache is the argmax of the full "
+          "forward at every position (6 models: post-/pre-LN, relu/gelu, 1-2 layers), EOS where it stops");
+}
+
+/* An encoder-decoder learns: reverse strings of 1 to 6 letters of 8, exactly, on strings
+   it has not seen (greedy). */
+static void test_s2s_learns(void) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m;
+    lm_train_opts o = lm_train_defaults();
+    lm_rng r = lm_rng_seed(7);
+    int s, k, i, good = 0, src[16 * 6], tgt[16 * 6], len[16], out[8];
+    memset(&c, 0, sizeof c);
+    c.d_model = 32; c.nhead = 4; c.num_encoder_layers = 1; c.num_decoder_layers = 1; c.n_ctx = 8;
+    c.dim_feedforward = 64;
+    m = lm_seq2seq_new(&c, 5);
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    o.lr = 3e-3f; o.warmup = 20; o.steps = 600;
+    for (s = 0; s < o.steps; s++) {
+        lm_seq2seq_batch b;
+        for (k = 0; k < 16; k++) {
+            len[k] = 1 + (int)lm_rng_below(&r, 6);
+            for (i = 0; i < len[k]; i++) src[k * 6 + i] = 'a' + (int)lm_rng_below(&r, 8);
+            for (i = 0; i < len[k]; i++) tgt[k * 6 + i] = src[k * 6 + len[k] - 1 - i];
+        }
+        b.B = 16; b.S = 6; b.T = 6; b.src = src; b.src_len = len; b.tgt = tgt; b.tgt_len = len;
+        lm_seq2seq_train_step(m, &o, &b, s);
+    }
+    for (k = 0; k < 100; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 6), got, same;
+        for (i = 0; i < n; i++) src[i] = 'a' + (int)lm_rng_below(&r, 8);
+        got = lm_seq2seq_translate(m, src, n, 1, out, 8);
+        for (same = got == n, i = 0; same && i < n; i++) same = out[i] == src[n - 1 - i];
+        good += same;
+    }
+    printf("  seq2seq learns to reverse strings: %d of 100 unseen exactly right (greedy)\n", good);
+    CHECK(good >= 95, "seq2seq: learns to reverse strings (>= 95 of 100 unseen exactly right)");
+    for (good = 0, k = 0; k < 100; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 6), got, same;
+        for (i = 0; i < n; i++) src[i] = 'a' + (int)lm_rng_below(&r, 8);
+        got = lm_seq2seq_translate(m, src, n, 3, out, 8);
+        for (same = got == n, i = 0; same && i < n; i++) same = out[i] == src[n - 1 - i];
+        good += same;
+    }
+    CHECK(good >= 95, "seq2seq: beam-3 decoding of 100 more unseen strings: >= 95 exactly right");
+    lm_seq2seq_free(m);
+}
+
+/* Checkpoints: save and load give the same weights, config and outputs; strict loading of
+   damaged files; resume state: 2 + 2 steps with a save between == 4 steps; 1 and 2 threads
+   give bit-identical weights. */
+static void test_s2s_checkpoint(void) {
+    lm_seq2seq *m = t_tiny_s2s(1, LM_ACT_GELU, 2, 1, 31), *l;
+    lm_seq2seq_batch b = t_s2s_batch();
+    lm_train_opts o = lm_train_defaults();
+    unsigned char *img, *bad;
+    size_t size = 0;
+    int s;
+    if (!m) { CHECK(0, "seq2seq: new"); return; }
+    CHECK(lm_seq2seq_save_mem(m, NULL, 0, &size) == LM_OK && size > 0, "seq2seq: save_mem sizes the image");
+    img = (unsigned char *)malloc(size);
+    bad = (unsigned char *)malloc(size);
+    lm_seq2seq_save_mem(m, img, size, &size);
+    l = lm_seq2seq_load_mem(img, size);
+    CHECK(l && l->params.total == m->params.total &&
+          !memcmp(l->params.data, m->params.data, m->params.total * sizeof(float)) &&
+          !memcmp(&l->cfg, &m->cfg, sizeof m->cfg) && lm_seq2seq_loss(l, &b) == lm_seq2seq_loss(m, &b),
+          "seq2seq: a checkpoint loads back with the same weights, config and loss");
+    lm_seq2seq_free(l);
+    /* damage: a truncated image, and one byte of the header changed at a time */
+    l = lm_seq2seq_load_mem(img, size - 5);
+    CHECK(!l, "seq2seq: a truncated checkpoint is refused");
+    {
+        uint64_t hn = 0;
+        size_t i, refused = 0, tried = 0;
+        char what[160];
+        for (i = 8; i-- > 0;) hn = hn << 8 | img[i];   /* little-endian, whatever the host */
+        for (i = 8; i < 8 + hn && i < size; i += 7) {
+            memcpy(bad, img, size);
+            bad[i] = (unsigned char)(bad[i] ^ 0x5a);
+            l = lm_seq2seq_load_mem(bad, size);
+            refused += l == NULL;
+            lm_seq2seq_free(l);
+            tried++;
+        }
+        snprintf(what, sizeof what, "seq2seq: header bytes changed one at a time: %lu of %lu refused, none crash",
+                 (unsigned long)refused, (unsigned long)tried);
+        CHECK(tried > 10 && refused > tried / 2, what);
+    }
+    {
+        /* by name: a missing tensor, an unexpected one, a wrong shape, no nhead, a GPT */
+        lm_st_out outs[128];
+        const char *kv[2 * 16];
+        char num[16][24];
+        int n = m->params.n, k;
+        size_t sz;
+        unsigned char *buf;
+        static const char *const why[5] = { "missing tensor", "unexpected tensor", "shape", "nhead", "not a name" };
+        for (k = 0; k < 5; k++) {
+            int i, nn = 0;
+            lm__s2s_meta(m, num, kv);
+            for (i = 0; i < n; i++) {
+                const lm_tensor *t = &m->params.t[i];
+                lm_st_out *o = &outs[nn];
+                if (k == 0 && i == 5) continue;
+                memset(o, 0, sizeof *o);
+                o->name = m->params.names[i];
+                if (k == 1 && i == 3) {           /* one more tensor, of another name */
+                    outs[nn + 1] = *o;
+                    outs[nn + 1].name = "transformer.encoder.layers.0.extra.weight";
+                    outs[nn + 1].ndim = t->ndim;
+                    outs[nn + 1].shape[0] = t->shape[0];
+                    outs[nn + 1].shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+                    outs[nn + 1].data = t->data;
+                    outs[nn + 1].dtype = LM_DT_F32;
+                    nn++;
+                }
+                o->ndim = t->ndim;
+                o->shape[0] = t->shape[0]; o->shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+                if (k == 2 && i == 7) o->shape[0] = 1, o->ndim = 1;
+                o->data = t->data;
+                nn++;
+            }
+            if (k == 3) kv[4] = "n_head";   /* no "nhead" key */
+            if (k == 4) {                    /* a GPT checkpoint */
+                lm_gpt *g = t_tiny_gpt(1, 2, 8, 8, 16, 1);
+                lm_gpt_save_mem(g, NULL, 0, &sz);
+                buf = (unsigned char *)malloc(sz);
+                lm_gpt_save_mem(g, buf, sz, &sz);
+                lm_gpt_free(g);
+            } else {
+                lm_st_write_mem(outs, nn, kv, LM__S2S_META, NULL, 0, &sz);
+                buf = (unsigned char *)malloc(sz);
+                lm_st_write_mem(outs, nn, kv, LM__S2S_META, buf, sz, &sz);
+            }
+            l = lm_seq2seq_load_mem(buf, sz);
+            {
+                char what[800];
+                snprintf(what, sizeof what, "seq2seq: a checkpoint with a %s is refused with a message ('%s')",
+                         k == 0 ? "tensor missing" : k == 1 ? "tensor of another name" : k == 2 ?
+                         "tensor of the wrong shape" : k == 3 ? "metadata without nhead" : "GPT's layout",
+                         lm_error());
+                CHECK(!l && (strstr(lm_error(), why[k]) || (k == 4 && strstr(lm_error(), "encoder-decoder"))), what);
+            }
+            if (k == 4) {
+                lm_gpt *g = lm_gpt_load_mem(img, size, 0);
+                CHECK(!g && strstr(lm_error(), "not a GPT-2 name"), "seq2seq: the GPT loader refuses an encoder-decoder checkpoint");
+                lm_gpt_free(g);
+            }
+            lm_seq2seq_free(l);
+            free(buf);
+        }
+    }
+    free(img);
+    free(bad);
+    /* F16: a checkpoint written as F16 loads (rounded weights) */
+    {
+        lm_st_out outs[128];
+        const char *kv[2 * 16];
+        char num[16][24];
+        size_t sz;
+        unsigned char *buf;
+        int i;
+        lm__s2s_meta(m, num, kv);
+        for (i = 0; i < m->params.n; i++) {
+            const lm_tensor *t = &m->params.t[i];
+            memset(&outs[i], 0, sizeof outs[i]);
+            outs[i].name = m->params.names[i];
+            outs[i].ndim = t->ndim;
+            outs[i].shape[0] = t->shape[0]; outs[i].shape[1] = t->ndim > 1 ? t->shape[1] : 0;
+            outs[i].data = t->data;
+            outs[i].dtype = LM_DT_F16;
+        }
+        lm_st_write_mem(outs, m->params.n, kv, LM__S2S_META, NULL, 0, &sz);
+        buf = (unsigned char *)malloc(sz);
+        lm_st_write_mem(outs, m->params.n, kv, LM__S2S_META, buf, sz, &sz);
+        l = lm_seq2seq_load_mem(buf, sz);
+        CHECK(l && fabs(lm_seq2seq_loss(l, &b) - lm_seq2seq_loss(m, &b)) < 1e-2,
+              "seq2seq: an F16 checkpoint loads");
+        lm_seq2seq_free(l);
+        free(buf);
+    }
+    {
+        t_scratch d;
+        lm_train_state st;
+        lm_seq2seq *a = t_tiny_s2s(0, LM_ACT_RELU, 1, 1, 41), *c2;
+        const char *path;
+        int ok = a != NULL;
+        o.steps = 4; o.warmup = 1;
+        if (ok && t_scratch_make(&d, "/tmp/lm_s2s_XXXXXX")) {
+            a->cfg.dropout = 0.2f;
+            path = t_scratch_path(&d, "m.safetensors");
+            for (s = 0; s < 2; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            st.step = 2; st.data_pos = 7; st.rng = 99;
+            ok = lm_seq2seq_save(a, path) == LM_OK && lm_seq2seq_save_state(a, path, &st) == LM_OK;
+            for (s = 2; s < 4; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            c2 = ok ? lm_seq2seq_load(path) : NULL;
+            memset(&st, 0, sizeof st);
+            ok = ok && c2 && lm_seq2seq_load_state(c2, path, &st) == LM_OK && st.step == 2 &&
+                 st.data_pos == 7 && st.rng == 99;
+            if (c2) {
+                c2->seed = 41;
+                c2->cfg.dropout = 0.2f;
+                for (s = 2; s < 4; s++) lm_seq2seq_train_step(c2, &o, &b, s);
+                ok = ok && !memcmp(a->params.data, c2->params.data, a->params.total * sizeof(float));
+            }
+            CHECK(ok, "seq2seq: 2 steps, save with the state, load, 2 more == 4 steps (with dropout)");
+            lm_seq2seq_free(c2);
+            remove(path);
+            remove(t_scratch_path(&d, "m.safetensors.state"));
+            t_scratch_done(&d);
+        }
+        lm_seq2seq_free(a);
+    }
+    {
+        float *w[2];
+        int t;
+        for (t = 0; t < 2; t++) {
+            lm_seq2seq *a = t_tiny_s2s(1, LM_ACT_GELU, 2, 2, 51);
+            lm_set_threads(t + 1);
+            o.steps = 3;
+            for (s = 0; s < 3 && a; s++) lm_seq2seq_train_step(a, &o, &b, s);
+            w[t] = (float *)malloc(m->params.total * sizeof(float) * 2);
+            if (a) memcpy(w[t], a->params.data, a->params.total * sizeof(float));
+            if (a && t == 1) CHECK(!memcmp(w[0], w[1], a->params.total * sizeof(float)),
+                                   "seq2seq: 1 and 2 threads give bit-identical weights");
+            lm_seq2seq_free(a);
+        }
+        lm_set_threads(1);
+        free(w[0]); free(w[1]);
+    }
+    lm_seq2seq_free(m);
+}
+
 static void test_metrics(void) {
     /* truth/pred with a hand-computed confusion matrix */
     int truth[8] = { 0, 0, 0, 1, 1, 2, 2, 2 }, pred[8] = { 0, 0, 1, 1, 2, 2, 2, 0 };
@@ -1060,7 +1492,9 @@ static void test_attention_long(void) {
     for (mode = 0; mode < 3; mode++) {
         int causal = mode != 1;
         const int *ln = mode == 0 ? NULL : lens;
-        lm__ref_attention(qkv, dy, B, T, C, H, causal, ln, y, gr, pr, dpr);
+        memset(gr, 0, sizeof gr);
+        lm__ref_attention(qkv, qkv + C, qkv + 2 * C, 3 * C, 3 * C, dy, B, T, T, C, H, causal, ln,
+                          y, gr, gr + C, gr + 2 * C, pr, dpr);
         for (th = 1; th <= 2; th++) {
             lm_arena a;
             lm_graph g;
@@ -1086,6 +1520,62 @@ static void test_attention_long(void) {
         }
     }
     lm_set_threads(1);
+}
+
+/* Cross-attention against the same double reference: 40 queries (two row blocks) over 75
+   keys of another tensor, the source padded (len 75, 33 and a fully padded 0), forward and
+   both inputs' gradients, on 1 and 2 threads. */
+static void test_cross_attention_long(void) {
+    enum { B = 3, TQ = 40, TK = 75, C = 24, H = 3 };
+    static const int lens[B] = { 75, 33, 0 };
+    static float q[B * TQ * C], kv[B * TK * 2 * C], dy[B * TQ * C];
+    static double y[B * TQ * C], gq[B * TQ * C], gkv[B * TK * 2 * C], pr[TK], dpr[TK];
+    int th, i, sq[3] = { B, TQ, C }, skv[3] = { B, TK, 2 * C };
+    lm_rng r = lm_rng_seed(12);
+    for (i = 0; i < B * TQ * C; i++) q[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * TK * 2 * C; i++) kv[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (i = 0; i < B * TQ * C; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    memset(gq, 0, sizeof gq);
+    memset(gkv, 0, sizeof gkv);
+    lm__ref_attention(q, kv, kv + C, C, 2 * C, dy, B, TQ, TK, C, H, 0, lens, y, gq, gkv, gkv + C, pr, dpr);
+    for (th = 1; th <= 2; th++) {
+        lm_arena a;
+        lm_graph g;
+        lm_tensor *xq, *xkv, *out, *R;
+        double ey = 0, eg = 0;
+        char what[160];
+        lm_set_threads(th);
+        lm_arena_init_buffer(&a, t_arena_buf, sizeof t_arena_buf);
+        lm_graph_init(&g, &a);
+        xq = lm_tensor_wrap(&g, q, 3, sq, 1);
+        xkv = lm_tensor_wrap(&g, kv, 3, skv, 1);
+        out = lm_cross_attention(&g, xq, xkv, H, lens);
+        R = out ? lm_tensor_wrap(&g, dy, 3, out->shape, 0) : NULL;
+        if (!out || !R || lm_backward(&g, lm_sum(&g, lm_mul(&g, out, R))) != LM_OK || !xq->grad || !xkv->grad) {
+            CHECK(0, "cross-attention, long source: forward and backward run");
+            continue;
+        }
+        for (i = 0; i < B * TQ * C; i++) if (fabs(out->data[i] - y[i]) > ey) ey = fabs(out->data[i] - y[i]);
+        for (i = 0; i < B * TQ * C; i++) if (fabs(xq->grad[i] - gq[i]) > eg) eg = fabs(xq->grad[i] - gq[i]);
+        for (i = 0; i < B * TK * 2 * C; i++) if (fabs(xkv->grad[i] - gkv[i]) > eg) eg = fabs(xkv->grad[i] - gkv[i]);
+        snprintf(what, sizeof what, "cross-attention 40 x 75, padded source (75, 33, 0), %d thread(s): "
+                 "y, dq and dkv as the double reference (max err %.1e, %.1e)", th, ey, eg);
+        CHECK(ey < 2e-5 && eg < 1e-4, what);
+    }
+    lm_set_threads(1);
+    {   /* shapes that do not fit are errors */
+        static unsigned char buf[1 << 16];
+        lm_arena a;
+        lm_graph g;
+        int s1[3] = { B, TQ, C }, s2[3] = { B, TK, C }, bad[B] = { 1, 76, 3 };
+        lm_arena_init_buffer(&a, buf, sizeof buf);
+        lm_graph_init(&g, &a);
+        CHECK(!lm_cross_attention(&g, lm_tensor_wrap(&g, q, 3, s1, 0), lm_tensor_wrap(&g, kv, 3, s2, 0), H, NULL) &&
+              strstr(lm_error(), "kv (B, Tk, 2C)"), "cross-attention: kv must be (B, Tk, 2C)");
+        lm_graph_init(&g, &a);
+        CHECK(!lm_cross_attention(&g, lm_tensor_wrap(&g, q, 3, s1, 0), lm_tensor_wrap(&g, kv, 3, skv, 0), H, bad) &&
+              strstr(lm_error(), "lengths"), "cross-attention: a length past Tk is refused");
+    }
 }
 
 /* Encoder dropout: only in training steps, the same masks for the same seed and step,
@@ -1173,14 +1663,15 @@ static void test_core_references(void) {
     e = Y ? fabs(Y->data[0] - lm__ref_cross_entropy(x, tg, R, V, -1)) : 1;
     snprintf(what, sizeof what, "reference: cross_entropy (one row ignored) as lm__ref_cross_entropy, error %.2g", e);
     CHECK(e < 2e-6, what);
-    for (j = 0; j < 3; j++) {
-        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : tanh;
+    for (j = 0; j < 4; j++) {
+        double (*ref)(double) = j == 0 ? lm__ref_gelu : j == 1 ? lm__ref_sigmoid : j == 2 ? tanh : lm__ref_gelu_erf;
         lm_graph_init(&g, &ar);
         X = lm_tensor_wrap(&g, x, 2, sx, 0);
-        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : lm_tanh(&g, X);
+        Y = j == 0 ? lm_gelu(&g, X) : j == 1 ? lm_sigmoid(&g, X) : j == 2 ? lm_tanh(&g, X) : lm_gelu_erf(&g, X);
         for (worst = 0, i = 0; Y && i < R * V; i++)
             if ((e = fabs(Y->data[i] - ref(x[i])) / (1e-3 + fabs(ref(x[i])))) > worst) worst = e;
-        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g", j == 0 ? "gelu" : j == 1 ? "sigmoid" : "tanh", worst);
+        snprintf(what, sizeof what, "reference: %s as its plain formula, worst relative %.2g",
+                 j == 0 ? "gelu" : j == 1 ? "sigmoid" : j == 2 ? "tanh" : "gelu_erf", worst);
         CHECK(Y && worst < 2e-6, what);
     }
     /* layernorm: forward, and every gradient, against lm__ref_layernorm row by row */
@@ -1410,12 +1901,30 @@ static void test_gpt_eval_parts(void) {
 #define T_FM_T 12
 #define T_FM_V 40
 static unsigned char t_fm_buf[LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V)];
+/* m (over memory) against the model it was made from: step_token logits over a whole
+   context bit for bit, and a sampled generation that slides the window. */
+static int t_fm_same(lm_gpt *ref, lm_gpt *m) {
+    float la[T_FM_V], lb[T_FM_V];
+    int i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20];
+    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    lm_gpt_reset_cache(ref);
+    lm_gpt_reset_cache(m);
+    for (i = 0; i < T_FM_T; i++) {
+        lm_gpt_step_token(ref, i % T_FM_V, la);
+        lm_gpt_step_token(m, i % T_FM_V, lb);
+        if (memcmp(la, lb, sizeof la)) same = 0;
+    }
+    sa.temperature = sb.temperature = 0.9f;
+    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
+    if (lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) != LM_OK || memcmp(oa, ob, sizeof oa)) same = 0;
+    return same;
+}
+
 static void test_gpt_from_memory(void) {
     lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *m;
-    float *flat, la[T_FM_V], lb[T_FM_V];
+    float *flat;
     size_t off = 0;
-    int k, i, same = 1, prompt[3] = { 1, 2, 3 }, oa[20], ob[20], tg[4] = { 1, 2, 3, 4 };
-    lm_sampler sa = lm_sampler_defaults(1), sb = lm_sampler_defaults(1);
+    int k, i, prompt[3] = { 1, 2, 3 }, tg[4] = { 1, 2, 3, 4 };
     lm_rng r = lm_rng_seed(2);
     if (!ref) { CHECK(0, "from_memory: model"); return; }
     for (i = 0; i < (int)ref->params.total; i++) ref->params.data[i] += 0.1f * lm_rng_normal(&r);
@@ -1428,16 +1937,8 @@ static void test_gpt_from_memory(void) {
     CHECK(m && m->params.n == ref->params.n && !strcmp(m->params.names[5], ref->params.names[5]),
           "from_memory: the model is laid out as lm_gpt_new's");
     if (!m) { free(flat); lm_gpt_free(ref); return; }
-    for (i = 0; i < T_FM_T; i++) {
-        lm_gpt_step_token(ref, i % T_FM_V, la);
-        lm_gpt_step_token(m, i % T_FM_V, lb);
-        if (memcmp(la, lb, sizeof la)) same = 0;
-    }
-    CHECK(same, "from_memory: step_token logits equal the original model's, bit for bit");
-    sa.temperature = sb.temperature = 0.9f;
-    lm_gpt_generate(ref, prompt, 3, 20, &sa, NULL, NULL, oa);
-    CHECK(lm_gpt_generate(m, prompt, 3, 20, &sb, NULL, NULL, ob) == LM_OK && !memcmp(oa, ob, sizeof oa),
-          "from_memory: lm_gpt_generate (window sliding) gives the same tokens");
+    CHECK(t_fm_same(ref, m), "from_memory: step_token logits equal the original model's, bit for "
+          "bit, and lm_gpt_generate (window sliding) gives the same tokens");
     CHECK(lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) != lm_gpt_train_step(m, NULL, prompt, tg, 1, 3, 0) &&
           strstr(lm_error(), "cannot train"), "from_memory: training is refused with a message");
     CHECK(lm_gpt_from_memory(&ref->cfg, flat, t_fm_buf,
@@ -1491,6 +1992,7 @@ static void run_core_tests(void) {
     test_core_gradients_fresh();
     test_linear_then();
     test_attention_long();
+    test_cross_attention_long();
     test_core_optim();
     test_core_adamw_reference();
     test_gpt_init();
@@ -1509,6 +2011,10 @@ static void run_core_tests(void) {
     test_encoder();
     test_encoder_dropout();
     test_encoder_learns();
+    test_s2s_model();
+    test_s2s_decode();
+    test_s2s_learns();
+    test_s2s_checkpoint();
     test_metrics();
 }
 /* GEMM tests: lm_gemm and lm_gemm_scalar against a naive triple loop in double precision,
@@ -4072,6 +4578,101 @@ static void test_vec_gelu(void) {
     free(x); free(dy); free(y[0]); free(y[1]); free(dx[0]); free(dx[1]);
 }
 
+/* The exact GELU (lm__gelu_erf_fwd and _bwd) against lm__ref_gelu_erf in double: forward
+   within 2 (4 + x^2 / 2) ulps (the tail's error grows with x^2, see lm.h), results below
+   FLT_MIN within 2 - x denormal steps more; backward within 1e-6 of the scale of its two terms,
+   Phi(x) + |x| phi(x), plus 1e-8. Then the specials. */
+static void test_vec_gelu_erf(void) {
+    float *x = (float *)malloc(TEST_VEC_N * sizeof(float)), *y = (float *)malloc(TEST_VEC_N * sizeof(float));
+    float *dx = (float *)malloc(TEST_VEC_N * sizeof(float)), *ones = (float *)malloc(TEST_VEC_N * sizeof(float));
+    double wf, wb, wrel;
+    char msg[240];
+    int i, p, bad_f, bad_b;
+    if (!x || !y || !dx || !ones) { CHECK(0, "vec: out of memory"); free(x); free(y); free(dx); free(ones); return; }
+    test_vec__inputs(x, TEST_VEC_N, -20.0f, 20.0f, 13);
+    for (i = 0; i < TEST_VEC_N; i++) ones[i] = 1.0f;
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        lm__gelu_erf_fwd(x, y, TEST_VEC_N);
+        memset(dx, 0, TEST_VEC_N * sizeof(float));
+        lm__gelu_erf_bwd(x, ones, dx, TEST_VEC_N);
+        bad_f = bad_b = 0;
+        wf = wb = wrel = 0;
+        for (i = 0; i < TEST_VEC_N; i++) {
+            double xi = x[i], want, err, lim = 2 * (4 + 0.5 * xi * xi), scale;
+            if (isinf(xi) || xi != xi) continue;                /* checked below */
+            want = lm__ref_gelu_erf(xi);
+            if (test_vec__flushed(y[i], want)) err = 0;
+            else if (fabs(want) >= FLT_MIN) err = test_vec__ulps(y[i], want) / lim;
+            else err = fabs(y[i] - want) / (lim * ldexp(fabs(want), -23) + (2 - xi) * ldexp(1.0, -149));
+            if (err > wf) wf = err;
+            if (err > 1) bad_f++;
+            if (xi > -3 && fabs(want) > 1e-30 && fabs((y[i] - want) / want) > wrel) wrel = fabs((y[i] - want) / want);
+            want = lm__ref_gelu_erf_grad(xi);
+            scale = 0.5 * erfc(-xi * 0.7071067811865476) + fabs(xi) * exp(-0.5 * xi * xi) * 0.3989422804014327;
+            err = fabs(dx[i] - want) / (1e-6 * scale + 1e-8);
+            if (err > wb) wb = err;
+            if (err > 1) bad_b++;
+        }
+        snprintf(msg, sizeof msg, "vec: gelu_erf_fwd (%s path): %d values out of tolerance, worst "
+                 "%.2f of it; worst relative error %.3g for x > -3", test_vec__path(), bad_f, wf, wrel);
+        CHECK(bad_f == 0, msg);
+        snprintf(msg, sizeof msg, "vec: gelu_erf_bwd (%s path): %d values out of tolerance, worst "
+                 "%.2f of it", test_vec__path(), bad_b, wb);
+        CHECK(bad_b == 0, msg);
+        printf("  vec: gelu_erf (%s) fwd rel err <= %.2g for x > -3, %.2f of its limit; bwd %.2f of its limit\n",
+               test_vec__path(), wrel, wf, wb);
+    }
+    /* 0 and -0 keep their sign, +inf passes, NaN stays NaN, gelu(-inf) is NaN (-inf * 0);
+       gelu'(0) = 0.5, gelu'(+-inf) = 1 and 0, gelu(-20) = -0. Arrays of 16 so that every
+       vector loop sees them. */
+    {
+        float xs[16] = {0.0f, -0.0f, 0, 0, 0, 30.0f, -20.0f}, ys[16], gs[16];
+        xs[2] = (float)INFINITY; xs[3] = (float)NAN; xs[4] = -(float)INFINITY;
+        for (p = 0; p < 2; p++) {
+            lm__vec_simd = !p;
+            for (i = 0; i < 16; i++) gs[i] = 0;
+            lm__gelu_erf_fwd(xs, ys, 16);
+            lm__gelu_erf_bwd(xs, ones, gs, 16);
+            snprintf(msg, sizeof msg, "vec: gelu_erf specials (%s path)", test_vec__path());
+            CHECK(ys[0] == 0 && !signbit(ys[0]) && ys[1] == 0 && signbit(ys[1]) &&
+                  isinf(ys[2]) && ys[2] > 0 && ys[3] != ys[3] && ys[4] != ys[4] && ys[5] == 30.0f &&
+                  ys[6] == 0 && gs[0] == 0.5f && gs[2] == 1.0f && gs[3] != gs[3] && gs[4] == 0.0f &&
+                  gs[5] == 1.0f && gs[6] == 0.0f, msg);
+        }
+    }
+    lm__vec_simd = 1;
+    free(x); free(y); free(dx); free(ones);
+}
+
+/* ReLU's kernels (lm__relu_fwd, lm__relu_bwd) are its formula exactly, on both paths:
+   x > 0 ? x : 0 (so NaN and -0 give +0), and dx += x > 0 ? dy : 0. */
+static void test_vec_relu(void) {
+    float *x = (float *)malloc(TEST_VEC_N * sizeof(float)), *y = (float *)malloc(TEST_VEC_N * sizeof(float));
+    float *dy = (float *)malloc(TEST_VEC_N * sizeof(float)), *dx = (float *)malloc(TEST_VEC_N * sizeof(float));
+    lm_rng r = lm_rng_seed(17);
+    int i, p, bad;
+    char msg[160];
+    if (!x || !y || !dy || !dx) { CHECK(0, "vec: out of memory"); free(x); free(y); free(dy); free(dx); return; }
+    test_vec__inputs(x, TEST_VEC_N, -5.0f, 5.0f, 19);
+    for (i = 0; i < TEST_VEC_N; i++) dy[i] = 2.0f * lm_rng_uniform(&r) - 1.0f;
+    for (p = 0; p < 2; p++) {
+        lm__vec_simd = !p;
+        for (i = 0; i < TEST_VEC_N; i++) dx[i] = 0.25f;
+        lm__relu_fwd(x, y, TEST_VEC_N);
+        lm__relu_bwd(x, dy, dx, TEST_VEC_N);
+        for (bad = 0, i = 0; i < TEST_VEC_N; i++) {
+            float fy = x[i] > 0 ? x[i] : 0, fd = 0.25f + (x[i] > 0 ? dy[i] : 0);
+            bad += memcmp(&y[i], &fy, sizeof fy) != 0 || memcmp(&dx[i], &fd, sizeof fd) != 0;
+        }
+        snprintf(msg, sizeof msg, "vec: relu_fwd and relu_bwd (%s path) are x > 0 ? x : 0 bit for bit (%d differ)",
+                 test_vec__path(), bad);
+        CHECK(bad == 0, msg);
+    }
+    lm__vec_simd = 1;
+    free(x); free(y); free(dy); free(dx);
+}
+
 /* ---------------------------------------------------------------------------------------
    Reductions: max, the softmax sum, dot.
    --------------------------------------------------------------------------------------- */
@@ -4442,6 +5043,8 @@ static void run_vec_tests(void) {
     test_vec_tanh();
     test_vec_sigmoid();
     test_vec_gelu();
+    test_vec_gelu_erf();
+    test_vec_relu();
     test_vec_reductions();
     test_vec_lengths();
     test_vec_arith();
@@ -4937,6 +5540,659 @@ static void run_plot_tests(void) {
         t_scratch_done(&plot_t_scratch);
     }
 }
+/* ---- compression: Q8_0 weights and kernels, quantized checkpoints, pruning ---------------
+   The format against its definition (|w - d q| <= d / 2, F16 scales), the activations and
+   the integer kernels of every compiled path bit for bit against the plain scalar math
+   (lm__ref_q8_matvec), on odd sizes and any thread count; a quantized GPT against the
+   float32 one; checkpoints, hostile files and the image for lm_gpt_from_memory; pruning
+   and keep_zeros. */
+static float q8_t_value(lm_rng *r, int kind) {
+    float u = lm_rng_normal(r);
+    switch (kind) {
+    case 0: return u;                                  /* plain                          */
+    case 1: return u * 1e-6f;                          /* subnormal F16 scales           */
+    case 2: return u * 3e-7f;                          /* scales rounded to 0 or nudged  */
+    case 3: return lm_rng_below(r, 4) ? 0.0f : u;      /* mostly zeros                   */
+    case 4: return (float)((int)lm_rng_below(r, 255) - 127) * 0.0625f;  /* exact ties     */
+    default: return u * 1000.0f;
+    }
+}
+
+static void test_q8_weights(void) {
+    lm_rng r = lm_rng_seed(31);
+    float w[200], worst = 0;
+    signed char q[200], q2[200];
+    uint16_t d[8], d2[8];
+    int kind, n, i, bad = 0, badd = 0, badr = 0, nudged = 0;
+    for (kind = 0; kind < 6; kind++)
+        for (n = 1; n <= 200; n += (n < 70 ? 1 : 43)) {
+            for (i = 0; i < n; i++) w[i] = q8_t_value(&r, kind);
+            if (lm__q8_quantize_row(w, 1, n, q, d, "w") != LM_OK) { bad++; continue; }
+            for (i = 0; i < n; i++) {
+                float dd = lm__f16_to_f32(d[i / 32]);
+                double err = fabs((double)w[i] - (double)dd * q[i]);
+                if (!(err <= dd / 2) || q[i] == -128) bad++;
+                if (dd > 0 && err / dd > worst) worst = (float)(err / dd);
+            }
+            for (i = 0; i * 32 < n; i++) {
+                /* d is max|w| / 127 in F16 (ggml's), or the next F16 up when that would
+                   push a value past 127 */
+                float amax = 0;
+                int j;
+                uint16_t h;
+                for (j = i * 32; j < n && j < i * 32 + 32; j++) amax = fabsf(w[j]) > amax ? fabsf(w[j]) : amax;
+                h = lm__f32_to_f16(amax / 127.0f);
+                if (d[i] != h) {
+                    nudged++;
+                    if (!(d[i] > h && amax / lm__f16_to_f32((uint16_t)(d[i] - 1)) >= 127.5)) badd++;
+                }
+            }
+            {   /* the packed layout and back, and lm_q8_get, on a matrix of 3 such rows */
+                lm_arena a;
+                lm_q8 *W;
+                int rr;
+                lm_arena_init(&a, lm__q8_arena_bytes(19, n) + 4096);
+                W = lm__q8_new(&a, 19, n);
+                for (rr = 0; rr < 19; rr += 9) lm__q8_pack_row(W, rr, q, d);
+                for (rr = 0; rr < 19; rr += 9) {
+                    lm__q8_unpack_row(W, rr, q2, d2);
+                    if (memcmp(q, q2, (size_t)n) || memcmp(d, d2, (size_t)((n + 31) / 32) * 2)) badr++;
+                    for (i = 0; i < n; i++)
+                        if (lm_q8_get(W, rr, i) != lm__f16_to_f32(d[i / 32]) * q[i]) badr++;
+                }
+                for (i = 0; i < n; i++) if (lm_q8_get(W, 4, i) != 0.0f) badr++;   /* untouched rows */
+                lm_arena_free(&a);
+            }
+        }
+    printf("  q8: weights: worst |w - d q| = %.4f d (bound 0.5); %d scales nudged up\n", worst, nudged);
+    CHECK(bad == 0, "q8: every weight within d/2 of d q, q in [-127, 127] (normal, subnormal and zero scales, ties, partial blocks)");
+    CHECK(badd == 0 && nudged > 0, "q8: d is max|w|/127 as F16, or the next F16 up exactly when needed");
+    CHECK(badr == 0, "q8: the packed layout gives back every value and scale; lm_q8_get is d q");
+    w[0] = NAN;
+    CHECK(lm__q8_quantize_row(w, 1, 4, q, d, "w") == LM_ERR_ARG && strstr(lm_error(), "not finite"),
+          "q8: a NaN weight is refused");
+    w[0] = 1e7f;
+    CHECK(lm__q8_quantize_row(w, 1, 4, q, d, "w") == LM_ERR_ARG && strstr(lm_error(), "too large"),
+          "q8: a weight beyond 127 x 65504 is refused (its scale would overflow F16)");
+}
+
+/* Activations: every path's quantizer (lm__q8_quant_x) against the plain one, bit for bit. */
+static void test_q8_activations(void) {
+    lm_rng r = lm_rng_seed(5);
+    float x[32 * 12], dv[12], dr[12], worst = 0;
+    signed char qv[32 * 12], qr[32 * 12];
+    int sv[12], sr[12], kind, b, i, n, bad = 0, badq = 0, trial;
+    for (trial = 0; trial < 60; trial++) {
+        kind = trial % 10;
+        n = trial < 30 ? 32 * 12 : 32 * 11 + 1 + trial % 31;
+        for (i = 0; i < n; i++) {
+            float u = lm_rng_normal(&r);
+            x[i] = kind == 1 ? u * 1e-31f : kind == 2 ? u * 1e-38f : kind == 3 ? 0.0f
+                 : kind == 4 ? (float)((int)lm_rng_below(&r, 255) - 127) * 0.5f
+                 : kind == 5 ? u * 3e37f : u;
+        }
+        if (kind == 6) x[7] = NAN;
+        if (kind == 7) x[40] = -INFINITY;
+        if (kind == 8) x[64] = 1e-30f;                  /* exactly at the threshold     */
+        if (kind == 9) x[3] = 2e-45f;                   /* a denormal among normals     */
+        lm__vec_simd = 1;
+        lm__q8_quant_x(x, n, 0, (n + 31) / 32, qv, dv, sv);
+        lm__vec_simd = 0;
+        lm__q8_quant_x(x, n, 0, (n + 31) / 32, qr, dr, sr);
+        lm__vec_simd = 1;
+        for (b = 0; b < (n + 31) / 32; b++) {
+            int s = 0;
+            signed char q1[32];
+            float d1 = lm__q8_quant_block(x + 32 * b, n - 32 * b < 32 ? n - 32 * b : 32, q1, &s);
+            if (memcmp(&dv[b], &dr[b], 4) || memcmp(&d1, &dr[b], 4) || sv[b] != sr[b] || s != sr[b] ||
+                memcmp(qv + 32 * b, qr + 32 * b, 32) || memcmp(q1, qr + 32 * b, 32))
+                bad++;
+            for (i = 0, s = 0; i < 32; i++) s += qr[32 * b + i];
+            if (s != sr[b]) bad++;
+            for (i = 32 * b; i < n && i < 32 * b + 32; i++) {
+                double e = fabs((double)x[i] - (double)dr[b] * qr[i]);
+                if (dr[b] == dr[b] && dr[b] > 0 && e / dr[b] > worst) worst = (float)(e / dr[b]);
+                if (dr[b] == dr[b] && e > dr[b] * 0.50001 + 1e-30) badq++;
+            }
+        }
+    }
+    printf("  q8: activations (%s): worst |x - d q| = %.5f d\n", LM__Q8_ISA, worst);
+    CHECK(bad == 0, "q8: activations quantize to the same bits on the SIMD and scalar paths (zeros, tiny, denormal, NaN, infinity, ties, partial blocks)");
+    CHECK(badq == 0, "q8: activations within d/2 (and a rounding) of d q");
+    {
+        float z[32] = { 0 };
+        int s;
+        z[5] = NAN;
+        CHECK(lm__q8_quant_block(z, 32, qr, &s) != lm__q8_quant_block(z, 32, qr, &s) && s == 0,
+              "q8: a NaN makes the block's scale NaN (so the product is NaN)");
+    }
+}
+
+/* A random Q8_0 matrix: the file's form (q, d) and the packed one. */
+typedef struct { int out, in; signed char *q; uint16_t *d; lm_arena a; lm_q8 *W; } q8_t_mat;
+static void q8_t_mat_make(q8_t_mat *m, int out, int in, lm_rng *r) {
+    float *w = (float *)malloc((size_t)in * sizeof(float));
+    int j, i, nb = (in + 31) / 32;
+    m->out = out; m->in = in;
+    m->q = (signed char *)malloc((size_t)out * in);
+    m->d = (uint16_t *)malloc((size_t)out * nb * sizeof(uint16_t));
+    lm_arena_init(&m->a, lm__q8_arena_bytes(out, in) + 4096);
+    m->W = lm__q8_new(&m->a, out, in);
+    for (j = 0; j < out; j++) {
+        float scale = j % 5 == 0 ? 0.01f : j % 7 == 1 ? 1e-5f : 1.0f;   /* subnormal F16 scales too */
+        for (i = 0; i < in; i++) w[i] = scale * lm_rng_normal(r);
+        lm__q8_quantize_row(w, 1, in, m->q + (size_t)j * in, m->d + (size_t)j * nb, "t");
+        lm__q8_pack_row(m->W, j, m->q + (size_t)j * in, m->d + (size_t)j * nb);
+    }
+    free(w);
+}
+static void q8_t_mat_free(q8_t_mat *m) { free(m->q); free(m->d); lm_arena_free(&m->a); }
+
+static void test_q8_kernels(void) {
+    static const int outs[] = { 1, 15, 16, 17, 33, 100, 257 }, ins[] = { 1, 31, 32, 33, 100, 384 };
+    static const int Ms[] = { 1, 2, 5, 40 };
+    lm_rng r = lm_rng_seed(77);
+    int oi, ii, mi, bad_ref = 0, bad_path = 0, bad_thr = 0, bad_float = 0, checked = 0;
+    double worst = 0;
+    for (oi = 0; oi < 7; oi++)
+        for (ii = 0; ii < 6; ii++) {
+            q8_t_mat m;
+            int out = outs[oi], in = ins[ii];
+            q8_t_mat_make(&m, out, in, &r);
+            for (mi = 0; mi < 4; mi++) {
+                int M = Ms[mi], i, j, k, th;
+                float *X = (float *)malloc((size_t)M * in * sizeof(float));
+                float *bias = (float *)malloc((size_t)out * sizeof(float));
+                float *Y1 = (float *)malloc((size_t)M * out * sizeof(float));
+                float *Y2 = (float *)malloc((size_t)M * out * sizeof(float));
+                float *Yr = (float *)malloc((size_t)M * out * sizeof(float));
+                for (i = 0; i < M * in; i++) X[i] = (i % 7 == 3 ? 10.0f : 1.0f) * lm_rng_normal(&r);
+                for (j = 0; j < out; j++) bias[j] = lm_rng_normal(&r);
+                for (i = 0; i < M; i++)
+                    lm__ref_q8_matvec(m.q, m.d, out, in, X + (size_t)i * in, mi & 1 ? bias : NULL,
+                                      Yr + (size_t)i * out);
+                lm__vec_simd = 1;
+                lm__q8_matmul(m.W, X, M, mi & 1 ? bias : NULL, Y1);
+                lm__vec_simd = 0;
+                lm__q8_matmul(m.W, X, M, mi & 1 ? bias : NULL, Y2);
+                lm__vec_simd = 1;
+                if (memcmp(Y1, Yr, (size_t)M * out * sizeof(float))) bad_ref++;
+                if (memcmp(Y2, Yr, (size_t)M * out * sizeof(float))) bad_path++;
+                for (th = 2; th <= 3; th++) {
+                    lm_set_threads(th);
+                    lm__q8_matmul(m.W, X, M, mi & 1 ? bias : NULL, Y2);
+                    if (memcmp(Y1, Y2, (size_t)M * out * sizeof(float))) bad_thr++;
+                }
+                lm_set_threads(1);
+                /* against the float product with the dequantized weights: only the
+                   activations' rounding separates them, each activation off by at most
+                   d_x / 2 = max|x| / 254 of its block */
+                for (i = 0; i < M; i++)
+                    for (j = 0; j < out; j++) {
+                        double s = mi & 1 ? bias[j] : 0, sa = fabs(s), bound = 0;
+                        for (k = 0; k < in; k++) {
+                            double w = lm_q8_get(m.W, j, k), ax = 0;
+                            int e;
+                            s += w * X[(size_t)i * in + k];
+                            sa += fabs(w * X[(size_t)i * in + k]);
+                            for (e = k / 32 * 32; e < in && e < k / 32 * 32 + 32; e++)
+                                if (fabs(X[(size_t)i * in + e]) > ax) ax = fabs(X[(size_t)i * in + e]);
+                            bound += fabs(w) * ax / 254;
+                        }
+                        if (bound > 0 && fabs(Y1[(size_t)i * out + j] - s) / (bound + 1e-6 * sa) > worst)
+                            worst = fabs(Y1[(size_t)i * out + j] - s) / (bound + 1e-6 * sa);
+                        if (fabs(Y1[(size_t)i * out + j] - s) > bound * 1.0001 + 1e-6 * sa) bad_float++;
+                        checked++;
+                    }
+                free(X); free(bias); free(Y1); free(Y2); free(Yr);
+            }
+            q8_t_mat_free(&m);
+        }
+    printf("  q8: kernels (%s): %d outputs; |y - float product| at most %.3f of its bound\n",
+           LM__Q8_ISA, checked, worst);
+    CHECK(bad_ref == 0, "q8: the Q8_0 product equals the plain scalar math bit for bit (1-257 outputs, 1-384 inputs, 1-40 rows, bias or none)");
+    CHECK(bad_path == 0, "q8: the scalar path equals the plain math too");
+    CHECK(bad_thr == 0, "q8: the same bits on 1, 2 and 3 threads");
+    CHECK(bad_float == 0, "q8: and within sum |w| max|x| / 254 (per block) of the float product of the dequantized weights");
+}
+
+/* A small GPT that has learnt something (logits that mean something), for the model tests:
+   width 40 and 3C = 120 outputs, so blocks and row groups come partial. */
+static lm_gpt *q8_t_trained(void) {
+    static const char text[] = "the cat sat on the mat. the dog sat on the log. a cat and a dog. ";
+    lm_gpt *m = t_tiny_gpt(2, 2, 40, 24, 64, 3);
+    lm_train_opts o = lm_train_defaults();
+    int in[4 * 24], tg[4 * 24], s, b, t, n = (int)sizeof text - 1;
+    if (!m) return NULL;
+    o.steps = 120; o.warmup = 10; o.lr = 3e-3f;
+    for (s = 0; s < o.steps; s++) {
+        for (b = 0; b < 4; b++)
+            for (t = 0; t < 24; t++) {
+                in[b * 24 + t] = (unsigned char)text[(s * 7 + b * 13 + t) % n] % 64;
+                tg[b * 24 + t] = (unsigned char)text[(s * 7 + b * 13 + t + 1) % n] % 64;
+            }
+        lm_gpt_train_step(m, &o, in, tg, 4, 24, s);
+    }
+    return m;
+}
+
+static void test_q8_gpt(void) {
+    lm_gpt *m = q8_t_trained(), *q, *qe;
+    int toks[60], i, k, quant, same = 1, tg[4] = { 1, 2, 3, 4 };
+    float lf[64], lq[64], lg[64], *all;
+    double worst[2] = { 0, 0 }, lossd[2];
+    lm_graph g;
+    lm_arena a;
+    if (!m) { CHECK(0, "q8 gpt: model"); return; }
+    for (i = 0; i < 60; i++) toks[i] = (int)("the cat sat on the log. a dog and a cat sat on the mat. the"[i]) % 64;
+    q = lm_gpt_quantize(m, LM_QUANT_Q8_0);
+    qe = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB);
+    CHECK(q && qe && q->cfg.quant == LM_QUANT_Q8_0 && qe->cfg.quant == LM_QUANT_Q8_0_EMB &&
+          q->params.t[4].q8 && !q->params.t[0].q8 && qe->params.t[0].q8 && !qe->params.t[1].q8 &&
+          !q->params.t[2].q8 && !q->params.grad && lm_gpt_num_params(q) == lm_gpt_num_params(m),
+          "q8 gpt: quantize makes the block matrices (and wte with _EMB) Q8_0, nothing else, no gradients");
+    if (!q || !qe) { lm_gpt_free(m); return; }
+    for (quant = 0; quant < 2; quant++) {
+        lm_gpt *x = quant ? qe : q;
+        lm_gpt_reset_cache(m);
+        lm_gpt_reset_cache(x);
+        for (i = 0; i < 24; i++) {
+            float mx = 0;
+            lm_gpt_step_token(m, toks[i], lf);
+            lm_gpt_step_token(x, toks[i], lq);
+            for (k = 0; k < 64; k++) mx = fabsf(lf[k]) > mx ? fabsf(lf[k]) : mx;
+            for (k = 0; k < 64; k++)
+                if (fabsf(lq[k] - lf[k]) / mx > worst[quant]) worst[quant] = fabsf(lq[k] - lf[k]) / mx;
+        }
+        lossd[quant] = lm_gpt_eval(x, toks, 60, 24) / lm_gpt_eval(m, toks, 60, 24) - 1;
+    }
+    printf("  q8 gpt: logits off by at most %.4f (Q8_0) and %.4f (and wte) of the largest; "
+           "eval loss %+.4f%%, %+.4f%%\n", worst[0], worst[1], 100 * lossd[0], 100 * lossd[1]);
+    CHECK(worst[0] < 0.03 && worst[1] < 0.03,
+          "q8 gpt: every logit within 3% of the largest logit of the float32 model (stated bound)");
+    CHECK(fabs(lossd[0]) < 0.02 && fabs(lossd[1]) < 0.02, "q8 gpt: eval loss within 2% of float32's");
+    /* the batched forward (prefill) and the one-token path agree on the last position */
+    lm_arena_init(&a, 1 << 22);
+    lm_graph_init(&g, &a);
+    g.no_grad = 1;
+    all = lm_gpt_forward(qe, &g, toks, 1, 24)->data;
+    lm_gpt_reset_cache(qe);
+    for (i = 0; i < 24; i++) lm_gpt_step_token(qe, toks[i], lg);
+    for (k = 0; k < 64; k++) if (fabsf(lg[k] - all[23 * 64 + k]) > 1e-4f * (1 + fabsf(lg[k]))) same = 0;
+    CHECK(same, "q8 gpt: the batched forward and lm_gpt_step_token agree");
+    lm_arena_free(&a);
+    {   /* any thread count: the same bits */
+        float e1, e2, l1[64], l2[64];
+        lm_set_threads(1);
+        e1 = lm_gpt_eval(qe, toks, 60, 24);
+        lm_gpt_reset_cache(qe);
+        for (i = 0; i < 10; i++) lm_gpt_step_token(qe, toks[i], l1);
+        lm_set_threads(2);
+        e2 = lm_gpt_eval(qe, toks, 60, 24);
+        lm_gpt_reset_cache(qe);
+        for (i = 0; i < 10; i++) lm_gpt_step_token(qe, toks[i], l2);
+        lm_set_threads(1);
+        CHECK(e1 == e2 && !memcmp(l1, l2, sizeof l1), "q8 gpt: eval and step_token the same on 1 and 2 threads");
+    }
+    CHECK(lm_gpt_train_step(q, NULL, toks, toks + 1, 1, 4, 0) != lm_gpt_train_step(q, NULL, toks, toks + 1, 1, 4, 0) &&
+          strstr(lm_error(), "cannot train"), "q8 gpt: a training step is refused with a message");
+    CHECK(lm_gpt_backward(qe, tg, tg, 1, 4) != lm_gpt_backward(qe, tg, tg, 1, 4), "q8 gpt: so is a backward");
+    {
+        lm_train_state st;
+        memset(&st, 0, sizeof st);
+        CHECK(lm_gpt_save_state(q, "/nonexistent/q8", &st) == LM_ERR_ARG &&
+              lm_gpt_load_state(q, "/nonexistent/q8", &st) == LM_ERR_ARG && strstr(lm_error(), "optimizer state"),
+              "q8 gpt: no resume state to save or load");
+    }
+    CHECK(lm_gpt_quantize(q, LM_QUANT_Q8_0) == NULL && strstr(lm_error(), "already"),
+          "q8 gpt: quantizing a quantized model is refused");
+    CHECK(lm_gpt_quantize(m, 7) == NULL, "q8 gpt: an unknown quant level is refused");
+    {
+        lm_gpt_config c = m->cfg;
+        c.quant = LM_QUANT_Q8_0;
+        CHECK(lm_gpt_new(&c, 1) == NULL && strstr(lm_error(), "float32"), "q8 gpt: lm_gpt_new makes float32 models only");
+    }
+    lm_gpt_free(q);
+    lm_gpt_free(qe);
+    lm_gpt_free(m);
+}
+
+/* Do two models hold the same weights, bit for bit (float32 tensors and Q8_0 values)? */
+static int q8_t_same(const lm_gpt *a, const lm_gpt *b) {
+    int k, r, i;
+    if (a->params.n != b->params.n || a->cfg.quant != b->cfg.quant) return 0;
+    for (k = 0; k < a->params.n; k++) {
+        const lm_tensor *x = &a->params.t[k], *y = &b->params.t[k];
+        if (!x->q8 != !y->q8 || x->size != y->size) return 0;
+        if (!x->q8) { if (memcmp(x->data, y->data, (size_t)x->size * 4)) return 0; continue; }
+        for (r = 0; r < x->q8->out; r++)
+            for (i = 0; i < x->q8->in; i++)
+                if (lm_q8_get(x->q8, r, i) != lm_q8_get(y->q8, r, i)) return 0;
+    }
+    return 1;
+}
+
+/* A checkpoint image's tensors as writer entries over its bytes (raw), to rewrite with
+   one thing changed; the parsed file stays open for them. */
+static lm_st_out *q8_t_entries(lm_st_file *f, const unsigned char *img, size_t len) {
+    lm_st_out *o;
+    int i, k;
+    if (lm_st_parse(f, img, len) != LM_OK) return NULL;
+    o = (lm_st_out *)calloc((size_t)f->n + 2, sizeof *o);
+    for (i = 0; i < f->n; i++) {
+        const lm_st_entry *e = &f->entries[i];
+        o[i].name = e->name;
+        o[i].ndim = e->ndim;
+        for (k = 0; k < e->ndim; k++) o[i].shape[k] = e->shape[k];
+        o[i].dtype = e->dtype;
+        o[i].raw = f->data + e->begin;
+    }
+    return o;
+}
+static int q8_t_find(const lm_st_out *o, int n, const char *name) {
+    int i;
+    for (i = 0; i < n; i++) if (!strcmp(o[i].name, name)) return i;
+    return -1;
+}
+/* Write entries and metadata (kv NULL: the checkpoint's own) and load the result: NULL
+   expected, with want in the message. */
+static int q8_t_rejects(const lm_st_out *o, int n, const lm_st_file *f, const char *const *kv,
+                        int nkv, const char *want) {
+    unsigned char *b;
+    size_t len;
+    lm_gpt *m;
+    int ok;
+    b = st_t_write(o, n, kv ? kv : f->meta, kv ? nkv : f->nmeta, &len);
+    if (!b) { printf("  (could not write the test file: %s)\n", lm_error()); return 0; }
+    m = lm_gpt_load_mem(b, len, 0);
+    ok = !m && strstr(lm_error(), want) != NULL;
+    if (!ok) printf("  (wanted a failure with '%s'; got %s)\n", want, m ? "a model" : lm_error());
+    lm_gpt_free(m);
+    free(b);
+    return ok;
+}
+
+static void test_q8_checkpoint(void) {
+    lm_gpt *m = st_t_model(2, 40, 2, 12, 50, 4), *q = m ? lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB) : NULL;
+    lm_gpt *q1 = m ? lm_gpt_quantize(m, LM_QUANT_Q8_0) : NULL, *back = NULL;
+    unsigned char *img = NULL, *img2;
+    size_t len = 0, len2 = 0;
+    lm_st_file f;
+    lm_st_out *o;
+    int n, k, bad = 0, i;
+    const char *path;
+    if (!t_scratch_make(&st_t_scratch, "/tmp/lm_q8_XXXXXX")) { CHECK(0, "q8: a temporary directory"); return; }
+    path = st_t_path("q8.safetensors");
+    if (!q || !q1) { CHECK(0, "q8 checkpoint: models"); lm_gpt_free(m); return; }
+    /* round trips, file and memory, both levels */
+    CHECK(lm_gpt_save(q, path) == LM_OK && (back = lm_gpt_load(path, 0)) != NULL && q8_t_same(q, back) &&
+          back->cfg.n_head == 2, "q8 checkpoint: save and load give back every value, bit for bit");
+    lm_gpt_free(back);
+    lm_gpt_save_mem(q, NULL, 0, &len);
+    img = (unsigned char *)malloc(len);
+    CHECK(lm_gpt_save_mem(q, img, len, &len) == LM_OK, "q8 checkpoint: save_mem");
+    img2 = NULL;
+    CHECK(lm__read_file(path, &img2, &len2) == LM_OK && len2 == len && !memcmp(img, img2, len),
+          "q8 checkpoint: save_mem writes the bytes save writes");
+    free(img2);
+    remove(path);
+    back = lm_gpt_load_mem(img, len, 0);
+    CHECK(back && q8_t_same(q, back), "q8 checkpoint: load_mem round trip");
+    lm_gpt_free(back);
+    lm_gpt_save_mem(q1, NULL, 0, &len2);
+    img2 = (unsigned char *)malloc(len2);
+    lm_gpt_save_mem(q1, img2, len2, &len2);
+    back = lm_gpt_load_mem(img2, len2, 0);
+    CHECK(back && back->cfg.quant == LM_QUANT_Q8_0 && q8_t_same(q1, back),
+          "q8 checkpoint: the level without wte round-trips too");
+    lm_gpt_free(back);
+    free(img2);
+    /* the file: names, dtypes, shapes (output-major, transposed from Conv1D), metadata */
+    o = q8_t_entries(&f, img, len);
+    if (!o) { CHECK(0, "q8 checkpoint: parse"); goto done; }
+    n = f.n;
+    {
+        int a = q8_t_find(o, n, "h.1.mlp.c_fc.weight.q8"), d = q8_t_find(o, n, "h.1.mlp.c_fc.weight.d");
+        int w = q8_t_find(o, n, "wte.weight.q8"), p = q8_t_find(o, n, "wpe.weight");
+        const lm_q8 *W = q->h[1].fc_w->q8;
+        CHECK(a >= 0 && d >= 0 && w >= 0 && p >= 0 && o[a].dtype == LM_DT_I8 && o[a].shape[0] == 160 &&
+              o[a].shape[1] == 40 && o[d].dtype == LM_DT_F16 && o[d].shape[0] == 160 &&
+              o[d].shape[1] == 2 && o[w].shape[0] == 50 && o[w].shape[1] == 40 &&
+              o[p].dtype == LM_DT_F32 && q8_t_find(o, n, "wte.weight") < 0 &&
+              lm_st_meta(&f, "quant") && !strcmp(lm_st_meta(&f, "quant"), "q8_0"),
+              "q8 checkpoint: NAME.q8 I8 [out, in] and NAME.d F16 [out, ceil(in/32)], the rest F32, quant = q8_0");
+        if (a >= 0 && d >= 0)   /* value (row j, input i) is that of the product */
+            for (k = 0; k < 160; k += 7)
+                for (i = 0; i < 40; i += 3)
+                    if (((const signed char *)o[a].raw)[k * 40 + i] *
+                        lm__f16_to_f32((uint16_t)(((const unsigned char *)o[d].raw)[2 * (k * 2 + i / 32)] |
+                                                  ((const unsigned char *)o[d].raw)[2 * (k * 2 + i / 32) + 1] << 8))
+                        != lm_q8_get(W, k, i)) bad++;
+        CHECK(bad == 0, "q8 checkpoint: row j of NAME.q8 is output j's values along the input");
+    }
+    /* hostile and malformed files: each is an error with a message, never a model */
+    {
+        int a = q8_t_find(o, n, "h.0.attn.c_attn.weight.q8"), d = q8_t_find(o, n, "h.0.attn.c_attn.weight.d");
+        int w = q8_t_find(o, n, "wte.weight.q8"), wd = q8_t_find(o, n, "wte.weight.d");
+        int ln = q8_t_find(o, n, "h.0.ln_1.weight");
+        lm_st_out *o2 = (lm_st_out *)calloc((size_t)n + 2, sizeof *o2);
+        unsigned char *vals = (unsigned char *)malloc((size_t)o[a].shape[0] * o[a].shape[1]);
+        unsigned char *sc = (unsigned char *)malloc((size_t)o[d].shape[0] * o[d].shape[1] * 2);
+        float *f32 = (float *)calloc((size_t)o[a].shape[0] * o[a].shape[1], sizeof(float));
+        const char *kv_none[2] = { "n_head", "2" }, *kv_q4[4] = { "n_head", "2", "quant", "q4_0" };
+        const char *kv_q8[4] = { "n_head", "2", "quant", "q8_0" };
+        int fails = 0, tried = 0;
+#define Q8_T_REJECT(cond, what) do { tried++; if (!(cond)) { fails++; printf("  q8 malformed: %s\n", what); } } while (0)
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        /* a part missing */
+        o2[d] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "missing tensor 'h.0.attn.c_attn.weight.d'"), "no NAME.d");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "block matrices are Q8_0"), "no NAME.q8");
+        /* dtypes */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].dtype = LM_DT_U8;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "must be I8"), "values as U8");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[d].dtype = LM_DT_BF16;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "must be F16"), "scales as BF16");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].dtype = LM_DT_F32; o2[a].raw = f32;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "must be I8"), "values as F32");
+        /* shapes: transposed, short, one dim */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].shape[0] = o[a].shape[1]; o2[a].shape[1] = o[a].shape[0];
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "expected [120, 40]"), "values transposed (input-major)");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[d].shape[1] = 1;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "expected [120, 2]"), "too few scales");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[d].ndim = 1; o2[d].shape[0] *= o2[d].shape[1];
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "has shape"), "scales flattened");
+        /* values: -128, infinite and NaN scales */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        memcpy(vals, o[a].raw, (size_t)o[a].shape[0] * o[a].shape[1]);
+        vals[77] = 0x80;
+        o2[a].raw = vals;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "-128"), "a value -128");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        memcpy(sc, o[d].raw, (size_t)o[d].shape[0] * o[d].shape[1] * 2);
+        sc[9] = 0x7C; sc[8] = 0x00;
+        o2[d].raw = sc;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "not finite"), "an infinite scale");
+        sc[9] = 0xFE; sc[8] = 0x01;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "not finite"), "a NaN scale");
+        /* metadata */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, kv_none, 1, "without metadata quant"), "no quant metadata");
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, kv_q4, 2, "only q8_0"), "quant = q4_0");
+        /* some blocks quantized, not all: c_attn of block 0 as F32 */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[a].name = "h.0.attn.c_attn.weight"; o2[a].dtype = LM_DT_F32; o2[a].raw = f32;
+        o2[a].shape[0] = 40; o2[a].shape[1] = 120;
+        o2[d] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "7 of the 8 block matrices"), "one block matrix float32");
+        /* both forms of one weight */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[n] = o2[a];
+        o2[n].name = "h.0.attn.c_attn.weight"; o2[n].dtype = LM_DT_F32; o2[n].raw = f32;
+        o2[n].shape[0] = 40; o2[n].shape[1] = 120;
+        Q8_T_REJECT(q8_t_rejects(o2, n + 1, &f, NULL, 0, "appears twice"), "NAME and NAME.q8");
+        /* what cannot be Q8_0: a LayerNorm, wpe */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[ln].name = "h.0.ln_1.weight.q8";
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "only the block matrices"), "a LayerNorm as .q8");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[q8_t_find(o, n, "wpe.weight")].name = "wpe.weight.q8";
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, NULL, 0, "only the block matrices"), "wpe as .q8");
+        /* an untied head beside a Q8_0 wte */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[n] = o[q8_t_find(o, n, "wpe.weight")];
+        o2[n].name = "lm_head.weight"; o2[n].shape[0] = 50; o2[n].raw = f32;
+        Q8_T_REJECT(q8_t_rejects(o2, n + 1, &f, NULL, 0, "lm_head.weight beside"), "lm_head with a Q8_0 wte");
+        /* wte's scales missing; wte's values with the wrong vocabulary */
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[wd] = o2[n - 1];
+        Q8_T_REJECT(q8_t_rejects(o2, n - 1, &f, NULL, 0, "missing tensor 'wte.weight.d'"), "no wte.weight.d");
+        memcpy(o2, o, (size_t)n * sizeof *o2);
+        o2[w].shape[0] = 49;
+        Q8_T_REJECT(q8_t_rejects(o2, n, &f, kv_q8, 2, "wte.weight.d"), "wte values and scales disagree");
+        /* a float32 checkpoint that says quant = q8_0 */
+        {
+            lm_st_out *fo = st_t_outs(m, LM_DT_F32);
+            const char *kv[4] = { "n_head", "2", "quant", "q8_0" };
+            Q8_T_REJECT(q8_t_rejects(fo, m->params.n, &f, kv, 2, "no tensor is quantized"), "quant without Q8_0 tensors");
+            free(fo);
+        }
+        /* every truncation of the file */
+        {
+            size_t cut;
+            for (cut = 0; cut < len; cut += len / 97 + 1) {
+                lm_gpt *x = lm_gpt_load_mem(img, cut, 0);
+                tried++;
+                if (x) { fails++; lm_gpt_free(x); }
+            }
+        }
+#undef Q8_T_REJECT
+        CHECK(fails == 0 && tried > 100, "q8 checkpoint: malformed Q8_0 files are refused with a message (parts, dtypes, shapes, -128, inf/NaN scales, metadata, mixed levels, wpe/LayerNorm as Q8_0, untied head, truncations)");
+        free(o2); free(vals); free(sc); free(f32);
+    }
+    lm_st_close(&f);
+    free(o);
+done:
+    free(img);
+    lm_gpt_free(q);
+    lm_gpt_free(q1);
+    lm_gpt_free(m);
+    t_scratch_done(&st_t_scratch);
+}
+
+/* lm_gpt_from_memory over a quantized image (lm_gpt_image): the same logits as the loaded
+   model, and LM_GPT_MEMORY_BYTES still enough. */
+static void test_q8_from_memory(void) {
+    lm_gpt *ref = t_tiny_gpt(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V, 17), *q, *m;
+    size_t n;
+    void *img;
+    if (!ref || !(q = lm_gpt_quantize(ref, LM_QUANT_Q8_0_EMB))) { CHECK(0, "q8 from_memory: model"); lm_gpt_free(ref); return; }
+    n = lm_gpt_image(q, NULL, 0);
+    img = malloc(n);
+    CHECK(lm_gpt_image(q, img, n) == n && lm_gpt_image(q, img, n - 1) == n, "q8 from_memory: lm_gpt_image");
+    m = lm_gpt_from_memory(&q->cfg, img, t_fm_buf, LM_GPT_MEMORY_BYTES(T_FM_L, T_FM_H, T_FM_C, T_FM_T, T_FM_V));
+    CHECK(m && m->cfg.quant == LM_QUANT_Q8_0_EMB && q8_t_same(q, m), "q8 from_memory: the model over the image holds the same weights");
+    if (!m) { free(img); lm_gpt_free(q); lm_gpt_free(ref); return; }
+    CHECK(t_fm_same(q, m), "q8 from_memory: step_token logits equal the quantized model's, bit "
+          "for bit, and lm_gpt_generate in LM_GPT_MEMORY_BYTES gives the same tokens");
+    CHECK(lm_gpt_from_memory(&q->cfg, (const char *)img + 2, t_fm_buf, sizeof t_fm_buf) == NULL,
+          "q8 from_memory: a misaligned image is refused");
+    free(img);
+    lm_gpt_free(q);
+    lm_gpt_free(ref);
+}
+
+static void test_prune(void) {
+    lm_gpt *m = st_t_model(2, 32, 2, 8, 40, 6), *before;
+    lm_train_opts o = lm_train_defaults();
+    int k, i, bad = 0, badorder = 0, others = 0, stayed = 0, moved = 0, in[16], tg[16];
+    if (!m) { CHECK(0, "prune: model"); return; }
+    before = st_t_model(2, 32, 2, 8, 40, 6);
+    m->params.t[4].data[5] = m->params.t[4].data[6];             /* a tie */
+    before->params.t[4].data[5] = before->params.t[4].data[6];
+    CHECK(lm_gpt_prune(m, 0.37f) == LM_OK, "prune: 37%");
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k], *b = &before->params.t[k];
+        int zeros = 0, want = (int)(0.37 * t->size + 0.5);
+        float kept_min = INFINITY, cut_max = 0;
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) {
+            if (memcmp(t->data, b->data, (size_t)t->size * 4)) others++;
+            continue;
+        }
+        for (i = 0; i < t->size; i++) {
+            if (t->data[i] == 0) { zeros++; if (fabsf(b->data[i]) > cut_max) cut_max = fabsf(b->data[i]); }
+            else { if (t->data[i] != b->data[i]) bad++; if (fabsf(b->data[i]) < kept_min) kept_min = fabsf(b->data[i]); }
+        }
+        if (zeros != want) bad++;
+        if (cut_max > kept_min) badorder++;
+    }
+    CHECK(bad == 0 && others == 0, "prune: each block matrix loses round(s n) weights, the rest are untouched");
+    CHECK(badorder == 0, "prune: the weights set to zero are the smallest of their matrix");
+    CHECK(fabs(lm_gpt_sparsity(m) - 0.37) < 0.001, "prune: lm_gpt_sparsity reports the share of zeros");
+    /* the tie goes to the lower index: with 6 of a matrix to cut, the one at 5 goes, 6 stays */
+    {
+        lm_gpt *t = st_t_model(1, 8, 1, 4, 10, 1);
+        float *w = t->params.t[6].data;     /* h.0.attn.c_proj.weight, 8 x 8 */
+        for (i = 0; i < 64; i++) w[i] = 1.0f + i;
+        w[9] = w[12] = 0.5f;
+        CHECK(lm_gpt_prune(t, 1.0f / 64) == LM_OK && w[9] == 0 && w[12] == 0.5f,
+              "prune: ties go to the lower index");
+        CHECK(lm_gpt_prune(t, 1.5f) == LM_ERR_ARG && lm_gpt_prune(t, -0.1f) == LM_ERR_ARG,
+              "prune: a sparsity outside [0, 1] is refused");
+        w[3] = NAN;
+        CHECK(lm_gpt_prune(t, 0.5f) == LM_ERR_ARG && strstr(lm_error(), "not finite"), "prune: NaN weights are refused");
+        lm_gpt_free(t);
+    }
+    /* fine-tuning with keep_zeros: the zeros stay exactly zero, the rest train */
+    for (i = 0; i < 16; i++) { in[i] = (i * 7) % 40; tg[i] = (i * 11 + 3) % 40; }
+    o.keep_zeros = 1;
+    o.steps = 5;
+    for (k = 0; k < 5; k++) CHECK_NEAR(lm_gpt_train_step(m, &o, in, tg, 2, 8, k), lm_gpt_train_step(m, &o, in, tg, 2, 8, k), 10, "prune: steps run");
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *t = &m->params.t[k], *b = &before->params.t[k];
+        if (!lm__q8_kind(LM_QUANT_Q8_0, m->params.names[k])) continue;
+        for (i = 0; i < t->size; i++) {
+            if (fabsf(b->data[i]) <= 0) continue;
+            if (t->data[i] == 0) stayed++;
+            else if (t->data[i] != b->data[i]) moved++;
+        }
+    }
+    CHECK(fabs(lm_gpt_sparsity(m) - 0.37) < 0.001 && stayed > 0 && moved > 0,
+          "prune: training with keep_zeros keeps every zero at zero and trains the rest");
+    o.keep_zeros = 0;
+    lm_gpt_train_step(m, &o, in, tg, 2, 8, 0);
+    CHECK(lm_gpt_sparsity(m) < 0.01, "prune: without keep_zeros the zeros train again");
+    o.keep_zeros = 1;
+    o.eps = 0;
+    CHECK(lm_gpt_train_step(m, &o, in, tg, 2, 8, 0) != lm_gpt_train_step(m, &o, in, tg, 2, 8, 0) &&
+          strstr(lm_error(), "keep_zeros needs eps"), "prune: keep_zeros with eps 0 is refused");
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0);
+        CHECK(q && lm_gpt_prune(q, 0.5f) == LM_ERR_ARG && strstr(lm_error(), "quantized"),
+              "prune: a quantized model is refused");
+        lm_gpt_free(q);
+    }
+    lm_gpt_free(before);
+    lm_gpt_free(m);
+}
+
+static void run_q8_tests(void) {
+    test_q8_weights();
+    test_q8_activations();
+    test_q8_kernels();
+    test_q8_gpt();
+    test_q8_checkpoint();
+    test_q8_from_memory();
+    test_prune();
+}
 #ifndef LM_TEST_NO_CLI
 /* ---------------------------------------------------------------------------------------
    Tests of the `lm` command line (tools/lm_cli.c).
@@ -5095,8 +6351,8 @@ static void test_cli__corpus(void) {
 static void test_cli_help(void) {
     static const char *const cmds[] = { "train", "generate", "eval", "info", "bench",
                                         "bench gemm", "bench train", "bench generate",
-                                        "bench bandwidth", "bpe",
-                                        "tokenize", "detokenize", "plot" };
+                                        "bench bandwidth", "bpe", "tokenize", "detokenize",
+                                        "plot", "quantize", "prune" };
     int k, bad = 0;
     for (k = 0; k < (int)(sizeof cmds / sizeof cmds[0]); k++)
         if (test_cli__run("%s --help", cmds[k]) != 0 || strncmp(test_cli__out, "usage:", 6)) bad++;
@@ -5588,6 +6844,132 @@ static void test_cli_progress(void) {
     }
 }
 
+/* lm s2s: help, usage and runtime errors (one line, exit 2 or 1), a tiny model that learns
+   to reverse words (train with --log and --plot, eval's last line, translate from --text
+   and stdin, empty lines kept), resume and threads bit-identical, and checkpoints of the
+   wrong kind. */
+#define TEST_CLI_S2S "s2s train --data @/rev.tsv --layers 1 --heads 2 --embd 16 --ff 32 --ctx 12 --batch 16 --quiet"
+static void test_cli_s2s(void) {
+    static const char *const usage[] = {
+        "s2s", "s2s frobnicate", "s2s train", "s2s train --data @/rev.tsv --activation tanh",
+        "s2s train --data @/rev.tsv --heads 3", "s2s train --data @/rev.tsv --dropout 1",
+        "s2s train --data @/rev.tsv --ctx 1", "s2s train --data @/rev.tsv --init @/a --resume @/b",
+        "s2s train --data @/rev.tsv --model @/rev.tsv", "s2s eval --model @/m",
+        "s2s eval --data @/rev.tsv", "s2s translate", "s2s translate --model @/m --beam 17",
+        "s2s translate --model @/m --beam 0" };
+    static const char *const helps[] = { "s2s --help", "s2s train --help", "s2s eval --help",
+                                         "s2s translate --help" };
+    char path[256], *text, line[64];
+    FILE *f;
+    int k, bad = 0, rc;
+    lm_rng r = lm_rng_seed(3);
+    /* 400 words of 1 to 5 letters a-f, then their reversal */
+    sprintf(path, "%s/rev.tsv", test_cli__dir);
+    f = fopen(path, "wb");
+    if (!f) { CHECK(0, "s2s: write the pairs"); return; }
+    for (k = 0; k < 400; k++) {
+        int n = 1 + (int)lm_rng_below(&r, 5), i;
+        for (i = 0; i < n; i++) line[i] = (char)('a' + lm_rng_below(&r, 6));
+        for (i = 0; i < n; i++) line[n + 1 + i] = line[n - 1 - i];
+        line[n] = '\t';
+        line[2 * n + 1] = 0;
+        fprintf(f, k == 7 ? "%s\r\n\n" : "%s\n", line);     /* a CRLF line and an empty one */
+    }
+    fclose(f);
+    for (k = 0; k < (int)(sizeof helps / sizeof helps[0]); k++)
+        if (test_cli__run("%s", helps[k]) != 0 || strncmp(test_cli__out, "usage:", 6)) bad++;
+    CHECK(bad == 0 && test_cli__run("--help") == 0 && strstr(test_cli__out, "  s2s "),
+          "s2s: every command answers --help; lm --help lists s2s");
+    for (bad = 0, k = 0; k < (int)(sizeof usage / sizeof usage[0]); k++) {
+        rc = test_cli__run("%s", usage[k]);
+        if (!test_cli__one_error(rc, 2)) { bad++; printf("  s2s usage error not reported: lm %s (exit %d): %s", usage[k], rc, test_cli__err); }
+    }
+    CHECK(bad == 0, "s2s: usage errors exit 2 with one line on stderr");
+    test_cli__write("notab.tsv", "a\tb\nno tab here\n");
+    rc = test_cli__run("s2s train --data @/notab.tsv --steps 2");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "notab.tsv:2: no tab"),
+          "s2s: a line without a tab is an error naming the line");
+    test_cli__write("long.tsv", "abcdefghijklmnopq\tx\n");
+    rc = test_cli__run("s2s train --data @/long.tsv --ctx 8 --steps 2");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "long.tsv:1: the source has 17 tokens"),
+          "s2s: a source longer than --ctx is an error naming the line");
+    rc = test_cli__run("s2s eval --model @/missing.safetensors --data @/rev.tsv");
+    CHECK(test_cli__one_error(rc, 1), "s2s: a missing checkpoint: exit 1, one line");
+
+    /* train, then eval and translate */
+    rc = test_cli__run(TEST_CLI_S2S " --steps 500 --lr 1e-2 --warmup 20 --eval-every 250 --model @/rev.safetensors "
+                       "--log @/rev.csv --plot @/rev.svg");
+    sprintf(path, "%s/rev.csv", test_cli__dir);
+    text = test_cli__slurp(path, NULL);
+    CHECK(rc == 0 && text && test_cli__lines(text) == 501 && !strncmp(text, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n", 42),
+          "s2s train: a CSV row per step, as lm train's");
+    free(text);
+    CHECK(rc == 0 && strstr(test_cli__err, "validation exact match"), "s2s train: the last note gives the validation exact match");
+    sprintf(path, "%s/rev.svg", test_cli__dir);
+    text = test_cli__slurp(path, NULL);
+    CHECK(text && !plot_t_xml_check(text), "s2s train --plot: a well-formed picture");
+    free(text);
+    rc = test_cli__run("s2s eval --model @/rev.safetensors --data @/rev.tsv");
+    {
+        double loss = -1, em = -1;
+        const char *last = test_cli__out, *nl;
+        while ((nl = strchr(last, '\n')) && nl[1]) last = nl + 1;
+        CHECK(rc == 0 && sscanf(last, "loss %lf exact_match %lf", &loss, &em) == 2 && loss >= 0 && loss < 0.5 &&
+              em > 0.9, "s2s eval: last line 'loss X exact_match Y'; the model learned (loss < 0.5, exact match > 0.9)");
+        printf("  s2s eval: loss %.4f exact_match %.4f\n", loss, em);
+    }
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcde");
+    CHECK(rc == 0 && !strcmp(test_cli__out, "edcba\n"), "s2s translate --text: the output on one line");
+    {
+        /* stdin line by line (CR dropped, an empty line kept) gives what --text gives */
+        char want[256] = "";
+        static const char *const words[3] = { "fab", "ecafd", "cafe" };
+        for (k = 0; k < 3; k++) {
+            rc = test_cli__run("s2s translate --model @/rev.safetensors --beam 3 --text %s", words[k]);
+            if (rc == 0 && strlen(want) + strlen(test_cli__out) < sizeof want - 2) strcat(want, test_cli__out);
+            if (k == 0) strcat(want, "\n");
+        }
+        test_cli__write("src.txt", "fab\r\n\necafd\ncafe");
+        rc = test_cli__run("s2s translate --model @/rev.safetensors --beam 3 < @/src.txt");
+        CHECK(rc == 0 && !strcmp(test_cli__out, want) && test_cli__lines(want) == 4,
+              "s2s translate: stdin line by line (CR dropped, an empty line kept, no last newline) as --text, beam 3");
+    }
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcde --max-tokens 2");
+    CHECK(rc == 0 && !strcmp(test_cli__out, "ed\n"), "s2s translate --max-tokens cuts the output");
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abcdefghijklm");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "context"), "s2s translate: a source past the context: exit 1");
+    rc = test_cli__run("s2s translate --model @/rev.safetensors --text abc --tokenizer @/rev.tsv");
+    CHECK(test_cli__one_error(rc, 1), "s2s translate: a file that is not a tokenizer: exit 1");
+    /* the wrong kind of checkpoint, both ways */
+    rc = test_cli__run("train --data @/text.txt " TEST_CLI_TINY " --steps 2 --quiet --model @/gpt.safetensors");
+    rc |= test_cli__run("s2s translate --model @/gpt.safetensors --text abc");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "not an encoder-decoder"),
+          "s2s translate on a GPT checkpoint: exit 1 with the reason");
+    rc = test_cli__run("generate --model @/rev.safetensors --tokens 3");
+    CHECK(test_cli__one_error(rc, 1) && strstr(test_cli__err, "encoder-decoder checkpoint: lm s2s"),
+          "generate on an encoder-decoder checkpoint: exit 1, one line saying to use lm s2s");
+    rc = test_cli__run("info --model @/rev.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "\nkind encoder-decoder\nd_model 16\nnhead 2\n") &&
+          strstr(test_cli__out, "\ntransformer.decoder.layers.0.multihead_attn.in_proj_weight [48, 16]\n"),
+          "lm info on an encoder-decoder checkpoint: its config under nn.Transformer's names, its tensors");
+
+    /* resume and threads: bit-identical checkpoints (constant schedule: the lr does not
+       depend on --steps; dropout on, so its masks must resume too) */
+#define TEST_CLI_S2S_RUN TEST_CLI_S2S " --schedule constant --lr 3e-3 --dropout 0.1 --eval-every 0"
+    rc = test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --model @/s30.safetensors --threads 1");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 15 --model @/s15.safetensors --threads 2");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --model @/s15.safetensors --resume @/s15.safetensors --threads 2");
+    CHECK(rc == 0 && test_cli__same("s30.safetensors", "s15.safetensors"),
+          "s2s: 15 steps + resume to 30 (2 threads) == 30 steps (1 thread), bit-identical checkpoint");
+    rc = test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --order sequential --model @/q1.safetensors --threads 1");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 10 --order sequential --model @/q2.safetensors --threads 2");
+    rc |= test_cli__run(TEST_CLI_S2S_RUN " --steps 30 --order sequential --model @/q2.safetensors --resume @/q2.safetensors");
+    CHECK(rc == 0 && test_cli__same("q1.safetensors", "q2.safetensors"),
+          "s2s: the same with --order sequential");
+#undef TEST_CLI_S2S_RUN
+}
+#undef TEST_CLI_S2S
+
 static void test_cli_bench(void) {
     double v = 0;
     const char *p;
@@ -5613,6 +6995,68 @@ static void test_cli_bench(void) {
     CHECK(rc == 0 && p && sscanf(p, "gb_per_s %lf", &v) == 1 && v > 0 && test_cli__lines(p) == 1,
           "bench bandwidth: gb_per_s is the last line");
     CHECK(test_cli__run("bench bandwidth --mb 0") == 2, "bench bandwidth --mb 0: a usage error");
+}
+
+/* lm quantize, lm prune, train --keep-zeros, and every command that reads a model taking a
+   quantized one. */
+static void test_cli_compress(void) {
+    double before = 0, after = 0, ratio = 0, lf = 0, lq = 0, s0 = -1, s1 = -1;
+    const char *p;
+    int rc, bad = 0;
+    rc = test_cli__run("train --data @/text.txt --layers 1 --heads 2 --embd 32 --ctx 16 --batch 4 --steps 40 --quiet "
+                       "--model @/c.safetensors");
+    CHECK(rc == 0, "compress: train a model to compress");
+    rc = test_cli__run("quantize --model @/c.safetensors --out @/cq.safetensors");
+    CHECK(rc == 0 && sscanf(test_cli__out, "before %lf bytes\nafter %lf bytes (%lf of before)",
+                            &before, &after, &ratio) == 3 && after < before && ratio > 0.2 && ratio < 0.9 &&
+          test_cli__lines(test_cli__out) == 2, "quantize: the sizes before and after on stdout");
+    rc = test_cli__run("info --model @/cq.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "quant q8_0\n") && strstr(test_cli__out, "h.0.mlp.c_fc.weight [32, 128] q8_0\n") &&
+          strstr(test_cli__out, "wte.weight [256, 32]\n") && strstr(test_cli__out, "h.0.mlp.c_fc.bias [128]\n"),
+          "quantize: info says q8_0 and which tensors are quantized");
+    rc = test_cli__run("quantize --model @/c.safetensors --out @/cqe.safetensors --quantize-embeddings");
+    rc |= test_cli__run("info --model @/cqe.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "quant q8_0+wte\n") && strstr(test_cli__out, "wte.weight [256, 32] q8_0\n"),
+          "quantize --quantize-embeddings: wte too");
+    rc = test_cli__run("eval --model @/c.safetensors --data @/text.txt");
+    p = strstr(test_cli__out, "loss ");
+    if (rc || !p || sscanf(p, "loss %lf", &lf) != 1) bad++;
+    rc = test_cli__run("eval --model @/cqe.safetensors --data @/text.txt");
+    p = strstr(test_cli__out, "loss ");
+    if (rc || !p || sscanf(p, "loss %lf", &lq) != 1) bad++;
+    CHECK(!bad && fabs(lq / lf - 1) < 0.02, "eval: a quantized model's loss, close to float32's");
+    rc = test_cli__run("generate --model @/cqe.safetensors --prompt \"the \" --tokens 20 --temperature 0");
+    CHECK(rc == 0 && !strncmp(test_cli__out, "the ", 4) && test_cli__out_len >= 20, "generate: from a quantized model");
+    rc = test_cli__run("bench generate --model @/cq.safetensors --tokens 8");
+    CHECK(rc == 0 && strstr(test_cli__out, "Q8_0 weights") && strstr(test_cli__out, "tok_per_s "),
+          "bench generate: a quantized --model");
+    rc = test_cli__run("bench generate --layers 1 --heads 2 --embd 32 --ctx 16 --quantize");
+    p = strstr(test_cli__out, "tok_per_s ");
+    CHECK(rc == 0 && strstr(test_cli__out, "Q8_0 weights") && p && test_cli__lines(p) == 1 &&
+          strstr(p, " weight_mb_per_token ") && strstr(p, " gb_per_s "), "bench generate --quantize");
+    /* errors */
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/c.safetensors"), 2), "quantize: --out is required");
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/c.safetensors --out @/c.safetensors"), 2),
+          "quantize: --out must not be --model");
+    CHECK(test_cli__one_error(test_cli__run("quantize --model @/cq.safetensors --out @/x.safetensors"), 1),
+          "quantize: a quantized model is an error");
+    CHECK(test_cli__one_error(test_cli__run("train --data @/text.txt --init @/cq.safetensors --steps 2"), 1) &&
+          strstr(test_cli__err, "quantized"), "train --init a quantized model: a clear error");
+    CHECK(test_cli__one_error(test_cli__run("prune --model @/c.safetensors --out @/p.safetensors"), 2),
+          "prune: --sparsity is required");
+    CHECK(test_cli__one_error(test_cli__run("prune --model @/c.safetensors --out @/p.safetensors --sparsity 1.5"), 2),
+          "prune: --sparsity outside [0, 1]");
+    /* prune, then fine-tune with and without the zeros kept */
+    rc = test_cli__run("prune --model @/c.safetensors --sparsity 0.5 --out @/p.safetensors");
+    CHECK(rc == 0 && sscanf(test_cli__out, "sparsity %lf -> %lf", &s0, &s1) == 2 && s0 < 0.01 &&
+          fabs(s1 - 0.5) < 1e-4, "prune: half the weights of each block matrix to zero");
+    rc = test_cli__run("train --data @/text.txt --init @/p.safetensors --model @/pk.safetensors --steps 10 "
+                       "--keep-zeros --quiet");
+    rc |= test_cli__run("info --model @/pk.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "sparsity 0.5000\n"), "train --keep-zeros: the zeros stay zero");
+    rc = test_cli__run("train --data @/text.txt --init @/p.safetensors --model @/pn.safetensors --steps 10 --quiet");
+    rc |= test_cli__run("info --model @/pn.safetensors");
+    CHECK(rc == 0 && strstr(test_cli__out, "sparsity 0.0"), "train without --keep-zeros: they do not");
 }
 
 /* The documentation stays true. (1) The C examples of lm.h's QUICK START and of README.md,
@@ -5706,6 +7150,8 @@ static void run_cli_tests(void) {
     test_cli_plot();
     test_cli_progress();
     test_cli_bench();
+    test_cli_s2s();
+    test_cli_compress();
     test_docs();
     free(test_cli__out);
     free(test_cli__err);
@@ -5728,6 +7174,7 @@ int main(void) {
     run_tok_tests();
     run_vec_tests();
     run_plot_tests();
+    run_q8_tests();
 #ifndef LM_TEST_NO_CLI
     run_cli_tests();
 #endif

@@ -34,7 +34,8 @@ int main(int argc, char **argv) {
     int *tokens;
     size_t n = 0, n_train, cap = 1 << 20;
     float loss = 0, first_loss = 0, val0, val;
-    lm_gpt_config cfg = { 4, 4, 128, T, 256 };  /* layers, heads, width, context, vocab  */
+    /* layers, heads, width, context, vocabulary, and the weights in float32 */
+    lm_gpt_config cfg = { 4, 4, 128, T, 256, LM_QUANT_NONE };
     lm_train_opts opt = lm_train_defaults();
     lm_gpt *m;
     lm_data data;

@@ -1,7 +1,7 @@
 /* lesson_data.h - the plumbing of lesson 4 (4_classify.c), kept out of the lesson's way:
-   its command line, files of "label<TAB>text" lines, padded batches of texts in shuffled
-   epochs, and the printed and drawn report. Nothing here is about models; a lesson that
-   reads it learns nothing it needs.
+   its command line, files of "label<TAB>text" lines (and of plain lines, for pretraining),
+   padded batches of texts in shuffled epochs, and the printed and drawn report. Nothing
+   here is about models; a lesson that reads it learns nothing it needs.
 
    Use: include it after lm.h, in the one file of the lesson (every function is static):
        #define LM_IMPLEMENTATION
@@ -13,10 +13,13 @@
 
    What it gives:
        lesson_parse(argc, argv, &args)       the options of 4_classify.c; 0 on a bad line
-       text_load(path, &labels, add, ctx, &set)
-                                             read "label<TAB>text" lines (see text_load)
-       text_batch(&set, idx, B, pad, tokens, lens)
-                                             items idx[0..B) as one (B, T) batch; returns T
+       text_load(path, &labels, add, &set)   read "label<TAB>text" lines, or plain lines
+                                             (labels NULL); texts are kept whole
+       text_append(&set, &from)              add the texts of another set
+       text_longest(&set), text_cut(&set, ctx, &cut)
+                                             the longest text; cut each to ctx bytes
+       batch_init(&x, B, ctx), batch_fill(&x, &set, pad), batch_free(&x)
+                                             B items x.idx[0..B) as one padded (B, T) batch
        batcher_init(&bt, &set, n, B, seed), batcher_next(&bt, idx), batcher_free(&bt)
                                              epochs of shuffled, length-bucketed batches
        report(&labels, confusion, &metrics, plot_path, test_path)
@@ -51,17 +54,38 @@ static int say(const char *fmt, ...) {
 /* ---- The command line -------------------------------------------------------------- */
 typedef struct {
     const char *train, *test; /* the two files (default langs.tsv, langs_test.tsv)         */
+    const char *unlabeled;    /* --unlabeled FILE: texts to pretrain on, or NULL           */
     const char *plot;         /* --plot FILE.svg, or NULL                                  */
     double labels;            /* --labels F: the fraction of training labels used (1)      */
     int pretrain;             /* 0 with --no-pretrain                                      */
+    int ctx;                  /* --ctx N: bytes of each text the model sees; 0 = fit them  */
+    int threads;              /* --threads N: 0 = all cores                                */
 } lesson_args;
+
+#define LESSON_USAGE "[--unlabeled FILE] [--labels F] [--no-pretrain] [--ctx N] " \
+                     "[--threads N] [--plot FILE.svg] [TRAIN.tsv TEST.tsv]"
+#define LESSON_CTX_LIMIT 4096 /* the largest --ctx                                         */
 
 static int lesson_parse(int argc, char **argv, lesson_args *a) {
     int i, npos = 0;
-    a->train = "langs.tsv"; a->test = "langs_test.tsv"; a->plot = NULL;
-    a->labels = 1.0; a->pretrain = 1;
+    a->train = "langs.tsv"; a->test = "langs_test.tsv"; a->unlabeled = NULL; a->plot = NULL;
+    a->labels = 1.0; a->pretrain = 1; a->ctx = 0; a->threads = 0;
     for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--labels") == 0 && i + 1 < argc) {
+        if (strcmp(argv[i], "--unlabeled") == 0 && i + 1 < argc) {
+            a->unlabeled = argv[++i];
+        } else if (strcmp(argv[i], "--ctx") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || n < 1 || n > LESSON_CTX_LIMIT)
+                return say("--ctx wants a whole number of bytes in [1, %d]", LESSON_CTX_LIMIT);
+            a->ctx = (int)n;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || n < 0 || n > 1024)
+                return say("--threads wants a whole number in [0, 1024] (0 = all cores)");
+            a->threads = (int)n;
+        } else if (strcmp(argv[i], "--labels") == 0 && i + 1 < argc) {
             a->labels = atof(argv[++i]);
             if (!(a->labels > 0 && a->labels <= 1)) return say("--labels wants a fraction in (0, 1]");
         } else if (strcmp(argv[i], "--no-pretrain") == 0) {
@@ -71,12 +95,12 @@ static int lesson_parse(int argc, char **argv, lesson_args *a) {
         } else if (argv[i][0] != '-' && npos < 2) {
             if (npos++ == 0) a->train = argv[i]; else a->test = argv[i];
         } else {
-            fprintf(stderr, "usage: %s [--labels F] [--no-pretrain] [--plot FILE.svg] "
-                    "[TRAIN.tsv TEST.tsv]\n", argv[0]);
+            fprintf(stderr, "usage: %s " LESSON_USAGE "\n", argv[0]);
             return 0;
         }
     }
     if (npos == 1) return say("give both TRAIN.tsv and TEST.tsv");
+    if (a->unlabeled && !a->pretrain) return say("--unlabeled is for pretraining: drop --no-pretrain");
     return 1;
 }
 
@@ -93,8 +117,9 @@ static int label_id(label_set *L, const char *s, int add) {
     return L->n++;
 }
 
-/* One line: its class, and its text's len bytes at bytes + at of its set. */
-typedef struct { int label, len; size_t at; } text_item;
+/* One text: its class (-1 without a label), the len bytes of it the model sees, and its
+   whole length full, at bytes + at of its set. */
+typedef struct { int label, len, full; size_t at; } text_item;
 typedef struct {
     text_item *it;
     int n, cap;
@@ -109,66 +134,147 @@ static void text_free(text_set *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Read a file of "label<TAB>text" lines into d (which starts zeroed). Blank lines are
-   skipped. Labels get class ids in the order they first appear (add = 1: the training
-   file), or must be known already (add = 0: the test file). Each text keeps its line's
-   '\n' as an end marker and is cut to ctx bytes, marker included. */
-static int text_load(const char *path, label_set *L, int add, int ctx, text_set *d) {
-    static char line[1 << 16];
-    FILE *f = fopen(path, "rb");
-    int lineno = 0, ok = 1;
-    if (!f) return say("cannot open %s", path);
-    while (ok && fgets(line, sizeof line, f)) {
-        char *tab = strchr(line, '\t');
-        size_t len;
-        text_item *x;
-        lineno++;
-        line[strcspn(line, "\r\n")] = 0;
-        if (!line[0]) continue;
-        if (!tab) { ok = say("%s:%d: no TAB after the label", path, lineno); break; }
-        *tab = 0;
-        if (d->n == d->cap) {
-            d->cap = d->cap ? 2 * d->cap : 1024;
-            d->it = (text_item *)realloc(d->it, (size_t)d->cap * sizeof(text_item));
-        }
-        if (d->used + (size_t)ctx > d->room) {
-            d->room = d->room ? 2 * d->room : (size_t)1 << 16;
-            while (d->used + (size_t)ctx > d->room) d->room *= 2;
-            d->bytes = (unsigned char *)realloc(d->bytes, d->room);
-        }
-        if (!d->it || !d->bytes) { ok = say("out of memory"); break; }
-        x = &d->it[d->n];
-        if ((x->label = label_id(L, line, add)) < 0) {
-            ok = say("%s:%d: label '%s' %s", path, lineno, line,
-                     add ? "is too long, or one label too many" : "is not in the training file");
-            break;
-        }
-        len = strlen(tab + 1);
-        x->len = (int)(len < (size_t)ctx ? len + 1 : (size_t)ctx);
-        x->at = d->used;
-        memcpy(d->bytes + x->at, tab + 1, (size_t)x->len);
-        if (len < (size_t)ctx) d->bytes[x->at + len] = '\n';
-        d->used += (size_t)x->len;
-        d->n++;
+/* Room for one more item of len bytes. */
+static int text_room(text_set *d, size_t len) {
+    if (d->n == d->cap) {
+        int cap = d->cap ? 2 * d->cap : 1024;
+        text_item *it = (text_item *)realloc(d->it, (size_t)cap * sizeof(text_item));
+        if (!it || cap < d->cap) return say("out of memory");
+        d->it = it; d->cap = cap;
     }
+    if (d->used + len > d->room) {
+        size_t room = d->room ? 2 * d->room : (size_t)1 << 16;
+        unsigned char *bytes;
+        while (d->used + len > room) room *= 2;
+        if (!(bytes = (unsigned char *)realloc(d->bytes, room))) return say("out of memory");
+        d->bytes = bytes; d->room = room;
+    }
+    return 1;
+}
+
+/* Add one text of len bytes to d, with its class. */
+static int text_add(text_set *d, int label, const unsigned char *s, size_t len) {
+    text_item *x;
+    if (len > (size_t)1 << 30) return say("a text of %zu bytes is too long", len);
+    if (!text_room(d, len)) return 0;
+    x = &d->it[d->n++];
+    x->label = label; x->len = x->full = (int)len; x->at = d->used;
+    memcpy(d->bytes + x->at, s, len);
+    d->used += len;
+    return 1;
+}
+
+/* Read a file into d (which starts zeroed, or holds texts already). With a label set L,
+   each line is "label<TAB>text": labels get class ids in the order they first appear
+   (add = 1: the training file), or must be known already (add = 0: the test file). With
+   L NULL, each line is one text without a label (-1). Blank lines are skipped, a '\r'
+   before the line's end is dropped, and lines may be of any length. Each text keeps its
+   line's '\n' as an end marker; texts are kept whole (text_cut cuts them). */
+static int text_load(const char *path, label_set *L, int add, text_set *d) {
+    FILE *f = fopen(path, "rb");
+    char *line = NULL;
+    size_t n, cap = 0;
+    int c, lineno = 0, ok = 1, before = d->n;
+    if (!f) return say("cannot open %s", path);
+    for (c = 0; ok && c != EOF;) {
+        const char *text;
+        int label = -1;
+        for (n = 0; (c = getc(f)) != EOF;) {             /* one line, '\n' included     */
+            if (n + 2 > cap) {
+                char *grown = (char *)realloc(line, cap = cap ? 2 * cap : 256);
+                if (!grown) { ok = say("out of memory"); break; }
+                line = grown;
+            }
+            line[n++] = (char)c;
+            if (c == '\n') break;
+        }
+        if (!ok || n == 0) break;
+        lineno++;
+        if (line[n - 1] == '\n') n--;
+        if (n > 0 && line[n - 1] == '\r') n--;
+        if (n == 0) continue;
+        line[n] = '\n';                                   /* the end marker              */
+        text = line;
+        if (L) {
+            char *tab = (char *)memchr(line, '\t', n);
+            if (!tab) { ok = say("%s:%d: no TAB after the label", path, lineno); break; }
+            *tab = 0;
+            if ((label = label_id(L, line, add)) < 0) {
+                ok = say("%s:%d: label '%s' %s", path, lineno, line,
+                         add ? "is too long, or one label too many" : "is not in the training file");
+                break;
+            }
+            text = tab + 1;
+        }
+        ok = text_add(d, label, (const unsigned char *)text, (size_t)(line + n + 1 - text));
+    }
+    if (ok && ferror(f)) ok = say("cannot read %s", path);
     fclose(f);
-    if (ok && d->n == 0) ok = say("%s has no data", path);
+    free(line);
+    if (ok && d->n == before) ok = say("%s has no data", path);
     return ok;
 }
 
-/* Items idx[0..B) as a (B, T) batch of token ids, T the longest of them: each row is its
-   text's bytes, then pad ids; lens[b] says how many positions are real (an empty text
-   counts as one pad, so every row has a position to average). Returns T. */
-static int text_batch(const text_set *d, const int *idx, int B, int pad, int *tokens, int *lens) {
-    int b, t, T = 1;
-    for (b = 0; b < B; b++) if (d->it[idx[b]].len > T) T = d->it[idx[b]].len;
-    for (b = 0; b < B; b++) {
-        const text_item *x = &d->it[idx[b]];
-        const unsigned char *s = text_of(d, idx[b]);
-        for (t = 0; t < T; t++) tokens[b * T + t] = t < x->len ? s[t] : pad;
-        lens[b] = x->len > 0 ? x->len : 1;
+/* Add the texts of `from` (whole, as text_load keeps them) to d. */
+static int text_append(text_set *d, const text_set *from) {
+    int i;
+    for (i = 0; i < from->n; i++)
+        if (!text_add(d, from->it[i].label, text_of(from, i), (size_t)from->it[i].full)) return 0;
+    return 1;
+}
+
+/* The length of the longest text in d, end marker included. */
+static int text_longest(const text_set *d) {
+    int i, m = 0;
+    for (i = 0; i < d->n; i++) if (d->it[i].full > m) m = d->it[i].full;
+    return m;
+}
+
+/* Let the model see the first ctx bytes of each text; returns how many texts that cuts,
+   and adds the bytes cut to *lost. */
+static int text_cut(text_set *d, int ctx, long *lost) {
+    int i, cut = 0;
+    for (i = 0; i < d->n; i++) {
+        text_item *x = &d->it[i];
+        x->len = x->full < ctx ? x->full : ctx;
+        if (x->len < x->full) { cut++; *lost += x->full - x->len; }
     }
-    return T;
+    return cut;
+}
+
+/* A batch: room for B texts of up to ctx bytes. batch_fill turns the items idx[0..B) of a
+   set into one (B, T) batch, T the longest of them: each row is its text's bytes, then pad
+   ids; lens[b] says how many positions are real (an empty text counts as one pad, so every
+   row has a position to average); labels[b] is the item's class. */
+typedef struct { int B, T, *idx, *tokens, *lens, *labels; } batch;
+
+static void batch_free(batch *x) {
+    free(x->idx); free(x->tokens); free(x->lens); free(x->labels);
+    memset(x, 0, sizeof *x);
+}
+
+static int batch_init(batch *x, int B, int ctx) {
+    x->B = B; x->T = 0;
+    x->idx = (int *)malloc((size_t)B * sizeof(int));
+    x->tokens = (int *)malloc((size_t)B * ctx * sizeof(int));
+    x->lens = (int *)malloc((size_t)B * sizeof(int));
+    x->labels = (int *)malloc((size_t)B * sizeof(int));
+    if (x->idx && x->tokens && x->lens && x->labels) return 1;
+    batch_free(x);
+    return say("out of memory");
+}
+
+static void batch_fill(batch *x, const text_set *d, int pad) {
+    int b, t, T = 1;
+    for (b = 0; b < x->B; b++) if (d->it[x->idx[b]].len > T) T = d->it[x->idx[b]].len;
+    for (b = 0; b < x->B; b++) {
+        const text_item *it = &d->it[x->idx[b]];
+        const unsigned char *s = text_of(d, x->idx[b]);
+        for (t = 0; t < T; t++) x->tokens[b * T + t] = t < it->len ? s[t] : pad;
+        x->lens[b] = it->len > 0 ? it->len : 1;
+        x->labels[b] = it->label;
+    }
+    x->T = T;
 }
 
 /* ---- Batches in epochs ---------------------------------------------------------------- */

@@ -1,4 +1,4 @@
-/* fuzz_safetensors.c - libFuzzer target for the safetensors reader and the GPT loader.
+/* fuzz_safetensors.c - libFuzzer target for the safetensors reader and the model loaders.
 
    Build (make fuzz does this):
        clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_safetensors.c \
@@ -12,8 +12,10 @@
        byte ranges lie inside the data and match shape x dtype size; every name is found
        again by lm_st_find, and every readable tensor reads (F32 bytes come back exactly);
      - lm_gpt_load_mem either fails with a message, or gives a model whose image
-       (lm_gpt_save_mem) loads back to bit-identical weights, and which can take one
-       generation step.
+       (lm_gpt_save_mem) loads back to bit-identical weights (Q8_0 values and scales
+       included), and which can take one generation step;
+     - lm_seq2seq_load_mem likewise (the encoder-decoder's layout), and the model it gives
+       decodes a one-token source.
    It also builds with a plain compiler and fuzz/replay.c into a program that runs given
    files once each (the regression inputs under fuzz/regressions/safetensors). */
 #define LM_IMPLEMENTATION
@@ -72,9 +74,32 @@ static void fuzz_entries(const lm_st_file *f, size_t len) {
     }
 }
 
+/* Two models' parameters, bit for bit. */
+static void fuzz_same_weights(const lm_params *a, const lm_params *b) {
+    size_t i;
+    FUZZ_ASSERT(a->total == b->total, "the parameter count survives a round trip");
+    for (i = 0; i < a->total; i++) {
+        uint32_t x, y;
+        memcpy(&x, &a->data[i], 4);
+        memcpy(&y, &b->data[i], 4);
+        FUZZ_ASSERT(x == y, "weights survive a round trip bit for bit");
+    }
+    FUZZ_ASSERT(a->n == b->n, "the tensor count survives a round trip");
+    for (i = 0; i < (size_t)a->n; i++) {        /* Q8_0 tensors: their values and scales */
+        const lm_q8 *p = a->t[i].q8, *q = b->t[i].q8;
+        int row, k;
+        FUZZ_ASSERT(!p == !q, "the same tensors are Q8_0");
+        for (row = 0; p && row < p->out; row++)
+            for (k = 0; k < p->in; k++) {
+                float x = lm_q8_get(p, row, k), y = lm_q8_get(q, row, k);
+                FUZZ_ASSERT(!memcmp(&x, &y, 4), "Q8_0 weights survive a round trip bit for bit");
+            }
+    }
+}
+
 /* A model that loaded: save it, load the image again, compare; then one generation step. */
 static void fuzz_model(lm_gpt *m) {
-    size_t need = 0, i;
+    size_t need = 0;
     unsigned char *img;
     lm_gpt *r;
     FUZZ_ASSERT(m->cfg.n_layer >= 1 && m->cfg.n_head >= 1 && m->cfg.n_embd % m->cfg.n_head == 0,
@@ -89,12 +114,8 @@ static void fuzz_model(lm_gpt *m) {
                 r->cfg.n_embd == m->cfg.n_embd && r->cfg.n_ctx == m->cfg.n_ctx &&
                 r->cfg.vocab == m->cfg.vocab && r->params.total == m->params.total,
                 "the config survives a round trip");
-    for (i = 0; i < m->params.total; i++) {
-        uint32_t a, b;
-        memcpy(&a, &m->params.data[i], 4);
-        memcpy(&b, &r->params.data[i], 4);
-        FUZZ_ASSERT(a == b, "weights survive a round trip bit for bit");
-    }
+    fuzz_same_weights(&m->params, &r->params);
+    FUZZ_ASSERT(r->cfg.quant == m->cfg.quant, "the quantization survives a round trip");
     lm_gpt_free(r);
     free(img);
     /* one step of generation on whatever numbers the file held (NaN included): it must
@@ -105,6 +126,31 @@ static void fuzz_model(lm_gpt *m) {
         lm_gpt_reset_cache(m);
         FUZZ_ASSERT(lm_gpt_step_token(m, m->cfg.vocab - 1, logits) == LM_OK, "a generation step");
         free(logits);
+    }
+}
+
+/* An encoder-decoder that loaded: its image loads back to the same config and weights;
+   then a short decoding on whatever numbers it holds (it must not crash). */
+static void fuzz_s2s(lm_seq2seq *m) {
+    size_t need = 0;
+    unsigned char *img;
+    lm_seq2seq *r;
+    FUZZ_ASSERT(m->cfg.nhead >= 1 && m->cfg.d_model % m->cfg.nhead == 0 &&
+                m->cfg.num_encoder_layers >= 1 && m->cfg.num_decoder_layers >= 1,
+                "a loaded encoder-decoder's config is valid");
+    FUZZ_ASSERT(lm_seq2seq_save_mem(m, NULL, 0, &need) == LM_OK && need > 8, "size of the image");
+    img = (unsigned char *)malloc(need);
+    FUZZ_ASSERT(img != NULL, "malloc");
+    FUZZ_ASSERT(lm_seq2seq_save_mem(m, img, need, &need) == LM_OK, "save_mem");
+    r = lm_seq2seq_load_mem(img, need);
+    FUZZ_ASSERT(r != NULL, "what we save we can load");
+    FUZZ_ASSERT(!memcmp(&r->cfg, &m->cfg, sizeof m->cfg), "the config survives a round trip");
+    fuzz_same_weights(&m->params, &r->params);
+    lm_seq2seq_free(r);
+    free(img);
+    if (lm_seq2seq_num_params(m) <= 200000 && m->cfg.n_ctx <= 4096) {
+        int src = 0, out[3];
+        FUZZ_ASSERT(lm_seq2seq_translate(m, &src, 1, 2, out, 3) >= 0, "a short decoding");
     }
 }
 
@@ -147,6 +193,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (m) {
             FUZZ_ASSERT(m->cfg.n_head == 1, "n_head 1 as asked");
             lm_gpt_free(m);
+        }
+    }
+
+    /* the encoder-decoder's loader */
+    {
+        lm_seq2seq *s;
+        lm_clear_error();
+        s = lm_seq2seq_load_mem(data, size);
+        if (s) {
+            FUZZ_ASSERT(rc == LM_OK, "an encoder-decoder loads only from a file that parses");
+            fuzz_s2s(s);
+            lm_seq2seq_free(s);
+        } else {
+            FUZZ_ASSERT(strcmp(lm_error(), "no error"), "a failed load has a message");
         }
     }
     return 0;

@@ -6,8 +6,9 @@
    files that reach deep into each parser instead of being refused at the first byte:
      DIR/safetensors/  checkpoints of tiny GPTs (F32, F16 and BF16, our names and Hugging
                        Face's with a "transformer." prefix, attention buffers and a tied
-                       lm_head) and a hand-written file with every dtype, a scalar, an empty
-                       tensor and escaped metadata;
+                       lm_head; Q8_0 with and without wte, with partial blocks) and a
+                       hand-written file with every dtype, a scalar, an empty tensor and
+                       escaped metadata;
      DIR/tokenizer/    (first byte 0) lm-bpe files trained on this repository's README and
                        the 0-merge byte tokenizer; (first byte 1) slices of
                        tests/gpt2/encoder.json and vocab.bpe that load on their own: the 256
@@ -124,6 +125,54 @@ static void put_model(const char *name, const lm_gpt *m, int dtype, const char *
     free(names);
 }
 
+/* An encoder-decoder's checkpoint in dtype; with the tutorial's positions buffer, and
+   with only nhead as metadata, when asked. */
+static void put_s2s(const char *name, int norm_first, int act, int dtype, int pos_buffer, int meta_nhead_only) {
+    lm_seq2seq_config c;
+    lm_seq2seq *m, *back;
+    lm_st_out o[128];
+    char num[16][24];
+    const char *kv[32];
+    static float pe[4 * 8];
+    size_t size;
+    unsigned char *img;
+    int i, k, n;
+    memset(&c, 0, sizeof c);
+    c.d_model = 8; c.nhead = 2; c.num_encoder_layers = 1; c.num_decoder_layers = 2;
+    c.dim_feedforward = 12; c.n_ctx = 6; c.src_vocab = 11; c.tgt_vocab = 9;
+    c.norm_first = norm_first; c.activation = act;
+    if (!(m = lm_seq2seq_new(&c, 7))) fail("lm_seq2seq_new");
+    n = m->params.n;
+    for (i = 0; i < n; i++) {
+        const lm_tensor *t = &m->params.t[i];
+        memset(&o[i], 0, sizeof o[i]);
+        o[i].name = m->params.names[i];
+        o[i].ndim = t->ndim;
+        for (k = 0; k < t->ndim; k++) o[i].shape[k] = t->shape[k];
+        o[i].data = t->data;
+        o[i].dtype = dtype;
+    }
+    if (pos_buffer) {
+        memset(&o[n], 0, sizeof o[n]);
+        o[n].name = "positional_encoding.pos_embedding";
+        o[n].ndim = 3; o[n].shape[0] = 4; o[n].shape[1] = 1; o[n].shape[2] = 8;
+        o[n].data = pe;
+        n++;
+    }
+    lm__s2s_meta(m, num, kv);
+    if (meta_nhead_only) { kv[0] = kv[4]; kv[1] = kv[5]; }
+    k = meta_nhead_only ? 1 : LM__S2S_META;
+    if (lm_st_write_mem(o, n, kv, k, NULL, 0, &size)) fail("st size");
+    img = (unsigned char *)malloc(size);
+    if (!img || lm_st_write_mem(o, n, kv, k, img, size, &size)) fail("st write");
+    back = lm_seq2seq_load_mem(img, size);
+    if (!back) fail(name);
+    lm_seq2seq_free(back);
+    put("safetensors", name, -1, img, size);
+    free(img);
+    lm_seq2seq_free(m);
+}
+
 /* Raw image from a header text and data bytes. */
 static void put_raw_st(const char *name, const char *json, const void *data, size_t dlen) {
     size_t n = strlen(json), i;
@@ -139,10 +188,28 @@ static void put_raw_st(const char *name, const char *json, const void *data, siz
     free(b);
 }
 
+/* A Q8_0 checkpoint of m (lm_gpt_quantize, then the image lm_gpt_save_mem writes). */
+static void put_q8(const char *name, const lm_gpt *m, int quant) {
+    lm_gpt *q = lm_gpt_quantize(m, quant), *back;
+    unsigned char *img;
+    size_t size = 0;
+    if (!q || lm_gpt_save_mem(q, NULL, 0, &size)) fail("lm_gpt_quantize");
+    img = (unsigned char *)malloc(size);
+    if (!img || lm_gpt_save_mem(q, img, size, &size)) fail("lm_gpt_save_mem");
+    if (!(back = lm_gpt_load_mem(img, size, 0))) fail(name);
+    put("safetensors", name, -1, img, size);
+    lm_gpt_free(back);
+    lm_gpt_free(q);
+    free(img);
+}
+
 static void seeds_st(void) {
-    lm_gpt *m = tiny(1, 8, 2, 4, 16), *m2 = tiny(2, 4, 1, 3, 5);
+    lm_gpt *m = tiny(1, 8, 2, 4, 16), *m2 = tiny(2, 4, 1, 3, 5), *m3 = tiny(1, 40, 2, 3, 20);
     static unsigned char data[64];
     int i;
+    put_q8("gpt_q8", m, LM_QUANT_Q8_0);
+    put_q8("gpt_q8_wte", m3, LM_QUANT_Q8_0_EMB);
+    lm_gpt_free(m3);
     put_model("gpt_f32", m, LM_DT_F32, "", 0, 1);
     put_model("gpt_f16", m, LM_DT_F16, "", 0, 1);
     put_model("gpt_bf16", m2, LM_DT_BF16, "", 0, 1);
@@ -161,6 +228,9 @@ static void seeds_st(void) {
                "\"empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[48,48]},"
                "\"c64\":{\"dtype\":\"C64\",\"shape\":[2],\"data_offsets\":[48,64]}}",
                data, 64);
+    put_s2s("s2s_post_relu", 0, LM_ACT_RELU, LM_DT_F32, 0, 0);
+    put_s2s("s2s_pre_gelu_f16", 1, LM_ACT_GELU, LM_DT_F16, 1, 0);
+    put_s2s("s2s_nhead_only", 0, LM_ACT_RELU, LM_DT_BF16, 0, 1);
     put_raw_st("empty", "{}", NULL, 0);
     put_raw_st("meta_only", "{\"__metadata__\":{\"n_head\":\"2\"}}        ", NULL, 0);
     lm_gpt_free(m);
@@ -305,6 +375,11 @@ static void seeds_cli(void) {
         {"generate_gpt2", "generate|--model|m|--gpt2|tests/gpt2|--prompt|--help"},
         {"eval", "eval|--model|m.safetensors|--data|text.txt|--ctx|8|--threads|1"},
         {"info", "info|--model|m.safetensors"},
+        {"quantize", "quantize|--model|m.safetensors|--out|q.safetensors|--quantize-embeddings"},
+        {"quantize_same", "quantize|--model|m.safetensors|--out|m.safetensors"},
+        {"prune", "prune|--model|m.safetensors|--sparsity|0.5|--out|p.safetensors"},
+        {"prune_bad", "prune|--model|m.safetensors|--sparsity|-1|--out|p.safetensors"},
+        {"train_keep", "train|--data|text.txt|--init|p.safetensors|--keep-zeros|--steps|3"},
         {"bpe", "bpe|--data|text.txt|--vocab|300|--out|t.bpe"},
         {"tokenize", "tokenize|--text|Hello, world! it's 123"},
         {"tokenize_stdin", "tokenize#some text on stdin\n"},
@@ -315,6 +390,17 @@ static void seeds_cli(void) {
         {"bench_help", "bench|gemm|--help"},
         {"bench_unknown", "bench|fft"},
         {"dashdash", "tokenize|--|--text"},
+        {"s2s", "s2s"},
+        {"s2s_help", "s2s|--help"},
+        {"s2s_train", "s2s|train|--data|pairs.tsv|--model|m.safetensors|--layers|1|--enc-layers|2|"
+                      "--heads|2|--embd|16|--ff|32|--ctx|12|--norm-first|--activation|gelu|"
+                      "--dropout|0.1|--batch|4|--steps|5|--val-frac|0.2|--log|l.csv"},
+        {"s2s_train_resume", "s2s|train|--data|p|--resume|m.safetensors|--order|sequential"},
+        {"s2s_eval", "s2s|eval|--model|m.safetensors|--data|p.tsv|--beam|3|--batch|8"},
+        {"s2s_translate", "s2s|translate|--model|m.safetensors|--text|5 March 2021|--beam|2|"
+                          "--max-tokens|10|--stats"},
+        {"s2s_translate_stdin", "s2s|translate|--model|m#one\r\n\ntwo"},
+        {"s2s_bad", "s2s|translate|--model|m|--beam|99"},
         {"unknown", "frobnicate|--x"},
     };
     size_t i;
@@ -326,6 +412,15 @@ static void seeds_cli(void) {
     if (!img || lm_gpt_save_mem(m, img, size, &size)) fail("lm_gpt_save_mem");
     put_cli_in("info", "info|--model|@in", img, size);
     free(img);
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB);
+        if (!q || lm_gpt_save_mem(q, NULL, 0, &size)) fail("lm_gpt_quantize");
+        img = (unsigned char *)malloc(size);
+        if (!img || lm_gpt_save_mem(q, img, size, &size)) fail("lm_gpt_save_mem");
+        put_cli_in("info_q8", "info|--model|@in", img, size);
+        free(img);
+        lm_gpt_free(q);
+    }
     t = lm_tok_train(csv, sizeof csv - 1, 270);
     if (!t || (need = lm_tok_save_mem(t, NULL, 0)) <= 0) fail("lm_tok_train");
     img = (unsigned char *)malloc((size_t)need);

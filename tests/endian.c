@@ -8,12 +8,17 @@
                                run.safetensors    that GPT after 3 training steps, with
                                run.safetensors.state  its resume state (AdamW moments, ...)
                                run.logits         its logits for a fixed input ("%a" lines)
+                               s2s*.safetensors, s2s_run.safetensors.state, s2s_run.logits
+                                                  the same for an encoder-decoder
+                               q8.safetensors     that GPT in Q8_0 (with wte)
      endian check FROM OUT   run on the other machine: loads FROM's run checkpoint, its state
                              and FROM's tokenizer; the logits must match FROM's to 1e-5 of
                              their scale (it prints the largest difference); saves all three
                              again into OUT as resaved.*, which must be byte for byte FROM's
                              files; and OUT's own fresh.* (from `write OUT`) must be byte for
-                             byte FROM's fresh.*.
+                             byte FROM's fresh.*; FROM's run checkpoint quantized here and
+                             FROM's q8 checkpoint loaded and saved again must both be byte
+                             for byte FROM's q8.safetensors.
    Exit status 0 when every check holds. */
 #define _POSIX_C_SOURCE 200809L
 #define LM_IMPLEMENTATION
@@ -23,7 +28,7 @@
 #include <string.h>
 #include <math.h>
 
-static const lm_gpt_config e_cfg = {2, 2, 16, 8, 256};   /* layers, heads, embd, ctx, vocab */
+static const lm_gpt_config e_cfg = {2, 2, 16, 8, 256, LM_QUANT_NONE};   /* layers, heads, embd, ctx, vocab */
 enum { E_B = 2, E_T = 8 };
 static int e_fail;
 
@@ -86,6 +91,90 @@ static float *e_logits(lm_gpt *m) {
     return out;
 }
 
+/* The encoder-decoder: a fixed batch of two pairs, its logits (1, T + 1, V) for pair 0. */
+static const lm_seq2seq_config e_scfg = {16, 2, 1, 2, 24, 1, 1, 10, 259, 259, 0, 0, 0, 0};
+static const int e_ssrc[2 * 5] = {104, 101, 108, 108, 111, 97, 98, 0, 0, 0};
+static const int e_ssl[2] = {5, 2}, e_stl[2] = {3, 1};
+static const int e_stgt[2 * 3] = {111, 108, 108, 98, 0, 0};
+static lm_seq2seq_batch e_sbatch(int B) {
+    lm_seq2seq_batch b;
+    b.B = B; b.S = 5; b.T = 3; b.src = e_ssrc; b.src_len = e_ssl; b.tgt = e_stgt; b.tgt_len = e_stl;
+    return b;
+}
+static float *e_s2s_logits(lm_seq2seq *m, int *size) {
+    lm_arena a;
+    lm_graph g;
+    lm_seq2seq_batch b = e_sbatch(1);
+    lm_tensor *y;
+    float *out = NULL;
+    if (lm_arena_init(&a, (size_t)16 << 20) != LM_OK) return NULL;
+    lm_graph_init(&g, &a);
+    g.no_grad = 1;
+    y = lm_seq2seq_forward(m, &g, &b);
+    if (y && (out = (float *)malloc((size_t)y->size * sizeof(float))) != NULL) {
+        memcpy(out, y->data, (size_t)y->size * sizeof(float));
+        *size = y->size;
+    }
+    lm_arena_free(&a);
+    return out;
+}
+static void e_s2s_write(const char *dir) {
+    lm_seq2seq *m = lm_seq2seq_new(&e_scfg, 9);
+    lm_seq2seq_batch b = e_sbatch(2);
+    lm_train_opts o = lm_train_defaults();
+    lm_train_state st;
+    float *y;
+    int n = 0, i, s;
+    FILE *f;
+    if (!m) { e_check(0, "a new encoder-decoder"); return; }
+    e_check(lm_seq2seq_save(m, e_path(dir, "s2s_fresh.safetensors")) == LM_OK, "write s2s_fresh.safetensors");
+    o.steps = 2;
+    o.warmup = 1;
+    for (s = 0; s < 2; s++) e_check(lm_seq2seq_train_step(m, &o, &b, s) > 0, "an encoder-decoder training step");
+    memset(&st, 0, sizeof st);
+    st.step = 2;
+    st.rng = 77;
+    e_check(lm_seq2seq_save_with_state(m, e_path(dir, "s2s_run.safetensors"), &st) == LM_OK,
+            "write s2s_run.safetensors and its state");
+    y = e_s2s_logits(m, &n);
+    f = fopen(e_path(dir, "s2s_run.logits"), "w");
+    if (y && f) for (i = 0; i < n; i++) fprintf(f, "%a\n", (double)y[i]);
+    e_check(y && f && fclose(f) == 0, "write s2s_run.logits");
+    free(y);
+    lm_seq2seq_free(m);
+}
+static void e_s2s_check(const char *from, const char *out) {
+    lm_seq2seq *m = lm_seq2seq_load(e_path(from, "s2s_run.safetensors"));
+    lm_train_state st;
+    int n = 0, i, got = 0;
+    float *y = m ? e_s2s_logits(m, &n) : NULL;
+    FILE *f = fopen(e_path(from, "s2s_run.logits"), "r");
+    double worst = 0, scale = 0;
+    char line[64];
+    e_check(m && y && f, "load FROM's encoder-decoder");
+    if (!m || !y || !f) { printf("     %s\n", lm_error()); if (f) fclose(f); free(y); lm_seq2seq_free(m); return; }
+    for (i = 0; i < n && fgets(line, sizeof line, f); i++) {
+        double want = strtod(line, NULL);
+        if (fabs(want) > scale) scale = fabs(want);
+        if (fabs(y[i] - want) > worst) worst = fabs(y[i] - want);
+        got++;
+    }
+    fclose(f);
+    printf("     encoder-decoder logits: largest difference %.3g, largest logit %.3g\n", worst, scale);
+    e_check(got == n && worst <= 1e-5 * (scale > 1 ? scale : 1), "the encoder-decoder's logits are FROM's to 1e-5 of their scale");
+    memset(&st, 0, sizeof st);
+    e_check(lm_seq2seq_load_state(m, e_path(from, "s2s_run.safetensors"), &st) == LM_OK && st.step == 2 &&
+            st.rng == 77, "load FROM's encoder-decoder resume state");
+    e_check(lm_seq2seq_save_with_state(m, e_path(out, "s2s_resaved.safetensors"), &st) == LM_OK &&
+            e_same_file(e_path(out, "s2s_resaved.safetensors"), e_path(from, "s2s_run.safetensors")) &&
+            e_same_file(e_path(out, "s2s_resaved.safetensors.state"), e_path(from, "s2s_run.safetensors.state")),
+            "encoder-decoder checkpoint and state saved again: byte for byte FROM's");
+    e_check(e_same_file(e_path(out, "s2s_fresh.safetensors"), e_path(from, "s2s_fresh.safetensors")),
+            "a new encoder-decoder of the same seed: byte for byte FROM's checkpoint");
+    free(y);
+    lm_seq2seq_free(m);
+}
+
 static int e_write(const char *dir) {
     static char text[8192];
     size_t n = e_text(text, sizeof text);
@@ -116,8 +205,14 @@ static int e_write(const char *dir) {
     if (y && f) for (i = 0; i < E_T * e_cfg.vocab; i++) fprintf(f, "%a\n", (double)y[i]);
     e_check(y && f && fclose(f) == 0, "write run.logits");
     free(y);
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB);
+        e_check(q && lm_gpt_save(q, e_path(dir, "q8.safetensors")) == LM_OK, "write q8.safetensors");
+        lm_gpt_free(q);
+    }
     lm_tok_free(tok);
     lm_gpt_free(m);
+    e_s2s_write(dir);
     return e_fail;
 }
 
@@ -163,10 +258,21 @@ static int e_read_back(const char *from, const char *out) {
             "a new GPT of the same seed: byte for byte FROM's checkpoint");
     e_check(e_same_file(e_path(out, "fresh.bpe"), e_path(from, "fresh.bpe")),
             "a BPE trained on the same text: byte for byte FROM's file");
+    {
+        lm_gpt *q = lm_gpt_quantize(m, LM_QUANT_Q8_0_EMB), *r = lm_gpt_load(e_path(from, "q8.safetensors"), 0);
+        e_check(q && r && lm_gpt_save(q, e_path(out, "requant.safetensors")) == LM_OK &&
+                lm_gpt_save(r, e_path(out, "resaved_q8.safetensors")) == LM_OK &&
+                e_same_file(e_path(out, "requant.safetensors"), e_path(from, "q8.safetensors")) &&
+                e_same_file(e_path(out, "resaved_q8.safetensors"), e_path(from, "q8.safetensors")),
+                "Q8_0: FROM's weights quantized here, and FROM's Q8_0 file saved again: byte for byte FROM's");
+        lm_gpt_free(q);
+        lm_gpt_free(r);
+    }
     free(ids);
     free(y);
     lm_tok_free(tok);
     lm_gpt_free(m);
+    e_s2s_check(from, out);
     return e_fail;
 }
 

@@ -23,7 +23,8 @@
         Prints how many failure points were tried and which of lm.h's allocation sites
         they reached.
      2. I/O failure at every call of a save: lm_gpt_save, lm_gpt_save_state,
-        lm_gpt_save_with_state and lm_tok_save, with their 1st, 2nd ... file call failing.
+        lm_gpt_save_with_state, lm_seq2seq_save_with_state and lm_tok_save, with their 1st,
+        2nd ... file call failing.
         Each time: an error; the previous files still load and are byte for byte what they
         were (or, where the failure came after a commit, the new ones are complete and
         load); no temporary file left behind; then the save succeeds.
@@ -248,7 +249,7 @@ static int f_end(const char *what, long n, int persist, int ok, int optional) {
 }
 
 /* ---- fixtures ------------------------------------------------------------------------ */
-static const lm_gpt_config f_cfg = {2, 2, 16, 8, 64};       /* layers, heads, embd, ctx, V */
+static const lm_gpt_config f_cfg = {2, 2, 16, 8, 64, LM_QUANT_NONE}; /* layers, heads, embd, ctx, V */
 enum { F_B = 2, F_T = 8, F_STEPS = 3 };
 static int f_in[F_STEPS][F_B * F_T], f_tg[F_STEPS][F_B * F_T];
 static char f_dir[64];
@@ -799,6 +800,171 @@ static void f_alloc_state_load(void) {
     }
 }
 
+/* The encoder-decoder: new, load (memory and file), save, training steps from a tiny
+   work arena (with dropout: a failed step must not count as taken), decoding (greedy and
+   beam: the decoding memory and the encoder's arena), the resume state. */
+static const lm_seq2seq_config f_scfg = {16, 2, 2, 1, 24, 0, 1, 12, 30, 20, 0, 0, 0, 0.1f};
+static lm_seq2seq *f_sref;
+static int f_good_s2s(lm_seq2seq *m) { return f_same_params(&m->params, &f_sref->params, 0); }
+static const int f_ssrc[F_B * 6] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 0, 0};
+static const int f_ssl[F_B] = {6, 3}, f_stl[F_B] = {4, 0};
+static const int f_stgt[F_B * 4] = {3, 1, 4, 1, 0, 0, 0, 0};
+static lm_seq2seq_batch f_sbatch(void) {
+    lm_seq2seq_batch b;
+    b.B = F_B; b.S = 6; b.T = 4; b.src = f_ssrc; b.src_len = f_ssl; b.tgt = f_stgt; b.tgt_len = f_stl;
+    return b;
+}
+static int f_save_s2s_pair(void *ctx, const char *path) {
+    return lm_seq2seq_save_with_state((lm_seq2seq *)ctx, path, &f_state);
+}
+static void f_alloc_seq2seq(void) {
+    lm_train_opts o = f_opts();
+    lm_seq2seq_batch b = f_sbatch();
+    lm_seq2seq *r, *t;
+    unsigned char *img;
+    size_t img_n = 0, size = 0;
+    float want[F_STEPS], got;
+    int out_want[2][12], out_got[12], n_want[2], s, p, k;
+    long n;
+    lm_train_state st;
+    f_sref = lm_seq2seq_new(&f_scfg, 5);
+    F_SWEEP_NEW("lm_seq2seq_new", lm_seq2seq *, lm_seq2seq_new(&f_scfg, 5), f_good_s2s, lm_seq2seq_free);
+    lm_seq2seq_save_mem(f_sref, NULL, 0, &img_n);
+    img = (unsigned char *)malloc(img_n);
+    lm_seq2seq_save_mem(f_sref, img, img_n, &img_n);
+    F_SWEEP_NEW("lm_seq2seq_load_mem", lm_seq2seq *, lm_seq2seq_load_mem(img, img_n), f_good_s2s, lm_seq2seq_free);
+    CHECK(lm_seq2seq_save(f_sref, f_path("s2s.safetensors")) == LM_OK, "save the encoder-decoder");
+    F_SWEEP_NEW("lm_seq2seq_load", lm_seq2seq *, lm_seq2seq_load(f_path("s2s.safetensors")), f_good_s2s, lm_seq2seq_free);
+    {
+        unsigned char *buf = (unsigned char *)malloc(img_n);
+        for (p = 0; p < 2; p++)
+            for (n = 1;; n++) {
+                long live0 = f_live;
+                int rc;
+                f_arm(n, p);
+                rc = lm_seq2seq_save_mem(f_sref, buf, img_n, &size);
+                if (f_end("lm_seq2seq_save_mem", n, p, rc == LM_OK, 0)) { CHECK(f_live == live0, "lm_seq2seq_save_mem: leak"); continue; }
+                CHECK(size == img_n && !memcmp(buf, img, img_n), "lm_seq2seq_save_mem: the image differs");
+                break;
+            }
+        free(buf);
+    }
+    /* training steps and decoding, against a model that never failed */
+    r = lm_seq2seq_new(&f_scfg, 5);
+    for (s = 0; s < F_STEPS; s++) want[s] = lm_seq2seq_train_step(r, &o, &b, s);
+    for (k = 0; k < 2; k++) n_want[k] = lm_seq2seq_translate(r, f_ssrc, 6, k ? 3 : 1, out_want[k], 12);
+    CHECK(n_want[0] >= 0 && n_want[1] >= 0, "seq2seq decoding: reference");
+    for (p = 0; p < 2; p++) {
+        long live0 = f_live;
+        lm_seq2seq *m = lm_seq2seq_new(&f_scfg, 5);
+        if (!m) { CHECK(0, "seq2seq: setup"); break; }
+        for (s = 0; s < F_STEPS; s++)
+            for (n = 1;; n++) {
+                f_tiny_arena(&m->work);
+                f_arm(n, p);
+                got = lm_seq2seq_train_step(m, &o, &b, s);
+                if (f_end("lm_seq2seq_train_step", n, p, got == got, 0)) continue;
+                CHECK(got == want[s], "lm_seq2seq_train_step %d: loss %.9g, without failures %.9g", s, got, want[s]);
+                break;
+            }
+        CHECK(f_same_params(&m->params, &r->params, 1) && m->steps == r->steps,
+              "lm_seq2seq_train_step: after failed attempts, other weights, moments or step count");
+        for (k = 0; k < 2; k++) {
+            lm_arena_free(&m->work);
+            lm_arena_free(&m->dec_arena);
+            m->beams = 0;
+            for (n = 1;; n++) {
+                int rc;
+                f_arm(n, p);
+                rc = lm_seq2seq_translate(m, f_ssrc, 6, k ? 3 : 1, out_got, 12);
+                if (f_end(k ? "lm_seq2seq_translate (beam 3)" : "lm_seq2seq_translate", n, p, rc >= 0, 0)) continue;
+                CHECK(rc == n_want[k] && !memcmp(out_got, out_want[k], (size_t)rc * sizeof(int)),
+                      "lm_seq2seq_translate: other tokens than without failures");
+                break;
+            }
+        }
+        lm_seq2seq_free(m);
+        CHECK(f_live == live0, "seq2seq: %ld blocks leaked", f_live - live0);
+    }
+    /* saving the pair, and loading the state */
+    t = lm_seq2seq_new(&f_scfg, 5);
+    CHECK(t && lm_seq2seq_save_with_state(t, f_path("p.safetensors"), &f_state) == LM_OK, "previous pair");
+    f_alloc_save("lm_seq2seq_save_with_state", f_save_s2s_pair, r, "p.safetensors", ".state");
+    CHECK(lm_seq2seq_save_with_state(r, f_path("p.safetensors"), &f_state) == LM_OK, "save a run");
+    for (p = 0; p < 2; p++) {
+        lm_seq2seq *m = lm_seq2seq_load(f_path("p.safetensors"));
+        for (n = 1; m; n++) {
+            int rc;
+            memset(&st, 0, sizeof st);
+            f_arm(n, p);
+            rc = lm_seq2seq_load_state(m, f_path("p.safetensors"), &st);
+            if (f_end("lm_seq2seq_load_state", n, p, rc == LM_OK, 0)) {
+                CHECK(m->params.step == 0, "lm_seq2seq_load_state: a failed load changed the model");
+                continue;
+            }
+            CHECK(f_same_params(&m->params, &r->params, 1) && st.step == f_state.step,
+                  "lm_seq2seq_load_state: other moments or numbers");
+            break;
+        }
+        lm_seq2seq_free(m);
+    }
+    lm_seq2seq_free(t);
+    lm_seq2seq_free(r);
+    lm_seq2seq_free(f_sref);
+    free(img);
+}
+
+/* Compression (lm.h section 10): quantizing, saving and loading a Q8_0 model, pruning. A
+   failed prune must leave the model as it was. */
+static lm_gpt *f_q8_ref;           /* f_trained in Q8_0 (with wte), made without failures  */
+static int f_good_q8(lm_gpt *m) {
+    int k;
+    if (m->cfg.quant != f_q8_ref->cfg.quant || m->params.n != f_q8_ref->params.n) return 0;
+    for (k = 0; k < m->params.n; k++) {
+        const lm_tensor *a = &m->params.t[k], *b = &f_q8_ref->params.t[k];
+        if (!a->q8 != !b->q8) return 0;
+        if (!a->q8 && memcmp(a->data, b->data, (size_t)a->size * sizeof(float))) return 0;
+        if (a->q8 && (memcmp(a->q8->d, b->q8->d, LM_Q8_SCALES(a->q8->out, a->q8->in) * 2) ||
+                      memcmp(a->q8->q, b->q8->q, LM_Q8_VALUES(a->q8->out, a->q8->in))))
+            return 0;
+    }
+    return 1;
+}
+static void f_alloc_compression(void) {
+    lm_gpt *pruned = lm_gpt_load_mem(f_img, f_img_n, 0), *m;
+    int p;
+    long n;
+    f_q8_ref = lm_gpt_quantize(f_trained, LM_QUANT_Q8_0_EMB);
+    CHECK(f_q8_ref && pruned && lm_gpt_prune(pruned, 0.5f) == LM_OK, "the Q8_0 and pruned references");
+    if (!f_q8_ref || !pruned) return;
+    F_SWEEP_NEW("lm_gpt_quantize", lm_gpt *, lm_gpt_quantize(f_trained, LM_QUANT_Q8_0_EMB), f_good_q8, lm_gpt_free);
+    CHECK(lm_gpt_save(f_ref, f_path("q.safetensors")) == LM_OK, "previous file");
+    f_alloc_save("lm_gpt_save (Q8_0)", f_save_gpt, f_q8_ref, "q.safetensors", NULL);
+    CHECK(lm_gpt_save(f_q8_ref, f_path("q.safetensors")) == LM_OK, "a Q8_0 file");
+    F_SWEEP_NEW("lm_gpt_load (Q8_0)", lm_gpt *, lm_gpt_load(f_path("q.safetensors"), 0), f_good_q8, lm_gpt_free);
+    for (p = 0; p < 2; p++)
+        for (n = 1;; n++) {
+            long live0;
+            int rc;
+            m = lm_gpt_load_mem(f_img, f_img_n, 0);
+            live0 = f_live;
+            f_arm(n, p);
+            rc = lm_gpt_prune(m, 0.5f);
+            if (f_end("lm_gpt_prune", n, p, rc == LM_OK, 0)) {
+                CHECK(f_live == live0 && f_good_gpt(m), "lm_gpt_prune: after allocation %ld failed, "
+                      "a leak, or the model changed", n);
+                lm_gpt_free(m);
+                continue;
+            }
+            CHECK(f_same_params(&m->params, &pruned->params, 0), "lm_gpt_prune: the result differs");
+            lm_gpt_free(m);
+            break;
+        }
+    remove(f_path("q.safetensors"));
+    lm_gpt_free(pruned);
+    lm_gpt_free(f_q8_ref);
+}
+
 /* Which allocation sites of lm.h (lines with LM_MALLOC in the implementation) were made to
    fail; prints the count and the lines not reached. */
 static void f_alloc_sites(void) {
@@ -843,6 +1009,7 @@ static void f_allocations(void) {
     f_alloc_state_load();
     f_alloc_generation();
     f_alloc_encoder();
+    f_alloc_seq2seq();
     f_alloc_tokenizers();
     {
         lm_tokenizer *b = lm_tok_bytes();
@@ -850,9 +1017,7 @@ static void f_allocations(void) {
         f_alloc_save("lm_tok_save", f_save_tok, f_tok_ref, "t.bpe", NULL);
         lm_tok_free(b);
     }
-    /* QUANTIZED CHECKPOINTS: when lm.h can write and load Q8_0 files (issue 14), a sweep
-       here as lm_gpt_load has in f_alloc_gpt_files - F_SWEEP_NEW over loading a quantized
-       file, compared with the model a run without failures loads - and over quantizing. */
+    f_alloc_compression();
     f_alloc_sites();
 }
 
@@ -868,7 +1033,24 @@ static void f_io_kind(void) {
     if (!strstr(f_io_kinds, kind) && strlen(f_io_kinds) + strlen(kind) < sizeof f_io_kinds)
         strcat(f_io_kinds, kind);
 }
-/* pair: the save commits two files (lm_gpt_save_with_state): the weights, then the state. */
+/* pair: the save commits two files, the weights, then the state: 1 lm_gpt_save_with_state,
+   2 lm_seq2seq_save_with_state. f_pair_load loads such a pair and its state (finishing the
+   save): are the weights and moments those of want? */
+static int f_pair_load(int pair, const char *path, void *want, lm_train_state *st) {
+    int ok;
+    if (pair == 2) {
+        lm_seq2seq *m = lm_seq2seq_load(path);
+        ok = m && lm_seq2seq_load_state(m, path, st) == LM_OK &&
+             f_same_params(&m->params, &((lm_seq2seq *)want)->params, 1);
+        lm_seq2seq_free(m);
+    } else {
+        lm_gpt *m = lm_gpt_load(path, 0);
+        ok = m && lm_gpt_load_state(m, path, st) == LM_OK &&
+             f_same_params(&m->params, &((lm_gpt *)want)->params, 1);
+        lm_gpt_free(m);
+    }
+    return ok;
+}
 static void f_io_save(const char *what, f_save_fn save, void *ctx, const char *name,
                       const char *name2, int pair) {
     f_files f;
@@ -899,7 +1081,6 @@ static void f_io_save(const char *what, f_save_fn save, void *ctx, const char *n
         } else if (pair && !strncmp(fio_failed, "rename", 6) && strstr(fio_failed, ".state.tmp")) {
             /* the weights are committed; the state that goes with them waits, complete, in
                PATH.state.tmp, where loading the state finds it and finishes the save */
-            lm_gpt *m = lm_gpt_load(f.path[0], 0), *want = (lm_gpt *)ctx;
             lm_train_state st;
             char tmp[340];
             snprintf(tmp, sizeof tmp, "%s.tmp", f.path[1]);
@@ -907,12 +1088,11 @@ static void f_io_save(const char *what, f_save_fn save, void *ctx, const char *n
                   f_same_bytes(f.path[1], f.prev[1], f.n_prev[1]) &&
                   f_same_bytes(tmp, f.want[1], f.n_want[1]) && f_tmp_files(f_dir) == 1,
                   "%s: the state's rename failing: weights new, state old, new state in %s", what, tmp);
-            CHECK(m && lm_gpt_load_state(m, f.path[0], &st) == LM_OK &&
-                  f_same_params(&m->params, &want->params, 1) && st.step == f_state.step,
+            memset(&st, 0, sizeof st);
+            CHECK(f_pair_load(pair, f.path[0], ctx, &st) && st.step == f_state.step,
                   "%s: the state's rename failing: loading the state finishes the save", what);
             CHECK(f_files_are(&f, 1) && f_tmp_files(f_dir) == 0,
                   "%s: the state's rename failing: after the load, both files are the new ones", what);
-            lm_gpt_free(m);
         } else {
             CHECK(f_files_are(&f, 0) && f_tmp_files(f_dir) == 0,
                   "%s: with '%s' (call %ld) failing, the previous files are not as they were, "
@@ -935,6 +1115,19 @@ static void f_io_saves(void) {
     f_io_save("lm_gpt_save_state", f_save_state, f_trained, "m.safetensors", ".state", 0);
     f_io_save("lm_gpt_save_with_state", f_save_pair, f_trained, "m.safetensors", ".state", 1);
     f_io_save("lm_tok_save", f_save_tok, f_tok_ref, "t.bpe", NULL, 0);
+    {
+        /* the encoder-decoder's pair: a fresh model's files before, a trained one's after */
+        lm_seq2seq *fresh = lm_seq2seq_new(&f_scfg, 5), *trained = lm_seq2seq_new(&f_scfg, 5);
+        lm_seq2seq_batch bt = f_sbatch();
+        lm_train_opts o = f_opts();
+        int s;
+        for (s = 0; trained && s < F_STEPS; s++) lm_seq2seq_train_step(trained, &o, &bt, s);
+        CHECK(fresh && trained && lm_seq2seq_save_with_state(fresh, f_path("s.safetensors"), &f_state) == LM_OK,
+              "previous encoder-decoder files");
+        f_io_save("lm_seq2seq_save_with_state", f_save_s2s_pair, trained, "s.safetensors", ".state", 2);
+        lm_seq2seq_free(fresh);
+        lm_seq2seq_free(trained);
+    }
     lm_tok_free(b);
 }
 

@@ -6,7 +6,8 @@
 # Runs each subcommand once on tiny inputs, each under memcheck with --error-exitcode=1 and
 # a full leak check: BPE training, a few training steps (with a BPE tokenizer, 2 threads,
 # a CSV log and a checkpoint), a resumed run, eval, info, generate (greedy and sampled),
-# tokenize and detokenize, and two runs that fail (a missing file, a bad checkpoint). A
+# tokenize and detokenize, the encoder-decoder's train, resume, eval and translate (greedy
+# and beam, --text and stdin), and runs that fail (a missing file, a bad checkpoint). A
 # run that must fail still must not touch bad memory: only its exit status differs.
 # The text is the LICENSE file, so nothing has to be generated. Stops at the first error.
 set -eu
@@ -65,6 +66,35 @@ if [ "$rc" -ne 0 ] || [ "$(cat "$DIR/out")" != "Permission is hereby granted, fr
     echo "valgrind: detokenize failed (exit $rc) or did not give the text back"
     exit 1
 fi
+printf 'abc\tcba\nhello\tolleh\nlicense\tesnecil\nmit\ttim\r\n\nfree\teerf\n' >"$DIR/pairs.tsv"
+S2S="--layers 1 --enc-layers 2 --heads 2 --embd 16 --ff 24 --ctx 12 --batch 3"
+run 0 s2s train --data "$DIR/pairs.tsv" --model "$DIR/s.safetensors" $S2S --steps 3 --warmup 1 \
+    --eval-every 2 --val-frac 0.4 --dropout 0.1 --log "$DIR/s.csv" --tokenizer "$DIR/tok.bpe" \
+    --threads 2 --quiet
+run 0 s2s train --data "$DIR/pairs.tsv" --resume "$DIR/s.safetensors" --model "$DIR/s.safetensors" \
+    $S2S --steps 4 --warmup 1 --eval-every 2 --val-frac 0.4 --dropout 0.1 --log "$DIR/s.csv" \
+    --tokenizer "$DIR/tok.bpe" --norm-first --activation gelu --threads 1 --quiet
+run 0 s2s eval --model "$DIR/s.safetensors" --data "$DIR/pairs.tsv" --tokenizer "$DIR/tok.bpe" --beam 2
+run 0 s2s translate --model "$DIR/s.safetensors" --text "hello" --tokenizer "$DIR/tok.bpe" --stats
+set +e
+printf 'abc\n\nfree\r\n' | $VG "$LM" s2s translate --model "$DIR/s.safetensors" --tokenizer "$DIR/tok.bpe" \
+    --beam 3 --threads 2 >"$DIR/out" 2>"$DIR/err"
+rc=$?
+set -e
+echo "valgrind: lm s2s translate --beam 3 < 3 lines"
+if [ "$rc" -ne 0 ] || [ "$(wc -l <"$DIR/out")" -ne 3 ]; then
+    cat "$DIR/err"
+    echo "valgrind: s2s translate failed (exit $rc) or did not give one line per source"
+    exit 1
+fi
+run 1 s2s translate --model "$DIR/m.safetensors" --text abc
+run 0 quantize --model "$DIR/m.safetensors" --out "$DIR/q.safetensors" --quantize-embeddings --threads 2
+run 0 eval --model "$DIR/q.safetensors" --data "$TEXT" --ctx 8 --tokenizer "$DIR/tok.bpe" --threads 2
+run 0 generate --model "$DIR/q.safetensors" --tokenizer "$DIR/tok.bpe" --prompt "The " \
+    --tokens 20 --temperature 0 --threads 2
+run 0 prune --model "$DIR/m.safetensors" --sparsity 0.5 --out "$DIR/p.safetensors" --threads 1
+run 0 train --data "$TEXT" --init "$DIR/p.safetensors" --model "$DIR/p2.safetensors" --batch 2 \
+    --steps 2 --warmup 1 --eval-every 0 --keep-zeros --tokenizer "$DIR/tok.bpe" --threads 2 --quiet
 printf 'not a checkpoint\n' >"$DIR/junk.safetensors"
 run 1 info --model "$DIR/junk.safetensors"
 run 1 eval --model "$DIR/missing.safetensors" --data "$TEXT"

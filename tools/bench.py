@@ -2,7 +2,7 @@
 """bench.py - `make bench`: lm.h against OpenBLAS (GEMM) and PyTorch (training, generation),
 measured in one run on the same machine, with the ratios and the targets of issue 6.
 
-    /usr/bin/python3 tools/bench.py [--only gemm,train,generate,shakespeare] [--reps 3]
+    /usr/bin/python3 tools/bench.py [--only gemm,train,generate,shakespeare,q8] [--reps 3]
                                     [--quick] [--gemm-cputime] [--shakespeare FILE]
                                     [--lm ./lm] [--out out/bench.txt]
 
@@ -32,6 +32,9 @@ What is measured, each in a fresh process:
             token), against the machine's streaming bandwidth measured in the same run by
             `lm bench bandwidth` on 2 threads, over a buffer the size of the weights (the
             same level of the memory hierarchy; a 1 GB buffer, main memory, is shown too).
+            Then lm.h's Q8_0 weights (`--quantize`) against its own float32 at 2 threads, the
+            runs alternating, with the weight bytes a token reads over the time it takes,
+            beside `lm bench bandwidth` on 2 threads (1 GB, and the weights' size) in the same runs.
   peak      the machine's peak, measured first: GFLOP/s of independent fused multiply-adds
             (`bench_gemm --peak`) in lm.h's build's widest vectors at 1 and 2 threads and in
             the AVX2 build at 1 thread (median of --reps). The GEMM rows and the small GPT's
@@ -435,6 +438,7 @@ def bench_generate(a):
     row(f"generate small: weights read, lm.h best ({lbest}t) / bandwidth ({mb} MB, 2t)",
         gen_gbs, bw, ratio_of(gen_gbs, bw), 0.6, "GB/s")
     row("bandwidth, main memory (1024 MB, 2t), for information", dram, None, None, None, "GB/s")
+    bench_generate_q8(a, cfg, keys)
 
 
 def find_shakespeare(a):
@@ -496,6 +500,36 @@ def bench_shakespeare(a):
         lm, pt[best], ratio_of(pt[best], lm), 2.0, "s")
 
 
+def bench_generate_q8(a, cfg, keys):
+    """Q8_0 against float32, lm.h alone, 2 threads, alternating runs (issue 14), beside
+    the machine's read bandwidth at 2 threads (lm bench bandwidth) in the same runs."""
+    res = {"float32": [], "Q8_0": []}
+    gbs = {"float32": [], "Q8_0": []}
+    mem, near = [], []
+    wmb = None
+    for rep in range(a.reps):
+        for label, extra in (("float32", []), ("Q8_0", ["--quantize"])):
+            v, _ = run([a.lm, "bench", "generate"] + shape_args(cfg, keys) + extra + ["--threads", "2"])
+            res[label].append(v and v["tok_per_s"])
+            gbs[label].append(v and v.get("gb_per_s"))
+            if label == "float32" and v and v.get("weight_mb_per_token"):
+                wmb = int(v["weight_mb_per_token"] + 0.5)
+        v, _ = run([a.lm, "bench", "bandwidth", "--mb", "1024", "--threads", "2"])
+        mem.append(v and v["gb_per_s"])
+        if wmb:
+            v, _ = run([a.lm, "bench", "bandwidth", "--mb", str(wmb), "--threads", "2"],
+                       tag="(the float32 weights' size)")
+            near.append(v and v["gb_per_s"])
+    f32, q8, bw = median(res["float32"]), median(res["Q8_0"]), median(mem)
+    row("memory read bandwidth, 2 threads, 1 GB (GB/s)", bw, None, None, None, "GB/s")
+    row(f"read bandwidth, 2 threads, {wmb} MB (GB/s; caches may hold it)", median(near), None, None, None, "GB/s")
+    row("generate small 2t: weights read, float32 (GB/s) / bandwidth", median(gbs["float32"]), bw,
+        ratio_of(median(gbs["float32"]), bw), None, "GB/s")
+    row("generate small 2t: weights read, Q8_0 (GB/s) / bandwidth", median(gbs["Q8_0"]), bw,
+        ratio_of(median(gbs["Q8_0"]), bw), None, "GB/s")
+    row("generate small: lm.h Q8_0 2t / lm.h float32 2t", q8, f32, ratio_of(q8, f32), 2.5, "tok/s")
+
+
 def print_summary():
     log()
     busy = median(shares)
@@ -517,7 +551,8 @@ def print_summary():
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default="gemm,train,generate,shakespeare",
-                   help="comma-separated subset of gemm,train,generate,shakespeare")
+                   help="comma-separated subset of gemm,train,generate,shakespeare,q8 (q8: only "
+                        "the Q8_0 against float32 generation of generate, no PyTorch)")
     p.add_argument("--reps", type=int, default=3, help="runs of each configuration (median)")
     p.add_argument("--quick", action="store_true",
                    help="one run per configuration and fewer steps: a smoke test")
@@ -542,8 +577,8 @@ def main():
         a.reps, a.small_steps, a.tiny_steps, a.gen_reps = 1, 1, 5, 1
     parts = [s.strip() for s in a.only.split(",") if s.strip()]
     for s in parts:
-        if s not in ("gemm", "train", "generate", "shakespeare"):
-            sys.exit(f"bench.py: unknown part '{s}' (gemm, train, generate, shakespeare)")
+        if s not in ("gemm", "train", "generate", "shakespeare", "q8"):
+            sys.exit(f"bench.py: unknown part '{s}' (gemm, train, generate, shakespeare, q8)")
     a.torch_kernels = None
     t0 = time.time()
     log(f"lm.h benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}, "
@@ -560,6 +595,10 @@ def main():
         bench_train(a)
     if "generate" in parts:
         bench_generate(a)
+    elif "q8" in parts:
+        log(f"generation with the KV cache, small GPT, Q8_0 against float32 "
+            f"(load average {loadavg()})")
+        bench_generate_q8(a, SMALL, ["layers", "heads", "embd", "ctx", "vocab"])
     if "shakespeare" in parts:
         bench_shakespeare(a)
     log(f"load average at end: {loadavg()}; {time.time() - t0:.0f} s in all")

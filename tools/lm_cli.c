@@ -546,12 +546,24 @@ static void check_step(double B, double T, double C, double H, double V) {
 }
 
 /* Load a checkpoint. heads > 0 overrides the file's n_head (for files without metadata). */
+/* Is path a safetensors file with the encoder-decoder's layout (lm s2s)? */
+static int is_s2s_file(const char *path) {
+    lm_st_file f;
+    int yes;
+    if (lm_st_open(&f, path) != LM_OK) return 0;
+    yes = lm_st_find(&f, "src_tok_emb.embedding.weight") != NULL;
+    lm_st_close(&f);
+    return yes;
+}
+
 static lm_gpt *load_model(const char *path, int heads) {
     lm_gpt *m;
     FILE *f = fopen(path, "rb");
     if (!f) die("cannot open '%s': %s", path, strerror(errno));
     fclose(f);
     m = lm_gpt_load(path, heads);
+    if (!m && is_s2s_file(path))
+        die("'%s' is an encoder-decoder checkpoint: lm s2s eval and lm s2s translate use it", path);
     if (!m) die("cannot load '%s': %s", path, lm_error());
     return m;
 }
@@ -852,6 +864,7 @@ static const char usage_train[] =
 "  --beta1 X --beta2 X    AdamW betas (0.9, 0.99)\n"
 "  --eps X                AdamW epsilon (1e-8)\n"
 "  --clip X               clip the global gradient norm to X, 0 = off (1.0)\n"
+"  --keep-zeros           weights of matrices that are exactly 0 stay 0 (after lm prune)\n"
 "  --order O              random (B windows at seeded random offsets) or sequential\n"
 "                         (consecutive B*T tokens, wrapping) (random)\n"
 "  --val-frac F           validation fraction in [0, 1), 0 = no validation (0.1)\n"
@@ -1051,18 +1064,22 @@ static void train_mark(train_run *r, int done, float loss, float lr, double rate
     r->row_rate = rate;
 }
 
-/* Save the weights and the resume state together (one commit, by the library). */
-static void train_save(train_run *r, int done) {
-    lm_train_state st;
+/* Weights that overflowed are not worth keeping: the next loss would be NaN. */
+static void check_finite(const lm_params *p, int done) {
     size_t i;
-    if (r->saved_at == done) return;
-    /* weights that overflowed are not worth keeping: the next loss would be NaN */
-    for (i = 0; i < r->m->params.total; i++) {
-        float w = r->m->params.data[i];
+    for (i = 0; i < p->total; i++) {
+        float w = p->data[i];
         if (!(w == w && w <= FLT_MAX && w >= -FLT_MAX))
             die("the weights are not finite after step %d; stopped (the last good checkpoint "
                 "is kept)", done);
     }
+}
+
+/* Save the weights and the resume state together (one commit, by the library). */
+static void train_save(train_run *r, int done) {
+    lm_train_state st;
+    if (r->saved_at == done) return;
+    check_finite(&r->m->params, done);
     if (team_rank() != 0) { r->saved_at = done; return; }    /* rank 0 writes the files */
     memset(&st, 0, sizeof st);
     st.step = done;
@@ -1157,6 +1174,230 @@ static const char *fmt_count(double n, char *buf) {
     return buf;
 }
 
+/* ---------------------------------------------------------------------------------------
+   The training loop of lm s2s train (lm train has a loop of its own, for gradient
+   accumulation and lm-mpi's processes: cmd_train). A model gives a step, an eval and a
+   save; the loop does the rest: progress, evals and saves when due, the CSV log, the
+   plot, a loss that is not finite, SIGINT and SIGTERM, the last note.
+   --------------------------------------------------------------------------------------- */
+typedef struct train_loop {
+    void *ctx;
+    /* training step s: its loss (not finite on failure, lm_error() then says why, or
+       "not finite" when it diverged); *tokens: the tokens it read */
+    float (*step)(void *ctx, const lm_train_opts *o, int s, double *tokens);
+    double (*eval)(void *ctx);         /* the validation loss; NULL: no validation      */
+    void (*save)(void *ctx, int done); /* checkpoint and resume state                   */
+    int ppl;                           /* evals also print exp(loss)                    */
+    const lm_train_opts *o;
+    int start, S, eval_every, save_every;
+    progress *pr;                      /* quiet and tokens set by the caller            */
+    train_plotter *plot;
+    FILE *logf;
+    const char *log_path, *out, *init;
+} train_loop;
+
+static void train_loop_run(train_loop *L) {
+    struct sigaction sa;
+    progress *pr = L->pr;
+    double t_begin, val_loss = NAN;
+    float loss = NAN;
+    int s, S = L->S;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pr->tty = stderr_is_tty();
+    pr->total = S;
+    pr->first = L->start;
+    pr->every = nice_interval(S);
+    pr->t0 = t_begin = now_s();
+    for (s = L->start; s < S; s++) {
+        int done = s + 1, due_eval, due_save, evaluated;
+        float lr = lm_lr_at(L->o, s);
+        double t, tokens = 0;
+        if (g_signal) break;
+        lm_clear_error();
+        t = now_s();
+        loss = L->step(L->ctx, L->o, s, &tokens);
+        t = now_s() - t;
+        if (!(loss == loss && loss <= FLT_MAX && loss >= -FLT_MAX)) {
+            clear_live_line();
+            if (strcmp(lm_error(), "no error") && !strstr(lm_error(), "not finite"))
+                die("step %d/%d failed: %s", done, S, lm_error());
+            train_plot(L->plot, s, 1); /* the curve up to the divergence, silently */
+            die("the loss is %s at step %d/%d; stopped (the last good checkpoint is kept)",
+                loss == loss ? "infinite" : "NaN", done, S);
+        }
+        progress_step(pr, done, loss, lr, t);
+        due_eval = L->eval_every > 0 && (done % L->eval_every == 0 || done == S);
+        due_save = due_eval || (L->save_every > 0 && done % L->save_every == 0) || done == S;
+        evaluated = due_eval && L->eval && !g_signal; /* when stopping, skip to the save */
+        if (evaluated) {
+            val_loss = L->eval(L->ctx);
+            if (!pr->quiet) {
+                clear_live_line();
+                if (L->ppl)
+                    fprintf(stderr, "step %d/%d val loss %.4f ppl %.2f\n", done, S, val_loss,
+                            exp(val_loss));
+                else
+                    fprintf(stderr, "step %d/%d val loss %.4f\n", done, S, val_loss);
+            }
+        }
+        if (L->logf) {
+            char row[160], val[32] = "";
+            if (evaluated) snprintf(val, sizeof val, "%.9g", val_loss);
+            snprintf(row, sizeof row, "%d,%.9g,%.9g,%.1f,%s,%.3f\n", done, loss, lr,
+                     tokens / (t > 0 ? t : 1e-9), val, now_s() - t_begin);
+            log_write(L->logf, L->log_path, row);
+        }
+        if (L->plot->path && lmplot_push(&L->plot->log, done, loss, lr, evaluated ? val_loss : NAN) != 0) {
+            note("out of memory keeping the log for --plot: no more plotting");
+            L->plot->path = NULL;
+        }
+        if (due_eval || due_save) train_plot(L->plot, done, 0);
+        if (due_save) L->save(L->ctx, done);
+    }
+    if (g_signal) {
+        /* stopped by a signal: keep the work done so far and leave */
+        int sig = g_signal;
+        clear_live_line();
+        L->save(L->ctx, s);
+        train_plot(L->plot, s, 0);
+        if (L->logf && fclose(L->logf) != 0) die("cannot write '%s': %s", L->log_path, strerror(errno));
+        note("stopped by %s after step %d/%d; saved '%s' (continue with --resume %s)",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", s, S, L->out, L->out);
+        exit(128 + sig);
+    }
+    L->save(L->ctx, S);
+    train_plot(L->plot, S, 0);
+    lmplot_free(&L->plot->log);
+    if (L->logf && fclose(L->logf) != 0) die("cannot write '%s': %s", L->log_path, strerror(errno));
+    clear_live_line();
+    {
+        char tb[32];
+        if (L->start == S)
+            note("'%s' has done all %d steps already; saved '%s'", L->init, S, L->out);
+        else if (val_loss == val_loss)
+            note("%d steps in %s, loss %.4f, val loss %.4f; saved '%s'", S - L->start,
+                 fmt_time(now_s() - t_begin, tb), pr->ema / pr->ema_w,
+                 val_loss, L->out);
+        else
+            note("%d steps in %s, loss %.4f; saved '%s'", S - L->start, fmt_time(now_s() - t_begin, tb),
+                 pr->ema / pr->ema_w, L->out);
+    }
+}
+
+/* The files a run writes: --model must be writable, and so must --plot (when given), whose
+   plotter starts empty. */
+static void train_outputs(cli *c, train_plotter *plot) {
+    check_writable(getstr(c, "--model"));
+    memset(plot, 0, sizeof *plot);
+    plot->path = getstr(c, "--plot");
+    plot->drawn_at = -1;
+    lmplot_init(&plot->log);
+    if (plot->path) check_writable(plot->path);
+}
+/* A resumed run with a log: its picture starts with the rows logged before (log_open has
+   flushed the rows it kept, so the file is complete). */
+static void plot_resumed(train_plotter *plot, cli *c, int resume, FILE *logf) {
+    if (resume && logf && lmplot_read_csv(getstr(c, "--log"), &plot->log, NULL, 0) != 0)
+        lmplot_init(&plot->log);
+}
+
+/* The options every training command takes (lm train, lm s2s train) after its shape and
+   --batch: the run (--model, --init, --resume), the optimizer and schedule, the data
+   order and split, evals and saves, the seed, threads, the log, the plot, the tokenizer. */
+static void opt_train_run(cli *c) {
+    opt_int(c, "--steps", 2000, 1, 1000000000);
+    opt_num(c, "--lr", 1e-3, 0, HUGE_VAL, 1, 0);
+    opt_num(c, "--min-lr", 1e-4, 0, HUGE_VAL, 0, 0);
+    opt_int(c, "--warmup", 100, 0, 1000000000);
+    opt_str(c, "--schedule", "cosine", "cosine|constant");
+    opt_num(c, "--wd", 0.1, 0, HUGE_VAL, 0, 0);
+    opt_num(c, "--beta1", 0.9, 0, 1, 0, 1);
+    opt_num(c, "--beta2", 0.99, 0, 1, 0, 1);
+    opt_num(c, "--eps", 1e-8, 0, HUGE_VAL, 1, 0);
+    opt_num(c, "--clip", 1.0, 0, HUGE_VAL, 0, 0);
+    opt_str(c, "--order", "random", "random|sequential");
+    opt_num(c, "--val-frac", 0.1, 0, 1, 0, 1);
+    opt_int(c, "--eval-every", 250, 0, 1000000000);
+    opt_int(c, "--save-every", 0, 0, 1000000000);
+    opt_u64(c, "--seed", 1337);
+    opt_threads(c);
+    opt_str(c, "--log", NULL, NULL);
+    opt_str(c, "--plot", NULL, NULL);
+    opt_tok(c);
+    opt_flag(c, "--quiet");
+}
+
+/* The command line of a run as a whole: --init or --resume, one tokenizer, and the files
+   the run writes differ from each other and from its inputs (but --model may be the
+   --init checkpoint: fine-tuning it in place). */
+static void check_train_run(cli *c) {
+    static const char *const outs[3] = { "--model", "--log", "--plot" };
+    static const char *const all[6] = { "--model", "--log", "--plot", "--data",
+                                        "--tokenizer", "--init" };
+    int i, j;
+    if (seen(c, "--init") && seen(c, "--resume"))
+        die_usage("--init and --resume cannot be used together");
+    tok_check_opts(c);
+    for (i = 0; i < 3; i++)
+        for (j = i + 1; j < 6; j++)
+            if (!(i == 0 && j == 5) && same_file(getstr(c, outs[i]), getstr(c, all[j])))
+                die_usage("%s and %s name the same file '%s'", outs[i], all[j], getstr(c, outs[i]));
+}
+
+/* The optimizer and schedule options as lm_train_opts. */
+static lm_train_opts train_opts(cli *c) {
+    lm_train_opts o = lm_train_defaults();
+    if (getd(c, "--min-lr") > getd(c, "--lr"))
+        die_usage("--min-lr %g is above --lr %g", getd(c, "--min-lr"), getd(c, "--lr"));
+    o.lr = (float)getd(c, "--lr");
+    o.min_lr = (float)getd(c, "--min-lr");
+    o.warmup = (int)geti(c, "--warmup");
+    o.steps = (int)geti(c, "--steps");
+    o.schedule = !strcmp(getstr(c, "--schedule"), "cosine") ? LM_SCHED_COSINE : LM_SCHED_CONSTANT;
+    o.wd = (float)getd(c, "--wd");
+    o.beta1 = (float)getd(c, "--beta1");
+    o.beta2 = (float)getd(c, "--beta2");
+    o.eps = (float)getd(c, "--eps");
+    o.clip = (float)getd(c, "--clip");
+    return o;
+}
+
+/* The CSV log (NULL when lp is): a header, then a row per step. A resumed run keeps the
+   rows up to the checkpoint's step (a killed run may have logged past it) and carries on:
+   the file is cut there in place, so a kill at any moment keeps every row before the cut. */
+static FILE *log_open(const char *lp, int resume, int start) {
+    unsigned char *old = NULL;
+    size_t old_len = 0, keep = 0;
+    FILE *logf;
+    if (!lp) return NULL;
+    logf = resume ? fopen(lp, "r+b") : NULL;
+    if (logf) {
+        old = read_stream(logf, lp, &old_len);
+        /* the header line, then rows while their step is <= start */
+        while (keep < old_len) {
+            size_t e = keep;
+            while (e < old_len && old[e] != '\n') e++;
+            if (e == old_len) break; /* a partial last line */
+            if (keep > 0 && atol((const char *)old + keep) > start) break;
+            keep = e + 1;
+        }
+        free(old);
+        if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
+            fseek(logf, (long)keep, SEEK_SET) != 0)
+            die("cannot write '%s': %s", lp, strerror(errno));
+    } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
+        die("cannot write '%s': %s", lp, strerror(errno));
+    } else if (!(logf = fopen(lp, "wb"))) {
+        die("cannot write '%s': %s", lp, strerror(errno));
+    }
+    if (keep == 0) log_write(logf, lp, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n");
+    return logf;
+}
+
 static void cmd_train(int argc, char **argv) {
     cli c;
     cli_tok tok;
@@ -1184,45 +1425,13 @@ static void cmd_train(int argc, char **argv) {
     opt_shape(&c);
     opt_int(&c, "--batch", 12, 1, 1048576);
     opt_int(&c, "--accum", 1, 1, 1048576);
-    opt_int(&c, "--steps", 2000, 1, 1000000000);
-    opt_num(&c, "--lr", 1e-3, 0, HUGE_VAL, 1, 0);
-    opt_num(&c, "--min-lr", 1e-4, 0, HUGE_VAL, 0, 0);
-    opt_int(&c, "--warmup", 100, 0, 1000000000);
-    opt_str(&c, "--schedule", "cosine", "cosine|constant");
-    opt_num(&c, "--wd", 0.1, 0, HUGE_VAL, 0, 0);
-    opt_num(&c, "--beta1", 0.9, 0, 1, 0, 1);
-    opt_num(&c, "--beta2", 0.99, 0, 1, 0, 1);
-    opt_num(&c, "--eps", 1e-8, 0, HUGE_VAL, 1, 0);
-    opt_num(&c, "--clip", 1.0, 0, HUGE_VAL, 0, 0);
-    opt_str(&c, "--order", "random", "random|sequential");
-    opt_num(&c, "--val-frac", 0.1, 0, 1, 0, 1);
-    opt_int(&c, "--eval-every", 250, 0, 1000000000);
-    opt_int(&c, "--save-every", 0, 0, 1000000000);
-    opt_u64(&c, "--seed", 1337);
-    opt_threads(&c);
-    opt_str(&c, "--log", NULL, NULL);
-    opt_str(&c, "--plot", NULL, NULL);
-    opt_tok(&c);
-    opt_flag(&c, "--quiet");
+    opt_train_run(&c);
+    opt_flag(&c, "--keep-zeros");
     cli_parse(&c, argc, argv);
 
     /* the command line as a whole */
     if (!seen(&c, "--data")) die_usage("--data FILE is required (see lm train --help)");
-    if (seen(&c, "--init") && seen(&c, "--resume"))
-        die_usage("--init and --resume cannot be used together");
-    tok_check_opts(&c);
-    {
-        /* the files this run writes must differ from each other and from its inputs
-           (but --model may be the --init checkpoint: fine-tuning it in place) */
-        static const char *const outs[3] = { "--model", "--log", "--plot" };
-        static const char *const all[6] = { "--model", "--log", "--plot", "--data",
-                                            "--tokenizer", "--init" };
-        int i, j;
-        for (i = 0; i < 3; i++)
-            for (j = i + 1; j < 6; j++)
-                if (!(i == 0 && j == 5) && same_file(getstr(&c, outs[i]), getstr(&c, all[j])))
-                    die_usage("%s and %s name the same file '%s'", outs[i], all[j], getstr(&c, outs[i]));
-    }
+    check_train_run(&c);
     resume = seen(&c, "--resume");
     init = resume ? getstr(&c, "--resume") : getstr(&c, "--init");
     B = (int)geti(&c, "--batch");
@@ -1240,19 +1449,8 @@ static void cmd_train(int argc, char **argv) {
         check_step(B, cfg.n_ctx, cfg.n_embd, cfg.n_head, 256);
         check_fits(lm_gpt_memory(&cfg, B, cfg.n_ctx) + accum_bytes(&cfg, A), "this model and batch");
     }
-    if (getd(&c, "--min-lr") > getd(&c, "--lr"))
-        die_usage("--min-lr %g is above --lr %g", getd(&c, "--min-lr"), getd(&c, "--lr"));
-    o = lm_train_defaults();
-    o.lr = (float)getd(&c, "--lr");
-    o.min_lr = (float)getd(&c, "--min-lr");
-    o.warmup = (int)geti(&c, "--warmup");
-    o.steps = S;
-    o.schedule = !strcmp(getstr(&c, "--schedule"), "cosine") ? LM_SCHED_COSINE : LM_SCHED_CONSTANT;
-    o.wd = (float)getd(&c, "--wd");
-    o.beta1 = (float)getd(&c, "--beta1");
-    o.beta2 = (float)getd(&c, "--beta2");
-    o.eps = (float)getd(&c, "--eps");
-    o.clip = (float)getd(&c, "--clip");
+    o = train_opts(&c);
+    o.keep_zeros = (int)geti(&c, "--keep-zeros");
     apply_threads(&c);
 
     /* the inputs: tokenizer, data, model (lm-mpi: rank 0 reads them and the others get
@@ -1279,7 +1477,14 @@ static void cmd_train(int argc, char **argv) {
     if (init) {
         static const char *const shape_flags[2] = { "--layers", "--embd" };
         int k;
-        run.m = team_share_model(me == 0 ? load_model(init, heads_for(&c, init)) : NULL);
+        lm_gpt *m0 = NULL;
+        if (me == 0) {   /* (the other ranks wait for rank 0's model, or for its error) */
+            m0 = load_model(init, heads_for(&c, init));
+            if (m0->cfg.quant != LM_QUANT_NONE)
+                die("'%s' is quantized (Q8_0): training needs float32 weights (train the "
+                    "float32 model, then lm quantize it)", init);
+        }
+        run.m = team_share_model(m0);
         for (k = 0; k < 2; k++) { /* (--heads: see heads_for) */
             int have = k == 0 ? run.m->cfg.n_layer : run.m->cfg.n_embd;
             if (seen(&c, shape_flags[k]) && geti(&c, shape_flags[k]) != have)
@@ -1340,36 +1545,8 @@ static void cmd_train(int argc, char **argv) {
     train_mark(&run, start, NAN, NAN, 0);
     run.row_due = 0;
 
-    /* the CSV log: a header, then a row per step. A resumed run keeps the rows up to the
-       checkpoint's step (a killed run may have logged past it) and carries on: the file
-       is cut there in place, so a kill at any moment keeps every row before the cut.
-       (lm-mpi: rank 0's.) */
-    if (getstr(&c, "--log") && me == 0) {
-        const char *lp = getstr(&c, "--log");
-        unsigned char *old = NULL;
-        size_t old_len = 0, keep = 0;
-        logf = resume ? fopen(lp, "r+b") : NULL;
-        if (logf) {
-            old = read_stream(logf, lp, &old_len);
-            /* the header line, then rows while their step is <= start */
-            while (keep < old_len) {
-                size_t e = keep;
-                while (e < old_len && old[e] != '\n') e++;
-                if (e == old_len) break; /* a partial last line */
-                if (keep > 0 && atol((const char *)old + keep) > start) break;
-                keep = e + 1;
-            }
-            free(old);
-            if (ftruncate(fileno(logf), (off_t)keep) != 0 ||
-                fseek(logf, (long)keep, SEEK_SET) != 0)
-                die("cannot write '%s': %s", lp, strerror(errno));
-        } else if (resume && errno != ENOENT) {      /* there, but not to be opened: keep it */
-            die("cannot write '%s': %s", lp, strerror(errno));
-        } else if (!(logf = fopen(lp, "wb"))) {
-            die("cannot write '%s': %s", lp, strerror(errno));
-        }
-        if (keep == 0) log_write(logf, lp, "step,loss,lr,tok_per_s,val_loss,elapsed_s\n");
-    }
+    /* the CSV log (lm-mpi: rank 0's) */
+    logf = me == 0 ? log_open(getstr(&c, "--log"), resume, start) : NULL;
 
     if (plot.path) {
         /* the title: the model's size and the data's file name, e.g.
@@ -1381,10 +1558,7 @@ static void cmd_train(int argc, char **argv) {
                  run.m->cfg.n_layer, run.m->cfg.n_layer == 1 ? "" : "s", run.m->cfg.n_embd,
                  fmt_count((double)lm_gpt_num_params(run.m), np), T, S,
                  base ? base + 1 : data_path);
-        /* a resumed run with a log: the picture starts with the rows logged before (the
-           kept rows are flushed above, so the file is complete) */
-        if (resume && logf && lmplot_read_csv(getstr(&c, "--log"), &plot.log, NULL, 0) != 0)
-            lmplot_init(&plot.log);
+        plot_resumed(&plot, &c, resume, logf);
     }
     accum_init(&acc, run.m, A, B, T);
     memset(&pr, 0, sizeof pr);
@@ -1671,12 +1845,46 @@ static void cmd_eval(int argc, char **argv) {
 static const char usage_info[] =
 "usage: lm info --model CKPT [--heads N] [--threads N]\n"
 "\n"
-"Print a checkpoint's configuration, parameter count, and each tensor's name and shape.\n";
+"Print a checkpoint's configuration, parameter count, and each tensor's name and shape:\n"
+"a GPT's, or an encoder-decoder's (lm s2s; the first line after the path then says\n"
+"\"kind encoder-decoder\"). For a GPT, quant says how the weights are stored (none, q8_0:\n"
+"the block matrices in Q8_0, q8_0+wte: the token embedding too), and each Q8_0 tensor's\n"
+"line ends in q8_0; sparsity is the share of zeros in the block matrices (after lm prune).\n";
+
+/* lm info's tensor list: the count, then each name and shape; stdout flushed. */
+static void info_tensors(const lm_params *p) {
+    int k, d;
+    printf("tensors %d\n", p->n);
+    for (k = 0; k < p->n; k++) {
+        const lm_tensor *t = &p->t[k];
+        printf("%s [", p->names[k]);
+        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
+        printf(t->q8 ? "] q8_0\n" : "]\n");
+    }
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+}
+
+/* lm info of an encoder-decoder: its config under nn.Transformer's names. */
+static void info_s2s(const char *path) {
+    lm_seq2seq *m = lm_seq2seq_load(path);
+    const lm_seq2seq_config *c;
+    if (!m) die("cannot load '%s': %s", path, lm_error());
+    c = &m->cfg;
+    printf("model %s\nkind encoder-decoder\n", path);
+    printf("d_model %d\nnhead %d\nnum_encoder_layers %d\nnum_decoder_layers %d\n"
+           "dim_feedforward %d\nnorm_first %s\nactivation %s\nn_ctx %d\nsrc_vocab %d\n"
+           "tgt_vocab %d\nbos_id %d\neos_id %d\npad_id %d\n", c->d_model, c->nhead,
+           c->num_encoder_layers, c->num_decoder_layers, c->dim_feedforward,
+           c->norm_first ? "true" : "false", c->activation == LM_ACT_GELU ? "gelu" : "relu",
+           c->n_ctx, c->src_vocab, c->tgt_vocab, c->bos_id, c->eos_id, c->pad_id);
+    printf("params %lu\n", (unsigned long)lm_seq2seq_num_params(m));
+    info_tensors(&m->params);
+    lm_seq2seq_free(m);
+}
 
 static void cmd_info(int argc, char **argv) {
     cli c;
     lm_gpt *m;
-    int k, d;
     const char *path;
     memset(&c, 0, sizeof c);
     c.usage = usage_info;
@@ -1687,18 +1895,771 @@ static void cmd_info(int argc, char **argv) {
     if (!seen(&c, "--model")) die_usage("--model CKPT is required (see lm info --help)");
     apply_threads(&c);
     path = getstr(&c, "--model");
+    if (is_s2s_file(path)) { info_s2s(path); return; }
     m = load_model(path, heads_for(&c, path));
     printf("model %s\n", path);
     printf("n_layer %d\nn_head %d\nn_embd %d\nn_ctx %d\nvocab %d\n", m->cfg.n_layer,
            m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx, m->cfg.vocab);
     printf("params %lu\n", (unsigned long)lm_gpt_num_params(m));
-    printf("tensors %d\n", m->params.n);
-    for (k = 0; k < m->params.n; k++) {
-        const lm_tensor *t = &m->params.t[k];
-        printf("%s [", m->params.names[k]);
-        for (d = 0; d < t->ndim; d++) printf(d ? ", %d" : "%d", t->shape[d]);
-        printf("]\n");
+    printf("quant %s\n", m->cfg.quant == LM_QUANT_Q8_0 ? "q8_0" :
+           m->cfg.quant == LM_QUANT_Q8_0_EMB ? "q8_0+wte" : "none");
+    printf("sparsity %.4f\n", lm_gpt_sparsity(m));
+    info_tensors(&m->params);
+    lm_gpt_free(m);
+}
+
+/* ---------------------------------------------------------------------------------------
+   lm s2s: the encoder-decoder (lm.h, ENCODER-DECODER) on pairs of texts, one pair a line
+   of a TSV file: source TAB target. train, eval and translate.
+   --------------------------------------------------------------------------------------- */
+static const char usage_s2s[] =
+"usage: lm s2s train     --data PAIRS.tsv [options]    train an encoder-decoder\n"
+"       lm s2s eval      --model M --data PAIRS.tsv    loss and exact match\n"
+"       lm s2s translate --model M [--text T]          one output a line\n"
+"\n"
+"The encoder-decoder Transformer of PyTorch's nn.Transformer: source text in, other text\n"
+"out. PAIRS.tsv holds one pair a line, source TAB target (the target is everything after\n"
+"the first tab; a trailing CR is dropped, empty lines are skipped). Tokens are bytes, or\n"
+"those of --tokenizer/--gpt2; the model's vocabulary is the tokenizer's plus BOS, EOS and\n"
+"PAD. lm s2s COMMAND --help gives each one's options.\n";
+
+static const char usage_s2s_train[] =
+"usage: lm s2s train --data PAIRS.tsv [options]\n"
+"\n"
+"Train an encoder-decoder on the pairs of PAIRS.tsv (source TAB target a line): the\n"
+"first (1 - val-frac) of the pairs train, the rest validate. Each step takes --batch\n"
+"pairs and minimises the mean cross-entropy of target + EOS given BOS + target (teacher\n"
+"forcing), with AdamW as lm train.\n"
+"\n"
+"  --data PAIRS.tsv       training pairs (required)\n"
+"  --model OUT            checkpoint to write (default model.safetensors), in PyTorch's\n"
+"                         nn.Transformer names; the resume state goes beside it as\n"
+"                         OUT.state\n"
+"  --init CKPT            start a fresh run from CKPT's weights (shape from CKPT)\n"
+"  --resume CKPT          continue the run that wrote CKPT, with the same flags, up to\n"
+"                         --steps; ends with exactly the weights of an uninterrupted run\n"
+"  --layers N             encoder and decoder layers (3)\n"
+"  --enc-layers N         encoder layers (--layers)\n"
+"  --dec-layers N         decoder layers (--layers)\n"
+"  --heads N              attention heads, must divide --embd (4)\n"
+"  --embd N               width d_model (128)\n"
+"  --ff N                 the MLP's width dim_feedforward (4 x --embd)\n"
+"  --ctx N                longest source in tokens, and longest target + 1 (128)\n"
+"  --norm-first           pre-LN blocks (default: post-LN, as PyTorch's default)\n"
+"  --activation A         relu or gelu (the exact erf form) (relu)\n"
+"  --dropout X            dropout in [0, 1) on the embeddings, sub-layer outputs and the\n"
+"                         MLP's hidden layer (not on attention weights) (0)\n"
+"  --batch N              pairs per step (32)\n"
+"  --steps N              total optimizer steps (2000)\n"
+"  --lr X --min-lr X      peak learning rate and cosine floor (1e-3, 1e-4)\n"
+"  --warmup N             linear warmup steps (100)\n"
+"  --schedule S           cosine or constant (cosine)\n"
+"  --wd X                 AdamW weight decay on matrices and embeddings (0.1)\n"
+"  --beta1 X --beta2 X    AdamW betas (0.9, 0.99)\n"
+"  --eps X                AdamW epsilon (1e-8)\n"
+"  --clip X               clip the global gradient norm to X, 0 = off (1.0)\n"
+"  --order O              random (--batch pairs drawn from the seeded RNG) or sequential\n"
+"                         (the pairs in file order, wrapping) (random)\n"
+"  --val-frac F           validation fraction of the pairs in [0, 1), 0 = none (0.1)\n"
+"  --eval-every N         validation loss and checkpoint every N steps, 0 = never (250)\n"
+"  --save-every N         checkpoint every N steps, 0 = never (0)\n"
+"  --seed N               seed of the initial weights, the data order and dropout (1337)\n"
+"  --log FILE.csv         one CSV row per step, as lm train's (tok_per_s counts source and\n"
+"                         target tokens)\n"
+"  --plot FILE.svg        the loss curves as an SVG picture, as lm train's\n"
+"  --tokenizer TOK        a tokenizer written by `lm bpe` (default: raw bytes)\n"
+"  --gpt2 DIR             GPT-2's tokenizer (DIR/encoder.json, DIR/vocab.bpe)\n"
+"  --threads N            threads (default: all cores); results do not depend on it\n"
+"  --quiet                print only the final summary\n"
+"\n"
+"Progress, checkpoints, signals and exit status as lm train's. The last note gives the\n"
+"validation split's exact match (greedy decoding) when there is one.\n";
+
+static const char usage_s2s_eval[] =
+"usage: lm s2s eval --model M --data PAIRS.tsv [options]\n"
+"\n"
+"The model's mean cross-entropy per target token (each target's tokens and its EOS,\n"
+"teacher-forced) over all pairs of PAIRS.tsv, and the fraction of the pairs whose decoded\n"
+"output is exactly the target. The last line on stdout is:\n"
+"    loss <float> exact_match <float>\n"
+"\n"
+"  --model M              encoder-decoder checkpoint (required)\n"
+"  --data PAIRS.tsv       pairs, source TAB target a line (required)\n"
+"  --batch N              pairs per loss batch (32)\n"
+"  --beam K               decode with beam search of width K (1: greedy) (1)\n"
+"  --tokenizer TOK        the tokenizer the model was trained with (default: raw bytes)\n"
+"  --gpt2 DIR             GPT-2's tokenizer (DIR/encoder.json, DIR/vocab.bpe)\n"
+"  --threads N            threads (default: all cores)\n";
+
+static const char usage_s2s_translate[] =
+"usage: lm s2s translate --model M [--text T] [options]\n"
+"\n"
+"Decode the output of each source: --text T, or each line of stdin (a trailing CR is\n"
+"dropped). stdout gets one output a line, in order; an empty source gives an empty line.\n"
+"An output ends at EOS, at --max-tokens, at the model's context, or at a newline (a line\n"
+"cannot hold one).\n"
+"\n"
+"  --model M              encoder-decoder checkpoint (required)\n"
+"  --text T               one source (default: the lines of stdin)\n"
+"  --beam K               beam search of width K, at most 16 (1: greedy) (1)\n"
+"  --max-tokens N         tokens per output at most (default: the model's context)\n"
+"  --stats                on stderr at the end: sources, tokens, time, tokens/s\n"
+"  --tokenizer TOK        the tokenizer the model was trained with (default: raw bytes)\n"
+"  --gpt2 DIR             GPT-2's tokenizer (DIR/encoder.json, DIR/vocab.bpe)\n"
+"  --threads N            threads (default: all cores)\n";
+
+/* The pairs of a TSV file as token ids: pair i's source is ids[src[i] .. src[i]+src_n[i]),
+   its target likewise; tgt_at/tgt_bytes locate the target's text, for exact match. */
+typedef struct pairs {
+    int n;
+    size_t *src, *tgt, *tgt_at;
+    int *src_n, *tgt_n, *tgt_bytes, *line;
+    int *ids;
+    size_t n_ids, cap_ids;
+    unsigned char *text;
+    int max_src, max_tgt;
+    double tokens;           /* source and target tokens of all pairs                    */
+} pairs;
+
+static void pairs_add_ids(pairs *p, const int *ids, size_t n) {
+    if (p->n_ids + n > p->cap_ids) {
+        size_t cap = (p->cap_ids + n) * 2;
+        int *nid = (int *)realloc(p->ids, cap * sizeof(int));
+        if (!nid) die("out of memory reading the pairs");
+        p->ids = nid;
+        p->cap_ids = cap;
     }
+    memcpy(p->ids + p->n_ids, ids, n * sizeof(int));
+    p->n_ids += n;
+}
+
+/* Read and tokenize PAIRS.tsv. A line without a tab or with an empty source is an error
+   naming the line. */
+static void pairs_read(const char *path, cli_tok *k, pairs *p) {
+    size_t len, at = 0, cap = 0;
+    int line = 0;
+    memset(p, 0, sizeof *p);
+    p->text = read_file(path, &len);
+    while (at < len) {
+        size_t e = at, tab, end;
+        int *ids;
+        size_t n1, n2;
+        line++;
+        while (e < len && p->text[e] != '\n') e++;
+        end = e;
+        if (end > at && p->text[end - 1] == '\r') end--;
+        if (end == at) { at = e + 1; continue; }         /* an empty line */
+        for (tab = at; tab < end && p->text[tab] != '\t'; tab++) {}
+        if (tab == end) die("%s:%d: no tab between the source and the target", path, line);
+        if (tab == at) die("%s:%d: the source is empty", path, line);
+        if ((size_t)p->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            p->src = (size_t *)realloc(p->src, cap * sizeof(size_t));
+            p->tgt = (size_t *)realloc(p->tgt, cap * sizeof(size_t));
+            p->tgt_at = (size_t *)realloc(p->tgt_at, cap * sizeof(size_t));
+            p->src_n = (int *)realloc(p->src_n, cap * sizeof(int));
+            p->tgt_n = (int *)realloc(p->tgt_n, cap * sizeof(int));
+            p->tgt_bytes = (int *)realloc(p->tgt_bytes, cap * sizeof(int));
+            p->line = (int *)realloc(p->line, cap * sizeof(int));
+            if (!p->src || !p->tgt || !p->tgt_at || !p->src_n || !p->tgt_n || !p->tgt_bytes || !p->line)
+                die("out of memory reading '%s'", path);
+        }
+        ids = tok_encode(k, p->text + at, tab - at, &n1);
+        p->src[p->n] = p->n_ids;
+        pairs_add_ids(p, ids, n1);
+        free(ids);
+        ids = tok_encode(k, p->text + tab + 1, end - tab - 1, &n2);
+        p->tgt[p->n] = p->n_ids;
+        pairs_add_ids(p, ids, n2);
+        free(ids);
+        if (n1 > INT_MAX / 2 || n2 > INT_MAX / 2) die("%s:%d: the line is too long", path, line);
+        p->src_n[p->n] = (int)n1;
+        p->tgt_n[p->n] = (int)n2;
+        p->tgt_at[p->n] = tab + 1;
+        p->tgt_bytes[p->n] = (int)(end - tab - 1);
+        p->line[p->n] = line;
+        if ((int)n1 > p->max_src) p->max_src = (int)n1;
+        if ((int)n2 > p->max_tgt) p->max_tgt = (int)n2;
+        p->tokens += (double)n1 + (double)n2;
+        p->n++;
+        at = e + 1;
+    }
+    if (p->n == 0) die("'%s' has no pairs (source TAB target a line)", path);
+}
+
+static void pairs_free(pairs *p) {
+    free(p->src); free(p->tgt); free(p->tgt_at); free(p->src_n); free(p->tgt_n);
+    free(p->tgt_bytes); free(p->line); free(p->ids); free(p->text);
+}
+
+/* Every pair must fit a model of context n_ctx: sources of n_ctx tokens, targets of one
+   fewer (the decoder reads BOS first). */
+static void pairs_check(const pairs *p, const char *path, int n_ctx) {
+    int i;
+    for (i = 0; i < p->n; i++) {
+        if (p->src_n[i] > n_ctx)
+            die("%s:%d: the source has %d tokens, more than the context of %d (--ctx)", path,
+                p->line[i], p->src_n[i], n_ctx);
+        if (p->tgt_n[i] > n_ctx - 1)
+            die("%s:%d: the target has %d tokens, more than the context of %d allows (%d; --ctx)",
+                path, p->line[i], p->tgt_n[i], n_ctx, n_ctx - 1);
+    }
+}
+
+/* The model's vocabulary must be the tokenizer's plus BOS, EOS and PAD, in that order. */
+static void s2s_check_vocab(const lm_seq2seq *m, const cli_tok *k, const char *path) {
+    const lm_seq2seq_config *c = &m->cfg;
+    int V = k->vocab + 3;
+    if (c->src_vocab != V || c->tgt_vocab != V || c->bos_id != V - 3 || c->eos_id != V - 2 ||
+        c->pad_id != V - 1)
+        die("'%s' has vocabularies of %d and %d tokens (BOS %d, EOS %d, PAD %d), not the "
+            "tokenizer's %d plus BOS, EOS and PAD (%s)", path, c->src_vocab, c->tgt_vocab,
+            c->bos_id, c->eos_id, c->pad_id, k->vocab, k->what);
+}
+
+static lm_seq2seq *s2s_load(const char *path) {
+    lm_seq2seq *m;
+    FILE *f = fopen(path, "rb");
+    if (!f) die("cannot open '%s': %s", path, strerror(errno));
+    fclose(f);
+    m = lm_seq2seq_load(path);
+    if (!m) die("cannot load '%s': %s", path, lm_error());
+    return m;
+}
+
+/* A batch of the pairs idx[0..B) into the buffers (B x n_ctx each). */
+typedef struct s2s_bufs { int *src, *sl, *tgt, *tl; } s2s_bufs;
+static void s2s_bufs_new(s2s_bufs *b, int B, int n_ctx) {
+    b->src = (int *)xmalloc((size_t)B * n_ctx * sizeof(int));
+    b->tgt = (int *)xmalloc((size_t)B * n_ctx * sizeof(int));
+    b->sl = (int *)xmalloc((size_t)B * sizeof(int));
+    b->tl = (int *)xmalloc((size_t)B * sizeof(int));
+}
+static void s2s_bufs_free(s2s_bufs *b) { free(b->src); free(b->tgt); free(b->sl); free(b->tl); }
+static double s2s_fill(const pairs *p, const int *idx, int B, s2s_bufs *buf, lm_seq2seq_batch *b) {
+    int i, S = 1, T = 0;
+    double tokens = 0;
+    for (i = 0; i < B; i++) {
+        if (p->src_n[idx[i]] > S) S = p->src_n[idx[i]];
+        if (p->tgt_n[idx[i]] > T) T = p->tgt_n[idx[i]];
+    }
+    for (i = 0; i < B; i++) {
+        int j = idx[i];
+        memcpy(buf->src + (size_t)i * S, p->ids + p->src[j], (size_t)p->src_n[j] * sizeof(int));
+        memcpy(buf->tgt + (size_t)i * T, p->ids + p->tgt[j], (size_t)p->tgt_n[j] * sizeof(int));
+        buf->sl[i] = p->src_n[j];
+        buf->tl[i] = p->tgt_n[j];
+        tokens += (double)p->src_n[j] + p->tgt_n[j];
+    }
+    b->B = B; b->S = S; b->T = T; b->src = buf->src; b->src_len = buf->sl;
+    b->tgt = buf->tgt; b->tgt_len = buf->tl;
+    return tokens;
+}
+
+/* The mean cross-entropy per target token (and EOS) over pairs [from, to), B at a time. */
+static double s2s_loss(lm_seq2seq *m, const pairs *p, int from, int to, int B, s2s_bufs *buf) {
+    double tot = 0, count = 0;
+    int i, k, idx[256];
+    if (B > 256) B = 256;
+    for (i = from; i < to; i += B) {
+        lm_seq2seq_batch b;
+        int nb = to - i < B ? to - i : B;
+        double cnt = 0;
+        float l;
+        for (k = 0; k < nb; k++) { idx[k] = i + k; cnt += p->tgt_n[i + k] + 1; }
+        s2s_fill(p, idx, nb, buf, &b);
+        l = lm_seq2seq_loss(m, &b);
+        if (l != l) die("evaluation failed: %s", lm_error());
+        tot += (double)l * cnt;
+        count += cnt;
+    }
+    return count > 0 ? tot / count : NAN;
+}
+
+/* The fraction of pairs [from, to) whose decoded output, as bytes, is exactly the target. */
+static double s2s_exact(lm_seq2seq *m, const pairs *p, int from, int to, int beam, cli_tok *k) {
+    int i, good = 0, cap = m->cfg.n_ctx, *out = (int *)xmalloc((size_t)cap * sizeof(int));
+    unsigned char *bytes = NULL;
+    size_t bcap = 0;
+    for (i = from; i < to; i++) {
+        int n = lm_seq2seq_translate(m, p->ids + p->src[i], p->src_n[i], beam, out, cap);
+        long len;
+        if (n < 0) die("decoding failed: %s", lm_error());
+        len = lm_tok_decode(k->t, out, (size_t)n, bytes, bcap);
+        if (len < 0) die("cannot decode: %s", lm_error());
+        if ((size_t)len > bcap) {
+            free(bytes);
+            bcap = (size_t)len * 2;
+            bytes = (unsigned char *)xmalloc(bcap);
+            len = lm_tok_decode(k->t, out, (size_t)n, bytes, bcap);
+        }
+        good += len == p->tgt_bytes[i] && !memcmp(bytes, p->text + p->tgt_at[i], (size_t)len);
+    }
+    free(out);
+    free(bytes);
+    return to > from ? (double)good / (to - from) : NAN;
+}
+
+/* lm s2s train: the run the training loop drives. */
+typedef struct s2s_run {
+    lm_seq2seq *m;
+    const pairs *p;
+    int n_train, n_val, B, sequential;
+    size_t pos;              /* sequential: the next pair                                */
+    lm_rng rng;              /* random: the pairs drawn                                  */
+    s2s_bufs buf;
+    int *idx;
+    const char *out;
+    int saved_at;
+} s2s_run;
+
+static float s2s_step(void *ctx, const lm_train_opts *o, int s, double *tokens) {
+    s2s_run *r = (s2s_run *)ctx;
+    lm_seq2seq_batch b;
+    int i;
+    for (i = 0; i < r->B; i++) {
+        if (r->sequential) {
+            r->idx[i] = (int)r->pos;
+            r->pos = (r->pos + 1) % (size_t)r->n_train;
+        } else {
+            r->idx[i] = (int)lm_rng_below(&r->rng, (uint32_t)r->n_train);
+        }
+    }
+    *tokens = s2s_fill(r->p, r->idx, r->B, &r->buf, &b);
+    return lm_seq2seq_train_step(r->m, o, &b, s);
+}
+static double s2s_eval(void *ctx) {
+    s2s_run *r = (s2s_run *)ctx;
+    return s2s_loss(r->m, r->p, r->n_train, r->n_train + r->n_val, r->B, &r->buf);
+}
+static void s2s_save(void *ctx, int done) {
+    s2s_run *r = (s2s_run *)ctx;
+    lm_train_state st;
+    if (r->saved_at == done) return;
+    check_finite(&r->m->params, done);
+    memset(&st, 0, sizeof st);
+    st.step = done;
+    st.data_pos = (uint64_t)r->pos;
+    st.rng = r->rng.state;
+    if (lm_seq2seq_save_with_state(r->m, r->out, &st) != LM_OK)
+        die("cannot save '%s' and its training state: %s", r->out, lm_error());
+    r->saved_at = done;
+}
+
+static void s2s_train(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    pairs P;
+    s2s_run run;
+    train_loop L;
+    progress pr;
+    train_plotter plot;
+    lm_train_opts o;
+    lm_seq2seq_config cfg;
+    const char *data_path, *init;
+    int B, S, start = 0, resume;
+    FILE *logf;
+
+    memset(&c, 0, sizeof c);
+    c.usage = usage_s2s_train;
+    opt_str(&c, "--data", NULL, NULL);
+    opt_str(&c, "--model", "model.safetensors", NULL);
+    opt_str(&c, "--init", NULL, NULL);
+    opt_str(&c, "--resume", NULL, NULL);
+    opt_int(&c, "--layers", 3, 1, 999);
+    opt_int(&c, "--enc-layers", 3, 1, 999);
+    opt_int(&c, "--dec-layers", 3, 1, 999);
+    opt_int(&c, "--heads", 4, 1, 65536);
+    opt_int(&c, "--embd", 128, 1, 65536);
+    opt_int(&c, "--ff", 0, 1, 1 << 30);
+    opt_int(&c, "--ctx", 128, 2, 65536);
+    opt_flag(&c, "--norm-first");
+    opt_str(&c, "--activation", "relu", "relu|gelu");
+    opt_num(&c, "--dropout", 0, 0, 1, 0, 1);
+    opt_int(&c, "--batch", 32, 1, 65536);
+    opt_train_run(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--data")) die_usage("--data PAIRS.tsv is required (see lm s2s train --help)");
+    check_train_run(&c);
+    resume = seen(&c, "--resume");
+    init = resume ? getstr(&c, "--resume") : getstr(&c, "--init");
+    B = (int)geti(&c, "--batch");
+    S = (int)geti(&c, "--steps");
+    memset(&cfg, 0, sizeof cfg);
+    cfg.d_model = (int)geti(&c, "--embd");
+    cfg.nhead = (int)geti(&c, "--heads");
+    cfg.num_encoder_layers = (int)geti(&c, seen(&c, "--enc-layers") ? "--enc-layers" : "--layers");
+    cfg.num_decoder_layers = (int)geti(&c, seen(&c, "--dec-layers") ? "--dec-layers" : "--layers");
+    cfg.dim_feedforward = seen(&c, "--ff") ? (int)geti(&c, "--ff") : 0;
+    cfg.n_ctx = (int)geti(&c, "--ctx");
+    cfg.norm_first = (int)geti(&c, "--norm-first");
+    cfg.activation = !strcmp(getstr(&c, "--activation"), "gelu") ? LM_ACT_GELU : LM_ACT_RELU;
+    cfg.dropout = (float)getd(&c, "--dropout");
+    if (cfg.d_model % cfg.nhead) die_usage("--heads %d must divide --embd %d", cfg.nhead, cfg.d_model);
+    o = train_opts(&c);
+    apply_threads(&c);
+
+    tok_open(&c, &tok);
+    data_path = getstr(&c, "--data");
+    pairs_read(data_path, &tok, &P);
+    train_outputs(&c, &plot);
+    memset(&run, 0, sizeof run);
+    run.out = getstr(&c, "--model");
+    run.saved_at = -1;
+    if (init) {
+        static const char *const shape_flags[] = { "--layers", "--enc-layers", "--dec-layers",
+            "--heads", "--embd", "--ff", "--ctx", "--norm-first", "--activation" };
+        size_t k;
+        run.m = s2s_load(init);
+        for (k = 0; k < sizeof shape_flags / sizeof shape_flags[0]; k++)
+            if (seen(&c, shape_flags[k])) note("%s ignored: the shape is that of '%s'", shape_flags[k], init);
+        s2s_check_vocab(run.m, &tok, init);
+        run.m->seed = get(&c, "--seed")->u;
+        run.m->cfg.dropout = cfg.dropout;
+        cfg = run.m->cfg;
+    } else {
+        cfg.src_vocab = cfg.tgt_vocab = tok.vocab + 3;
+        if ((double)cfg.d_model * cfg.tgt_vocab > INT_MAX || (double)cfg.d_model * cfg.d_model * 4 > INT_MAX)
+            die_usage("--embd %d is too wide: a weight matrix would reach 2^31 elements", cfg.d_model);
+        if ((double)cfg.n_ctx * cfg.d_model > 16777216.0)
+            die_usage("--ctx %d with --embd %d is too long: at most 2^24 positions x width", cfg.n_ctx,
+                      cfg.d_model);
+        pairs_check(&P, data_path, cfg.n_ctx);
+        check_fits(lm_seq2seq_memory(&cfg, B, P.max_src, P.max_tgt), "this model and batch");
+        run.m = lm_seq2seq_new(&cfg, get(&c, "--seed")->u);
+        if (!run.m) die("cannot create the model: %s", lm_error());
+        cfg = run.m->cfg;
+    }
+    pairs_check(&P, data_path, cfg.n_ctx);
+    check_fits(lm_seq2seq_memory(&cfg, B, P.max_src, P.max_tgt), "this model and batch");
+
+    /* the split: the first (1 - f) of the pairs train, the rest validate */
+    run.p = &P;
+    run.n_train = getd(&c, "--val-frac") > 0 ? (int)((1.0 - getd(&c, "--val-frac")) * P.n) : P.n;
+    if (run.n_train < 1) run.n_train = 1;
+    if (run.n_train > P.n) run.n_train = P.n;
+    run.n_val = P.n - run.n_train;
+    run.B = B;
+    run.sequential = !strcmp(getstr(&c, "--order"), "sequential");
+    run.rng = lm_rng_seed(get(&c, "--seed")->u);
+    s2s_bufs_new(&run.buf, B, cfg.n_ctx);
+    run.idx = (int *)xmalloc((size_t)B * sizeof(int));
+    if (resume) {
+        lm_train_state st;
+        memset(&st, 0, sizeof st);
+        if (lm_seq2seq_load_state(run.m, init, &st) != LM_OK)
+            die("cannot load the training state of '%s': %s", init, lm_error());
+        if (st.step < 0 || st.step > S)
+            die("'%s' has done %ld steps, more than --steps %d", init, st.step, S);
+        if (st.data_pos >= (uint64_t)run.n_train)
+            die("the state of '%s' does not fit '%s' (pair %lu of %d)", init, data_path,
+                (unsigned long)st.data_pos, run.n_train);
+        start = (int)st.step;
+        run.pos = (size_t)st.data_pos;
+        run.rng.state = st.rng;
+    }
+    logf = log_open(getstr(&c, "--log"), resume, start);
+    if (plot.path) {
+        const char *base = strrchr(data_path, '/');
+        char np[32];
+        snprintf(plot.title, sizeof plot.title,
+                 "encoder-decoder %d+%d layers \xC3\x97 %d wide (%s params), %d steps \xE2\x80\x94 %s",
+                 cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.d_model,
+                 fmt_count((double)lm_seq2seq_num_params(run.m), np), S, base ? base + 1 : data_path);
+        plot_resumed(&plot, &c, resume, logf);
+    }
+    memset(&pr, 0, sizeof pr);
+    pr.quiet = (int)geti(&c, "--quiet");
+    pr.tokens = (double)B * P.tokens / P.n;
+    if (!pr.quiet)
+        note("%d+%d layers (%s, %s), %d heads, %d wide, MLP %d, context %d, vocab %d: %lu "
+             "parameters; %d train and %d validation pairs; %d threads (%s)%s",
+             cfg.num_encoder_layers, cfg.num_decoder_layers, cfg.norm_first ? "pre-LN" : "post-LN",
+             cfg.activation == LM_ACT_GELU ? "gelu" : "relu", cfg.nhead, cfg.d_model,
+             cfg.dim_feedforward, cfg.n_ctx, cfg.tgt_vocab,
+             (unsigned long)lm_seq2seq_num_params(run.m), run.n_train, run.n_val,
+             lm_get_threads(), lm_simd_name(), resume ? "; resuming" : "");
+    memset(&L, 0, sizeof L);
+    L.ctx = &run; L.step = s2s_step; L.eval = run.n_val > 0 ? s2s_eval : NULL; L.save = s2s_save;
+    L.o = &o; L.start = start; L.S = S; L.eval_every = (int)geti(&c, "--eval-every");
+    L.save_every = (int)geti(&c, "--save-every"); L.pr = &pr; L.plot = &plot; L.logf = logf;
+    L.log_path = getstr(&c, "--log"); L.out = run.out; L.init = init;
+    train_loop_run(&L);
+    if (run.n_val > 0) {
+        double em = s2s_exact(run.m, &P, run.n_train, P.n, 1, &tok);
+        note("validation exact match %.4f (%d pairs, greedy)", em, run.n_val);
+    }
+    s2s_bufs_free(&run.buf);
+    free(run.idx);
+    pairs_free(&P);
+    tok_close(&tok);
+    lm_seq2seq_free(run.m);
+}
+
+static void s2s_eval_cmd(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    pairs P;
+    s2s_bufs buf;
+    lm_seq2seq *m;
+    const char *path, *data;
+    double loss, em;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_s2s_eval;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_str(&c, "--data", NULL, NULL);
+    opt_int(&c, "--batch", 32, 1, 256);
+    opt_int(&c, "--beam", 1, 1, 16);
+    opt_tok(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--model")) die_usage("--model M is required (see lm s2s eval --help)");
+    if (!seen(&c, "--data")) die_usage("--data PAIRS.tsv is required (see lm s2s eval --help)");
+    tok_check_opts(&c);
+    apply_threads(&c);
+    path = getstr(&c, "--model");
+    data = getstr(&c, "--data");
+    m = s2s_load(path);
+    tok_open(&c, &tok);
+    s2s_check_vocab(m, &tok, path);
+    pairs_read(data, &tok, &P);
+    pairs_check(&P, data, m->cfg.n_ctx);
+    s2s_bufs_new(&buf, (int)geti(&c, "--batch"), m->cfg.n_ctx);
+    loss = s2s_loss(m, &P, 0, P.n, (int)geti(&c, "--batch"), &buf);
+    em = s2s_exact(m, &P, 0, P.n, (int)geti(&c, "--beam"), &tok);
+    printf("loss %.6f exact_match %.6f\n", loss, em);
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    s2s_bufs_free(&buf);
+    pairs_free(&P);
+    tok_close(&tok);
+    lm_seq2seq_free(m);
+}
+
+/* Decode one source and print its output line (up to a newline, which a line cannot
+   hold). Returns the tokens decoded. */
+static int s2s_translate_one(lm_seq2seq *m, cli_tok *k, const unsigned char *text, size_t len,
+                             int beam, int max_out, int *out, int line) {
+    size_t n, i;
+    int *ids, got = 0;
+    unsigned char small[4096], *bytes = small;
+    long blen;
+    if (len > 0) {
+        ids = tok_encode(k, text, len, &n);
+        if (n > (size_t)m->cfg.n_ctx) {
+            if (line > 0) die("line %d: the source has %lu tokens, more than the model's context of %d",
+                              line, (unsigned long)n, m->cfg.n_ctx);
+            die("the source has %lu tokens, more than the model's context of %d", (unsigned long)n,
+                m->cfg.n_ctx);
+        }
+        got = lm_seq2seq_translate(m, ids, (int)n, beam, out, max_out);
+        free(ids);
+        if (got < 0) die("decoding failed: %s", lm_error());
+    }
+    blen = lm_tok_decode(k->t, out, (size_t)got, small, sizeof small);
+    if (blen < 0) die("cannot decode: %s", lm_error());
+    if ((size_t)blen > sizeof small) {
+        bytes = (unsigned char *)xmalloc((size_t)blen);
+        blen = lm_tok_decode(k->t, out, (size_t)got, bytes, (size_t)blen);
+    }
+    for (i = 0; i < (size_t)blen && bytes[i] != '\n'; i++) {}
+    fwrite(bytes, 1, i, stdout);
+    putchar('\n');
+    fflush(stdout);
+    if (bytes != small) free(bytes);
+    return got;
+}
+
+static void s2s_translate_cmd(int argc, char **argv) {
+    cli c;
+    cli_tok tok;
+    lm_seq2seq *m;
+    int beam, max_out, *out, line = 0;
+    long sources = 0;
+    double tokens = 0, t0;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_s2s_translate;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_text(&c, "--text", NULL);
+    opt_int(&c, "--beam", 1, 1, 16);
+    opt_int(&c, "--max-tokens", 0, 1, 1000000000);
+    opt_flag(&c, "--stats");
+    opt_tok(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--model")) die_usage("--model M is required (see lm s2s translate --help)");
+    tok_check_opts(&c);
+    apply_threads(&c);
+    m = s2s_load(getstr(&c, "--model"));
+    tok_open(&c, &tok);
+    s2s_check_vocab(m, &tok, getstr(&c, "--model"));
+    beam = (int)geti(&c, "--beam");
+    max_out = seen(&c, "--max-tokens") && geti(&c, "--max-tokens") < m->cfg.n_ctx
+              ? (int)geti(&c, "--max-tokens") : m->cfg.n_ctx;
+    out = (int *)xmalloc((size_t)max_out * sizeof(int));
+    t0 = now_s();
+    if (seen(&c, "--text")) {
+        const char *t = getstr(&c, "--text");
+        tokens += s2s_translate_one(m, &tok, (const unsigned char *)t, strlen(t), beam, max_out, out, 0);
+        sources++;
+    } else {
+        /* line by line, each output printed as soon as its line is in */
+        size_t cap = 256, len;
+        char *buf = (char *)xmalloc(cap);
+        int ch = 0;
+        while (ch != EOF) {
+            len = 0;
+            while ((ch = getc(stdin)) != EOF && ch != '\n') {
+                if (len + 1 >= cap) {
+                    char *nb = (char *)realloc(buf, cap * 2);
+                    if (!nb) die("out of memory reading stdin");
+                    buf = nb;
+                    cap *= 2;
+                }
+                buf[len++] = (char)ch;
+            }
+            if (ch == EOF && len == 0) break;            /* no last line after a newline */
+            line++;
+            if (len > 0 && buf[len - 1] == '\r') len--;
+            tokens += s2s_translate_one(m, &tok, (const unsigned char *)buf, len, beam, max_out,
+                                        out, line);
+            sources++;
+        }
+        if (ferror(stdin)) die("cannot read stdin: %s", strerror(errno));
+        free(buf);
+    }
+    if (ferror(stdout)) die("cannot write the output: %s", strerror(errno));
+    if (geti(&c, "--stats")) {
+        double t = now_s() - t0;
+        note("%ld sources, %.0f tokens out in %.3f s: %.1f tokens/s (beam %d)", sources, tokens, t,
+             t > 0 ? tokens / t : 0.0, beam);
+    }
+    free(out);
+    tok_close(&tok);
+    lm_seq2seq_free(m);
+}
+
+static void sub_dispatch(int argc, char **argv, const char *cmd, const char *what,
+                         const char *list, const char *usage, const char *const *names,
+                         void (*const *runs)(int, char **), int n);
+static void cmd_s2s(int argc, char **argv) {
+    static const char *const names[3] = { "train", "eval", "translate" };
+    static void (*const runs[3])(int, char **) = { s2s_train, s2s_eval_cmd, s2s_translate_cmd };
+    sub_dispatch(argc, argv, "lm s2s", "s2s command", "train, eval or translate", usage_s2s,
+                 names, runs, 3);
+}
+
+/* ---------------------------------------------------------------------------------------
+   Compression: lm quantize (Q8_0 weights) and lm prune (magnitude pruning). Both read a
+   float32 checkpoint and write a new one beside it (never over it: the float32 weights
+   are worth keeping).
+   --------------------------------------------------------------------------------------- */
+static const char usage_quantize[] =
+"usage: lm quantize --model IN --out OUT [--quantize-embeddings] [--heads N] [--threads N]\n"
+"\n"
+"Store a float32 checkpoint's weights in Q8_0: each run of 32 weights along a matrix's\n"
+"input as 32 int8 values and one F16 scale (lm.h, COMPRESSION). The four matrices of every\n"
+"block are quantized, and with --quantize-embeddings the token embedding (also the output\n"
+"head) too; positions, LayerNorms and biases stay float32. lm eval, lm generate, lm info and\n"
+"lm bench generate take the result as they take any checkpoint; lm train does not (train\n"
+"the float32 model, then quantize it).\n"
+"stdout: the two files' sizes, e.g.\n"
+"    before 3357192 bytes\n"
+"    after 1162248 bytes (0.346 of before)\n"
+"\n"
+"  --model IN               a float32 checkpoint (required)\n"
+"  --out OUT                the quantized checkpoint to write (required; not IN)\n"
+"  --quantize-embeddings    wte.weight in Q8_0 too\n"
+"  --heads N                heads, for a checkpoint without n_head metadata\n"
+"  --threads N              threads (default: all cores)\n";
+
+static const char usage_prune[] =
+"usage: lm prune --model IN --sparsity S --out OUT [--heads N] [--threads N]\n"
+"\n"
+"Magnitude pruning: in each of the four matrices of every block, the fraction S of the\n"
+"weights with the smallest magnitude become zero (per matrix; ties go to the lower index).\n"
+"Embeddings, LayerNorms and biases are untouched. A short fine-tune that keeps the zeros\n"
+"wins back much of what pruning costs:\n"
+"    lm train --data FILE --init OUT --model TUNED --keep-zeros --steps 300 --lr 3e-4\n"
+"stdout: one line, the share of zeros in the block matrices before and after, e.g.\n"
+"    sparsity 0.0000 -> 0.5000 (393216 of 786432 weights are zero)\n"
+"\n"
+"  --model IN             a float32 checkpoint (required)\n"
+"  --sparsity S           the share of each matrix to set to zero, 0 <= S <= 1 (required)\n"
+"  --out OUT              the pruned checkpoint to write (required; not IN)\n"
+"  --heads N              heads, for a checkpoint without n_head metadata\n"
+"  --threads N            threads (default: all cores)\n";
+
+/* The size of a file in bytes (for lm quantize's report). */
+static double file_bytes(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (double)st.st_size : 0;
+}
+
+/* --model IN and --out OUT of quantize and prune: both given, OUT writable and not IN;
+   returns IN loaded, which must be float32. */
+static lm_gpt *compress_open(cli *c, const char *help) {
+    const char *in = getstr(c, "--model"), *out = getstr(c, "--out");
+    lm_gpt *m;
+    if (!in) die_usage("--model IN is required (see %s)", help);
+    if (!out) die_usage("--out OUT is required (see %s)", help);
+    if (same_file(in, out)) die_usage("--out '%s' is the --model file: write the result beside it", out);
+    apply_threads(c);
+    m = load_model(in, heads_for(c, in));
+    if (m->cfg.quant != LM_QUANT_NONE) die("'%s' is quantized already (Q8_0)", in);
+    check_writable(out);
+    return m;
+}
+
+static void cmd_quantize(int argc, char **argv) {
+    cli c;
+    lm_gpt *m, *q;
+    double before, after;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_quantize;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_str(&c, "--out", NULL, NULL);
+    opt_flag(&c, "--quantize-embeddings");
+    opt_heads_only(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    m = compress_open(&c, "lm quantize --help");
+    q = lm_gpt_quantize(m, geti(&c, "--quantize-embeddings") ? LM_QUANT_Q8_0_EMB : LM_QUANT_Q8_0);
+    if (!q) die("cannot quantize '%s': %s", getstr(&c, "--model"), lm_error());
+    if (lm_gpt_save(q, getstr(&c, "--out")) != LM_OK)
+        die("cannot save '%s': %s", getstr(&c, "--out"), lm_error());
+    before = file_bytes(getstr(&c, "--model"));
+    after = file_bytes(getstr(&c, "--out"));
+    printf("before %.0f bytes\nafter %.0f bytes (%.3f of before)\n", before, after,
+           before > 0 ? after / before : 0.0);
+    if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
+    lm_gpt_free(q);
+    lm_gpt_free(m);
+}
+
+static void cmd_prune(int argc, char **argv) {
+    cli c;
+    lm_gpt *m;
+    double before, after, n = 0;
+    int k;
+    memset(&c, 0, sizeof c);
+    c.usage = usage_prune;
+    opt_str(&c, "--model", NULL, NULL);
+    opt_num(&c, "--sparsity", 0, 0, 1, 0, 0);
+    opt_str(&c, "--out", NULL, NULL);
+    opt_heads_only(&c);
+    opt_threads(&c);
+    cli_parse(&c, argc, argv);
+    if (!seen(&c, "--sparsity")) die_usage("--sparsity S is required (see lm prune --help)");
+    m = compress_open(&c, "lm prune --help");
+    before = lm_gpt_sparsity(m);
+    if (lm_gpt_prune(m, (float)getd(&c, "--sparsity")) != LM_OK)
+        die("cannot prune '%s': %s", getstr(&c, "--model"), lm_error());
+    after = lm_gpt_sparsity(m);
+    for (k = 0; k < m->params.n; k++)        /* the block matrices: the 2-D tensors after wpe */
+        if (k >= 2 && m->params.t[k].ndim == 2) n += m->params.t[k].size;
+    if (lm_gpt_save(m, getstr(&c, "--out")) != LM_OK)
+        die("cannot save '%s': %s", getstr(&c, "--out"), lm_error());
+    printf("sparsity %.4f -> %.4f (%.0f of %.0f weights are zero)\n", before, after, after * n, n);
     if (fflush(stdout) != 0) die("cannot write the output: %s", strerror(errno));
     lm_gpt_free(m);
 }
@@ -1711,7 +2672,8 @@ static const char usage_bench[] =
 "       lm bench train [--layers 4] [--heads 4] [--embd 128] [--ctx 64] [--batch 12]\n"
 "                      [--accum 1] [--vocab 256] [--steps 10] [--threads N]\n"
 "       lm bench generate [--model CKPT [--heads N] | --layers 4 --heads 4 --embd 128\n"
-"                      --ctx 64 --vocab 256] [--tokens N] [--threads N]\n"
+"                      --ctx 64 --vocab 256] [--tokens N] [--quantize]\n"
+"                      [--quantize-embeddings] [--threads N]\n"
 "       lm bench bandwidth [--mb 64] [--threads N]\n"
 "\n"
 "gemm      C = A B with A M x K and B K x N, row-major (--bt: B given as N x K); the\n"
@@ -1725,7 +2687,10 @@ static const char usage_bench[] =
 "          megabytes the busiest process sends a step (and receives)\n"
 "generate  KV-cache generation from a one-token prompt (temperature 0.8, seed 1). By\n"
 "          default min(256, n_ctx - 1) tokens, so every token comes from the KV cache;\n"
-"          a larger --tokens also measures the sliding window. Last line: tok_per_s X\n"
+"          a larger --tokens also measures the sliding window. --quantize first stores\n"
+"          the block matrices in Q8_0 (as lm quantize; --quantize-embeddings: wte too); a\n"
+"          quantized --model runs as it is. Last line: tok_per_s X weight_mb_per_token Y\n"
+"          gb_per_s Z (Y: the weights one token reads, Z = X Y / 1000)\n"
 "bandwidth how fast the pool's threads read memory: a buffer of --mb MB summed over and\n"
 "          over in chunks, as generation reads its weights; the best of repeated passes.\n"
 "          Last line: gb_per_s X\n"
@@ -1901,6 +2866,8 @@ static void bench_generate(int argc, char **argv) {
     opt_shape(&c);
     opt_int(&c, "--vocab", 256, 1, 16777216);
     opt_int(&c, "--tokens", 256, 1, 100000000);
+    opt_flag(&c, "--quantize");
+    opt_flag(&c, "--quantize-embeddings");
     opt_threads(&c);
     cli_parse(&c, argc, argv);
     if (seen(&c, "--model")) {
@@ -1913,6 +2880,14 @@ static void bench_generate(int argc, char **argv) {
     } else {
         m = bench_model(&c, 0, 0);
     }
+    if (geti(&c, "--quantize") || geti(&c, "--quantize-embeddings")) {
+        lm_gpt *q;
+        if (m->cfg.quant != LM_QUANT_NONE) die_usage("--quantize: the model is quantized already");
+        q = lm_gpt_quantize(m, geti(&c, "--quantize-embeddings") ? LM_QUANT_Q8_0_EMB : LM_QUANT_Q8_0);
+        if (!q) die("cannot quantize the model: %s", lm_error());
+        lm_gpt_free(m);
+        m = q;
+    }
     /* by default stay within the context: one prompt token, then n_ctx - 1 new ones at
        most, each a single step through the KV cache (no window sliding) */
     n = (int)geti(&c, "--tokens");
@@ -1924,10 +2899,27 @@ static void bench_generate(int argc, char **argv) {
     if (lm_gpt_generate(m, &start, 1, n, &smp, NULL, NULL, NULL) != LM_OK)
         die("generation failed: %s", lm_error());
     t = now_s() - t;
-    printf("generate %d tokens: %d layers, %d heads, %d wide, context %d, vocab %d, %d "
-           "threads, %s\n", n, m->cfg.n_layer, m->cfg.n_head, m->cfg.n_embd, m->cfg.n_ctx,
-           m->cfg.vocab, lm_get_threads(), lm_simd_name());
-    printf("tok_per_s %.1f\n", n / t);
+    printf("generate %d tokens: %d layers, %d heads, %d wide, context %d, vocab %d, %s "
+           "weights, %d threads, %s\n", n, m->cfg.n_layer, m->cfg.n_head, m->cfg.n_embd,
+           m->cfg.n_ctx, m->cfg.vocab, m->cfg.quant == LM_QUANT_Q8_0 ? "Q8_0" :
+           m->cfg.quant == LM_QUANT_Q8_0_EMB ? "Q8_0 (and wte)" : "float32", lm_get_threads(),
+           lm_simd_name());
+    {
+        /* the weights a token reads: every matrix once, the head (wte), and one row of wte
+           and wpe; a Q8_0 matrix is 1 byte a weight plus an F16 scale per 32 */
+        double bytes = 0;
+        int k;
+        for (k = 0; k < m->params.n; k++) {
+            const lm_tensor *w = &m->params.t[k];
+            double sz = w->q8 ? (double)LM_Q8_VALUES(w->q8->out, w->q8->in) +
+                                2.0 * (double)LM_Q8_SCALES(w->q8->out, w->q8->in)
+                              : 4.0 * w->size;
+            if (k == 1) sz = 4.0 * m->cfg.n_embd;  /* wpe: one row */
+            bytes += sz;
+        }
+        printf("tok_per_s %.1f weight_mb_per_token %.3f gb_per_s %.2f\n", n / t, bytes / 1e6,
+               n / t * bytes / 1e9);
+    }
     lm_gpt_free(m);
 }
 
@@ -1979,25 +2971,35 @@ static void bench_bandwidth(int argc, char **argv) {
     free(buf); free(J.part);
 }
 
-static void cmd_bench(int argc, char **argv) {
+/* A subcommand with subcommands of its own (lm bench WHICH, lm s2s WHICH): --help, or run
+   the one named, under the name "CMD WHICH" for messages. */
+static void sub_dispatch(int argc, char **argv, const char *cmd, const char *what,
+                         const char *list, const char *usage, const char *const *names,
+                         void (*const *runs)(int, char **), int n) {
     static char name[64];
-    if (argc < 1) die_usage("which benchmark? gemm, train, generate or bandwidth (see lm bench --help)");
+    int k;
+    if (argc < 1) die_usage("which %s? %s (see %s --help)", what, list, cmd);
     if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-        fputs(usage_bench, stdout);
+        fputs(usage, stdout);
         team_end();
         exit(0);
     }
-    if (strcmp(argv[0], "gemm") && strcmp(argv[0], "train") && strcmp(argv[0], "generate") &&
-        strcmp(argv[0], "bandwidth"))
-        die_usage("unknown benchmark '%s': gemm, train, generate or bandwidth", argv[0]);
-    sprintf(name, LM_TOOL " bench %s", argv[0]);
+    for (k = 0; k < n && strcmp(argv[0], names[k]); k++) {}
+    if (k == n) die_usage("unknown %s '%s': %s", what, argv[0], list);
+    snprintf(name, sizeof name, "%s %s", g_cmd, names[k]);   /* g_cmd: LM_TOOL " CMD" */
     g_cmd = name;
-    if (team_size() > 1 && strcmp(argv[0], "train"))
+    runs[k](argc - 1, argv + 1);
+}
+
+static void cmd_bench(int argc, char **argv) {
+    static const char *const names[4] = { "gemm", "train", "generate", "bandwidth" };
+    static void (*const runs[4])(int, char **) = { bench_gemm, bench_train, bench_generate,
+                                                   bench_bandwidth };
+    /* lm-mpi: bench train shares its work among the processes; the others are for one */
+    if (team_size() > 1 && argc > 0 && strcmp(argv[0], "train"))
         die_usage("runs on one process only (bench train runs on several)");
-    if (!strcmp(argv[0], "gemm")) bench_gemm(argc - 1, argv + 1);
-    else if (!strcmp(argv[0], "train")) bench_train(argc - 1, argv + 1);
-    else if (!strcmp(argv[0], "bandwidth")) bench_bandwidth(argc - 1, argv + 1);
-    else bench_generate(argc - 1, argv + 1);
+    sub_dispatch(argc, argv, "lm bench", "benchmark", "gemm, train, generate or bandwidth",
+                 usage_bench, names, runs, 4);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2207,7 +3209,10 @@ static const char usage_main[] =
 "  tokenize    text to token ids\n"
 "  detokenize  token ids to text\n"
 "  plot        draw a training log (lm train --log) as an SVG picture\n"
+"  s2s         encoder-decoder on pairs of texts: s2s train, s2s eval, s2s translate\n"
 "  version     the version of lm and of lm.h (also lm --version)\n"
+"  quantize    store a checkpoint's weights in Q8_0 (int8 blocks: about 3x smaller)\n"
+"  prune       set the smallest weights of each block matrix to zero\n"
 "\n"
 "Results go to stdout; progress, notes and errors to stderr.\n"
 "Exit status: 0 success, 1 runtime error (a file missing or malformed, a NaN loss), 2\n"
@@ -2219,7 +3224,8 @@ static const command g_commands[] = {
     { "train", cmd_train }, { "generate", cmd_generate }, { "eval", cmd_eval },
     { "info", cmd_info }, { "bench", cmd_bench }, { "bpe", cmd_bpe },
     { "plot", cmd_plot }, { "tokenize", cmd_tokenize }, { "detokenize", cmd_detokenize },
-    { "version", cmd_version }
+    { "version", cmd_version }, { "s2s", cmd_s2s }, { "quantize", cmd_quantize },
+    { "prune", cmd_prune }
 };
 
 int main(int argc, char **argv) {

@@ -1,12 +1,14 @@
 /* lm_plot.h - loss curves and confusion matrices as SVG files, with no dependencies.
 
    A small companion of lm.h for the programs around it (tools/lm_cli.c, examples/4_classify.c).
-   It draws two pictures a person training a model wants to look at:
+   It draws three pictures a person training a model wants to look at:
      - the loss curve of a run: the train loss as logged (faint) and smoothed (bold), the
        validation loss as points joined by a line, and the learning-rate schedule on a
        second axis on the right;
      - a confusion matrix: a heat map with a row per true class and a column per predicted
-       class, each cell holding its count and coloured by its share of the row.
+       class, each cell holding its count and coloured by its share of the row;
+     - labelled points in series, such as validation loss against model size for each way
+       of compressing a model (examples/7_compress.c).
    The output is one self-contained SVG file (no fonts, scripts or images from elsewhere; a
    generic font family), which any browser shows and any text editor can read.
 
@@ -576,6 +578,23 @@ static int lmplot__range(const double *x, const double *y, int n, double *lo, do
     return any;
 }
 
+/* The grid lines of a plot area [L, R] x [T, B] at the ticks of ax and ay. */
+static void lmplot__grid(lmplot__buf *b, const lmplot__axis *ax, const lmplot__axis *ay,
+                         double L, double R, double T, double B) {
+    double v;
+    int k;
+    lmplot__s(b, "<g class=\"grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
+    for (k = 0; k <= lmplot__ticks(ax); k++) {
+        v = lmplot__px(ax, ax->lo + k * ax->step);
+        lmplot__f(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", v, T, v, B);
+    }
+    for (k = 0; k <= lmplot__ticks(ay); k++) {
+        v = lmplot__px(ay, ay->lo + k * ay->step);
+        lmplot__f(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, v, R, v);
+    }
+    lmplot__s(b, "</g>\n");
+}
+
 /* A legend entry at (*x, y): a sample of the line (and a dot), then the label. */
 static void lmplot__legend(lmplot__buf *b, double *x, double y, const char *label,
                            const char *style, int dot, const char *colour) {
@@ -655,16 +674,7 @@ LMPLOT_FN int lmplot_loss_svg(const lmplot_series *s, const char *title, const c
     lmplot__title(&b, title, W / 2.0, 30, W - 40);
 
     /* grid, ticks and labels: x below, loss on the left, learning rate on the right */
-    lmplot__s(&b, "<g class=\"grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
-    for (k = 0; k <= lmplot__ticks(&ax); k++) {
-        v = lmplot__px(&ax, ax.lo + k * ax.step);
-        lmplot__f(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", v, T, v, B);
-    }
-    for (k = 0; k <= lmplot__ticks(&ay); k++) {
-        v = lmplot__px(&ay, ay.lo + k * ay.step);
-        lmplot__f(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", L, v, R, v);
-    }
-    lmplot__s(&b, "</g>\n");
+    lmplot__grid(&b, &ax, &ay, L, R, T, B);
     lmplot__f(&b, "<g class=\"axes\" stroke=\"#555555\" stroke-width=\"1\">\n"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n",
@@ -948,6 +958,110 @@ LMPLOT_FN int lmplot_confusion_svg(const long *cm, int n_class, const char *cons
                   "share of the true class</text>\n</g>\n", cx + 60, gy + gw / 2);
     lmplot__s(&b, "</svg>\n");
     free(rows);
+    i = lmplot__save(&b, path, err, errlen);
+    free(b.p);
+    return i;
+}
+
+/* ---------------------------------------------------------------------------------------
+   Labelled points: n points (x[i], y[i]), each in series[i] (0 .. n_series - 1, its colour;
+   a series' points are joined in the order given) with a label beside it (labels may be
+   NULL, or hold NULLs). Axes from the data, titles xtitle and ytitle; a legend of the
+   series' names. Same layout and rules as the loss curve (900 x 540).
+   --------------------------------------------------------------------------------------- */
+LMPLOT_FN int lmplot_points_svg(int n, const double *x, const double *y, const int *series,
+                                const char *const *labels, int n_series,
+                                const char *const *series_names, const char *title,
+                                const char *xtitle, const char *ytitle, const char *path,
+                                char *err, size_t errlen) {
+    static const char *const colours[8] = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                            "#9467bd", "#8c564b", "#e377c2", "#7f7f7f" };
+    const int W = 900, H = 540;
+    const double L = 76, R = W - 40, T = 78, B = H - 58;
+    lmplot__axis ax, ay;
+    lmplot__buf b;
+    double xlo = 0, xhi = 0, ylo = 0, yhi = 0, v, lx;
+    int i, k, any = 0;
+    char lab[64];
+    if (!x || !y || !series || !path || n < 1 || n_series < 1 || n_series > 8)
+        return lmplot__fail(err, errlen, "points: no points, no file name, or not 1 to 8 series");
+    for (i = 0; i < n; i++) {
+        if (series[i] < 0 || series[i] >= n_series)
+            return lmplot__fail(err, errlen, "points: point %d is in series %d of %d", i, series[i], n_series);
+        if (!lmplot__ok(x[i]) || !lmplot__ok(y[i])) continue;
+        if (!any || x[i] < xlo) xlo = x[i];
+        if (!any || x[i] > xhi) xhi = x[i];
+        if (!any || y[i] < ylo) ylo = y[i];
+        if (!any || y[i] > yhi) yhi = y[i];
+        any = 1;
+    }
+    if (!any) return lmplot__fail(err, errlen, "points: no finite point to plot in '%s'", path);
+    if (!title) title = "points";
+    if (xlo > 0 && xlo <= (xhi - xlo) * 0.5) xlo = 0;
+    lmplot__axis_fit(&ax, xlo, xhi, 8);
+    lmplot__axis_fit(&ay, ylo, yhi, 7);
+    ax.p0 = L; ax.p1 = R;
+    ay.p0 = B; ay.p1 = T;
+    memset(&b, 0, sizeof b);
+    lmplot__begin(&b, W, H, title);
+    lmplot__title(&b, title, W / 2.0, 30, W - 40);
+    lmplot__grid(&b, &ax, &ay, L, R, T, B);
+    lmplot__f(&b, "<g class=\"axes\" stroke=\"#555555\" stroke-width=\"1\">\n"
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
+                  "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n</g>\n"
+                  "<g class=\"ticks\" fill=\"#444444\">\n", L, B, R, B, L, T, L, B);
+    for (k = 0; k <= lmplot__ticks(&ax); k++) {
+        v = ax.lo + k * ax.step;
+        lmplot__tick_label(&ax, v, lab, sizeof lab);
+        lmplot__f(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                  lmplot__px(&ax, v), B + 19, lab);
+    }
+    for (k = 0; k <= lmplot__ticks(&ay); k++) {
+        v = ay.lo + k * ay.step;
+        lmplot__tick_label(&ay, v, lab, sizeof lab);
+        lmplot__f(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                  L - 8, lmplot__px(&ay, v) + 4, lab);
+    }
+    lmplot__f(&b, "</g>\n<text class=\"axis-title\" x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" "
+                  "fill=\"#333333\">", (L + R) / 2, H - 16);
+    lmplot__axis_title(&b, xtitle ? xtitle : "x", ax.exp10);
+    lmplot__f(&b, "</text>\n<text class=\"axis-title\" transform=\"translate(18,%.1f) rotate(-90)\" "
+                  "text-anchor=\"middle\" fill=\"#333333\">", (T + B) / 2);
+    lmplot__axis_title(&b, ytitle ? ytitle : "y", ay.exp10);
+    lmplot__s(&b, "</text>\n");
+    /* each series: the line through its points, the points, their labels */
+    for (k = 0; k < n_series; k++) {
+        int pen = 0;
+        lmplot__f(&b, "<path class=\"series s%d\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" d=\"",
+                  k, colours[k]);
+        for (i = 0; i < n; i++)
+            if (series[i] == k && lmplot__ok(x[i]) && lmplot__ok(y[i])) {
+                lmplot__f(&b, "%c%.1f,%.1f", pen ? 'L' : 'M', lmplot__px(&ax, x[i]), lmplot__px(&ay, y[i]));
+                pen = 1;
+            }
+        lmplot__s(&b, "\"/>\n");
+    }
+    lmplot__s(&b, "<g class=\"points\" stroke=\"#ffffff\" stroke-width=\"1\">\n");
+    for (i = 0; i < n; i++) {
+        if (!lmplot__ok(x[i]) || !lmplot__ok(y[i])) continue;
+        lmplot__f(&b, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"4.5\" fill=\"%s\"/>\n",
+                  lmplot__px(&ax, x[i]), lmplot__px(&ay, y[i]), colours[series[i]]);
+        if (labels && labels[i]) {
+            lmplot__f(&b, "<text class=\"label\" x=\"%.1f\" y=\"%.1f\" stroke=\"none\" fill=\"#333333\" "
+                          "font-size=\"11\">", lmplot__px(&ax, x[i]) + 7, lmplot__px(&ay, y[i]) - 6);
+            lmplot__text_n(&b, labels[i], 40);
+            lmplot__s(&b, "</text>\n");
+        }
+    }
+    lmplot__s(&b, "</g>\n<g class=\"legend\">\n");
+    lx = L;
+    for (k = 0; k < n_series; k++) {
+        char st[96];
+        snprintf(st, sizeof st, "stroke=\"%s\" stroke-width=\"1.5\"", colours[k]);
+        lmplot__legend(&b, &lx, T - 16, series_names && series_names[k] ? series_names[k] : "series",
+                       st, 1, colours[k]);
+    }
+    lmplot__s(&b, "</g>\n</svg>\n");
     i = lmplot__save(&b, path, err, errlen);
     free(b.p);
     return i;

@@ -16,6 +16,14 @@
                   positions with their targets, class labels, optimizer options
            OUT    hidden states, masked-LM and classifier logits, losses and gradients,
                   class probabilities, and the parameters after a few classifier steps
+       torch_check s2s MODEL CASE OUT [THREADS]
+           MODEL  an encoder-decoder checkpoint (PyTorch's state-dict names), read by
+                  lm_seq2seq_load
+           CASE   a batch of pairs (sources, targets and their lengths), the training
+                  batches and the optimizer options, how many tokens to decode and the beam
+           OUT    logits, loss, every gradient, lm_seq2seq_loss, the greedy and the beam
+                  decodes of each source, the losses of the training steps and every
+                  parameter after them
 
    Token ids travel as F32 tensors (exact below 2^24); numbers such as the learning rate
    travel as __metadata__ strings. */
@@ -311,20 +319,110 @@ static void run_enc(const char *case_path, const char *out_path) {
     lm_st_close(&f);
 }
 
+/* ---------------------------------------------------------------------------------------
+   Encoder-decoder: the logits and loss of one batch of pairs through lm_seq2seq_forward and
+   the public cross-entropy (targets: each target then EOS, the rest PAD, which it
+   ignores), every gradient, the library's own loss, greedy and beam decoding of every
+   source, then a few training steps.
+   --------------------------------------------------------------------------------------- */
+static void run_s2s(const char *model_path, const char *case_path, const char *out_path) {
+    lm_st_file f;
+    lm_seq2seq *m;
+    lm_seq2seq_batch b;
+    lm_graph g;
+    lm_tensor *logits, *loss;
+    lm_train_opts o;
+    int *src, *src_len, *tgt, *tgt_len, *targets, *step_src, *step_sl, *step_tg, *step_tl, *dec;
+    int B, S, T, i, t, s, max_out, beam, k, shape[2];
+    float *step_loss;
+    size_t n;
+
+    if (lm_st_open(&f, case_path) != LM_OK) die(case_path);
+    m = lm_seq2seq_load(model_path);
+    if (!m) die(model_path);
+    B = (int)meta_num(&f, "B");
+    S = (int)meta_num(&f, "S");
+    T = (int)meta_num(&f, "T");
+    src = case_ints(&f, "src", NULL);
+    src_len = case_ints(&f, "src_len", NULL);
+    tgt = case_ints(&f, "tgt", NULL);
+    tgt_len = case_ints(&f, "tgt_len", NULL);
+    b.B = B; b.S = S; b.T = T; b.src = src; b.src_len = src_len; b.tgt = tgt; b.tgt_len = tgt_len;
+    targets = (int *)xmalloc((size_t)B * (T + 1) * sizeof(int));
+    for (i = 0; i < B; i++)
+        for (t = 0; t <= T; t++)
+            targets[i * (T + 1) + t] = t < tgt_len[i] ? tgt[i * T + t] : t == tgt_len[i] ? m->cfg.eos_id : m->cfg.pad_id;
+
+    lm_graph_init(&g, &work);
+    lm_params_zero_grad(&m->params);
+    logits = lm_seq2seq_forward(m, &g, &b);
+    loss = lm_cross_entropy(&g, logits, targets, m->cfg.pad_id);
+    if (!loss || g.failed) die("seq2seq forward");
+    if (lm_backward(&g, loss) != LM_OK || g.failed) die("seq2seq backward");
+    put_tensor("", "logits", logits, 0);
+    put_scalar("loss", loss->data[0]);
+    put_params("grad.", &m->params, 1);
+    lm_graph_reset(&g, 0);
+    put_scalar("loss_api", lm_seq2seq_loss(m, &b));
+
+    /* decoding: each source alone, greedy and with the case's beam; -1 fills the rows */
+    max_out = (int)meta_num(&f, "max_out");
+    beam = (int)meta_num(&f, "beam");
+    dec = (int *)xmalloc((size_t)B * max_out * sizeof(int));
+    for (k = 0; k < 2; k++) {
+        float *rows = (float *)xmalloc((size_t)B * (max_out + 1) * sizeof(float));
+        for (i = 0; i < B; i++) {
+            int got = lm_seq2seq_translate(m, src + (size_t)i * S, src_len[i], k ? beam : 1,
+                                           dec + (size_t)i * max_out, max_out);
+            if (got < 0) die("lm_seq2seq_translate");
+            rows[i * (max_out + 1)] = (float)got;
+            for (t = 0; t < max_out; t++) rows[i * (max_out + 1) + 1 + t] = t < got ? (float)dec[i * max_out + t] : -1.0f;
+        }
+        shape[0] = B; shape[1] = max_out + 1;
+        put("", k ? "beam" : "greedy", rows, 2, shape);
+        free(rows);
+    }
+
+    /* training steps over the case's batches, of the same shape */
+    o = case_opts(&f);
+    step_src = case_ints(&f, "step_src", &n);
+    if (n != (size_t)o.steps * B * S) { fprintf(stderr, "torch_check: step sources are not steps x B x S\n"); exit(1); }
+    step_sl = case_ints(&f, "step_src_len", NULL);
+    step_tg = case_ints(&f, "step_tgt", NULL);
+    step_tl = case_ints(&f, "step_tgt_len", NULL);
+    step_loss = (float *)xmalloc((size_t)o.steps * sizeof(float));
+    for (s = 0; s < o.steps; s++) {
+        b.src = step_src + (size_t)s * B * S; b.src_len = step_sl + (size_t)s * B;
+        b.tgt = step_tg + (size_t)s * B * T; b.tgt_len = step_tl + (size_t)s * B;
+        step_loss[s] = lm_seq2seq_train_step(m, &o, &b, s);
+        if (step_loss[s] != step_loss[s]) die("seq2seq train step");
+    }
+    put_vec("step_loss", step_loss, o.steps);
+    put_params("after.", &m->params, 0);
+
+    write_outputs(out_path);
+    free(src); free(src_len); free(tgt); free(tgt_len); free(targets); free(dec);
+    free(step_src); free(step_sl); free(step_tg); free(step_tl); free(step_loss);
+    lm_seq2seq_free(m);
+    lm_st_close(&f);
+}
+
 int main(int argc, char **argv) {
     int threads = 1;
-    if (argc >= 5 && !strcmp(argv[1], "gpt")) {
+    if (argc >= 5 && (!strcmp(argv[1], "gpt") || !strcmp(argv[1], "s2s"))) {
         if (argc > 5) threads = atoi(argv[5]);
     } else if (argc >= 4 && !strcmp(argv[1], "enc")) {
         if (argc > 4) threads = atoi(argv[4]);
     } else {
         fprintf(stderr, "usage: torch_check gpt MODEL CASE OUT [THREADS]\n"
-                        "       torch_check enc CASE OUT [THREADS]\n");
+                        "       torch_check enc CASE OUT [THREADS]\n"
+                        "       torch_check s2s MODEL CASE OUT [THREADS]\n");
         return 2;
     }
     lm_set_threads(threads);
     if (lm_arena_init(&work, (size_t)256 << 20) != LM_OK) die("arena");
     if (!strcmp(argv[1], "gpt")) run_gpt(argv[2], argv[3], argv[4]);
+    else if (!strcmp(argv[1], "s2s")) run_s2s(argv[2], argv[3], argv[4]);
     else run_enc(argv[2], argv[3]);
     lm_arena_free(&work);
     fprintf(stderr, "torch_check: %s done (%s)\n", argv[1], lm_simd_name());

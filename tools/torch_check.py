@@ -13,8 +13,14 @@ tools/torch_check.c, and once as the small PyTorch module below - and compares:
             the classifier (mean over the valid positions; cross-entropy over n_class, or
             BCE-with-logits for one class) logits, loss and gradients, the library's own
             classifier loss and probabilities, and the parameters after a few steps;
+  encoder-decoder  torch.nn.Transformer (tools/seq2seq_torch.py) for (post-LN, relu),
+            (pre-LN, gelu) and (pre-LN, relu): logits over a padded batch, loss, every
+            gradient, greedy and beam decoding of each source, and 4 AdamW steps;
   lm CLI    `lm eval` (lm_gpt_eval's windows) and greedy `lm generate` (the window slides to
-            the last n_ctx tokens) on the byte-vocabulary checkpoints.
+            the last n_ctx tokens) on the byte-vocabulary checkpoints; `lm s2s eval` (loss,
+            exact match) and `lm s2s translate` on the encoder-decoder's; and the other
+            way round, a model `lm s2s train` wrote read by PyTorch (same loss, same
+            greedy outputs) and saved by it again for lm (same `lm s2s eval` line).
 The GPT checkpoints are written here in the Hugging Face GPT-2 layout and read by
 lm_gpt_load: with `h.{i}.attn.bias` buffers and the config in __metadata__; with a
 `transformer.` prefix, `attn.masked_bias` buffers, a tied `lm_head.weight` and no metadata
@@ -606,6 +612,284 @@ def enc_case(k, cfg, dirpath, dtype, runs, checks, outputs):
 
 
 # ---------------------------------------------------------------------------------------
+# Encoder-decoder cases: torch.nn.Transformer itself (tools/seq2seq_torch.py) against
+# lm_seq2seq, for (post-LN, relu) and (pre-LN, gelu) and one more, random weights written
+# as an lm.h checkpoint (PyTorch's state-dict names) and read by lm_seq2seq_load. Per case:
+# logits (the source's padding holds random ids, which must not matter), loss, every
+# gradient, greedy and beam decoding of each source, and 4 AdamW steps.
+# ---------------------------------------------------------------------------------------
+S2S_CASES = [
+    dict(d_model=24, nhead=3, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=40,
+         norm_first=False, activation="relu", n_ctx=16, src_vocab_size=259, tgt_vocab_size=259,
+         B=3, S=9, T=6),
+    dict(d_model=36, nhead=2, num_encoder_layers=1, num_decoder_layers=2, dim_feedforward=50,
+         norm_first=True, activation="gelu", n_ctx=20, src_vocab_size=300, tgt_vocab_size=270,
+         B=4, S=11, T=7),
+    dict(d_model=16, nhead=1, num_encoder_layers=1, num_decoder_layers=1, dim_feedforward=24,
+         norm_first=True, activation="relu", n_ctx=12, src_vocab_size=259, tgt_vocab_size=259,
+         B=2, S=5, T=10),
+]
+S2S_OPTS = dict(lr=1e-2, min_lr=1e-3, warmup=2, steps=4, wd=0.1, beta1=0.9, beta2=0.95,
+                eps=1e-5, clip=1.0)
+S2S_BEAM = 3
+S2S_MODELS = {}    # case number -> (checkpoint path, its reference module), for the CLI
+
+
+def s2s_weights(model, rng):
+    """Random weights that make attention far from uniform and LayerNorm and biases far
+    from their fresh values; the embeddings of unit size once scaled by sqrt(d_model)."""
+    C = model.cfg["d_model"]
+    w = {}
+    for name, p in model.state_dict().items():
+        shape = tuple(p.shape)
+        if name.endswith("embedding.weight"):
+            a = rng.standard_normal(shape) / math.sqrt(C)
+        elif "norm" in name and name.endswith("weight"):
+            a = 1.0 + 0.1 * rng.standard_normal(shape)
+        elif name.endswith("in_proj_weight") or name == "generator.weight":
+            a = 0.3 * rng.standard_normal(shape)
+        elif len(shape) >= 2:
+            a = 0.15 * rng.standard_normal(shape)
+        else:
+            a = 0.05 * rng.standard_normal(shape)
+        w[name] = a.astype(np.float32)
+    return w
+
+
+def s2s_batch(rng, cfg):
+    """Sources (B, S) and targets (B, T) with their lengths: a full row, an empty target,
+    the rest random; the padding holds random ids."""
+    B, S, T = cfg["B"], cfg["S"], cfg["T"]
+    src = rng.integers(0, cfg["src_vocab_size"], size=(B, S))
+    tgt = rng.integers(0, cfg["tgt_vocab_size"] - 3, size=(B, T))
+    src_len = [S] + [int(x) for x in rng.integers(1, S + 1, size=B - 1)]
+    tgt_len = ([T, 0] + [int(x) for x in rng.integers(0, T + 1, size=B - 2)])[:B]
+    return src, src_len, tgt, tgt_len
+
+
+def s2s_key_bias(d, C):
+    """The tensors of d with the key block [C, 2C) of every in_proj_bias left out. That
+    block adds q . b_k to a whole row of attention scores, which the softmax ignores: its
+    exact gradient is 0, and after AdamW steps it holds what rounding noise made of it
+    (see OPTS), so it is checked on its own (its gradient vanishes), not compared."""
+    return {n: (np.concatenate([np.asarray(a)[:C], np.asarray(a)[2 * C:]]) if n.endswith("in_proj_bias") else a)
+            for n, a in d.items()}
+
+
+def s2s_case(k, cfg, dirpath, dtype, runs, checks, outputs):
+    from seq2seq_torch import Seq2Seq      # here, not at the top: it imports this file
+    rng = np.random.default_rng(4000 + k)
+    B, S, T = cfg["B"], cfg["S"], cfg["T"]
+    mcfg = {n: v for n, v in cfg.items() if n not in ("B", "S", "T")}
+    name = "s2s%d %s %s C%d H%d L%d/%d F%d" % (k, "pre-LN" if cfg["norm_first"] else "post-LN",
+                                                cfg["activation"], cfg["d_model"], cfg["nhead"],
+                                                cfg["num_encoder_layers"], cfg["num_decoder_layers"],
+                                                cfg["dim_feedforward"])
+    print("%s (ctx %d, V %d/%d, batch %d, S %d, T %d)" % (name, cfg["n_ctx"], cfg["src_vocab_size"],
+                                                           cfg["tgt_vocab_size"], B, S, T))
+    model = Seq2Seq(**mcfg)
+    w = s2s_weights(model, rng)
+    model_path = os.path.join(dirpath, "s2s%d.safetensors" % k)
+    st_write(model_path, list(w.items()), model.meta())
+    src, src_len, tgt, tgt_len = s2s_batch(rng, cfg)
+    steps = [s2s_batch(rng, cfg) for _ in range(S2S_OPTS["steps"])]
+    case_path = os.path.join(dirpath, "s2s%d.case.safetensors" % k)
+    meta = {"B": str(B), "S": str(S), "T": str(T), "max_out": str(cfg["n_ctx"]), "beam": str(S2S_BEAM)}
+    meta.update({key: repr(v) for key, v in S2S_OPTS.items()})
+    f32 = lambda a: np.asarray(a, dtype=np.float32)
+    st_write(case_path, [("src", f32(src)), ("src_len", f32(src_len)), ("tgt", f32(tgt)),
+                         ("tgt_len", f32(tgt_len)),
+                         ("step_src", f32([b[0] for b in steps])),
+                         ("step_src_len", f32([b[1] for b in steps])),
+                         ("step_tgt", f32([b[2] for b in steps])),
+                         ("step_tgt_len", f32([b[3] for b in steps]))], meta)
+
+    # PyTorch: the module as read back from the checkpoint just written
+    model = Seq2Seq.load(model_path, dtype)
+    model.train()                          # dropout is 0; the plain (not the fast) path
+    logits, loss = model(src, src_len, tgt, tgt_len)
+    loss.backward()
+    ref = {"logits": logits.detach().double().numpy(), "loss": float(loss)}
+    ref_grads = grads_of(model)
+    model.zero_grad(set_to_none=True)
+    gaps, greedy, beam = [], [], []
+    for b in range(B):
+        greedy.append(model.translate(src[b, :src_len[b]], 1, cfg["n_ctx"], gaps))
+        beam.append(model.translate(src[b, :src_len[b]], S2S_BEAM, cfg["n_ctx"], gaps))
+    print("  lens: sources %s, targets %s; outputs of %s tokens (greedy), %s (beam); smallest "
+          "score gap at a choice %.3g" % (src_len, tgt_len, [len(g) for g in greedy],
+                                          [len(g) for g in beam], min(gaps)))
+    losses, norms = train_steps(model, S2S_OPTS, lambda s: model(*steps[s])[1])
+    ref_after = numpy_of(model)
+    print("  grad norms %s: %d of %d steps clipped" % (
+        " ".join("%.3g" % n for n in norms), sum(n > S2S_OPTS["clip"] for n in norms), len(norms)))
+    S2S_MODELS[k] = (model_path, Seq2Seq.load(model_path, dtype))
+
+    for rname, harness, _ in runs:
+        out_path = os.path.join(dirpath, "s2s%d.%s.out" % (k, rname))
+        r = run([harness, "s2s", model_path, case_path, out_path, str(checks.threads)],
+                "%s [%s] harness" % (name, rname), checks)
+        if r is None:
+            continue
+        got = st_read(out_path)
+        outputs.setdefault(("s2s", k), {})[rname] = got
+        tag = "%s [%s]" % (name, rname)
+        checks.near("s2s forward", tag + " logits", got["logits"], ref["logits"], TOL_FWD)
+        checks.near("s2s forward", tag + " loss", got["loss"], [ref["loss"]], TOL_FWD)
+        checks.near("s2s forward", tag + " lm_seq2seq_loss", got["loss_api"], [ref["loss"]], TOL_FWD)
+        checks.near_all("s2s gradients", tag + " gradients",
+                        {n: got["grad." + n] for n in ref_grads}, ref_grads, TOL_GRAD)
+        C = cfg["d_model"]
+        worst = max(float(np.abs(got["grad." + n][C:2 * C]).max()) /
+                    max(float(np.abs(got["grad." + n]).max()), TINY)
+                    for n in ref_grads if n.endswith("in_proj_bias"))
+        checks.ok(worst <= 1e-5, "%-52s %.1e of the tensor's largest" % (
+            tag + " key-bias gradients vanish", worst))
+        for kind, want in (("greedy", greedy), ("beam", beam)):
+            rows = got[kind]
+            have = [[int(x) for x in r[1:1 + int(r[0])]] for r in rows]
+            same = have == [list(x) for x in want]
+            what = "greedy" if kind == "greedy" else "beam-%d" % S2S_BEAM
+            checks.ok(same, "%-52s %s" % (tag + " %s decoding of %d sources" % (what, B),
+                                          "same tokens" if same else "got %s want %s" % (have, want)))
+        checks.near("s2s after steps", tag + " losses of the %d steps" % S2S_OPTS["steps"],
+                    got["step_loss"], losses, TOL_STEP)
+        checks.near_all("s2s after steps", tag + " parameters after %d steps" % S2S_OPTS["steps"],
+                        s2s_key_bias({n: got["after." + n] for n in ref_after}, C),
+                        s2s_key_bias(ref_after, C), TOL_STEP)
+
+
+# ---------------------------------------------------------------------------------------
+# The lm command line on the encoder-decoder's byte-vocabulary checkpoints.
+# ---------------------------------------------------------------------------------------
+def s2s_cli_case(k, cfg, dirpath, dtype, runs, checks, outputs):
+    """`lm s2s eval` (loss per target token, exact match) and `lm s2s translate` (greedy
+    outputs, one a line) on a byte-vocabulary checkpoint of s2s_case, against PyTorch. (A
+    model of random weights rarely says EOS, so its exact match is 0 on both sides; lm_test
+    checks a trained one's.)"""
+    model_path, model = S2S_MODELS[k]
+    name = "lm s2s CLI on s2s%d (ctx %d)" % (k, cfg["n_ctx"])
+    print(name)
+    rng = np.random.default_rng(5000 + k)
+    alphabet = [c for c in range(32, 127)]                 # printable ASCII: no tab, no newline
+    pairs = []
+    for _ in range(20):
+        ns = int(rng.integers(1, cfg["n_ctx"] + 1))
+        nt = int(rng.integers(0, cfg["n_ctx"]))
+        pairs.append((bytes(int(x) for x in rng.choice(alphabet, ns)),
+                      bytes(int(x) for x in rng.choice(alphabet, nt))))
+    data_path = os.path.join(dirpath, "s2s%d.pairs.tsv" % k)
+    with open(data_path, "wb") as f:
+        for s, t in pairs:
+            f.write(s + b"\t" + t + b"\n")
+    src_path = os.path.join(dirpath, "s2s%d.sources.txt" % k)
+    with open(src_path, "wb") as f:
+        for s, _ in pairs:
+            f.write(s + b"\n")
+    with torch.no_grad():
+        ref_loss = float(model(*s2s_pairs_tensors(pairs))[1])
+    outs = [bytes(model.translate(list(s), 1, cfg["n_ctx"])).split(b"\n")[0] for s, _ in pairs]
+    ref_em = sum(o == t for o, (_, t) in zip(outs, pairs)) / len(pairs)
+    print("  %d pairs: loss %.6f, exact match %.2f (greedy)" % (len(pairs), ref_loss, ref_em))
+    for rname, _, lm in runs:
+        tag = "%s [%s]" % (name, rname)
+        r = run([lm, "s2s", "eval", "--model", model_path, "--data", data_path], tag + " eval", checks)
+        if r is not None:
+            last = (r.stdout.decode().strip().splitlines() or [""])[-1].split()
+            ok = len(last) == 4 and last[0] == "loss" and last[2] == "exact_match"
+            loss = float(last[1]) if ok else float("nan")
+            em = float(last[3]) if ok else float("nan")
+            dev = abs(loss - ref_loss) / abs(ref_loss)
+            if "s2s cli eval" not in checks.worst or not dev <= checks.worst["s2s cli eval"][0]:
+                checks.worst["s2s cli eval"] = (dev, tag)
+            checks.ok(ok and abs(loss - ref_loss) <= TOL_FWD * abs(ref_loss) + 1e-6 and em == ref_em,
+                      "%-52s loss %.6f exact_match %.2f vs %.6f %.2f" % (tag + " eval", loss, em,
+                                                                         ref_loss, ref_em))
+        with open(src_path, "rb") as f:
+            try:
+                r = subprocess.run([lm, "s2s", "translate", "--model", model_path], stdin=f,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                checks.ok(False, "%s translate: %s" % (tag, e))
+                continue
+        got = r.stdout.split(b"\n")
+        same = r.returncode == 0 and got[:-1] == outs and got[-1] == b""
+        checks.ok(same, "%-52s %d sources, one output a line%s" % (
+            tag + " greedy translate", len(pairs), "" if same else ": differ"))
+
+
+def s2s_pairs_tensors(pairs):
+    """Rows of source and target bytes, zero-padded, and their lengths."""
+    S, T = max(len(s) for s, _ in pairs), max(max(len(t) for _, t in pairs), 1)
+    src = np.zeros((len(pairs), S), dtype=np.int64)
+    tgt = np.zeros((len(pairs), T), dtype=np.int64)
+    for i, (s, t) in enumerate(pairs):
+        src[i, :len(s)] = list(s)
+        tgt[i, :len(t)] = list(t)
+    return src, [len(s) for s, _ in pairs], tgt, [len(t) for _, t in pairs]
+
+
+def s2s_trained_case(dirpath, dtype, runs, checks):
+    """The other way round: a checkpoint lm.h wrote (`lm s2s train`: pre-LN, gelu, 1 + 2
+    layers) read by PyTorch (Seq2Seq.load), whose loss and greedy outputs on the pairs must
+    be `lm s2s eval`'s and `lm s2s translate`'s; then saved by PyTorch (Seq2Seq.save) and
+    read by lm.h again, whose `lm s2s eval` must print the same line as on its own file."""
+    from seq2seq_torch import Seq2Seq
+    name = "lm s2s train -> PyTorch -> lm"
+    print(name)
+    rng = np.random.default_rng(6000)
+    pairs = []
+    for _ in range(40):
+        s = bytes(int(x) for x in rng.choice(list(b"abcdef"), int(rng.integers(1, 8))))
+        pairs.append((s, s[::-1]))
+    data_path = os.path.join(dirpath, "s2s_trained.pairs.tsv")
+    src_path = os.path.join(dirpath, "s2s_trained.sources.txt")
+    with open(data_path, "wb") as f:
+        f.write(b"".join(s + b"\t" + t + b"\n" for s, t in pairs))
+    with open(src_path, "wb") as f:
+        f.write(b"".join(s + b"\n" for s, _ in pairs))
+    batch = s2s_pairs_tensors(pairs)
+    for rname, _, lm in runs:
+        tag = "%s [%s]" % (name, rname)
+        ck = os.path.join(dirpath, "s2s_trained.%s.safetensors" % rname)
+        if run([lm, "s2s", "train", "--data", data_path, "--model", ck, "--embd", "24",
+                "--heads", "2", "--enc-layers", "1", "--dec-layers", "2", "--ff", "40",
+                "--ctx", "10", "--norm-first", "--activation", "gelu", "--steps", "60",
+                "--batch", "8", "--lr", "1e-2", "--warmup", "5", "--val-frac", "0",
+                "--eval-every", "0", "--threads", str(checks.threads)],
+               tag + " train", checks) is None:
+            continue
+        model = Seq2Seq.load(ck, dtype)
+        model.train()                      # dropout is 0; the plain path
+        with torch.no_grad():
+            ref_loss = float(model(*batch)[1])
+        outs = [bytes(model.translate(list(s), 1, 10)).split(b"\n")[0] for s, _ in pairs]
+        ref_em = sum(o == t for o, (_, t) in zip(outs, pairs)) / len(pairs)
+        r = run([lm, "s2s", "eval", "--model", ck, "--data", data_path], tag + " eval", checks)
+        line = (r.stdout.decode().strip().splitlines() or [""])[-1] if r else ""
+        last = line.split()
+        ok = len(last) == 4 and last[0] == "loss" and last[2] == "exact_match"
+        loss, em = (float(last[1]), float(last[3])) if ok else (float("nan"), float("nan"))
+        checks.ok(ok and abs(loss - ref_loss) <= TOL_FWD * abs(ref_loss) + 1e-6 and em == ref_em,
+                  "%-52s loss %.6f exact_match %.2f vs PyTorch %.6f %.2f" % (
+                      tag + " eval", loss, em, ref_loss, ref_em))
+        with open(src_path, "rb") as f:
+            r = subprocess.run([lm, "s2s", "translate", "--model", ck], stdin=f,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        got = r.stdout.split(b"\n")
+        checks.ok(r.returncode == 0 and got[:-1] == outs and got[-1] == b"",
+                  "%-52s %d sources as PyTorch's greedy outputs" % (tag + " translate", len(pairs)))
+        again = os.path.join(dirpath, "s2s_trained.%s.torch.safetensors" % rname)
+        model.save(again)
+        r = run([lm, "s2s", "eval", "--model", again, "--data", data_path],
+                tag + " eval of PyTorch's save", checks)
+        line2 = (r.stdout.decode().strip().splitlines() or [""])[-1] if r else "(none)"
+        checks.ok(ok and line2 == line, "%-52s %s" % (tag + " saved by PyTorch, read by lm",
+                                                       line2 if line2 == line else
+                                                       "%r vs %r" % (line2, line)))
+
+
+# ---------------------------------------------------------------------------------------
 # The lm command line: eval and greedy generate on the byte-vocabulary checkpoints.
 # ---------------------------------------------------------------------------------------
 def greedy(model, prompt, n_new, n_ctx):
@@ -715,9 +999,15 @@ def main():
             gpt_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
         for k, cfg in enumerate(ENC_CASES):
             enc_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
+        for k, cfg in enumerate(S2S_CASES):
+            s2s_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
         for k, cfg in enumerate(GPT_CASES):
             if cfg["vocab"] == 256:
                 cli_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
+        for k, cfg in enumerate(S2S_CASES):
+            if cfg["src_vocab_size"] == cfg["tgt_vocab_size"] == 259:
+                s2s_cli_case(k, cfg, dirpath, dtype, args.run, checks, outputs)
+        s2s_trained_case(dirpath, dtype, args.run, checks)
 
         # The test exercises clipping: some steps clip and some do not.
         clipped = sum(c for c, _ in checks.clip_counts)
@@ -735,10 +1025,14 @@ def main():
                     if rname == base or base not in by_run:
                         continue
                     worst, wname = 0.0, ""
-                    for n, a in by_run[rname].items():
+                    pair = by_run[rname], by_run[base]
+                    if key[0] == "s2s":                 # key biases: noise after steps
+                        C = S2S_CASES[key[1]]["d_model"]
+                        pair = tuple(s2s_key_bias({n: a for n, a in d.items()}, C) for d in pair)
+                    for n, a in pair[0].items():
                         tol = TOL_FWD if not (n.startswith("grad") or n.startswith("after") or
                                               n == "step_loss") else TOL_GRAD
-                        d = deviation(a, by_run[base][n]) / tol
+                        d = deviation(a, pair[1][n]) / tol
                         if d > worst:
                             worst, wname = d, n
                     checks.ok(worst <= 1.0, "%-52s worst %s at %.2f of its tolerance" % (
@@ -749,7 +1043,8 @@ def main():
 
     print("worst deviations from PyTorch (%s):" % args.dtype)
     for kind in ("forward", "gradients", "after steps", "schedule", "encoder forward",
-                 "encoder gradients", "encoder after steps", "cli eval"):
+                 "encoder gradients", "encoder after steps", "s2s forward", "s2s gradients",
+                 "s2s after steps", "cli eval", "s2s cli eval"):
         if kind in checks.worst:
             dev, where = checks.worst[kind]
             print("  %-20s %.2e  (%s)" % (kind, dev, where))
