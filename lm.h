@@ -3414,7 +3414,7 @@ typedef struct lm__trunk {
 
 /* A linear layer either way round: w (in, out), or (out, in) when out_major. */
 static lm_tensor *lm__lin(lm_graph *g, lm_tensor *x, lm_tensor *w, lm_tensor *b, int out_major) {
-    return lm__matmul(g, x, w, b, out_major, "linear");
+    return lm__matmul(g, x, w, b, out_major, "linear", LM__THEN_NONE, NULL);
 }
 /* A sub-layer f of a block is wrapped one of two ways: pre-LN, x + dropout(f(LN(x))); or
    post-LN, LN(x + dropout(f(x))). Its input, then its output: */
