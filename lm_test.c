@@ -2355,6 +2355,7 @@ static void run_gemm_tests(void) {
    Both need POSIX threads; `make test-tsan` runs this group (LM_TEST_ONLY=threads) under
    ThreadSanitizer, and `make test-asan` runs it with the rest under AddressSanitizer. */
 #if !defined(LM_NO_THREADS) && defined(T_POSIX)
+#include <limits.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -2368,7 +2369,8 @@ static uint64_t t_fp(uint64_t h, const void *p, size_t bytes) {
 }
 
 /* ---- small stacks ----------------------------------------------------------------------
-   A thread of the program calls lm.h on a 64 KB stack of the test's own, with a guard page
+   A thread of the program calls lm.h on a 64 KB stack of the test's own (or the smallest
+   the C library allows, PTHREAD_STACK_MIN, where that is more: 128 KB on aarch64), with a guard page
    below it (PROT_NONE: running into it is a crash, not silent corruption; the suite is
    built with -fstack-clash-protection where the compiler has it, so no frame can jump the
    guard). The stack is painted first; afterwards the lowest byte that changed tells how
@@ -2489,21 +2491,25 @@ static void test_small_stacks(void) {
     printf("  small stacks: not tested under ThreadSanitizer (its threads need ~900 KB stacks)\n");
     return;
 #endif
+    size_t kb = 64;
+#ifdef PTHREAD_STACK_MIN
+    if ((size_t)PTHREAD_STACK_MIN > kb << 10) kb = ((size_t)PTHREAD_STACK_MIN + 1023) >> 10;
+#endif
     for (th = 1; th <= 2; th++) {
         lm_set_threads(th);                 /* with 2, the calling thread runs tasks too */
         for (job = 0; job < T_STACK_JOBS; job++) {
             uint64_t want = t_stack_work(job), got = 0;
-            size_t used = t_on_stack(job, 64, &got);
+            size_t used = t_on_stack(job, kb, &got);
             char what[160];
-            sprintf(what, "small stacks: %s on a 64 KB thread stack, %d thread(s), as on the "
-                    "main thread", t_stack_names[job], th);
+            sprintf(what, "small stacks: %s on a %d KB thread stack, %d thread(s), as on the "
+                    "main thread", t_stack_names[job], (int)kb, th);
             CHECK(used > 0 && want != 0 && got == want, what);
             sprintf(what, "small stacks: %s, %d thread(s), within 16 KB of stack (lm.h's THREADS "
                     "docs say a few KB)", t_stack_names[job], th);
             CHECK(used <= 16384, what);
             if (used > 1)
-                printf("  stack: %s, %d thread(s): %zu bytes of a 64 KB stack used\n",
-                       t_stack_names[job], th, used);
+                printf("  stack: %s, %d thread(s): %zu bytes of a %d KB stack used\n",
+                       t_stack_names[job], th, used, (int)kb);
         }
     }
     lm_set_threads(1);
