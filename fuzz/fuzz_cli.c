@@ -246,6 +246,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     stdout = saved_out;
     stderr = saved_err;
 
+    /* the pool's workers and this thread give back the GEMM panel blocks lm.h keeps for
+       them (a worker frees its own as it ends: freed here as well, it would be freed twice) */
+    lm_set_threads(1);
+    lm_thread_release();
     /* blocks still held: freed after an exit (the process would have ended), a leak
        after a normal return */
     if (!jumped && !fuzz_overflow && fuzz_nlive > 0)
